@@ -1,0 +1,58 @@
+//! Applications (tenants). Immutable after start and shared read-only by every shard.
+
+use crate::config::AppConfig;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Index of an app in [`Apps`]; shard tables key channels by it instead of the id string.
+pub type AppIdx = u32;
+
+/// One application.
+#[derive(Debug)]
+pub struct App {
+    /// Position in [`Apps::list`].
+    pub idx: AppIdx,
+    pub id: String,
+    pub key: String,
+    pub secret: String,
+}
+
+/// All apps, looked up by key (WebSocket path) or id (HTTP API path).
+#[derive(Debug)]
+pub struct Apps {
+    pub list: Vec<Arc<App>>,
+    by_key: HashMap<String, AppIdx>,
+    by_id: HashMap<String, AppIdx>,
+}
+
+impl Apps {
+    pub fn new(configs: &[AppConfig]) -> Apps {
+        let mut list = Vec::new();
+        let mut by_key = HashMap::new();
+        let mut by_id = HashMap::new();
+        for (i, c) in configs.iter().enumerate() {
+            let idx = i as AppIdx;
+            list.push(Arc::new(App {
+                idx,
+                id: c.id.clone(),
+                key: c.key.clone(),
+                secret: c.secret.clone(),
+            }));
+            by_key.insert(c.key.clone(), idx);
+            by_id.insert(c.id.clone(), idx);
+        }
+        Apps { list, by_key, by_id }
+    }
+
+    pub fn by_key(&self, key: &str) -> Option<&Arc<App>> {
+        self.by_key.get(key).map(|&i| &self.list[i as usize])
+    }
+
+    pub fn by_id(&self, id: &str) -> Option<&Arc<App>> {
+        self.by_id.get(id).map(|&i| &self.list[i as usize])
+    }
+
+    pub fn get(&self, idx: AppIdx) -> &Arc<App> {
+        &self.list[idx as usize]
+    }
+}

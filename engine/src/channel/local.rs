@@ -1,0 +1,72 @@
+//! Subscribers on this shard, per app and channel. The fanout loop lives here.
+
+use crate::app::AppIdx;
+use crate::outbox::SocketOut;
+use crate::socket_id::SocketId;
+use bytes::Bytes;
+use indexmap::IndexMap;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// Shard-local connection number (unique within a shard for its lifetime).
+pub type ConnId = u64;
+
+/// One subscribed socket as the fanout loop needs it.
+pub struct Subscriber {
+    /// For `socket_id` exclusion.
+    pub socket_id: SocketId,
+    pub out: Rc<SocketOut>,
+}
+
+/// `app → channel → subscribers`. `IndexMap` gives O(1) removal (swap_remove) and a dense,
+/// cache-friendly iteration for fanout.
+pub struct LocalChannels {
+    apps: Vec<HashMap<Arc<str>, IndexMap<ConnId, Subscriber>>>,
+}
+
+impl LocalChannels {
+    pub fn new(nr_apps: usize) -> LocalChannels {
+        LocalChannels {
+            apps: (0..nr_apps).map(|_| HashMap::new()).collect(),
+        }
+    }
+
+    pub fn add(&mut self, app: AppIdx, channel: &Arc<str>, conn: ConnId, sub: Subscriber) {
+        self.apps[app as usize]
+            .entry(channel.clone())
+            .or_default()
+            .insert(conn, sub);
+    }
+
+    pub fn remove(&mut self, app: AppIdx, channel: &str, conn: ConnId) {
+        let table = &mut self.apps[app as usize];
+        if let Some(subs) = table.get_mut(channel) {
+            subs.swap_remove(&conn);
+            if subs.is_empty() {
+                table.remove(channel);
+            }
+        }
+    }
+
+    /// Queues `frame` on every subscriber except `exclude`. Returns recipients.
+    pub fn deliver(&self, app: AppIdx, channel: &str, frame: &Bytes, exclude: Option<SocketId>) -> usize {
+        let Some(subs) = self.apps[app as usize].get(channel) else {
+            return 0;
+        };
+        let mut n = 0;
+        for sub in subs.values() {
+            if Some(sub.socket_id) == exclude {
+                continue;
+            }
+            sub.out.push(frame.clone());
+            n += 1;
+        }
+        n
+    }
+
+    /// Subscribers of one channel on this shard.
+    pub fn count(&self, app: AppIdx, channel: &str) -> usize {
+        self.apps[app as usize].get(channel).map_or(0, |s| s.len())
+    }
+}

@@ -1,0 +1,328 @@
+//! Server configuration: embedded defaults, an optional TOML file, environment variables and
+//! command-line flags, in that order of precedence (flags win).
+//!
+//! A bad configuration is refused at start with a message that names the field.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// Errors while loading configuration. All are operator errors: the server does not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    /// TOML syntax or a field of the wrong type or name; toml's message names the field.
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: String, message: String },
+    /// A value that parses but makes no sense.
+    #[error("invalid config: field `{field}`: {message}")]
+    Invalid { field: String, message: String },
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// The whole server configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address of the HTTP/WebSocket listener. Default `127.0.0.1:6001`.
+    #[serde(default = "default_bind")]
+    pub bind: SocketAddr,
+    /// Number of shards (executors). 0 means one per available core.
+    #[serde(default)]
+    pub shards: usize,
+    /// Bounds and timeouts; see docs/limits.md.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Applications served. Default: one app `1` / `app-key` / `app-secret`.
+    #[serde(default = "default_apps")]
+    pub apps: Vec<AppConfig>,
+}
+
+/// One application (tenant): its credentials and options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// App id as used in `/apps/{id}/...`. The PyPI `pusher` SDK requires it numeric, so the
+    /// default is `1`; any `[A-Za-z0-9_-]{1,64}` is accepted. A TOML integer is accepted too.
+    #[serde(deserialize_with = "string_or_int")]
+    pub id: String,
+    /// Public key, used in `/app/{key}` and `auth_key`.
+    pub key: String,
+    /// Secret for HMAC signatures. Never logged.
+    pub secret: String,
+}
+
+/// Every bound the server enforces. Each has a default; docs/limits.md says what happens at it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest WebSocket message a client may send, in bytes; beyond it the socket is closed
+    /// with 1009. Default 16 KiB (10 KB of event data plus the envelope).
+    pub max_ws_message_bytes: usize,
+    /// Largest event `data`, in bytes (Pusher: 10 KB). HTTP publish beyond it gets 413.
+    pub max_event_data_bytes: usize,
+    /// Largest HTTP request head (request line plus headers). Beyond it: 431.
+    pub max_http_header_bytes: usize,
+    /// Largest HTTP request body. Beyond it: 413.
+    pub max_http_body_bytes: usize,
+    /// Seconds a new TCP connection may take to send a complete request head. Beyond it the
+    /// socket is closed (slowloris defence).
+    pub handshake_timeout_secs: u64,
+    /// Seconds an idle HTTP keep-alive connection is kept open.
+    pub http_keepalive_secs: u64,
+    /// `activity_timeout` announced to clients; the server pings a client silent this long.
+    pub activity_timeout_secs: u64,
+    /// Seconds to wait for any traffic after a server ping before closing with 4201.
+    pub pong_timeout_secs: u64,
+    /// Frames queued for one socket before it is cut with 4100.
+    pub outbox_max_frames: usize,
+    /// Bytes queued for one socket before it is cut with 4100.
+    pub outbox_max_bytes: usize,
+    /// Seconds a closing socket gets to drain its close frame before it is dropped.
+    pub close_grace_secs: u64,
+    /// Channels one connection may be subscribed to at once (`pusher:error` 4300 beyond).
+    pub max_subscriptions_per_connection: usize,
+    /// Channel name length, in bytes.
+    pub max_channel_name_bytes: usize,
+    /// Event name length, in bytes.
+    pub max_event_name_bytes: usize,
+    /// Channels one HTTP publish may address (Pusher: 100).
+    pub max_channels_per_publish: usize,
+    /// Events in one `batch_events` call (Pusher: 10).
+    pub max_batch_events: usize,
+    /// Capacity of each cross-shard ring (messages).
+    pub mesh_queue_capacity: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_ws_message_bytes: 16 * 1024,
+            max_event_data_bytes: 10 * 1024,
+            max_http_header_bytes: 8 * 1024,
+            max_http_body_bytes: 256 * 1024,
+            handshake_timeout_secs: 10,
+            http_keepalive_secs: 60,
+            activity_timeout_secs: 120,
+            pong_timeout_secs: 30,
+            outbox_max_frames: 4096,
+            outbox_max_bytes: 1024 * 1024,
+            close_grace_secs: 5,
+            max_subscriptions_per_connection: 1000,
+            max_channel_name_bytes: 200,
+            max_event_name_bytes: 200,
+            max_channels_per_publish: 100,
+            max_batch_events: 10,
+            mesh_queue_capacity: 1024,
+        }
+    }
+}
+
+fn default_bind() -> SocketAddr {
+    "127.0.0.1:6001".parse().expect("valid literal")
+}
+
+fn default_apps() -> Vec<AppConfig> {
+    vec![AppConfig {
+        id: "1".into(),
+        key: "app-key".into(),
+        secret: "app-secret".into(),
+    }]
+}
+
+fn string_or_int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        S(String),
+        I(u64),
+    }
+    Ok(match Id::deserialize(d)? {
+        Id::S(s) => s,
+        Id::I(i) => i.to_string(),
+    })
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: default_bind(),
+            shards: 0,
+            limits: Limits::default(),
+            apps: default_apps(),
+        }
+    }
+}
+
+/// Values that override the file, from flags or the environment.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub bind: Option<String>,
+    pub shards: Option<String>,
+}
+
+impl Config {
+    /// Parses a TOML document. `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })
+    }
+
+    /// Loads the file if one is given, else the embedded defaults, applies overrides, validates.
+    pub fn load(file: Option<&Path>, over: &Overrides) -> Result<Config, ConfigError> {
+        let mut cfg = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                Config::from_toml(&text, &path.display().to_string())?
+            }
+            None => Config::default(),
+        };
+        if let Some(b) = &over.bind {
+            cfg.bind = b
+                .parse()
+                .map_err(|_| invalid("bind", format!("`{b}` is not an address like 127.0.0.1:6001")))?;
+        }
+        if let Some(s) = &over.shards {
+            cfg.shards = s
+                .parse()
+                .map_err(|_| invalid("shards", format!("`{s}` is not a number")))?;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks cross-field rules that serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.shards > 256 {
+            return Err(invalid("shards", "at most 256"));
+        }
+        if self.apps.is_empty() {
+            return Err(invalid("apps", "at least one app is required"));
+        }
+        let mut ids = std::collections::HashSet::new();
+        let mut keys = std::collections::HashSet::new();
+        for (i, app) in self.apps.iter().enumerate() {
+            let ok_id = !app.id.is_empty()
+                && app.id.len() <= 64
+                && app.id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
+            if !ok_id {
+                return Err(invalid(format!("apps[{i}].id"), "must match [A-Za-z0-9_-]{1,64}"));
+            }
+            let ok_key = !app.key.is_empty()
+                && app.key.len() <= 128
+                && app.key.bytes().all(|c| c.is_ascii_graphic() && c != b':' && c != b'/' && c != b'?');
+            if !ok_key {
+                return Err(invalid(
+                    format!("apps[{i}].key"),
+                    "must be 1-128 printable characters without ':', '/' or '?'",
+                ));
+            }
+            if app.secret.is_empty() {
+                return Err(invalid(format!("apps[{i}].secret"), "must not be empty"));
+            }
+            if !ids.insert(&app.id) {
+                return Err(invalid(format!("apps[{i}].id"), format!("duplicate id `{}`", app.id)));
+            }
+            if !keys.insert(&app.key) {
+                return Err(invalid(format!("apps[{i}].key"), format!("duplicate key `{}`", app.key)));
+            }
+        }
+        let l = &self.limits;
+        let positive = [
+            ("limits.max_ws_message_bytes", l.max_ws_message_bytes),
+            ("limits.max_event_data_bytes", l.max_event_data_bytes),
+            ("limits.max_http_header_bytes", l.max_http_header_bytes),
+            ("limits.max_http_body_bytes", l.max_http_body_bytes),
+            ("limits.handshake_timeout_secs", l.handshake_timeout_secs as usize),
+            ("limits.activity_timeout_secs", l.activity_timeout_secs as usize),
+            ("limits.pong_timeout_secs", l.pong_timeout_secs as usize),
+            ("limits.outbox_max_frames", l.outbox_max_frames),
+            ("limits.outbox_max_bytes", l.outbox_max_bytes),
+            ("limits.max_subscriptions_per_connection", l.max_subscriptions_per_connection),
+            ("limits.max_channel_name_bytes", l.max_channel_name_bytes),
+            ("limits.max_event_name_bytes", l.max_event_name_bytes),
+            ("limits.max_channels_per_publish", l.max_channels_per_publish),
+            ("limits.max_batch_events", l.max_batch_events),
+            ("limits.mesh_queue_capacity", l.mesh_queue_capacity),
+        ];
+        for (field, v) in positive {
+            if v == 0 {
+                return Err(invalid(field, "must be greater than 0"));
+            }
+        }
+        if l.max_ws_message_bytes > 64 * 1024 * 1024 {
+            return Err(invalid("limits.max_ws_message_bytes", "at most 64 MiB"));
+        }
+        Ok(())
+    }
+
+    /// Shards to run: the configured number, or one per available core.
+    pub fn effective_shards(&self) -> usize {
+        if self.shards > 0 {
+            self.shards
+        } else {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_embedded_app() {
+        let c = Config::load(None, &Overrides::default()).unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:6001");
+        assert_eq!(c.apps[0].id, "1");
+        assert_eq!(c.apps[0].key, "app-key");
+        assert_eq!(c.apps[0].secret, "app-secret");
+    }
+
+    #[test]
+    fn file_with_integer_id_and_limits() {
+        let c = Config::from_toml(
+            "bind = \"127.0.0.1:7000\"\nshards = 3\n[limits]\npong_timeout_secs = 5\n[[apps]]\nid = 42\nkey = \"k\"\nsecret = \"s\"\n",
+            "t",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.apps[0].id, "42");
+        assert_eq!(c.shards, 3);
+        assert_eq!(c.limits.pong_timeout_secs, 5);
+        assert_eq!(c.limits.activity_timeout_secs, 120);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = Config::from_toml("bnd = 1", "t").unwrap_err().to_string();
+        assert!(e.contains("bnd"), "{e}");
+        let e = Config::from_toml("[[apps]]\nid = \"1\"\nkey = \"k\"\n", "t").unwrap_err().to_string();
+        assert!(e.contains("secret"), "{e}");
+        let c = Config::from_toml("[[apps]]\nid = \"a b\"\nkey = \"k\"\nsecret = \"s\"\n", "t").unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("apps[0].id"), "{e}");
+        let e = Config::load(None, &Overrides { bind: Some("nope".into()), shards: None })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`bind`"), "{e}");
+        let e = Config::from_toml("[limits]\noutbox_max_bytes = \"x\"", "t").unwrap_err().to_string();
+        assert!(e.contains("outbox_max_bytes"), "{e}");
+    }
+}

@@ -1,0 +1,97 @@
+//! `GET /apps/{id}/channels` and `GET /apps/{id}/channels/{name}`.
+
+use super::request::Request;
+use super::response::Response;
+use crate::app::App;
+use crate::channel::name::{self, ChannelKind};
+use crate::shard::msg::{Query, Reply};
+use crate::shard::Shard;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// Attributes of one channel, serialized in Pusher's field order.
+#[derive(Serialize, Default, Debug)]
+pub struct ChannelAttrs {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub occupied: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_count: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscription_count: Option<u32>,
+}
+
+pub fn info_list(s: Option<&str>) -> Vec<String> {
+    s.map(|i| i.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default()
+}
+
+pub fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
+    simd_json::to_vec(v).expect("in-memory serialization")
+}
+
+/// The requested attributes of one channel, asked of its owner. `occupied` is always set;
+/// callers that must not show it clear it.
+pub async fn channel_attributes(shard: &Rc<Shard>, app: &App, channel: &Arc<str>, info: &[String]) -> Result<ChannelAttrs, Response> {
+    let owner = shard.owner_of(app.idx, channel);
+    let reply = shard
+        .query(owner, Query::Channel { app: app.idx, channel: channel.clone() })
+        .await
+        .map_err(|e| Response::error(503, &e.to_string()))?;
+    let Reply::Channel { subscription_count } = reply else {
+        return Err(Response::error(500, "unexpected shard reply"));
+    };
+    let wants = |k: &str| info.iter().any(|i| i == k);
+    Ok(ChannelAttrs {
+        occupied: Some(subscription_count > 0),
+        // No presence members exist yet: presence subscriptions are refused until that lands.
+        user_count: (wants("user_count") && ChannelKind::of(channel) == ChannelKind::Presence).then_some(0),
+        subscription_count: wants("subscription_count").then_some(subscription_count),
+    })
+}
+
+pub async fn info(shard: &Rc<Shard>, app: &App, req: &Request, channel: &str) -> Response {
+    if let Err(e) = name::validate(channel, shard.limits.max_channel_name_bytes) {
+        return Response::error(400, &format!("invalid channel: {e}"));
+    }
+    let info = info_list(req.param("info"));
+    if info.iter().any(|i| i == "user_count") && ChannelKind::of(channel) != ChannelKind::Presence {
+        return Response::error(400, "user_count is only available for presence channels");
+    }
+    match channel_attributes(shard, app, &Arc::from(channel), &info).await {
+        Ok(attrs) => Response::json(200, to_json(&attrs)),
+        Err(resp) => resp,
+    }
+}
+
+pub async fn list(shard: &Rc<Shard>, app: &App, req: &Request) -> Response {
+    let prefix = req.param("filter_by_prefix").unwrap_or("").to_string();
+    let info = info_list(req.param("info"));
+    let user_count = info.iter().any(|i| i == "user_count");
+    if user_count && !prefix.starts_with("presence-") {
+        return Response::error(400, "user_count requires filter_by_prefix=presence-");
+    }
+    let mut channels: BTreeMap<String, ChannelAttrs> = BTreeMap::new();
+    for s in 0..shard.nr_shards {
+        let q = Query::List { app: app.idx, prefix: prefix.clone() };
+        match shard.query(s, q).await {
+            Ok(Reply::List(items)) => {
+                for (name, _) in items {
+                    let attrs = ChannelAttrs {
+                        user_count: user_count.then_some(0),
+                        ..ChannelAttrs::default()
+                    };
+                    channels.insert(name, attrs);
+                }
+            }
+            Ok(_) => return Response::error(500, "unexpected shard reply"),
+            Err(e) => return Response::error(503, &e.to_string()),
+        }
+    }
+    #[derive(Serialize)]
+    struct Out {
+        channels: BTreeMap<String, ChannelAttrs>,
+    }
+    Response::json(200, to_json(&Out { channels }))
+}

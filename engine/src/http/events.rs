@@ -1,0 +1,167 @@
+//! `POST /apps/{id}/events` and `POST /apps/{id}/batch_events`.
+
+use super::channels::{channel_attributes, info_list, to_json, ChannelAttrs};
+use super::response::Response;
+use crate::app::App;
+use crate::channel::name;
+use crate::http::request::Request;
+use crate::protocol::server as frames;
+use crate::shard::Shard;
+use crate::socket_id::SocketId;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use simd_json::prelude::*;
+use simd_json::OwnedValue;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// One event as the SDKs send it.
+#[derive(Deserialize)]
+struct EventBody {
+    name: Option<String>,
+    data: Option<OwnedValue>,
+    channel: Option<String>,
+    channels: Option<Vec<String>>,
+    socket_id: Option<String>,
+    info: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct BatchBody {
+    batch: Vec<EventBody>,
+}
+
+/// A validated event, ready to publish.
+struct Checked {
+    name: String,
+    data: String,
+    channels: Vec<Arc<str>>,
+    exclude: Option<SocketId>,
+    info: Vec<String>,
+}
+
+pub async fn publish(shard: &Rc<Shard>, app: &App, req: &Request) -> Response {
+    let mut body = req.body.clone();
+    let ev: EventBody = match simd_json::serde::from_slice(&mut body) {
+        Ok(ev) => ev,
+        Err(_) => return Response::error(400, "body must be a JSON object with name, data and channel(s)"),
+    };
+    let ev = match check(shard, ev, true) {
+        Ok(ev) => ev,
+        Err(resp) => return resp,
+    };
+    send(shard, app, &ev).await;
+    if ev.info.is_empty() {
+        return Response::json(200, "{}");
+    }
+    let mut channels = BTreeMap::new();
+    for c in &ev.channels {
+        match channel_attributes(shard, app, c, &ev.info).await {
+            Ok(attrs) => {
+                channels.insert(c.to_string(), ChannelAttrs { occupied: None, ..attrs });
+            }
+            Err(resp) => return resp,
+        }
+    }
+    #[derive(Serialize)]
+    struct Out {
+        channels: BTreeMap<String, ChannelAttrs>,
+    }
+    Response::json(200, to_json(&Out { channels }))
+}
+
+pub async fn batch(shard: &Rc<Shard>, app: &App, req: &Request) -> Response {
+    let mut body = req.body.clone();
+    let b: BatchBody = match simd_json::serde::from_slice(&mut body) {
+        Ok(b) => b,
+        Err(_) => return Response::error(400, "body must be {\"batch\":[...]}"),
+    };
+    let max = shard.limits.max_batch_events;
+    if b.batch.len() > max {
+        return Response::error(400, &format!("at most {max} events per batch"));
+    }
+    let mut checked = Vec::with_capacity(b.batch.len());
+    for ev in b.batch {
+        match check(shard, ev, false) {
+            Ok(ev) => checked.push(ev),
+            Err(resp) => return resp,
+        }
+    }
+    for ev in &checked {
+        send(shard, app, ev).await;
+    }
+    if checked.iter().all(|e| e.info.is_empty()) {
+        return Response::json(200, "{}");
+    }
+    let mut batch = Vec::new();
+    for ev in &checked {
+        if ev.info.is_empty() {
+            batch.push(ChannelAttrs::default());
+            continue;
+        }
+        match channel_attributes(shard, app, &ev.channels[0], &ev.info).await {
+            Ok(a) => batch.push(ChannelAttrs { occupied: None, ..a }),
+            Err(resp) => return resp,
+        }
+    }
+    #[derive(Serialize)]
+    struct Out {
+        batch: Vec<ChannelAttrs>,
+    }
+    Response::json(200, to_json(&Out { batch }))
+}
+
+async fn send(shard: &Rc<Shard>, app: &App, ev: &Checked) {
+    for c in &ev.channels {
+        // Encoded once per channel (the channel name is part of the frame); every recipient
+        // on every shard gets these same bytes.
+        let frame = frames::channel_event(&ev.name, c, &ev.data, None);
+        shard.publish(app.idx, c.clone(), frame, ev.exclude).await;
+    }
+}
+
+fn check(shard: &Shard, ev: EventBody, multi: bool) -> Result<Checked, Response> {
+    let l = &shard.limits;
+    let name = ev.name.filter(|n| !n.is_empty()).ok_or_else(|| Response::error(400, "missing event name"))?;
+    if name.len() > l.max_event_name_bytes {
+        return Err(Response::error(400, &format!("event name longer than {} bytes", l.max_event_name_bytes)));
+    }
+    let data = match ev.data {
+        Some(v) if v.is_str() => v.as_str().unwrap_or_default().to_string(),
+        // Pusher requires a string; an object is accepted and relayed as its JSON text.
+        Some(v) if !v.is_null() => v.encode(),
+        _ => return Err(Response::error(400, "missing data")),
+    };
+    if data.len() > l.max_event_data_bytes {
+        return Err(Response::error(413, &format!("event data larger than {} bytes", l.max_event_data_bytes)));
+    }
+    let channels: Vec<String> = match (ev.channel, ev.channels) {
+        (Some(c), None) => vec![c],
+        (None, Some(cs)) if multi => cs,
+        (None, Some(_)) => return Err(Response::error(400, "batch events take a single channel")),
+        (Some(_), Some(_)) => return Err(Response::error(400, "give either channel or channels, not both")),
+        (None, None) => return Err(Response::error(400, "missing channel")),
+    };
+    if channels.is_empty() {
+        return Err(Response::error(400, "channels is empty"));
+    }
+    if channels.len() > l.max_channels_per_publish {
+        return Err(Response::error(400, &format!("at most {} channels per event", l.max_channels_per_publish)));
+    }
+    for c in &channels {
+        name::validate(c, l.max_channel_name_bytes)
+            .map_err(|e| Response::error(400, &format!("invalid channel `{c}`: {e}")))?;
+    }
+    let exclude = match ev.socket_id {
+        None => None,
+        Some(s) => Some(SocketId::parse(&s).ok_or_else(|| Response::error(400, "socket_id must look like 123.456"))?),
+    };
+    let info = info_list(ev.info.as_deref());
+    Ok(Checked {
+        name,
+        data,
+        channels: channels.into_iter().map(Arc::from).collect(),
+        exclude,
+        info,
+    })
+}

@@ -1,0 +1,12 @@
+//! The HTTP/1.1 edge: every accepted socket starts here. A request is either a WebSocket
+//! upgrade (handed to [`crate::ws`]) or a REST API call; keep-alive is supported.
+
+pub mod auth;
+pub mod channels;
+pub mod conn;
+pub mod events;
+pub mod request;
+pub mod response;
+pub mod router;
+
+pub use conn::serve;

@@ -1,0 +1,57 @@
+//! Which handler answers a request.
+
+use super::auth;
+use super::request::{decode, Request};
+use super::response::Response;
+use super::{channels, events};
+use crate::app::App;
+use crate::shard::Shard;
+use crate::ws::handshake::{self, Upgrade};
+use std::rc::Rc;
+use std::sync::Arc;
+
+pub enum Routed {
+    Respond(Response),
+    Upgrade(Upgrade),
+}
+
+pub async fn route(shard: &Rc<Shard>, req: Request) -> Routed {
+    let path = req.raw_path.clone();
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let resp = match (req.method.as_str(), segs.as_slice()) {
+        (_, ["app", ..]) if req.upgrade_websocket => return handshake::check(shard, &req),
+        (_, ["app", _]) => Response::error(426, "this endpoint expects a WebSocket upgrade"),
+        ("GET", [""]) => Response::text(
+            200,
+            "Raptor: a realtime messaging and presence server speaking the Pusher Channels protocol v7.\n\
+             WebSocket: /app/{key}?protocol=7   HTTP API: /apps/{id}/...   Liveness: /health\n",
+        ),
+        ("GET", ["health"]) => Response::json(200, r#"{"ok":true}"#),
+        (_, [""]) | (_, ["health"]) => Response::error(405, "method not allowed"),
+        (m, ["apps", id, rest @ ..]) => match authed(shard, id, &req) {
+            Err(resp) => resp,
+            Ok(app) => match (m, rest) {
+                ("POST", ["events"]) => events::publish(shard, &app, &req).await,
+                ("POST", ["batch_events"]) => events::batch(shard, &app, &req).await,
+                ("GET", ["channels"]) => channels::list(shard, &app, &req).await,
+                ("GET", ["channels", name]) => channels::info(shard, &app, &req, &decode(name)).await,
+                (_, ["events"] | ["batch_events"] | ["channels"] | ["channels", _]) => {
+                    Response::error(405, "method not allowed")
+                }
+                _ => Response::error(404, "no such endpoint"),
+            },
+        },
+        _ => Response::error(404, "no such endpoint"),
+    };
+    Routed::Respond(resp)
+}
+
+/// Finds the app named in the path and checks the request's signature.
+fn authed(shard: &Shard, id: &str, req: &Request) -> Result<Arc<App>, Response> {
+    let app = shard
+        .apps
+        .by_id(id)
+        .ok_or_else(|| Response::error(404, &format!("unknown app `{id}`")))?;
+    auth::verify(app, req).map_err(|e| Response::error(401, &e.to_string()))?;
+    Ok(app.clone())
+}

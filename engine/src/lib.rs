@@ -1,0 +1,41 @@
+//! # raptor-engine
+//!
+//! Raptor is a thread-per-core realtime messaging server that speaks the Pusher Channels
+//! protocol v7. This crate is the engine: the shards, the WebSocket and HTTP front door,
+//! and the channel fanout.
+//!
+//! ## Design in one page
+//!
+//! * **One glommio executor per shard.** Each shard binds its own `SO_REUSEPORT` listener on
+//!   the same port, so the kernel spreads connections over the shards, and a connection lives
+//!   and dies on the shard that accepted it. Shard state is `Rc`/`RefCell`, `!Send` on
+//!   purpose: nothing in a shard is shared with another thread.
+//! * **One owner per channel.** [`placement::shard_for`] maps `(app, channel)` to an owner
+//!   shard. The owner is the only place that orders a channel's events and knows which shards
+//!   have subscribers. Subscribers stay on their own shard; the owner sends each interested
+//!   shard one [`shard::ShardMsg::Deliver`] per event.
+//! * **Cores talk only by messages** over glommio's bounded lock-free mesh ([`shard::mesh`]).
+//!   There is no `Mutex` or `RwLock` anywhere in this crate (`clippy.toml` forbids them).
+//! * **Encode once, send bytes.** A published event becomes one immutable WebSocket frame
+//!   ([`bytes::Bytes`]) at the edge where it enters; every recipient's outbox holds a clone
+//!   of the same bytes, and the per-shard flusher writes all pending frames of a socket with
+//!   one vectored `sendmsg` ([`outbox`]).
+//! * **Everything is bounded** ([`config::Limits`]): outbound queues per socket (a slow reader
+//!   is cut with close code 4100), message and body sizes, header sizes and timeouts.
+//!
+//! Data flows one way: `http`/`ws` (the edge) → `shard` (routing, channel tables) →
+//! `outbox` (per-socket queue and writes). Lower layers never call upper ones.
+
+pub mod app;
+pub mod channel;
+pub mod config;
+pub mod connection;
+pub mod http;
+pub mod outbox;
+pub mod placement;
+pub mod protocol;
+pub mod server;
+pub mod shard;
+pub mod signature;
+pub mod socket_id;
+pub mod ws;

@@ -1,0 +1,72 @@
+//! The `raptor` binary: command line, logging, and the server.
+
+use argh::FromArgs;
+use raptor_engine::config::{Config, Overrides};
+use std::io::Write;
+use std::path::PathBuf;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Raptor: a realtime messaging and presence server speaking the Pusher Channels protocol.
+#[derive(FromArgs)]
+struct Cli {
+    #[argh(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Cmd {
+    Serve(Serve),
+}
+
+/// Run the server (the default when no subcommand is given).
+#[derive(FromArgs, Default)]
+#[argh(subcommand, name = "serve")]
+struct Serve {
+    /// address to listen on (default 127.0.0.1:6001; env RAPTOR_BIND)
+    #[argh(option)]
+    bind: Option<String>,
+    /// number of shards, 0 = one per core (env RAPTOR_SHARDS)
+    #[argh(option)]
+    shards: Option<String>,
+    /// TOML configuration file (env RAPTOR_CONFIG)
+    #[argh(option)]
+    config: Option<PathBuf>,
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RAPTOR_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli: Cli = argh::from_env();
+    let Cmd::Serve(s) = cli.cmd.unwrap_or(Cmd::Serve(Serve::default()));
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let file = s.config.or_else(|| env("RAPTOR_CONFIG").map(PathBuf::from));
+    let over = Overrides {
+        bind: s.bind.or_else(|| env("RAPTOR_BIND")),
+        shards: s.shards.or_else(|| env("RAPTOR_SHARDS")),
+    };
+    let cfg = match Config::load(file.as_deref(), &over) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("raptor: {e}");
+            std::process::exit(2);
+        }
+    };
+    let apps: Vec<String> = cfg.apps.iter().map(|a| format!("{} (key {})", a.id, a.key)).collect();
+    let res = raptor_engine::server::run(cfg, |addr, nr| {
+        tracing::info!(%addr, shards = nr, apps = ?apps, "ready");
+        // Tests and scripts wait for this exact line on stdout.
+        println!("raptor listening on {addr} with {nr} shards");
+        let _ = std::io::stdout().flush();
+    });
+    if let Err(e) = res {
+        eprintln!("raptor: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,385 @@
+//! The bottom layer: each socket's bounded outbound queue, and the shard's flusher that writes
+//! every pending frame of a socket with one vectored `sendmsg`.
+//!
+//! Why hand-written: no crate queues *shared* pre-encoded frames ([`Bytes`]) per socket and
+//! flushes many sockets from one task; per-connection writer tasks (async-tungstenite and
+//! friends) copy every frame into a per-connection buffer and cost a wake-up per frame. Here a
+//! fanout only pushes a refcount into each queue; the flusher later writes up to
+//! [`IOV_BATCH`] frames per syscall, which is the main lever on loopback (stack-notes §9).
+//!
+//! **Invariant:** frames are written in the order they were pushed, and a frame is never
+//! split between two sockets' writes: a partially written head frame is always finished
+//! before anything else (including a close frame) goes out.
+
+use bytes::Bytes;
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use glommio::net::TcpStream;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::Instant;
+
+/// Frames written per `sendmsg` at most (well under IOV_MAX = 1024).
+pub const IOV_BATCH: usize = 64;
+/// `sendmsg` calls per socket per flusher visit, so one busy socket cannot starve the rest.
+const SENDS_PER_VISIT: usize = 4;
+
+/// Where a socket is in its life, from the writer's point of view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteState {
+    /// Accepting frames.
+    Open,
+    /// A close frame is queued; nothing more is accepted. `since` starts the grace period.
+    Closing { since: Instant },
+    /// The close frame went out and the write side is shut; waiting for the peer.
+    ShutWrite { since: Instant },
+    /// The socket is done; frames are dropped.
+    Closed,
+}
+
+/// Result of queueing a frame.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Push {
+    Queued,
+    /// The socket is closing or closed; the frame was dropped.
+    Dropped,
+    /// The queue was over its bound; the socket is now closing with 4100.
+    Overflow,
+}
+
+/// Bounded queue of whole frames for one socket.
+#[derive(Debug, Default)]
+struct Queue {
+    frames: VecDeque<Bytes>,
+    /// Bytes of `frames[0]` already written.
+    head_written: usize,
+    /// Sum of unwritten bytes, for the byte bound.
+    bytes: usize,
+}
+
+impl Queue {
+    fn advance(&mut self, mut n: usize) {
+        self.bytes -= n;
+        while n > 0 {
+            let head_left = self.frames[0].len() - self.head_written;
+            if n >= head_left {
+                n -= head_left;
+                self.frames.pop_front();
+                self.head_written = 0;
+            } else {
+                self.head_written += n;
+                n = 0;
+            }
+        }
+    }
+
+    /// Drops every frame not yet started; keeps a partially written head so the stream stays
+    /// well-framed.
+    fn truncate_unstarted(&mut self) {
+        let keep = usize::from(self.head_written > 0);
+        while self.frames.len() > keep {
+            let f = self.frames.pop_back().expect("len checked");
+            self.bytes -= f.len();
+        }
+    }
+}
+
+/// The write side of one socket. Shared (`Rc`) by the connection, the channel tables that
+/// deliver to it, and the flusher; it lives on one shard only.
+pub struct SocketOut {
+    /// Raw fd for `sendmsg`; valid as long as `stream` lives.
+    fd: RawFd,
+    /// The glommio stream, used only to wait for readiness. Borrowed only inside a poll.
+    pub stream: RefCell<TcpStream>,
+    queue: RefCell<Queue>,
+    state: Cell<WriteState>,
+    /// Already in the flusher's dirty list.
+    dirty: Cell<bool>,
+    /// A writable-wait task owns flushing this socket until the kernel takes bytes again.
+    blocked: Cell<bool>,
+    max_frames: usize,
+    max_bytes: usize,
+    flush: Rc<FlushQueue>,
+}
+
+impl SocketOut {
+    pub fn new(stream: TcpStream, flush: Rc<FlushQueue>, max_frames: usize, max_bytes: usize) -> Rc<SocketOut> {
+        Rc::new(SocketOut {
+            fd: stream.as_raw_fd(),
+            stream: RefCell::new(stream),
+            queue: RefCell::new(Queue::default()),
+            state: Cell::new(WriteState::Open),
+            dirty: Cell::new(false),
+            blocked: Cell::new(false),
+            max_frames,
+            max_bytes,
+            flush,
+        })
+    }
+
+    pub fn state(&self) -> WriteState {
+        self.state.get()
+    }
+
+    /// Frames waiting to be written (for tests and stats).
+    pub fn queued_frames(&self) -> usize {
+        self.queue.borrow().frames.len()
+    }
+
+    /// Queues one frame. Over the bound the socket is cut: queued frames are dropped and a
+    /// close frame with 4100 is queued instead.
+    pub fn push(self: &Rc<Self>, frame: Bytes) -> Push {
+        if self.state.get() != WriteState::Open {
+            return Push::Dropped;
+        }
+        {
+            let mut q = self.queue.borrow_mut();
+            if q.frames.len() >= self.max_frames || q.bytes + frame.len() > self.max_bytes {
+                drop(q);
+                self.close_with(crate::ws::frame::close_frame(4100, "over capacity"));
+                return Push::Overflow;
+            }
+            q.bytes += frame.len();
+            q.frames.push_back(frame);
+        }
+        self.schedule();
+        Push::Queued
+    }
+
+    /// Starts closing: drops unstarted frames, queues `close` (a WebSocket close frame, or
+    /// nothing for plain HTTP) and refuses further frames. Idempotent.
+    pub fn close_with(self: &Rc<Self>, close: Bytes) {
+        if self.state.get() != WriteState::Open {
+            return;
+        }
+        {
+            let mut q = self.queue.borrow_mut();
+            q.truncate_unstarted();
+            if !close.is_empty() {
+                q.bytes += close.len();
+                q.frames.push_back(close);
+            }
+        }
+        self.state.set(WriteState::Closing { since: Instant::now() });
+        self.schedule();
+    }
+
+    /// Queues `frame` even if it pushes the queue past its bound: for the few control frames
+    /// (pong, close reply) tungstenite produces, which are tiny and must not be lost.
+    pub fn push_control(self: &Rc<Self>, frame: Bytes) {
+        if self.state.get() != WriteState::Open {
+            return;
+        }
+        {
+            let mut q = self.queue.borrow_mut();
+            q.bytes += frame.len();
+            q.frames.push_back(frame);
+        }
+        self.schedule();
+    }
+
+    /// Shuts the socket down in both directions and drops everything queued: the reader sees
+    /// EOF and the connection ends. Used when the grace period of a close ran out, or when
+    /// the reader has ended.
+    pub fn abort(&self) {
+        if self.state.get() == WriteState::Closed {
+            return;
+        }
+        self.state.set(WriteState::Closed);
+        let mut q = self.queue.borrow_mut();
+        q.frames.clear();
+        q.bytes = 0;
+        q.head_written = 0;
+        let _ = self.with_sock(|s| s.shutdown(std::net::Shutdown::Both));
+    }
+
+    /// Runs `f` on a socket2 view of our fd (for `sendmsg` flags and `shutdown`).
+    fn with_sock<R>(&self, f: impl FnOnce(&socket2::SockRef<'_>) -> R) -> R {
+        // SAFETY: `fd` belongs to `self.stream`, which lives as long as `self`; the borrow
+        // does not outlive this call.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
+        f(&socket2::SockRef::from(&fd))
+    }
+
+    fn schedule(self: &Rc<Self>) {
+        if !self.dirty.get() && !self.blocked.get() {
+            self.dirty.set(true);
+            self.flush.mark(self.clone());
+        }
+    }
+
+    /// Writes without blocking as much as the kernel takes, up to [`SENDS_PER_VISIT`] sends.
+    fn flush_now(self: &Rc<Self>) -> FlushOutcome {
+        for _ in 0..SENDS_PER_VISIT {
+            if matches!(self.state.get(), WriteState::Closed) {
+                return FlushOutcome::Done;
+            }
+            let res = {
+                let q = self.queue.borrow();
+                if q.frames.is_empty() {
+                    drop(q);
+                    self.after_drain();
+                    return FlushOutcome::Done;
+                }
+                let mut iov: [IoSlice<'_>; IOV_BATCH] = [IoSlice::new(&[]); IOV_BATCH];
+                let mut n = 0;
+                for (i, f) in q.frames.iter().take(IOV_BATCH).enumerate() {
+                    iov[i] = if i == 0 { IoSlice::new(&f[q.head_written..]) } else { IoSlice::new(f) };
+                    n += 1;
+                }
+                self.with_sock(|s| s.send_vectored_with_flags(&iov[..n], libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL))
+            };
+            match res {
+                Ok(written) => self.queue.borrow_mut().advance(written),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return FlushOutcome::Blocked,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    // The peer is gone; the reader will notice and clean up.
+                    self.abort();
+                    return FlushOutcome::Done;
+                }
+            }
+        }
+        if self.queue.borrow().frames.is_empty() {
+            self.after_drain();
+            FlushOutcome::Done
+        } else {
+            FlushOutcome::More
+        }
+    }
+
+    /// Everything is written: a closing socket now shuts its write side.
+    fn after_drain(&self) {
+        if let WriteState::Closing { since } = self.state.get() {
+            let _ = self.with_sock(|s| s.shutdown(std::net::Shutdown::Write));
+            self.state.set(WriteState::ShutWrite { since });
+        }
+    }
+
+    /// Waits until the socket is writable by letting glommio write the rest of the head
+    /// frame, then hands the socket back to the flusher.
+    async fn wait_writable(self: Rc<Self>) {
+        loop {
+            let res = poll_fn(|cx| {
+                let q = self.queue.borrow();
+                let Some(head) = q.frames.front() else {
+                    return Poll::Ready(Ok(0));
+                };
+                let slice = &head[q.head_written..];
+                let mut stream = self.stream.borrow_mut();
+                futures_lite::AsyncWrite::poll_write(Pin::new(&mut *stream), cx, slice)
+            })
+            .await;
+            match res {
+                Ok(n) => self.queue.borrow_mut().advance(n),
+                Err(_) => {
+                    self.abort();
+                    break;
+                }
+            }
+            match self.flush_now() {
+                FlushOutcome::Blocked => continue,
+                FlushOutcome::Done => break,
+                FlushOutcome::More => {
+                    glommio::yield_if_needed().await;
+                    continue;
+                }
+            }
+        }
+        self.blocked.set(false);
+        if !self.queue.borrow().frames.is_empty() && self.state.get() != WriteState::Closed {
+            self.schedule();
+        }
+    }
+}
+
+enum FlushOutcome {
+    Done,
+    More,
+    Blocked,
+}
+
+/// The shard's list of sockets with something to write, drained by one flusher task.
+pub struct FlushQueue {
+    dirty: RefCell<Vec<Rc<SocketOut>>>,
+    /// Capacity-1 channel used as a wake-up flag: a full channel means "already woken".
+    wake_tx: LocalSender<()>,
+    wake_rx: RefCell<Option<LocalReceiver<()>>>,
+}
+
+impl FlushQueue {
+    pub fn new() -> Rc<FlushQueue> {
+        let (wake_tx, wake_rx) = local_channel::new_bounded(1);
+        Rc::new(FlushQueue {
+            dirty: RefCell::new(Vec::new()),
+            wake_tx,
+            wake_rx: RefCell::new(Some(wake_rx)),
+        })
+    }
+
+    fn mark(&self, s: Rc<SocketOut>) {
+        let was_empty = {
+            let mut d = self.dirty.borrow_mut();
+            d.push(s);
+            d.len() == 1
+        };
+        if was_empty {
+            let _ = self.wake_tx.try_send(());
+        }
+    }
+
+    /// The flusher task: runs for the life of the shard.
+    pub async fn run(self: Rc<Self>) {
+        let rx = self.wake_rx.borrow_mut().take().expect("flusher started once");
+        let mut batch: Vec<Rc<SocketOut>> = Vec::new();
+        loop {
+            if self.dirty.borrow().is_empty() && rx.recv().await.is_none() {
+                return;
+            }
+            std::mem::swap(&mut batch, &mut *self.dirty.borrow_mut());
+            for (i, s) in batch.drain(..).enumerate() {
+                s.dirty.set(false);
+                match s.flush_now() {
+                    FlushOutcome::Done => {}
+                    FlushOutcome::More => s.schedule(),
+                    FlushOutcome::Blocked => {
+                        s.blocked.set(true);
+                        glommio::spawn_local(s.wait_writable()).detach();
+                    }
+                }
+                if i % 256 == 255 {
+                    glommio::yield_if_needed().await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_advance_and_truncate() {
+        let mut q = Queue::default();
+        for s in ["abc", "de", "fghi"] {
+            q.bytes += s.len();
+            q.frames.push_back(Bytes::from_static(s.as_bytes()));
+        }
+        q.advance(4);
+        assert_eq!(q.frames.len(), 2);
+        assert_eq!(q.head_written, 1);
+        assert_eq!(q.bytes, 5);
+        q.truncate_unstarted();
+        assert_eq!(q.frames.len(), 1, "partial head kept");
+        assert_eq!(q.bytes, 1);
+        q.advance(1);
+        assert!(q.frames.is_empty());
+        assert_eq!(q.bytes, 0);
+    }
+}

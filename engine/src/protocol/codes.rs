@@ -1,0 +1,32 @@
+//! Pusher error and close codes used by Raptor (protocol doc §Error Codes), plus Raptor's
+//! own `pusher:error` codes in the 43xx "other" range. docs/protocol.md lists them all.
+
+/// Close: the app key is unknown.
+pub const APP_NOT_FOUND: u16 = 4001;
+/// Close: the path is not `/app/{key}`.
+pub const PATH_NOT_FOUND: u16 = 4005;
+/// Close: the `protocol` query parameter is not a supported version.
+pub const UNSUPPORTED_PROTOCOL: u16 = 4007;
+/// Close: the `protocol` query parameter is missing.
+pub const NO_PROTOCOL: u16 = 4008;
+/// Close: the client fell behind; its outbound queue overflowed. Reconnect after backoff.
+pub const OVER_CAPACITY: u16 = 4100;
+/// Close: the server is going away; reconnect now.
+pub const RECONNECT: u16 = 4200;
+/// Close: no pong (or any traffic) after a server ping.
+pub const PONG_NOT_RECEIVED: u16 = 4201;
+
+/// Error event: the message is not valid JSON of the Pusher shape.
+pub const INVALID_MESSAGE: u16 = 4300;
+/// Error event: an event this server does not accept from clients.
+pub const UNSUPPORTED_EVENT: u16 = 4310;
+/// Error event: bad channel name.
+pub const INVALID_CHANNEL: u16 = 4311;
+/// Error event: the connection holds the maximum number of subscriptions.
+pub const TOO_MANY_SUBSCRIPTIONS: u16 = 4312;
+
+/// WebSocket close codes (RFC 6455 §7.4.1).
+pub const WS_PROTOCOL_ERROR: u16 = 1002;
+pub const WS_UNSUPPORTED_DATA: u16 = 1003;
+pub const WS_INVALID_PAYLOAD: u16 = 1007;
+pub const WS_TOO_BIG: u16 = 1009;

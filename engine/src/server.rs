@@ -1,0 +1,136 @@
+//! Starting the shards: one glommio executor per shard, a full mesh between them, and a
+//! `SO_REUSEPORT` listener on every shard.
+
+use crate::app::Apps;
+use crate::config::Config;
+use crate::outbox::FlushQueue;
+use crate::shard::mesh::MeshOut;
+use crate::shard::msg::ShardMsg;
+use crate::shard::{sweeper, Shard};
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::{LocalExecutorPoolBuilder, PoolPlacement};
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why the server could not start. Operator errors; the process exits non-zero.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source} (is another server already running there?)")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot start the shards: {0}")]
+    Executors(String),
+}
+
+/// Picks the real address before the shards bind. glommio always sets `SO_REUSEPORT`, so a
+/// second server on the same port would silently *share* traffic; a plain bind (without
+/// `SO_REUSEPORT`) first makes that an error instead. Port 0 is resolved here to one free
+/// port that every shard then binds.
+pub fn resolve_bind(addr: SocketAddr) -> Result<SocketAddr, StartError> {
+    let probe = StdListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
+    let real = probe.local_addr().map_err(|source| StartError::Bind { addr, source })?;
+    drop(probe);
+    Ok(real)
+}
+
+/// Runs the server until the process is stopped. `on_ready` gets the bound address once
+/// every shard listens.
+pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, usize)) -> Result<(), StartError> {
+    let nr = cfg.effective_shards();
+    let addr = resolve_bind(cfg.bind)?;
+    let apps = Arc::new(Apps::new(&cfg.apps));
+    let limits = Arc::new(cfg.limits.clone());
+    let mesh = (nr > 1).then(|| MeshBuilder::<ShardMsg, _>::full(nr, limits.mesh_queue_capacity));
+    let ready = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
+
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Pin one shard per core where the machine has the cores; otherwise let the OS place them.
+    let placement = if nr <= cores { PoolPlacement::MaxSpread(nr, None) } else { PoolPlacement::Unbound(nr) };
+    let (r2, f2) = (ready.clone(), failed.clone());
+    let handles = LocalExecutorPoolBuilder::new(placement)
+        .name("raptor-shard")
+        .io_memory(64 << 10)
+        .on_all_shards(move || {
+            let (apps, limits, mesh, ready, failed) = (apps.clone(), limits.clone(), mesh.clone(), r2.clone(), f2.clone());
+            async move {
+                let (senders, receivers) = match mesh {
+                    Some(m) => {
+                        let (s, r) = m.join().await.expect("mesh join");
+                        (Some(s), Some(r))
+                    }
+                    None => (None, None),
+                };
+                let id = senders.as_ref().map_or(0, |s| s.peer_id());
+                let out = Rc::new(MeshOut::new(id, nr, senders, limits.mesh_queue_capacity));
+                let shard = Shard::new(id, nr, apps, limits, out.clone());
+                start_tasks(&shard, receivers);
+                let listener = match glommio::net::TcpListener::bind(addr) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!(shard = id, error = %e, "cannot bind");
+                        failed.fetch_add(1, Ordering::SeqCst);
+                        return;
+                    }
+                };
+                ready.fetch_add(1, Ordering::SeqCst);
+                accept_loop(shard, listener).await;
+            }
+        })
+        .map_err(|e| StartError::Executors(e.to_string()))?;
+
+    loop {
+        if failed.load(Ordering::SeqCst) > 0 {
+            return Err(StartError::Executors("a shard failed to bind; see the log".into()));
+        }
+        if ready.load(Ordering::SeqCst) == nr {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    on_ready(addr, nr);
+    for r in handles.join_all() {
+        if let Err(e) = r {
+            return Err(StartError::Executors(format!("{e:?}")));
+        }
+    }
+    Ok(())
+}
+
+fn start_tasks(shard: &Rc<Shard>, receivers: Option<glommio::channels::channel_mesh::Receivers<ShardMsg>>) {
+    glommio::spawn_local(FlushQueue::run(shard.flush.clone())).detach();
+    glommio::spawn_local(sweeper::run(Rc::downgrade(shard))).detach();
+    for dst in 0..shard.nr_shards {
+        let s = shard.clone();
+        glommio::spawn_local(shard.mesh.clone().drain(dst, move |m| s.handle(m))).detach();
+    }
+    if let Some(mut rx) = receivers {
+        for (_peer, r) in rx.streams() {
+            let s = shard.clone();
+            glommio::spawn_local(async move {
+                while let Some(m) = r.recv().await {
+                    s.handle(m);
+                    glommio::yield_if_needed().await;
+                }
+            })
+            .detach();
+        }
+    }
+}
+
+async fn accept_loop(shard: Rc<Shard>, listener: glommio::net::TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                glommio::spawn_local(crate::http::serve(shard.clone(), stream)).detach();
+            }
+            Err(e) => {
+                // Usually EMFILE: back off instead of spinning; existing connections go on.
+                tracing::warn!(shard = shard.id, error = %e, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! Once a second: server pings for silent clients, 4201 for clients that never answer, and
+//! the end of the grace period for sockets that are closing.
+
+use super::Shard;
+use crate::outbox::WriteState;
+use crate::protocol::{codes, server as frames};
+use crate::ws::frame::close_frame;
+use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant};
+
+const TICK: Duration = Duration::from_secs(1);
+
+pub async fn run(shard: Weak<Shard>) {
+    loop {
+        glommio::timer::sleep(TICK).await;
+        let Some(shard) = shard.upgrade() else { return };
+        sweep(&shard, Instant::now());
+    }
+}
+
+fn sweep(shard: &Rc<Shard>, now: Instant) {
+    let activity = Duration::from_secs(shard.limits.activity_timeout_secs);
+    let pong = Duration::from_secs(shard.limits.pong_timeout_secs);
+    let grace = Duration::from_secs(shard.limits.close_grace_secs);
+    let conns: Vec<_> = shard.conns.borrow().values().cloned().collect();
+    for c in conns {
+        match c.out.state() {
+            WriteState::Open => {
+                let idle = now.saturating_duration_since(c.last_seen.get());
+                if !c.pinged.get() && idle >= activity {
+                    c.pinged.set(true);
+                    c.out.push(frames::ping());
+                } else if c.pinged.get() && idle >= activity + pong {
+                    tracing::info!(socket_id = %c.socket_id, "no pong after server ping, closing");
+                    c.out.close_with(close_frame(codes::PONG_NOT_RECEIVED, "pong reply not received"));
+                }
+            }
+            WriteState::Closing { since } | WriteState::ShutWrite { since } => {
+                if now.saturating_duration_since(since) >= grace {
+                    c.out.abort();
+                }
+            }
+            WriteState::Closed => {}
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! The WebSocket upgrade (RFC 6455 §4.2) for `/app/{key}?protocol=7`.
+//!
+//! Transport problems are answered in HTTP (400/426). Pusher-level problems (unknown key,
+//! missing or unsupported protocol) are answered the Pusher way: the upgrade succeeds, then
+//! the client gets `pusher:error` and a close frame with the code, so pusher-js can act on it.
+
+use crate::app::App;
+use crate::http::request::Request;
+use crate::http::response::Response;
+use crate::http::router::Routed;
+use crate::protocol::codes;
+use crate::shard::Shard;
+use std::sync::Arc;
+
+/// The one protocol version Raptor speaks.
+pub const PROTOCOL: &str = "7";
+
+/// What the session does after the 101 response.
+pub struct Upgrade {
+    /// The `Sec-WebSocket-Accept` value.
+    pub accept: String,
+    pub outcome: Outcome,
+}
+
+pub enum Outcome {
+    /// A valid Pusher connection for this app.
+    Open(Arc<App>),
+    /// Refuse after upgrading: send `pusher:error` and close with this code.
+    Refuse { code: u16, message: &'static str },
+}
+
+pub fn check(shard: &Shard, req: &Request) -> Routed {
+    if req.method != "GET" {
+        return Routed::Respond(Response::error(405, "a WebSocket upgrade must be a GET"));
+    }
+    if !req.connection_upgrade {
+        return Routed::Respond(Response::error(400, "missing Connection: Upgrade"));
+    }
+    if req.ws_version.as_deref() != Some("13") {
+        let mut r = Response::error(426, "unsupported Sec-WebSocket-Version (13 required)");
+        r.extra_headers.push_str("Sec-WebSocket-Version: 13\r\n");
+        return Routed::Respond(r);
+    }
+    let Some(key) = req.ws_key.as_deref().filter(|k| !k.is_empty()) else {
+        return Routed::Respond(Response::error(400, "missing Sec-WebSocket-Key"));
+    };
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let segs: Vec<&str> = req.raw_path.trim_start_matches('/').split('/').collect();
+    let outcome = match segs.as_slice() {
+        ["app", key] => match shard.apps.by_key(key) {
+            None => Outcome::Refuse {
+                code: codes::APP_NOT_FOUND,
+                message: "App key not in this cluster",
+            },
+            Some(app) => match req.param("protocol") {
+                None => Outcome::Refuse {
+                    code: codes::NO_PROTOCOL,
+                    message: "No protocol version supplied",
+                },
+                Some(PROTOCOL) => Outcome::Open(app.clone()),
+                Some(_) => Outcome::Refuse {
+                    code: codes::UNSUPPORTED_PROTOCOL,
+                    message: "Unsupported protocol version (7 is supported)",
+                },
+            },
+        },
+        _ => Outcome::Refuse {
+            code: codes::PATH_NOT_FOUND,
+            message: "Path not found (expected /app/{key})",
+        },
+    };
+    Routed::Upgrade(Upgrade { accept, outcome })
+}
+
+/// The 101 response. No extension is accepted: permessage-deflate is declined by omission.
+pub fn switching_protocols(accept: &str) -> String {
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\nServer: raptor\r\n\r\n"
+    )
+}

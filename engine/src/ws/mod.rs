@@ -1,0 +1,6 @@
+//! The WebSocket edge: the HTTP upgrade, server frame encoding, and the per-connection
+//! session that reads client frames (through tungstenite's sans-IO `WebSocketContext`).
+
+pub mod frame;
+pub mod handshake;
+pub mod session;

@@ -1,0 +1,248 @@
+//! One WebSocket connection's read side: frames in through tungstenite's sans-IO
+//! `WebSocketContext`, Pusher messages dispatched to the shard. Everything the connection
+//! sends goes through its [`SocketOut`](crate::outbox::SocketOut).
+
+use super::frame::close_frame;
+use super::handshake::{switching_protocols, Outcome, Upgrade};
+use crate::channel::name::{self, ChannelKind};
+use crate::connection::Connection;
+use crate::outbox::{SocketOut, WriteState};
+use crate::protocol::client::{decode, ClientMsg};
+use crate::protocol::{codes, server as frames};
+use crate::shard::Shard;
+use bytes::Bytes;
+use futures_lite::AsyncWriteExt;
+use glommio::net::TcpStream;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::io::{self, Read, Write};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tungstenite::error::{CapacityError, Error as WsError};
+use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
+use tungstenite::Message;
+
+/// Bytes read from the socket per read call. Small on purpose: idle connections keep this
+/// buffer, and Pusher messages are small.
+const READ_CHUNK: usize = 1024;
+
+/// Completes the upgrade and runs the connection until it closes.
+pub async fn start(shard: Rc<Shard>, mut stream: TcpStream, up: Upgrade, leftover: Vec<u8>) {
+    if stream.write_all(switching_protocols(&up.accept).as_bytes()).await.is_err() {
+        return;
+    }
+    match up.outcome {
+        Outcome::Refuse { code, message } => {
+            let mut bytes = frames::error(code, message).to_vec();
+            bytes.extend_from_slice(&close_frame(code, message));
+            let _ = stream.write_all(&bytes).await;
+            // Give the client a moment to read before the socket goes away.
+            let _ = glommio::timer::timeout(Duration::from_secs(2), async {
+                let mut b = [0u8; 256];
+                loop {
+                    match futures_lite::AsyncReadExt::read(&mut stream, &mut b).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        }
+        Outcome::Open(app) => run(shard, stream, app, leftover).await,
+    }
+}
+
+/// Adapter that lets tungstenite read from our buffer and write control replies into a Vec.
+struct SansIo {
+    inb: Vec<u8>,
+    pos: usize,
+    out: Vec<u8>,
+}
+
+impl Read for SansIo {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let avail = &self.inb[self.pos..];
+        if avail.is_empty() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = avail.len().min(buf.len());
+        buf[..n].copy_from_slice(&avail[..n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl Write for SansIo {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+async fn run(shard: Rc<Shard>, stream: TcpStream, app: Arc<crate::app::App>, leftover: Vec<u8>) {
+    let limits = shard.limits.clone();
+    let (id, socket_id) = shard.next_ids();
+    let out = SocketOut::new(stream, shard.flush.clone(), limits.outbox_max_frames, limits.outbox_max_bytes);
+    let conn = Rc::new(Connection {
+        id,
+        socket_id,
+        app,
+        out: out.clone(),
+        subs: RefCell::new(HashMap::new()),
+        last_seen: Cell::new(Instant::now()),
+        pinged: Cell::new(false),
+    });
+    shard.conns.borrow_mut().insert(id, conn.clone());
+    out.push(frames::connection_established(&socket_id.to_string(), limits.activity_timeout_secs));
+
+    let config = WebSocketConfig::default()
+        .read_buffer_size(READ_CHUNK)
+        .max_message_size(Some(limits.max_ws_message_bytes))
+        .max_frame_size(Some(limits.max_ws_message_bytes));
+    let mut ctx = WebSocketContext::new(Role::Server, Some(config));
+    let mut io = SansIo {
+        inb: leftover,
+        pos: 0,
+        out: Vec::new(),
+    };
+    // Once we start closing, input is read and discarded until the peer goes away or the
+    // sweeper ends the grace period.
+    let mut closing = false;
+    loop {
+        if !closing {
+            closing = process(&shard, &conn, &mut ctx, &mut io);
+        }
+        io.inb.drain(..io.pos);
+        io.pos = 0;
+        if out.state() == WriteState::Closed {
+            break;
+        }
+        let old = io.inb.len();
+        io.inb.resize(old + READ_CHUNK, 0);
+        let n = poll_fn(|cx| {
+            let mut s = out.stream.borrow_mut();
+            futures_lite::AsyncRead::poll_read(Pin::new(&mut *s), cx, &mut io.inb[old..])
+        })
+        .await;
+        match n {
+            Ok(n) if n > 0 => io.inb.truncate(old + n),
+            _ => break,
+        }
+        if closing {
+            io.inb.clear();
+        }
+    }
+    shard.remove_connection(&conn);
+    out.abort();
+}
+
+/// Handles every complete message in `io`. Returns true when the connection is closing.
+fn process(shard: &Rc<Shard>, conn: &Rc<Connection>, ctx: &mut WebSocketContext, io: &mut SansIo) -> bool {
+    loop {
+        let res = ctx.read(io);
+        if res.is_ok() {
+            conn.last_seen.set(Instant::now());
+            conn.pinged.set(false);
+        }
+        match res {
+            Ok(Message::Text(t)) => {
+                let mut bytes = t.as_bytes().to_vec();
+                on_message(shard, conn, &mut bytes);
+            }
+            Ok(Message::Binary(_)) => {
+                conn.out.close_with(close_frame(codes::WS_UNSUPPORTED_DATA, "binary frames are not supported"));
+                return true;
+            }
+            Ok(Message::Close(_)) => {
+                // tungstenite queued the close reply; send it as our last frame.
+                let _ = ctx.flush(io);
+                conn.out.close_with(Bytes::from(std::mem::take(&mut io.out)));
+                return true;
+            }
+            Ok(_) => {} // ping (pong queued by tungstenite), pong, raw frame
+            Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => return true,
+            Err(WsError::Capacity(CapacityError::MessageTooLong { .. })) => {
+                conn.out.close_with(close_frame(codes::WS_TOO_BIG, "message too big"));
+                return true;
+            }
+            Err(WsError::Utf8(_)) => {
+                conn.out.close_with(close_frame(codes::WS_INVALID_PAYLOAD, "invalid utf-8"));
+                return true;
+            }
+            Err(e) => {
+                tracing::debug!(socket_id = %conn.socket_id, error = %e, "websocket protocol error");
+                conn.out.close_with(close_frame(codes::WS_PROTOCOL_ERROR, "protocol error"));
+                return true;
+            }
+        }
+    }
+    // Pongs and other control replies tungstenite produced.
+    let _ = ctx.flush(io);
+    if !io.out.is_empty() {
+        conn.out.push_control(Bytes::from(std::mem::take(&mut io.out)));
+    }
+    false
+}
+
+fn on_message(shard: &Rc<Shard>, conn: &Rc<Connection>, bytes: &mut [u8]) {
+    let msg = match decode(bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            conn.out.push(frames::error(codes::INVALID_MESSAGE, &e.to_string()));
+            return;
+        }
+    };
+    match msg {
+        ClientMsg::Subscribe { channel, .. } => subscribe(shard, conn, channel),
+        ClientMsg::Unsubscribe { channel } => shard.unsubscribe(conn, &channel),
+        ClientMsg::Ping => {
+            conn.out.push(frames::pong());
+        }
+        ClientMsg::Pong => {}
+        ClientMsg::ClientEvent { .. } => {
+            conn.out.push(frames::error(
+                codes::UNSUPPORTED_EVENT,
+                "client events are only allowed on private and presence channels",
+            ));
+        }
+        ClientMsg::Other { event } => {
+            conn.out.push(frames::error(codes::UNSUPPORTED_EVENT, &format!("unsupported event `{event}`")));
+        }
+    }
+}
+
+fn subscribe(shard: &Rc<Shard>, conn: &Rc<Connection>, channel: String) {
+    if let Err(e) = name::validate(&channel, shard.limits.max_channel_name_bytes) {
+        conn.out.push(frames::error(codes::INVALID_CHANNEL, &e.to_string()));
+        return;
+    }
+    match ChannelKind::of(&channel) {
+        ChannelKind::Public => {}
+        _ => {
+            conn.out.push(frames::subscription_error(
+                &channel,
+                "AuthError",
+                "private, presence and user channels are not supported by this server yet",
+                501,
+            ));
+            return;
+        }
+    }
+    let limit = shard.limits.max_subscriptions_per_connection;
+    if !conn.subs.borrow().contains_key(channel.as_str()) && conn.live_subscriptions() >= limit {
+        conn.out.push(frames::error(
+            codes::TOO_MANY_SUBSCRIPTIONS,
+            &format!("at most {limit} subscriptions per connection"),
+        ));
+        return;
+    }
+    shard.subscribe(conn, Arc::from(channel));
+}

@@ -1,0 +1,299 @@
+//! Test harness: starts the real `raptor` binary on 127.0.0.1 with an ephemeral port, and
+//! talks to it with real WebSocket (tokio-tungstenite) and raw HTTP/1.1.
+#![allow(dead_code)]
+
+use futures_util::{SinkExt, StreamExt};
+use hmac::{Hmac, Mac};
+use md5::{Digest, Md5};
+use serde_json::Value;
+use sha2::Sha256;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const KEY: &str = "app-key";
+pub const SECRET: &str = "app-secret";
+pub const APP_ID: &str = "1";
+
+/// A running server process, killed on drop.
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    _config: Option<tempfile_path::TempPath>,
+}
+
+mod tempfile_path {
+    /// A file removed on drop.
+    pub struct TempPath(pub std::path::PathBuf);
+    impl Drop for TempPath {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+}
+
+impl Server {
+    /// Default app, 2 shards.
+    pub fn start() -> Server {
+        Server::start_with("")
+    }
+
+    /// Starts with extra TOML appended to a config (e.g. a `[limits]` table). An empty string
+    /// means no config file at all (embedded defaults).
+    pub fn start_with(toml: &str) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_raptor"));
+        cmd.args(["serve", "--bind", "127.0.0.1:0", "--shards", "2"]);
+        let mut cfg = None;
+        if !toml.is_empty() {
+            let path = std::env::temp_dir().join(format!(
+                "raptor-test-{}-{}.toml",
+                std::process::id(),
+                SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
+            ));
+            std::fs::File::create(&path).unwrap().write_all(toml.as_bytes()).unwrap();
+            cmd.arg("--config").arg(&path);
+            cfg = Some(tempfile_path::TempPath(path));
+        }
+        cmd.env("RAPTOR_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = cmd.spawn().expect("start raptor");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read ready line");
+        let port = line
+            .rsplit_once("127.0.0.1:")
+            .and_then(|(_, p)| p.split_whitespace().next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        Server { child, port, _config: cfg }
+    }
+
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("ws://127.0.0.1:{}{}", self.port, path_and_query)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory of the server, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        s.lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A Pusher client over a real WebSocket.
+pub struct Client {
+    pub ws: Ws,
+    pub socket_id: String,
+}
+
+impl Client {
+    /// Connects to the default app and reads `connection_established`.
+    pub async fn connect(server: &Server) -> Client {
+        let (ws, _) = tokio_tungstenite::connect_async(server.url("/app/app-key?protocol=7&client=js&version=8.6.0&flash=false"))
+            .await
+            .expect("ws connect");
+        let mut c = Client { ws, socket_id: String::new() };
+        let m = c.recv().await;
+        assert_eq!(m["event"], "pusher:connection_established");
+        let data: Value = serde_json::from_str(m["data"].as_str().unwrap()).unwrap();
+        c.socket_id = data["socket_id"].as_str().unwrap().to_string();
+        c
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        self.ws.send(Message::text(v.to_string())).await.unwrap();
+    }
+
+    pub async fn send_raw(&mut self, text: &str) {
+        self.ws.send(Message::text(text.to_string())).await.unwrap();
+    }
+
+    /// Next text message as raw text (pings/pongs skipped), within 5 s.
+    pub async fn recv_text(&mut self) -> String {
+        self.recv_text_within(Duration::from_secs(5)).await.expect("timed out waiting for a message")
+    }
+
+    pub async fn recv_text_within(&mut self, d: Duration) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + d;
+        loop {
+            let m = tokio::time::timeout_at(deadline, self.ws.next()).await.ok()?;
+            match m {
+                Some(Ok(Message::Text(t))) => return Some(t.to_string()),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                other => panic!("expected a text message, got {other:?}"),
+            }
+        }
+    }
+
+    pub async fn recv(&mut self) -> Value {
+        serde_json::from_str(&self.recv_text().await).unwrap()
+    }
+
+    /// Asserts nothing arrives within `d`.
+    pub async fn expect_silence(&mut self, d: Duration) {
+        if let Some(t) = self.recv_text_within(d).await {
+            panic!("expected silence, got {t}");
+        }
+    }
+
+    pub async fn subscribe(&mut self, channel: &str) {
+        self.send(serde_json::json!({"event":"pusher:subscribe","data":{"auth":"","channel":channel}})).await;
+        let text = self.recv_text().await;
+        assert_eq!(
+            text,
+            format!(r#"{{"event":"pusher_internal:subscription_succeeded","channel":"{channel}","data":"{{}}"}}"#)
+        );
+    }
+
+    /// Reads until a close frame; returns its code.
+    pub async fn expect_close(&mut self) -> u16 {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await.expect("timed out waiting for close") {
+                Some(Ok(Message::Close(Some(f)))) => return f.code.into(),
+                Some(Ok(Message::Close(None))) => return 1005,
+                Some(Ok(_)) => continue,
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    }
+}
+
+// ---- HTTP ----------------------------------------------------------------------------------
+
+pub fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+pub fn hmac_hex(secret: &str, msg: &str) -> String {
+    let mut m = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    m.update(msg.as_bytes());
+    hex::encode(m.finalize().into_bytes())
+}
+
+/// Builds a signed path+query the way the Node SDK does (signature last).
+pub fn signed(method: &str, path: &str, params: &[(&str, &str)], body: &str, secret: &str, ts: u64) -> String {
+    let mut kv: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    kv.push(("auth_key".into(), KEY.into()));
+    kv.push(("auth_timestamp".into(), ts.to_string()));
+    kv.push(("auth_version".into(), "1.0".into()));
+    if !body.is_empty() {
+        kv.push(("body_md5".into(), hex::encode(Md5::digest(body.as_bytes()))));
+    }
+    kv.sort();
+    let q: Vec<String> = kv.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let q = q.join("&");
+    let sig = hmac_hex(secret, &format!("{method}\n{path}\n{q}"));
+    format!("{path}?{q}&auth_signature={sig}")
+}
+
+/// A keep-alive HTTP/1.1 connection.
+pub struct Http {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+impl Http {
+    pub async fn connect(server: &Server) -> Http {
+        Http {
+            stream: TcpStream::connect(("127.0.0.1", server.port)).await.unwrap(),
+            buf: Vec::new(),
+        }
+    }
+
+    pub async fn raw(&mut self, request: &[u8]) -> Resp {
+        self.stream.write_all(request).await.unwrap();
+        self.read_response().await
+    }
+
+    pub async fn request(&mut self, method: &str, target: &str, body: &str) -> Resp {
+        let req = format!(
+            "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.raw(req.as_bytes()).await
+    }
+
+    /// A correctly signed request to the default app.
+    pub async fn signed(&mut self, method: &str, path: &str, params: &[(&str, &str)], body: &str) -> Resp {
+        let target = signed(method, path, params, body, SECRET, now());
+        self.request(method, &target, body).await
+    }
+
+    pub async fn publish(&mut self, channel: &str, event: &str, data: &str) -> Resp {
+        let body = serde_json::json!({"name": event, "channel": channel, "data": data}).to_string();
+        self.signed("POST", "/apps/1/events", &[], &body).await
+    }
+
+    pub async fn read_response(&mut self) -> Resp {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut r = httparse::Response::new(&mut headers);
+            if let Ok(httparse::Status::Complete(n)) = r.parse(&self.buf) {
+                let status = r.code.unwrap();
+                let hs: Vec<(String, String)> = r
+                    .headers
+                    .iter()
+                    .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).to_string()))
+                    .collect();
+                let len: usize = hs
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+                    .map(|(_, v)| v.parse().unwrap())
+                    .unwrap_or(0);
+                while self.buf.len() < n + len {
+                    self.fill(deadline).await;
+                }
+                let body = String::from_utf8(self.buf[n..n + len].to_vec()).unwrap();
+                self.buf.drain(..n + len);
+                return Resp { status, headers: hs, body };
+            }
+            self.fill(deadline).await;
+        }
+    }
+
+    async fn fill(&mut self, deadline: tokio::time::Instant) {
+        let mut tmp = [0u8; 8192];
+        let n = tokio::time::timeout_at(deadline, self.stream.read(&mut tmp))
+            .await
+            .expect("timed out reading response")
+            .unwrap();
+        assert!(n > 0, "connection closed before a full response");
+        self.buf.extend_from_slice(&tmp[..n]);
+    }
+}
