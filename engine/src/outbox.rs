@@ -140,6 +140,12 @@ impl SocketOut {
         {
             let mut q = self.queue.borrow_mut();
             if q.frames.len() >= self.max_frames || q.bytes + frame.len() > self.max_bytes {
+                tracing::warn!(
+                    fd = self.fd,
+                    queued_frames = q.frames.len(),
+                    queued_bytes = q.bytes,
+                    "slow consumer: outbound queue full, closing with 4100"
+                );
                 drop(q);
                 self.close_with(crate::ws::frame::close_frame(4100, "over capacity"));
                 return Push::Overflow;

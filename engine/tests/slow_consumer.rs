@@ -1,0 +1,108 @@
+//! A client that stops reading is cut off with 4100; the others keep receiving everything
+//! and the server's memory stays bounded.
+
+mod common;
+use common::*;
+use futures_util::StreamExt;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_reader_is_cut_with_4100_and_others_get_everything() {
+    const EVENTS: usize = 3000;
+    let s = Server::start();
+    // The slow client: a raw socket with a small receive buffer that subscribes, then stops
+    // reading.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let mut slow = sock.connect(([127, 0, 0, 1], s.port).into()).await.unwrap();
+    slow.write_all(b"GET /app/app-key?protocol=7 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").await.unwrap();
+    let sub = json!({"event":"pusher:subscribe","data":{"channel":"feed"}}).to_string();
+    let mut frame = vec![0x81u8, 0x80 | sub.len() as u8, 0, 0, 0, 0];
+    frame.extend_from_slice(sub.as_bytes());
+    slow.write_all(&frame).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("subscription_succeeded") {
+        let n = slow.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        seen.extend_from_slice(&buf[..n]);
+    }
+
+    let mut fast = Client::connect(&s).await;
+    fast.subscribe("feed").await;
+    let progress = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen_by_fast = progress.clone();
+    let reader = tokio::spawn(async move {
+        let mut n = 0;
+        while n < EVENTS {
+            let m = tokio::time::timeout(std::time::Duration::from_secs(30), fast.ws.next())
+                .await
+                .expect("fast reader stalled")
+                .unwrap()
+                .unwrap();
+            if let Message::Text(t) = m {
+                assert!(t.as_str().contains(&format!("\"data\":\"{n}:")), "out of order at {n}: {}", &t[..60]);
+                n += 1;
+                seen_by_fast.store(n, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        n
+    });
+
+    let rss_before = s.rss_kib();
+    let mut h = Http::connect(&s).await;
+    let pad = "x".repeat(4000);
+    for i in 0..EVENTS / 10 {
+        // The fast client keeps up by definition: publish at most ~100 events ahead of it.
+        while progress.load(std::sync::atomic::Ordering::Relaxed) + 100 < i * 10 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let batch: Vec<_> = (0..10)
+            .map(|j| json!({"channel":"feed","name":"e","data":format!("{}:{pad}", i * 10 + j)}))
+            .collect();
+        let r = h.signed("POST", "/apps/1/batch_events", &[], &json!({ "batch": batch }).to_string()).await;
+        assert_eq!(r.status, 200);
+    }
+    assert_eq!(reader.await.unwrap(), EVENTS, "the fast client got every event");
+    let rss_after = s.rss_kib();
+    // 12 MB of events went out; what stays is bounded by the 1 MiB outbox, not the volume.
+    assert!(rss_after < rss_before + 16 * 1024, "rss grew from {rss_before} KiB to {rss_after} KiB");
+
+    // Now the slow client reads: some events, then a close frame with 4100.
+    let mut all = seen;
+    loop {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), slow.read(&mut buf))
+            .await
+            .expect("slow client never got closed")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        all.extend_from_slice(&buf[..n]);
+    }
+    let tail = &all[all.len().saturating_sub(64)..];
+    let close = find_close(&all).unwrap_or_else(|| panic!("no close frame in {} bytes; tail {:02x?}", all.len(), tail));
+    assert_eq!(close, 4100);
+}
+
+/// Walks server frames (unmasked) and returns the close code of the close frame.
+fn find_close(mut b: &[u8]) -> Option<u16> {
+    // Skip the HTTP response head.
+    let head = b.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    b = &b[head..];
+    while b.len() >= 2 {
+        let (len, hl) = match b[1] & 0x7f {
+            126 => (u16::from_be_bytes([b[2], b[3]]) as usize, 4),
+            127 => (u64::from_be_bytes(b[2..10].try_into().unwrap()) as usize, 10),
+            n => (n as usize, 2),
+        };
+        assert!(b[0] == 0x81 || b[0] == 0x88, "misframed stream at {} bytes before the end: {:02x?}", b.len(), &b[..b.len().min(16)]);
+        if b[0] == 0x88 {
+            return Some(u16::from_be_bytes([b[hl], b[hl + 1]]));
+        }
+        b = &b[(hl + len).min(b.len())..];
+    }
+    None
+}
