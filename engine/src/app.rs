@@ -41,7 +41,11 @@ impl Apps {
             by_key.insert(c.key.clone(), idx);
             by_id.insert(c.id.clone(), idx);
         }
-        Apps { list, by_key, by_id }
+        Apps {
+            list,
+            by_key,
+            by_id,
+        }
     }
 
     pub fn by_key(&self, key: &str) -> Option<&Arc<App>> {

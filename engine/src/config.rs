@@ -194,9 +194,12 @@ impl Config {
             None => Config::default(),
         };
         if let Some(b) = &over.bind {
-            cfg.bind = b
-                .parse()
-                .map_err(|_| invalid("bind", format!("`{b}` is not an address like 127.0.0.1:6001")))?;
+            cfg.bind = b.parse().map_err(|_| {
+                invalid(
+                    "bind",
+                    format!("`{b}` is not an address like 127.0.0.1:6001"),
+                )
+            })?;
         }
         if let Some(s) = &over.shards {
             cfg.shards = s
@@ -220,13 +223,22 @@ impl Config {
         for (i, app) in self.apps.iter().enumerate() {
             let ok_id = !app.id.is_empty()
                 && app.id.len() <= 64
-                && app.id.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
+                && app
+                    .id
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_');
             if !ok_id {
-                return Err(invalid(format!("apps[{i}].id"), "must match [A-Za-z0-9_-]{1,64}"));
+                return Err(invalid(
+                    format!("apps[{i}].id"),
+                    "must match [A-Za-z0-9_-]{1,64}",
+                ));
             }
             let ok_key = !app.key.is_empty()
                 && app.key.len() <= 128
-                && app.key.bytes().all(|c| c.is_ascii_graphic() && c != b':' && c != b'/' && c != b'?');
+                && app
+                    .key
+                    .bytes()
+                    .all(|c| c.is_ascii_graphic() && c != b':' && c != b'/' && c != b'?');
             if !ok_key {
                 return Err(invalid(
                     format!("apps[{i}].key"),
@@ -237,10 +249,16 @@ impl Config {
                 return Err(invalid(format!("apps[{i}].secret"), "must not be empty"));
             }
             if !ids.insert(&app.id) {
-                return Err(invalid(format!("apps[{i}].id"), format!("duplicate id `{}`", app.id)));
+                return Err(invalid(
+                    format!("apps[{i}].id"),
+                    format!("duplicate id `{}`", app.id),
+                ));
             }
             if !keys.insert(&app.key) {
-                return Err(invalid(format!("apps[{i}].key"), format!("duplicate key `{}`", app.key)));
+                return Err(invalid(
+                    format!("apps[{i}].key"),
+                    format!("duplicate key `{}`", app.key),
+                ));
             }
         }
         let l = &self.limits;
@@ -249,15 +267,27 @@ impl Config {
             ("limits.max_event_data_bytes", l.max_event_data_bytes),
             ("limits.max_http_header_bytes", l.max_http_header_bytes),
             ("limits.max_http_body_bytes", l.max_http_body_bytes),
-            ("limits.handshake_timeout_secs", l.handshake_timeout_secs as usize),
-            ("limits.activity_timeout_secs", l.activity_timeout_secs as usize),
+            (
+                "limits.handshake_timeout_secs",
+                l.handshake_timeout_secs as usize,
+            ),
+            (
+                "limits.activity_timeout_secs",
+                l.activity_timeout_secs as usize,
+            ),
             ("limits.pong_timeout_secs", l.pong_timeout_secs as usize),
             ("limits.outbox_max_frames", l.outbox_max_frames),
             ("limits.outbox_max_bytes", l.outbox_max_bytes),
-            ("limits.max_subscriptions_per_connection", l.max_subscriptions_per_connection),
+            (
+                "limits.max_subscriptions_per_connection",
+                l.max_subscriptions_per_connection,
+            ),
             ("limits.max_channel_name_bytes", l.max_channel_name_bytes),
             ("limits.max_event_name_bytes", l.max_event_name_bytes),
-            ("limits.max_channels_per_publish", l.max_channels_per_publish),
+            (
+                "limits.max_channels_per_publish",
+                l.max_channels_per_publish,
+            ),
             ("limits.max_batch_events", l.max_batch_events),
             ("limits.mesh_queue_capacity", l.mesh_queue_capacity),
         ];
@@ -277,7 +307,9 @@ impl Config {
         if self.shards > 0 {
             self.shards
         } else {
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
         }
     }
 }
@@ -313,16 +345,27 @@ mod tests {
     fn errors_name_the_field() {
         let e = Config::from_toml("bnd = 1", "t").unwrap_err().to_string();
         assert!(e.contains("bnd"), "{e}");
-        let e = Config::from_toml("[[apps]]\nid = \"1\"\nkey = \"k\"\n", "t").unwrap_err().to_string();
-        assert!(e.contains("secret"), "{e}");
-        let c = Config::from_toml("[[apps]]\nid = \"a b\"\nkey = \"k\"\nsecret = \"s\"\n", "t").unwrap();
-        let e = c.validate().unwrap_err().to_string();
-        assert!(e.contains("apps[0].id"), "{e}");
-        let e = Config::load(None, &Overrides { bind: Some("nope".into()), shards: None })
+        let e = Config::from_toml("[[apps]]\nid = \"1\"\nkey = \"k\"\n", "t")
             .unwrap_err()
             .to_string();
+        assert!(e.contains("secret"), "{e}");
+        let c = Config::from_toml("[[apps]]\nid = \"a b\"\nkey = \"k\"\nsecret = \"s\"\n", "t")
+            .unwrap();
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("apps[0].id"), "{e}");
+        let e = Config::load(
+            None,
+            &Overrides {
+                bind: Some("nope".into()),
+                shards: None,
+            },
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("`bind`"), "{e}");
-        let e = Config::from_toml("[limits]\noutbox_max_bytes = \"x\"", "t").unwrap_err().to_string();
+        let e = Config::from_toml("[limits]\noutbox_max_bytes = \"x\"", "t")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("outbox_max_bytes"), "{e}");
     }
 }

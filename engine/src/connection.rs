@@ -37,6 +37,10 @@ pub struct Connection {
 impl Connection {
     /// Subscriptions that count against the per-connection limit.
     pub fn live_subscriptions(&self) -> usize {
-        self.subs.borrow().values().filter(|s| **s != SubState::Cancelled).count()
+        self.subs
+            .borrow()
+            .values()
+            .filter(|s| **s != SubState::Cancelled)
+            .count()
     }
 }

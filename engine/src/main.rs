@@ -39,7 +39,8 @@ struct Serve {
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RAPTOR_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("RAPTOR_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -58,7 +59,11 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let apps: Vec<String> = cfg.apps.iter().map(|a| format!("{} (key {})", a.id, a.key)).collect();
+    let apps: Vec<String> = cfg
+        .apps
+        .iter()
+        .map(|a| format!("{} (key {})", a.id, a.key))
+        .collect();
     let res = raptor_engine::server::run(cfg, |addr, nr| {
         tracing::info!(%addr, shards = nr, apps = ?apps, "ready");
         // Tests and scripts wait for this exact line on stdout.

@@ -108,7 +108,12 @@ pub struct SocketOut {
 }
 
 impl SocketOut {
-    pub fn new(stream: TcpStream, flush: Rc<FlushQueue>, max_frames: usize, max_bytes: usize) -> Rc<SocketOut> {
+    pub fn new(
+        stream: TcpStream,
+        flush: Rc<FlushQueue>,
+        max_frames: usize,
+        max_bytes: usize,
+    ) -> Rc<SocketOut> {
         Rc::new(SocketOut {
             fd: stream.as_raw_fd(),
             stream: RefCell::new(stream),
@@ -171,7 +176,9 @@ impl SocketOut {
                 q.frames.push_back(close);
             }
         }
-        self.state.set(WriteState::Closing { since: Instant::now() });
+        self.state.set(WriteState::Closing {
+            since: Instant::now(),
+        });
         self.schedule();
     }
 
@@ -235,10 +242,16 @@ impl SocketOut {
                 let mut iov: [IoSlice<'_>; IOV_BATCH] = [IoSlice::new(&[]); IOV_BATCH];
                 let mut n = 0;
                 for (i, f) in q.frames.iter().take(IOV_BATCH).enumerate() {
-                    iov[i] = if i == 0 { IoSlice::new(&f[q.head_written..]) } else { IoSlice::new(f) };
+                    iov[i] = if i == 0 {
+                        IoSlice::new(&f[q.head_written..])
+                    } else {
+                        IoSlice::new(f)
+                    };
                     n += 1;
                 }
-                self.with_sock(|s| s.send_vectored_with_flags(&iov[..n], libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL))
+                self.with_sock(|s| {
+                    s.send_vectored_with_flags(&iov[..n], libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+                })
             };
             match res {
                 Ok(written) => self.queue.borrow_mut().advance(written),
@@ -341,7 +354,11 @@ impl FlushQueue {
 
     /// The flusher task: runs for the life of the shard.
     pub async fn run(self: Rc<Self>) {
-        let rx = self.wake_rx.borrow_mut().take().expect("flusher started once");
+        let rx = self
+            .wake_rx
+            .borrow_mut()
+            .take()
+            .expect("flusher started once");
         let mut batch: Vec<Rc<SocketOut>> = Vec::new();
         loop {
             if self.dirty.borrow().is_empty() && rx.recv().await.is_none() {

@@ -45,7 +45,10 @@ mod tests {
             }
             let expect = total as f64 / n as f64;
             for c in counts {
-                assert!((f64::from(c) - expect).abs() < expect * 0.05, "{n}: {c} vs {expect}");
+                assert!(
+                    (f64::from(c) - expect).abs() < expect * 0.05,
+                    "{n}: {c} vs {expect}"
+                );
             }
         }
     }
@@ -53,7 +56,9 @@ mod tests {
     #[test]
     fn app_is_part_of_the_key() {
         let differ = (0..100)
-            .filter(|i| shard_for("1", &format!("c{i}"), 16) != shard_for("2", &format!("c{i}"), 16))
+            .filter(|i| {
+                shard_for("1", &format!("c{i}"), 16) != shard_for("2", &format!("c{i}"), 16)
+            })
             .count();
         assert!(differ > 50);
     }

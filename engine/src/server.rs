@@ -19,7 +19,10 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot listen on {addr}: {source} (is another server already running there?)")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot start the shards: {0}")]
     Executors(String),
 }
@@ -30,7 +33,9 @@ pub enum StartError {
 /// port that every shard then binds.
 pub fn resolve_bind(addr: SocketAddr) -> Result<SocketAddr, StartError> {
     let probe = StdListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
-    let real = probe.local_addr().map_err(|source| StartError::Bind { addr, source })?;
+    let real = probe
+        .local_addr()
+        .map_err(|source| StartError::Bind { addr, source })?;
     drop(probe);
     Ok(real)
 }
@@ -48,13 +53,23 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, usize)) -> Result<(), 
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // Pin one shard per core where the machine has the cores; otherwise let the OS place them.
-    let placement = if nr <= cores { PoolPlacement::MaxSpread(nr, None) } else { PoolPlacement::Unbound(nr) };
+    let placement = if nr <= cores {
+        PoolPlacement::MaxSpread(nr, None)
+    } else {
+        PoolPlacement::Unbound(nr)
+    };
     let (r2, f2) = (ready.clone(), failed.clone());
     let handles = LocalExecutorPoolBuilder::new(placement)
         .name("raptor-shard")
         .io_memory(64 << 10)
         .on_all_shards(move || {
-            let (apps, limits, mesh, ready, failed) = (apps.clone(), limits.clone(), mesh.clone(), r2.clone(), f2.clone());
+            let (apps, limits, mesh, ready, failed) = (
+                apps.clone(),
+                limits.clone(),
+                mesh.clone(),
+                r2.clone(),
+                f2.clone(),
+            );
             async move {
                 let (senders, receivers) = match mesh {
                     Some(m) => {
@@ -83,7 +98,9 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, usize)) -> Result<(), 
 
     loop {
         if failed.load(Ordering::SeqCst) > 0 {
-            return Err(StartError::Executors("a shard failed to bind; see the log".into()));
+            return Err(StartError::Executors(
+                "a shard failed to bind; see the log".into(),
+            ));
         }
         if ready.load(Ordering::SeqCst) == nr {
             break;
@@ -99,7 +116,10 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, usize)) -> Result<(), 
     Ok(())
 }
 
-fn start_tasks(shard: &Rc<Shard>, receivers: Option<glommio::channels::channel_mesh::Receivers<ShardMsg>>) {
+fn start_tasks(
+    shard: &Rc<Shard>,
+    receivers: Option<glommio::channels::channel_mesh::Receivers<ShardMsg>>,
+) {
     glommio::spawn_local(FlushQueue::run(shard.flush.clone())).detach();
     glommio::spawn_local(sweeper::run(Rc::downgrade(shard))).detach();
     for dst in 0..shard.nr_shards {

@@ -40,10 +40,23 @@ mod tests {
 
     #[test]
     fn parse_roundtrip() {
-        let id = SocketId { hi: 123456, lo: 7891011 };
+        let id = SocketId {
+            hi: 123456,
+            lo: 7891011,
+        };
         assert_eq!(SocketId::parse(&id.to_string()), Some(id));
         assert_eq!(SocketId::parse("1.2"), Some(SocketId { hi: 1, lo: 2 }));
-        for bad in ["", ".", "1.", ".2", "a.b", "1.2.3", "-1.2", "1 .2", "99999999999999999999.1"] {
+        for bad in [
+            "",
+            ".",
+            "1.",
+            ".2",
+            "a.b",
+            "1.2.3",
+            "-1.2",
+            "1 .2",
+            "99999999999999999999.1",
+        ] {
             assert_eq!(SocketId::parse(bad), None, "{bad}");
         }
     }

@@ -8,11 +8,18 @@ use tokio_tungstenite::tungstenite::Message;
 #[tokio::test]
 async fn connection_established_exact_shape() {
     let s = Server::start();
-    let (mut ws, resp) = tokio_tungstenite::connect_async(s.url("/app/app-key?protocol=7&client=js&version=8.6.0&flash=false"))
-        .await
-        .unwrap();
-    assert!(resp.headers().get("sec-websocket-extensions").is_none(), "no extension is negotiated");
-    let Some(Ok(Message::Text(t))) = ws.next().await else { panic!() };
+    let (mut ws, resp) = tokio_tungstenite::connect_async(
+        s.url("/app/app-key?protocol=7&client=js&version=8.6.0&flash=false"),
+    )
+    .await
+    .unwrap();
+    assert!(
+        resp.headers().get("sec-websocket-extensions").is_none(),
+        "no extension is negotiated"
+    );
+    let Some(Ok(Message::Text(t))) = ws.next().await else {
+        panic!()
+    };
     let re = regex::Regex::new(
         r#"^\{"event":"pusher:connection_established","data":"\{\\"socket_id\\":\\"(\d+\.\d+)\\",\\"activity_timeout\\":120\}"\}$"#,
     )
@@ -32,8 +39,12 @@ async fn socket_ids_are_unique() {
 
 async fn refused(s: &Server, path: &str) -> (String, u16) {
     let (mut ws, _) = tokio_tungstenite::connect_async(s.url(path)).await.unwrap();
-    let Some(Ok(Message::Text(t))) = ws.next().await else { panic!("no error event") };
-    let Some(Ok(Message::Close(Some(f)))) = ws.next().await else { panic!("no close frame") };
+    let Some(Ok(Message::Text(t))) = ws.next().await else {
+        panic!("no error event")
+    };
+    let Some(Ok(Message::Close(Some(f)))) = ws.next().await else {
+        panic!("no close frame")
+    };
     (t.to_string(), f.code.into())
 }
 
@@ -70,9 +81,18 @@ async fn plain_http_endpoints() {
     assert_eq!(r.status, 200);
     assert!(r.body.contains("Pusher Channels protocol"));
     let r = h.request("GET", "/app/app-key?protocol=7", "").await;
-    assert_eq!((r.status, r.body.as_str()), (426, r#"{"error":"this endpoint expects a WebSocket upgrade"}"#));
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (
+            426,
+            r#"{"error":"this endpoint expects a WebSocket upgrade"}"#
+        )
+    );
     let r = h.request("GET", "/nothing", "").await;
-    assert_eq!((r.status, r.body.as_str()), (404, r#"{"error":"no such endpoint"}"#));
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (404, r#"{"error":"no such endpoint"}"#)
+    );
     let r = h.request("POST", "/health", "").await;
     assert_eq!(r.status, 405);
     // An upgrade with a wrong version gets 426 and the version we speak.
@@ -95,14 +115,20 @@ async fn malformed_and_oversized_http_heads() {
     let r = h.raw(big.as_bytes()).await;
     assert_eq!(r.status, 431);
     let mut h = Http::connect(&s).await;
-    let r = h.raw(b"POST /apps/1/events HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").await;
+    let r = h
+        .raw(b"POST /apps/1/events HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .await;
     assert_eq!(r.status, 411);
 }
 
 #[test]
 fn bad_config_is_refused_naming_the_field() {
     let path = std::env::temp_dir().join(format!("raptor-bad-{}.toml", std::process::id()));
-    std::fs::write(&path, "bind = \"127.0.0.1:0\"\n[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"\"\n").unwrap();
+    std::fs::write(
+        &path,
+        "bind = \"127.0.0.1:0\"\n[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"\"\n",
+    )
+    .unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_raptor"))
         .args(["serve", "--config"])
         .arg(&path)
@@ -131,5 +157,8 @@ fn env_bind_is_used_and_a_busy_port_is_refused() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("127.0.0.1:{port}")) && err.contains("cannot listen"), "{err}");
+    assert!(
+        err.contains(&format!("127.0.0.1:{port}")) && err.contains("cannot listen"),
+        "{err}"
+    );
 }

@@ -13,30 +13,59 @@ async fn bad_client_messages_get_pusher_errors_and_the_connection_survives() {
     let s = Server::start();
     let mut c = Client::connect(&s).await;
     let cases: &[(&str, &str)] = &[
-        ("not json", r#"{"event":"pusher:error","data":{"code":4300,"message":"invalid message: expected a JSON object with a string \"event\""}}"#),
-        (r#"{"data":{}}"#, r#"{"event":"pusher:error","data":{"code":4300,"message":"invalid message: expected a JSON object with a string \"event\""}}"#),
-        (r#"{"event":"pusher:subscribe","data":{}}"#, r#"{"event":"pusher:error","data":{"code":4300,"message":"invalid pusher:subscribe: data.channel is required"}}"#),
-        (r#"{"event":"pusher:bogus","data":{}}"#, r#"{"event":"pusher:error","data":{"code":4310,"message":"unsupported event `pusher:bogus`"}}"#),
-        (r#"{"event":"client-x","channel":"pub","data":{}}"#, r#"{"event":"pusher:error","data":{"code":4310,"message":"client events are only allowed on private and presence channels"}}"#),
-        (r#"{"event":"pusher:subscribe","data":{"channel":"bad name"}}"#, r#"{"event":"pusher:error","data":{"code":4311,"message":"channel name contains a character outside [A-Za-z0-9_-=@,.;/]"}}"#),
-        (r#"{"event":"pusher:subscribe","data":{"channel":"private-x","auth":"app-key:00"}}"#, r#"{"event":"pusher:subscription_error","channel":"private-x","data":"{\"type\":\"AuthError\",\"error\":\"private, presence and user channels are not supported by this server yet\",\"status\":501}"}"#),
+        (
+            "not json",
+            r#"{"event":"pusher:error","data":{"code":4300,"message":"invalid message: expected a JSON object with a string \"event\""}}"#,
+        ),
+        (
+            r#"{"data":{}}"#,
+            r#"{"event":"pusher:error","data":{"code":4300,"message":"invalid message: expected a JSON object with a string \"event\""}}"#,
+        ),
+        (
+            r#"{"event":"pusher:subscribe","data":{}}"#,
+            r#"{"event":"pusher:error","data":{"code":4300,"message":"invalid pusher:subscribe: data.channel is required"}}"#,
+        ),
+        (
+            r#"{"event":"pusher:bogus","data":{}}"#,
+            r#"{"event":"pusher:error","data":{"code":4310,"message":"unsupported event `pusher:bogus`"}}"#,
+        ),
+        (
+            r#"{"event":"client-x","channel":"pub","data":{}}"#,
+            r#"{"event":"pusher:error","data":{"code":4310,"message":"client events are only allowed on private and presence channels"}}"#,
+        ),
+        (
+            r#"{"event":"pusher:subscribe","data":{"channel":"bad name"}}"#,
+            r#"{"event":"pusher:error","data":{"code":4311,"message":"channel name contains a character outside [A-Za-z0-9_-=@,.;/]"}}"#,
+        ),
+        (
+            r#"{"event":"pusher:subscribe","data":{"channel":"private-x","auth":"app-key:00"}}"#,
+            r#"{"event":"pusher:subscription_error","channel":"private-x","data":"{\"type\":\"AuthError\",\"error\":\"private, presence and user channels are not supported by this server yet\",\"status\":501}"}"#,
+        ),
     ];
     for (input, expected) in cases {
         c.send_raw(input).await;
         assert_eq!(c.recv_text().await, *expected, "for {input}");
     }
     let long = "a".repeat(201);
-    c.send(json!({"event":"pusher:subscribe","data":{"channel":long}})).await;
+    c.send(json!({"event":"pusher:subscribe","data":{"channel":long}}))
+        .await;
     assert_eq!(
         c.recv_text().await,
         r#"{"event":"pusher:error","data":{"code":4311,"message":"channel name is longer than 200 characters"}}"#
     );
-    let deep = format!(r#"{{"event":"pusher:subscribe","data":{}{}}}"#, "[".repeat(3000), "]".repeat(3000));
+    let deep = format!(
+        r#"{{"event":"pusher:subscribe","data":{}{}}}"#,
+        "[".repeat(3000),
+        "]".repeat(3000)
+    );
     c.send_raw(&deep).await;
-    assert_eq!(c.recv(). await["data"]["code"], 4300);
+    assert_eq!(c.recv().await["data"]["code"], 4300);
     // Still alive and working.
     c.send(json!({"event":"pusher:ping","data":{}})).await;
-    assert_eq!(c.recv_text().await, r#"{"event":"pusher:pong","data":"{}"}"#);
+    assert_eq!(
+        c.recv_text().await,
+        r#"{"event":"pusher:pong","data":"{}"}"#
+    );
     c.subscribe("still-ok").await;
 }
 
@@ -46,7 +75,8 @@ async fn subscription_limit() {
     let mut c = Client::connect(&s).await;
     c.subscribe("a").await;
     c.subscribe("b").await;
-    c.send(json!({"event":"pusher:subscribe","data":{"channel":"c"}})).await;
+    c.send(json!({"event":"pusher:subscribe","data":{"channel":"c"}}))
+        .await;
     assert_eq!(
         c.recv_text().await,
         r#"{"event":"pusher:error","data":{"code":4312,"message":"at most 2 subscriptions per connection"}}"#
@@ -65,7 +95,8 @@ async fn binary_frames_close_1003() {
 async fn oversized_messages_close_1009() {
     let s = Server::start();
     let mut c = Client::connect(&s).await;
-    let big = json!({"event":"client-x","channel":"private-a","data":"x".repeat(20_000)}).to_string();
+    let big =
+        json!({"event":"client-x","channel":"private-a","data":"x".repeat(20_000)}).to_string();
     c.send_raw(&big).await;
     assert_eq!(c.expect_close().await, 1009);
     // Others are unaffected.
@@ -94,7 +125,9 @@ async fn invalid_framing_closes_1002_and_invalid_utf8_1007() {
 
 /// A WebSocket opened by hand over TCP, after `connection_established` was read.
 async fn raw_ws(s: &Server) -> tokio::net::TcpStream {
-    let mut t = tokio::net::TcpStream::connect(("127.0.0.1", s.port)).await.unwrap();
+    let mut t = tokio::net::TcpStream::connect(("127.0.0.1", s.port))
+        .await
+        .unwrap();
     t.write_all(b"GET /app/app-key?protocol=7 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").await.unwrap();
     let mut buf = vec![0u8; 4096];
     let mut got = Vec::new();
@@ -134,21 +167,41 @@ async fn http_api_error_statuses() {
 
     let bad = signed("POST", "/apps/1/events", &[], &body, "wrong-secret", now());
     let r = h.request("POST", &bad, &body).await;
-    assert_eq!((r.status, r.body.as_str()), (401, r#"{"error":"invalid signature"}"#));
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (401, r#"{"error":"invalid signature"}"#)
+    );
 
     let stale = signed("POST", "/apps/1/events", &[], &body, SECRET, now() - 601);
     let r = h.request("POST", &stale, &body).await;
-    assert_eq!((r.status, r.body.as_str()), (401, r#"{"error":"auth_timestamp is more than 600 s from the server's clock"}"#));
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (
+            401,
+            r#"{"error":"auth_timestamp is more than 600 s from the server's clock"}"#
+        )
+    );
 
     let r = h.request("POST", "/apps/1/events", &body).await;
     assert_eq!(r.status, 401);
 
     let tampered = signed("POST", "/apps/1/events", &[], &body, SECRET, now());
-    let r = h.request("POST", &tampered, &body.replace("\"x\"", "\"y\"")).await;
-    assert_eq!((r.status, r.body.as_str()), (401, r#"{"error":"body_md5 is missing or does not match the body"}"#));
+    let r = h
+        .request("POST", &tampered, &body.replace("\"x\"", "\"y\""))
+        .await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (
+            401,
+            r#"{"error":"body_md5 is missing or does not match the body"}"#
+        )
+    );
 
     let r = h.signed("POST", "/apps/9/events", &[], &body).await;
-    assert_eq!((r.status, r.body.as_str()), (404, r#"{"error":"unknown app `9`"}"#));
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (404, r#"{"error":"unknown app `9`"}"#)
+    );
     let r = h.signed("POST", "/apps/1/nothing", &[], &body).await;
     assert_eq!(r.status, 404);
     let r = h.signed("GET", "/apps/1/events", &[], "").await;
@@ -175,7 +228,10 @@ async fn http_api_error_statuses() {
     }
     let batch = json!({"batch": (0..11).map(|i| json!({"channel":"c","name":"e","data":i.to_string()})).collect::<Vec<_>>()}).to_string();
     let r = h.signed("POST", "/apps/1/batch_events", &[], &batch).await;
-    assert_eq!((r.status, r.body.as_str()), (400, r#"{"error":"at most 10 events per batch"}"#));
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (400, r#"{"error":"at most 10 events per batch"}"#)
+    );
 }
 
 #[tokio::test]
@@ -184,7 +240,13 @@ async fn event_data_over_10kb_is_413_with_default_limits() {
     let mut h = Http::connect(&s).await;
     let body = json!({"name":"e","channel":"c","data":"x".repeat(10_241)}).to_string();
     let r = h.signed("POST", "/apps/1/events", &[], &body).await;
-    assert_eq!((r.status, r.body.as_str()), (413, r#"{"error":"event data larger than 10240 bytes"}"#));
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (413, r#"{"error":"event data larger than 10240 bytes"}"#)
+    );
     let body = json!({"name":"e","channel":"c","data":"x".repeat(10_240)}).to_string();
-    assert_eq!(h.signed("POST", "/apps/1/events", &[], &body).await.status, 200);
+    assert_eq!(
+        h.signed("POST", "/apps/1/events", &[], &body).await.status,
+        200
+    );
 }

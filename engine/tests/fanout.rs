@@ -21,7 +21,15 @@ async fn two_hundred_connections_receive_a_thousand_events_in_order() {
     // Socket ids embed the accepting shard (lo % shards): both shards hold subscribers.
     let shards: HashSet<u64> = clients
         .iter()
-        .map(|c| c.socket_id.split('.').nth(1).unwrap().parse::<u64>().unwrap() % 2)
+        .map(|c| {
+            c.socket_id
+                .split('.')
+                .nth(1)
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+                % 2
+        })
         .collect();
     assert_eq!(shards.len(), 2, "connections spread over all shards");
 
@@ -38,7 +46,8 @@ async fn two_hundred_connections_receive_a_thousand_events_in_order() {
                         .unwrap()
                         .unwrap();
                     let Message::Text(t) = m else { continue };
-                    let expected = format!(r#"{{"event":"seq","channel":"orders","data":"{next}"}}"#);
+                    let expected =
+                        format!(r#"{{"event":"seq","channel":"orders","data":"{next}"}}"#);
                     assert_eq!(t.as_str(), expected);
                     next += 1;
                 }
@@ -54,7 +63,9 @@ async fn two_hundred_connections_receive_a_thousand_events_in_order() {
         publishers.push(Http::connect(&s).await);
     }
     for i in 0..EVENTS {
-        let r = publishers[i % 4].publish("orders", "seq", &i.to_string()).await;
+        let r = publishers[i % 4]
+            .publish("orders", "seq", &i.to_string())
+            .await;
         assert_eq!(r.status, 200);
     }
     for r in readers {

@@ -11,7 +11,13 @@ async fn publish_reaches_subscriber_exactly() {
     let mut c = Client::connect(&s).await;
     c.subscribe("my-photo-gallery/123/comments").await;
     let mut h = Http::connect(&s).await;
-    let r = h.publish("my-photo-gallery/123/comments", "my-event", "{\"hello\": \"world\"}").await;
+    let r = h
+        .publish(
+            "my-photo-gallery/123/comments",
+            "my-event",
+            "{\"hello\": \"world\"}",
+        )
+        .await;
     assert_eq!((r.status, r.body.as_str()), (200, "{}"));
     assert_eq!(r.header("content-type"), Some("application/json"));
     assert_eq!(
@@ -31,19 +37,31 @@ async fn multi_channel_batch_and_exclusion() {
     }
     let mut h = Http::connect(&s).await;
     let body = json!({"name":"e","channels":["c1","c2"],"data":"x"}).to_string();
-    assert_eq!(h.signed("POST", "/apps/1/events", &[], &body).await.status, 200);
+    assert_eq!(
+        h.signed("POST", "/apps/1/events", &[], &body).await.status,
+        200
+    );
     for c in [&mut a, &mut b] {
         let mut got = vec![c.recv_text().await, c.recv_text().await];
         got.sort();
         assert_eq!(
             got,
-            vec![r#"{"event":"e","channel":"c1","data":"x"}"#, r#"{"event":"e","channel":"c2","data":"x"}"#]
+            vec![
+                r#"{"event":"e","channel":"c1","data":"x"}"#,
+                r#"{"event":"e","channel":"c2","data":"x"}"#
+            ]
         );
     }
     // socket_id exclusion: a does not get its own event, b does.
     let body = json!({"name":"e2","channel":"c1","data":"y","socket_id":a.socket_id}).to_string();
-    assert_eq!(h.signed("POST", "/apps/1/events", &[], &body).await.status, 200);
-    assert_eq!(b.recv_text().await, r#"{"event":"e2","channel":"c1","data":"y"}"#);
+    assert_eq!(
+        h.signed("POST", "/apps/1/events", &[], &body).await.status,
+        200
+    );
+    assert_eq!(
+        b.recv_text().await,
+        r#"{"event":"e2","channel":"c1","data":"y"}"#
+    );
     a.expect_silence(Duration::from_millis(300)).await;
 
     let body = json!({"batch":[{"channel":"c1","name":"b1","data":"1"},{"channel":"c2","name":"b2","data":"2","socket_id":b.socket_id}]}).to_string();
@@ -53,34 +71,50 @@ async fn multi_channel_batch_and_exclusion() {
     got.sort();
     assert_eq!(
         got,
-        vec![r#"{"event":"b1","channel":"c1","data":"1"}"#, r#"{"event":"b2","channel":"c2","data":"2"}"#]
+        vec![
+            r#"{"event":"b1","channel":"c1","data":"1"}"#,
+            r#"{"event":"b2","channel":"c2","data":"2"}"#
+        ]
     );
-    assert_eq!(b.recv_text().await, r#"{"event":"b1","channel":"c1","data":"1"}"#);
+    assert_eq!(
+        b.recv_text().await,
+        r#"{"event":"b1","channel":"c1","data":"1"}"#
+    );
     b.expect_silence(Duration::from_millis(300)).await;
 }
 
 async fn info(h: &mut Http, ch: &str) -> String {
     let path = format!("/apps/1/channels/{ch}");
-    h.signed("GET", &path, &[("info", "subscription_count")], "").await.body
+    h.signed("GET", &path, &[("info", "subscription_count")], "")
+        .await
+        .body
 }
 
 #[tokio::test]
 async fn unsubscribe_stops_delivery_and_channel_info_follows() {
     let s = Server::start();
     let mut h = Http::connect(&s).await;
-    assert_eq!(info(&mut h, "room").await, r#"{"occupied":false,"subscription_count":0}"#);
+    assert_eq!(
+        info(&mut h, "room").await,
+        r#"{"occupied":false,"subscription_count":0}"#
+    );
     let mut conns = Vec::new();
     for _ in 0..6 {
         let mut c = Client::connect(&s).await;
         c.subscribe("room").await;
         conns.push(c);
     }
-    assert_eq!(info(&mut h, "room").await, r#"{"occupied":true,"subscription_count":6}"#);
+    assert_eq!(
+        info(&mut h, "room").await,
+        r#"{"occupied":true,"subscription_count":6}"#
+    );
     let r = h.signed("GET", "/apps/1/channels/room", &[], "").await;
     assert_eq!(r.body, r#"{"occupied":true}"#);
 
     let mut first = conns.remove(0);
-    first.send(json!({"event":"pusher:unsubscribe","data":{"channel":"room"}})).await;
+    first
+        .send(json!({"event":"pusher:unsubscribe","data":{"channel":"room"}}))
+        .await;
     // Unsubscribe is asynchronous to the owner; wait until it is counted.
     let mut body = String::new();
     for _ in 0..50 {
@@ -93,7 +127,10 @@ async fn unsubscribe_stops_delivery_and_channel_info_follows() {
     assert_eq!(body, r#"{"occupied":true,"subscription_count":5}"#);
     h.publish("room", "e", "d").await;
     for c in conns.iter_mut() {
-        assert_eq!(c.recv_text().await, r#"{"event":"e","channel":"room","data":"d"}"#);
+        assert_eq!(
+            c.recv_text().await,
+            r#"{"event":"e","channel":"room","data":"d"}"#
+        );
     }
     first.expect_silence(Duration::from_millis(300)).await;
 
@@ -121,17 +158,41 @@ async fn channel_listing_and_publish_info() {
     }
     let mut h = Http::connect(&s).await;
     let r = h.signed("GET", "/apps/1/channels", &[], "").await;
-    assert_eq!(r.body, r#"{"channels":{"news":{},"news-eu":{},"sport":{}}}"#);
-    let r = h.signed("GET", "/apps/1/channels", &[("filter_by_prefix", "news")], "").await;
+    assert_eq!(
+        r.body,
+        r#"{"channels":{"news":{},"news-eu":{},"sport":{}}}"#
+    );
+    let r = h
+        .signed(
+            "GET",
+            "/apps/1/channels",
+            &[("filter_by_prefix", "news")],
+            "",
+        )
+        .await;
     assert_eq!(r.body, r#"{"channels":{"news":{},"news-eu":{}}}"#);
-    let r = h.signed("GET", "/apps/1/channels", &[("info", "user_count")], "").await;
+    let r = h
+        .signed("GET", "/apps/1/channels", &[("info", "user_count")], "")
+        .await;
     assert_eq!(r.status, 400);
-    let r = h.signed("GET", "/apps/1/channels/news", &[("info", "user_count")], "").await;
+    let r = h
+        .signed(
+            "GET",
+            "/apps/1/channels/news",
+            &[("info", "user_count")],
+            "",
+        )
+        .await;
     assert_eq!(r.status, 400);
 
-    let body = json!({"name":"e","channels":["news-eu","empty"],"data":"x","info":"subscription_count"}).to_string();
+    let body =
+        json!({"name":"e","channels":["news-eu","empty"],"data":"x","info":"subscription_count"})
+            .to_string();
     let r = h.signed("POST", "/apps/1/events", &[], &body).await;
-    assert_eq!(r.body, r#"{"channels":{"empty":{"subscription_count":0},"news-eu":{"subscription_count":2}}}"#);
+    assert_eq!(
+        r.body,
+        r#"{"channels":{"empty":{"subscription_count":0},"news-eu":{"subscription_count":2}}}"#
+    );
     let body = json!({"batch":[{"channel":"news","name":"a","data":"1","info":"subscription_count"},{"channel":"sport","name":"b","data":"2"}]}).to_string();
     let r = h.signed("POST", "/apps/1/batch_events", &[], &body).await;
     assert_eq!(r.body, r#"{"batch":[{"subscription_count":1},{}]}"#);
@@ -148,14 +209,21 @@ async fn python_sdk_request_shape_is_accepted() {
     let sig = hmac_hex(SECRET, &format!("GET\n/apps/1/channels/x\n{q}"));
     let target = format!("/apps/1/channels/x?auth_key=app-key&auth_signature={sig}&auth_timestamp={ts}&auth_version=1.0&body_md5={md5_empty}&info=subscription_count");
     let r = h.request("GET", &target, "").await;
-    assert_eq!((r.status, r.body.as_str()), (200, r#"{"occupied":false,"subscription_count":0}"#));
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (200, r#"{"occupied":false,"subscription_count":0}"#)
+    );
     // Python JSON spacing in the body is signed and relayed byte-exact.
-    let body = r#"{"name": "my-event", "channels": ["my-channel"], "data": "{\"message\": \"hello\"}"}"#;
+    let body =
+        r#"{"name": "my-event", "channels": ["my-channel"], "data": "{\"message\": \"hello\"}"}"#;
     let mut c = Client::connect(&s).await;
     c.subscribe("my-channel").await;
     let r = h.signed("POST", "/apps/1/events", &[], body).await;
     assert_eq!(r.status, 200);
-    assert_eq!(c.recv_text().await, r#"{"event":"my-event","channel":"my-channel","data":"{\"message\": \"hello\"}"}"#);
+    assert_eq!(
+        c.recv_text().await,
+        r#"{"event":"my-event","channel":"my-channel","data":"{\"message\": \"hello\"}"}"#
+    );
 }
 
 #[tokio::test]
@@ -164,12 +232,21 @@ async fn resubscribe_and_duplicate_subscribe_are_idempotent() {
     let mut c = Client::connect(&s).await;
     c.subscribe("x").await;
     c.subscribe("x").await; // succeeded again, still one subscription
-    c.send(json!({"event":"pusher:unsubscribe","data":{"channel":"x"}})).await;
+    c.send(json!({"event":"pusher:unsubscribe","data":{"channel":"x"}}))
+        .await;
     c.subscribe("x").await;
     let mut h = Http::connect(&s).await;
     let mut body = String::new();
     for _ in 0..50 {
-        body = h.signed("GET", "/apps/1/channels/x", &[("info", "subscription_count")], "").await.body;
+        body = h
+            .signed(
+                "GET",
+                "/apps/1/channels/x",
+                &[("info", "subscription_count")],
+                "",
+            )
+            .await
+            .body;
         if body.contains(":1}") {
             break;
         }
@@ -177,6 +254,9 @@ async fn resubscribe_and_duplicate_subscribe_are_idempotent() {
     }
     assert_eq!(body, r#"{"occupied":true,"subscription_count":1}"#);
     h.publish("x", "e", "once").await;
-    assert_eq!(c.recv_text().await, r#"{"event":"e","channel":"x","data":"once"}"#);
+    assert_eq!(
+        c.recv_text().await,
+        r#"{"event":"e","channel":"x","data":"once"}"#
+    );
     c.expect_silence(Duration::from_millis(300)).await;
 }

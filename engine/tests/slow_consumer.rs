@@ -43,7 +43,11 @@ async fn slow_reader_is_cut_with_4100_and_others_get_everything() {
                 .unwrap()
                 .unwrap();
             if let Message::Text(t) = m {
-                assert!(t.as_str().contains(&format!("\"data\":\"{n}:")), "out of order at {n}: {}", &t[..60]);
+                assert!(
+                    t.as_str().contains(&format!("\"data\":\"{n}:")),
+                    "out of order at {n}: {}",
+                    &t[..60]
+                );
                 n += 1;
                 seen_by_fast.store(n, std::sync::atomic::Ordering::Relaxed);
             }
@@ -62,13 +66,27 @@ async fn slow_reader_is_cut_with_4100_and_others_get_everything() {
         let batch: Vec<_> = (0..10)
             .map(|j| json!({"channel":"feed","name":"e","data":format!("{}:{pad}", i * 10 + j)}))
             .collect();
-        let r = h.signed("POST", "/apps/1/batch_events", &[], &json!({ "batch": batch }).to_string()).await;
+        let r = h
+            .signed(
+                "POST",
+                "/apps/1/batch_events",
+                &[],
+                &json!({ "batch": batch }).to_string(),
+            )
+            .await;
         assert_eq!(r.status, 200);
     }
-    assert_eq!(reader.await.unwrap(), EVENTS, "the fast client got every event");
+    assert_eq!(
+        reader.await.unwrap(),
+        EVENTS,
+        "the fast client got every event"
+    );
     let rss_after = s.rss_kib();
     // 12 MB of events went out; what stays is bounded by the 1 MiB outbox, not the volume.
-    assert!(rss_after < rss_before + 16 * 1024, "rss grew from {rss_before} KiB to {rss_after} KiB");
+    assert!(
+        rss_after < rss_before + 16 * 1024,
+        "rss grew from {rss_before} KiB to {rss_after} KiB"
+    );
 
     // Now the slow client reads: some events, then a close frame with 4100.
     let mut all = seen;
@@ -83,7 +101,8 @@ async fn slow_reader_is_cut_with_4100_and_others_get_everything() {
         all.extend_from_slice(&buf[..n]);
     }
     let tail = &all[all.len().saturating_sub(64)..];
-    let close = find_close(&all).unwrap_or_else(|| panic!("no close frame in {} bytes; tail {:02x?}", all.len(), tail));
+    let close = find_close(&all)
+        .unwrap_or_else(|| panic!("no close frame in {} bytes; tail {:02x?}", all.len(), tail));
     assert_eq!(close, 4100);
 }
 
@@ -95,10 +114,18 @@ fn find_close(mut b: &[u8]) -> Option<u16> {
     while b.len() >= 2 {
         let (len, hl) = match b[1] & 0x7f {
             126 => (u16::from_be_bytes([b[2], b[3]]) as usize, 4),
-            127 => (u64::from_be_bytes(b[2..10].try_into().unwrap()) as usize, 10),
+            127 => (
+                u64::from_be_bytes(b[2..10].try_into().unwrap()) as usize,
+                10,
+            ),
             n => (n as usize, 2),
         };
-        assert!(b[0] == 0x81 || b[0] == 0x88, "misframed stream at {} bytes before the end: {:02x?}", b.len(), &b[..b.len().min(16)]);
+        assert!(
+            b[0] == 0x81 || b[0] == 0x88,
+            "misframed stream at {} bytes before the end: {:02x?}",
+            b.len(),
+            &b[..b.len().min(16)]
+        );
         if b[0] == 0x88 {
             return Some(u16::from_be_bytes([b[hl], b[hl + 1]]));
         }

@@ -50,7 +50,13 @@ impl LocalChannels {
     }
 
     /// Queues `frame` on every subscriber except `exclude`. Returns recipients.
-    pub fn deliver(&self, app: AppIdx, channel: &str, frame: &Bytes, exclude: Option<SocketId>) -> usize {
+    pub fn deliver(
+        &self,
+        app: AppIdx,
+        channel: &str,
+        frame: &Bytes,
+        exclude: Option<SocketId>,
+    ) -> usize {
         let Some(subs) = self.apps[app as usize].get(channel) else {
             return 0;
         };

@@ -68,12 +68,18 @@ mod tests {
         assert!(validate("a_b-c=d@e,f.g;h", 200).is_ok());
         assert!(validate("#server-to-user-42", 200).is_ok());
         assert_eq!(validate("", 200), Err(NameError::Empty));
-        assert_eq!(validate(&"a".repeat(201), 200), Err(NameError::TooLong(200)));
+        assert_eq!(
+            validate(&"a".repeat(201), 200),
+            Err(NameError::TooLong(200))
+        );
         assert!(validate(&"a".repeat(200), 200).is_ok());
         for bad in ["a b", "a#b", "é", "a\"b", "#x", "#server-to-user-"] {
             assert_eq!(validate(bad, 200), Err(NameError::BadChar), "{bad}");
         }
-        assert_eq!(ChannelKind::of("private-encrypted-x"), ChannelKind::PrivateEncrypted);
+        assert_eq!(
+            ChannelKind::of("private-encrypted-x"),
+            ChannelKind::PrivateEncrypted
+        );
         assert_eq!(ChannelKind::of("presence-x"), ChannelKind::Presence);
         assert_eq!(ChannelKind::of("x"), ChannelKind::Public);
     }

@@ -36,11 +36,13 @@ impl OwnedChannels {
     /// occupied.
     pub fn subscribe(&mut self, app: AppIdx, channel: &Arc<str>, shard: ShardId) -> bool {
         let n = self.nr_shards;
-        let e = self.apps[app as usize].entry(channel.clone()).or_insert_with(|| Owned {
-            name: channel.clone(),
-            per_shard: vec![0; n].into_boxed_slice(),
-            total: 0,
-        });
+        let e = self.apps[app as usize]
+            .entry(channel.clone())
+            .or_insert_with(|| Owned {
+                name: channel.clone(),
+                per_shard: vec![0; n].into_boxed_slice(),
+                total: 0,
+            });
         e.per_shard[shard] += 1;
         e.total += 1;
         e.total == 1

@@ -69,7 +69,9 @@ pub fn verify_at(app: &App, req: &Request, now: i64) -> Result<(), AuthError> {
 }
 
 fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 #[cfg(test)]
@@ -106,14 +108,38 @@ mod tests {
         // Signature last (Node) or sorted in (Python): order is irrelevant.
         let reordered = "auth_signature=da454824c97ba181a32ccc17a72625ba02771f50b50e1e7430e47a1f3f457e6c&body_md5=ec365a775a4cd0599faeb73354201b6f&auth_version=1.0&auth_timestamp=1353088179&auth_key=278d425bdf160c739803";
         assert_eq!(verify_at(&app(), &req(reordered, BODY), now), Ok(()));
-        assert_eq!(verify_at(&app(), &req(Q, BODY), now + 601), Err(AuthError::Stale));
-        assert_eq!(verify_at(&app(), &req(Q, BODY), now - 601), Err(AuthError::Stale));
-        assert_eq!(verify_at(&app(), &req(Q, "{}"), now), Err(AuthError::BodyMd5));
-        assert_eq!(verify_at(&app(), &req(&Q.replace("da45", "da46"), BODY), now), Err(AuthError::Signature));
-        assert_eq!(verify_at(&app(), &req(&Q.replace("278d", "278e"), BODY), now), Err(AuthError::WrongKey));
-        assert_eq!(verify_at(&app(), &req(&Q.replace("=1.0", "=2.0"), BODY), now), Err(AuthError::Version));
-        assert_eq!(verify_at(&app(), &req("auth_key=278d425bdf160c739803", BODY), now), Err(AuthError::Missing));
+        assert_eq!(
+            verify_at(&app(), &req(Q, BODY), now + 601),
+            Err(AuthError::Stale)
+        );
+        assert_eq!(
+            verify_at(&app(), &req(Q, BODY), now - 601),
+            Err(AuthError::Stale)
+        );
+        assert_eq!(
+            verify_at(&app(), &req(Q, "{}"), now),
+            Err(AuthError::BodyMd5)
+        );
+        assert_eq!(
+            verify_at(&app(), &req(&Q.replace("da45", "da46"), BODY), now),
+            Err(AuthError::Signature)
+        );
+        assert_eq!(
+            verify_at(&app(), &req(&Q.replace("278d", "278e"), BODY), now),
+            Err(AuthError::WrongKey)
+        );
+        assert_eq!(
+            verify_at(&app(), &req(&Q.replace("=1.0", "=2.0"), BODY), now),
+            Err(AuthError::Version)
+        );
+        assert_eq!(
+            verify_at(&app(), &req("auth_key=278d425bdf160c739803", BODY), now),
+            Err(AuthError::Missing)
+        );
         let no_md5 = Q.replace("&body_md5=ec365a775a4cd0599faeb73354201b6f", "");
-        assert_eq!(verify_at(&app(), &req(&no_md5, BODY), now), Err(AuthError::BodyMd5));
+        assert_eq!(
+            verify_at(&app(), &req(&no_md5, BODY), now),
+            Err(AuthError::BodyMd5)
+        );
     }
 }

@@ -23,8 +23,13 @@ pub struct ChannelAttrs {
 }
 
 pub fn info_list(s: Option<&str>) -> Vec<String> {
-    s.map(|i| i.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
-        .unwrap_or_default()
+    s.map(|i| {
+        i.split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 pub fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
@@ -33,10 +38,21 @@ pub fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
 
 /// The requested attributes of one channel, asked of its owner. `occupied` is always set;
 /// callers that must not show it clear it.
-pub async fn channel_attributes(shard: &Rc<Shard>, app: &App, channel: &Arc<str>, info: &[String]) -> Result<ChannelAttrs, Response> {
+pub async fn channel_attributes(
+    shard: &Rc<Shard>,
+    app: &App,
+    channel: &Arc<str>,
+    info: &[String],
+) -> Result<ChannelAttrs, Response> {
     let owner = shard.owner_of(app.idx, channel);
     let reply = shard
-        .query(owner, Query::Channel { app: app.idx, channel: channel.clone() })
+        .query(
+            owner,
+            Query::Channel {
+                app: app.idx,
+                channel: channel.clone(),
+            },
+        )
         .await
         .map_err(|e| Response::error(503, &e.to_string()))?;
     let Reply::Channel { subscription_count } = reply else {
@@ -46,7 +62,8 @@ pub async fn channel_attributes(shard: &Rc<Shard>, app: &App, channel: &Arc<str>
     Ok(ChannelAttrs {
         occupied: Some(subscription_count > 0),
         // No presence members exist yet: presence subscriptions are refused until that lands.
-        user_count: (wants("user_count") && ChannelKind::of(channel) == ChannelKind::Presence).then_some(0),
+        user_count: (wants("user_count") && ChannelKind::of(channel) == ChannelKind::Presence)
+            .then_some(0),
         subscription_count: wants("subscription_count").then_some(subscription_count),
     })
 }
@@ -74,7 +91,10 @@ pub async fn list(shard: &Rc<Shard>, app: &App, req: &Request) -> Response {
     }
     let mut channels: BTreeMap<String, ChannelAttrs> = BTreeMap::new();
     for s in 0..shard.nr_shards {
-        let q = Query::List { app: app.idx, prefix: prefix.clone() };
+        let q = Query::List {
+            app: app.idx,
+            prefix: prefix.clone(),
+        };
         match shard.query(s, q).await {
             Ok(Reply::List(items)) => {
                 for (name, _) in items {

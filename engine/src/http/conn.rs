@@ -17,24 +17,37 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
     loop {
         // The first request must arrive within the handshake timeout (slowloris defence);
         // later ones within the keep-alive timeout. The whole head and body share the deadline.
-        let secs = if first { limits.handshake_timeout_secs } else { limits.http_keepalive_secs };
+        let secs = if first {
+            limits.handshake_timeout_secs
+        } else {
+            limits.http_keepalive_secs
+        };
         first = false;
         let read = async {
             let mut req = read_head(&mut stream, &mut buf, limits.max_http_header_bytes).await;
             if let Ok(r) = &mut req {
                 if r.chunked {
-                    return Err(RequestFailure::Respond(Response::error(411, "chunked bodies are not supported; send Content-Length")));
+                    return Err(RequestFailure::Respond(Response::error(
+                        411,
+                        "chunked bodies are not supported; send Content-Length",
+                    )));
                 }
                 if r.content_length > limits.max_http_body_bytes {
-                    return Err(RequestFailure::Respond(Response::error(413, "request body too large")));
+                    return Err(RequestFailure::Respond(Response::error(
+                        413,
+                        "request body too large",
+                    )));
                 }
                 if r.content_length > 0 {
-                    read_body(&mut stream, &mut buf, r).await.map_err(RequestFailure::from)?;
+                    read_body(&mut stream, &mut buf, r)
+                        .await
+                        .map_err(RequestFailure::from)?;
                 }
             }
             req.map_err(RequestFailure::from)
         };
-        let read = glommio::timer::timeout(Duration::from_secs(secs), async { Ok(read.await) }).await;
+        let read =
+            glommio::timer::timeout(Duration::from_secs(secs), async { Ok(read.await) }).await;
         let req = match read {
             Ok(Ok(req)) => req,
             Ok(Err(RequestFailure::Respond(resp))) => {
@@ -45,7 +58,9 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
             Err(_) => {
                 // Timed out: a silent or too-slow client.
                 if !buf.is_empty() {
-                    let _ = stream.write_all(&Response::error(408, "request timeout").encode(true)).await;
+                    let _ = stream
+                        .write_all(&Response::error(408, "request timeout").encode(true))
+                        .await;
                 }
                 return;
             }
@@ -75,8 +90,12 @@ impl From<ReadError> for RequestFailure {
         match e {
             ReadError::Eof | ReadError::Io(_) => RequestFailure::Drop,
             ReadError::Malformed(m) => RequestFailure::Respond(Response::error(400, m)),
-            ReadError::HeadTooLarge => RequestFailure::Respond(Response::error(431, "request head too large")),
-            ReadError::BodyTooLarge => RequestFailure::Respond(Response::error(413, "request body too large")),
+            ReadError::HeadTooLarge => {
+                RequestFailure::Respond(Response::error(431, "request head too large"))
+            }
+            ReadError::BodyTooLarge => {
+                RequestFailure::Respond(Response::error(413, "request body too large"))
+            }
         }
     }
 }

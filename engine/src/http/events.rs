@@ -9,9 +9,9 @@ use crate::protocol::server as frames;
 use crate::shard::Shard;
 use crate::socket_id::SocketId;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use simd_json::prelude::*;
 use simd_json::OwnedValue;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -44,7 +44,12 @@ pub async fn publish(shard: &Rc<Shard>, app: &App, req: &Request) -> Response {
     let mut body = req.body.clone();
     let ev: EventBody = match simd_json::serde::from_slice(&mut body) {
         Ok(ev) => ev,
-        Err(_) => return Response::error(400, "body must be a JSON object with name, data and channel(s)"),
+        Err(_) => {
+            return Response::error(
+                400,
+                "body must be a JSON object with name, data and channel(s)",
+            )
+        }
     };
     let ev = match check(shard, ev, true) {
         Ok(ev) => ev,
@@ -58,7 +63,13 @@ pub async fn publish(shard: &Rc<Shard>, app: &App, req: &Request) -> Response {
     for c in &ev.channels {
         match channel_attributes(shard, app, c, &ev.info).await {
             Ok(attrs) => {
-                channels.insert(c.to_string(), ChannelAttrs { occupied: None, ..attrs });
+                channels.insert(
+                    c.to_string(),
+                    ChannelAttrs {
+                        occupied: None,
+                        ..attrs
+                    },
+                );
             }
             Err(resp) => return resp,
         }
@@ -100,7 +111,10 @@ pub async fn batch(shard: &Rc<Shard>, app: &App, req: &Request) -> Response {
             continue;
         }
         match channel_attributes(shard, app, &ev.channels[0], &ev.info).await {
-            Ok(a) => batch.push(ChannelAttrs { occupied: None, ..a }),
+            Ok(a) => batch.push(ChannelAttrs {
+                occupied: None,
+                ..a
+            }),
             Err(resp) => return resp,
         }
     }
@@ -122,9 +136,15 @@ async fn send(shard: &Rc<Shard>, app: &App, ev: &Checked) {
 
 fn check(shard: &Shard, ev: EventBody, multi: bool) -> Result<Checked, Response> {
     let l = &shard.limits;
-    let name = ev.name.filter(|n| !n.is_empty()).ok_or_else(|| Response::error(400, "missing event name"))?;
+    let name = ev
+        .name
+        .filter(|n| !n.is_empty())
+        .ok_or_else(|| Response::error(400, "missing event name"))?;
     if name.len() > l.max_event_name_bytes {
-        return Err(Response::error(400, &format!("event name longer than {} bytes", l.max_event_name_bytes)));
+        return Err(Response::error(
+            400,
+            &format!("event name longer than {} bytes", l.max_event_name_bytes),
+        ));
     }
     let data = match ev.data {
         Some(v) if v.is_str() => v.as_str().unwrap_or_default().to_string(),
@@ -133,20 +153,31 @@ fn check(shard: &Shard, ev: EventBody, multi: bool) -> Result<Checked, Response>
         _ => return Err(Response::error(400, "missing data")),
     };
     if data.len() > l.max_event_data_bytes {
-        return Err(Response::error(413, &format!("event data larger than {} bytes", l.max_event_data_bytes)));
+        return Err(Response::error(
+            413,
+            &format!("event data larger than {} bytes", l.max_event_data_bytes),
+        ));
     }
     let channels: Vec<String> = match (ev.channel, ev.channels) {
         (Some(c), None) => vec![c],
         (None, Some(cs)) if multi => cs,
         (None, Some(_)) => return Err(Response::error(400, "batch events take a single channel")),
-        (Some(_), Some(_)) => return Err(Response::error(400, "give either channel or channels, not both")),
+        (Some(_), Some(_)) => {
+            return Err(Response::error(
+                400,
+                "give either channel or channels, not both",
+            ))
+        }
         (None, None) => return Err(Response::error(400, "missing channel")),
     };
     if channels.is_empty() {
         return Err(Response::error(400, "channels is empty"));
     }
     if channels.len() > l.max_channels_per_publish {
-        return Err(Response::error(400, &format!("at most {} channels per event", l.max_channels_per_publish)));
+        return Err(Response::error(
+            400,
+            &format!("at most {} channels per event", l.max_channels_per_publish),
+        ));
     }
     for c in &channels {
         name::validate(c, l.max_channel_name_bytes)
@@ -154,7 +185,10 @@ fn check(shard: &Shard, ev: EventBody, multi: bool) -> Result<Checked, Response>
     }
     let exclude = match ev.socket_id {
         None => None,
-        Some(s) => Some(SocketId::parse(&s).ok_or_else(|| Response::error(400, "socket_id must look like 123.456"))?),
+        Some(s) => Some(
+            SocketId::parse(&s)
+                .ok_or_else(|| Response::error(400, "socket_id must look like 123.456"))?,
+        ),
     };
     let info = info_list(ev.info.as_deref());
     Ok(Checked {

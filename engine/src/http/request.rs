@@ -25,7 +25,10 @@ pub struct Request {
 
 impl Request {
     pub fn param(&self, k: &str) -> Option<&str> {
-        self.query.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -46,7 +49,11 @@ pub enum ReadError {
 
 /// Reads the next request head from `stream`, using and refilling `buf` (which may already
 /// hold pipelined bytes). On success the head is drained from `buf`.
-pub async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>, max_head: usize) -> Result<Request, ReadError> {
+pub async fn read_head(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    max_head: usize,
+) -> Result<Request, ReadError> {
     loop {
         if !buf.is_empty() {
             let mut headers = [httparse::EMPTY_HEADER; 32];
@@ -58,7 +65,9 @@ pub async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>, max_head: usiz
                     return Ok(parsed);
                 }
                 Ok(httparse::Status::Partial) => {}
-                Err(httparse::Error::TooManyHeaders) => return Err(ReadError::Malformed("too many headers")),
+                Err(httparse::Error::TooManyHeaders) => {
+                    return Err(ReadError::Malformed("too many headers"))
+                }
                 Err(_) => return Err(ReadError::Malformed("bad request head")),
             }
             if buf.len() >= max_head {
@@ -84,7 +93,11 @@ pub async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>, max_head: usiz
 }
 
 /// Reads the body announced by `req.content_length` (already bounded) into `req.body`.
-pub async fn read_body(stream: &mut TcpStream, buf: &mut Vec<u8>, req: &mut Request) -> Result<(), ReadError> {
+pub async fn read_body(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    req: &mut Request,
+) -> Result<(), ReadError> {
     let want = req.content_length;
     while buf.len() < want {
         let old = buf.len();
@@ -107,7 +120,10 @@ pub async fn read_body(stream: &mut TcpStream, buf: &mut Vec<u8>, req: &mut Requ
 }
 
 fn from_httparse(req: &httparse::Request<'_, '_>) -> Result<Request, ReadError> {
-    let method = req.method.ok_or(ReadError::Malformed("no method"))?.to_string();
+    let method = req
+        .method
+        .ok_or(ReadError::Malformed("no method"))?
+        .to_string();
     let target = req.path.ok_or(ReadError::Malformed("no path"))?;
     let (raw_path, qs) = target.split_once('?').unwrap_or((target, ""));
     let mut r = Request {
@@ -119,7 +135,9 @@ fn from_httparse(req: &httparse::Request<'_, '_>) -> Result<Request, ReadError> 
     };
     let mut seen_length = false;
     for h in req.headers.iter() {
-        let v = std::str::from_utf8(h.value).map_err(|_| ReadError::Malformed("non-ascii header"))?.trim();
+        let v = std::str::from_utf8(h.value)
+            .map_err(|_| ReadError::Malformed("non-ascii header"))?
+            .trim();
         let name = h.name;
         if name.eq_ignore_ascii_case("upgrade") {
             r.upgrade_websocket = v.eq_ignore_ascii_case("websocket");
@@ -138,7 +156,9 @@ fn from_httparse(req: &httparse::Request<'_, '_>) -> Result<Request, ReadError> 
         } else if name.eq_ignore_ascii_case("sec-websocket-version") {
             r.ws_version = Some(v.to_string());
         } else if name.eq_ignore_ascii_case("content-length") {
-            let n: usize = v.parse().map_err(|_| ReadError::Malformed("bad content-length"))?;
+            let n: usize = v
+                .parse()
+                .map_err(|_| ReadError::Malformed("bad content-length"))?;
             if seen_length && n != r.content_length {
                 return Err(ReadError::Malformed("conflicting content-length"));
             }

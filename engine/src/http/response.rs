@@ -26,7 +26,10 @@ impl Response {
         struct E<'a> {
             error: &'a str,
         }
-        Response::json(status, simd_json::to_vec(&E { error: message }).expect("in-memory serialization"))
+        Response::json(
+            status,
+            simd_json::to_vec(&E { error: message }).expect("in-memory serialization"),
+        )
     }
 
     pub fn text(status: u16, body: &str) -> Response {

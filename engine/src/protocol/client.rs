@@ -42,7 +42,10 @@ pub enum DecodeError {
     Invalid(&'static str),
     /// Known event, but a required field is missing or has the wrong type.
     #[error("invalid {event}: {what}")]
-    BadField { event: &'static str, what: &'static str },
+    BadField {
+        event: &'static str,
+        what: &'static str,
+    },
 }
 
 #[derive(Deserialize)]
@@ -70,28 +73,39 @@ pub fn decode(buf: &mut [u8]) -> Result<ClientMsg, DecodeError> {
                 simd_json::to_owned_value_with_buffers(&mut inner, &mut b)
                     .ok()
                     .filter(|v| v.is_object())
-                    .ok_or(DecodeError::BadField { event, what: "data must be an object" })
+                    .ok_or(DecodeError::BadField {
+                        event,
+                        what: "data must be an object",
+                    })
             }
-            _ => Err(DecodeError::BadField { event, what: "data must be an object" }),
+            _ => Err(DecodeError::BadField {
+                event,
+                what: "data must be an object",
+            }),
         }
     };
-    let opt_str = |v: &OwnedValue, k: &str, event: &'static str| -> Result<Option<String>, DecodeError> {
-        match v.get(k) {
-            None => Ok(None),
-            Some(x) if x.is_null() => Ok(None),
-            Some(x) => x
-                .as_str()
-                .map(|s| Some(s.to_string()))
-                .ok_or(DecodeError::BadField { event, what: "fields must be strings" }),
-        }
-    };
+    let opt_str =
+        |v: &OwnedValue, k: &str, event: &'static str| -> Result<Option<String>, DecodeError> {
+            match v.get(k) {
+                None => Ok(None),
+                Some(x) if x.is_null() => Ok(None),
+                Some(x) => x
+                    .as_str()
+                    .map(|s| Some(s.to_string()))
+                    .ok_or(DecodeError::BadField {
+                        event,
+                        what: "fields must be strings",
+                    }),
+            }
+        };
     Ok(match env.event.as_ref() {
         "pusher:subscribe" => {
             let d = data_obj("pusher:subscribe")?;
-            let channel = opt_str(&d, "channel", "pusher:subscribe")?.ok_or(DecodeError::BadField {
-                event: "pusher:subscribe",
-                what: "data.channel is required",
-            })?;
+            let channel =
+                opt_str(&d, "channel", "pusher:subscribe")?.ok_or(DecodeError::BadField {
+                    event: "pusher:subscribe",
+                    what: "data.channel is required",
+                })?;
             ClientMsg::Subscribe {
                 channel,
                 auth: opt_str(&d, "auth", "pusher:subscribe")?,
@@ -100,10 +114,11 @@ pub fn decode(buf: &mut [u8]) -> Result<ClientMsg, DecodeError> {
         }
         "pusher:unsubscribe" => {
             let d = data_obj("pusher:unsubscribe")?;
-            let channel = opt_str(&d, "channel", "pusher:unsubscribe")?.ok_or(DecodeError::BadField {
-                event: "pusher:unsubscribe",
-                what: "data.channel is required",
-            })?;
+            let channel =
+                opt_str(&d, "channel", "pusher:unsubscribe")?.ok_or(DecodeError::BadField {
+                    event: "pusher:unsubscribe",
+                    what: "data.channel is required",
+                })?;
             ClientMsg::Unsubscribe { channel }
         }
         "pusher:ping" => ClientMsg::Ping,
@@ -116,7 +131,9 @@ pub fn decode(buf: &mut [u8]) -> Result<ClientMsg, DecodeError> {
             let data = match &env.data {
                 None => String::new(),
                 Some(v) if v.is_str() => v.as_str().unwrap_or_default().to_string(),
-                Some(v) => simd_json::to_string(v).map_err(|_| DecodeError::Invalid("unencodable data"))?,
+                Some(v) => {
+                    simd_json::to_string(v).map_err(|_| DecodeError::Invalid("unencodable data"))?
+                }
             };
             ClientMsg::ClientEvent {
                 event: e.to_string(),
@@ -124,7 +141,9 @@ pub fn decode(buf: &mut [u8]) -> Result<ClientMsg, DecodeError> {
                 data,
             }
         }
-        e => ClientMsg::Other { event: e.to_string() },
+        e => ClientMsg::Other {
+            event: e.to_string(),
+        },
     })
 }
 
@@ -139,17 +158,28 @@ mod tests {
     #[test]
     fn pusher_js_frames() {
         assert_eq!(
-            d(r#"{"event":"pusher:subscribe","data":{"auth":"","channel":"public-chan"}}"#).unwrap(),
-            ClientMsg::Subscribe { channel: "public-chan".into(), auth: Some(String::new()), channel_data: None }
+            d(r#"{"event":"pusher:subscribe","data":{"auth":"","channel":"public-chan"}}"#)
+                .unwrap(),
+            ClientMsg::Subscribe {
+                channel: "public-chan".into(),
+                auth: Some(String::new()),
+                channel_data: None
+            }
         );
         assert_eq!(
             d(r#"{"event":"pusher:unsubscribe","data":{"channel":"c"}}"#).unwrap(),
-            ClientMsg::Unsubscribe { channel: "c".into() }
+            ClientMsg::Unsubscribe {
+                channel: "c".into()
+            }
         );
-        assert_eq!(d(r#"{"event":"pusher:ping","data":{}}"#).unwrap(), ClientMsg::Ping);
+        assert_eq!(
+            d(r#"{"event":"pusher:ping","data":{}}"#).unwrap(),
+            ClientMsg::Ping
+        );
         assert_eq!(d(r#"{"event":"pusher:pong"}"#).unwrap(), ClientMsg::Pong);
         assert_eq!(
-            d(r#"{"event":"client-typing","data":{"user":"alice"},"channel":"private-chan"}"#).unwrap(),
+            d(r#"{"event":"client-typing","data":{"user":"alice"},"channel":"private-chan"}"#)
+                .unwrap(),
             ClientMsg::ClientEvent {
                 event: "client-typing".into(),
                 channel: "private-chan".into(),
@@ -158,7 +188,11 @@ mod tests {
         );
         assert_eq!(
             d(r#"{"event":"pusher:subscribe","data":"{\"channel\":\"x\"}"}"#).unwrap(),
-            ClientMsg::Subscribe { channel: "x".into(), auth: None, channel_data: None }
+            ClientMsg::Subscribe {
+                channel: "x".into(),
+                auth: None,
+                channel_data: None
+            }
         );
     }
 
@@ -168,9 +202,19 @@ mod tests {
         assert!(matches!(d("[1]"), Err(DecodeError::Invalid(_))));
         assert!(matches!(d(r#"{"data":{}}"#), Err(DecodeError::Invalid(_))));
         assert!(matches!(d(r#"{"event":1}"#), Err(DecodeError::Invalid(_))));
-        assert!(matches!(d(r#"{"event":"pusher:subscribe","data":{}}"#), Err(DecodeError::BadField { .. })));
-        assert!(matches!(d(r#"{"event":"pusher:subscribe","data":{"channel":5}}"#), Err(DecodeError::BadField { .. })));
-        let deep = format!(r#"{{"event":"x","data":{}{}}}"#, "[".repeat(5000), "]".repeat(5000));
+        assert!(matches!(
+            d(r#"{"event":"pusher:subscribe","data":{}}"#),
+            Err(DecodeError::BadField { .. })
+        ));
+        assert!(matches!(
+            d(r#"{"event":"pusher:subscribe","data":{"channel":5}}"#),
+            Err(DecodeError::BadField { .. })
+        ));
+        let deep = format!(
+            r#"{{"event":"x","data":{}{}}}"#,
+            "[".repeat(5000),
+            "]".repeat(5000)
+        );
         assert!(matches!(d(&deep), Err(DecodeError::Invalid(_))));
     }
 

@@ -50,7 +50,12 @@ pub fn connection_established(socket_id: &str, activity_timeout: u64) -> Bytes {
 }
 
 pub fn subscription_succeeded(channel: &str) -> Bytes {
-    channel_event("pusher_internal:subscription_succeeded", channel, "{}", None)
+    channel_event(
+        "pusher_internal:subscription_succeeded",
+        channel,
+        "{}",
+        None,
+    )
 }
 
 /// A channel-scoped refusal, in the shape soketi/sockudo send and pusher-js passes to
@@ -63,7 +68,12 @@ pub fn subscription_error(channel: &str, kind: &str, error: &str, status: u16) -
         error: &'a str,
         status: u16,
     }
-    let data = simd_json::to_string(&E { kind, error, status }).expect("in-memory serialization");
+    let data = simd_json::to_string(&E {
+        kind,
+        error,
+        status,
+    })
+    .expect("in-memory serialization");
     channel_event("pusher:subscription_error", channel, &data, None)
 }
 
@@ -101,14 +111,25 @@ mod tests {
     use super::*;
 
     fn payload(f: &Bytes) -> &str {
-        let skip = if f[1] < 126 { 2 } else if f[1] == 126 { 4 } else { 10 };
+        let skip = if f[1] < 126 {
+            2
+        } else if f[1] == 126 {
+            4
+        } else {
+            10
+        };
         std::str::from_utf8(&f[skip..]).unwrap()
     }
 
     #[test]
     fn exact_json() {
         assert_eq!(
-            payload(&channel_event("my-event", "c", "{\"hello\": \"world\"}", None)),
+            payload(&channel_event(
+                "my-event",
+                "c",
+                "{\"hello\": \"world\"}",
+                None
+            )),
             r#"{"event":"my-event","channel":"c","data":"{\"hello\": \"world\"}"}"#
         );
         assert_eq!(

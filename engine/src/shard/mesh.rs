@@ -31,7 +31,12 @@ pub struct MeshOut {
 }
 
 impl MeshOut {
-    pub fn new(me: ShardId, nr_shards: usize, senders: Option<Senders<ShardMsg>>, high_water: usize) -> MeshOut {
+    pub fn new(
+        me: ShardId,
+        nr_shards: usize,
+        senders: Option<Senders<ShardMsg>>,
+        high_water: usize,
+    ) -> MeshOut {
         let (wake, wake_rx): (Vec<_>, Vec<_>) = (0..nr_shards)
             .map(|_| {
                 let (tx, rx) = local_channel::new_bounded(1);
@@ -41,7 +46,9 @@ impl MeshOut {
         MeshOut {
             me,
             senders: senders.map(Rc::new),
-            queues: (0..nr_shards).map(|_| RefCell::new(VecDeque::new())).collect(),
+            queues: (0..nr_shards)
+                .map(|_| RefCell::new(VecDeque::new()))
+                .collect(),
             wake,
             wake_rx: RefCell::new(wake_rx),
             high_water,
@@ -87,7 +94,9 @@ impl MeshOut {
     /// The drain task for `dst`. For `dst == me` it feeds `local` (the shard's own handler);
     /// otherwise it awaits ring space.
     pub async fn drain(self: Rc<Self>, dst: ShardId, local: impl Fn(ShardMsg)) {
-        let rx = self.wake_rx.borrow_mut()[dst].take().expect("one drain task per peer");
+        let rx = self.wake_rx.borrow_mut()[dst]
+            .take()
+            .expect("one drain task per peer");
         loop {
             let next = self.queues[dst].borrow_mut().pop_front();
             match next {

@@ -64,7 +64,13 @@ pub struct ShardStats {
 pub struct QueryTimeout;
 
 impl Shard {
-    pub fn new(id: ShardId, nr_shards: usize, apps: Arc<Apps>, limits: Arc<Limits>, mesh: Rc<MeshOut>) -> Rc<Shard> {
+    pub fn new(
+        id: ShardId,
+        nr_shards: usize,
+        apps: Arc<Apps>,
+        limits: Arc<Limits>,
+        mesh: Rc<MeshOut>,
+    ) -> Rc<Shard> {
         let n_apps = apps.list.len();
         Rc::new(Shard {
             id,
@@ -93,7 +99,13 @@ impl Shard {
         let n = self.next_conn.get() + 1;
         self.next_conn.set(n);
         let lo = n * self.nr_shards as u64 + self.id as u64;
-        (n, SocketId { hi: u64::from(fastrand::u32(1..)), lo })
+        (
+            n,
+            SocketId {
+                hi: u64::from(fastrand::u32(1..)),
+                lo,
+            },
+        )
     }
 
     // ---- called by the WebSocket session -------------------------------------------------
@@ -136,7 +148,14 @@ impl Shard {
             SubState::Active => {
                 self.local.borrow_mut().remove(app, channel, conn.id);
                 let owner = self.owner_of(app, channel);
-                self.mesh.send(owner, ShardMsg::Unsubscribe { app, channel: name, from: self.id });
+                self.mesh.send(
+                    owner,
+                    ShardMsg::Unsubscribe {
+                        app,
+                        channel: name,
+                        from: self.id,
+                    },
+                );
             }
             SubState::Pending => {
                 subs.insert(name, SubState::Cancelled);
@@ -157,7 +176,14 @@ impl Shard {
                 let app = conn.app.idx;
                 self.local.borrow_mut().remove(app, &channel, conn.id);
                 let owner = self.owner_of(app, &channel);
-                self.mesh.send(owner, ShardMsg::Unsubscribe { app, channel, from: self.id });
+                self.mesh.send(
+                    owner,
+                    ShardMsg::Unsubscribe {
+                        app,
+                        channel,
+                        from: self.id,
+                    },
+                );
             }
         }
     }
@@ -165,11 +191,25 @@ impl Shard {
     // ---- called by the HTTP API ----------------------------------------------------------
 
     /// Sends a finished event frame to the channel's owner, waiting if the owner is behind.
-    pub async fn publish(&self, app: AppIdx, channel: Arc<str>, frame: Bytes, exclude: Option<SocketId>) {
+    pub async fn publish(
+        &self,
+        app: AppIdx,
+        channel: Arc<str>,
+        frame: Bytes,
+        exclude: Option<SocketId>,
+    ) {
         let owner = self.owner_of(app, &channel);
         self.mesh.wait_for_room(owner).await;
         self.stats.published.set(self.stats.published.get() + 1);
-        self.mesh.send(owner, ShardMsg::Publish { app, channel, frame, exclude });
+        self.mesh.send(
+            owner,
+            ShardMsg::Publish {
+                app,
+                channel,
+                frame,
+                exclude,
+            },
+        );
     }
 
     /// Asks shard `dst` a question and waits for its answer.
@@ -178,9 +218,18 @@ impl Shard {
         self.next_query.set(id);
         let (tx, rx) = local_channel::new_bounded(1);
         self.pending.borrow_mut().insert(id, tx);
-        self.mesh.send(dst, ShardMsg::Query { from: self.id, id, query });
+        self.mesh.send(
+            dst,
+            ShardMsg::Query {
+                from: self.id,
+                id,
+                query,
+            },
+        );
         let res = glommio::timer::timeout(QUERY_TIMEOUT, async {
-            rx.recv().await.ok_or(glommio::GlommioError::Closed(glommio::ResourceType::Channel(())))
+            rx.recv().await.ok_or(glommio::GlommioError::Closed(
+                glommio::ResourceType::Channel(()),
+            ))
         })
         .await;
         self.pending.borrow_mut().remove(&id);
@@ -192,15 +241,28 @@ impl Shard {
     /// Handles one message from any shard (or this one). Never awaits.
     pub fn handle(&self, msg: ShardMsg) {
         match msg {
-            ShardMsg::Subscribe { app, channel, from, conn } => {
+            ShardMsg::Subscribe {
+                app,
+                channel,
+                from,
+                conn,
+            } => {
                 self.owned.borrow_mut().subscribe(app, &channel, from);
-                self.mesh.send(from, ShardMsg::SubscribeAck { app, channel, conn });
+                self.mesh
+                    .send(from, ShardMsg::SubscribeAck { app, channel, conn });
             }
-            ShardMsg::SubscribeAck { app, channel, conn } => self.on_subscribe_ack(app, channel, conn),
+            ShardMsg::SubscribeAck { app, channel, conn } => {
+                self.on_subscribe_ack(app, channel, conn)
+            }
             ShardMsg::Unsubscribe { app, channel, from } => {
                 self.owned.borrow_mut().unsubscribe(app, &channel, from);
             }
-            ShardMsg::Publish { app, channel, frame, exclude } => {
+            ShardMsg::Publish {
+                app,
+                channel,
+                frame,
+                exclude,
+            } => {
                 let owned = self.owned.borrow();
                 if let Some(o) = owned.get(app, &channel) {
                     for (shard, &n) in o.per_shard.iter().enumerate() {
@@ -218,9 +280,16 @@ impl Shard {
                     }
                 }
             }
-            ShardMsg::Deliver { app, channel, frame, exclude } => {
+            ShardMsg::Deliver {
+                app,
+                channel,
+                frame,
+                exclude,
+            } => {
                 let n = self.local.borrow().deliver(app, &channel, &frame, exclude);
-                self.stats.delivered.set(self.stats.delivered.get() + n as u64);
+                self.stats
+                    .delivered
+                    .set(self.stats.delivered.get() + n as u64);
             }
             ShardMsg::Query { from, id, query } => {
                 let reply = self.answer(query);
@@ -236,10 +305,14 @@ impl Shard {
 
     fn on_subscribe_ack(&self, app: AppIdx, channel: Arc<str>, conn_id: ConnId) {
         let conn = self.conns.borrow().get(&conn_id).cloned();
-        let state = conn.as_ref().and_then(|c| c.subs.borrow().get(&channel).copied());
+        let state = conn
+            .as_ref()
+            .and_then(|c| c.subs.borrow().get(&channel).copied());
         match (conn, state) {
             (Some(conn), Some(SubState::Pending)) => {
-                conn.subs.borrow_mut().insert(channel.clone(), SubState::Active);
+                conn.subs
+                    .borrow_mut()
+                    .insert(channel.clone(), SubState::Active);
                 self.local.borrow_mut().add(
                     app,
                     &channel,
@@ -257,7 +330,14 @@ impl Shard {
                     conn.subs.borrow_mut().remove(&channel);
                 }
                 let owner = self.owner_of(app, &channel);
-                self.mesh.send(owner, ShardMsg::Unsubscribe { app, channel, from: self.id });
+                self.mesh.send(
+                    owner,
+                    ShardMsg::Unsubscribe {
+                        app,
+                        channel,
+                        from: self.id,
+                    },
+                );
             }
         }
     }
@@ -265,7 +345,11 @@ impl Shard {
     fn answer(&self, query: Query) -> Reply {
         match query {
             Query::Channel { app, channel } => Reply::Channel {
-                subscription_count: self.owned.borrow().get(app, &channel).map_or(0, |o| o.total),
+                subscription_count: self
+                    .owned
+                    .borrow()
+                    .get(app, &channel)
+                    .map_or(0, |o| o.total),
             },
             Query::List { app, prefix } => Reply::List(self.owned.borrow().list(app, &prefix)),
         }

@@ -19,9 +19,17 @@ pub enum ShardMsg {
         conn: ConnId,
     },
     /// Owner → subscriber shard: the subscription is counted; deliveries follow in order.
-    SubscribeAck { app: AppIdx, channel: Arc<str>, conn: ConnId },
+    SubscribeAck {
+        app: AppIdx,
+        channel: Arc<str>,
+        conn: ConnId,
+    },
     /// Subscriber shard → owner: one subscription from `from` is gone.
-    Unsubscribe { app: AppIdx, channel: Arc<str>, from: ShardId },
+    Unsubscribe {
+        app: AppIdx,
+        channel: Arc<str>,
+        from: ShardId,
+    },
     /// Edge shard → owner: an event to order and fan out. `frame` is the finished WebSocket
     /// frame, encoded once at the edge.
     Publish {
@@ -38,8 +46,15 @@ pub enum ShardMsg {
         exclude: Option<SocketId>,
     },
     /// A question for an owner (or every shard); answered with [`ShardMsg::Reply`].
-    Query { from: ShardId, id: u64, query: Query },
-    Reply { id: u64, reply: Reply },
+    Query {
+        from: ShardId,
+        id: u64,
+        query: Query,
+    },
+    Reply {
+        id: u64,
+        reply: Reply,
+    },
 }
 
 #[derive(Debug)]

@@ -32,7 +32,10 @@ fn sweep(shard: &Rc<Shard>, now: Instant) {
                     c.out.push(frames::ping());
                 } else if c.pinged.get() && idle >= activity + pong {
                     tracing::info!(socket_id = %c.socket_id, "no pong after server ping, closing");
-                    c.out.close_with(close_frame(codes::PONG_NOT_RECEIVED, "pong reply not received"));
+                    c.out.close_with(close_frame(
+                        codes::PONG_NOT_RECEIVED,
+                        "pong reply not received",
+                    ));
                 }
             }
             WriteState::Closing { since } | WriteState::ShutWrite { since } => {

@@ -81,7 +81,7 @@ pub fn close_frame(code: u16, reason: &str) -> Bytes {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use tungstenite::protocol::frame::{FrameHeader, coding::OpCode};
+    use tungstenite::protocol::frame::{coding::OpCode, FrameHeader};
 
     proptest! {
         // Round trip through tungstenite's own parser: header fields and payload survive.

@@ -31,7 +31,11 @@ const READ_CHUNK: usize = 1024;
 
 /// Completes the upgrade and runs the connection until it closes.
 pub async fn start(shard: Rc<Shard>, mut stream: TcpStream, up: Upgrade, leftover: Vec<u8>) {
-    if stream.write_all(switching_protocols(&up.accept).as_bytes()).await.is_err() {
+    if stream
+        .write_all(switching_protocols(&up.accept).as_bytes())
+        .await
+        .is_err()
+    {
         return;
     }
     match up.outcome {
@@ -89,7 +93,12 @@ impl Write for SansIo {
 async fn run(shard: Rc<Shard>, stream: TcpStream, app: Arc<crate::app::App>, leftover: Vec<u8>) {
     let limits = shard.limits.clone();
     let (id, socket_id) = shard.next_ids();
-    let out = SocketOut::new(stream, shard.flush.clone(), limits.outbox_max_frames, limits.outbox_max_bytes);
+    let out = SocketOut::new(
+        stream,
+        shard.flush.clone(),
+        limits.outbox_max_frames,
+        limits.outbox_max_bytes,
+    );
     let conn = Rc::new(Connection {
         id,
         socket_id,
@@ -100,7 +109,10 @@ async fn run(shard: Rc<Shard>, stream: TcpStream, app: Arc<crate::app::App>, lef
         pinged: Cell::new(false),
     });
     shard.conns.borrow_mut().insert(id, conn.clone());
-    out.push(frames::connection_established(&socket_id.to_string(), limits.activity_timeout_secs));
+    out.push(frames::connection_established(
+        &socket_id.to_string(),
+        limits.activity_timeout_secs,
+    ));
 
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_CHUNK)
@@ -144,7 +156,12 @@ async fn run(shard: Rc<Shard>, stream: TcpStream, app: Arc<crate::app::App>, lef
 }
 
 /// Handles every complete message in `io`. Returns true when the connection is closing.
-fn process(shard: &Rc<Shard>, conn: &Rc<Connection>, ctx: &mut WebSocketContext, io: &mut SansIo) -> bool {
+fn process(
+    shard: &Rc<Shard>,
+    conn: &Rc<Connection>,
+    ctx: &mut WebSocketContext,
+    io: &mut SansIo,
+) -> bool {
     loop {
         let res = ctx.read(io);
         if res.is_ok() {
@@ -157,29 +174,36 @@ fn process(shard: &Rc<Shard>, conn: &Rc<Connection>, ctx: &mut WebSocketContext,
                 on_message(shard, conn, &mut bytes);
             }
             Ok(Message::Binary(_)) => {
-                conn.out.close_with(close_frame(codes::WS_UNSUPPORTED_DATA, "binary frames are not supported"));
+                conn.out.close_with(close_frame(
+                    codes::WS_UNSUPPORTED_DATA,
+                    "binary frames are not supported",
+                ));
                 return true;
             }
             Ok(Message::Close(_)) => {
                 // tungstenite queued the close reply; send it as our last frame.
                 let _ = ctx.flush(io);
-                conn.out.close_with(Bytes::from(std::mem::take(&mut io.out)));
+                conn.out
+                    .close_with(Bytes::from(std::mem::take(&mut io.out)));
                 return true;
             }
             Ok(_) => {} // ping (pong queued by tungstenite), pong, raw frame
             Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => return true,
             Err(WsError::Capacity(CapacityError::MessageTooLong { .. })) => {
-                conn.out.close_with(close_frame(codes::WS_TOO_BIG, "message too big"));
+                conn.out
+                    .close_with(close_frame(codes::WS_TOO_BIG, "message too big"));
                 return true;
             }
             Err(WsError::Utf8(_)) => {
-                conn.out.close_with(close_frame(codes::WS_INVALID_PAYLOAD, "invalid utf-8"));
+                conn.out
+                    .close_with(close_frame(codes::WS_INVALID_PAYLOAD, "invalid utf-8"));
                 return true;
             }
             Err(e) => {
                 tracing::debug!(socket_id = %conn.socket_id, error = %e, "websocket protocol error");
-                conn.out.close_with(close_frame(codes::WS_PROTOCOL_ERROR, "protocol error"));
+                conn.out
+                    .close_with(close_frame(codes::WS_PROTOCOL_ERROR, "protocol error"));
                 return true;
             }
         }
@@ -187,7 +211,8 @@ fn process(shard: &Rc<Shard>, conn: &Rc<Connection>, ctx: &mut WebSocketContext,
     // Pongs and other control replies tungstenite produced.
     let _ = ctx.flush(io);
     if !io.out.is_empty() {
-        conn.out.push_control(Bytes::from(std::mem::take(&mut io.out)));
+        conn.out
+            .push_control(Bytes::from(std::mem::take(&mut io.out)));
     }
     false
 }
@@ -196,7 +221,8 @@ fn on_message(shard: &Rc<Shard>, conn: &Rc<Connection>, bytes: &mut [u8]) {
     let msg = match decode(bytes) {
         Ok(m) => m,
         Err(e) => {
-            conn.out.push(frames::error(codes::INVALID_MESSAGE, &e.to_string()));
+            conn.out
+                .push(frames::error(codes::INVALID_MESSAGE, &e.to_string()));
             return;
         }
     };
@@ -214,14 +240,18 @@ fn on_message(shard: &Rc<Shard>, conn: &Rc<Connection>, bytes: &mut [u8]) {
             ));
         }
         ClientMsg::Other { event } => {
-            conn.out.push(frames::error(codes::UNSUPPORTED_EVENT, &format!("unsupported event `{event}`")));
+            conn.out.push(frames::error(
+                codes::UNSUPPORTED_EVENT,
+                &format!("unsupported event `{event}`"),
+            ));
         }
     }
 }
 
 fn subscribe(shard: &Rc<Shard>, conn: &Rc<Connection>, channel: String) {
     if let Err(e) = name::validate(&channel, shard.limits.max_channel_name_bytes) {
-        conn.out.push(frames::error(codes::INVALID_CHANNEL, &e.to_string()));
+        conn.out
+            .push(frames::error(codes::INVALID_CHANNEL, &e.to_string()));
         return;
     }
     match ChannelKind::of(&channel) {

@@ -52,23 +52,37 @@ impl Server {
             let path = std::env::temp_dir().join(format!(
                 "raptor-test-{}-{}.toml",
                 std::process::id(),
-                SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos()
             ));
-            std::fs::File::create(&path).unwrap().write_all(toml.as_bytes()).unwrap();
+            std::fs::File::create(&path)
+                .unwrap()
+                .write_all(toml.as_bytes())
+                .unwrap();
             cmd.arg("--config").arg(&path);
             cfg = Some(tempfile_path::TempPath(path));
         }
-        cmd.env("RAPTOR_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::inherit());
+        cmd.env("RAPTOR_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
         let mut child = cmd.spawn().expect("start raptor");
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read ready line");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read ready line");
         let port = line
             .rsplit_once("127.0.0.1:")
             .and_then(|(_, p)| p.split_whitespace().next())
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("no port in {line:?}"));
-        Server { child, port, _config: cfg }
+        Server {
+            child,
+            port,
+            _config: cfg,
+        }
     }
 
     pub fn url(&self, path_and_query: &str) -> String {
@@ -108,10 +122,15 @@ pub struct Client {
 impl Client {
     /// Connects to the default app and reads `connection_established`.
     pub async fn connect(server: &Server) -> Client {
-        let (ws, _) = tokio_tungstenite::connect_async(server.url("/app/app-key?protocol=7&client=js&version=8.6.0&flash=false"))
-            .await
-            .expect("ws connect");
-        let mut c = Client { ws, socket_id: String::new() };
+        let (ws, _) = tokio_tungstenite::connect_async(
+            server.url("/app/app-key?protocol=7&client=js&version=8.6.0&flash=false"),
+        )
+        .await
+        .expect("ws connect");
+        let mut c = Client {
+            ws,
+            socket_id: String::new(),
+        };
         let m = c.recv().await;
         assert_eq!(m["event"], "pusher:connection_established");
         let data: Value = serde_json::from_str(m["data"].as_str().unwrap()).unwrap();
@@ -129,13 +148,17 @@ impl Client {
 
     /// Next text message as raw text (pings/pongs skipped), within 5 s.
     pub async fn recv_text(&mut self) -> String {
-        self.recv_text_within(Duration::from_secs(5)).await.expect("timed out waiting for a message")
+        self.recv_text_within(Duration::from_secs(5))
+            .await
+            .expect("timed out waiting for a message")
     }
 
     pub async fn recv_text_within(&mut self, d: Duration) -> Option<String> {
         let deadline = tokio::time::Instant::now() + d;
         loop {
-            let m = tokio::time::timeout_at(deadline, self.ws.next()).await.ok()?;
+            let m = tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .ok()?;
             match m {
                 Some(Ok(Message::Text(t))) => return Some(t.to_string()),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
@@ -156,11 +179,16 @@ impl Client {
     }
 
     pub async fn subscribe(&mut self, channel: &str) {
-        self.send(serde_json::json!({"event":"pusher:subscribe","data":{"auth":"","channel":channel}})).await;
+        self.send(
+            serde_json::json!({"event":"pusher:subscribe","data":{"auth":"","channel":channel}}),
+        )
+        .await;
         let text = self.recv_text().await;
         assert_eq!(
             text,
-            format!(r#"{{"event":"pusher_internal:subscription_succeeded","channel":"{channel}","data":"{{}}"}}"#)
+            format!(
+                r#"{{"event":"pusher_internal:subscription_succeeded","channel":"{channel}","data":"{{}}"}}"#
+            )
         );
     }
 
@@ -168,7 +196,10 @@ impl Client {
     pub async fn expect_close(&mut self) -> u16 {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            match tokio::time::timeout_at(deadline, self.ws.next()).await.expect("timed out waiting for close") {
+            match tokio::time::timeout_at(deadline, self.ws.next())
+                .await
+                .expect("timed out waiting for close")
+            {
                 Some(Ok(Message::Close(Some(f)))) => return f.code.into(),
                 Some(Ok(Message::Close(None))) => return 1005,
                 Some(Ok(_)) => continue,
@@ -181,7 +212,10 @@ impl Client {
 // ---- HTTP ----------------------------------------------------------------------------------
 
 pub fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 pub fn hmac_hex(secret: &str, msg: &str) -> String {
@@ -191,8 +225,18 @@ pub fn hmac_hex(secret: &str, msg: &str) -> String {
 }
 
 /// Builds a signed path+query the way the Node SDK does (signature last).
-pub fn signed(method: &str, path: &str, params: &[(&str, &str)], body: &str, secret: &str, ts: u64) -> String {
-    let mut kv: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+pub fn signed(
+    method: &str,
+    path: &str,
+    params: &[(&str, &str)],
+    body: &str,
+    secret: &str,
+    ts: u64,
+) -> String {
+    let mut kv: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     kv.push(("auth_key".into(), KEY.into()));
     kv.push(("auth_timestamp".into(), ts.to_string()));
     kv.push(("auth_version".into(), "1.0".into()));
@@ -223,14 +267,19 @@ impl Resp {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
 impl Http {
     pub async fn connect(server: &Server) -> Http {
         Http {
-            stream: TcpStream::connect(("127.0.0.1", server.port)).await.unwrap(),
+            stream: TcpStream::connect(("127.0.0.1", server.port))
+                .await
+                .unwrap(),
             buf: Vec::new(),
         }
     }
@@ -249,7 +298,13 @@ impl Http {
     }
 
     /// A correctly signed request to the default app.
-    pub async fn signed(&mut self, method: &str, path: &str, params: &[(&str, &str)], body: &str) -> Resp {
+    pub async fn signed(
+        &mut self,
+        method: &str,
+        path: &str,
+        params: &[(&str, &str)],
+        body: &str,
+    ) -> Resp {
         let target = signed(method, path, params, body, SECRET, now());
         self.request(method, &target, body).await
     }
@@ -269,7 +324,12 @@ impl Http {
                 let hs: Vec<(String, String)> = r
                     .headers
                     .iter()
-                    .map(|h| (h.name.to_string(), String::from_utf8_lossy(h.value).to_string()))
+                    .map(|h| {
+                        (
+                            h.name.to_string(),
+                            String::from_utf8_lossy(h.value).to_string(),
+                        )
+                    })
                     .collect();
                 let len: usize = hs
                     .iter()
@@ -281,7 +341,11 @@ impl Http {
                 }
                 let body = String::from_utf8(self.buf[n..n + len].to_vec()).unwrap();
                 self.buf.drain(..n + len);
-                return Resp { status, headers: hs, body };
+                return Resp {
+                    status,
+                    headers: hs,
+                    body,
+                };
             }
             self.fill(deadline).await;
         }

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every Raptor test: the Rust unit and integration suites (real server processes on
+# 127.0.0.1), then the interop suite with clients nobody here wrote (pusher-js, the npm and
+# PyPI `pusher` SDKs), installing their packages from the committed lockfiles.
+#
+# Usage: scripts/test-all.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+echo "=== cargo build --workspace --all-targets"
+cargo build --workspace --all-targets
+
+echo "=== cargo test --workspace"
+cargo test --workspace
+
+echo "=== interop (tests/interop/run.sh)"
+RAPTOR_BIN="$(pwd)/target/debug/raptor" tests/interop/run.sh
+
+echo "=== all tests passed"
