@@ -1,6 +1,6 @@
 //! Applications (tenants). Immutable after start and shared read-only by every shard.
 
-use crate::config::AppConfig;
+use crate::config::{AppConfig, WebhookConfig};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -15,6 +15,14 @@ pub struct App {
     pub id: String,
     pub key: String,
     pub secret: String,
+    pub enable_client_events: bool,
+    pub client_events_per_second: u32,
+    pub enable_user_authentication: bool,
+    pub enable_subscription_count: bool,
+    pub max_presence_members: usize,
+    pub max_presence_user_info_bytes: usize,
+    pub authorized_connections_timeout_secs: Option<u64>,
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 /// All apps, looked up by key (WebSocket path) or id (HTTP API path).
@@ -37,6 +45,14 @@ impl Apps {
                 id: c.id.clone(),
                 key: c.key.clone(),
                 secret: c.secret.clone(),
+                enable_client_events: c.enable_client_events,
+                client_events_per_second: c.client_events_per_second,
+                enable_user_authentication: c.enable_user_authentication,
+                enable_subscription_count: c.enable_subscription_count,
+                max_presence_members: c.max_presence_members,
+                max_presence_user_info_bytes: c.max_presence_user_info_bytes,
+                authorized_connections_timeout_secs: c.authorized_connections_timeout_secs,
+                webhooks: c.webhooks.clone(),
             }));
             by_key.insert(c.key.clone(), idx);
             by_id.insert(c.id.clone(), idx);

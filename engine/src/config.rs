@@ -61,6 +61,79 @@ pub struct AppConfig {
     pub key: String,
     /// Secret for HMAC signatures. Never logged.
     pub secret: String,
+    /// Clients may send `client-*` events on private and presence channels. Default true.
+    #[serde(default = "yes")]
+    pub enable_client_events: bool,
+    /// Client events one connection may send per second; beyond it `pusher:error` 4301.
+    #[serde(default = "default_client_event_rate")]
+    pub client_events_per_second: u32,
+    /// `pusher:signin` is accepted. Default true.
+    #[serde(default = "yes")]
+    pub enable_user_authentication: bool,
+    /// Send `pusher_internal:subscription_count` to subscribers (and the webhook). Default off,
+    /// like Pusher.
+    #[serde(default)]
+    pub enable_subscription_count: bool,
+    /// Members one presence channel may hold (Pusher: 100; at most 100,000).
+    #[serde(default = "default_presence_members")]
+    pub max_presence_members: usize,
+    /// Largest presence `user_info`, in bytes (serialized JSON).
+    #[serde(default = "default_user_info_bytes")]
+    pub max_presence_user_info_bytes: usize,
+    /// "Authorized connections": when set, a connection that neither signs in nor joins a
+    /// private or presence channel within this many seconds is closed with 4009.
+    #[serde(default)]
+    pub authorized_connections_timeout_secs: Option<u64>,
+    /// Webhook endpoints; empty means none.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
+}
+
+/// One webhook endpoint of an app.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// `http://` URL receiving `POST {"time_ms":..,"events":[..]}`.
+    pub url: String,
+    /// Event names to send (`channel_occupied`, `channel_vacated`, `member_added`,
+    /// `member_removed`, `client_event`, `cache_miss`, `subscription_count`); all when absent.
+    #[serde(default)]
+    pub event_types: Option<Vec<String>>,
+    /// Only events on channels whose name starts with this prefix.
+    #[serde(default)]
+    pub channel_prefix: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_client_event_rate() -> u32 {
+    10
+}
+fn default_presence_members() -> usize {
+    100
+}
+fn default_user_info_bytes() -> usize {
+    1024
+}
+
+impl AppConfig {
+    /// An app with the given credentials and every option at its default.
+    pub fn new(id: &str, key: &str, secret: &str) -> AppConfig {
+        AppConfig {
+            id: id.into(),
+            key: key.into(),
+            secret: secret.into(),
+            enable_client_events: true,
+            client_events_per_second: default_client_event_rate(),
+            enable_user_authentication: true,
+            enable_subscription_count: false,
+            max_presence_members: default_presence_members(),
+            max_presence_user_info_bytes: default_user_info_bytes(),
+            authorized_connections_timeout_secs: None,
+            webhooks: Vec::new(),
+        }
+    }
 }
 
 /// Every bound the server enforces. Each has a default; docs/limits.md says what happens at it.
@@ -134,11 +207,7 @@ fn default_bind() -> SocketAddr {
 }
 
 fn default_apps() -> Vec<AppConfig> {
-    vec![AppConfig {
-        id: "1".into(),
-        key: "app-key".into(),
-        secret: "app-secret".into(),
-    }]
+    vec![AppConfig::new("1", "app-key", "app-secret")]
 }
 
 fn string_or_int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -253,6 +322,37 @@ impl Config {
                     format!("apps[{i}].id"),
                     format!("duplicate id `{}`", app.id),
                 ));
+            }
+            if app.max_presence_members == 0 || app.max_presence_members > 100_000 {
+                return Err(invalid(format!("apps[{i}].max_presence_members"), "must be 1..=100000"));
+            }
+            if app.client_events_per_second == 0 {
+                return Err(invalid(format!("apps[{i}].client_events_per_second"), "must be greater than 0"));
+            }
+            if app.authorized_connections_timeout_secs == Some(0) {
+                return Err(invalid(format!("apps[{i}].authorized_connections_timeout_secs"), "must be greater than 0"));
+            }
+            const EVENTS: [&str; 7] = [
+                "channel_occupied",
+                "channel_vacated",
+                "member_added",
+                "member_removed",
+                "client_event",
+                "cache_miss",
+                "subscription_count",
+            ];
+            for (j, w) in app.webhooks.iter().enumerate() {
+                if !w.url.starts_with("http://") {
+                    return Err(invalid(format!("apps[{i}].webhooks[{j}].url"), "must be an http:// URL"));
+                }
+                for t in w.event_types.iter().flatten() {
+                    if !EVENTS.contains(&t.as_str()) {
+                        return Err(invalid(
+                            format!("apps[{i}].webhooks[{j}].event_types"),
+                            format!("unknown event type `{t}`"),
+                        ));
+                    }
+                }
             }
             if !keys.insert(&app.key) {
                 return Err(invalid(

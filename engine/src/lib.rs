@@ -38,4 +38,5 @@ pub mod server;
 pub mod shard;
 pub mod signature;
 pub mod socket_id;
+pub mod webhook;
 pub mod ws;

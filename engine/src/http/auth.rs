@@ -80,12 +80,8 @@ mod tests {
     use crate::http::request::parse_query;
 
     fn app() -> App {
-        App {
-            idx: 0,
-            id: "3".into(),
-            key: "278d425bdf160c739803".into(),
-            secret: "7ad3773142a6692b25b8".into(),
-        }
+        let apps = crate::app::Apps::new(&[crate::config::AppConfig::new("3", "278d425bdf160c739803", "7ad3773142a6692b25b8")]);
+        std::sync::Arc::try_unwrap(apps.list.into_iter().next().unwrap()).unwrap()
     }
 
     fn req(query: &str, body: &str) -> Request {
