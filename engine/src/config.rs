@@ -47,6 +47,20 @@ pub struct Config {
     /// Applications served. Default: one app `1` / `app-key` / `app-secret`.
     #[serde(default = "default_apps")]
     pub apps: Vec<AppConfig>,
+    /// Switches for test tooling only; all off by default.
+    #[serde(default)]
+    pub testing: Testing,
+}
+
+/// Switches for test tooling. **Never enable these in production.**
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Testing {
+    /// Serve `GET /echo` as a WebSocket echo endpoint, for the Autobahn conformance suite
+    /// (tests/conformance/). It runs the same WebSocket stack as `/app/{key}` but accepts
+    /// messages up to 64 MiB and echoes them, so any client could make the server buffer
+    /// that much per connection. Default false (`/echo` is then a 404); also `--ws-echo`.
+    pub ws_echo: bool,
 }
 
 /// One application (tenant): its credentials and options.
@@ -230,6 +244,7 @@ impl Default for Config {
             shards: 0,
             limits: Limits::default(),
             apps: default_apps(),
+            testing: Testing::default(),
         }
     }
 }
@@ -239,6 +254,8 @@ impl Default for Config {
 pub struct Overrides {
     pub bind: Option<String>,
     pub shards: Option<String>,
+    /// `--ws-echo`: turns `testing.ws_echo` on (a flag can only turn it on).
+    pub ws_echo: bool,
 }
 
 impl Config {
@@ -275,6 +292,7 @@ impl Config {
                 .parse()
                 .map_err(|_| invalid("shards", format!("`{s}` is not a number")))?;
         }
+        cfg.testing.ws_echo |= over.ws_echo;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -458,6 +476,7 @@ mod tests {
             &Overrides {
                 bind: Some("nope".into()),
                 shards: None,
+                ws_echo: false,
             },
         )
         .unwrap_err()
@@ -467,5 +486,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("outbox_max_bytes"), "{e}");
+    }
+
+    #[test]
+    fn testing_switches_default_off() {
+        assert!(!Config::default().testing.ws_echo);
+        let c = Config::from_toml("[testing]\nws_echo = true\n", "t").unwrap();
+        assert!(c.testing.ws_echo);
+        let e = Config::from_toml("[testing]\necho = true\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("echo"), "{e}");
+        let over = Overrides {
+            ws_echo: true,
+            ..Overrides::default()
+        };
+        assert!(Config::load(None, &over).unwrap().testing.ws_echo);
     }
 }

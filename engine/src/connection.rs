@@ -8,7 +8,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Where one subscription of a connection stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,26 +21,84 @@ pub enum SubState {
     Cancelled,
 }
 
+/// One subscription of a connection.
+#[derive(Debug, Clone)]
+pub struct Sub {
+    pub state: SubState,
+    /// Presence channels: the member this connection joined as.
+    pub user_id: Option<Arc<str>>,
+    /// `presence-privileged-*`: this connection's member is privileged.
+    pub privileged: bool,
+}
+
+/// A signed-in user (`pusher:signin`).
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub id: Arc<str>,
+    pub watchlist: Vec<Arc<str>>,
+}
+
 pub struct Connection {
     pub id: ConnId,
     pub socket_id: SocketId,
     pub app: Arc<App>,
     pub out: Rc<SocketOut>,
-    /// Channel → state. Bounded by `limits.max_subscriptions_per_connection`.
-    pub subs: RefCell<HashMap<Arc<str>, SubState>>,
+    /// Channel → subscription. Bounded by `limits.max_subscriptions_per_connection`.
+    pub subs: RefCell<HashMap<Arc<str>, Sub>>,
     /// Last time anything arrived from the client (drives server pings and 4201).
     pub last_seen: Cell<Instant>,
     /// A server `pusher:ping` is outstanding.
     pub pinged: Cell<bool>,
+    pub connected_at: Instant,
+    pub user: RefCell<Option<SignedIn>>,
+    /// Signed in, or joined a private/presence channel ("authorized connections").
+    pub authorized: Cell<bool>,
+    /// Client-event rate window: (start of the current second, events in it).
+    rate: Cell<(Instant, u32)>,
 }
 
 impl Connection {
+    pub fn new(id: ConnId, socket_id: SocketId, app: Arc<App>, out: Rc<SocketOut>) -> Connection {
+        let now = Instant::now();
+        Connection {
+            id,
+            socket_id,
+            app,
+            out,
+            subs: RefCell::new(HashMap::new()),
+            last_seen: Cell::new(now),
+            pinged: Cell::new(false),
+            connected_at: now,
+            user: RefCell::new(None),
+            authorized: Cell::new(false),
+            rate: Cell::new((now, 0)),
+        }
+    }
+
     /// Subscriptions that count against the per-connection limit.
     pub fn live_subscriptions(&self) -> usize {
-        self.subs
-            .borrow()
-            .values()
-            .filter(|s| **s != SubState::Cancelled)
-            .count()
+        self.subs.borrow().values().filter(|s| s.state != SubState::Cancelled).count()
+    }
+
+    pub fn active_sub(&self, channel: &str) -> Option<Sub> {
+        self.subs.borrow().get(channel).filter(|s| s.state == SubState::Active).cloned()
+    }
+
+    pub fn user_id(&self) -> Option<Arc<str>> {
+        self.user.borrow().as_ref().map(|u| u.id.clone())
+    }
+
+    /// Counts one client event against `per_second`; false when over the limit.
+    pub fn take_client_event(&self, per_second: u32, now: Instant) -> bool {
+        let (start, n) = self.rate.get();
+        if now.saturating_duration_since(start) >= Duration::from_secs(1) {
+            self.rate.set((now, 1));
+            return true;
+        }
+        if n >= per_second {
+            return false;
+        }
+        self.rate.set((start, n + 1));
+        true
     }
 }

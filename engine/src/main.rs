@@ -34,6 +34,9 @@ struct Serve {
     /// TOML configuration file (env RAPTOR_CONFIG)
     #[argh(option)]
     config: Option<PathBuf>,
+    /// serve the test-only WebSocket echo endpoint /echo (Autobahn); never in production
+    #[argh(switch)]
+    ws_echo: bool,
 }
 
 fn main() {
@@ -51,6 +54,7 @@ fn main() {
     let over = Overrides {
         bind: s.bind.or_else(|| env("RAPTOR_BIND")),
         shards: s.shards.or_else(|| env("RAPTOR_SHARDS")),
+        ws_echo: s.ws_echo,
     };
     let cfg = match Config::load(file.as_deref(), &over) {
         Ok(c) => c,

@@ -152,7 +152,7 @@ impl SocketOut {
                     "slow consumer: outbound queue full, closing with 4100"
                 );
                 drop(q);
-                self.close_with(crate::ws::frame::close_frame(4100, "over capacity"));
+                self.cut_with(crate::ws::frame::close_frame(4100, "over capacity"));
                 return Push::Overflow;
             }
             q.bytes += frame.len();
@@ -162,23 +162,33 @@ impl SocketOut {
         Push::Queued
     }
 
-    /// Starts closing: drops unstarted frames, queues `close` (a WebSocket close frame, or
-    /// nothing for plain HTTP) and refuses further frames. Idempotent.
+    /// Starts closing gracefully: `close` (a WebSocket close frame) goes out after what is
+    /// already queued, and further frames are refused. Idempotent.
     pub fn close_with(self: &Rc<Self>, close: Bytes) {
+        self.start_close(close, false);
+    }
+
+    /// Cuts the socket: frames not yet started are dropped, then `close` is sent. For a
+    /// consumer that fell behind, whose backlog is the problem.
+    pub fn cut_with(self: &Rc<Self>, close: Bytes) {
+        self.start_close(close, true);
+    }
+
+    fn start_close(self: &Rc<Self>, close: Bytes, drop_queued: bool) {
         if self.state.get() != WriteState::Open {
             return;
         }
         {
             let mut q = self.queue.borrow_mut();
-            q.truncate_unstarted();
+            if drop_queued {
+                q.truncate_unstarted();
+            }
             if !close.is_empty() {
                 q.bytes += close.len();
                 q.frames.push_back(close);
             }
         }
-        self.state.set(WriteState::Closing {
-            since: Instant::now(),
-        });
+        self.state.set(WriteState::Closing { since: Instant::now() });
         self.schedule();
     }
 

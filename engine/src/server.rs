@@ -47,7 +47,12 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, usize)) -> Result<(), 
     let addr = resolve_bind(cfg.bind)?;
     let apps = Arc::new(Apps::new(&cfg.apps));
     let limits = Arc::new(cfg.limits.clone());
+    crate::ws::echo::set_enabled(cfg.testing.ws_echo);
+    if cfg.testing.ws_echo {
+        tracing::warn!("testing.ws_echo is on: /echo echoes WebSocket messages up to 64 MiB; never use this in production");
+    }
     let mesh = (nr > 1).then(|| MeshBuilder::<ShardMsg, _>::full(nr, limits.mesh_queue_capacity));
+    let webhooks = crate::webhook::Webhooks::start(&apps);
     let ready = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));
 
@@ -70,6 +75,7 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, usize)) -> Result<(), 
                 r2.clone(),
                 f2.clone(),
             );
+            let webhooks = webhooks.clone();
             async move {
                 let (senders, receivers) = match mesh {
                     Some(m) => {
@@ -80,7 +86,7 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, usize)) -> Result<(), 
                 };
                 let id = senders.as_ref().map_or(0, |s| s.peer_id());
                 let out = Rc::new(MeshOut::new(id, nr, senders, limits.mesh_queue_capacity));
-                let shard = Shard::new(id, nr, apps, limits, out.clone());
+                let shard = Shard::new(id, nr, apps, limits, out.clone(), webhooks);
                 start_tasks(&shard, receivers);
                 let listener = match glommio::net::TcpListener::bind(addr) {
                     Ok(l) => l,

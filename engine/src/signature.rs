@@ -23,6 +23,15 @@ pub fn verify_hex(secret: &str, message: &[u8], given_hex: &str) -> bool {
     expected.len() == given.len() && bool::from(expected.as_bytes().ct_eq(given))
 }
 
+/// Checks a client `auth` value `"<key>:<hex signature of string_to_sign>"` for `app_key`.
+pub fn verify_client_auth(app_key: &str, secret: &str, auth: &str, string_to_sign: &str) -> bool {
+    let Some((key, sig)) = auth.split_once(':') else {
+        return false;
+    };
+    // The key is public; comparing it in variable time leaks nothing.
+    key == app_key && verify_hex(secret, string_to_sign.as_bytes(), sig)
+}
+
 /// `hex(md5(body))`, the `body_md5` query parameter.
 pub fn body_md5_hex(body: &[u8]) -> String {
     hex::encode(Md5::digest(body))
@@ -67,6 +76,25 @@ mod tests {
             "da454824c97ba181a32ccc17a72625ba02771f50b50e1e7430e47a1f3f457e6c"
         ));
         assert!(!verify_hex("7ad3773142a6692b25b8", s.as_bytes(), "da45"));
+    }
+
+    #[test]
+    fn client_auth_vectors() {
+        let (k, s) = ("278d425bdf160c739803", "7ad3773142a6692b25b8");
+        let auth = format!("{k}:58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4");
+        assert!(verify_client_auth(k, s, &auth, "1234.1234:private-foobar"));
+        assert!(!verify_client_auth("other", s, &auth, "1234.1234:private-foobar"));
+        assert!(!verify_client_auth(k, s, &auth, "1234.1235:private-foobar"));
+        assert!(!verify_client_auth(k, s, "nocolon", "1234.1234:private-foobar"));
+        let user = format!("{k}:4708d583dada6a56435fb8bc611c77c359a31eebde13337c16ab43aa6de336ba");
+        assert!(verify_client_auth(k, s, &user, "1234.1234::user::{\"id\":\"12345\"}"));
+        let presence = format!("{k}:31935e7d86dba64c2a90aed31fdc61869f9b22ba9d8863bba239c03ca481bc80");
+        assert!(verify_client_auth(
+            k,
+            s,
+            &presence,
+            "1234.1234:presence-foobar:{\"user_id\":10,\"user_info\":{\"name\":\"Mr. Channels\"}}"
+        ));
     }
 
     #[test]

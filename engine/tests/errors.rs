@@ -31,7 +31,7 @@ async fn bad_client_messages_get_pusher_errors_and_the_connection_survives() {
         ),
         (
             r#"{"event":"client-x","channel":"pub","data":{}}"#,
-            r#"{"event":"pusher:error","data":{"code":4310,"message":"client events are only allowed on private and presence channels"}}"#,
+            r#"{"event":"pusher:error","data":{"code":4315,"message":"client events are only allowed on private and presence channels"}}"#,
         ),
         (
             r#"{"event":"pusher:subscribe","data":{"channel":"bad name"}}"#,
@@ -39,7 +39,7 @@ async fn bad_client_messages_get_pusher_errors_and_the_connection_survives() {
         ),
         (
             r#"{"event":"pusher:subscribe","data":{"channel":"private-x","auth":"app-key:00"}}"#,
-            r#"{"event":"pusher:subscription_error","channel":"private-x","data":"{\"type\":\"AuthError\",\"error\":\"private, presence and user channels are not supported by this server yet\",\"status\":501}"}"#,
+            r#"{"event":"pusher:subscription_error","channel":"private-x","data":"{\"type\":\"AuthError\",\"error\":\"invalid signature for this socket and channel\",\"status\":401}"}"#,
         ),
     ];
     for (input, expected) in cases {

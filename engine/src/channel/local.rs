@@ -17,6 +17,8 @@ pub struct Subscriber {
     /// For `socket_id` exclusion.
     pub socket_id: SocketId,
     pub out: Rc<SocketOut>,
+    /// Receives member events on `presence-privileged-*` channels.
+    pub privileged: bool,
 }
 
 /// `app → channel → subscribers`. `IndexMap` gives O(1) removal (swap_remove) and a dense,
@@ -56,13 +58,14 @@ impl LocalChannels {
         channel: &str,
         frame: &Bytes,
         exclude: Option<SocketId>,
+        privileged_only: bool,
     ) -> usize {
         let Some(subs) = self.apps[app as usize].get(channel) else {
             return 0;
         };
         let mut n = 0;
         for sub in subs.values() {
-            if Some(sub.socket_id) == exclude {
+            if Some(sub.socket_id) == exclude || (privileged_only && !sub.privileged) {
                 continue;
             }
             sub.out.push(frame.clone());

@@ -4,6 +4,7 @@ use super::request::Request;
 use super::response::Response;
 use crate::app::App;
 use crate::channel::name::{self, ChannelKind};
+use crate::shard::msg::Query as Q;
 use crate::shard::msg::{Query, Reply};
 use crate::shard::Shard;
 use serde::Serialize;
@@ -20,6 +21,15 @@ pub struct ChannelAttrs {
     pub user_count: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subscription_count: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheInfo>,
+}
+
+/// `info=cache`: the cached event's data and its remaining TTL in seconds.
+#[derive(Serialize, Debug)]
+pub struct CacheInfo {
+    pub data: String,
+    pub ttl: u64,
 }
 
 pub fn info_list(s: Option<&str>) -> Vec<String> {
@@ -55,16 +65,20 @@ pub async fn channel_attributes(
         )
         .await
         .map_err(|e| Response::error(503, &e.to_string()))?;
-    let Reply::Channel { subscription_count } = reply else {
+    let Reply::Channel { subscription_count, user_count, cache } = reply else {
         return Err(Response::error(500, "unexpected shard reply"));
     };
     let wants = |k: &str| info.iter().any(|i| i == k);
+    let kind = ChannelKind::of(channel);
     Ok(ChannelAttrs {
         occupied: Some(subscription_count > 0),
-        // No presence members exist yet: presence subscriptions are refused until that lands.
-        user_count: (wants("user_count") && ChannelKind::of(channel) == ChannelKind::Presence)
-            .then_some(0),
+        user_count: (wants("user_count") && kind.is_presence()).then_some(user_count),
         subscription_count: wants("subscription_count").then_some(subscription_count),
+        cache: if wants("cache") && kind.cache {
+            cache.map(|(data, ttl)| CacheInfo { data: data.to_string(), ttl })
+        } else {
+            None
+        },
     })
 }
 
@@ -73,7 +87,7 @@ pub async fn info(shard: &Rc<Shard>, app: &App, req: &Request, channel: &str) ->
         return Response::error(400, &format!("invalid channel: {e}"));
     }
     let info = info_list(req.param("info"));
-    if info.iter().any(|i| i == "user_count") && ChannelKind::of(channel) != ChannelKind::Presence {
+    if info.iter().any(|i| i == "user_count") && !ChannelKind::of(channel).is_presence() {
         return Response::error(400, "user_count is only available for presence channels");
     }
     match channel_attributes(shard, app, &Arc::from(channel), &info).await {
@@ -97,9 +111,9 @@ pub async fn list(shard: &Rc<Shard>, app: &App, req: &Request) -> Response {
         };
         match shard.query(s, q).await {
             Ok(Reply::List(items)) => {
-                for (name, _) in items {
+                for (name, _, users) in items {
                     let attrs = ChannelAttrs {
-                        user_count: user_count.then_some(0),
+                        user_count: user_count.then_some(users),
                         ..ChannelAttrs::default()
                     };
                     channels.insert(name, attrs);
@@ -114,4 +128,27 @@ pub async fn list(shard: &Rc<Shard>, app: &App, req: &Request) -> Response {
         channels: BTreeMap<String, ChannelAttrs>,
     }
     Response::json(200, to_json(&Out { channels }))
+}
+
+/// `GET /apps/{id}/channels/{name}/users`: presence channels only.
+pub async fn users(shard: &Rc<Shard>, app: &App, channel: &str) -> Response {
+    if name::validate(channel, shard.limits.max_channel_name_bytes).is_err() || !ChannelKind::of(channel).is_presence() {
+        return Response::error(400, "users are only available for presence channels");
+    }
+    let owner = shard.owner_of(app.idx, channel);
+    match shard.query(owner, Q::Members { app: app.idx, channel: Arc::from(channel) }).await {
+        Ok(Reply::Members(ids)) => {
+            #[derive(Serialize)]
+            struct User {
+                id: String,
+            }
+            #[derive(Serialize)]
+            struct Out {
+                users: Vec<User>,
+            }
+            Response::json(200, to_json(&Out { users: ids.into_iter().map(|id| User { id }).collect() }))
+        }
+        Ok(_) => Response::error(500, "unexpected shard reply"),
+        Err(e) => Response::error(503, &e.to_string()),
+    }
 }

@@ -6,6 +6,7 @@ use super::response::Response;
 use super::{channels, events};
 use crate::app::App;
 use crate::shard::Shard;
+use crate::ws::echo;
 use crate::ws::handshake::{self, Upgrade};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -21,6 +22,8 @@ pub async fn route(shard: &Rc<Shard>, req: Request) -> Routed {
     let resp = match (req.method.as_str(), segs.as_slice()) {
         (_, ["app", ..]) if req.upgrade_websocket => return handshake::check(shard, &req),
         (_, ["app", _]) => Response::error(426, "this endpoint expects a WebSocket upgrade"),
+        // Test-only (`--ws-echo`); a 404 like any unknown path when off.
+        (_, ["echo"]) if echo::enabled() && req.upgrade_websocket => return handshake::check(shard, &req),
         ("GET", [""]) => Response::text(
             200,
             "Raptor: a realtime messaging and presence server speaking the Pusher Channels protocol v7.\n\
@@ -28,6 +31,11 @@ pub async fn route(shard: &Rc<Shard>, req: Request) -> Routed {
         ),
         ("GET", ["health"]) => Response::json(200, r#"{"ok":true}"#),
         (_, [""]) | (_, ["health"]) => Response::error(405, "method not allowed"),
+        // The PyPI SDK posts here without the /apps/{id} prefix; the signing key picks the app.
+        ("POST", ["users", user, "terminate_connections"]) => match authed_by_key(shard, &req) {
+            Err(resp) => resp,
+            Ok(app) => terminate(shard, &app, &decode(user)),
+        },
         (m, ["apps", id, rest @ ..]) => match authed(shard, id, &req) {
             Err(resp) => resp,
             Ok(app) => match (m, rest) {
@@ -35,7 +43,9 @@ pub async fn route(shard: &Rc<Shard>, req: Request) -> Routed {
                 ("POST", ["batch_events"]) => events::batch(shard, &app, &req).await,
                 ("GET", ["channels"]) => channels::list(shard, &app, &req).await,
                 ("GET", ["channels", name]) => channels::info(shard, &app, &req, &decode(name)).await,
-                (_, ["events"] | ["batch_events"] | ["channels"] | ["channels", _]) => {
+                ("GET", ["channels", name, "users"]) => channels::users(shard, &app, &decode(name)).await,
+                ("POST", ["users", user, "terminate_connections"]) => terminate(shard, &app, &decode(user)),
+                (_, ["events"] | ["batch_events"] | ["channels"] | ["channels", _] | ["channels", _, "users"]) => {
                     Response::error(405, "method not allowed")
                 }
                 _ => Response::error(404, "no such endpoint"),
@@ -54,4 +64,25 @@ fn authed(shard: &Shard, id: &str, req: &Request) -> Result<Arc<App>, Response> 
         .ok_or_else(|| Response::error(404, &format!("unknown app `{id}`")))?;
     auth::verify(app, req).map_err(|e| Response::error(401, &e.to_string()))?;
     Ok(app.clone())
+}
+
+/// Like [`authed`], for paths without an app id: the app is the one whose key signed it.
+fn authed_by_key(shard: &Shard, req: &Request) -> Result<Arc<App>, Response> {
+    let key = req.param("auth_key").unwrap_or_default();
+    let app = shard
+        .apps
+        .by_key(key)
+        .ok_or_else(|| Response::error(401, "unknown auth_key"))?;
+    auth::verify(app, req).map_err(|e| Response::error(401, &e.to_string()))?;
+    Ok(app.clone())
+}
+
+/// `POST .../users/{id}/terminate_connections`: closes the user's signed-in connections on
+/// every shard.
+fn terminate(shard: &Shard, app: &App, user: &str) -> Response {
+    if user.is_empty() || user.len() > crate::protocol::identity::MAX_USER_ID {
+        return Response::error(400, "invalid user id");
+    }
+    shard.terminate_user(app.idx, user);
+    Response::json(200, "{}")
 }

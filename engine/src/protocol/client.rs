@@ -22,6 +22,11 @@ pub enum ClientMsg {
     },
     Ping,
     Pong,
+    /// `pusher:signin`: `user_data` is the exact signed string.
+    Signin {
+        auth: String,
+        user_data: String,
+    },
     /// A `client-*` event: `data` is kept as the JSON text to relay.
     ClientEvent {
         event: String,
@@ -35,7 +40,7 @@ pub enum ClientMsg {
 }
 
 /// Why a client frame was refused. Always the client's fault; the connection survives.
-#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     /// Not JSON, too deep, or not an object with a string `event`.
     #[error("invalid message: {0}")]
@@ -120,6 +125,17 @@ pub fn decode(buf: &mut [u8]) -> Result<ClientMsg, DecodeError> {
                     what: "data.channel is required",
                 })?;
             ClientMsg::Unsubscribe { channel }
+        }
+        "pusher:signin" => {
+            let d = data_obj("pusher:signin")?;
+            let missing = DecodeError::BadField {
+                event: "pusher:signin",
+                what: "data.auth and data.user_data are required",
+            };
+            ClientMsg::Signin {
+                auth: opt_str(&d, "auth", "pusher:signin")?.ok_or(missing.clone())?,
+                user_data: opt_str(&d, "user_data", "pusher:signin")?.ok_or(missing)?,
+            }
         }
         "pusher:ping" => ClientMsg::Ping,
         "pusher:pong" => ClientMsg::Pong,

@@ -30,3 +30,19 @@ pub const WS_PROTOCOL_ERROR: u16 = 1002;
 pub const WS_UNSUPPORTED_DATA: u16 = 1003;
 pub const WS_INVALID_PAYLOAD: u16 = 1007;
 pub const WS_TOO_BIG: u16 = 1009;
+
+/// Close / error: the connection is not authorized (authorized-connections timeout, or the
+/// app terminated the user's connections).
+pub const UNAUTHORIZED: u16 = 4009;
+/// Error event: client event rate limit (Pusher).
+pub const CLIENT_EVENT_RATE_LIMIT: u16 = 4301;
+/// Error event: watchlist longer than 100; the first 100 are kept (Pusher).
+pub const WATCHLIST_LIMIT: u16 = 4302;
+/// Error event: event data too large.
+pub const EVENT_TOO_LARGE: u16 = 4313;
+/// Error event: sign-in refused (bad signature, bad user_data, or already signed in as
+/// another user).
+pub const SIGNIN_FAILED: u16 = 4314;
+/// Error event: a client event that is not allowed (wrong channel type, not subscribed, not
+/// privileged, disabled for the app).
+pub const CLIENT_EVENT_REFUSED: u16 = 4315;

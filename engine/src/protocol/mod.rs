@@ -3,4 +3,5 @@
 
 pub mod client;
 pub mod codes;
+pub mod identity;
 pub mod server;

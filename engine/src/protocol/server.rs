@@ -98,6 +98,77 @@ pub fn error(code: u16, message: &str) -> Bytes {
     )
 }
 
+/// Writes `s` as a JSON string literal (quotes and escapes).
+fn json_str(s: &str) -> String {
+    simd_json::to_string(s).expect("in-memory serialization")
+}
+
+/// `subscription_succeeded` for a presence channel. `members` are `(user_id, user_info JSON)`
+/// in a stable order; `user_info` text is already valid compact JSON.
+pub fn presence_succeeded<'a>(channel: &str, members: impl Iterator<Item = (&'a str, Option<&'a str>)>) -> Bytes {
+    let mut ids = String::from("[");
+    let mut hash = String::from("{");
+    let mut count = 0usize;
+    for (id, info) in members {
+        if count > 0 {
+            ids.push(',');
+            hash.push(',');
+        }
+        let id = json_str(id);
+        ids.push_str(&id);
+        hash.push_str(&id);
+        hash.push(':');
+        hash.push_str(info.unwrap_or("null"));
+        count += 1;
+    }
+    ids.push(']');
+    hash.push('}');
+    let data = format!(r#"{{"presence":{{"ids":{ids},"hash":{hash},"count":{count}}}}}"#);
+    channel_event("pusher_internal:subscription_succeeded", channel, &data, None)
+}
+
+pub fn member_added(channel: &str, user_id: &str, user_info: Option<&str>) -> Bytes {
+    let data = match user_info {
+        Some(info) => format!(r#"{{"user_id":{},"user_info":{info}}}"#, json_str(user_id)),
+        None => format!(r#"{{"user_id":{}}}"#, json_str(user_id)),
+    };
+    channel_event("pusher_internal:member_added", channel, &data, None)
+}
+
+pub fn member_removed(channel: &str, user_id: &str) -> Bytes {
+    let data = format!(r#"{{"user_id":{}}}"#, json_str(user_id));
+    channel_event("pusher_internal:member_removed", channel, &data, None)
+}
+
+pub fn subscription_count(channel: &str, n: u32) -> Bytes {
+    channel_event("pusher_internal:subscription_count", channel, &format!(r#"{{"subscription_count":{n}}}"#), None)
+}
+
+/// `{"event":"pusher:cache_miss","channel":"cache-x"}` (no data, like Pusher).
+pub fn cache_miss(channel: &str) -> Bytes {
+    crate::ws::frame::text_frame(format!(r#"{{"event":"pusher:cache_miss","channel":{}}}"#, json_str(channel)).as_bytes())
+}
+
+/// `{"event":"pusher:signin_success","data":{"user_data":"<the signed string>"}}`.
+pub fn signin_success(user_data: &str) -> Bytes {
+    crate::ws::frame::text_frame(
+        format!(r#"{{"event":"pusher:signin_success","data":{{"user_data":{}}}}}"#, json_str(user_data)).as_bytes(),
+    )
+}
+
+/// `pusher_internal:watchlist_events` with one `{name, user_ids}` entry.
+pub fn watchlist_event(online: bool, user_ids: &[&str]) -> Bytes {
+    let ids: Vec<String> = user_ids.iter().map(|i| json_str(i)).collect();
+    let name = if online { "online" } else { "offline" };
+    crate::ws::frame::text_frame(
+        format!(
+            r#"{{"event":"pusher_internal:watchlist_events","data":{{"events":[{{"name":"{name}","user_ids":[{}]}}]}}}}"#,
+            ids.join(",")
+        )
+        .as_bytes(),
+    )
+}
+
 pub fn pong() -> Bytes {
     crate::ws::frame::text_frame(br#"{"event":"pusher:pong","data":"{}"}"#)
 }
@@ -147,6 +218,36 @@ mod tests {
         assert_eq!(
             payload(&subscription_error("private-x", "AuthError", "no", 401)),
             r#"{"event":"pusher:subscription_error","channel":"private-x","data":"{\"type\":\"AuthError\",\"error\":\"no\",\"status\":401}"}"#
+        );
+    }
+
+    #[test]
+    fn presence_and_user_frames() {
+        let m = [("u-7", Some(r#"{"name":"Bob"}"#)), ("8", None)];
+        assert_eq!(
+            payload(&presence_succeeded("presence-room", m.iter().copied())),
+            r#"{"event":"pusher_internal:subscription_succeeded","channel":"presence-room","data":"{\"presence\":{\"ids\":[\"u-7\",\"8\"],\"hash\":{\"u-7\":{\"name\":\"Bob\"},\"8\":null},\"count\":2}}"}"#
+        );
+        assert_eq!(
+            payload(&member_added("presence-r", "3", Some(r#"{"n":1}"#))),
+            r#"{"event":"pusher_internal:member_added","channel":"presence-r","data":"{\"user_id\":\"3\",\"user_info\":{\"n\":1}}"}"#
+        );
+        assert_eq!(
+            payload(&member_removed("presence-r", "3")),
+            r#"{"event":"pusher_internal:member_removed","channel":"presence-r","data":"{\"user_id\":\"3\"}"}"#
+        );
+        assert_eq!(payload(&cache_miss("cache-x")), r#"{"event":"pusher:cache_miss","channel":"cache-x"}"#);
+        assert_eq!(
+            payload(&signin_success(r#"{"id":"42"}"#)),
+            r#"{"event":"pusher:signin_success","data":{"user_data":"{\"id\":\"42\"}"}}"#
+        );
+        assert_eq!(
+            payload(&watchlist_event(true, &["7"])),
+            r#"{"event":"pusher_internal:watchlist_events","data":{"events":[{"name":"online","user_ids":["7"]}]}}"#
+        );
+        assert_eq!(
+            payload(&channel_event("client-x", "presence-r", "{}", Some("u"))),
+            r#"{"event":"client-x","channel":"presence-r","data":"{}","user_id":"u"}"#
         );
     }
 

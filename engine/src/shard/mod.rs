@@ -1,31 +1,40 @@
 //! A shard: one executor's share of the server. It owns its connections, its local channel
-//! table, the channels placed on it, and its end of the mesh.
+//! table, the channels and users placed on it, and its end of the mesh.
 //!
 //! **Invariant:** nothing here is `Send`; a shard's state is touched only by its own
 //! executor. Other shards are reached only through [`mesh::MeshOut::send`].
 //!
 //! **Invariant:** handlers of incoming [`ShardMsg`]s never await, so no cycle of shards
 //! waiting on each other can form.
+//!
+//! This file holds the shard's state, the edge-side calls made by WebSocket sessions and HTTP
+//! handlers, and message dispatch; [`owner`] handles what an owner shard does for its
+//! channels, [`users`] what it does for its users.
 
 pub mod mesh;
 pub mod msg;
+mod owner;
 pub mod sweeper;
+mod users;
 
 use crate::app::{AppIdx, Apps};
+use crate::channel::cache::ChannelCache;
 use crate::channel::local::{ConnId, LocalChannels, Subscriber};
 use crate::channel::owned::OwnedChannels;
 use crate::config::Limits;
-use crate::connection::{Connection, SubState};
+use crate::connection::{Connection, SignedIn, Sub, SubState};
 use crate::outbox::FlushQueue;
 use crate::placement::{shard_for, ShardId};
-use crate::protocol::server as frames;
+use crate::protocol::{codes, server as frames};
 use crate::socket_id::SocketId;
+use crate::webhook::Webhooks;
+use crate::ws::frame::close_frame;
 use bytes::Bytes;
 use glommio::channels::local_channel::{self, LocalSender};
 use mesh::MeshOut;
-use msg::{Query, Reply, ShardMsg};
+use msg::{Join, Query, Reply, ShardMsg};
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,15 +49,20 @@ pub struct Shard {
     pub limits: Arc<Limits>,
     pub flush: Rc<FlushQueue>,
     pub mesh: Rc<MeshOut>,
+    pub webhooks: Webhooks,
     /// Live WebSocket connections accepted by this shard.
     pub conns: RefCell<HashMap<ConnId, Rc<Connection>>>,
     next_conn: Cell<u64>,
     pub local: RefCell<LocalChannels>,
     pub owned: RefCell<OwnedChannels>,
+    pub cache: RefCell<ChannelCache>,
+    /// Users placed on this shard: signed-in connection counts and watchers.
+    users: RefCell<users::UserRegistry>,
+    /// Owned channels whose `subscription_count` changed while throttled.
+    count_dirty: RefCell<HashSet<(AppIdx, Arc<str>)>>,
     /// Outstanding cross-shard queries, by id.
     pending: RefCell<HashMap<u64, LocalSender<Reply>>>,
     next_query: Cell<u64>,
-    /// Counters for stats.
     pub stats: ShardStats,
 }
 
@@ -64,13 +78,7 @@ pub struct ShardStats {
 pub struct QueryTimeout;
 
 impl Shard {
-    pub fn new(
-        id: ShardId,
-        nr_shards: usize,
-        apps: Arc<Apps>,
-        limits: Arc<Limits>,
-        mesh: Rc<MeshOut>,
-    ) -> Rc<Shard> {
+    pub fn new(id: ShardId, nr_shards: usize, apps: Arc<Apps>, limits: Arc<Limits>, mesh: Rc<MeshOut>, webhooks: Webhooks) -> Rc<Shard> {
         let n_apps = apps.list.len();
         Rc::new(Shard {
             id,
@@ -79,10 +87,14 @@ impl Shard {
             limits,
             flush: FlushQueue::new(),
             mesh,
+            webhooks,
             conns: RefCell::new(HashMap::new()),
             next_conn: Cell::new(0),
             local: RefCell::new(LocalChannels::new(n_apps)),
             owned: RefCell::new(OwnedChannels::new(n_apps, nr_shards)),
+            cache: RefCell::new(ChannelCache::new(n_apps)),
+            users: RefCell::new(users::UserRegistry::new(n_apps)),
+            count_dirty: RefCell::new(HashSet::new()),
             pending: RefCell::new(HashMap::new()),
             next_query: Cell::new(0),
             stats: ShardStats::default(),
@@ -93,36 +105,47 @@ impl Shard {
         shard_for(&self.apps.get(app).id, channel, self.nr_shards)
     }
 
+    /// Users are placed like their `#server-to-user-{id}` channel.
+    pub fn owner_of_user(&self, app: AppIdx, user: &str) -> ShardId {
+        self.owner_of(app, &format!("#server-to-user-{user}"))
+    }
+
     /// A fresh connection id and socket id. The socket id's low part embeds the shard so ids
     /// are unique process-wide; the high part is random so ids are not sequential.
     pub fn next_ids(&self) -> (ConnId, SocketId) {
         let n = self.next_conn.get() + 1;
         self.next_conn.set(n);
         let lo = n * self.nr_shards as u64 + self.id as u64;
-        (
-            n,
-            SocketId {
-                hi: u64::from(fastrand::u32(1..)),
-                lo,
-            },
-        )
+        (n, SocketId { hi: u64::from(fastrand::u32(1..)), lo })
     }
 
     // ---- called by the WebSocket session -------------------------------------------------
 
-    /// Starts a subscription; `subscription_succeeded` is sent when the owner acknowledges.
-    pub fn subscribe(&self, conn: &Rc<Connection>, channel: Arc<str>) {
+    /// Starts a subscription (already authorized by the caller); the client hears back when
+    /// the owner acknowledges.
+    pub fn subscribe(&self, conn: &Rc<Connection>, channel: Arc<str>, join: Option<Join>) {
         let app = conn.app.idx;
         {
             let mut subs = conn.subs.borrow_mut();
-            match subs.get(&channel).copied() {
+            match subs.get(&channel).map(|s| s.state) {
+                // Already subscribed: confirm again (presence lists live at the owner, so a
+                // duplicate presence subscribe is simply ignored).
                 Some(SubState::Active) => {
-                    conn.out.push(frames::subscription_succeeded(&channel));
+                    if join.is_none() {
+                        conn.out.push(frames::subscription_succeeded(&channel));
+                    }
                     return;
                 }
                 Some(SubState::Pending) => return,
                 Some(SubState::Cancelled) | None => {
-                    subs.insert(channel.clone(), SubState::Pending);
+                    subs.insert(
+                        channel.clone(),
+                        Sub {
+                            state: SubState::Pending,
+                            user_id: join.as_ref().map(|j| j.user_id.clone()),
+                            privileged: join.as_ref().is_some_and(|j| j.privileged),
+                        },
+                    );
                 }
             }
         }
@@ -134,6 +157,8 @@ impl Shard {
                 channel,
                 from: self.id,
                 conn: conn.id,
+                socket_id: conn.socket_id,
+                join,
             },
         );
     }
@@ -141,75 +166,84 @@ impl Shard {
     pub fn unsubscribe(&self, conn: &Rc<Connection>, channel: &str) {
         let app = conn.app.idx;
         let mut subs = conn.subs.borrow_mut();
-        let Some((name, state)) = subs.remove_entry(channel) else {
+        let Some((name, mut sub)) = subs.remove_entry(channel) else {
             return;
         };
-        match state {
+        match sub.state {
             SubState::Active => {
                 self.local.borrow_mut().remove(app, channel, conn.id);
                 let owner = self.owner_of(app, channel);
-                self.mesh.send(
-                    owner,
-                    ShardMsg::Unsubscribe {
-                        app,
-                        channel: name,
-                        from: self.id,
-                    },
-                );
+                let user_id = sub.user_id;
+                self.mesh.send(owner, ShardMsg::Unsubscribe { app, channel: name, from: self.id, user_id });
             }
-            SubState::Pending => {
-                subs.insert(name, SubState::Cancelled);
-            }
-            SubState::Cancelled => {
-                subs.insert(name, SubState::Cancelled);
+            SubState::Pending | SubState::Cancelled => {
+                sub.state = SubState::Cancelled;
+                subs.insert(name, sub);
             }
         }
     }
 
-    /// Drops every subscription of a closed connection and forgets it.
+    /// Drops every subscription and the sign-in of a closed connection, and forgets it.
     pub fn remove_connection(&self, conn: &Rc<Connection>) {
         self.conns.borrow_mut().remove(&conn.id);
-        let subs: Vec<(Arc<str>, SubState)> = conn.subs.borrow_mut().drain().collect();
-        for (channel, state) in subs {
+        let app = conn.app.idx;
+        let subs: Vec<(Arc<str>, Sub)> = conn.subs.borrow_mut().drain().collect();
+        for (channel, sub) in subs {
             // Pending/Cancelled ones are undone when their acknowledgement finds no connection.
-            if state == SubState::Active {
-                let app = conn.app.idx;
+            if sub.state == SubState::Active {
                 self.local.borrow_mut().remove(app, &channel, conn.id);
                 let owner = self.owner_of(app, &channel);
-                self.mesh.send(
-                    owner,
-                    ShardMsg::Unsubscribe {
-                        app,
-                        channel,
-                        from: self.id,
-                    },
-                );
+                self.mesh.send(owner, ShardMsg::Unsubscribe { app, channel, from: self.id, user_id: sub.user_id });
             }
         }
+        if let Some(user) = conn.user.borrow_mut().take() {
+            for w in user.watchlist {
+                let owner = self.owner_of_user(app, &w);
+                self.mesh.send(owner, ShardMsg::Unwatch { app, user: w, from: self.id, conn: conn.id });
+            }
+            let owner = self.owner_of_user(app, &user.id);
+            self.mesh.send(owner, ShardMsg::UserOffline { app, user: user.id });
+        }
+    }
+
+    /// Binds a verified user to the connection and starts its watchlist.
+    pub fn sign_in(&self, conn: &Rc<Connection>, user: SignedIn) {
+        let app = conn.app.idx;
+        let owner = self.owner_of_user(app, &user.id);
+        self.mesh.send(owner, ShardMsg::UserOnline { app, user: user.id.clone() });
+        for w in &user.watchlist {
+            let owner = self.owner_of_user(app, w);
+            self.mesh.send(owner, ShardMsg::Watch { app, user: w.clone(), from: self.id, conn: conn.id });
+        }
+        *conn.user.borrow_mut() = Some(user);
+        conn.authorized.set(true);
+    }
+
+    /// Publishes without waiting for mesh room: for client events, which are rate-limited
+    /// per connection and so cannot flood the mesh.
+    pub fn publish_now(&self, app: AppIdx, channel: Arc<str>, frame: Bytes, exclude: Option<SocketId>) {
+        let owner = self.owner_of(app, &channel);
+        self.stats.published.set(self.stats.published.get() + 1);
+        self.mesh.send(owner, ShardMsg::Publish { app, channel, frame, exclude, cache_data: None });
     }
 
     // ---- called by the HTTP API ----------------------------------------------------------
 
     /// Sends a finished event frame to the channel's owner, waiting if the owner is behind.
-    pub async fn publish(
-        &self,
-        app: AppIdx,
-        channel: Arc<str>,
-        frame: Bytes,
-        exclude: Option<SocketId>,
-    ) {
+    pub async fn publish(&self, app: AppIdx, channel: Arc<str>, frame: Bytes, exclude: Option<SocketId>, data: &str) {
         let owner = self.owner_of(app, &channel);
         self.mesh.wait_for_room(owner).await;
         self.stats.published.set(self.stats.published.get() + 1);
-        self.mesh.send(
-            owner,
-            ShardMsg::Publish {
-                app,
-                channel,
-                frame,
-                exclude,
-            },
-        );
+        let cache_data = crate::channel::name::ChannelKind::of(&channel).cache.then(|| Arc::from(data));
+        self.mesh.send(owner, ShardMsg::Publish { app, channel, frame, exclude, cache_data });
+    }
+
+    /// Closes the signed-in connections of `user` on every shard.
+    pub fn terminate_user(&self, app: AppIdx, user: &str) {
+        let user: Arc<str> = Arc::from(user);
+        for s in 0..self.nr_shards {
+            self.mesh.send(s, ShardMsg::Terminate { app, user: user.clone() });
+        }
     }
 
     /// Asks shard `dst` a question and waits for its answer.
@@ -218,18 +252,9 @@ impl Shard {
         self.next_query.set(id);
         let (tx, rx) = local_channel::new_bounded(1);
         self.pending.borrow_mut().insert(id, tx);
-        self.mesh.send(
-            dst,
-            ShardMsg::Query {
-                from: self.id,
-                id,
-                query,
-            },
-        );
+        self.mesh.send(dst, ShardMsg::Query { from: self.id, id, query });
         let res = glommio::timer::timeout(QUERY_TIMEOUT, async {
-            rx.recv().await.ok_or(glommio::GlommioError::Closed(
-                glommio::ResourceType::Channel(()),
-            ))
+            rx.recv().await.ok_or(glommio::GlommioError::Closed(glommio::ResourceType::Channel(())))
         })
         .await;
         self.pending.borrow_mut().remove(&id);
@@ -241,55 +266,37 @@ impl Shard {
     /// Handles one message from any shard (or this one). Never awaits.
     pub fn handle(&self, msg: ShardMsg) {
         match msg {
-            ShardMsg::Subscribe {
-                app,
-                channel,
-                from,
-                conn,
-            } => {
-                self.owned.borrow_mut().subscribe(app, &channel, from);
-                self.mesh
-                    .send(from, ShardMsg::SubscribeAck { app, channel, conn });
+            ShardMsg::Subscribe { app, channel, from, conn, socket_id, join } => {
+                self.owner_subscribe(app, channel, from, conn, socket_id, join)
             }
-            ShardMsg::SubscribeAck { app, channel, conn } => {
-                self.on_subscribe_ack(app, channel, conn)
+            ShardMsg::SubscribeAck { app, channel, conn, ok, frames, user_id } => {
+                self.on_subscribe_ack(app, channel, conn, ok, frames, user_id)
             }
-            ShardMsg::Unsubscribe { app, channel, from } => {
-                self.owned.borrow_mut().unsubscribe(app, &channel, from);
+            ShardMsg::Unsubscribe { app, channel, from, user_id } => self.owner_unsubscribe(app, channel, from, user_id),
+            ShardMsg::Publish { app, channel, frame, exclude, cache_data } => {
+                self.owner_publish(app, channel, frame, exclude, cache_data)
             }
-            ShardMsg::Publish {
-                app,
-                channel,
-                frame,
-                exclude,
-            } => {
-                let owned = self.owned.borrow();
-                if let Some(o) = owned.get(app, &channel) {
-                    for (shard, &n) in o.per_shard.iter().enumerate() {
-                        if n > 0 {
-                            self.mesh.send(
-                                shard,
-                                ShardMsg::Deliver {
-                                    app,
-                                    channel: o.name.clone(),
-                                    frame: frame.clone(),
-                                    exclude,
-                                },
-                            );
-                        }
-                    }
+            ShardMsg::Deliver { app, channel, frame, exclude, privileged_only } => {
+                let n = self.local.borrow().deliver(app, &channel, &frame, exclude, privileged_only);
+                self.stats.delivered.set(self.stats.delivered.get() + n as u64);
+            }
+            ShardMsg::UserOnline { app, user } => self.user_online(app, user),
+            ShardMsg::UserOffline { app, user } => self.user_offline(app, user),
+            ShardMsg::Watch { app, user, from, conn } => self.watch(app, user, from, conn),
+            ShardMsg::Unwatch { app, user, from, conn } => self.unwatch(app, &user, from, conn),
+            ShardMsg::WatchNotify { conn, user, online } => {
+                if let Some(c) = self.conns.borrow().get(&conn) {
+                    c.out.push(frames::watchlist_event(online, &[&user]));
                 }
             }
-            ShardMsg::Deliver {
-                app,
-                channel,
-                frame,
-                exclude,
-            } => {
-                let n = self.local.borrow().deliver(app, &channel, &frame, exclude);
-                self.stats
-                    .delivered
-                    .set(self.stats.delivered.get() + n as u64);
+            ShardMsg::Terminate { app, user } => {
+                let conns: Vec<_> = self.conns.borrow().values().cloned().collect();
+                for c in conns {
+                    if c.app.idx == app && c.user_id().as_deref() == Some(&*user) {
+                        c.out.push(frames::error(codes::UNAUTHORIZED, "connection terminated by the app"));
+                        c.out.close_with(close_frame(codes::UNAUTHORIZED, "terminated"));
+                    }
+                }
             }
             ShardMsg::Query { from, id, query } => {
                 let reply = self.answer(query);
@@ -303,16 +310,31 @@ impl Shard {
         }
     }
 
-    fn on_subscribe_ack(&self, app: AppIdx, channel: Arc<str>, conn_id: ConnId) {
+    fn on_subscribe_ack(&self, app: AppIdx, channel: Arc<str>, conn_id: ConnId, ok: bool, frames: Vec<Bytes>, user_id: Option<Arc<str>>) {
         let conn = self.conns.borrow().get(&conn_id).cloned();
-        let state = conn
-            .as_ref()
-            .and_then(|c| c.subs.borrow().get(&channel).copied());
-        match (conn, state) {
-            (Some(conn), Some(SubState::Pending)) => {
-                conn.subs
-                    .borrow_mut()
-                    .insert(channel.clone(), SubState::Active);
+        let sub = conn.as_ref().and_then(|c| c.subs.borrow().get(&channel).cloned());
+        if !ok {
+            // Refused by the owner (e.g. presence channel full): nothing was counted.
+            if let (Some(conn), Some(sub)) = (conn, sub) {
+                if sub.state != SubState::Active {
+                    conn.subs.borrow_mut().remove(&channel);
+                    if sub.state == SubState::Pending {
+                        for f in frames {
+                            conn.out.push(f);
+                        }
+                    }
+                }
+            }
+            return;
+        }
+        match (conn, sub) {
+            (Some(conn), Some(sub)) if sub.state == SubState::Pending => {
+                if let Some(s) = conn.subs.borrow_mut().get_mut(&channel) {
+                    s.state = SubState::Active;
+                }
+                if sub.user_id.is_some() || channel.starts_with("private-") {
+                    conn.authorized.set(true);
+                }
                 self.local.borrow_mut().add(
                     app,
                     &channel,
@@ -320,38 +342,29 @@ impl Shard {
                     Subscriber {
                         socket_id: conn.socket_id,
                         out: conn.out.clone(),
+                        privileged: sub.privileged,
                     },
                 );
-                conn.out.push(frames::subscription_succeeded(&channel));
+                for f in frames {
+                    conn.out.push(f);
+                }
             }
-            (conn, state) => {
+            (conn, sub) => {
                 // Unsubscribed or gone while pending, or a duplicate: undo the owner's count.
-                if let (Some(conn), Some(SubState::Cancelled)) = (conn, state) {
-                    conn.subs.borrow_mut().remove(&channel);
+                if let (Some(conn), Some(s)) = (&conn, &sub) {
+                    if s.state == SubState::Cancelled {
+                        conn.subs.borrow_mut().remove(&channel);
+                    }
                 }
                 let owner = self.owner_of(app, &channel);
-                self.mesh.send(
-                    owner,
-                    ShardMsg::Unsubscribe {
-                        app,
-                        channel,
-                        from: self.id,
-                    },
-                );
+                self.mesh.send(owner, ShardMsg::Unsubscribe { app, channel, from: self.id, user_id });
             }
         }
     }
 
-    fn answer(&self, query: Query) -> Reply {
-        match query {
-            Query::Channel { app, channel } => Reply::Channel {
-                subscription_count: self
-                    .owned
-                    .borrow()
-                    .get(app, &channel)
-                    .map_or(0, |o| o.total),
-            },
-            Query::List { app, prefix } => Reply::List(self.owned.borrow().list(app, &prefix)),
-        }
+    /// Periodic owner work: throttled `subscription_count` events and cache expiry.
+    pub fn tick(&self, now: std::time::Instant) {
+        self.flush_counts(now);
+        self.cache.borrow_mut().expire(now);
     }
 }

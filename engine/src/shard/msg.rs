@@ -8,6 +8,14 @@ use crate::socket_id::SocketId;
 use bytes::Bytes;
 use std::sync::Arc;
 
+/// A presence member joining, as verified at the edge.
+#[derive(Debug, Clone)]
+pub struct Join {
+    pub user_id: Arc<str>,
+    pub user_info: Option<Box<str>>,
+    pub privileged: bool,
+}
+
 /// A message from one shard to another (or to itself, through the local inbox).
 #[derive(Debug)]
 pub enum ShardMsg {
@@ -17,26 +25,37 @@ pub enum ShardMsg {
         channel: Arc<str>,
         from: ShardId,
         conn: ConnId,
+        socket_id: SocketId,
+        join: Option<Join>,
     },
-    /// Owner → subscriber shard: the subscription is counted; deliveries follow in order.
+    /// Owner → subscriber shard: the answer to `Subscribe`. When `ok`, the subscription is
+    /// counted and `frames` (subscription_succeeded, then a cached event or cache_miss) go to
+    /// the connection before any later delivery. Otherwise `frames` holds the refusal.
     SubscribeAck {
         app: AppIdx,
         channel: Arc<str>,
         conn: ConnId,
+        ok: bool,
+        frames: Vec<Bytes>,
+        /// The presence member the subscription joined as, so an undo can leave as it.
+        user_id: Option<Arc<str>>,
     },
     /// Subscriber shard → owner: one subscription from `from` is gone.
     Unsubscribe {
         app: AppIdx,
         channel: Arc<str>,
         from: ShardId,
+        user_id: Option<Arc<str>>,
     },
     /// Edge shard → owner: an event to order and fan out. `frame` is the finished WebSocket
-    /// frame, encoded once at the edge.
+    /// frame, encoded once at the edge. `cache_data` is set for events that cache channels
+    /// keep (API events, not client events).
     Publish {
         app: AppIdx,
         channel: Arc<str>,
         frame: Bytes,
         exclude: Option<SocketId>,
+        cache_data: Option<Arc<str>>,
     },
     /// Owner → each shard with subscribers: write `frame` to the local subscribers.
     Deliver {
@@ -44,29 +63,42 @@ pub enum ShardMsg {
         channel: Arc<str>,
         frame: Bytes,
         exclude: Option<SocketId>,
+        privileged_only: bool,
     },
+    /// Edge → owner of the user: one more (or one fewer) signed-in connection.
+    UserOnline { app: AppIdx, user: Arc<str> },
+    UserOffline { app: AppIdx, user: Arc<str> },
+    /// Edge → owner of `user`: connection `conn` on `from` watches `user` (or stops).
+    Watch { app: AppIdx, user: Arc<str>, from: ShardId, conn: ConnId },
+    Unwatch { app: AppIdx, user: Arc<str>, from: ShardId, conn: ConnId },
+    /// Owner of `user` → watcher's shard: `user` is online or offline.
+    WatchNotify { conn: ConnId, user: Arc<str>, online: bool },
+    /// Any shard → every shard: close the signed-in connections of `user`.
+    Terminate { app: AppIdx, user: Arc<str> },
     /// A question for an owner (or every shard); answered with [`ShardMsg::Reply`].
-    Query {
-        from: ShardId,
-        id: u64,
-        query: Query,
-    },
-    Reply {
-        id: u64,
-        reply: Reply,
-    },
+    Query { from: ShardId, id: u64, query: Query },
+    Reply { id: u64, reply: Reply },
 }
 
 #[derive(Debug)]
 pub enum Query {
-    /// Counts of one channel.
+    /// Counts (and cache) of one channel.
     Channel { app: AppIdx, channel: Arc<str> },
     /// Occupied channels this shard owns, filtered by prefix.
     List { app: AppIdx, prefix: String },
+    /// Member ids of a presence channel.
+    Members { app: AppIdx, channel: Arc<str> },
 }
 
 #[derive(Debug)]
 pub enum Reply {
-    Channel { subscription_count: u32 },
-    List(Vec<(String, u32)>),
+    Channel {
+        subscription_count: u32,
+        user_count: u32,
+        /// Cached event data and remaining TTL in seconds.
+        cache: Option<(Arc<str>, u64)>,
+    },
+    /// (name, subscription_count, user_count).
+    List(Vec<(String, u32, u32)>),
+    Members(Vec<String>),
 }

@@ -14,7 +14,9 @@ pub async fn run(shard: Weak<Shard>) {
     loop {
         glommio::timer::sleep(TICK).await;
         let Some(shard) = shard.upgrade() else { return };
-        sweep(&shard, Instant::now());
+        let now = Instant::now();
+        shard.tick(now);
+        sweep(&shard, now);
     }
 }
 
@@ -26,6 +28,13 @@ fn sweep(shard: &Rc<Shard>, now: Instant) {
     for c in conns {
         match c.out.state() {
             WriteState::Open => {
+                if let Some(t) = c.app.authorized_connections_timeout_secs {
+                    if !c.authorized.get() && now.saturating_duration_since(c.connected_at) >= Duration::from_secs(t) {
+                        c.out.push(frames::error(codes::UNAUTHORIZED, &format!("connection not authorized within {t} s")));
+                        c.out.close_with(close_frame(codes::UNAUTHORIZED, "connection unauthorized"));
+                        continue;
+                    }
+                }
                 let idle = now.saturating_duration_since(c.last_seen.get());
                 if !c.pinged.get() && idle >= activity {
                     c.pinged.set(true);

@@ -1,38 +1,206 @@
 //! Webhooks: telling apps what happened, signed, batched and retried, off the shards.
 //!
 //! **Boundary:** shards call [`Webhooks::emit`], which never blocks and never fails; everything
-//! else (delays, batching, HTTP, retries) happens on the webhook thread.
+//! else (delays, batching, HTTP, retries) happens on the webhook threads.
+//!
+//! ## The path of one event
+//!
+//! 1. A shard calls [`Webhooks::emit`]. If no endpoint of the app can want the event, it stops
+//!    there. Otherwise it is `try_send` into the hand-over queue ([`HANDOVER_CAPACITY`] events).
+//!    When the queue is full the event is **dropped and counted** in [`WebhookStats::dropped`]:
+//!    a shard never waits for a webhook receiver.
+//! 2. The `raptor-webhooks` thread ([`dispatcher`]) debounces: `channel_vacated` and
+//!    `member_removed` are held for [`DEBOUNCE`]; a matching `channel_occupied` /
+//!    `member_added` inside that window cancels both ([`debounce`]).
+//! 3. The event goes to every endpoint, one per distinct `(app, url)`, whose `event_types` and
+//!    `channel_prefix` match ([`event::Filter`]).
+//! 4. Each endpoint batches: events arriving within [`BATCH_WINDOW`] (at most
+//!    [`BATCH_MAX_EVENTS`]) become one body `{"time_ms":..,"events":[..]}`, encoded and signed
+//!    once ([`endpoint`]).
+//! 5. An endpoint has at most one request in flight and sends its batches in order. Requests
+//!    run on a small pool of `raptor-wh-http*` threads ([`delivery`]), so a slow receiver holds
+//!    one thread, not all.
+//! 6. A failed request (non-2xx, connection error, timeout) is retried with exponential backoff
+//!    ([`retry`]) for [`retry::Schedule::give_up_after`] after the first attempt; then the batch
+//!    is counted in `failed` and logged.
+//!
+//! **Invariant:** everything is bounded: the hand-over queue, the held events of the debounce,
+//! the batches waiting per server ([`MAX_PENDING_BATCHES`], oldest dropped first) and the
+//! delivery threads. There is no lock: the threads talk only over `std::sync::mpsc` channels.
+//!
+//! docs/webhooks.md is the operator's view of the same.
 
-use crate::app::AppIdx;
+mod debounce;
+mod delivery;
+mod dispatcher;
+mod endpoint;
+mod event;
+mod retry;
+mod stats;
+
+use crate::app::{AppIdx, Apps};
+use dispatcher::Input;
+use event::KindSet;
+use serde::Serialize;
+use stats::Counters;
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use stats::WebhookStats;
+
+/// Events the hand-over queue between the shards and the webhook thread holds. Beyond it,
+/// [`Webhooks::emit`] drops the event and counts it in [`WebhookStats::dropped`].
+pub const HANDOVER_CAPACITY: usize = 10_000;
+
+/// How long `channel_vacated` and `member_removed` are held back (Pusher: 3 s).
+pub const DEBOUNCE: Duration = Duration::from_secs(3);
+
+/// Events for one endpoint arriving within this window go in one request.
+pub const BATCH_WINDOW: Duration = Duration::from_millis(50);
+
+/// Most events in one request.
+pub const BATCH_MAX_EVENTS: usize = 100;
+
+/// Batches (all endpoints together) sealed but not yet delivered: queued behind an endpoint's
+/// in-flight request or waiting for a retry. Beyond it the oldest one not in flight is dropped
+/// and its events counted in [`WebhookStats::dropped`].
+pub const MAX_PENDING_BATCHES: usize = 1000;
+
+/// Held (debounced) events at most; beyond it the oldest is released early, not dropped.
+pub const MAX_HELD_EVENTS: usize = 100_000;
+
+/// Connect, send and receive timeouts of one webhook request.
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Threads making webhook requests (at most one per endpoint).
+pub const DELIVERY_THREADS: usize = 4;
 
 /// One webhook event, as Pusher defines them (protocol doc §1.13).
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Serializes to exactly Pusher's JSON, `name` first, e.g.
+/// `{"name":"member_added","channel":"presence-c","user_id":"u"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "name", rename_all = "snake_case")]
 pub enum WebhookEvent {
-    ChannelOccupied { channel: String },
-    ChannelVacated { channel: String },
-    MemberAdded { channel: String, user_id: String },
-    MemberRemoved { channel: String, user_id: String },
+    ChannelOccupied {
+        channel: String,
+    },
+    ChannelVacated {
+        channel: String,
+    },
+    MemberAdded {
+        channel: String,
+        user_id: String,
+    },
+    MemberRemoved {
+        channel: String,
+        user_id: String,
+    },
     ClientEvent {
         channel: String,
         event: String,
         data: String,
         socket_id: String,
+        /// Only on presence channels.
+        #[serde(skip_serializing_if = "Option::is_none")]
         user_id: Option<String>,
     },
-    CacheMiss { channel: String },
-    SubscriptionCount { channel: String, subscription_count: u32 },
+    CacheMiss {
+        channel: String,
+    },
+    SubscriptionCount {
+        channel: String,
+        subscription_count: u32,
+    },
 }
 
 /// Handle to the webhook dispatcher; cheap to clone and `Send`, one per shard.
+///
+/// The webhook threads stop once every handle is dropped (events still waiting are lost).
 #[derive(Clone)]
-pub struct Webhooks {}
+pub struct Webhooks {
+    /// `None` when no app has webhooks: `emit` is then a no-op.
+    inner: Option<Arc<Shared>>,
+}
+
+/// What every handle shares. Read-only except for the atomics.
+struct Shared {
+    tx: SyncSender<Input>,
+    /// Per app, the event kinds worth handing over (see [`event::wanted_by_app`]).
+    wanted: Box<[KindSet]>,
+    counters: Arc<Counters>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // Best effort: if the queue is full the thread lives on, harmlessly idle.
+        let _ = self.tx.try_send(Input::Shutdown);
+    }
+}
 
 impl Webhooks {
     /// Starts the dispatcher thread if any app has webhooks.
-    pub fn start(_apps: &crate::app::Apps) -> Webhooks {
-        Webhooks {}
+    pub fn start(apps: &Apps) -> Webhooks {
+        let endpoints = endpoint::Endpoint::from_apps(apps);
+        if endpoints.is_empty() {
+            return Webhooks { inner: None };
+        }
+        let wanted = apps
+            .list
+            .iter()
+            .map(|a| event::wanted_by_app(&a.webhooks))
+            .collect();
+        let counters = Arc::new(Counters::default());
+        let (tx, rx) = mpsc::sync_channel(HANDOVER_CAPACITY);
+        // If a thread cannot be started the receiver is gone, so every `emit` counts as dropped.
+        dispatcher::spawn(endpoints, rx, tx.clone(), counters.clone());
+        Webhooks {
+            inner: Some(Arc::new(Shared {
+                tx,
+                wanted,
+                counters,
+            })),
+        }
+    }
+
+    /// A handle that sends nothing (no app has webhooks).
+    pub fn disabled() -> Webhooks {
+        Webhooks { inner: None }
     }
 
     /// Queues an event for every matching webhook of `app`. Never blocks.
-    pub fn emit(&self, _app: AppIdx, _ev: WebhookEvent) {}
+    pub fn emit(&self, app: AppIdx, ev: WebhookEvent) {
+        let Some(s) = &self.inner else { return };
+        let wanted = s
+            .wanted
+            .get(app as usize)
+            .is_some_and(|k| k.contains(ev.kind()));
+        if !wanted {
+            return;
+        }
+        match s.tx.try_send(Input::Event { app, ev }) {
+            Ok(()) => {
+                Counters::add(&s.counters.queued, 1);
+            }
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                let n = Counters::add(&s.counters.dropped, 1);
+                // Logged at 1, 2, 4, 8 … drops: visible, but never a flood.
+                if n.is_power_of_two() {
+                    tracing::warn!(
+                        dropped_total = n,
+                        capacity = HANDOVER_CAPACITY,
+                        "webhook queue full, event dropped"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Counters since start; all zero when no app has webhooks.
+    pub fn stats(&self) -> WebhookStats {
+        self.inner
+            .as_ref()
+            .map_or_else(WebhookStats::default, |s| s.counters.snapshot())
+    }
 }

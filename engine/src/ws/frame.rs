@@ -32,6 +32,11 @@ impl FrameBuf {
         self.finish(0x81)
     }
 
+    /// Finishes a binary frame (FIN + opcode 2).
+    pub fn finish_binary(self) -> Bytes {
+        self.finish(0x82)
+    }
+
     fn finish(mut self, first: u8) -> Bytes {
         let len = self.buf.len() - MAX_HEADER;
         let mut head = [0u8; MAX_HEADER];
@@ -61,6 +66,13 @@ pub fn text_frame(payload: &[u8]) -> Bytes {
     let mut f = FrameBuf::with_capacity(payload.len());
     f.payload().extend_from_slice(payload);
     f.finish_text()
+}
+
+/// A binary frame holding `payload` (Pusher never sends one; the test echo does).
+pub fn binary_frame(payload: &[u8]) -> Bytes {
+    let mut f = FrameBuf::with_capacity(payload.len());
+    f.payload().extend_from_slice(payload);
+    f.finish_binary()
 }
 
 /// A close frame with a status code and a short reason (truncated to fit 125 bytes).

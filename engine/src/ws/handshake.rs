@@ -27,6 +27,8 @@ pub enum Outcome {
     Open(Arc<App>),
     /// Refuse after upgrading: send `pusher:error` and close with this code.
     Refuse { code: u16, message: &'static str },
+    /// The test-only echo endpoint (`/echo`, see [`super::echo`]).
+    Echo,
 }
 
 pub fn check(shard: &Shard, req: &Request) -> Routed {
@@ -47,6 +49,7 @@ pub fn check(shard: &Shard, req: &Request) -> Routed {
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
     let segs: Vec<&str> = req.raw_path.trim_start_matches('/').split('/').collect();
     let outcome = match segs.as_slice() {
+        ["echo"] if super::echo::enabled() => Outcome::Echo,
         ["app", key] => match shard.apps.by_key(key) {
             None => Outcome::Refuse {
                 code: codes::APP_NOT_FOUND,

@@ -4,19 +4,16 @@
 
 use super::frame::close_frame;
 use super::handshake::{switching_protocols, Outcome, Upgrade};
-use crate::channel::name::{self, ChannelKind};
+use super::sansio::SansIo;
 use crate::connection::Connection;
 use crate::outbox::{SocketOut, WriteState};
-use crate::protocol::client::{decode, ClientMsg};
 use crate::protocol::{codes, server as frames};
 use crate::shard::Shard;
 use bytes::Bytes;
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
-use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::future::poll_fn;
-use std::io::{self, Read, Write};
+use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -57,36 +54,7 @@ pub async fn start(shard: Rc<Shard>, mut stream: TcpStream, up: Upgrade, leftove
             .await;
         }
         Outcome::Open(app) => run(shard, stream, app, leftover).await,
-    }
-}
-
-/// Adapter that lets tungstenite read from our buffer and write control replies into a Vec.
-struct SansIo {
-    inb: Vec<u8>,
-    pos: usize,
-    out: Vec<u8>,
-}
-
-impl Read for SansIo {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let avail = &self.inb[self.pos..];
-        if avail.is_empty() {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        let n = avail.len().min(buf.len());
-        buf[..n].copy_from_slice(&avail[..n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-impl Write for SansIo {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.out.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        Outcome::Echo => super::echo::run(shard, stream, leftover).await,
     }
 }
 
@@ -99,15 +67,7 @@ async fn run(shard: Rc<Shard>, stream: TcpStream, app: Arc<crate::app::App>, lef
         limits.outbox_max_frames,
         limits.outbox_max_bytes,
     );
-    let conn = Rc::new(Connection {
-        id,
-        socket_id,
-        app,
-        out: out.clone(),
-        subs: RefCell::new(HashMap::new()),
-        last_seen: Cell::new(Instant::now()),
-        pinged: Cell::new(false),
-    });
+    let conn = Rc::new(Connection::new(id, socket_id, app, out.clone()));
     shard.conns.borrow_mut().insert(id, conn.clone());
     out.push(frames::connection_established(
         &socket_id.to_string(),
@@ -171,7 +131,7 @@ fn process(
         match res {
             Ok(Message::Text(t)) => {
                 let mut bytes = t.as_bytes().to_vec();
-                on_message(shard, conn, &mut bytes);
+                super::dispatch::on_message(shard, conn, &mut bytes);
             }
             Ok(Message::Binary(_)) => {
                 conn.out.close_with(close_frame(
@@ -181,7 +141,8 @@ fn process(
                 return true;
             }
             Ok(Message::Close(_)) => {
-                // tungstenite queued the close reply; send it as our last frame.
+                // tungstenite queued the close reply; send it as our last frame, after what is
+                // already queued.
                 let _ = ctx.flush(io);
                 conn.out
                     .close_with(Bytes::from(std::mem::take(&mut io.out)));
@@ -215,64 +176,4 @@ fn process(
             .push_control(Bytes::from(std::mem::take(&mut io.out)));
     }
     false
-}
-
-fn on_message(shard: &Rc<Shard>, conn: &Rc<Connection>, bytes: &mut [u8]) {
-    let msg = match decode(bytes) {
-        Ok(m) => m,
-        Err(e) => {
-            conn.out
-                .push(frames::error(codes::INVALID_MESSAGE, &e.to_string()));
-            return;
-        }
-    };
-    match msg {
-        ClientMsg::Subscribe { channel, .. } => subscribe(shard, conn, channel),
-        ClientMsg::Unsubscribe { channel } => shard.unsubscribe(conn, &channel),
-        ClientMsg::Ping => {
-            conn.out.push(frames::pong());
-        }
-        ClientMsg::Pong => {}
-        ClientMsg::ClientEvent { .. } => {
-            conn.out.push(frames::error(
-                codes::UNSUPPORTED_EVENT,
-                "client events are only allowed on private and presence channels",
-            ));
-        }
-        ClientMsg::Other { event } => {
-            conn.out.push(frames::error(
-                codes::UNSUPPORTED_EVENT,
-                &format!("unsupported event `{event}`"),
-            ));
-        }
-    }
-}
-
-fn subscribe(shard: &Rc<Shard>, conn: &Rc<Connection>, channel: String) {
-    if let Err(e) = name::validate(&channel, shard.limits.max_channel_name_bytes) {
-        conn.out
-            .push(frames::error(codes::INVALID_CHANNEL, &e.to_string()));
-        return;
-    }
-    match ChannelKind::of(&channel) {
-        ChannelKind::Public => {}
-        _ => {
-            conn.out.push(frames::subscription_error(
-                &channel,
-                "AuthError",
-                "private, presence and user channels are not supported by this server yet",
-                501,
-            ));
-            return;
-        }
-    }
-    let limit = shard.limits.max_subscriptions_per_connection;
-    if !conn.subs.borrow().contains_key(channel.as_str()) && conn.live_subscriptions() >= limit {
-        conn.out.push(frames::error(
-            codes::TOO_MANY_SUBSCRIPTIONS,
-            &format!("at most {limit} subscriptions per connection"),
-        ));
-        return;
-    }
-    shard.subscribe(conn, Arc::from(channel));
 }

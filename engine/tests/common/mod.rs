@@ -361,3 +361,78 @@ impl Http {
         self.buf.extend_from_slice(&tmp[..n]);
     }
 }
+
+// ---- channel and user auth, as an app's auth endpoint would compute it ---------------------
+
+pub fn private_auth(socket_id: &str, channel: &str) -> String {
+    format!(
+        "{KEY}:{}",
+        hmac_hex(SECRET, &format!("{socket_id}:{channel}"))
+    )
+}
+
+pub fn presence_auth(socket_id: &str, channel: &str, channel_data: &str) -> String {
+    format!(
+        "{KEY}:{}",
+        hmac_hex(SECRET, &format!("{socket_id}:{channel}:{channel_data}"))
+    )
+}
+
+pub fn user_auth(socket_id: &str, user_data: &str) -> String {
+    format!(
+        "{KEY}:{}",
+        hmac_hex(SECRET, &format!("{socket_id}::user::{user_data}"))
+    )
+}
+
+impl Client {
+    /// Sends a subscribe and returns the first reply as text.
+    pub async fn subscribe_raw(
+        &mut self,
+        channel: &str,
+        auth: &str,
+        channel_data: Option<&str>,
+    ) -> String {
+        let mut data = serde_json::json!({"channel": channel, "auth": auth});
+        if let Some(cd) = channel_data {
+            data["channel_data"] = Value::String(cd.to_string());
+        }
+        self.send(serde_json::json!({"event":"pusher:subscribe","data":data}))
+            .await;
+        self.recv_text().await
+    }
+
+    pub async fn subscribe_private(&mut self, channel: &str) {
+        let auth = private_auth(&self.socket_id, channel);
+        let text = self.subscribe_raw(channel, &auth, None).await;
+        assert_eq!(
+            text,
+            format!(
+                r#"{{"event":"pusher_internal:subscription_succeeded","channel":"{channel}","data":"{{}}"}}"#
+            )
+        );
+    }
+
+    /// Joins a presence channel; returns the `presence` object of subscription_succeeded.
+    pub async fn join(&mut self, channel: &str, channel_data: &str) -> Value {
+        let auth = presence_auth(&self.socket_id, channel, channel_data);
+        let text = self.subscribe_raw(channel, &auth, Some(channel_data)).await;
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            v["event"], "pusher_internal:subscription_succeeded",
+            "{text}"
+        );
+        assert_eq!(v["channel"], channel);
+        let data: Value = serde_json::from_str(v["data"].as_str().unwrap()).unwrap();
+        data["presence"].clone()
+    }
+
+    pub async fn signin(&mut self, user_data: &str) -> String {
+        let auth = user_auth(&self.socket_id, user_data);
+        self.send(
+            serde_json::json!({"event":"pusher:signin","data":{"auth":auth,"user_data":user_data}}),
+        )
+        .await;
+        self.recv_text().await
+    }
+}

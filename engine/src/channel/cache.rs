@@ -1,0 +1,49 @@
+//! Cache channels: the owner keeps the last event of each `cache-*` channel for
+//! [`CACHE_TTL`], replays it to new subscribers, and answers `info=cache`.
+
+use crate::app::AppIdx;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a cached event lives (Pusher: 30 minutes).
+pub const CACHE_TTL: Duration = Duration::from_secs(30 * 60);
+
+pub struct Cached {
+    /// The finished frame, replayed as is.
+    pub frame: Bytes,
+    /// The event's `data`, for `GET /channels/{name}?info=cache`.
+    pub data: Arc<str>,
+    pub stored: Instant,
+}
+
+pub struct ChannelCache {
+    apps: Vec<HashMap<Arc<str>, Cached>>,
+}
+
+impl ChannelCache {
+    pub fn new(nr_apps: usize) -> ChannelCache {
+        ChannelCache {
+            apps: (0..nr_apps).map(|_| HashMap::new()).collect(),
+        }
+    }
+
+    pub fn store(&mut self, app: AppIdx, channel: &Arc<str>, frame: Bytes, data: Arc<str>, now: Instant) {
+        self.apps[app as usize].insert(channel.clone(), Cached { frame, data, stored: now });
+    }
+
+    /// The live entry, if any, and its remaining TTL.
+    pub fn get(&self, app: AppIdx, channel: &str, now: Instant) -> Option<(&Cached, Duration)> {
+        let c = self.apps[app as usize].get(channel)?;
+        let age = now.saturating_duration_since(c.stored);
+        (age < CACHE_TTL).then(|| (c, CACHE_TTL - age))
+    }
+
+    /// Drops expired entries (called by the sweeper), bounding memory by live channels.
+    pub fn expire(&mut self, now: Instant) {
+        for t in &mut self.apps {
+            t.retain(|_, c| now.saturating_duration_since(c.stored) < CACHE_TTL);
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! What a shard does as the owner of its channels: count subscriptions, keep presence
+//! members, order and fan out events, keep cache-channel events, send subscription counts,
+//! and emit the channel webhooks. Because only the owner does this, every webhook fires once.
+
+use super::msg::{Join, Query, Reply, ShardMsg};
+use super::Shard;
+use crate::app::AppIdx;
+use crate::channel::local::ConnId;
+use crate::channel::name::ChannelKind;
+use crate::placement::ShardId;
+use crate::protocol::server as frames;
+use crate::socket_id::SocketId;
+use crate::webhook::WebhookEvent;
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Above this many subscribers, `subscription_count` events are sent at most every
+/// [`COUNT_THROTTLE`] (Pusher's rule).
+const COUNT_THROTTLE_ABOVE: u32 = 100;
+const COUNT_THROTTLE: Duration = Duration::from_secs(5);
+
+impl Shard {
+    /// Sends `frame` to every shard with subscribers of `channel` (itself included).
+    pub(super) fn fan_out(&self, app: AppIdx, channel: &str, frame: &Bytes, exclude: Option<SocketId>, privileged_only: bool) {
+        let owned = self.owned.borrow();
+        let Some(o) = owned.get(app, channel) else { return };
+        for (shard, &n) in o.per_shard.iter().enumerate() {
+            if n > 0 {
+                self.mesh.send(
+                    shard,
+                    ShardMsg::Deliver {
+                        app,
+                        channel: o.name.clone(),
+                        frame: frame.clone(),
+                        exclude,
+                        privileged_only,
+                    },
+                );
+            }
+        }
+    }
+
+    pub(super) fn owner_subscribe(&self, app: AppIdx, channel: Arc<str>, from: ShardId, conn: ConnId, socket_id: SocketId, join: Option<Join>) {
+        let a = self.apps.get(app).clone();
+        let kind = ChannelKind::of(&channel);
+        let user_id = join.as_ref().map(|j| j.user_id.clone());
+        if let Some(j) = &join {
+            if !self.owned.borrow().has_room_for(app, &channel, &j.user_id, a.max_presence_members) {
+                let refusal = frames::subscription_error(
+                    &channel,
+                    "LimitReached",
+                    &format!("presence channel is full ({} members)", a.max_presence_members),
+                    403,
+                );
+                self.mesh.send(from, ShardMsg::SubscribeAck { app, channel, conn, ok: false, frames: vec![refusal], user_id });
+                return;
+            }
+        }
+        let change = self.owned.borrow_mut().subscribe(
+            app,
+            &channel,
+            from,
+            join.as_ref().map(|j| (&j.user_id, j.user_info.as_deref())),
+        );
+        if change.occupancy {
+            self.webhooks.emit(app, WebhookEvent::ChannelOccupied { channel: channel.to_string() });
+        }
+        let mut out = Vec::with_capacity(2);
+        match &join {
+            Some(j) => {
+                if change.member {
+                    let added = frames::member_added(&channel, &j.user_id, j.user_info.as_deref());
+                    self.fan_out(app, &channel, &added, Some(socket_id), kind.privileged);
+                    self.webhooks.emit(
+                        app,
+                        WebhookEvent::MemberAdded { channel: channel.to_string(), user_id: j.user_id.to_string() },
+                    );
+                }
+                let owned = self.owned.borrow();
+                let o = owned.get(app, &channel).expect("just subscribed");
+                if kind.privileged && !j.privileged {
+                    // Unprivileged members of a privileged channel see only themselves.
+                    let me = o.members.get(&j.user_id).and_then(|m| m.info.as_deref());
+                    out.push(frames::presence_succeeded(&channel, std::iter::once((&*j.user_id, me))));
+                } else {
+                    out.push(frames::presence_succeeded(
+                        &channel,
+                        o.members.iter().map(|(id, m)| (&**id, m.info.as_deref())),
+                    ));
+                }
+            }
+            None => out.push(frames::subscription_succeeded(&channel)),
+        }
+        if kind.cache {
+            match self.cache.borrow().get(app, &channel, Instant::now()) {
+                Some((c, _)) => out.push(c.frame.clone()),
+                None => {
+                    out.push(frames::cache_miss(&channel));
+                    self.webhooks.emit(app, WebhookEvent::CacheMiss { channel: channel.to_string() });
+                }
+            }
+        }
+        self.mesh.send(from, ShardMsg::SubscribeAck { app, channel: channel.clone(), conn, ok: true, frames: out, user_id });
+        self.count_changed(app, &channel, Instant::now());
+    }
+
+    pub(super) fn owner_unsubscribe(&self, app: AppIdx, channel: Arc<str>, from: ShardId, user_id: Option<Arc<str>>) {
+        let kind = ChannelKind::of(&channel);
+        let change = self.owned.borrow_mut().unsubscribe(app, &channel, from, user_id.as_deref());
+        if change.member {
+            let user_id = user_id.expect("member change implies a user");
+            let removed = frames::member_removed(&channel, &user_id);
+            self.fan_out(app, &channel, &removed, None, kind.privileged);
+            self.webhooks.emit(
+                app,
+                WebhookEvent::MemberRemoved { channel: channel.to_string(), user_id: user_id.to_string() },
+            );
+        }
+        if change.occupancy {
+            self.webhooks.emit(app, WebhookEvent::ChannelVacated { channel: channel.to_string() });
+        }
+        self.count_changed(app, &channel, Instant::now());
+    }
+
+    pub(super) fn owner_publish(&self, app: AppIdx, channel: Arc<str>, frame: Bytes, exclude: Option<SocketId>, cache_data: Option<Arc<str>>) {
+        if let Some(data) = cache_data {
+            self.cache.borrow_mut().store(app, &channel, frame.clone(), data, Instant::now());
+        }
+        self.fan_out(app, &channel, &frame, exclude, false);
+    }
+
+    /// A channel's subscription count changed: tell its subscribers now, or later when
+    /// throttled. Only for apps that enabled it, and never on presence channels.
+    fn count_changed(&self, app: AppIdx, channel: &Arc<str>, now: Instant) {
+        if !self.apps.get(app).enable_subscription_count || ChannelKind::of(channel).is_presence() {
+            return;
+        }
+        let throttled = {
+            let owned = self.owned.borrow();
+            let Some(o) = owned.get(app, channel) else { return };
+            o.total > COUNT_THROTTLE_ABOVE && o.count_sent_at.is_some_and(|t| now.saturating_duration_since(t) < COUNT_THROTTLE)
+        };
+        if throttled {
+            self.count_dirty.borrow_mut().insert((app, channel.clone()));
+        } else {
+            self.send_count(app, channel, now);
+        }
+    }
+
+    fn send_count(&self, app: AppIdx, channel: &Arc<str>, now: Instant) {
+        let total = {
+            let mut owned = self.owned.borrow_mut();
+            let Some(o) = owned.get_mut(app, channel) else { return };
+            o.count_sent_at = Some(now);
+            o.total
+        };
+        self.fan_out(app, channel, &frames::subscription_count(channel, total), None, false);
+        self.webhooks.emit(
+            app,
+            WebhookEvent::SubscriptionCount { channel: channel.to_string(), subscription_count: total },
+        );
+    }
+
+    /// Sends the throttled counts whose time has come.
+    pub(super) fn flush_counts(&self, now: Instant) {
+        let due: Vec<(AppIdx, Arc<str>)> = {
+            let owned = self.owned.borrow();
+            let mut dirty = self.count_dirty.borrow_mut();
+            let due: Vec<_> = dirty
+                .iter()
+                .filter(|(a, c)| {
+                    owned
+                        .get(*a, c)
+                        .is_none_or(|o| o.count_sent_at.is_none_or(|t| now.saturating_duration_since(t) >= COUNT_THROTTLE))
+                })
+                .cloned()
+                .collect();
+            for d in &due {
+                dirty.remove(d);
+            }
+            due
+        };
+        for (app, channel) in due {
+            self.send_count(app, &channel, now);
+        }
+    }
+
+    pub(super) fn answer(&self, query: Query) -> Reply {
+        match query {
+            Query::Channel { app, channel } => {
+                let owned = self.owned.borrow();
+                let o = owned.get(app, &channel);
+                Reply::Channel {
+                    subscription_count: o.map_or(0, |o| o.total),
+                    user_count: o.map_or(0, |o| o.members.len() as u32),
+                    cache: self
+                        .cache
+                        .borrow()
+                        .get(app, &channel, Instant::now())
+                        .map(|(c, ttl)| (c.data.clone(), ttl.as_secs())),
+                }
+            }
+            Query::List { app, prefix } => Reply::List(self.owned.borrow().list(app, &prefix)),
+            Query::Members { app, channel } => Reply::Members(
+                self.owned
+                    .borrow()
+                    .get(app, &channel)
+                    .map(|o| o.members.keys().map(|k| k.to_string()).collect())
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! What each client message does: the Pusher commands, checked at the edge (names, limits,
+//! signatures, permissions) before anything reaches the shard's tables.
+
+use crate::channel::name::{self, Access, ChannelKind};
+use crate::connection::{Connection, SignedIn};
+use crate::protocol::client::{decode, ClientMsg};
+use crate::protocol::identity::{self, presence_data};
+use crate::protocol::{codes, server as frames};
+use crate::shard::msg::Join;
+use crate::shard::Shard;
+use crate::signature::verify_client_auth;
+use crate::webhook::WebhookEvent;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub fn on_message(shard: &Rc<Shard>, conn: &Rc<Connection>, bytes: &mut [u8]) {
+    let msg = match decode(bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            conn.out.push(frames::error(codes::INVALID_MESSAGE, &e.to_string()));
+            return;
+        }
+    };
+    match msg {
+        ClientMsg::Subscribe { channel, auth, channel_data } => subscribe(shard, conn, channel, auth, channel_data),
+        ClientMsg::Unsubscribe { channel } => shard.unsubscribe(conn, &channel),
+        ClientMsg::Ping => {
+            conn.out.push(frames::pong());
+        }
+        ClientMsg::Pong => {}
+        ClientMsg::Signin { auth, user_data } => signin(shard, conn, &auth, &user_data),
+        ClientMsg::ClientEvent { event, channel, data } => client_event(shard, conn, &event, &channel, &data),
+        ClientMsg::Other { event } => {
+            conn.out.push(frames::error(codes::UNSUPPORTED_EVENT, &format!("unsupported event `{event}`")));
+        }
+    }
+}
+
+fn refuse(conn: &Connection, channel: &str, kind: &str, error: &str, status: u16) {
+    conn.out.push(frames::subscription_error(channel, kind, error, status));
+}
+
+fn subscribe(shard: &Rc<Shard>, conn: &Rc<Connection>, channel: String, auth: Option<String>, channel_data: Option<String>) {
+    if let Err(e) = name::validate(&channel, shard.limits.max_channel_name_bytes) {
+        conn.out.push(frames::error(codes::INVALID_CHANNEL, &e.to_string()));
+        return;
+    }
+    let limit = shard.limits.max_subscriptions_per_connection;
+    if !conn.subs.borrow().contains_key(channel.as_str()) && conn.live_subscriptions() >= limit {
+        conn.out.push(frames::error(
+            codes::TOO_MANY_SUBSCRIPTIONS,
+            &format!("at most {limit} subscriptions per connection"),
+        ));
+        return;
+    }
+    let app = conn.app.clone();
+    let socket_id = conn.socket_id.to_string();
+    let auth = auth.unwrap_or_default();
+    let join = match ChannelKind::of(&channel).access {
+        Access::Public => None,
+        Access::Private => {
+            if !verify_client_auth(&app.key, &app.secret, &auth, &format!("{socket_id}:{channel}")) {
+                return refuse(conn, &channel, "AuthError", "invalid signature for this socket and channel", 401);
+            }
+            None
+        }
+        Access::Presence => {
+            let Some(data) = channel_data else {
+                return refuse(conn, &channel, "AuthError", "presence channels need channel_data", 401);
+            };
+            if !verify_client_auth(&app.key, &app.secret, &auth, &format!("{socket_id}:{channel}:{data}")) {
+                return refuse(conn, &channel, "AuthError", "invalid signature for this socket, channel and channel_data", 401);
+            }
+            match presence_data(&data, app.max_presence_user_info_bytes) {
+                Ok(p) => Some(Join {
+                    user_id: Arc::from(p.user_id),
+                    user_info: p.user_info.map(Box::from),
+                    privileged: p.privileged,
+                }),
+                Err(e) => return refuse(conn, &channel, "InvalidChannelData", &e.to_string(), 400),
+            }
+        }
+        Access::User => {
+            let own = conn.user_id().is_some_and(|u| channel["#server-to-user-".len()..] == *u);
+            if !own {
+                return refuse(conn, &channel, "AuthError", "only the signed-in user may subscribe to its channel", 403);
+            }
+            None
+        }
+    };
+    shard.subscribe(conn, Arc::from(channel), join);
+}
+
+fn signin(shard: &Rc<Shard>, conn: &Rc<Connection>, auth: &str, user_data: &str) {
+    let app = &conn.app;
+    if !app.enable_user_authentication {
+        conn.out.push(frames::error(codes::SIGNIN_FAILED, "user authentication is disabled for this app"));
+        return;
+    }
+    let to_sign = format!("{}::user::{user_data}", conn.socket_id);
+    if !verify_client_auth(&app.key, &app.secret, auth, &to_sign) {
+        conn.out.push(frames::error(codes::SIGNIN_FAILED, "invalid signature for this socket and user_data"));
+        return;
+    }
+    let user = match identity::user_data(user_data) {
+        Ok(u) => u,
+        Err(e) => {
+            conn.out.push(frames::error(codes::SIGNIN_FAILED, &e.to_string()));
+            return;
+        }
+    };
+    if let Some(current) = conn.user_id() {
+        if *current != *user.id {
+            conn.out.push(frames::error(codes::SIGNIN_FAILED, "already signed in as another user"));
+        } else {
+            conn.out.push(frames::signin_success(user_data));
+        }
+        return;
+    }
+    conn.out.push(frames::signin_success(user_data));
+    if user.watchlist_truncated {
+        conn.out.push(frames::error(
+            codes::WATCHLIST_LIMIT,
+            &format!("watchlist longer than {}; the first {} are kept", identity::MAX_WATCHLIST, identity::MAX_WATCHLIST),
+        ));
+    }
+    shard.sign_in(
+        conn,
+        SignedIn {
+            id: Arc::from(user.id),
+            watchlist: user.watchlist.into_iter().map(Arc::from).collect(),
+        },
+    );
+}
+
+fn client_event(shard: &Rc<Shard>, conn: &Rc<Connection>, event: &str, channel: &str, data: &str) {
+    let app = conn.app.clone();
+    let refused = |msg: &str| {
+        conn.out.push(frames::error(codes::CLIENT_EVENT_REFUSED, msg));
+    };
+    if !app.enable_client_events {
+        return refused("client events are disabled for this app");
+    }
+    let kind = ChannelKind::of(channel);
+    if !matches!(kind.access, Access::Private | Access::Presence) {
+        return refused("client events are only allowed on private and presence channels");
+    }
+    if kind.encrypted {
+        return refused("client events are not allowed on encrypted channels");
+    }
+    let Some(sub) = conn.active_sub(channel) else {
+        return refused("subscribe to the channel before sending client events");
+    };
+    if kind.privileged && !sub.privileged {
+        return refused("only privileged members may send client events on this channel");
+    }
+    if event.len() > shard.limits.max_event_name_bytes {
+        return refused("event name too long");
+    }
+    if data.len() > shard.limits.max_event_data_bytes {
+        conn.out.push(frames::error(
+            codes::EVENT_TOO_LARGE,
+            &format!("event data larger than {} bytes", shard.limits.max_event_data_bytes),
+        ));
+        return;
+    }
+    if !conn.take_client_event(app.client_events_per_second, Instant::now()) {
+        conn.out.push(frames::error(codes::CLIENT_EVENT_RATE_LIMIT, "Client event rejected due to rate limit"));
+        return;
+    }
+    let user_id = sub.user_id.as_deref();
+    let frame = frames::channel_event(event, channel, data, user_id);
+    shard.publish_now(app.idx, Arc::from(channel), frame, Some(conn.socket_id));
+    shard.webhooks.emit(
+        app.idx,
+        WebhookEvent::ClientEvent {
+            channel: channel.to_string(),
+            event: event.to_string(),
+            data: data.to_string(),
+            socket_id: conn.socket_id.to_string(),
+            user_id: user_id.map(str::to_string),
+        },
+    );
+}

@@ -1,0 +1,210 @@
+//! Worker threads holding public-channel subscribers: the receiving side of `idle` and
+//! `fanout`.
+//!
+//! Each connection subscribes to one channel. Setup latency (connect → subscribed) and
+//! delivery latency (publish → receive) go into separate histograms; every stamped event
+//! is checked against its channel's sequence.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+
+use crate::clock::now_ns;
+use crate::net::{Closed, ConnCtx, Endpoint, Handler, Net};
+use crate::payload;
+use crate::pusher::{self, Incoming};
+use crate::report::new_histogram;
+use crate::run::Shared;
+use crate::seq_check::SeqCheck;
+
+/// Event name the fanout publisher uses; anything else on the channel is not ours.
+pub const EVENT_NAME: &str = "raptor-loadtest";
+
+/// Per-connection state: ~48 bytes.
+pub struct SubState {
+    channel: u32,
+    opened_ns: u64,
+    subscribed: bool,
+    seq: SeqCheck,
+}
+
+/// What one worker measured.
+pub struct SubOutcome {
+    /// publish → receive, ns
+    pub latency: Histogram<u64>,
+    /// connect → subscription_succeeded, ns
+    pub setup: Histogram<u64>,
+    /// (channel, receiver's sequence check) for every subscriber this worker had
+    pub streams: Vec<(u32, SeqCheck)>,
+}
+
+struct SubHandler {
+    shared: Arc<Shared>,
+    channels: Arc<Vec<String>>,
+    latency: Histogram<u64>,
+    setup: Histogram<u64>,
+    streams: Vec<(u32, SeqCheck)>,
+    /// connections opened but not yet subscribed (or failed)
+    in_flight: usize,
+    /// deliveries not yet added to `shared.delivered`
+    delivered: u64,
+}
+
+impl Handler for SubHandler {
+    type State = SubState;
+
+    fn on_established(&mut self, conn: &mut ConnCtx<'_, SubState>, _socket_id: &str) {
+        conn.send(&pusher::subscribe_public(
+            &self.channels[conn.state.channel as usize],
+        ));
+    }
+
+    fn on_message(&mut self, conn: &mut ConnCtx<'_, SubState>, msg: &Incoming<'_>) {
+        let st = &mut *conn.state;
+        let channel = &self.channels[st.channel as usize];
+        if !msg.is_for(channel) {
+            if msg.event == pusher::ERROR {
+                self.shared.error(format!(
+                    "server error: {}",
+                    msg.data_text().unwrap_or_default()
+                ));
+            }
+            return;
+        }
+        match &*msg.event {
+            EVENT_NAME => {
+                let now = now_ns();
+                let Some(stamp) = msg.data_text().and_then(|d| payload::decode(&d)) else {
+                    self.shared.error("event without a loadtest stamp");
+                    return;
+                };
+                self.latency.saturating_record(now.saturating_sub(stamp.t));
+                st.seq.observe(stamp.seq);
+                self.delivered += 1;
+            }
+            pusher::SUBSCRIPTION_SUCCEEDED if !st.subscribed => {
+                st.subscribed = true;
+                self.setup
+                    .saturating_record(now_ns().saturating_sub(st.opened_ns));
+                self.in_flight -= 1;
+                self.shared.ready.fetch_add(1, Relaxed);
+            }
+            pusher::SUBSCRIPTION_ERROR | pusher::ERROR => {
+                self.shared.error(format!(
+                    "{} on {channel}: {}",
+                    msg.event,
+                    msg.data_text().unwrap_or_default()
+                ));
+            }
+            _ => {}
+        }
+    }
+
+    fn on_closed(&mut self, _id: usize, state: SubState, why: Closed) {
+        if !state.subscribed {
+            self.in_flight -= 1;
+        }
+        if let Closed::Failed(e) = why {
+            self.shared
+                .error(format!("subscriber connection failed: {e}"));
+        }
+        self.streams.push((state.channel, state.seq));
+    }
+}
+
+/// Starts worker threads for `plan` (one entry per connection: its channel index),
+/// dealing connections round-robin so every worker gets a slice of every channel.
+pub fn spawn(
+    threads: usize,
+    endpoint: &Endpoint,
+    channels: Arc<Vec<String>>,
+    plan: &[u32],
+    shared: &Arc<Shared>,
+    connect_concurrency: usize,
+) -> Vec<thread::JoinHandle<anyhow::Result<SubOutcome>>> {
+    let threads = threads.max(1);
+    let per_thread_concurrency = connect_concurrency.div_ceil(threads).max(1);
+    (0..threads)
+        .map(|w| {
+            let mine: Vec<u32> = plan.iter().skip(w).step_by(threads).copied().collect();
+            let (endpoint, channels, shared) = (endpoint.clone(), channels.clone(), shared.clone());
+            thread::Builder::new()
+                .name(format!("subscribers-{w}"))
+                .spawn(move || run_worker(endpoint, channels, mine, shared, per_thread_concurrency))
+                .expect("spawning a thread")
+        })
+        .collect()
+}
+
+fn run_worker(
+    endpoint: Endpoint,
+    channels: Arc<Vec<String>>,
+    plan: Vec<u32>,
+    shared: Arc<Shared>,
+    max_in_flight: usize,
+) -> anyhow::Result<SubOutcome> {
+    let handler = SubHandler {
+        shared: shared.clone(),
+        channels,
+        latency: new_histogram(),
+        setup: new_histogram(),
+        streams: Vec::with_capacity(plan.len()),
+        in_flight: 0,
+        delivered: 0,
+    };
+    let mut net = Net::new(handler, endpoint).context("creating the event loop")?;
+    let mut next = 0;
+    let mut last_ping = Instant::now();
+    while !shared.stopped() {
+        while next < plan.len() && net.handler.in_flight < max_in_flight {
+            let state = SubState {
+                channel: plan[next],
+                opened_ns: now_ns(),
+                subscribed: false,
+                seq: SeqCheck::default(),
+            };
+            next += 1;
+            match net.open(state) {
+                Ok(_) => net.handler.in_flight += 1,
+                Err(e) => shared.error(format!("connect: {e}")),
+            }
+        }
+        net.poll(Duration::from_millis(5))
+            .context("polling sockets")?;
+        let delivered = std::mem::take(&mut net.handler.delivered);
+        if delivered > 0 {
+            shared.delivered.fetch_add(delivered, Relaxed);
+        }
+        if last_ping.elapsed() > pusher::KEEPALIVE {
+            net.send_all(pusher::ping());
+            last_ping = Instant::now();
+        }
+    }
+    net.shutdown();
+    let h = net.handler;
+    Ok(SubOutcome {
+        latency: h.latency,
+        setup: h.setup,
+        streams: h.streams,
+    })
+}
+
+/// Merges worker outcomes into one.
+pub fn merge(outcomes: Vec<SubOutcome>) -> SubOutcome {
+    let mut all = SubOutcome {
+        latency: new_histogram(),
+        setup: new_histogram(),
+        streams: Vec::new(),
+    };
+    for o in outcomes {
+        // same bounds everywhere, so adding cannot fail
+        let _ = all.latency.add(&o.latency);
+        let _ = all.setup.add(&o.setup);
+        all.streams.extend(o.streams);
+    }
+    all
+}
