@@ -38,5 +38,6 @@ pub mod server;
 pub mod shard;
 pub mod signature;
 pub mod socket_id;
+pub mod stats;
 pub mod webhook;
 pub mod ws;

@@ -22,6 +22,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Poll;
+use crate::stats::ShardStats;
 use std::time::Instant;
 
 /// Frames written per `sendmsg` at most (well under IOV_MAX = 1024).
@@ -105,6 +106,8 @@ pub struct SocketOut {
     max_frames: usize,
     max_bytes: usize,
     flush: Rc<FlushQueue>,
+    /// When the queue last went from empty to non-empty (coarse clock), for queue delay.
+    pending_since: Cell<Option<Instant>>,
 }
 
 impl SocketOut {
@@ -124,6 +127,7 @@ impl SocketOut {
             max_frames,
             max_bytes,
             flush,
+            pending_since: Cell::new(None),
         })
     }
 
@@ -152,8 +156,12 @@ impl SocketOut {
                     "slow consumer: outbound queue full, closing with 4100"
                 );
                 drop(q);
+                crate::stats::add(&self.flush.stats.slow_consumers, 1);
                 self.cut_with(crate::ws::frame::close_frame(4100, "over capacity"));
                 return Push::Overflow;
+            }
+            if q.frames.is_empty() {
+                self.pending_since.set(Some(self.flush.clock.get()));
             }
             q.bytes += frame.len();
             q.frames.push_back(frame);
@@ -264,7 +272,10 @@ impl SocketOut {
                 })
             };
             match res {
-                Ok(written) => self.queue.borrow_mut().advance(written),
+                Ok(written) => {
+                    crate::stats::add(&self.flush.stats.bytes_out, written as u64);
+                    self.queue.borrow_mut().advance(written);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return FlushOutcome::Blocked,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
@@ -282,8 +293,12 @@ impl SocketOut {
         }
     }
 
-    /// Everything is written: a closing socket now shuts its write side.
+    /// Everything is written: record how long the queue waited; a closing socket now shuts
+    /// its write side.
     fn after_drain(&self) {
+        if let Some(since) = self.pending_since.take() {
+            crate::stats::record_duration(&self.flush.stats.queue_delay_us, self.flush.clock.get().saturating_duration_since(since));
+        }
         if let WriteState::Closing { since } = self.state.get() {
             let _ = self.with_sock(|s| s.shutdown(std::net::Shutdown::Write));
             self.state.set(WriteState::ShutWrite { since });
@@ -336,19 +351,30 @@ enum FlushOutcome {
 /// The shard's list of sockets with something to write, drained by one flusher task.
 pub struct FlushQueue {
     dirty: RefCell<Vec<Rc<SocketOut>>>,
+    /// Coarse clock: refreshed once per flusher pass and per delivered batch, so queue-delay
+    /// accounting costs no clock read per frame.
+    clock: Cell<Instant>,
+    stats: Rc<ShardStats>,
     /// Capacity-1 channel used as a wake-up flag: a full channel means "already woken".
     wake_tx: LocalSender<()>,
     wake_rx: RefCell<Option<LocalReceiver<()>>>,
 }
 
 impl FlushQueue {
-    pub fn new() -> Rc<FlushQueue> {
+    pub fn new(stats: Rc<ShardStats>) -> Rc<FlushQueue> {
         let (wake_tx, wake_rx) = local_channel::new_bounded(1);
         Rc::new(FlushQueue {
             dirty: RefCell::new(Vec::new()),
+            clock: Cell::new(Instant::now()),
+            stats,
             wake_tx,
             wake_rx: RefCell::new(Some(wake_rx)),
         })
+    }
+
+    /// Refreshes the coarse clock.
+    pub fn tick_clock(&self) {
+        self.clock.set(Instant::now());
     }
 
     fn mark(&self, s: Rc<SocketOut>) {
@@ -374,6 +400,7 @@ impl FlushQueue {
             if self.dirty.borrow().is_empty() && rx.recv().await.is_none() {
                 return;
             }
+            self.tick_clock();
             std::mem::swap(&mut batch, &mut *self.dirty.borrow_mut());
             for (i, s) in batch.drain(..).enumerate() {
                 s.dirty.set(false);
@@ -388,6 +415,9 @@ impl FlushQueue {
                 if i % 256 == 255 {
                     glommio::yield_if_needed().await;
                 }
+            }
+            if self.dirty.borrow().is_empty() {
+                self.stats.note_flush_done(Instant::now());
             }
         }
     }

@@ -2,8 +2,7 @@
 //!
 //! The `dispatcher_*` tests drive [`Webhooks`] through its public API in this process. The
 //! `server_*` tests start the real binary with `[[apps.webhooks]]` pointing at the receiver and
-//! make the events happen with WebSocket clients; they need `Webhooks::emit` wired into the
-//! shards (channel occupied/vacated), hence `#[ignore]` until then.
+//! make the events happen with WebSocket clients (channel occupied and vacated).
 
 mod common;
 
@@ -366,7 +365,6 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs Webhooks::emit wired into the shards"]
 async fn server_retries_channel_occupied_until_2xx() {
     let recv = HookReceiver::start(2);
     let server = server_with_webhook(&recv.url());
@@ -392,7 +390,6 @@ async fn server_retries_channel_occupied_until_2xx() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs Webhooks::emit wired into the shards"]
 async fn server_debounces_a_quick_reconnect() {
     let recv = HookReceiver::start(0);
     let server = server_with_webhook(&recv.url());

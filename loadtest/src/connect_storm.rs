@@ -78,7 +78,7 @@ pub fn run(opts: &ConnectStormOpts) -> anyhow::Result<Report> {
 
     let (len, what) = match (opts.bound.count(), opts.bound.duration()) {
         (Some(n), _) => (n, "connecting"),
-        (None, Some(d)) => (d.as_secs().max(1), "storming s"),
+        (None, Some(d)) => (d.as_secs().max(1), "storm (s)"),
         (None, None) => unreachable!("Bound is never unbounded"),
     };
     let bar = Progress::new(c.progress, len, what);

@@ -187,7 +187,7 @@ fn watch_publishing(
 ) -> anyhow::Result<Vec<u64>> {
     let (len, what) = match (opts.bound.count(), opts.bound.duration()) {
         (Some(n), _) => (n, "publishing"),
-        (None, Some(d)) => (d.as_secs().max(1), "publishing s"),
+        (None, Some(d)) => (d.as_secs().max(1), "publish (s)"),
         (None, None) => unreachable!("Bound is never unbounded"),
     };
     let bar = Progress::new(opts.common.progress, len, what);

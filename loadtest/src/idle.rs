@@ -79,7 +79,7 @@ pub fn run(opts: &IdleOpts) -> anyhow::Result<Report> {
     };
 
     let held_from = Instant::now();
-    let bar = Progress::new(c.progress, opts.hold.as_secs().max(1), "holding s");
+    let bar = Progress::new(c.progress, opts.hold.as_secs().max(1), "hold (s)");
     while held_from.elapsed() < opts.hold {
         bar.set(held_from.elapsed().as_secs());
         thread::sleep(Duration::from_millis(50).min(opts.hold.saturating_sub(held_from.elapsed())));

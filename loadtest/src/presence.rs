@@ -173,7 +173,7 @@ pub fn run(opts: &PresenceOpts) -> anyhow::Result<Report> {
 fn watch_churn(opts: &PresenceOpts, shared: &Shared, started: Instant, threads: usize) {
     let (len, what) = match (opts.bound.count(), opts.bound.duration()) {
         (Some(n), _) => (n, "joining"),
-        (None, Some(d)) => (d.as_secs().max(1), "churning s"),
+        (None, Some(d)) => (d.as_secs().max(1), "churn (s)"),
         (None, None) => unreachable!("Bound is never unbounded"),
     };
     let bar = Progress::new(opts.common.progress, len, what);

@@ -282,8 +282,6 @@ fn fanout_by_count_with_two_publishers() {
 }
 
 #[test]
-#[ignore = "raptor answers presence subscriptions with 501 until presence lands; \
-            run with --ignored once it does"]
 fn presence_churn_delivers_member_added() {
     let _serial = serial();
     let server = Server::start("presence");

@@ -114,6 +114,15 @@ impl OwnedChannels {
         change
     }
 
+    /// Occupied channels owned here, all apps.
+    pub fn len(&self) -> usize {
+        self.apps.iter().map(|t| t.len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn get(&self, app: AppIdx, channel: &str) -> Option<&Owned> {
         self.apps[app as usize].get(channel)
     }

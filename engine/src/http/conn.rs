@@ -65,6 +65,8 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
                 return;
             }
         };
+        let mut req = req;
+        req.peer = stream.peer_addr().ok();
         let close = req.close;
         match route(&shard, req).await {
             Routed::Respond(resp) => {

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod channels;
 pub mod conn;
 pub mod events;
+pub mod metrics;
 pub mod request;
 pub mod response;
 pub mod router;

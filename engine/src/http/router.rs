@@ -29,6 +29,8 @@ pub async fn route(shard: &Rc<Shard>, req: Request) -> Routed {
             "Raptor: a realtime messaging and presence server speaking the Pusher Channels protocol v7.\n\
              WebSocket: /app/{key}?protocol=7   HTTP API: /apps/{id}/...   Liveness: /health\n",
         ),
+        ("GET", ["metrics"]) => super::metrics::metrics(shard, &req).await,
+        ("GET", ["stats"]) => super::metrics::stats(shard, &req).await,
         ("GET", ["health"]) => Response::json(200, r#"{"ok":true}"#),
         (_, [""]) | (_, ["health"]) => Response::error(405, "method not allowed"),
         // The PyPI SDK posts here without the /apps/{id} prefix; the signing key picks the app.

@@ -27,6 +27,7 @@ use crate::outbox::FlushQueue;
 use crate::placement::{shard_for, ShardId};
 use crate::protocol::{codes, server as frames};
 use crate::socket_id::SocketId;
+use crate::stats::{self, ShardStats};
 use crate::webhook::Webhooks;
 use crate::ws::frame::close_frame;
 use bytes::Bytes;
@@ -63,14 +64,9 @@ pub struct Shard {
     /// Outstanding cross-shard queries, by id.
     pending: RefCell<HashMap<u64, LocalSender<Reply>>>,
     next_query: Cell<u64>,
-    pub stats: ShardStats,
+    pub stats: Rc<ShardStats>,
 }
 
-#[derive(Default)]
-pub struct ShardStats {
-    pub published: Cell<u64>,
-    pub delivered: Cell<u64>,
-}
 
 /// Why a query to another shard failed. Internal; the HTTP layer answers 503.
 #[derive(Debug, thiserror::Error)]
@@ -80,12 +76,13 @@ pub struct QueryTimeout;
 impl Shard {
     pub fn new(id: ShardId, nr_shards: usize, apps: Arc<Apps>, limits: Arc<Limits>, mesh: Rc<MeshOut>, webhooks: Webhooks) -> Rc<Shard> {
         let n_apps = apps.list.len();
+        let stats = Rc::new(ShardStats::default());
         Rc::new(Shard {
             id,
             nr_shards,
             apps,
             limits,
-            flush: FlushQueue::new(),
+            flush: FlushQueue::new(stats.clone()),
             mesh,
             webhooks,
             conns: RefCell::new(HashMap::new()),
@@ -97,7 +94,7 @@ impl Shard {
             count_dirty: RefCell::new(HashSet::new()),
             pending: RefCell::new(HashMap::new()),
             next_query: Cell::new(0),
-            stats: ShardStats::default(),
+            stats,
         })
     }
 
@@ -223,8 +220,9 @@ impl Shard {
     /// per connection and so cannot flood the mesh.
     pub fn publish_now(&self, app: AppIdx, channel: Arc<str>, frame: Bytes, exclude: Option<SocketId>) {
         let owner = self.owner_of(app, &channel);
-        self.stats.published.set(self.stats.published.get() + 1);
-        self.mesh.send(owner, ShardMsg::Publish { app, channel, frame, exclude, cache_data: None });
+        stats::add(&self.stats.published, 1);
+        let t0 = std::time::Instant::now();
+        self.mesh.send(owner, ShardMsg::Publish { app, channel, frame, exclude, cache_data: None, t0 });
     }
 
     // ---- called by the HTTP API ----------------------------------------------------------
@@ -232,10 +230,11 @@ impl Shard {
     /// Sends a finished event frame to the channel's owner, waiting if the owner is behind.
     pub async fn publish(&self, app: AppIdx, channel: Arc<str>, frame: Bytes, exclude: Option<SocketId>, data: &str) {
         let owner = self.owner_of(app, &channel);
+        let t0 = std::time::Instant::now();
         self.mesh.wait_for_room(owner).await;
-        self.stats.published.set(self.stats.published.get() + 1);
+        stats::add(&self.stats.published, 1);
         let cache_data = crate::channel::name::ChannelKind::of(&channel).cache.then(|| Arc::from(data));
-        self.mesh.send(owner, ShardMsg::Publish { app, channel, frame, exclude, cache_data });
+        self.mesh.send(owner, ShardMsg::Publish { app, channel, frame, exclude, cache_data, t0 });
     }
 
     /// Closes the signed-in connections of `user` on every shard.
@@ -273,12 +272,13 @@ impl Shard {
                 self.on_subscribe_ack(app, channel, conn, ok, frames, user_id)
             }
             ShardMsg::Unsubscribe { app, channel, from, user_id } => self.owner_unsubscribe(app, channel, from, user_id),
-            ShardMsg::Publish { app, channel, frame, exclude, cache_data } => {
-                self.owner_publish(app, channel, frame, exclude, cache_data)
+            ShardMsg::Publish { app, channel, frame, exclude, cache_data, t0 } => {
+                self.owner_publish(app, channel, frame, exclude, cache_data, t0)
             }
-            ShardMsg::Deliver { app, channel, frame, exclude, privileged_only } => {
+            ShardMsg::Deliver { app, channel, frame, exclude, privileged_only, t0 } => {
+                self.flush.tick_clock();
                 let n = self.local.borrow().deliver(app, &channel, &frame, exclude, privileged_only);
-                self.stats.delivered.set(self.stats.delivered.get() + n as u64);
+                self.stats.note_delivery(t0, n);
             }
             ShardMsg::UserOnline { app, user } => self.user_online(app, user),
             ShardMsg::UserOffline { app, user } => self.user_offline(app, user),

@@ -7,6 +7,7 @@ use crate::placement::ShardId;
 use crate::socket_id::SocketId;
 use bytes::Bytes;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// A presence member joining, as verified at the edge.
 #[derive(Debug, Clone)]
@@ -56,6 +57,8 @@ pub enum ShardMsg {
         frame: Bytes,
         exclude: Option<SocketId>,
         cache_data: Option<Arc<str>>,
+        /// When the event entered the server (for publish→write latency).
+        t0: Instant,
     },
     /// Owner → each shard with subscribers: write `frame` to the local subscribers.
     Deliver {
@@ -64,6 +67,7 @@ pub enum ShardMsg {
         frame: Bytes,
         exclude: Option<SocketId>,
         privileged_only: bool,
+        t0: Instant,
     },
     /// Edge → owner of the user: one more (or one fewer) signed-in connection.
     UserOnline { app: AppIdx, user: Arc<str> },
@@ -88,6 +92,8 @@ pub enum Query {
     List { app: AppIdx, prefix: String },
     /// Member ids of a presence channel.
     Members { app: AppIdx, channel: Arc<str> },
+    /// This shard's counters and histograms.
+    Stats,
 }
 
 #[derive(Debug)]
@@ -101,4 +107,5 @@ pub enum Reply {
     /// (name, subscription_count, user_count).
     List(Vec<(String, u32, u32)>),
     Members(Vec<String>),
+    Stats(Box<crate::stats::Snapshot>),
 }

@@ -22,7 +22,7 @@ const COUNT_THROTTLE: Duration = Duration::from_secs(5);
 
 impl Shard {
     /// Sends `frame` to every shard with subscribers of `channel` (itself included).
-    pub(super) fn fan_out(&self, app: AppIdx, channel: &str, frame: &Bytes, exclude: Option<SocketId>, privileged_only: bool) {
+    pub(super) fn fan_out(&self, app: AppIdx, channel: &str, frame: &Bytes, exclude: Option<SocketId>, privileged_only: bool, t0: Instant) {
         let owned = self.owned.borrow();
         let Some(o) = owned.get(app, channel) else { return };
         for (shard, &n) in o.per_shard.iter().enumerate() {
@@ -35,6 +35,7 @@ impl Shard {
                         frame: frame.clone(),
                         exclude,
                         privileged_only,
+                        t0,
                     },
                 );
             }
@@ -71,7 +72,7 @@ impl Shard {
             Some(j) => {
                 if change.member {
                     let added = frames::member_added(&channel, &j.user_id, j.user_info.as_deref());
-                    self.fan_out(app, &channel, &added, Some(socket_id), kind.privileged);
+                    self.fan_out(app, &channel, &added, Some(socket_id), kind.privileged, Instant::now());
                     self.webhooks.emit(
                         app,
                         WebhookEvent::MemberAdded { channel: channel.to_string(), user_id: j.user_id.to_string() },
@@ -111,7 +112,7 @@ impl Shard {
         if change.member {
             let user_id = user_id.expect("member change implies a user");
             let removed = frames::member_removed(&channel, &user_id);
-            self.fan_out(app, &channel, &removed, None, kind.privileged);
+            self.fan_out(app, &channel, &removed, None, kind.privileged, Instant::now());
             self.webhooks.emit(
                 app,
                 WebhookEvent::MemberRemoved { channel: channel.to_string(), user_id: user_id.to_string() },
@@ -123,11 +124,11 @@ impl Shard {
         self.count_changed(app, &channel, Instant::now());
     }
 
-    pub(super) fn owner_publish(&self, app: AppIdx, channel: Arc<str>, frame: Bytes, exclude: Option<SocketId>, cache_data: Option<Arc<str>>) {
+    pub(super) fn owner_publish(&self, app: AppIdx, channel: Arc<str>, frame: Bytes, exclude: Option<SocketId>, cache_data: Option<Arc<str>>, t0: Instant) {
         if let Some(data) = cache_data {
             self.cache.borrow_mut().store(app, &channel, frame.clone(), data, Instant::now());
         }
-        self.fan_out(app, &channel, &frame, exclude, false);
+        self.fan_out(app, &channel, &frame, exclude, false, t0);
     }
 
     /// A channel's subscription count changed: tell its subscribers now, or later when
@@ -155,7 +156,7 @@ impl Shard {
             o.count_sent_at = Some(now);
             o.total
         };
-        self.fan_out(app, channel, &frames::subscription_count(channel, total), None, false);
+        self.fan_out(app, channel, &frames::subscription_count(channel, total), None, false, now);
         self.webhooks.emit(
             app,
             WebhookEvent::SubscriptionCount { channel: channel.to_string(), subscription_count: total },
@@ -202,6 +203,10 @@ impl Shard {
                 }
             }
             Query::List { app, prefix } => Reply::List(self.owned.borrow().list(app, &prefix)),
+            Query::Stats => Reply::Stats(Box::new(self.stats.snapshot(
+                self.conns.borrow().len() as u64,
+                self.owned.borrow().len() as u64,
+            ))),
             Query::Members { app, channel } => Reply::Members(
                 self.owned
                     .borrow()

@@ -1,0 +1,153 @@
+//! `GET /metrics` (Prometheus text) and `GET /stats` (JSON): every shard's counters and
+//! histograms, merged on demand. Served to loopback clients, or to anyone who signs the
+//! request like an API call with any app's key (so a remote scraper needs a secret).
+
+use super::auth;
+use super::request::Request;
+use super::response::Response;
+use crate::shard::msg::{Query, Reply};
+use crate::shard::Shard;
+use crate::stats::Snapshot;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::fmt::Write;
+use std::rc::Rc;
+
+/// May this request see the figures?
+fn allowed(shard: &Shard, req: &Request) -> bool {
+    if req.peer.is_some_and(|p| p.ip().is_loopback()) {
+        return true;
+    }
+    let key = req.param("auth_key").unwrap_or_default();
+    shard.apps.by_key(key).is_some_and(|app| auth::verify(app, req).is_ok())
+}
+
+async fn gather(shard: &Rc<Shard>) -> Result<Snapshot, Response> {
+    let mut total: Option<Snapshot> = None;
+    for s in 0..shard.nr_shards {
+        match shard.query(s, Query::Stats).await {
+            Ok(Reply::Stats(snap)) => match &mut total {
+                None => total = Some(*snap),
+                Some(t) => t.merge(&snap),
+            },
+            Ok(_) => return Err(Response::error(500, "unexpected shard reply")),
+            Err(e) => return Err(Response::error(503, &e.to_string())),
+        }
+    }
+    Ok(total.expect("at least one shard"))
+}
+
+#[derive(Serialize)]
+struct Quantiles {
+    count: u64,
+    p50: u64,
+    p90: u64,
+    p99: u64,
+    p999: u64,
+    max: u64,
+}
+
+fn quantiles(h: &Histogram<u64>) -> Quantiles {
+    let q = |p: f64| if h.is_empty() { 0 } else { h.value_at_quantile(p) };
+    Quantiles {
+        count: h.len(),
+        p50: q(0.5),
+        p90: q(0.9),
+        p99: q(0.99),
+        p999: q(0.999),
+        max: if h.is_empty() { 0 } else { h.max() },
+    }
+}
+
+pub async fn stats(shard: &Rc<Shard>, req: &Request) -> Response {
+    if !allowed(shard, req) {
+        return Response::error(401, "stats are served to loopback clients or signed requests");
+    }
+    let s = match gather(shard).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let w = shard.webhooks.stats();
+    #[derive(Serialize)]
+    struct Webhooks {
+        queued: u64,
+        sent: u64,
+        failed: u64,
+        dropped: u64,
+        retried: u64,
+    }
+    #[derive(Serialize)]
+    struct Out {
+        shards: usize,
+        connections: u64,
+        channels: u64,
+        messages_in: u64,
+        messages_out: u64,
+        bytes_out: u64,
+        slow_consumers_cut: u64,
+        webhooks: Webhooks,
+        publish_to_write_us: Quantiles,
+        fanout_recipients: Quantiles,
+        queue_delay_us: Quantiles,
+    }
+    let out = Out {
+        shards: shard.nr_shards,
+        connections: s.connections,
+        channels: s.channels,
+        messages_in: s.published,
+        messages_out: s.delivered,
+        bytes_out: s.bytes_out,
+        slow_consumers_cut: s.slow_consumers,
+        webhooks: Webhooks {
+            queued: w.queued,
+            sent: w.sent,
+            failed: w.failed,
+            dropped: w.dropped,
+            retried: w.retried,
+        },
+        publish_to_write_us: quantiles(&s.publish_to_write_us),
+        fanout_recipients: quantiles(&s.fanout),
+        queue_delay_us: quantiles(&s.queue_delay_us),
+    };
+    Response::json(200, simd_json::to_vec(&out).expect("in-memory serialization"))
+}
+
+pub async fn metrics(shard: &Rc<Shard>, req: &Request) -> Response {
+    if !allowed(shard, req) {
+        return Response::error(401, "metrics are served to loopback clients or signed requests");
+    }
+    let s = match gather(shard).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let w = shard.webhooks.stats();
+    let mut t = String::new();
+    let mut gauge = |name: &str, help: &str, kind: &str, v: u64| {
+        let _ = writeln!(t, "# HELP raptor_{name} {help}\n# TYPE raptor_{name} {kind}\nraptor_{name} {v}");
+    };
+    gauge("connections", "Open WebSocket connections.", "gauge", s.connections);
+    gauge("channels", "Occupied channels.", "gauge", s.channels);
+    gauge("messages_in_total", "Events accepted for publishing (API and client events).", "counter", s.published);
+    gauge("messages_out_total", "Event frames queued to subscribers.", "counter", s.delivered);
+    gauge("bytes_out_total", "Bytes written to WebSocket connections.", "counter", s.bytes_out);
+    gauge("slow_consumers_cut_total", "Connections closed with 4100 because they fell behind.", "counter", s.slow_consumers);
+    gauge("webhook_events_queued_total", "Webhook events accepted for sending.", "counter", w.queued);
+    gauge("webhook_events_sent_total", "Webhook events delivered.", "counter", w.sent);
+    gauge("webhook_events_failed_total", "Webhook events given up after retries.", "counter", w.failed);
+    gauge("webhook_events_dropped_total", "Webhook events dropped because a queue was full.", "counter", w.dropped);
+    for (name, help, h) in [
+        ("publish_to_write_microseconds", "Publish to the batch holding it written, per flush pass.", &s.publish_to_write_us),
+        ("queue_delay_microseconds", "Time a socket's outbound queue waited to be drained.", &s.queue_delay_us),
+        ("fanout_recipients", "Recipients per delivered event per shard.", &s.fanout),
+    ] {
+        let _ = writeln!(t, "# HELP raptor_{name} {help}\n# TYPE raptor_{name} summary");
+        for q in [0.5, 0.9, 0.99, 0.999] {
+            let v = if h.is_empty() { 0 } else { h.value_at_quantile(q) };
+            let _ = writeln!(t, "raptor_{name}{{quantile=\"{q}\"}} {v}");
+        }
+        let _ = writeln!(t, "raptor_{name}_count {}", h.len());
+    }
+    let mut r = Response::text(200, &t);
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r
+}

@@ -1,0 +1,145 @@
+//! Per-shard counters and HDR latency histograms, merged on demand for `/metrics` and
+//! `/stats`. The bottom layer: anything may record here; this module calls nothing.
+//!
+//! Recording is cheap on purpose: counters are `Cell`s, and histograms are touched once per
+//! delivered batch or drained socket, never once per recipient frame.
+
+use hdrhistogram::Histogram;
+use std::cell::{Cell, RefCell};
+use std::time::{Duration, Instant};
+
+/// Highest latency recorded, in microseconds (values above are clamped): 60 s.
+const MAX_US: u64 = 60_000_000;
+
+fn hist() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, MAX_US, 3).expect("static bounds")
+}
+
+/// What one shard counts.
+pub struct ShardStats {
+    /// Events accepted for publishing at this shard (API and client events).
+    pub published: Cell<u64>,
+    /// Frames queued to recipients on this shard.
+    pub delivered: Cell<u64>,
+    /// Bytes written to sockets.
+    pub bytes_out: Cell<u64>,
+    /// Sockets cut with 4100.
+    pub slow_consumers: Cell<u64>,
+    /// Earliest publish time among deliveries queued since the flusher last went idle.
+    pub batch_oldest: Cell<Option<Instant>>,
+    /// Publish (API call or client event arriving) → the flusher finished writing the batch
+    /// holding it; recorded once per flush pass for its oldest event (an upper bound).
+    pub publish_to_write_us: RefCell<Histogram<u64>>,
+    /// Recipients per delivered event on this shard.
+    pub fanout: RefCell<Histogram<u64>>,
+    /// Time a socket's queue stayed non-empty before the flusher drained it.
+    pub queue_delay_us: RefCell<Histogram<u64>>,
+}
+
+impl Default for ShardStats {
+    fn default() -> Self {
+        ShardStats {
+            published: Cell::new(0),
+            delivered: Cell::new(0),
+            bytes_out: Cell::new(0),
+            slow_consumers: Cell::new(0),
+            batch_oldest: Cell::new(None),
+            publish_to_write_us: RefCell::new(hist()),
+            fanout: RefCell::new(hist()),
+            queue_delay_us: RefCell::new(hist()),
+        }
+    }
+}
+
+pub fn add(c: &Cell<u64>, n: u64) {
+    c.set(c.get().wrapping_add(n));
+}
+
+pub fn record_duration(h: &RefCell<Histogram<u64>>, d: Duration) {
+    let us = (d.as_micros() as u64).clamp(1, MAX_US);
+    let _ = h.borrow_mut().record(us);
+}
+
+impl ShardStats {
+    /// Notes that an event published at `t0` was just queued on this shard.
+    pub fn note_delivery(&self, t0: Instant, recipients: usize) {
+        add(&self.delivered, recipients as u64);
+        let _ = self.fanout.borrow_mut().record((recipients as u64).clamp(1, MAX_US));
+        if self.batch_oldest.get().is_none_or(|o| t0 < o) {
+            self.batch_oldest.set(Some(t0));
+        }
+    }
+
+    /// Called by the flusher after a pass that wrote everything it could.
+    pub fn note_flush_done(&self, now: Instant) {
+        if let Some(t0) = self.batch_oldest.take() {
+            record_duration(&self.publish_to_write_us, now.saturating_duration_since(t0));
+        }
+    }
+
+    pub fn snapshot(&self, connections: u64, channels: u64) -> Snapshot {
+        Snapshot {
+            connections,
+            channels,
+            published: self.published.get(),
+            delivered: self.delivered.get(),
+            bytes_out: self.bytes_out.get(),
+            slow_consumers: self.slow_consumers.get(),
+            publish_to_write_us: self.publish_to_write_us.borrow().clone(),
+            fanout: self.fanout.borrow().clone(),
+            queue_delay_us: self.queue_delay_us.borrow().clone(),
+        }
+    }
+}
+
+/// A copy of one shard's figures; `Send`, so it can cross the mesh, and mergeable.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub connections: u64,
+    pub channels: u64,
+    pub published: u64,
+    pub delivered: u64,
+    pub bytes_out: u64,
+    pub slow_consumers: u64,
+    pub publish_to_write_us: Histogram<u64>,
+    pub fanout: Histogram<u64>,
+    pub queue_delay_us: Histogram<u64>,
+}
+
+impl Snapshot {
+    pub fn merge(&mut self, o: &Snapshot) {
+        self.connections += o.connections;
+        self.channels += o.channels;
+        self.published += o.published;
+        self.delivered += o.delivered;
+        self.bytes_out += o.bytes_out;
+        self.slow_consumers += o.slow_consumers;
+        let _ = self.publish_to_write_us.add(&o.publish_to_write_us);
+        let _ = self.fanout.add(&o.fanout);
+        let _ = self.queue_delay_us.add(&o.queue_delay_us);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_and_flush_accounting() {
+        let a = ShardStats::default();
+        let t0 = Instant::now();
+        a.note_delivery(t0, 10);
+        a.note_delivery(t0 + Duration::from_millis(1), 5);
+        a.note_flush_done(t0 + Duration::from_millis(3));
+        assert!(a.batch_oldest.get().is_none());
+        let mut s = a.snapshot(3, 1);
+        assert_eq!(s.delivered, 15);
+        assert_eq!(s.publish_to_write_us.len(), 1);
+        let v = s.publish_to_write_us.max();
+        assert!((2990..=3010).contains(&v), "{v}");
+        let b = ShardStats::default();
+        b.note_delivery(t0, 7);
+        s.merge(&b.snapshot(2, 4));
+        assert_eq!((s.connections, s.channels, s.delivered, s.fanout.len()), (5, 5, 22, 3));
+    }
+}
