@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every Raptor test: the Rust unit and integration suites (real server processes on
 # 127.0.0.1), then the interop suite with clients nobody here wrote (pusher-js, the npm and
-# PyPI `pusher` SDKs), installing their packages from the committed lockfiles.
+# PyPI `pusher` SDKs), installing their packages from the committed lockfiles, then the
+# Autobahn WebSocket conformance run (kosoku, pinned) diffed against its expected results,
+# and a short fuzz smoke run of every cargo-fuzz target (installs cargo-fuzz if missing).
 #
 # Usage: scripts/test-all.sh
 set -euo pipefail
@@ -15,5 +17,11 @@ cargo test --workspace
 
 echo "=== interop (tests/interop/run.sh)"
 RAPTOR_BIN="$(pwd)/target/debug/raptor" tests/interop/run.sh
+
+echo "=== conformance (tests/conformance/run.sh)"
+RAPTOR_BIN="$(pwd)/target/debug/raptor" tests/conformance/run.sh
+
+echo "=== fuzz smoke (tests/fuzz/smoke.sh)"
+tests/fuzz/smoke.sh
 
 echo "=== all tests passed"

@@ -2,6 +2,7 @@
 
 use crate::config::{AppConfig, WebhookConfig};
 use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 /// Index of an app in [`Apps`]; shard tables key channels by it instead of the id string.
@@ -22,7 +23,16 @@ pub struct App {
     pub max_presence_members: usize,
     pub max_presence_user_info_bytes: usize,
     pub authorized_connections_timeout_secs: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub max_channels: Option<usize>,
+    pub max_api_requests_per_second: u32,
+    pub allowed_origins: Vec<String>,
     pub webhooks: Vec<WebhookConfig>,
+    /// Live WebSocket connections of this app, on every shard. An atomic counter, not a lock:
+    /// shards only add and subtract.
+    pub connections: AtomicUsize,
+    /// Occupied channels of this app, on every shard.
+    pub channels: AtomicUsize,
 }
 
 /// All apps, looked up by key (WebSocket path) or id (HTTP API path).
@@ -52,7 +62,13 @@ impl Apps {
                 max_presence_members: c.max_presence_members,
                 max_presence_user_info_bytes: c.max_presence_user_info_bytes,
                 authorized_connections_timeout_secs: c.authorized_connections_timeout_secs,
+                max_connections: c.max_connections,
+                max_channels: c.max_channels,
+                max_api_requests_per_second: c.max_api_requests_per_second,
+                allowed_origins: c.allowed_origins.clone(),
                 webhooks: c.webhooks.clone(),
+                connections: AtomicUsize::new(0),
+                channels: AtomicUsize::new(0),
             }));
             by_key.insert(c.key.clone(), idx);
             by_id.insert(c.id.clone(), idx);

@@ -98,6 +98,20 @@ pub struct AppConfig {
     /// private or presence channel within this many seconds is closed with 4009.
     #[serde(default)]
     pub authorized_connections_timeout_secs: Option<u64>,
+    /// WebSocket connections this app may hold (node-wide); beyond it: close 4004.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// Occupied channels this app may have; beyond it a subscription that would open a new
+    /// channel gets `pusher:subscription_error` 403.
+    #[serde(default)]
+    pub max_channels: Option<usize>,
+    /// HTTP API requests per second (node-wide, split evenly over shards); beyond it: 429.
+    #[serde(default = "default_api_rate")]
+    pub max_api_requests_per_second: u32,
+    /// Browser origins allowed to connect (exact `scheme://host[:port]`); empty allows all.
+    /// Connections without an `Origin` header (servers, mobile SDKs) are always allowed.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
     /// Webhook endpoints; empty means none.
     #[serde(default)]
     pub webhooks: Vec<WebhookConfig>,
@@ -130,6 +144,9 @@ fn default_presence_members() -> usize {
 fn default_user_info_bytes() -> usize {
     1024
 }
+fn default_api_rate() -> u32 {
+    10_000
+}
 
 impl AppConfig {
     /// An app with the given credentials and every option at its default.
@@ -145,6 +162,10 @@ impl AppConfig {
             max_presence_members: default_presence_members(),
             max_presence_user_info_bytes: default_user_info_bytes(),
             authorized_connections_timeout_secs: None,
+            max_connections: None,
+            max_channels: None,
+            max_api_requests_per_second: default_api_rate(),
+            allowed_origins: Vec::new(),
             webhooks: Vec::new(),
         }
     }
@@ -190,6 +211,13 @@ pub struct Limits {
     pub max_batch_events: usize,
     /// Capacity of each cross-shard ring (messages).
     pub mesh_queue_capacity: usize,
+    /// WebSocket connections this node accepts; beyond it new ones are closed with 4004.
+    pub max_connections: usize,
+    /// New WebSocket connections per second this node accepts; beyond it they are closed
+    /// with 4100 (pusher-js retries after a backoff).
+    pub max_new_connections_per_second: u32,
+    /// Seconds a shutdown (SIGTERM/SIGINT) waits for clients and webhooks before exiting.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for Limits {
@@ -212,6 +240,9 @@ impl Default for Limits {
             max_channels_per_publish: 100,
             max_batch_events: 10,
             mesh_queue_capacity: 1024,
+            max_connections: 100_000,
+            max_new_connections_per_second: 50_000,
+            shutdown_grace_secs: 10,
         }
     }
 }
@@ -342,13 +373,22 @@ impl Config {
                 ));
             }
             if app.max_presence_members == 0 || app.max_presence_members > 100_000 {
-                return Err(invalid(format!("apps[{i}].max_presence_members"), "must be 1..=100000"));
+                return Err(invalid(
+                    format!("apps[{i}].max_presence_members"),
+                    "must be 1..=100000",
+                ));
             }
             if app.client_events_per_second == 0 {
-                return Err(invalid(format!("apps[{i}].client_events_per_second"), "must be greater than 0"));
+                return Err(invalid(
+                    format!("apps[{i}].client_events_per_second"),
+                    "must be greater than 0",
+                ));
             }
             if app.authorized_connections_timeout_secs == Some(0) {
-                return Err(invalid(format!("apps[{i}].authorized_connections_timeout_secs"), "must be greater than 0"));
+                return Err(invalid(
+                    format!("apps[{i}].authorized_connections_timeout_secs"),
+                    "must be greater than 0",
+                ));
             }
             const EVENTS: [&str; 7] = [
                 "channel_occupied",
@@ -361,7 +401,10 @@ impl Config {
             ];
             for (j, w) in app.webhooks.iter().enumerate() {
                 if !w.url.starts_with("http://") {
-                    return Err(invalid(format!("apps[{i}].webhooks[{j}].url"), "must be an http:// URL"));
+                    return Err(invalid(
+                        format!("apps[{i}].webhooks[{j}].url"),
+                        "must be an http:// URL",
+                    ));
                 }
                 for t in w.event_types.iter().flatten() {
                     if !EVENTS.contains(&t.as_str()) {
@@ -408,6 +451,11 @@ impl Config {
             ),
             ("limits.max_batch_events", l.max_batch_events),
             ("limits.mesh_queue_capacity", l.mesh_queue_capacity),
+            ("limits.max_connections", l.max_connections),
+            (
+                "limits.max_new_connections_per_second",
+                l.max_new_connections_per_second as usize,
+            ),
         ];
         for (field, v) in positive {
             if v == 0 {

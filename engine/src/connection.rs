@@ -77,11 +77,19 @@ impl Connection {
 
     /// Subscriptions that count against the per-connection limit.
     pub fn live_subscriptions(&self) -> usize {
-        self.subs.borrow().values().filter(|s| s.state != SubState::Cancelled).count()
+        self.subs
+            .borrow()
+            .values()
+            .filter(|s| s.state != SubState::Cancelled)
+            .count()
     }
 
     pub fn active_sub(&self, channel: &str) -> Option<Sub> {
-        self.subs.borrow().get(channel).filter(|s| s.state == SubState::Active).cloned()
+        self.subs
+            .borrow()
+            .get(channel)
+            .filter(|s| s.state == SubState::Active)
+            .cloned()
     }
 
     pub fn user_id(&self) -> Option<Arc<str>> {

@@ -31,6 +31,7 @@ pub mod channel;
 pub mod config;
 pub mod connection;
 pub mod http;
+pub mod lifecycle;
 pub mod outbox;
 pub mod placement;
 pub mod protocol;

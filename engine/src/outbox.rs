@@ -11,6 +11,7 @@
 //! split between two sockets' writes: a partially written head frame is always finished
 //! before anything else (including a close frame) goes out.
 
+use crate::stats::ShardStats;
 use bytes::Bytes;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
@@ -22,7 +23,6 @@ use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Poll;
-use crate::stats::ShardStats;
 use std::time::Instant;
 
 /// Frames written per `sendmsg` at most (well under IOV_MAX = 1024).
@@ -196,7 +196,9 @@ impl SocketOut {
                 q.frames.push_back(close);
             }
         }
-        self.state.set(WriteState::Closing { since: Instant::now() });
+        self.state.set(WriteState::Closing {
+            since: Instant::now(),
+        });
         self.schedule();
     }
 
@@ -297,7 +299,10 @@ impl SocketOut {
     /// its write side.
     fn after_drain(&self) {
         if let Some(since) = self.pending_since.take() {
-            crate::stats::record_duration(&self.flush.stats.queue_delay_us, self.flush.clock.get().saturating_duration_since(since));
+            crate::stats::record_duration(
+                &self.flush.stats.queue_delay_us,
+                self.flush.clock.get().saturating_duration_since(since),
+            );
         }
         if let WriteState::Closing { since } = self.state.get() {
             let _ = self.with_sock(|s| s.shutdown(std::net::Shutdown::Write));

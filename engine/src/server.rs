@@ -53,6 +53,10 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, usize)) -> Result<(), 
     }
     let mesh = (nr > 1).then(|| MeshBuilder::<ShardMsg, _>::full(nr, limits.mesh_queue_capacity));
     let webhooks = crate::webhook::Webhooks::start(&apps);
+    let node = Arc::new(crate::lifecycle::Node::default());
+    crate::lifecycle::watch_signals(node.clone())
+        .map_err(|e| StartError::Executors(format!("signal handler: {e}")))?;
+    let grace = Duration::from_secs(limits.shutdown_grace_secs);
     let ready = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));
 
@@ -64,6 +68,7 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, usize)) -> Result<(), 
         PoolPlacement::Unbound(nr)
     };
     let (r2, f2) = (ready.clone(), failed.clone());
+    let (main_node, main_webhooks) = (node.clone(), webhooks.clone());
     let handles = LocalExecutorPoolBuilder::new(placement)
         .name("raptor-shard")
         .io_memory(64 << 10)
@@ -76,6 +81,7 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, usize)) -> Result<(), 
                 f2.clone(),
             );
             let webhooks = webhooks.clone();
+            let node = node.clone();
             async move {
                 let (senders, receivers) = match mesh {
                     Some(m) => {
@@ -86,7 +92,7 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, usize)) -> Result<(), 
                 };
                 let id = senders.as_ref().map_or(0, |s| s.peer_id());
                 let out = Rc::new(MeshOut::new(id, nr, senders, limits.mesh_queue_capacity));
-                let shard = Shard::new(id, nr, apps, limits, out.clone(), webhooks);
+                let shard = Shard::new(id, nr, apps, limits, out.clone(), webhooks, node);
                 start_tasks(&shard, receivers);
                 let listener = match glommio::net::TcpListener::bind(addr) {
                     Ok(l) => l,
@@ -114,11 +120,16 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, usize)) -> Result<(), 
         std::thread::sleep(Duration::from_millis(2));
     }
     on_ready(addr, nr);
-    for r in handles.join_all() {
-        if let Err(e) = r {
-            return Err(StartError::Executors(format!("{e:?}")));
-        }
+    // The shards run until a signal; then they close every connection with 4200 and drain.
+    while !main_node.shutting_down() {
+        std::thread::sleep(Duration::from_millis(50));
     }
+    let drained =
+        crate::lifecycle::wait_drained(&main_node, nr, grace + Duration::from_millis(500));
+    let left = main_webhooks.flush(grace);
+    tracing::info!(drained, webhooks_left = left, "shutdown complete");
+    // The executors never return by themselves; the process ends here.
+    drop(handles);
     Ok(())
 }
 
@@ -128,6 +139,7 @@ fn start_tasks(
 ) {
     glommio::spawn_local(FlushQueue::run(shard.flush.clone())).detach();
     glommio::spawn_local(sweeper::run(Rc::downgrade(shard))).detach();
+    glommio::spawn_local(drain_on_shutdown(shard.clone())).detach();
     for dst in 0..shard.nr_shards {
         let s = shard.clone();
         glommio::spawn_local(shard.mesh.clone().drain(dst, move |m| s.handle(m))).detach();
@@ -146,9 +158,45 @@ fn start_tasks(
     }
 }
 
+/// Waits for the shutdown flag, then closes every connection with 4200 (pusher-js reconnects
+/// at once, to another node) and waits for them to go, up to the grace period.
+async fn drain_on_shutdown(shard: Rc<Shard>) {
+    while !shard.node.shutting_down() {
+        glommio::timer::sleep(Duration::from_millis(50)).await;
+    }
+    let conns: Vec<_> = shard.conns.borrow().values().cloned().collect();
+    for c in conns {
+        c.out.close_with(crate::ws::frame::close_frame(
+            crate::protocol::codes::RECONNECT,
+            "server shutting down",
+        ));
+    }
+    let deadline =
+        std::time::Instant::now() + Duration::from_secs(shard.limits.shutdown_grace_secs);
+    while !shard.conns.borrow().is_empty() && std::time::Instant::now() < deadline {
+        glommio::timer::sleep(Duration::from_millis(20)).await;
+    }
+    shard.node.drained.fetch_add(1, Ordering::SeqCst);
+}
+
+async fn until_shutdown(shard: &Shard) {
+    while !shard.node.shutting_down() {
+        glommio::timer::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn accept_loop(shard: Rc<Shard>, listener: glommio::net::TcpListener) {
     loop {
-        match listener.accept().await {
+        let next = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            until_shutdown(&shard).await;
+            None
+        })
+        .await;
+        let Some(next) = next else {
+            // Stop accepting: the listener closes when dropped.
+            return;
+        };
+        match next {
             Ok(stream) => {
                 glommio::spawn_local(crate::http::serve(shard.clone(), stream)).detach();
             }

@@ -83,12 +83,28 @@ mod tests {
         let (k, s) = ("278d425bdf160c739803", "7ad3773142a6692b25b8");
         let auth = format!("{k}:58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4");
         assert!(verify_client_auth(k, s, &auth, "1234.1234:private-foobar"));
-        assert!(!verify_client_auth("other", s, &auth, "1234.1234:private-foobar"));
+        assert!(!verify_client_auth(
+            "other",
+            s,
+            &auth,
+            "1234.1234:private-foobar"
+        ));
         assert!(!verify_client_auth(k, s, &auth, "1234.1235:private-foobar"));
-        assert!(!verify_client_auth(k, s, "nocolon", "1234.1234:private-foobar"));
+        assert!(!verify_client_auth(
+            k,
+            s,
+            "nocolon",
+            "1234.1234:private-foobar"
+        ));
         let user = format!("{k}:4708d583dada6a56435fb8bc611c77c359a31eebde13337c16ab43aa6de336ba");
-        assert!(verify_client_auth(k, s, &user, "1234.1234::user::{\"id\":\"12345\"}"));
-        let presence = format!("{k}:31935e7d86dba64c2a90aed31fdc61869f9b22ba9d8863bba239c03ca481bc80");
+        assert!(verify_client_auth(
+            k,
+            s,
+            &user,
+            "1234.1234::user::{\"id\":\"12345\"}"
+        ));
+        let presence =
+            format!("{k}:31935e7d86dba64c2a90aed31fdc61869f9b22ba9d8863bba239c03ca481bc80");
         assert!(verify_client_auth(
             k,
             s,

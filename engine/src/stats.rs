@@ -64,7 +64,10 @@ impl ShardStats {
     /// Notes that an event published at `t0` was just queued on this shard.
     pub fn note_delivery(&self, t0: Instant, recipients: usize) {
         add(&self.delivered, recipients as u64);
-        let _ = self.fanout.borrow_mut().record((recipients as u64).clamp(1, MAX_US));
+        let _ = self
+            .fanout
+            .borrow_mut()
+            .record((recipients as u64).clamp(1, MAX_US));
         if self.batch_oldest.get().is_none_or(|o| t0 < o) {
             self.batch_oldest.set(Some(t0));
         }
@@ -140,6 +143,9 @@ mod tests {
         let b = ShardStats::default();
         b.note_delivery(t0, 7);
         s.merge(&b.snapshot(2, 4));
-        assert_eq!((s.connections, s.channels, s.delivered, s.fanout.len()), (5, 5, 22, 3));
+        assert_eq!(
+            (s.connections, s.channels, s.delivered, s.fanout.len()),
+            (5, 5, 22, 3)
+        );
     }
 }

@@ -29,8 +29,22 @@ impl ChannelCache {
         }
     }
 
-    pub fn store(&mut self, app: AppIdx, channel: &Arc<str>, frame: Bytes, data: Arc<str>, now: Instant) {
-        self.apps[app as usize].insert(channel.clone(), Cached { frame, data, stored: now });
+    pub fn store(
+        &mut self,
+        app: AppIdx,
+        channel: &Arc<str>,
+        frame: Bytes,
+        data: Arc<str>,
+        now: Instant,
+    ) {
+        self.apps[app as usize].insert(
+            channel.clone(),
+            Cached {
+                frame,
+                data,
+                stored: now,
+            },
+        );
     }
 
     /// The live entry, if any, and its remaining TTL.

@@ -42,7 +42,12 @@ impl ChannelKind {
         } else if let Some(rest) = name.strip_prefix("private-") {
             k(Access::Private, false, rest.starts_with("cache-"), false)
         } else if let Some(rest) = name.strip_prefix("presence-") {
-            k(Access::Presence, false, rest.starts_with("cache-"), rest.starts_with("privileged-"))
+            k(
+                Access::Presence,
+                false,
+                rest.starts_with("cache-"),
+                rest.starts_with("privileged-"),
+            )
         } else {
             k(Access::Public, false, name.starts_with("cache-"), false)
         }
@@ -94,7 +99,10 @@ mod tests {
         assert!(validate("a_b-c=d@e,f.g;h", 200).is_ok());
         assert!(validate("#server-to-user-42", 200).is_ok());
         assert_eq!(validate("", 200), Err(NameError::Empty));
-        assert_eq!(validate(&"a".repeat(201), 200), Err(NameError::TooLong(200)));
+        assert_eq!(
+            validate(&"a".repeat(201), 200),
+            Err(NameError::TooLong(200))
+        );
         assert!(validate(&"a".repeat(200), 200).is_ok());
         for bad in ["a b", "a#b", "é", "a\"b", "#x", "#server-to-user-"] {
             assert_eq!(validate(bad, 200), Err(NameError::BadChar), "{bad}");

@@ -58,15 +58,23 @@ impl OwnedChannels {
     }
 
     /// Counts one more subscription from `shard`, joining `member` if given.
-    pub fn subscribe(&mut self, app: AppIdx, channel: &Arc<str>, shard: ShardId, member: Option<(&Arc<str>, Option<&str>)>) -> Change {
+    pub fn subscribe(
+        &mut self,
+        app: AppIdx,
+        channel: &Arc<str>,
+        shard: ShardId,
+        member: Option<(&Arc<str>, Option<&str>)>,
+    ) -> Change {
         let n = self.nr_shards;
-        let e = self.apps[app as usize].entry(channel.clone()).or_insert_with(|| Owned {
-            name: channel.clone(),
-            per_shard: vec![0; n].into_boxed_slice(),
-            total: 0,
-            members: IndexMap::new(),
-            count_sent_at: None,
-        });
+        let e = self.apps[app as usize]
+            .entry(channel.clone())
+            .or_insert_with(|| Owned {
+                name: channel.clone(),
+                per_shard: vec![0; n].into_boxed_slice(),
+                total: 0,
+                members: IndexMap::new(),
+                count_sent_at: None,
+            });
         e.per_shard[shard] += 1;
         e.total += 1;
         let mut change = Change {
@@ -87,7 +95,13 @@ impl OwnedChannels {
     }
 
     /// Counts one subscription less from `shard`, leaving as `user` if given.
-    pub fn unsubscribe(&mut self, app: AppIdx, channel: &str, shard: ShardId, user: Option<&str>) -> Change {
+    pub fn unsubscribe(
+        &mut self,
+        app: AppIdx,
+        channel: &str,
+        shard: ShardId,
+        user: Option<&str>,
+    ) -> Change {
         let table = &mut self.apps[app as usize];
         let Some(e) = table.get_mut(channel) else {
             return Change::default();
@@ -161,7 +175,11 @@ mod tests {
         assert_eq!(t.get(0, "c").unwrap().total, 3);
         assert_eq!(&*t.get(0, "c").unwrap().per_shard, &[1, 2]);
         assert!(!t.unsubscribe(0, "c", 0, None).occupancy);
-        assert_eq!(t.unsubscribe(0, "c", 0, None), Change::default(), "no underflow");
+        assert_eq!(
+            t.unsubscribe(0, "c", 0, None),
+            Change::default(),
+            "no underflow"
+        );
         assert!(!t.unsubscribe(0, "c", 1, None).occupancy);
         assert!(t.unsubscribe(0, "c", 1, None).occupancy);
         assert!(t.get(0, "c").is_none());
@@ -173,12 +191,41 @@ mod tests {
         let mut t = OwnedChannels::new(1, 2);
         let c: Arc<str> = Arc::from("presence-r");
         let u: Arc<str> = Arc::from("u1");
-        assert_eq!(t.subscribe(0, &c, 0, Some((&u, Some("{}")))), Change { occupancy: true, member: true });
-        assert_eq!(t.subscribe(0, &c, 1, Some((&u, None))), Change { occupancy: false, member: false });
-        assert_eq!(t.get(0, "presence-r").unwrap().members["u1"].info.as_deref(), Some("{}"));
+        assert_eq!(
+            t.subscribe(0, &c, 0, Some((&u, Some("{}")))),
+            Change {
+                occupancy: true,
+                member: true
+            }
+        );
+        assert_eq!(
+            t.subscribe(0, &c, 1, Some((&u, None))),
+            Change {
+                occupancy: false,
+                member: false
+            }
+        );
+        assert_eq!(
+            t.get(0, "presence-r").unwrap().members["u1"]
+                .info
+                .as_deref(),
+            Some("{}")
+        );
         assert!(!t.has_room_for(0, "presence-r", "u2", 1));
         assert!(t.has_room_for(0, "presence-r", "u1", 1));
-        assert_eq!(t.unsubscribe(0, "presence-r", 0, Some("u1")), Change { occupancy: false, member: false });
-        assert_eq!(t.unsubscribe(0, "presence-r", 1, Some("u1")), Change { occupancy: true, member: true });
+        assert_eq!(
+            t.unsubscribe(0, "presence-r", 0, Some("u1")),
+            Change {
+                occupancy: false,
+                member: false
+            }
+        );
+        assert_eq!(
+            t.unsubscribe(0, "presence-r", 1, Some("u1")),
+            Change {
+                occupancy: true,
+                member: true
+            }
+        );
     }
 }

@@ -80,7 +80,11 @@ mod tests {
     use crate::http::request::parse_query;
 
     fn app() -> App {
-        let apps = crate::app::Apps::new(&[crate::config::AppConfig::new("3", "278d425bdf160c739803", "7ad3773142a6692b25b8")]);
+        let apps = crate::app::Apps::new(&[crate::config::AppConfig::new(
+            "3",
+            "278d425bdf160c739803",
+            "7ad3773142a6692b25b8",
+        )]);
         std::sync::Arc::try_unwrap(apps.list.into_iter().next().unwrap()).unwrap()
     }
 

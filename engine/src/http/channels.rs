@@ -65,7 +65,12 @@ pub async fn channel_attributes(
         )
         .await
         .map_err(|e| Response::error(503, &e.to_string()))?;
-    let Reply::Channel { subscription_count, user_count, cache } = reply else {
+    let Reply::Channel {
+        subscription_count,
+        user_count,
+        cache,
+    } = reply
+    else {
         return Err(Response::error(500, "unexpected shard reply"));
     };
     let wants = |k: &str| info.iter().any(|i| i == k);
@@ -75,7 +80,10 @@ pub async fn channel_attributes(
         user_count: (wants("user_count") && kind.is_presence()).then_some(user_count),
         subscription_count: wants("subscription_count").then_some(subscription_count),
         cache: if wants("cache") && kind.cache {
-            cache.map(|(data, ttl)| CacheInfo { data: data.to_string(), ttl })
+            cache.map(|(data, ttl)| CacheInfo {
+                data: data.to_string(),
+                ttl,
+            })
         } else {
             None
         },
@@ -132,11 +140,22 @@ pub async fn list(shard: &Rc<Shard>, app: &App, req: &Request) -> Response {
 
 /// `GET /apps/{id}/channels/{name}/users`: presence channels only.
 pub async fn users(shard: &Rc<Shard>, app: &App, channel: &str) -> Response {
-    if name::validate(channel, shard.limits.max_channel_name_bytes).is_err() || !ChannelKind::of(channel).is_presence() {
+    if name::validate(channel, shard.limits.max_channel_name_bytes).is_err()
+        || !ChannelKind::of(channel).is_presence()
+    {
         return Response::error(400, "users are only available for presence channels");
     }
     let owner = shard.owner_of(app.idx, channel);
-    match shard.query(owner, Q::Members { app: app.idx, channel: Arc::from(channel) }).await {
+    match shard
+        .query(
+            owner,
+            Q::Members {
+                app: app.idx,
+                channel: Arc::from(channel),
+            },
+        )
+        .await
+    {
         Ok(Reply::Members(ids)) => {
             #[derive(Serialize)]
             struct User {
@@ -146,7 +165,12 @@ pub async fn users(shard: &Rc<Shard>, app: &App, channel: &str) -> Response {
             struct Out {
                 users: Vec<User>,
             }
-            Response::json(200, to_json(&Out { users: ids.into_iter().map(|id| User { id }).collect() }))
+            Response::json(
+                200,
+                to_json(&Out {
+                    users: ids.into_iter().map(|id| User { id }).collect(),
+                }),
+            )
         }
         Ok(_) => Response::error(500, "unexpected shard reply"),
         Err(e) => Response::error(503, &e.to_string()),

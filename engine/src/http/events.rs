@@ -130,7 +130,9 @@ async fn send(shard: &Rc<Shard>, app: &App, ev: &Checked) {
         // Encoded once per channel (the channel name is part of the frame); every recipient
         // on every shard gets these same bytes.
         let frame = frames::channel_event(&ev.name, c, &ev.data, None);
-        shard.publish(app.idx, c.clone(), frame, ev.exclude, &ev.data).await;
+        shard
+            .publish(app.idx, c.clone(), frame, ev.exclude, &ev.data)
+            .await;
     }
 }
 

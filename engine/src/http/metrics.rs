@@ -19,7 +19,10 @@ fn allowed(shard: &Shard, req: &Request) -> bool {
         return true;
     }
     let key = req.param("auth_key").unwrap_or_default();
-    shard.apps.by_key(key).is_some_and(|app| auth::verify(app, req).is_ok())
+    shard
+        .apps
+        .by_key(key)
+        .is_some_and(|app| auth::verify(app, req).is_ok())
 }
 
 async fn gather(shard: &Rc<Shard>) -> Result<Snapshot, Response> {
@@ -48,7 +51,13 @@ struct Quantiles {
 }
 
 fn quantiles(h: &Histogram<u64>) -> Quantiles {
-    let q = |p: f64| if h.is_empty() { 0 } else { h.value_at_quantile(p) };
+    let q = |p: f64| {
+        if h.is_empty() {
+            0
+        } else {
+            h.value_at_quantile(p)
+        }
+    };
     Quantiles {
         count: h.len(),
         p50: q(0.5),
@@ -61,7 +70,10 @@ fn quantiles(h: &Histogram<u64>) -> Quantiles {
 
 pub async fn stats(shard: &Rc<Shard>, req: &Request) -> Response {
     if !allowed(shard, req) {
-        return Response::error(401, "stats are served to loopback clients or signed requests");
+        return Response::error(
+            401,
+            "stats are served to loopback clients or signed requests",
+        );
     }
     let s = match gather(shard).await {
         Ok(s) => s,
@@ -109,12 +121,18 @@ pub async fn stats(shard: &Rc<Shard>, req: &Request) -> Response {
         fanout_recipients: quantiles(&s.fanout),
         queue_delay_us: quantiles(&s.queue_delay_us),
     };
-    Response::json(200, simd_json::to_vec(&out).expect("in-memory serialization"))
+    Response::json(
+        200,
+        simd_json::to_vec(&out).expect("in-memory serialization"),
+    )
 }
 
 pub async fn metrics(shard: &Rc<Shard>, req: &Request) -> Response {
     if !allowed(shard, req) {
-        return Response::error(401, "metrics are served to loopback clients or signed requests");
+        return Response::error(
+            401,
+            "metrics are served to loopback clients or signed requests",
+        );
     }
     let s = match gather(shard).await {
         Ok(s) => s,
@@ -123,26 +141,93 @@ pub async fn metrics(shard: &Rc<Shard>, req: &Request) -> Response {
     let w = shard.webhooks.stats();
     let mut t = String::new();
     let mut gauge = |name: &str, help: &str, kind: &str, v: u64| {
-        let _ = writeln!(t, "# HELP raptor_{name} {help}\n# TYPE raptor_{name} {kind}\nraptor_{name} {v}");
+        let _ = writeln!(
+            t,
+            "# HELP raptor_{name} {help}\n# TYPE raptor_{name} {kind}\nraptor_{name} {v}"
+        );
     };
-    gauge("connections", "Open WebSocket connections.", "gauge", s.connections);
+    gauge(
+        "connections",
+        "Open WebSocket connections.",
+        "gauge",
+        s.connections,
+    );
     gauge("channels", "Occupied channels.", "gauge", s.channels);
-    gauge("messages_in_total", "Events accepted for publishing (API and client events).", "counter", s.published);
-    gauge("messages_out_total", "Event frames queued to subscribers.", "counter", s.delivered);
-    gauge("bytes_out_total", "Bytes written to WebSocket connections.", "counter", s.bytes_out);
-    gauge("slow_consumers_cut_total", "Connections closed with 4100 because they fell behind.", "counter", s.slow_consumers);
-    gauge("webhook_events_queued_total", "Webhook events accepted for sending.", "counter", w.queued);
-    gauge("webhook_events_sent_total", "Webhook events delivered.", "counter", w.sent);
-    gauge("webhook_events_failed_total", "Webhook events given up after retries.", "counter", w.failed);
-    gauge("webhook_events_dropped_total", "Webhook events dropped because a queue was full.", "counter", w.dropped);
+    gauge(
+        "messages_in_total",
+        "Events accepted for publishing (API and client events).",
+        "counter",
+        s.published,
+    );
+    gauge(
+        "messages_out_total",
+        "Event frames queued to subscribers.",
+        "counter",
+        s.delivered,
+    );
+    gauge(
+        "bytes_out_total",
+        "Bytes written to WebSocket connections.",
+        "counter",
+        s.bytes_out,
+    );
+    gauge(
+        "slow_consumers_cut_total",
+        "Connections closed with 4100 because they fell behind.",
+        "counter",
+        s.slow_consumers,
+    );
+    gauge(
+        "webhook_events_queued_total",
+        "Webhook events accepted for sending.",
+        "counter",
+        w.queued,
+    );
+    gauge(
+        "webhook_events_sent_total",
+        "Webhook events delivered.",
+        "counter",
+        w.sent,
+    );
+    gauge(
+        "webhook_events_failed_total",
+        "Webhook events given up after retries.",
+        "counter",
+        w.failed,
+    );
+    gauge(
+        "webhook_events_dropped_total",
+        "Webhook events dropped because a queue was full.",
+        "counter",
+        w.dropped,
+    );
     for (name, help, h) in [
-        ("publish_to_write_microseconds", "Publish to the batch holding it written, per flush pass.", &s.publish_to_write_us),
-        ("queue_delay_microseconds", "Time a socket's outbound queue waited to be drained.", &s.queue_delay_us),
-        ("fanout_recipients", "Recipients per delivered event per shard.", &s.fanout),
+        (
+            "publish_to_write_microseconds",
+            "Publish to the batch holding it written, per flush pass.",
+            &s.publish_to_write_us,
+        ),
+        (
+            "queue_delay_microseconds",
+            "Time a socket's outbound queue waited to be drained.",
+            &s.queue_delay_us,
+        ),
+        (
+            "fanout_recipients",
+            "Recipients per delivered event per shard.",
+            &s.fanout,
+        ),
     ] {
-        let _ = writeln!(t, "# HELP raptor_{name} {help}\n# TYPE raptor_{name} summary");
+        let _ = writeln!(
+            t,
+            "# HELP raptor_{name} {help}\n# TYPE raptor_{name} summary"
+        );
         for q in [0.5, 0.9, 0.99, 0.999] {
-            let v = if h.is_empty() { 0 } else { h.value_at_quantile(q) };
+            let v = if h.is_empty() {
+                0
+            } else {
+                h.value_at_quantile(q)
+            };
             let _ = writeln!(t, "raptor_{name}{{quantile=\"{q}\"}} {v}");
         }
         let _ = writeln!(t, "raptor_{name}_count {}", h.len());

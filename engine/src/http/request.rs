@@ -16,6 +16,8 @@ pub struct Request {
     pub connection_upgrade: bool,
     pub ws_key: Option<String>,
     pub ws_version: Option<String>,
+    /// `Origin` (browsers send it on WebSocket upgrades).
+    pub origin: Option<String>,
     /// `Connection: close` or HTTP/1.0 without keep-alive.
     pub close: bool,
     pub content_length: usize,
@@ -64,21 +66,25 @@ pub async fn read_head(
             }
         }
         let room = (max_head + 1).saturating_sub(buf.len()).clamp(1, 4096);
-        let old = buf.len();
-        buf.resize(old + room, 0);
-        let n = stream.read(&mut buf[old..]).await;
-        let n = match n {
-            Ok(n) => n,
-            Err(e) => {
-                buf.truncate(old);
-                return Err(e.into());
-            }
-        };
-        buf.truncate(old + n);
-        if n == 0 {
-            return Err(ReadError::Eof);
-        }
+        read_more(stream, buf, room).await?;
     }
+}
+
+/// Appends up to `room` bytes from `stream` to `buf`. Reads into a scratch buffer so a read
+/// cancelled by a timeout never leaves placeholder bytes in `buf`.
+async fn read_more(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    room: usize,
+) -> Result<(), ReadError> {
+    let mut chunk = [0u8; 4096];
+    let room = room.clamp(1, chunk.len());
+    let n = stream.read(&mut chunk[..room]).await?;
+    if n == 0 {
+        return Err(ReadError::Eof);
+    }
+    buf.extend_from_slice(&chunk[..n]);
+    Ok(())
 }
 
 /// Parses the request head at the start of `buf`, without I/O (so it can be fuzzed and
@@ -105,20 +111,7 @@ pub async fn read_body(
 ) -> Result<(), ReadError> {
     let want = req.content_length;
     while buf.len() < want {
-        let old = buf.len();
-        buf.resize(want.max(old + 1), 0);
-        let n = stream.read(&mut buf[old..]).await;
-        let n = match n {
-            Ok(n) => n,
-            Err(e) => {
-                buf.truncate(old);
-                return Err(e.into());
-            }
-        };
-        buf.truncate(old + n);
-        if n == 0 {
-            return Err(ReadError::Eof);
-        }
+        read_more(stream, buf, want - buf.len()).await?;
     }
     req.body = buf.drain(..want).collect();
     Ok(())
@@ -158,6 +151,8 @@ fn from_httparse(req: &httparse::Request<'_, '_>) -> Result<Request, ReadError> 
             }
         } else if name.eq_ignore_ascii_case("sec-websocket-key") {
             r.ws_key = Some(v.to_string());
+        } else if name.eq_ignore_ascii_case("origin") {
+            r.origin = Some(v.to_string());
         } else if name.eq_ignore_ascii_case("sec-websocket-version") {
             r.ws_version = Some(v.to_string());
         } else if name.eq_ignore_ascii_case("content-length") {

@@ -65,6 +65,12 @@ fn authed(shard: &Shard, id: &str, req: &Request) -> Result<Arc<App>, Response> 
         .by_id(id)
         .ok_or_else(|| Response::error(404, &format!("unknown app `{id}`")))?;
     auth::verify(app, req).map_err(|e| Response::error(401, &e.to_string()))?;
+    if !shard.admit_api(app) {
+        return Err(Response::error(
+            429,
+            "too many API requests for this app; retry later",
+        ));
+    }
     Ok(app.clone())
 }
 

@@ -9,6 +9,8 @@ pub const PATH_NOT_FOUND: u16 = 4005;
 pub const UNSUPPORTED_PROTOCOL: u16 = 4007;
 /// Close: the `protocol` query parameter is missing.
 pub const NO_PROTOCOL: u16 = 4008;
+/// Close: the node or the app holds its maximum number of connections.
+pub const OVER_QUOTA: u16 = 4004;
 /// Close: the client fell behind; its outbound queue overflowed. Reconnect after backoff.
 pub const OVER_CAPACITY: u16 = 4100;
 /// Close: the server is going away; reconnect now.

@@ -43,7 +43,9 @@ pub const MAX_WATCHLIST: usize = 100;
 fn parse_obj(s: &str) -> Option<OwnedValue> {
     let mut b = s.as_bytes().to_vec();
     let mut bufs = simd_json::Buffers::with_max_depth(b.len(), super::client::MAX_DEPTH);
-    simd_json::to_owned_value_with_buffers(&mut b, &mut bufs).ok().filter(|v| v.is_object())
+    simd_json::to_owned_value_with_buffers(&mut b, &mut bufs)
+        .ok()
+        .filter(|v| v.is_object())
 }
 
 pub fn presence_data(channel_data: &str, max_info: usize) -> Result<PresenceData, IdentityError> {
@@ -60,17 +62,31 @@ pub fn presence_data(channel_data: &str, max_info: usize) -> Result<PresenceData
     if user_id.len() > MAX_USER_ID {
         return Err(IdentityError::IdTooLong(MAX_USER_ID));
     }
-    let user_info = v.get("user_info").filter(|x| !x.is_null()).map(|x| x.encode());
+    let user_info = v
+        .get("user_info")
+        .filter(|x| !x.is_null())
+        .map(|x| x.encode());
     if user_info.as_ref().is_some_and(|i| i.len() > max_info) {
         return Err(IdentityError::InfoTooLarge(max_info));
     }
-    let privileged = v.get("privileged").and_then(|x| x.as_bool()).unwrap_or(false);
-    Ok(PresenceData { user_id, user_info, privileged })
+    let privileged = v
+        .get("privileged")
+        .and_then(|x| x.as_bool())
+        .unwrap_or(false);
+    Ok(PresenceData {
+        user_id,
+        user_info,
+        privileged,
+    })
 }
 
 pub fn user_data(user_data: &str) -> Result<UserData, IdentityError> {
     let v = parse_obj(user_data).ok_or(IdentityError::BadUserData)?;
-    let id = v.get("id").and_then(|x| x.as_str()).ok_or(IdentityError::BadUserData)?.to_string();
+    let id = v
+        .get("id")
+        .and_then(|x| x.as_str())
+        .ok_or(IdentityError::BadUserData)?
+        .to_string();
     if id.is_empty() {
         return Err(IdentityError::BadUserData);
     }
@@ -88,7 +104,11 @@ pub fn user_data(user_data: &str) -> Result<UserData, IdentityError> {
     };
     let watchlist_truncated = watchlist.len() > MAX_WATCHLIST;
     watchlist.truncate(MAX_WATCHLIST);
-    Ok(UserData { id, watchlist, watchlist_truncated })
+    Ok(UserData {
+        id,
+        watchlist,
+        watchlist_truncated,
+    })
 }
 
 #[cfg(test)]
@@ -97,24 +117,49 @@ mod tests {
 
     #[test]
     fn presence() {
-        let p = presence_data(r#"{"user_id": "u-42", "user_info": {"name": "Alice"}}"#, 1024).unwrap();
+        let p = presence_data(
+            r#"{"user_id": "u-42", "user_info": {"name": "Alice"}}"#,
+            1024,
+        )
+        .unwrap();
         assert_eq!(p.user_id, "u-42");
         assert_eq!(p.user_info.as_deref(), Some(r#"{"name":"Alice"}"#));
         assert!(!p.privileged);
         let p = presence_data(r#"{"user_id":10,"privileged":true}"#, 1024).unwrap();
-        assert_eq!((p.user_id.as_str(), p.user_info, p.privileged), ("10", None, true));
-        assert_eq!(presence_data("{}", 1024), Err(IdentityError::BadChannelData));
-        assert_eq!(presence_data("nope", 1024), Err(IdentityError::BadChannelData));
+        assert_eq!(
+            (p.user_id.as_str(), p.user_info, p.privileged),
+            ("10", None, true)
+        );
+        assert_eq!(
+            presence_data("{}", 1024),
+            Err(IdentityError::BadChannelData)
+        );
+        assert_eq!(
+            presence_data("nope", 1024),
+            Err(IdentityError::BadChannelData)
+        );
         let long = format!(r#"{{"user_id":"{}"}}"#, "x".repeat(129));
-        assert_eq!(presence_data(&long, 1024), Err(IdentityError::IdTooLong(128)));
-        let big = format!(r#"{{"user_id":"a","user_info":{{"b":"{}"}}}}"#, "x".repeat(2000));
-        assert_eq!(presence_data(&big, 1024), Err(IdentityError::InfoTooLarge(1024)));
+        assert_eq!(
+            presence_data(&long, 1024),
+            Err(IdentityError::IdTooLong(128))
+        );
+        let big = format!(
+            r#"{{"user_id":"a","user_info":{{"b":"{}"}}}}"#,
+            "x".repeat(2000)
+        );
+        assert_eq!(
+            presence_data(&big, 1024),
+            Err(IdentityError::InfoTooLarge(1024))
+        );
     }
 
     #[test]
     fn users() {
         let u = user_data(r#"{"id":"42","watchlist":["7","9"]}"#).unwrap();
-        assert_eq!((u.id.as_str(), u.watchlist.len(), u.watchlist_truncated), ("42", 2, false));
+        assert_eq!(
+            (u.id.as_str(), u.watchlist.len(), u.watchlist_truncated),
+            ("42", 2, false)
+        );
         let many: Vec<String> = (0..150).map(|i| format!("\"{i}\"")).collect();
         let u = user_data(&format!(r#"{{"id":"1","watchlist":[{}]}}"#, many.join(","))).unwrap();
         assert_eq!((u.watchlist.len(), u.watchlist_truncated), (100, true));

@@ -105,7 +105,10 @@ fn json_str(s: &str) -> String {
 
 /// `subscription_succeeded` for a presence channel. `members` are `(user_id, user_info JSON)`
 /// in a stable order; `user_info` text is already valid compact JSON.
-pub fn presence_succeeded<'a>(channel: &str, members: impl Iterator<Item = (&'a str, Option<&'a str>)>) -> Bytes {
+pub fn presence_succeeded<'a>(
+    channel: &str,
+    members: impl Iterator<Item = (&'a str, Option<&'a str>)>,
+) -> Bytes {
     let mut ids = String::from("[");
     let mut hash = String::from("{");
     let mut count = 0usize;
@@ -124,7 +127,12 @@ pub fn presence_succeeded<'a>(channel: &str, members: impl Iterator<Item = (&'a 
     ids.push(']');
     hash.push('}');
     let data = format!(r#"{{"presence":{{"ids":{ids},"hash":{hash},"count":{count}}}}}"#);
-    channel_event("pusher_internal:subscription_succeeded", channel, &data, None)
+    channel_event(
+        "pusher_internal:subscription_succeeded",
+        channel,
+        &data,
+        None,
+    )
 }
 
 pub fn member_added(channel: &str, user_id: &str, user_info: Option<&str>) -> Bytes {
@@ -141,18 +149,33 @@ pub fn member_removed(channel: &str, user_id: &str) -> Bytes {
 }
 
 pub fn subscription_count(channel: &str, n: u32) -> Bytes {
-    channel_event("pusher_internal:subscription_count", channel, &format!(r#"{{"subscription_count":{n}}}"#), None)
+    channel_event(
+        "pusher_internal:subscription_count",
+        channel,
+        &format!(r#"{{"subscription_count":{n}}}"#),
+        None,
+    )
 }
 
 /// `{"event":"pusher:cache_miss","channel":"cache-x"}` (no data, like Pusher).
 pub fn cache_miss(channel: &str) -> Bytes {
-    crate::ws::frame::text_frame(format!(r#"{{"event":"pusher:cache_miss","channel":{}}}"#, json_str(channel)).as_bytes())
+    crate::ws::frame::text_frame(
+        format!(
+            r#"{{"event":"pusher:cache_miss","channel":{}}}"#,
+            json_str(channel)
+        )
+        .as_bytes(),
+    )
 }
 
 /// `{"event":"pusher:signin_success","data":{"user_data":"<the signed string>"}}`.
 pub fn signin_success(user_data: &str) -> Bytes {
     crate::ws::frame::text_frame(
-        format!(r#"{{"event":"pusher:signin_success","data":{{"user_data":{}}}}}"#, json_str(user_data)).as_bytes(),
+        format!(
+            r#"{{"event":"pusher:signin_success","data":{{"user_data":{}}}}}"#,
+            json_str(user_data)
+        )
+        .as_bytes(),
     )
 }
 
@@ -236,7 +259,10 @@ mod tests {
             payload(&member_removed("presence-r", "3")),
             r#"{"event":"pusher_internal:member_removed","channel":"presence-r","data":"{\"user_id\":\"3\"}"}"#
         );
-        assert_eq!(payload(&cache_miss("cache-x")), r#"{"event":"pusher:cache_miss","channel":"cache-x"}"#);
+        assert_eq!(
+            payload(&cache_miss("cache-x")),
+            r#"{"event":"pusher:cache_miss","channel":"cache-x"}"#
+        );
         assert_eq!(
             payload(&signin_success(r#"{"id":"42"}"#)),
             r#"{"event":"pusher:signin_success","data":{"user_data":"{\"id\":\"42\"}"}}"#

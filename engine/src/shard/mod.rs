@@ -51,6 +51,12 @@ pub struct Shard {
     pub flush: Rc<FlushQueue>,
     pub mesh: Rc<MeshOut>,
     pub webhooks: Webhooks,
+    /// Node-wide connection count and shutdown flag.
+    pub node: Arc<crate::lifecycle::Node>,
+    /// New-connection rate window: (start of the current second, admitted in it).
+    conn_rate: Cell<(std::time::Instant, u32)>,
+    /// Per app: API request rate window.
+    api_rate: RefCell<Vec<(std::time::Instant, u32)>>,
     /// Live WebSocket connections accepted by this shard.
     pub conns: RefCell<HashMap<ConnId, Rc<Connection>>>,
     next_conn: Cell<u64>,
@@ -67,14 +73,21 @@ pub struct Shard {
     pub stats: Rc<ShardStats>,
 }
 
-
 /// Why a query to another shard failed. Internal; the HTTP layer answers 503.
 #[derive(Debug, thiserror::Error)]
 #[error("shard did not answer in time")]
 pub struct QueryTimeout;
 
 impl Shard {
-    pub fn new(id: ShardId, nr_shards: usize, apps: Arc<Apps>, limits: Arc<Limits>, mesh: Rc<MeshOut>, webhooks: Webhooks) -> Rc<Shard> {
+    pub fn new(
+        id: ShardId,
+        nr_shards: usize,
+        apps: Arc<Apps>,
+        limits: Arc<Limits>,
+        mesh: Rc<MeshOut>,
+        webhooks: Webhooks,
+        node: Arc<crate::lifecycle::Node>,
+    ) -> Rc<Shard> {
         let n_apps = apps.list.len();
         let stats = Rc::new(ShardStats::default());
         Rc::new(Shard {
@@ -85,6 +98,9 @@ impl Shard {
             flush: FlushQueue::new(stats.clone()),
             mesh,
             webhooks,
+            node,
+            conn_rate: Cell::new((std::time::Instant::now(), 0)),
+            api_rate: RefCell::new(vec![(std::time::Instant::now(), 0); n_apps]),
             conns: RefCell::new(HashMap::new()),
             next_conn: Cell::new(0),
             local: RefCell::new(LocalChannels::new(n_apps)),
@@ -113,7 +129,52 @@ impl Shard {
         let n = self.next_conn.get() + 1;
         self.next_conn.set(n);
         let lo = n * self.nr_shards as u64 + self.id as u64;
-        (n, SocketId { hi: u64::from(fastrand::u32(1..)), lo })
+        (
+            n,
+            SocketId {
+                hi: u64::from(fastrand::u32(1..)),
+                lo,
+            },
+        )
+    }
+
+    // ---- admission ----------------------------------------------------------------------
+
+    /// Admits a new WebSocket connection of `app`, or says which close code refuses it.
+    /// On success the node and app counters include it until [`Shard::remove_connection`].
+    pub fn admit(&self, app: &crate::app::App) -> Result<(), (u16, &'static str)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.node.shutting_down() {
+            return Err((codes::RECONNECT, "server shutting down"));
+        }
+        let per_shard = (self.limits.max_new_connections_per_second / self.nr_shards as u32).max(1);
+        if !take_token(&self.conn_rate, per_shard) {
+            return Err((
+                codes::OVER_CAPACITY,
+                "too many new connections, retry later",
+            ));
+        }
+        if self.node.connections.fetch_add(1, Relaxed) >= self.limits.max_connections {
+            self.node.connections.fetch_sub(1, Relaxed);
+            return Err((codes::OVER_QUOTA, "Over connection quota"));
+        }
+        let n = app.connections.fetch_add(1, Relaxed);
+        if app.max_connections.is_some_and(|max| n >= max) {
+            app.connections.fetch_sub(1, Relaxed);
+            self.node.connections.fetch_sub(1, Relaxed);
+            return Err((codes::OVER_QUOTA, "Over connection quota"));
+        }
+        Ok(())
+    }
+
+    /// Counts an API request of `app`; false when over its per-second limit.
+    pub fn admit_api(&self, app: &crate::app::App) -> bool {
+        let per_shard = (app.max_api_requests_per_second / self.nr_shards as u32).max(1);
+        let mut rates = self.api_rate.borrow_mut();
+        let cell = Cell::new(rates[app.idx as usize]);
+        let ok = take_token(&cell, per_shard);
+        rates[app.idx as usize] = cell.get();
+        ok
     }
 
     // ---- called by the WebSocket session -------------------------------------------------
@@ -171,7 +232,15 @@ impl Shard {
                 self.local.borrow_mut().remove(app, channel, conn.id);
                 let owner = self.owner_of(app, channel);
                 let user_id = sub.user_id;
-                self.mesh.send(owner, ShardMsg::Unsubscribe { app, channel: name, from: self.id, user_id });
+                self.mesh.send(
+                    owner,
+                    ShardMsg::Unsubscribe {
+                        app,
+                        channel: name,
+                        from: self.id,
+                        user_id,
+                    },
+                );
             }
             SubState::Pending | SubState::Cancelled => {
                 sub.state = SubState::Cancelled;
@@ -182,7 +251,11 @@ impl Shard {
 
     /// Drops every subscription and the sign-in of a closed connection, and forgets it.
     pub fn remove_connection(&self, conn: &Rc<Connection>) {
-        self.conns.borrow_mut().remove(&conn.id);
+        if self.conns.borrow_mut().remove(&conn.id).is_some() {
+            use std::sync::atomic::Ordering::Relaxed;
+            self.node.connections.fetch_sub(1, Relaxed);
+            conn.app.connections.fetch_sub(1, Relaxed);
+        }
         let app = conn.app.idx;
         let subs: Vec<(Arc<str>, Sub)> = conn.subs.borrow_mut().drain().collect();
         for (channel, sub) in subs {
@@ -190,16 +263,33 @@ impl Shard {
             if sub.state == SubState::Active {
                 self.local.borrow_mut().remove(app, &channel, conn.id);
                 let owner = self.owner_of(app, &channel);
-                self.mesh.send(owner, ShardMsg::Unsubscribe { app, channel, from: self.id, user_id: sub.user_id });
+                self.mesh.send(
+                    owner,
+                    ShardMsg::Unsubscribe {
+                        app,
+                        channel,
+                        from: self.id,
+                        user_id: sub.user_id,
+                    },
+                );
             }
         }
         if let Some(user) = conn.user.borrow_mut().take() {
             for w in user.watchlist {
                 let owner = self.owner_of_user(app, &w);
-                self.mesh.send(owner, ShardMsg::Unwatch { app, user: w, from: self.id, conn: conn.id });
+                self.mesh.send(
+                    owner,
+                    ShardMsg::Unwatch {
+                        app,
+                        user: w,
+                        from: self.id,
+                        conn: conn.id,
+                    },
+                );
             }
             let owner = self.owner_of_user(app, &user.id);
-            self.mesh.send(owner, ShardMsg::UserOffline { app, user: user.id });
+            self.mesh
+                .send(owner, ShardMsg::UserOffline { app, user: user.id });
         }
     }
 
@@ -207,10 +297,24 @@ impl Shard {
     pub fn sign_in(&self, conn: &Rc<Connection>, user: SignedIn) {
         let app = conn.app.idx;
         let owner = self.owner_of_user(app, &user.id);
-        self.mesh.send(owner, ShardMsg::UserOnline { app, user: user.id.clone() });
+        self.mesh.send(
+            owner,
+            ShardMsg::UserOnline {
+                app,
+                user: user.id.clone(),
+            },
+        );
         for w in &user.watchlist {
             let owner = self.owner_of_user(app, w);
-            self.mesh.send(owner, ShardMsg::Watch { app, user: w.clone(), from: self.id, conn: conn.id });
+            self.mesh.send(
+                owner,
+                ShardMsg::Watch {
+                    app,
+                    user: w.clone(),
+                    from: self.id,
+                    conn: conn.id,
+                },
+            );
         }
         *conn.user.borrow_mut() = Some(user);
         conn.authorized.set(true);
@@ -218,30 +322,71 @@ impl Shard {
 
     /// Publishes without waiting for mesh room: for client events, which are rate-limited
     /// per connection and so cannot flood the mesh.
-    pub fn publish_now(&self, app: AppIdx, channel: Arc<str>, frame: Bytes, exclude: Option<SocketId>) {
+    pub fn publish_now(
+        &self,
+        app: AppIdx,
+        channel: Arc<str>,
+        frame: Bytes,
+        exclude: Option<SocketId>,
+    ) {
         let owner = self.owner_of(app, &channel);
         stats::add(&self.stats.published, 1);
         let t0 = std::time::Instant::now();
-        self.mesh.send(owner, ShardMsg::Publish { app, channel, frame, exclude, cache_data: None, t0 });
+        self.mesh.send(
+            owner,
+            ShardMsg::Publish {
+                app,
+                channel,
+                frame,
+                exclude,
+                cache_data: None,
+                t0,
+            },
+        );
     }
 
     // ---- called by the HTTP API ----------------------------------------------------------
 
     /// Sends a finished event frame to the channel's owner, waiting if the owner is behind.
-    pub async fn publish(&self, app: AppIdx, channel: Arc<str>, frame: Bytes, exclude: Option<SocketId>, data: &str) {
+    pub async fn publish(
+        &self,
+        app: AppIdx,
+        channel: Arc<str>,
+        frame: Bytes,
+        exclude: Option<SocketId>,
+        data: &str,
+    ) {
         let owner = self.owner_of(app, &channel);
         let t0 = std::time::Instant::now();
         self.mesh.wait_for_room(owner).await;
         stats::add(&self.stats.published, 1);
-        let cache_data = crate::channel::name::ChannelKind::of(&channel).cache.then(|| Arc::from(data));
-        self.mesh.send(owner, ShardMsg::Publish { app, channel, frame, exclude, cache_data, t0 });
+        let cache_data = crate::channel::name::ChannelKind::of(&channel)
+            .cache
+            .then(|| Arc::from(data));
+        self.mesh.send(
+            owner,
+            ShardMsg::Publish {
+                app,
+                channel,
+                frame,
+                exclude,
+                cache_data,
+                t0,
+            },
+        );
     }
 
     /// Closes the signed-in connections of `user` on every shard.
     pub fn terminate_user(&self, app: AppIdx, user: &str) {
         let user: Arc<str> = Arc::from(user);
         for s in 0..self.nr_shards {
-            self.mesh.send(s, ShardMsg::Terminate { app, user: user.clone() });
+            self.mesh.send(
+                s,
+                ShardMsg::Terminate {
+                    app,
+                    user: user.clone(),
+                },
+            );
         }
     }
 
@@ -251,9 +396,18 @@ impl Shard {
         self.next_query.set(id);
         let (tx, rx) = local_channel::new_bounded(1);
         self.pending.borrow_mut().insert(id, tx);
-        self.mesh.send(dst, ShardMsg::Query { from: self.id, id, query });
+        self.mesh.send(
+            dst,
+            ShardMsg::Query {
+                from: self.id,
+                id,
+                query,
+            },
+        );
         let res = glommio::timer::timeout(QUERY_TIMEOUT, async {
-            rx.recv().await.ok_or(glommio::GlommioError::Closed(glommio::ResourceType::Channel(())))
+            rx.recv().await.ok_or(glommio::GlommioError::Closed(
+                glommio::ResourceType::Channel(()),
+            ))
         })
         .await;
         self.pending.borrow_mut().remove(&id);
@@ -265,25 +419,65 @@ impl Shard {
     /// Handles one message from any shard (or this one). Never awaits.
     pub fn handle(&self, msg: ShardMsg) {
         match msg {
-            ShardMsg::Subscribe { app, channel, from, conn, socket_id, join } => {
-                self.owner_subscribe(app, channel, from, conn, socket_id, join)
-            }
-            ShardMsg::SubscribeAck { app, channel, conn, ok, frames, user_id } => {
-                self.on_subscribe_ack(app, channel, conn, ok, frames, user_id)
-            }
-            ShardMsg::Unsubscribe { app, channel, from, user_id } => self.owner_unsubscribe(app, channel, from, user_id),
-            ShardMsg::Publish { app, channel, frame, exclude, cache_data, t0 } => {
-                self.owner_publish(app, channel, frame, exclude, cache_data, t0)
-            }
-            ShardMsg::Deliver { app, channel, frame, exclude, privileged_only, t0 } => {
+            ShardMsg::Subscribe {
+                app,
+                channel,
+                from,
+                conn,
+                socket_id,
+                join,
+            } => self.owner_subscribe(app, channel, from, conn, socket_id, join),
+            ShardMsg::SubscribeAck {
+                app,
+                channel,
+                conn,
+                ok,
+                frames,
+                user_id,
+            } => self.on_subscribe_ack(app, channel, conn, ok, frames, user_id),
+            ShardMsg::Unsubscribe {
+                app,
+                channel,
+                from,
+                user_id,
+            } => self.owner_unsubscribe(app, channel, from, user_id),
+            ShardMsg::Publish {
+                app,
+                channel,
+                frame,
+                exclude,
+                cache_data,
+                t0,
+            } => self.owner_publish(app, channel, frame, exclude, cache_data, t0),
+            ShardMsg::Deliver {
+                app,
+                channel,
+                frame,
+                exclude,
+                privileged_only,
+                t0,
+            } => {
                 self.flush.tick_clock();
-                let n = self.local.borrow().deliver(app, &channel, &frame, exclude, privileged_only);
+                let n =
+                    self.local
+                        .borrow()
+                        .deliver(app, &channel, &frame, exclude, privileged_only);
                 self.stats.note_delivery(t0, n);
             }
             ShardMsg::UserOnline { app, user } => self.user_online(app, user),
             ShardMsg::UserOffline { app, user } => self.user_offline(app, user),
-            ShardMsg::Watch { app, user, from, conn } => self.watch(app, user, from, conn),
-            ShardMsg::Unwatch { app, user, from, conn } => self.unwatch(app, &user, from, conn),
+            ShardMsg::Watch {
+                app,
+                user,
+                from,
+                conn,
+            } => self.watch(app, user, from, conn),
+            ShardMsg::Unwatch {
+                app,
+                user,
+                from,
+                conn,
+            } => self.unwatch(app, &user, from, conn),
             ShardMsg::WatchNotify { conn, user, online } => {
                 if let Some(c) = self.conns.borrow().get(&conn) {
                     c.out.push(frames::watchlist_event(online, &[&user]));
@@ -293,8 +487,12 @@ impl Shard {
                 let conns: Vec<_> = self.conns.borrow().values().cloned().collect();
                 for c in conns {
                     if c.app.idx == app && c.user_id().as_deref() == Some(&*user) {
-                        c.out.push(frames::error(codes::UNAUTHORIZED, "connection terminated by the app"));
-                        c.out.close_with(close_frame(codes::UNAUTHORIZED, "terminated"));
+                        c.out.push(frames::error(
+                            codes::UNAUTHORIZED,
+                            "connection terminated by the app",
+                        ));
+                        c.out
+                            .close_with(close_frame(codes::UNAUTHORIZED, "terminated"));
                     }
                 }
             }
@@ -310,9 +508,19 @@ impl Shard {
         }
     }
 
-    fn on_subscribe_ack(&self, app: AppIdx, channel: Arc<str>, conn_id: ConnId, ok: bool, frames: Vec<Bytes>, user_id: Option<Arc<str>>) {
+    fn on_subscribe_ack(
+        &self,
+        app: AppIdx,
+        channel: Arc<str>,
+        conn_id: ConnId,
+        ok: bool,
+        frames: Vec<Bytes>,
+        user_id: Option<Arc<str>>,
+    ) {
         let conn = self.conns.borrow().get(&conn_id).cloned();
-        let sub = conn.as_ref().and_then(|c| c.subs.borrow().get(&channel).cloned());
+        let sub = conn
+            .as_ref()
+            .and_then(|c| c.subs.borrow().get(&channel).cloned());
         if !ok {
             // Refused by the owner (e.g. presence channel full): nothing was counted.
             if let (Some(conn), Some(sub)) = (conn, sub) {
@@ -357,7 +565,15 @@ impl Shard {
                     }
                 }
                 let owner = self.owner_of(app, &channel);
-                self.mesh.send(owner, ShardMsg::Unsubscribe { app, channel, from: self.id, user_id });
+                self.mesh.send(
+                    owner,
+                    ShardMsg::Unsubscribe {
+                        app,
+                        channel,
+                        from: self.id,
+                        user_id,
+                    },
+                );
             }
         }
     }
@@ -367,4 +583,19 @@ impl Shard {
         self.flush_counts(now);
         self.cache.borrow_mut().expire(now);
     }
+}
+
+/// A one-second window counter: true if another event fits in `per_second`.
+fn take_token(window: &Cell<(std::time::Instant, u32)>, per_second: u32) -> bool {
+    let now = std::time::Instant::now();
+    let (start, n) = window.get();
+    if now.saturating_duration_since(start) >= Duration::from_secs(1) {
+        window.set((now, 1));
+        return true;
+    }
+    if n >= per_second {
+        return false;
+    }
+    window.set((start, n + 1));
+    true
 }

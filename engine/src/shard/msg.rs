@@ -70,18 +70,48 @@ pub enum ShardMsg {
         t0: Instant,
     },
     /// Edge → owner of the user: one more (or one fewer) signed-in connection.
-    UserOnline { app: AppIdx, user: Arc<str> },
-    UserOffline { app: AppIdx, user: Arc<str> },
+    UserOnline {
+        app: AppIdx,
+        user: Arc<str>,
+    },
+    UserOffline {
+        app: AppIdx,
+        user: Arc<str>,
+    },
     /// Edge → owner of `user`: connection `conn` on `from` watches `user` (or stops).
-    Watch { app: AppIdx, user: Arc<str>, from: ShardId, conn: ConnId },
-    Unwatch { app: AppIdx, user: Arc<str>, from: ShardId, conn: ConnId },
+    Watch {
+        app: AppIdx,
+        user: Arc<str>,
+        from: ShardId,
+        conn: ConnId,
+    },
+    Unwatch {
+        app: AppIdx,
+        user: Arc<str>,
+        from: ShardId,
+        conn: ConnId,
+    },
     /// Owner of `user` → watcher's shard: `user` is online or offline.
-    WatchNotify { conn: ConnId, user: Arc<str>, online: bool },
+    WatchNotify {
+        conn: ConnId,
+        user: Arc<str>,
+        online: bool,
+    },
     /// Any shard → every shard: close the signed-in connections of `user`.
-    Terminate { app: AppIdx, user: Arc<str> },
+    Terminate {
+        app: AppIdx,
+        user: Arc<str>,
+    },
     /// A question for an owner (or every shard); answered with [`ShardMsg::Reply`].
-    Query { from: ShardId, id: u64, query: Query },
-    Reply { id: u64, reply: Reply },
+    Query {
+        from: ShardId,
+        id: u64,
+        query: Query,
+    },
+    Reply {
+        id: u64,
+        reply: Reply,
+    },
 }
 
 #[derive(Debug)]

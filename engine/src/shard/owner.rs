@@ -22,9 +22,19 @@ const COUNT_THROTTLE: Duration = Duration::from_secs(5);
 
 impl Shard {
     /// Sends `frame` to every shard with subscribers of `channel` (itself included).
-    pub(super) fn fan_out(&self, app: AppIdx, channel: &str, frame: &Bytes, exclude: Option<SocketId>, privileged_only: bool, t0: Instant) {
+    pub(super) fn fan_out(
+        &self,
+        app: AppIdx,
+        channel: &str,
+        frame: &Bytes,
+        exclude: Option<SocketId>,
+        privileged_only: bool,
+        t0: Instant,
+    ) {
         let owned = self.owned.borrow();
-        let Some(o) = owned.get(app, channel) else { return };
+        let Some(o) = owned.get(app, channel) else {
+            return;
+        };
         for (shard, &n) in o.per_shard.iter().enumerate() {
             if n > 0 {
                 self.mesh.send(
@@ -42,19 +52,67 @@ impl Shard {
         }
     }
 
-    pub(super) fn owner_subscribe(&self, app: AppIdx, channel: Arc<str>, from: ShardId, conn: ConnId, socket_id: SocketId, join: Option<Join>) {
+    pub(super) fn owner_subscribe(
+        &self,
+        app: AppIdx,
+        channel: Arc<str>,
+        from: ShardId,
+        conn: ConnId,
+        socket_id: SocketId,
+        join: Option<Join>,
+    ) {
         let a = self.apps.get(app).clone();
         let kind = ChannelKind::of(&channel);
         let user_id = join.as_ref().map(|j| j.user_id.clone());
         if let Some(j) = &join {
-            if !self.owned.borrow().has_room_for(app, &channel, &j.user_id, a.max_presence_members) {
+            if !self
+                .owned
+                .borrow()
+                .has_room_for(app, &channel, &j.user_id, a.max_presence_members)
+            {
                 let refusal = frames::subscription_error(
                     &channel,
                     "LimitReached",
-                    &format!("presence channel is full ({} members)", a.max_presence_members),
+                    &format!(
+                        "presence channel is full ({} members)",
+                        a.max_presence_members
+                    ),
                     403,
                 );
-                self.mesh.send(from, ShardMsg::SubscribeAck { app, channel, conn, ok: false, frames: vec![refusal], user_id });
+                self.mesh.send(
+                    from,
+                    ShardMsg::SubscribeAck {
+                        app,
+                        channel,
+                        conn,
+                        ok: false,
+                        frames: vec![refusal],
+                        user_id,
+                    },
+                );
+                return;
+            }
+        }
+        if let Some(max) = a.max_channels {
+            let opens = self.owned.borrow().get(app, &channel).is_none();
+            if opens && a.channels.load(std::sync::atomic::Ordering::Relaxed) >= max {
+                let refusal = frames::subscription_error(
+                    &channel,
+                    "LimitReached",
+                    &format!("the app has {max} channels already"),
+                    403,
+                );
+                self.mesh.send(
+                    from,
+                    ShardMsg::SubscribeAck {
+                        app,
+                        channel,
+                        conn,
+                        ok: false,
+                        frames: vec![refusal],
+                        user_id,
+                    },
+                );
                 return;
             }
         }
@@ -65,17 +123,34 @@ impl Shard {
             join.as_ref().map(|j| (&j.user_id, j.user_info.as_deref())),
         );
         if change.occupancy {
-            self.webhooks.emit(app, WebhookEvent::ChannelOccupied { channel: channel.to_string() });
+            a.channels
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.webhooks.emit(
+                app,
+                WebhookEvent::ChannelOccupied {
+                    channel: channel.to_string(),
+                },
+            );
         }
         let mut out = Vec::with_capacity(2);
         match &join {
             Some(j) => {
                 if change.member {
                     let added = frames::member_added(&channel, &j.user_id, j.user_info.as_deref());
-                    self.fan_out(app, &channel, &added, Some(socket_id), kind.privileged, Instant::now());
+                    self.fan_out(
+                        app,
+                        &channel,
+                        &added,
+                        Some(socket_id),
+                        kind.privileged,
+                        Instant::now(),
+                    );
                     self.webhooks.emit(
                         app,
-                        WebhookEvent::MemberAdded { channel: channel.to_string(), user_id: j.user_id.to_string() },
+                        WebhookEvent::MemberAdded {
+                            channel: channel.to_string(),
+                            user_id: j.user_id.to_string(),
+                        },
                     );
                 }
                 let owned = self.owned.borrow();
@@ -83,7 +158,10 @@ impl Shard {
                 if kind.privileged && !j.privileged {
                     // Unprivileged members of a privileged channel see only themselves.
                     let me = o.members.get(&j.user_id).and_then(|m| m.info.as_deref());
-                    out.push(frames::presence_succeeded(&channel, std::iter::once((&*j.user_id, me))));
+                    out.push(frames::presence_succeeded(
+                        &channel,
+                        std::iter::once((&*j.user_id, me)),
+                    ));
                 } else {
                     out.push(frames::presence_succeeded(
                         &channel,
@@ -98,35 +176,88 @@ impl Shard {
                 Some((c, _)) => out.push(c.frame.clone()),
                 None => {
                     out.push(frames::cache_miss(&channel));
-                    self.webhooks.emit(app, WebhookEvent::CacheMiss { channel: channel.to_string() });
+                    self.webhooks.emit(
+                        app,
+                        WebhookEvent::CacheMiss {
+                            channel: channel.to_string(),
+                        },
+                    );
                 }
             }
         }
-        self.mesh.send(from, ShardMsg::SubscribeAck { app, channel: channel.clone(), conn, ok: true, frames: out, user_id });
+        self.mesh.send(
+            from,
+            ShardMsg::SubscribeAck {
+                app,
+                channel: channel.clone(),
+                conn,
+                ok: true,
+                frames: out,
+                user_id,
+            },
+        );
         self.count_changed(app, &channel, Instant::now());
     }
 
-    pub(super) fn owner_unsubscribe(&self, app: AppIdx, channel: Arc<str>, from: ShardId, user_id: Option<Arc<str>>) {
+    pub(super) fn owner_unsubscribe(
+        &self,
+        app: AppIdx,
+        channel: Arc<str>,
+        from: ShardId,
+        user_id: Option<Arc<str>>,
+    ) {
         let kind = ChannelKind::of(&channel);
-        let change = self.owned.borrow_mut().unsubscribe(app, &channel, from, user_id.as_deref());
+        let change = self
+            .owned
+            .borrow_mut()
+            .unsubscribe(app, &channel, from, user_id.as_deref());
         if change.member {
             let user_id = user_id.expect("member change implies a user");
             let removed = frames::member_removed(&channel, &user_id);
-            self.fan_out(app, &channel, &removed, None, kind.privileged, Instant::now());
+            self.fan_out(
+                app,
+                &channel,
+                &removed,
+                None,
+                kind.privileged,
+                Instant::now(),
+            );
             self.webhooks.emit(
                 app,
-                WebhookEvent::MemberRemoved { channel: channel.to_string(), user_id: user_id.to_string() },
+                WebhookEvent::MemberRemoved {
+                    channel: channel.to_string(),
+                    user_id: user_id.to_string(),
+                },
             );
         }
         if change.occupancy {
-            self.webhooks.emit(app, WebhookEvent::ChannelVacated { channel: channel.to_string() });
+            self.apps
+                .get(app)
+                .channels
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            self.webhooks.emit(
+                app,
+                WebhookEvent::ChannelVacated {
+                    channel: channel.to_string(),
+                },
+            );
         }
         self.count_changed(app, &channel, Instant::now());
     }
 
-    pub(super) fn owner_publish(&self, app: AppIdx, channel: Arc<str>, frame: Bytes, exclude: Option<SocketId>, cache_data: Option<Arc<str>>, t0: Instant) {
+    pub(super) fn owner_publish(
+        &self,
+        app: AppIdx,
+        channel: Arc<str>,
+        frame: Bytes,
+        exclude: Option<SocketId>,
+        cache_data: Option<Arc<str>>,
+        t0: Instant,
+    ) {
         if let Some(data) = cache_data {
-            self.cache.borrow_mut().store(app, &channel, frame.clone(), data, Instant::now());
+            self.cache
+                .borrow_mut()
+                .store(app, &channel, frame.clone(), data, Instant::now());
         }
         self.fan_out(app, &channel, &frame, exclude, false, t0);
     }
@@ -139,8 +270,12 @@ impl Shard {
         }
         let throttled = {
             let owned = self.owned.borrow();
-            let Some(o) = owned.get(app, channel) else { return };
-            o.total > COUNT_THROTTLE_ABOVE && o.count_sent_at.is_some_and(|t| now.saturating_duration_since(t) < COUNT_THROTTLE)
+            let Some(o) = owned.get(app, channel) else {
+                return;
+            };
+            o.total > COUNT_THROTTLE_ABOVE
+                && o.count_sent_at
+                    .is_some_and(|t| now.saturating_duration_since(t) < COUNT_THROTTLE)
         };
         if throttled {
             self.count_dirty.borrow_mut().insert((app, channel.clone()));
@@ -152,14 +287,26 @@ impl Shard {
     fn send_count(&self, app: AppIdx, channel: &Arc<str>, now: Instant) {
         let total = {
             let mut owned = self.owned.borrow_mut();
-            let Some(o) = owned.get_mut(app, channel) else { return };
+            let Some(o) = owned.get_mut(app, channel) else {
+                return;
+            };
             o.count_sent_at = Some(now);
             o.total
         };
-        self.fan_out(app, channel, &frames::subscription_count(channel, total), None, false, now);
+        self.fan_out(
+            app,
+            channel,
+            &frames::subscription_count(channel, total),
+            None,
+            false,
+            now,
+        );
         self.webhooks.emit(
             app,
-            WebhookEvent::SubscriptionCount { channel: channel.to_string(), subscription_count: total },
+            WebhookEvent::SubscriptionCount {
+                channel: channel.to_string(),
+                subscription_count: total,
+            },
         );
     }
 
@@ -171,9 +318,10 @@ impl Shard {
             let due: Vec<_> = dirty
                 .iter()
                 .filter(|(a, c)| {
-                    owned
-                        .get(*a, c)
-                        .is_none_or(|o| o.count_sent_at.is_none_or(|t| now.saturating_duration_since(t) >= COUNT_THROTTLE))
+                    owned.get(*a, c).is_none_or(|o| {
+                        o.count_sent_at
+                            .is_none_or(|t| now.saturating_duration_since(t) >= COUNT_THROTTLE)
+                    })
                 })
                 .cloned()
                 .collect();

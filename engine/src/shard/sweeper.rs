@@ -29,9 +29,17 @@ fn sweep(shard: &Rc<Shard>, now: Instant) {
         match c.out.state() {
             WriteState::Open => {
                 if let Some(t) = c.app.authorized_connections_timeout_secs {
-                    if !c.authorized.get() && now.saturating_duration_since(c.connected_at) >= Duration::from_secs(t) {
-                        c.out.push(frames::error(codes::UNAUTHORIZED, &format!("connection not authorized within {t} s")));
-                        c.out.close_with(close_frame(codes::UNAUTHORIZED, "connection unauthorized"));
+                    if !c.authorized.get()
+                        && now.saturating_duration_since(c.connected_at) >= Duration::from_secs(t)
+                    {
+                        c.out.push(frames::error(
+                            codes::UNAUTHORIZED,
+                            &format!("connection not authorized within {t} s"),
+                        ));
+                        c.out.close_with(close_frame(
+                            codes::UNAUTHORIZED,
+                            "connection unauthorized",
+                        ));
                         continue;
                     }
                 }

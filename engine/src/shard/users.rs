@@ -36,7 +36,9 @@ impl UserRegistry {
     /// Forgets users nobody is signed in as and nobody watches.
     fn gc(&mut self, app: AppIdx, user: &str) {
         let t = &mut self.apps[app as usize];
-        if t.get(user).is_some_and(|e| e.conns == 0 && e.watchers.is_empty()) {
+        if t.get(user)
+            .is_some_and(|e| e.conns == 0 && e.watchers.is_empty())
+        {
             t.remove(user);
         }
     }
@@ -46,7 +48,14 @@ impl Shard {
     fn notify_watchers(&self, app: AppIdx, user: &Arc<str>, online: bool) {
         let watchers = self.users.borrow_mut().entry(app, user).watchers.clone();
         for (shard, conn) in watchers {
-            self.mesh.send(shard, ShardMsg::WatchNotify { conn, user: user.clone(), online });
+            self.mesh.send(
+                shard,
+                ShardMsg::WatchNotify {
+                    conn,
+                    user: user.clone(),
+                    online,
+                },
+            );
         }
     }
 
@@ -82,7 +91,8 @@ impl Shard {
             e.watchers.push((from, conn));
             e.conns > 0
         };
-        self.mesh.send(from, ShardMsg::WatchNotify { conn, user, online });
+        self.mesh
+            .send(from, ShardMsg::WatchNotify { conn, user, online });
     }
 
     pub(super) fn unwatch(&self, app: AppIdx, user: &Arc<str>, from: ShardId, conn: ConnId) {

@@ -9,23 +9,23 @@
 //!    there. Otherwise it is `try_send` into the hand-over queue ([`HANDOVER_CAPACITY`] events).
 //!    When the queue is full the event is **dropped and counted** in [`WebhookStats::dropped`]:
 //!    a shard never waits for a webhook receiver.
-//! 2. The `raptor-webhooks` thread ([`dispatcher`]) debounces: `channel_vacated` and
+//! 2. The `raptor-webhooks` thread (`dispatcher.rs`) debounces: `channel_vacated` and
 //!    `member_removed` are held for [`DEBOUNCE`]; a matching `channel_occupied` /
-//!    `member_added` inside that window cancels both ([`debounce`]).
+//!    `member_added` inside that window cancels both (`debounce.rs`).
 //! 3. The event goes to every endpoint, one per distinct `(app, url)`, whose `event_types` and
-//!    `channel_prefix` match ([`event::Filter`]).
+//!    `channel_prefix` match (`event.rs`).
 //! 4. Each endpoint batches: events arriving within [`BATCH_WINDOW`] (at most
 //!    [`BATCH_MAX_EVENTS`]) become one body `{"time_ms":..,"events":[..]}`, encoded and signed
-//!    once ([`endpoint`]).
+//!    once (`endpoint.rs`).
 //! 5. An endpoint has at most one request in flight and sends its batches in order. Requests
-//!    run on a small pool of `raptor-wh-http*` threads ([`delivery`]), so a slow receiver holds
+//!    run on a small pool of `raptor-wh-http*` threads (`delivery.rs`), so a slow receiver holds
 //!    one thread, not all.
 //! 6. A failed request (non-2xx, connection error, timeout) is retried with exponential backoff
-//!    ([`retry`]) for [`retry::Schedule::give_up_after`] after the first attempt; then the batch
-//!    is counted in `failed` and logged.
+//!    (`retry.rs`) for 5 minutes after the first attempt; then the batch is counted in
+//!    `failed` and logged.
 //!
 //! **Invariant:** everything is bounded: the hand-over queue, the held events of the debounce,
-//! the batches waiting per server ([`MAX_PENDING_BATCHES`], oldest dropped first) and the
+//! the batches waiting for delivery ([`MAX_PENDING_BATCHES`], oldest dropped first) and the
 //! delivery threads. There is no lock: the threads talk only over `std::sync::mpsc` channels.
 //!
 //! docs/webhooks.md is the operator's view of the same.
@@ -127,7 +127,7 @@ pub struct Webhooks {
 /// What every handle shares. Read-only except for the atomics.
 struct Shared {
     tx: SyncSender<Input>,
-    /// Per app, the event kinds worth handing over (see [`event::wanted_by_app`]).
+    /// Per app, the event kinds worth handing over (see `event::wanted_by_app`).
     wanted: Box<[KindSet]>,
     counters: Arc<Counters>,
 }
@@ -202,5 +202,32 @@ impl Webhooks {
         self.inner
             .as_ref()
             .map_or_else(WebhookStats::default, |s| s.counters.snapshot())
+    }
+}
+
+impl Webhooks {
+    /// At shutdown: waits until the dispatcher has been idle (no event sent, failed, dropped
+    /// or debounced) for a second, or `grace` passed. Best effort: events still held for
+    /// debounce or waiting for a retry when the grace period ends are lost (docs/webhooks.md).
+    /// Returns how many events were queued but not yet accounted for.
+    pub fn flush(&self, grace: std::time::Duration) -> u64 {
+        use std::time::{Duration, Instant};
+        let settled = |s: &WebhookStats| s.sent + s.failed + s.dropped + s.debounced;
+        let deadline = Instant::now() + grace;
+        let mut last = self.stats();
+        let mut quiet_since = Instant::now();
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = self.stats();
+            if settled(&now) != settled(&last) || now.queued != last.queued {
+                quiet_since = Instant::now();
+                last = now;
+            } else if settled(&now) >= now.queued || quiet_since.elapsed() >= Duration::from_secs(1)
+            {
+                break;
+            }
+        }
+        let s = self.stats();
+        s.queued.saturating_sub(settled(&s))
     }
 }

@@ -18,32 +18,52 @@ pub fn on_message(shard: &Rc<Shard>, conn: &Rc<Connection>, bytes: &mut [u8]) {
     let msg = match decode(bytes) {
         Ok(m) => m,
         Err(e) => {
-            conn.out.push(frames::error(codes::INVALID_MESSAGE, &e.to_string()));
+            conn.out
+                .push(frames::error(codes::INVALID_MESSAGE, &e.to_string()));
             return;
         }
     };
     match msg {
-        ClientMsg::Subscribe { channel, auth, channel_data } => subscribe(shard, conn, channel, auth, channel_data),
+        ClientMsg::Subscribe {
+            channel,
+            auth,
+            channel_data,
+        } => subscribe(shard, conn, channel, auth, channel_data),
         ClientMsg::Unsubscribe { channel } => shard.unsubscribe(conn, &channel),
         ClientMsg::Ping => {
             conn.out.push(frames::pong());
         }
         ClientMsg::Pong => {}
         ClientMsg::Signin { auth, user_data } => signin(shard, conn, &auth, &user_data),
-        ClientMsg::ClientEvent { event, channel, data } => client_event(shard, conn, &event, &channel, &data),
+        ClientMsg::ClientEvent {
+            event,
+            channel,
+            data,
+        } => client_event(shard, conn, &event, &channel, &data),
         ClientMsg::Other { event } => {
-            conn.out.push(frames::error(codes::UNSUPPORTED_EVENT, &format!("unsupported event `{event}`")));
+            conn.out.push(frames::error(
+                codes::UNSUPPORTED_EVENT,
+                &format!("unsupported event `{event}`"),
+            ));
         }
     }
 }
 
 fn refuse(conn: &Connection, channel: &str, kind: &str, error: &str, status: u16) {
-    conn.out.push(frames::subscription_error(channel, kind, error, status));
+    conn.out
+        .push(frames::subscription_error(channel, kind, error, status));
 }
 
-fn subscribe(shard: &Rc<Shard>, conn: &Rc<Connection>, channel: String, auth: Option<String>, channel_data: Option<String>) {
+fn subscribe(
+    shard: &Rc<Shard>,
+    conn: &Rc<Connection>,
+    channel: String,
+    auth: Option<String>,
+    channel_data: Option<String>,
+) {
     if let Err(e) = name::validate(&channel, shard.limits.max_channel_name_bytes) {
-        conn.out.push(frames::error(codes::INVALID_CHANNEL, &e.to_string()));
+        conn.out
+            .push(frames::error(codes::INVALID_CHANNEL, &e.to_string()));
         return;
     }
     let limit = shard.limits.max_subscriptions_per_connection;
@@ -60,17 +80,45 @@ fn subscribe(shard: &Rc<Shard>, conn: &Rc<Connection>, channel: String, auth: Op
     let join = match ChannelKind::of(&channel).access {
         Access::Public => None,
         Access::Private => {
-            if !verify_client_auth(&app.key, &app.secret, &auth, &format!("{socket_id}:{channel}")) {
-                return refuse(conn, &channel, "AuthError", "invalid signature for this socket and channel", 401);
+            if !verify_client_auth(
+                &app.key,
+                &app.secret,
+                &auth,
+                &format!("{socket_id}:{channel}"),
+            ) {
+                return refuse(
+                    conn,
+                    &channel,
+                    "AuthError",
+                    "invalid signature for this socket and channel",
+                    401,
+                );
             }
             None
         }
         Access::Presence => {
             let Some(data) = channel_data else {
-                return refuse(conn, &channel, "AuthError", "presence channels need channel_data", 401);
+                return refuse(
+                    conn,
+                    &channel,
+                    "AuthError",
+                    "presence channels need channel_data",
+                    401,
+                );
             };
-            if !verify_client_auth(&app.key, &app.secret, &auth, &format!("{socket_id}:{channel}:{data}")) {
-                return refuse(conn, &channel, "AuthError", "invalid signature for this socket, channel and channel_data", 401);
+            if !verify_client_auth(
+                &app.key,
+                &app.secret,
+                &auth,
+                &format!("{socket_id}:{channel}:{data}"),
+            ) {
+                return refuse(
+                    conn,
+                    &channel,
+                    "AuthError",
+                    "invalid signature for this socket, channel and channel_data",
+                    401,
+                );
             }
             match presence_data(&data, app.max_presence_user_info_bytes) {
                 Ok(p) => Some(Join {
@@ -82,9 +130,17 @@ fn subscribe(shard: &Rc<Shard>, conn: &Rc<Connection>, channel: String, auth: Op
             }
         }
         Access::User => {
-            let own = conn.user_id().is_some_and(|u| channel["#server-to-user-".len()..] == *u);
+            let own = conn
+                .user_id()
+                .is_some_and(|u| channel["#server-to-user-".len()..] == *u);
             if !own {
-                return refuse(conn, &channel, "AuthError", "only the signed-in user may subscribe to its channel", 403);
+                return refuse(
+                    conn,
+                    &channel,
+                    "AuthError",
+                    "only the signed-in user may subscribe to its channel",
+                    403,
+                );
             }
             None
         }
@@ -95,24 +151,34 @@ fn subscribe(shard: &Rc<Shard>, conn: &Rc<Connection>, channel: String, auth: Op
 fn signin(shard: &Rc<Shard>, conn: &Rc<Connection>, auth: &str, user_data: &str) {
     let app = &conn.app;
     if !app.enable_user_authentication {
-        conn.out.push(frames::error(codes::SIGNIN_FAILED, "user authentication is disabled for this app"));
+        conn.out.push(frames::error(
+            codes::SIGNIN_FAILED,
+            "user authentication is disabled for this app",
+        ));
         return;
     }
     let to_sign = format!("{}::user::{user_data}", conn.socket_id);
     if !verify_client_auth(&app.key, &app.secret, auth, &to_sign) {
-        conn.out.push(frames::error(codes::SIGNIN_FAILED, "invalid signature for this socket and user_data"));
+        conn.out.push(frames::error(
+            codes::SIGNIN_FAILED,
+            "invalid signature for this socket and user_data",
+        ));
         return;
     }
     let user = match identity::user_data(user_data) {
         Ok(u) => u,
         Err(e) => {
-            conn.out.push(frames::error(codes::SIGNIN_FAILED, &e.to_string()));
+            conn.out
+                .push(frames::error(codes::SIGNIN_FAILED, &e.to_string()));
             return;
         }
     };
     if let Some(current) = conn.user_id() {
         if *current != *user.id {
-            conn.out.push(frames::error(codes::SIGNIN_FAILED, "already signed in as another user"));
+            conn.out.push(frames::error(
+                codes::SIGNIN_FAILED,
+                "already signed in as another user",
+            ));
         } else {
             conn.out.push(frames::signin_success(user_data));
         }
@@ -122,7 +188,11 @@ fn signin(shard: &Rc<Shard>, conn: &Rc<Connection>, auth: &str, user_data: &str)
     if user.watchlist_truncated {
         conn.out.push(frames::error(
             codes::WATCHLIST_LIMIT,
-            &format!("watchlist longer than {}; the first {} are kept", identity::MAX_WATCHLIST, identity::MAX_WATCHLIST),
+            &format!(
+                "watchlist longer than {}; the first {} are kept",
+                identity::MAX_WATCHLIST,
+                identity::MAX_WATCHLIST
+            ),
         ));
     }
     shard.sign_in(
@@ -137,7 +207,8 @@ fn signin(shard: &Rc<Shard>, conn: &Rc<Connection>, auth: &str, user_data: &str)
 fn client_event(shard: &Rc<Shard>, conn: &Rc<Connection>, event: &str, channel: &str, data: &str) {
     let app = conn.app.clone();
     let refused = |msg: &str| {
-        conn.out.push(frames::error(codes::CLIENT_EVENT_REFUSED, msg));
+        conn.out
+            .push(frames::error(codes::CLIENT_EVENT_REFUSED, msg));
     };
     if !app.enable_client_events {
         return refused("client events are disabled for this app");
@@ -161,12 +232,18 @@ fn client_event(shard: &Rc<Shard>, conn: &Rc<Connection>, event: &str, channel: 
     if data.len() > shard.limits.max_event_data_bytes {
         conn.out.push(frames::error(
             codes::EVENT_TOO_LARGE,
-            &format!("event data larger than {} bytes", shard.limits.max_event_data_bytes),
+            &format!(
+                "event data larger than {} bytes",
+                shard.limits.max_event_data_bytes
+            ),
         ));
         return;
     }
     if !conn.take_client_event(app.client_events_per_second, Instant::now()) {
-        conn.out.push(frames::error(codes::CLIENT_EVENT_RATE_LIMIT, "Client event rejected due to rate limit"));
+        conn.out.push(frames::error(
+            codes::CLIENT_EVENT_RATE_LIMIT,
+            "Client event rejected due to rate limit",
+        ));
         return;
     }
     let user_id = sub.user_id.as_deref();

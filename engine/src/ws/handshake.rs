@@ -60,6 +60,10 @@ pub fn check(shard: &Shard, req: &Request) -> Routed {
                     code: codes::NO_PROTOCOL,
                     message: "No protocol version supplied",
                 },
+                Some(PROTOCOL) if !origin_allowed(app, req.origin.as_deref()) => Outcome::Refuse {
+                    code: codes::UNAUTHORIZED,
+                    message: "Origin not allowed",
+                },
                 Some(PROTOCOL) => Outcome::Open(app.clone()),
                 Some(_) => Outcome::Refuse {
                     code: codes::UNSUPPORTED_PROTOCOL,
@@ -80,4 +84,19 @@ pub fn switching_protocols(accept: &str) -> String {
     format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\nServer: raptor\r\n\r\n"
     )
+}
+
+/// `allowed_origins` empty allows every origin; a request without `Origin` (not a browser)
+/// is always allowed, since the check exists to stop other sites' pages, not servers.
+fn origin_allowed(app: &App, origin: Option<&str>) -> bool {
+    match origin {
+        None => true,
+        Some(o) => {
+            app.allowed_origins.is_empty()
+                || app
+                    .allowed_origins
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(o))
+        }
+    }
 }

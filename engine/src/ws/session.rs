@@ -35,7 +35,14 @@ pub async fn start(shard: Rc<Shard>, mut stream: TcpStream, up: Upgrade, leftove
     {
         return;
     }
-    match up.outcome {
+    let outcome = match up.outcome {
+        Outcome::Open(app) => match shard.admit(&app) {
+            Ok(()) => Outcome::Open(app),
+            Err((code, message)) => Outcome::Refuse { code, message },
+        },
+        other => other,
+    };
+    match outcome {
         Outcome::Refuse { code, message } => {
             let mut bytes = frames::error(code, message).to_vec();
             bytes.extend_from_slice(&close_frame(code, message));
