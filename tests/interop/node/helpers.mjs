@@ -290,3 +290,162 @@ export function clientPool() {
     },
   };
 }
+
+// ---------------------------------------------------------------------------------------------
+// Authorization and waiting helpers (private/presence channels, sign-in, client events).
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * pusher-js options whose channel authorization (and, with `user`, user authentication) is done
+ * in-process by the npm SDK, through `channelAuthorization.customHandler` /
+ * `userAuthentication.customHandler` (test-tools.md §2.3). No HTTP auth endpoint is involved.
+ *
+ * @param {import('pusher')} sdk  the SDK whose secret signs (a wrong secret gives a bad signature)
+ * @param {{presence?: {user_id:string, user_info?:any}, user?: {id:string, user_info?:any, watchlist?:string[]}}} who
+ *   `presence` is passed as `data` to authorizeChannel for `presence-*` channels;
+ *   `user` is passed to authenticateUser on `pusher.signin()`.
+ * @returns pusher-js options; `opts.__authCalls` records every handler call.
+ */
+export function authOptions(sdk, { presence, user } = {}) {
+  const calls = [];
+  const opts = {
+    channelAuthorization: {
+      customHandler: ({ socketId, channelName }, callback) => {
+        try {
+          const auth = channelName.startsWith('presence-')
+            ? sdk.authorizeChannel(socketId, channelName, presence)
+            : sdk.authorizeChannel(socketId, channelName);
+          // A copy: pusher-js deletes `shared_secret` from the object it is given.
+          calls.push({ kind: 'channel', socketId, channelName, auth: { ...auth } });
+          callback(null, auth);
+        } catch (e) {
+          calls.push({ kind: 'channel', socketId, channelName, error: String(e) });
+          callback(e, null);
+        }
+      },
+    },
+  };
+  if (user) {
+    opts.userAuthentication = {
+      customHandler: ({ socketId }, callback) => {
+        try {
+          const auth = sdk.authenticateUser(socketId, user);
+          calls.push({ kind: 'user', socketId, auth });
+          callback(null, auth);
+        } catch (e) {
+          calls.push({ kind: 'user', socketId, error: String(e) });
+          callback(e, null);
+        }
+      },
+    };
+  }
+  Object.defineProperty(opts, '__authCalls', { value: calls, enumerable: false });
+  return opts;
+}
+
+/**
+ * Resolve with the first frame (as recorded in `client.__frames`, already seen or future) for
+ * which `pred(frame)` is true; reject after `timeoutMs` naming `what`.
+ */
+export function waitFrame(client, pred, what, timeoutMs = WAIT_MS) {
+  const found = client.__frames.find(pred);
+  if (found) return Promise.resolve(found);
+  return new Promise((res, rej) => {
+    const onMessage = (f) => {
+      if (!pred(f)) return;
+      clearTimeout(timer);
+      client.connection.unbind('message', onMessage);
+      res(f);
+    };
+    const timer = setTimeout(() => {
+      client.connection.unbind('message', onMessage);
+      rej(new Error(`no frame "${what}" within ${timeoutMs} ms; frames: ${JSON.stringify(client.__frames).slice(0, 2000)}`));
+    }, timeoutMs);
+    client.connection.bind('message', onMessage);
+  });
+}
+
+/**
+ * Record every emission of `eventName` on a pusher-js Dispatcher (channel, `client.user`,
+ * `client.user.watchlist`, Echo channel...) as `[data, metadata]`. `waitFor(n)` resolves once
+ * n calls have been recorded.
+ */
+export function recorder(emitter, eventName) {
+  const calls = [];
+  const waiters = [];
+  emitter.bind(eventName, (data, metadata) => {
+    calls.push(metadata === undefined ? [data] : [data, metadata]);
+    for (const w of [...waiters]) {
+      if (calls.length >= w.n) {
+        waiters.splice(waiters.indexOf(w), 1);
+        clearTimeout(w.timer);
+        w.res(calls.slice());
+      }
+    }
+  });
+  return {
+    calls,
+    waitFor(n, timeoutMs = WAIT_MS) {
+      if (calls.length >= n) return Promise.resolve(calls.slice());
+      return new Promise((res, rej) => {
+        const w = { n, res };
+        w.timer = setTimeout(() => {
+          waiters.splice(waiters.indexOf(w), 1);
+          rej(new Error(`expected ${n} "${eventName}" calls within ${timeoutMs} ms, got ${calls.length}: ${JSON.stringify(calls).slice(0, 2000)}`));
+        }, timeoutMs);
+        waiters.push(w);
+      });
+    },
+  };
+}
+
+/** Subscribe and resolve with the first of subscription_succeeded / subscription_error / timeout. */
+export function subscriptionOutcome(client, channelName, timeoutMs = WAIT_MS) {
+  const channel = client.subscribe(channelName);
+  return new Promise((res) => {
+    const timer = setTimeout(() => res({ kind: 'timeout', channel }), timeoutMs);
+    const done = (o) => {
+      clearTimeout(timer);
+      res({ ...o, channel });
+    };
+    channel.bind('pusher:subscription_succeeded', (data) => done({ kind: 'succeeded', data }));
+    channel.bind('pusher:subscription_error', (data) => done({ kind: 'subscription_error', data }));
+  });
+}
+
+/**
+ * Poll `fn` (async) until it returns a value deep-equal (JSON) to `expected`, or the timeout;
+ * returns the last value so the caller asserts on it.
+ */
+export async function pollUntil(fn, expected, timeoutMs = 3000, intervalMs = 50) {
+  const want = JSON.stringify(expected);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await fn();
+    if (JSON.stringify(value) === want || Date.now() > deadline) return value;
+    await sleep(intervalMs);
+  }
+}
+
+/** `GET /apps/1/channels/{name}?info=...` through the npm SDK; returns the parsed body. */
+export function channelInfo(sdk, name, info) {
+  return jsonBody(sdk.get({ path: `/channels/${name}`, params: info ? { info } : {} }));
+}
+
+/** Wait until the pusher-js connection is in one of `states`; reject after the timeout. */
+export function waitState(client, states, timeoutMs = WAIT_MS) {
+  if (states.includes(client.connection.state)) return Promise.resolve(client.connection.state);
+  return new Promise((res, rej) => {
+    const onChange = ({ current }) => {
+      if (!states.includes(current)) return;
+      clearTimeout(timer);
+      client.connection.unbind('state_change', onChange);
+      res(current);
+    };
+    const timer = setTimeout(() => {
+      client.connection.unbind('state_change', onChange);
+      rej(new Error(`connection did not reach ${states.join('/')} within ${timeoutMs} ms (state ${client.connection.state})`));
+    }, timeoutMs);
+    client.connection.bind('state_change', onChange);
+  });
+}
