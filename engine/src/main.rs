@@ -74,8 +74,12 @@ fn main() {
         println!("raptor listening on {addr} with {nr} shards");
         let _ = std::io::stdout().flush();
     });
-    if let Err(e) = res {
-        eprintln!("raptor: {e}");
-        std::process::exit(1);
+    match res {
+        // The shards were drained; exit without waiting for the executors to unwind.
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("raptor: {e}");
+            std::process::exit(1);
+        }
     }
 }

@@ -143,7 +143,8 @@ impl SocketOut {
     /// Queues one frame. Over the bound the socket is cut: queued frames are dropped and a
     /// close frame with 4100 is queued instead.
     pub fn push(self: &Rc<Self>, frame: Bytes) -> Push {
-        if self.state.get() != WriteState::Open {
+        if self.state.get() != WriteState::Open || frame.is_empty() {
+            // An empty frame could never be written (a zero-byte send makes no progress).
             return Push::Dropped;
         }
         {
@@ -205,7 +206,7 @@ impl SocketOut {
     /// Queues `frame` even if it pushes the queue past its bound: for the few control frames
     /// (pong, close reply) tungstenite produces, which are tiny and must not be lost.
     pub fn push_control(self: &Rc<Self>, frame: Bytes) {
-        if self.state.get() != WriteState::Open {
+        if self.state.get() != WriteState::Open || frame.is_empty() {
             return;
         }
         {
@@ -423,6 +424,10 @@ impl FlushQueue {
             }
             if self.dirty.borrow().is_empty() {
                 self.stats.note_flush_done(Instant::now());
+            } else {
+                // Sockets re-queued themselves (more to write): let other tasks run between
+                // passes so a busy flusher never starves the shard.
+                glommio::yield_if_needed().await;
             }
         }
     }

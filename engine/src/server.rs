@@ -128,8 +128,8 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, usize)) -> Result<(), 
         crate::lifecycle::wait_drained(&main_node, nr, grace + Duration::from_millis(500));
     let left = main_webhooks.flush(grace);
     tracing::info!(drained, webhooks_left = left, "shutdown complete");
-    // The executors never return by themselves; the process ends here.
-    drop(handles);
+    // The executors never return by themselves; the caller ends the process.
+    let _ = handles;
     Ok(())
 }
 
@@ -160,6 +160,10 @@ fn start_tasks(
 
 /// Waits for the shutdown flag, then closes every connection with 4200 (pusher-js reconnects
 /// at once, to another node) and waits for them to go, up to the grace period.
+///
+/// Pitfall (glommio 0.9): racing `listener.accept()` against a timer with `future::or` and
+/// dropping the pending accept stopped that executor's timers from firing at all, so the
+/// accept loop is left alone and `Shard::admit` refuses newcomers with 4200 instead.
 async fn drain_on_shutdown(shard: Rc<Shard>) {
     while !shard.node.shutting_down() {
         glommio::timer::sleep(Duration::from_millis(50)).await;
@@ -173,29 +177,26 @@ async fn drain_on_shutdown(shard: Rc<Shard>) {
     }
     let deadline =
         std::time::Instant::now() + Duration::from_secs(shard.limits.shutdown_grace_secs);
-    while !shard.conns.borrow().is_empty() && std::time::Instant::now() < deadline {
+    // Done once every close frame is in the kernel's hands (the client's reply is not needed).
+    let flushed = |s: &Shard| {
+        s.conns.borrow().values().all(|c| {
+            matches!(
+                c.out.state(),
+                crate::outbox::WriteState::ShutWrite { .. } | crate::outbox::WriteState::Closed
+            )
+        })
+    };
+    while !flushed(&shard) && std::time::Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(20)).await;
     }
     shard.node.drained.fetch_add(1, Ordering::SeqCst);
 }
 
-async fn until_shutdown(shard: &Shard) {
-    while !shard.node.shutting_down() {
-        glommio::timer::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 async fn accept_loop(shard: Rc<Shard>, listener: glommio::net::TcpListener) {
+    // During shutdown new connections are still accepted but refused by `Shard::admit` with
+    // 4200, so clients of a draining node reconnect elsewhere at once.
     loop {
-        let next = futures_lite::future::or(async { Some(listener.accept().await) }, async {
-            until_shutdown(&shard).await;
-            None
-        })
-        .await;
-        let Some(next) = next else {
-            // Stop accepting: the listener closes when dropped.
-            return;
-        };
+        let next = listener.accept().await;
         match next {
             Ok(stream) => {
                 glommio::spawn_local(crate::http::serve(shard.clone(), stream)).detach();

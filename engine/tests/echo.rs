@@ -79,7 +79,9 @@ fn client_frame(first: u8, payload: &[u8]) -> Vec<u8> {
 #[tokio::test]
 async fn a_protocol_error_closes_after_what_was_already_queued() {
     let server = Server::start_with(ECHO_ON);
-    let mut s = TcpStream::connect(("127.0.0.1", server.port)).await.unwrap();
+    let mut s = TcpStream::connect(("127.0.0.1", server.port))
+        .await
+        .unwrap();
     s.write_all(UPGRADE.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -98,12 +100,9 @@ async fn a_protocol_error_closes_after_what_was_already_queued() {
     s.write_all(&bytes).await.unwrap();
 
     let mut rest = Vec::new();
-    let _ = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        s.read_to_end(&mut rest),
-    )
-    .await
-    .expect("server did not close");
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), s.read_to_end(&mut rest))
+        .await
+        .expect("server did not close");
     buf.extend(rest);
     // The echo, then close 1002: the queued echo is not dropped by the close.
     assert_eq!(&buf[..7], b"\x81\x05Hello");

@@ -55,7 +55,9 @@ pub async fn publish(shard: &Rc<Shard>, app: &App, req: &Request) -> Response {
         Ok(ev) => ev,
         Err(resp) => return resp,
     };
-    send(shard, app, &ev).await;
+    if let Err(resp) = send(shard, app, &ev).await {
+        return resp;
+    }
     if ev.info.is_empty() {
         return Response::json(200, "{}");
     }
@@ -99,7 +101,9 @@ pub async fn batch(shard: &Rc<Shard>, app: &App, req: &Request) -> Response {
         }
     }
     for ev in &checked {
-        send(shard, app, ev).await;
+        if let Err(resp) = send(shard, app, ev).await {
+            return resp;
+        }
     }
     if checked.iter().all(|e| e.info.is_empty()) {
         return Response::json(200, "{}");
@@ -125,15 +129,18 @@ pub async fn batch(shard: &Rc<Shard>, app: &App, req: &Request) -> Response {
     Response::json(200, to_json(&Out { batch }))
 }
 
-async fn send(shard: &Rc<Shard>, app: &App, ev: &Checked) {
+/// Publishes to every channel of `ev`; returns once each owner has ordered its event.
+async fn send(shard: &Rc<Shard>, app: &App, ev: &Checked) -> Result<(), Response> {
     for c in &ev.channels {
         // Encoded once per channel (the channel name is part of the frame); every recipient
         // on every shard gets these same bytes.
         let frame = frames::channel_event(&ev.name, c, &ev.data, None);
         shard
             .publish(app.idx, c.clone(), frame, ev.exclude, &ev.data)
-            .await;
+            .await
+            .map_err(|e| Response::error(503, &e.to_string()))?;
     }
+    Ok(())
 }
 
 fn check(shard: &Shard, ev: EventBody, multi: bool) -> Result<Checked, Response> {

@@ -12,7 +12,7 @@ use crate::placement::ShardId;
 use glommio::channels::channel_mesh::Senders;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::GlommioError;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 use std::time::Duration;
@@ -28,6 +28,9 @@ pub struct MeshOut {
     wake_rx: RefCell<Vec<Option<LocalReceiver<()>>>>,
     /// Overflow length at which edge publishers wait.
     high_water: usize,
+    /// Per destination: the drain task holds a popped message while it awaits ring space.
+    /// Until it is sent, new messages must queue behind it, not overtake it.
+    in_flight: Vec<Cell<bool>>,
 }
 
 impl MeshOut {
@@ -52,13 +55,14 @@ impl MeshOut {
             wake,
             wake_rx: RefCell::new(wake_rx),
             high_water,
+            in_flight: (0..nr_shards).map(|_| Cell::new(false)).collect(),
         }
     }
 
     /// Sends `msg` to shard `dst` (possibly this one). Never blocks, never fails while the
     /// shards run.
     pub fn send(&self, dst: ShardId, msg: ShardMsg) {
-        if dst != self.me && self.queues[dst].borrow().is_empty() {
+        if dst != self.me && !self.in_flight[dst].get() && self.queues[dst].borrow().is_empty() {
             let senders = self.senders.as_ref().expect("multi-shard mesh");
             match senders.try_send_to(dst, msg) {
                 Ok(()) => return,
@@ -81,6 +85,11 @@ impl MeshOut {
         if was_empty {
             let _ = self.wake[dst].try_send(());
         }
+    }
+
+    /// Messages waiting in the overflow towards `dst` (including one being sent).
+    pub fn backlog(&self, dst: ShardId) -> usize {
+        self.queues[dst].borrow().len() + usize::from(self.in_flight[dst].get())
     }
 
     /// Waits while the overflow towards `dst` is above the high-water mark: the edge's
@@ -106,7 +115,10 @@ impl MeshOut {
                 }
                 Some(msg) => {
                     let senders = self.senders.as_ref().expect("multi-shard mesh").clone();
-                    if let Err(e) = senders.send_to(dst, msg).await {
+                    self.in_flight[dst].set(true);
+                    let res = senders.send_to(dst, msg).await;
+                    self.in_flight[dst].set(false);
+                    if let Err(e) = res {
                         tracing::error!(dst, error = %e, "mesh send failed; shard gone");
                     }
                 }

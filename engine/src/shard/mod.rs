@@ -341,13 +341,15 @@ impl Shard {
                 exclude,
                 cache_data: None,
                 t0,
+                ack: None,
             },
         );
     }
 
     // ---- called by the HTTP API ----------------------------------------------------------
 
-    /// Sends a finished event frame to the channel's owner, waiting if the owner is behind.
+    /// Sends a finished event frame to the channel's owner, waiting if the owner is behind,
+    /// and returns once the owner has ordered it.
     pub async fn publish(
         &self,
         app: AppIdx,
@@ -355,7 +357,7 @@ impl Shard {
         frame: Bytes,
         exclude: Option<SocketId>,
         data: &str,
-    ) {
+    ) -> Result<(), QueryTimeout> {
         let owner = self.owner_of(app, &channel);
         let t0 = std::time::Instant::now();
         self.mesh.wait_for_room(owner).await;
@@ -363,17 +365,18 @@ impl Shard {
         let cache_data = crate::channel::name::ChannelKind::of(&channel)
             .cache
             .then(|| Arc::from(data));
-        self.mesh.send(
-            owner,
-            ShardMsg::Publish {
-                app,
-                channel,
-                frame,
-                exclude,
-                cache_data,
-                t0,
-            },
-        );
+        let me = self.id;
+        self.request(owner, |id| ShardMsg::Publish {
+            app,
+            channel,
+            frame,
+            exclude,
+            cache_data,
+            t0,
+            ack: Some((me, id)),
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Closes the signed-in connections of `user` on every shard.
@@ -392,18 +395,22 @@ impl Shard {
 
     /// Asks shard `dst` a question and waits for its answer.
     pub async fn query(&self, dst: ShardId, query: Query) -> Result<Reply, QueryTimeout> {
+        let from = self.id;
+        self.request(dst, |id| ShardMsg::Query { from, id, query })
+            .await
+    }
+
+    /// Sends the message `make(id)` to `dst` and waits for the `Reply` with that id.
+    async fn request(
+        &self,
+        dst: ShardId,
+        make: impl FnOnce(u64) -> ShardMsg,
+    ) -> Result<Reply, QueryTimeout> {
         let id = self.next_query.get() + 1;
         self.next_query.set(id);
         let (tx, rx) = local_channel::new_bounded(1);
         self.pending.borrow_mut().insert(id, tx);
-        self.mesh.send(
-            dst,
-            ShardMsg::Query {
-                from: self.id,
-                id,
-                query,
-            },
-        );
+        self.mesh.send(dst, make(id));
         let res = glommio::timer::timeout(QUERY_TIMEOUT, async {
             rx.recv().await.ok_or(glommio::GlommioError::Closed(
                 glommio::ResourceType::Channel(()),
@@ -448,7 +455,19 @@ impl Shard {
                 exclude,
                 cache_data,
                 t0,
-            } => self.owner_publish(app, channel, frame, exclude, cache_data, t0),
+                ack,
+            } => {
+                self.owner_publish(app, channel, frame, exclude, cache_data, t0);
+                if let Some((from, id)) = ack {
+                    self.mesh.send(
+                        from,
+                        ShardMsg::Reply {
+                            id,
+                            reply: Reply::Published,
+                        },
+                    );
+                }
+            }
             ShardMsg::Deliver {
                 app,
                 channel,

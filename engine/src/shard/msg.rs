@@ -59,6 +59,10 @@ pub enum ShardMsg {
         cache_data: Option<Arc<str>>,
         /// When the event entered the server (for publish→write latency).
         t0: Instant,
+        /// `(shard, query id)` to answer with [`Reply::Published`] once the owner has ordered
+        /// the event: an HTTP publish answers 200 only then, so a publish that starts after
+        /// another one's 200 is always delivered after it, whichever shards they entered on.
+        ack: Option<(ShardId, u64)>,
     },
     /// Owner → each shard with subscribers: write `frame` to the local subscribers.
     Deliver {
@@ -138,4 +142,6 @@ pub enum Reply {
     List(Vec<(String, u32, u32)>),
     Members(Vec<String>),
     Stats(Box<crate::stats::Snapshot>),
+    /// The owner has ordered and fanned out a published event.
+    Published,
 }

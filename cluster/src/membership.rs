@@ -1,0 +1,426 @@
+//! Gossip membership: a thin wrapper over chitchat 0.13 (runs on the cluster thread's tokio
+//! runtime).
+//!
+//! Each node gossips a few string keys about itself; a node only ever writes its own:
+//!
+//! | key | value | meaning |
+//! |---|---|---|
+//! | `peer_addr` | `ip:port` | where its data-plane listener accepts links |
+//! | `status` | `ready` or `leaving` | `leaving` is set on graceful shutdown: peers drop it at once |
+//! | `presence` | `{members}:{xor 16 hex}` | digest of its own presence members ([`crate::presence::Digest`]) |
+//! | `interest.XX` | hex channel keys or `*` | its interest summary ([`crate::interest`]) |
+//!
+//! The live set is published as a [`LiveView`]: the nodes chitchat's failure detector holds
+//! live, with `peer_addr` set and not `leaving`, one entry per node id (the newest
+//! generation wins: a restarted node replaces its old self at once, even before the old
+//! one is declared dead). The view includes this node.
+//!
+//! ## Failure detection timing
+//!
+//! chitchat's detector is `phi = elapsed / mean_interval` with the mean smoothed towards
+//! `initial_interval` (stack-notes §6). With [`MembershipConfig::new`]'s defaults (gossip
+//! every 100 ms, `initial_interval` 100 ms, `phi_threshold` 8) a killed node is dropped from
+//! the live view after about 0.4–1 s, well inside the 3 s budget for removing its members
+//! everywhere. `dead_node_grace_period` (4 s) only bounds how long chitchat keeps the dead
+//! node's state before forgetting it.
+
+use crate::interest::InterestFilter;
+use crate::presence::Digest;
+use crate::{NodeId, NodeKey};
+use chitchat::transport::Transport;
+use chitchat::{ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig, NodeState};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+pub const KEY_PEER_ADDR: &str = "peer_addr";
+pub const KEY_STATUS: &str = "status";
+pub const KEY_PRESENCE: &str = "presence";
+pub const STATUS_READY: &str = "ready";
+pub const STATUS_LEAVING: &str = "leaving";
+
+/// A generation for a node starting now: unix time in milliseconds. A restart (which takes
+/// far longer than a millisecond) always gets a larger one.
+pub fn new_generation() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(1)
+}
+
+/// How to join the cluster. Fields without a natural default are arguments of
+/// [`MembershipConfig::new`]; the rest are tuned for fast failure detection on a LAN.
+#[derive(Clone, Debug)]
+pub struct MembershipConfig {
+    pub node: NodeKey,
+    /// Nodes with another cluster id ignore our gossip (and we theirs).
+    pub cluster_id: String,
+    /// UDP address chitchat binds.
+    pub gossip_listen: SocketAddr,
+    /// Address peers gossip to; the listen address unless behind NAT (default: listen).
+    pub gossip_advertise: SocketAddr,
+    /// `host:port` of some other nodes; DNS names are re-resolved by chitchat.
+    pub seeds: Vec<String>,
+    /// Data-plane address advertised as `peer_addr`.
+    pub peer_addr: SocketAddr,
+    /// Gossip round period (default 100 ms). Shorter detects faster and costs more packets.
+    pub gossip_interval: Duration,
+    /// Failure detector threshold (default 8: a node is dead after ~8 mean intervals of
+    /// silence).
+    pub phi_threshold: f64,
+    /// Heartbeat interval assumed before samples exist (default 100 ms, the gossip period,
+    /// so even a newly seen node is judged fast).
+    pub initial_interval: Duration,
+    /// How long a dead node's state is kept before it is forgotten (default 4 s).
+    pub dead_node_grace: Duration,
+}
+
+impl MembershipConfig {
+    pub fn new(
+        node: NodeKey,
+        cluster_id: impl Into<String>,
+        gossip_listen: SocketAddr,
+        seeds: Vec<String>,
+        peer_addr: SocketAddr,
+    ) -> MembershipConfig {
+        MembershipConfig {
+            node,
+            cluster_id: cluster_id.into(),
+            gossip_listen,
+            gossip_advertise: gossip_listen,
+            seeds,
+            peer_addr,
+            gossip_interval: Duration::from_millis(100),
+            phi_threshold: 8.0,
+            initial_interval: Duration::from_millis(100),
+            dead_node_grace: Duration::from_secs(4),
+        }
+    }
+}
+
+/// One live node as gossip shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub id: NodeId,
+    pub generation: u64,
+    pub peer_addr: SocketAddr,
+    /// Its interest summary (may be empty while gossip catches up).
+    pub interest: InterestFilter,
+    /// Digest of its presence members, if it published one.
+    pub presence: Option<Digest>,
+}
+
+impl NodeInfo {
+    pub fn key(&self) -> NodeKey {
+        NodeKey::new(self.id.clone(), self.generation)
+    }
+}
+
+/// The live nodes, sorted by id, including this node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LiveView {
+    pub nodes: Vec<NodeInfo>,
+}
+
+impl LiveView {
+    pub fn ids(&self) -> Vec<NodeId> {
+        self.nodes.iter().map(|n| n.id.clone()).collect()
+    }
+
+    pub fn keys(&self) -> Vec<NodeKey> {
+        self.nodes.iter().map(NodeInfo::key).collect()
+    }
+
+    pub fn get(&self, id: &NodeId) -> Option<&NodeInfo> {
+        self.nodes.iter().find(|n| &n.id == id)
+    }
+}
+
+/// Why membership could not start (operator error: address in use, bad seed).
+#[derive(Debug, thiserror::Error)]
+pub enum MembershipError {
+    #[error("cannot start gossip on {addr}: {reason}")]
+    Start { addr: SocketAddr, reason: String },
+}
+
+/// A running membership. Drop or [`Membership::leave`] to stop.
+pub struct Membership {
+    handle: Option<ChitchatHandle>,
+    view: watch::Receiver<Arc<LiveView>>,
+    pump: JoinHandle<()>,
+    gossip_interval: Duration,
+}
+
+/// Builds the view from chitchat's live map (pure; tested below).
+fn to_view(live: &BTreeMap<ChitchatId, NodeState>) -> LiveView {
+    let mut newest: BTreeMap<NodeId, NodeInfo> = BTreeMap::new();
+    for (cid, state) in live {
+        let Ok(id) = NodeId::new(&cid.node_id) else {
+            continue;
+        };
+        if state.get(KEY_STATUS) == Some(STATUS_LEAVING) {
+            continue;
+        }
+        let Some(peer_addr) = state.get(KEY_PEER_ADDR).and_then(|a| a.parse().ok()) else {
+            continue;
+        };
+        let info = NodeInfo {
+            id: id.clone(),
+            generation: cid.generation_id,
+            peer_addr,
+            interest: InterestFilter::from_gossip(
+                state
+                    .iter_prefix(crate::interest::KEY_PREFIX)
+                    .map(|(k, v)| (k, v.value.as_str())),
+            ),
+            presence: state.get(KEY_PRESENCE).and_then(Digest::decode),
+        };
+        match newest.get(&id) {
+            Some(have) if have.generation >= info.generation => {}
+            _ => {
+                newest.insert(id, info);
+            }
+        }
+    }
+    LiveView {
+        nodes: newest.into_values().collect(),
+    }
+}
+
+impl Membership {
+    /// Starts gossip over UDP. Must be called inside the cluster's tokio runtime.
+    pub async fn start(cfg: MembershipConfig) -> Result<Membership, MembershipError> {
+        Membership::start_with(cfg, &chitchat::transport::UdpTransport).await
+    }
+
+    /// Starts gossip over any chitchat transport (tests use the in-memory one, which can cut
+    /// and heal links).
+    pub async fn start_with(
+        cfg: MembershipConfig,
+        transport: &dyn Transport,
+    ) -> Result<Membership, MembershipError> {
+        let chitchat_id = ChitchatId::new(
+            cfg.node.id.as_str(),
+            cfg.node.generation,
+            cfg.gossip_advertise,
+        );
+        let failure_detector_config = FailureDetectorConfig {
+            phi_threshold: cfg.phi_threshold,
+            initial_interval: cfg.initial_interval,
+            dead_node_grace_period: cfg.dead_node_grace,
+            ..FailureDetectorConfig::default()
+        };
+        let config = ChitchatConfig {
+            chitchat_id,
+            cluster_id: cfg.cluster_id.clone(),
+            gossip_interval: cfg.gossip_interval,
+            listen_addr: cfg.gossip_listen,
+            seed_nodes: cfg.seeds.clone(),
+            failure_detector_config,
+            marked_for_deletion_grace_period: Duration::from_secs(3600),
+            catchup_callback: None,
+            extra_liveness_predicate: None,
+            // V1 compresses digests; keep V0 until every node of every version supports V1.
+            protocol_version: chitchat::ProtocolVersion::V0,
+        };
+        let initial = vec![
+            (KEY_PEER_ADDR.to_owned(), cfg.peer_addr.to_string()),
+            (KEY_STATUS.to_owned(), STATUS_READY.to_owned()),
+        ];
+        let handle = chitchat::spawn_chitchat(config, initial, transport)
+            .await
+            .map_err(|e| MembershipError::Start {
+                addr: cfg.gossip_listen,
+                reason: e.to_string(),
+            })?;
+        let mut watcher = handle.chitchat().lock().await.live_nodes_watcher();
+        let first = to_view(&watcher.borrow_and_update());
+        let (tx, view) = watch::channel(Arc::new(first));
+        let me = cfg.node.clone();
+        let pump = tokio::spawn(async move {
+            while watcher.changed().await.is_ok() {
+                let v = to_view(&watcher.borrow_and_update());
+                if **tx.borrow() != v {
+                    info!(node = %me, live = ?v.ids(), "live view changed");
+                    if tx.send(Arc::new(v)).is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        info!(node = %cfg.node, gossip = %cfg.gossip_listen, seeds = ?cfg.seeds, "gossip started");
+        Ok(Membership {
+            handle: Some(handle),
+            view,
+            pump,
+            gossip_interval: cfg.gossip_interval,
+        })
+    }
+
+    /// Follow the live view: `borrow()` for now, `changed().await` for the next one. Works
+    /// from any runtime (tokio `watch`).
+    pub fn view(&self) -> watch::Receiver<Arc<LiveView>> {
+        self.view.clone()
+    }
+
+    /// Sets (`Some`) or deletes (`None`) own gossip keys.
+    pub async fn set_keys(&self, changes: Vec<(String, Option<String>)>) {
+        let Some(handle) = &self.handle else { return };
+        let cc = handle.chitchat();
+        let mut cc = cc.lock().await;
+        let me = cc.self_node_state();
+        for (k, v) in changes {
+            match v {
+                Some(v) => me.set(k, v),
+                None => me.delete(&k),
+            }
+        }
+    }
+
+    /// Graceful leave: marks this node `leaving`, lets a few gossip rounds carry it, then
+    /// stops gossip. Peers drop the node from their live view as soon as they see the key.
+    pub async fn leave(mut self) {
+        self.set_keys(vec![(
+            KEY_STATUS.to_owned(),
+            Some(STATUS_LEAVING.to_owned()),
+        )])
+        .await;
+        tokio::time::sleep(self.gossip_interval * 5).await;
+        self.pump.abort();
+        if let Some(h) = self.handle.take() {
+            if let Err(e) = h.shutdown().await {
+                warn!(error = %e, "gossip shutdown failed");
+            }
+        }
+    }
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        self.pump.abort();
+        if let Some(h) = &self.handle {
+            h.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chitchat::transport::ChannelTransport;
+    use std::time::Instant;
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    async fn start(t: &ChannelTransport, name: &str, port: u16, generation: u64) -> Membership {
+        let key = NodeKey::new(NodeId::new(name).unwrap(), generation);
+        let cfg = MembershipConfig::new(
+            key,
+            "test",
+            addr(port),
+            vec![addr(1).to_string()],
+            addr(port + 1000),
+        );
+        Membership::start_with(cfg, t).await.unwrap()
+    }
+
+    async fn wait_for(m: &Membership, what: &str, f: impl Fn(&LiveView) -> bool) -> Duration {
+        let t0 = Instant::now();
+        let mut w = m.view();
+        loop {
+            if f(&w.borrow_and_update()) {
+                return t0.elapsed();
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "timed out waiting for {what}"
+            );
+            let _ = tokio::time::timeout(Duration::from_millis(100), w.changed()).await;
+        }
+    }
+
+    fn count(n: usize) -> impl Fn(&LiveView) -> bool {
+        move |v| v.nodes.len() == n
+    }
+
+    /// chitchat's own in-memory transport cuts and heals links: C is cut off, the others
+    /// drop it within the budget, and it comes back when healed.
+    #[tokio::test]
+    async fn converges_detects_a_cut_and_heals() {
+        let t = ChannelTransport::default();
+        let a = start(&t, "a", 1, 1).await;
+        let b = start(&t, "b", 2, 1).await;
+        let c = start(&t, "c", 3, 1).await;
+        for m in [&a, &b, &c] {
+            wait_for(m, "3 live", count(3)).await;
+        }
+        a.set_keys(vec![(
+            "interest.00".into(),
+            Some("0000000000000001".into()),
+        )])
+        .await;
+        wait_for(&b, "a's interest", |v| {
+            v.get(&NodeId::new("a").unwrap())
+                .is_some_and(|n| n.interest.may_contain(1))
+        })
+        .await;
+
+        for other in [addr(1), addr(2)] {
+            t.remove_link(addr(3), other).await;
+        }
+        let took = wait_for(&a, "c gone at a", count(2)).await;
+        assert!(took < Duration::from_secs(3), "{took:?}");
+        wait_for(&b, "c gone at b", count(2)).await;
+        wait_for(&c, "c alone", count(1)).await;
+
+        for other in [addr(1), addr(2)] {
+            t.add_link(addr(3), other).await;
+        }
+        for m in [&a, &b, &c] {
+            wait_for(m, "3 live again", count(3)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn another_cluster_id_stays_apart() {
+        let t = ChannelTransport::default();
+        let a = start(&t, "a", 1, 1).await;
+        let b = start(&t, "b", 2, 1).await;
+        let key = NodeKey::new(NodeId::new("x").unwrap(), 1);
+        let cfg =
+            MembershipConfig::new(key, "other", addr(3), vec![addr(1).to_string()], addr(1003));
+        let x = Membership::start_with(cfg, &t).await.unwrap();
+        wait_for(&a, "2 live", count(2)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(
+            a.view().borrow().ids(),
+            vec![NodeId::new("a").unwrap(), NodeId::new("b").unwrap()]
+        );
+        assert_eq!(x.view().borrow().nodes.len(), 1);
+        drop(b);
+    }
+
+    #[tokio::test]
+    async fn leaving_and_restart_with_a_new_generation() {
+        let t = ChannelTransport::default();
+        let a = start(&t, "a", 1, 1).await;
+        let b = start(&t, "b", 2, 1).await;
+        wait_for(&a, "2 live", count(2)).await;
+        b.leave().await;
+        let took = wait_for(&a, "b gone", count(1)).await;
+        assert!(took < Duration::from_secs(1), "{took:?}");
+        let b2 = start(&t, "b", 12, 2).await;
+        wait_for(&a, "b back with generation 2", |v| {
+            v.get(&NodeId::new("b").unwrap())
+                .is_some_and(|n| n.generation == 2)
+        })
+        .await;
+        wait_for(&b2, "2 live at b2", count(2)).await;
+    }
+}

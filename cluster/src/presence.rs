@@ -1,0 +1,784 @@
+//! The cluster presence view, as a pure state machine: no I/O, no clocks, no runtime.
+//!
+//! Two halves:
+//!
+//! * [`LocalPresence`]: this node's own members, with a connection count per
+//!   `(app, channel, user)`. It reports only the first-connection and last-connection
+//!   transitions (the multi-tab rule), which are what peers need to hear about.
+//! * [`ClusterPresence`]: what every node holds about every node, keyed by
+//!   [`NodeKey`] (id *and* generation). The effective member set of a channel is the union
+//!   over **live** nodes. Every input returns exactly the `member_added`/`member_removed`
+//!   transitions of that union as this node sees it. Each node sends them to its own
+//!   subscribers; the channel's owning node also fires the webhooks.
+//!
+//! ## Rules (the invariants the tests check)
+//!
+//! 1. A node only writes its own members. What A holds about C came from C (joins, leaves,
+//!    or a full sync after a link comes up), never from a third node.
+//! 2. A user is present in a channel while at least one live node holds it; it is
+//!    `member_added` when the first live holder appears and `member_removed` when the last
+//!    one goes, whatever the reason (leave, node death, restart). No event is emitted twice in
+//!    a row for the same user and channel.
+//! 3. Only the newest generation of a node id counts. A restarted node is a new member: its
+//!    old generation's members are dropped and never come back, even if a stale message
+//!    from the old run arrives late.
+//! 4. What is held about a node survives a link drop while the node is live (the sync after
+//!    reconnect replaces it, emitting only real differences), and survives a short death
+//!    verdict while its link is still up (the link is FIFO, so it stayed current). It is
+//!    forgotten when the node is neither live nor linked.
+//! 5. The user info shown is the one held by the lowest live [`NodeKey`] that has the user;
+//!    a change of holder emits nothing (Pusher has no `member_updated`).
+
+use crate::NodeKey;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use xxhash_rust::xxh3::xxh3_64;
+
+/// `(app, channel)` of a presence channel.
+pub type ChannelKey = (String, String);
+
+/// One member of one channel, as a node holds it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Member {
+    pub app: String,
+    pub channel: String,
+    pub user_id: String,
+    pub user_info: Option<String>,
+}
+
+/// A transition of the cluster-wide member set of one channel.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PresenceEvent {
+    pub app: String,
+    pub channel: String,
+    pub user_id: String,
+    pub change: Change,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Change {
+    /// The first live holder appeared; carries the info to show.
+    Added { user_info: Option<String> },
+    /// The last live holder went.
+    Removed,
+}
+
+/// Count and order-free digest of a member set: `(members, xor of xxh3(app, channel, user))`.
+/// Equal digests mean (with overwhelming probability) equal sets; cheap to keep up to date
+/// on every join and leave. Gossiped as a node's presence summary for anti-entropy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Digest {
+    pub members: u64,
+    pub xor: u64,
+}
+
+impl Digest {
+    fn toggle(&mut self, app: &str, channel: &str, user: &str, add: bool) {
+        self.xor ^= member_hash(app, channel, user);
+        if add {
+            self.members += 1;
+        } else {
+            self.members -= 1;
+        }
+    }
+
+    /// `"{members}:{xor as 16 hex}"`, the gossip form.
+    pub fn encode(&self) -> String {
+        format!("{}:{:016x}", self.members, self.xor)
+    }
+
+    pub fn decode(s: &str) -> Option<Digest> {
+        let (m, x) = s.split_once(':')?;
+        Some(Digest {
+            members: m.parse().ok()?,
+            xor: u64::from_str_radix(x, 16).ok()?,
+        })
+    }
+}
+
+fn member_hash(app: &str, channel: &str, user: &str) -> u64 {
+    let mut key = Vec::with_capacity(app.len() + channel.len() + user.len() + 2);
+    key.extend_from_slice(app.as_bytes());
+    key.push(0);
+    key.extend_from_slice(channel.as_bytes());
+    key.push(0);
+    key.extend_from_slice(user.as_bytes());
+    xxh3_64(&key)
+}
+
+/// A transition of this node's own member set, to tell every peer about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LocalChange {
+    /// First local connection of the user in the channel.
+    Joined(Member),
+    /// Last local connection gone.
+    Left {
+        app: String,
+        channel: String,
+        user_id: String,
+    },
+}
+
+/// This node's own presence members with connection counts.
+#[derive(Default, Debug)]
+pub struct LocalPresence {
+    /// `(app, channel)` → user → (connections on this node, info of the first connection).
+    channels: HashMap<ChannelKey, HashMap<String, (u32, Option<String>)>>,
+    digest: Digest,
+}
+
+impl LocalPresence {
+    pub fn new() -> LocalPresence {
+        LocalPresence::default()
+    }
+
+    /// One more local connection of `user_id` in the channel. `Some` on the first one.
+    pub fn join(
+        &mut self,
+        app: &str,
+        channel: &str,
+        user_id: &str,
+        user_info: Option<String>,
+    ) -> Option<LocalChange> {
+        let users = self
+            .channels
+            .entry((app.to_owned(), channel.to_owned()))
+            .or_default();
+        let entry = users
+            .entry(user_id.to_owned())
+            .or_insert((0, user_info.clone()));
+        entry.0 += 1;
+        if entry.0 > 1 {
+            return None;
+        }
+        self.digest.toggle(app, channel, user_id, true);
+        Some(LocalChange::Joined(Member {
+            app: app.to_owned(),
+            channel: channel.to_owned(),
+            user_id: user_id.to_owned(),
+            user_info,
+        }))
+    }
+
+    /// One local connection fewer. `Some` on the last one; unknown users are ignored.
+    pub fn leave(&mut self, app: &str, channel: &str, user_id: &str) -> Option<LocalChange> {
+        let key = (app.to_owned(), channel.to_owned());
+        let users = self.channels.get_mut(&key)?;
+        let entry = users.get_mut(user_id)?;
+        entry.0 -= 1;
+        if entry.0 > 0 {
+            return None;
+        }
+        users.remove(user_id);
+        if users.is_empty() {
+            self.channels.remove(&key);
+        }
+        self.digest.toggle(app, channel, user_id, false);
+        Some(LocalChange::Left {
+            app: app.to_owned(),
+            channel: channel.to_owned(),
+            user_id: user_id.to_owned(),
+        })
+    }
+
+    /// Every member, sorted, for a sync to a peer whose link just came up.
+    pub fn snapshot(&self) -> Vec<Member> {
+        let mut out: Vec<Member> = self
+            .channels
+            .iter()
+            .flat_map(|((app, channel), users)| {
+                users.iter().map(move |(user, (_, info))| Member {
+                    app: app.clone(),
+                    channel: channel.clone(),
+                    user_id: user.clone(),
+                    user_info: info.clone(),
+                })
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    pub fn digest(&self) -> Digest {
+        self.digest
+    }
+}
+
+/// What one node holds about one other node (or itself).
+#[derive(Default, Debug)]
+struct Held {
+    channels: HashMap<ChannelKey, BTreeMap<String, Option<String>>>,
+    digest: Digest,
+}
+
+impl Held {
+    fn has(&self, key: &ChannelKey, user: &str) -> Option<&Option<String>> {
+        self.channels.get(key)?.get(user)
+    }
+
+    fn insert(&mut self, m: Member) -> bool {
+        let users = self
+            .channels
+            .entry((m.app.clone(), m.channel.clone()))
+            .or_default();
+        match users.insert(m.user_id.clone(), m.user_info) {
+            Some(_) => false,
+            None => {
+                self.digest.toggle(&m.app, &m.channel, &m.user_id, true);
+                true
+            }
+        }
+    }
+
+    fn remove(&mut self, key: &ChannelKey, user: &str) -> bool {
+        let Some(users) = self.channels.get_mut(key) else {
+            return false;
+        };
+        if users.remove(user).is_none() {
+            return false;
+        }
+        if users.is_empty() {
+            self.channels.remove(key);
+        }
+        self.digest.toggle(&key.0, &key.1, user, false);
+        true
+    }
+
+    fn all(&self) -> impl Iterator<Item = (&ChannelKey, &String)> {
+        self.channels
+            .iter()
+            .flat_map(|(k, users)| users.keys().map(move |u| (k, u)))
+    }
+}
+
+/// The cluster-wide presence view one node keeps (see the module doc for the rules).
+#[derive(Default, Debug)]
+pub struct ClusterPresence {
+    held: BTreeMap<NodeKey, Held>,
+    /// Live nodes, newest generation per id only.
+    live: BTreeSet<NodeKey>,
+    /// Nodes with a data link up (what we hold about them stays current).
+    linked: BTreeSet<NodeKey>,
+    /// Sync chunks received since a link came up, applied on the `done` chunk.
+    syncing: BTreeMap<NodeKey, Vec<Member>>,
+}
+
+type Affected = BTreeSet<(ChannelKey, String)>;
+
+impl ClusterPresence {
+    pub fn new() -> ClusterPresence {
+        ClusterPresence::default()
+    }
+
+    fn present(&self, key: &ChannelKey, user: &str) -> Option<&Option<String>> {
+        self.live
+            .iter()
+            .find_map(|node| self.held.get(node)?.has(key, user))
+    }
+
+    /// Runs `change`, then emits the difference in presence for the `affected` users.
+    fn diff(
+        &mut self,
+        affected: Affected,
+        change: impl FnOnce(&mut ClusterPresence),
+    ) -> Vec<PresenceEvent> {
+        let before: Vec<bool> = affected
+            .iter()
+            .map(|(k, u)| self.present(k, u).is_some())
+            .collect();
+        change(self);
+        let mut out = Vec::new();
+        for ((key, user), was) in affected.into_iter().zip(before) {
+            let now = self.present(&key, &user).cloned();
+            let change = match (was, now) {
+                (false, Some(user_info)) => Change::Added { user_info },
+                (true, None) => Change::Removed,
+                _ => continue,
+            };
+            out.push(PresenceEvent {
+                app: key.0,
+                channel: key.1,
+                user_id: user,
+                change,
+            });
+        }
+        out
+    }
+
+    fn users_of(&self, node: &NodeKey) -> Affected {
+        self.held
+            .get(node)
+            .map(|h| h.all().map(|(k, u)| (k.clone(), u.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// True when a newer generation of `node`'s id is known (live, linked or held).
+    fn superseded(&self, node: &NodeKey) -> bool {
+        let newer = |k: &NodeKey| k.id == node.id && k.generation > node.generation;
+        self.live.iter().any(newer) || self.linked.iter().any(newer) || self.held.keys().any(newer)
+    }
+
+    /// Forgets what is held about nodes that are neither live nor linked, or superseded.
+    fn collect_garbage(&mut self) {
+        let drop: Vec<NodeKey> = self
+            .held
+            .keys()
+            .filter(|k| (!self.live.contains(k) && !self.linked.contains(k)) || self.superseded(k))
+            .cloned()
+            .collect();
+        for k in drop {
+            self.held.remove(&k);
+            self.syncing.remove(&k);
+        }
+    }
+
+    /// The live set changed (from the membership view; include this node itself). Only the
+    /// newest generation per node id counts.
+    pub fn set_live(&mut self, live: impl IntoIterator<Item = NodeKey>) -> Vec<PresenceEvent> {
+        let mut newest: BTreeMap<_, NodeKey> = BTreeMap::new();
+        for k in live {
+            match newest.get(&k.id) {
+                Some(have) if have.generation >= k.generation => {}
+                _ => {
+                    newest.insert(k.id.clone(), k);
+                }
+            }
+        }
+        let new_live: BTreeSet<NodeKey> = newest.into_values().collect();
+        let mut affected = Affected::new();
+        for k in self.live.symmetric_difference(&new_live) {
+            affected.extend(self.users_of(k));
+        }
+        self.diff(affected, |s| {
+            s.live = new_live;
+            s.collect_garbage();
+        })
+    }
+
+    /// A data link to `node` came up: a sync from it follows.
+    pub fn link_up(&mut self, node: &NodeKey) -> Vec<PresenceEvent> {
+        self.syncing.insert(node.clone(), Vec::new());
+        let mut affected = Affected::new();
+        // A newer generation linking supersedes older ones we may still show.
+        for old in self
+            .held
+            .keys()
+            .filter(|k| k.id == node.id && k.generation < node.generation)
+        {
+            affected.extend(self.users_of(old));
+        }
+        self.diff(affected, |s| {
+            s.linked.insert(node.clone());
+            s.collect_garbage();
+        })
+    }
+
+    /// The data link to `node` went down.
+    pub fn link_down(&mut self, node: &NodeKey) -> Vec<PresenceEvent> {
+        let affected = self.users_of(node);
+        self.diff(affected, |s| {
+            s.linked.remove(node);
+            s.syncing.remove(node);
+            s.collect_garbage();
+        })
+    }
+
+    /// `node` says: `m` has a connection in the channel on me.
+    pub fn join(&mut self, node: &NodeKey, m: Member) -> Vec<PresenceEvent> {
+        if self.superseded(node) {
+            return Vec::new();
+        }
+        let affected = Affected::from([((m.app.clone(), m.channel.clone()), m.user_id.clone())]);
+        self.diff(affected, |s| {
+            s.held.entry(node.clone()).or_default().insert(m);
+        })
+    }
+
+    /// `node` says: the user has no connection left in the channel on me.
+    pub fn leave(
+        &mut self,
+        node: &NodeKey,
+        app: &str,
+        channel: &str,
+        user_id: &str,
+    ) -> Vec<PresenceEvent> {
+        let key = (app.to_owned(), channel.to_owned());
+        let affected = Affected::from([(key.clone(), user_id.to_owned())]);
+        self.diff(affected, |s| {
+            if let Some(h) = s.held.get_mut(node) {
+                h.remove(&key, user_id);
+            }
+        })
+    }
+
+    /// A chunk of `node`'s full member list (after its link came up). On `done`, what is
+    /// held about `node` is replaced by the accumulated list. Chunks without a preceding
+    /// [`ClusterPresence::link_up`] start a sync too.
+    pub fn sync(&mut self, node: &NodeKey, members: Vec<Member>, done: bool) -> Vec<PresenceEvent> {
+        if self.superseded(node) {
+            return Vec::new();
+        }
+        let acc = self.syncing.entry(node.clone()).or_default();
+        acc.extend(members);
+        if !done {
+            return Vec::new();
+        }
+        let all = self.syncing.remove(node).unwrap_or_default();
+        let mut affected = self.users_of(node);
+        affected.extend(
+            all.iter()
+                .map(|m| ((m.app.clone(), m.channel.clone()), m.user_id.clone())),
+        );
+        self.diff(affected, |s| {
+            let mut h = Held::default();
+            for m in all {
+                h.insert(m);
+            }
+            s.held.insert(node.clone(), h);
+        })
+    }
+
+    /// The node left on purpose (`Leaving`): drop it now, as if it died.
+    pub fn forget(&mut self, node: &NodeKey) -> Vec<PresenceEvent> {
+        let affected = self.users_of(node);
+        self.diff(affected, |s| {
+            s.live.remove(node);
+            s.linked.remove(node);
+            s.held.remove(node);
+            s.syncing.remove(node);
+        })
+    }
+
+    /// The effective members of a channel, sorted by user id: `(user_id, user_info)`.
+    pub fn members(&self, app: &str, channel: &str) -> Vec<(String, Option<String>)> {
+        let key = (app.to_owned(), channel.to_owned());
+        let mut users: BTreeMap<&str, &Option<String>> = BTreeMap::new();
+        for node in &self.live {
+            if let Some(us) = self.held.get(node).and_then(|h| h.channels.get(&key)) {
+                for (u, info) in us {
+                    users.entry(u).or_insert(info);
+                }
+            }
+        }
+        users
+            .into_iter()
+            .map(|(u, i)| (u.to_owned(), i.clone()))
+            .collect()
+    }
+
+    /// Digest of what is held about `node`, to compare with the one it gossips.
+    pub fn digest_of(&self, node: &NodeKey) -> Option<Digest> {
+        self.held.get(node).map(|h| h.digest)
+    }
+
+    /// Nodes something is held about (for tests and stats).
+    pub fn held_nodes(&self) -> Vec<NodeKey> {
+        self.held.keys().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NodeId;
+    use proptest::prelude::*;
+
+    fn key(id: &str, generation: u64) -> NodeKey {
+        NodeKey::new(NodeId::new(id).unwrap(), generation)
+    }
+
+    fn m(ch: &str, user: &str) -> Member {
+        Member {
+            app: "1".into(),
+            channel: ch.into(),
+            user_id: user.into(),
+            user_info: Some(format!("{{\"name\":\"{user}\"}}")),
+        }
+    }
+
+    fn added(ch: &str, user: &str) -> PresenceEvent {
+        PresenceEvent {
+            app: "1".into(),
+            channel: ch.into(),
+            user_id: user.into(),
+            change: Change::Added {
+                user_info: m(ch, user).user_info,
+            },
+        }
+    }
+
+    fn removed(ch: &str, user: &str) -> PresenceEvent {
+        PresenceEvent {
+            app: "1".into(),
+            channel: ch.into(),
+            user_id: user.into(),
+            change: Change::Removed,
+        }
+    }
+
+    #[test]
+    fn local_counts_connections() {
+        let mut l = LocalPresence::new();
+        assert!(l.join("1", "p", "u", None).is_some());
+        assert!(l.join("1", "p", "u", None).is_none());
+        assert!(l.leave("1", "p", "u").is_none());
+        assert_eq!(l.snapshot().len(), 1);
+        assert!(matches!(
+            l.leave("1", "p", "u"),
+            Some(LocalChange::Left { .. })
+        ));
+        assert!(l.leave("1", "p", "u").is_none());
+        assert_eq!(l.digest(), Digest::default());
+        assert!(l.snapshot().is_empty());
+    }
+
+    #[test]
+    fn a_user_on_two_nodes_goes_only_when_gone_from_both() {
+        let (a, b) = (key("a", 1), key("b", 1));
+        let mut p = ClusterPresence::new();
+        assert!(p.set_live([a.clone(), b.clone()]).is_empty());
+        assert_eq!(p.join(&a, m("p", "u")), vec![added("p", "u")]);
+        assert_eq!(p.join(&b, m("p", "u")), vec![]);
+        assert_eq!(p.leave(&a, "1", "p", "u"), vec![]);
+        assert_eq!(p.leave(&b, "1", "p", "u"), vec![removed("p", "u")]);
+        assert_eq!(p.leave(&b, "1", "p", "u"), vec![]);
+    }
+
+    #[test]
+    fn a_dead_nodes_members_go_once() {
+        let (a, c) = (key("a", 1), key("c", 1));
+        let mut p = ClusterPresence::new();
+        p.set_live([a.clone(), c.clone()]);
+        p.link_up(&c);
+        p.join(&a, m("p", "shared"));
+        p.join(&c, m("p", "shared"));
+        p.join(&c, m("p", "only-c"));
+        p.join(&c, m("q", "only-c"));
+        let ev = p.set_live([a.clone()]);
+        assert_eq!(ev, vec![removed("p", "only-c"), removed("q", "only-c")]);
+        assert!(p.set_live([a.clone()]).is_empty());
+        assert_eq!(
+            p.members("1", "p"),
+            vec![("shared".into(), m("p", "shared").user_info)]
+        );
+    }
+
+    #[test]
+    fn revival_with_the_link_up_brings_members_back() {
+        let (a, c) = (key("a", 1), key("c", 1));
+        let mut p = ClusterPresence::new();
+        p.set_live([a.clone(), c.clone()]);
+        p.link_up(&c);
+        p.join(&c, m("p", "u"));
+        assert_eq!(p.set_live([a.clone()]), vec![removed("p", "u")]);
+        assert_eq!(p.set_live([a.clone(), c.clone()]), vec![added("p", "u")]);
+    }
+
+    #[test]
+    fn dead_and_unlinked_is_forgotten_and_resynced() {
+        let (a, c) = (key("a", 1), key("c", 1));
+        let mut p = ClusterPresence::new();
+        p.set_live([a.clone(), c.clone()]);
+        p.link_up(&c);
+        p.join(&c, m("p", "u"));
+        p.join(&c, m("p", "v"));
+        p.link_down(&c);
+        assert_eq!(
+            p.set_live([a.clone()]),
+            vec![removed("p", "u"), removed("p", "v")]
+        );
+        assert!(p.held_nodes() == vec![]);
+        // Heal: live again, link up, full sync (v left meanwhile).
+        assert!(p.set_live([a.clone(), c.clone()]).is_empty());
+        p.link_up(&c);
+        assert!(p.sync(&c, vec![m("p", "u")], false).is_empty());
+        assert_eq!(p.sync(&c, vec![], true), vec![added("p", "u")]);
+    }
+
+    #[test]
+    fn a_link_blip_while_live_emits_only_real_changes() {
+        let (a, c) = (key("a", 1), key("c", 1));
+        let mut p = ClusterPresence::new();
+        p.set_live([a.clone(), c.clone()]);
+        p.link_up(&c);
+        p.join(&c, m("p", "u"));
+        p.join(&c, m("p", "v"));
+        assert!(p.link_down(&c).is_empty());
+        p.link_up(&c);
+        assert_eq!(
+            p.sync(&c, vec![m("p", "u"), m("p", "w")], true),
+            vec![removed("p", "v"), added("p", "w")]
+        );
+    }
+
+    #[test]
+    fn a_restart_drops_the_old_generation_without_resurrection() {
+        let (a, c1, c2) = (key("a", 1), key("c", 1), key("c", 2));
+        let mut p = ClusterPresence::new();
+        p.set_live([a.clone(), c1.clone()]);
+        p.link_up(&c1);
+        p.join(&c1, m("p", "u"));
+        p.join(&c1, m("p", "gone"));
+        // Both generations briefly in the live set: only the newest counts.
+        let ev = p.set_live([a.clone(), c1.clone(), c2.clone()]);
+        assert_eq!(ev, vec![removed("p", "gone"), removed("p", "u")]);
+        p.link_up(&c2);
+        assert_eq!(p.sync(&c2, vec![m("p", "u")], true), vec![added("p", "u")]);
+        // Late traffic from the old run changes nothing.
+        assert!(p.join(&c1, m("p", "gone")).is_empty());
+        assert!(p.sync(&c1, vec![m("p", "gone")], true).is_empty());
+        assert!(p.set_live([a.clone(), c1.clone(), c2.clone()]).is_empty());
+        assert_eq!(p.held_nodes(), vec![c2.clone()]);
+        assert_eq!(p.members("1", "p").len(), 1);
+    }
+
+    #[test]
+    fn a_restart_seen_after_the_new_sync_keeps_continuing_users() {
+        let (a, c1, c2) = (key("a", 1), key("c", 1), key("c", 2));
+        let mut p = ClusterPresence::new();
+        p.set_live([a.clone(), c1.clone()]);
+        p.join(&c1, m("p", "u"));
+        p.join(&c1, m("p", "gone"));
+        p.link_up(&c1);
+        // The new generation links and syncs before gossip shows it live.
+        let ev = p.link_up(&c2);
+        assert_eq!(ev, vec![removed("p", "gone"), removed("p", "u")]);
+        assert!(p.sync(&c2, vec![m("p", "u")], true).is_empty());
+        assert_eq!(p.set_live([a.clone(), c2.clone()]), vec![added("p", "u")]);
+    }
+
+    #[test]
+    fn digests_match_between_local_and_held() {
+        let (a, c) = (key("a", 1), key("c", 1));
+        let mut local = LocalPresence::new();
+        let mut p = ClusterPresence::new();
+        p.set_live([a, c.clone()]);
+        for (ch, u) in [("p", "u"), ("p", "v"), ("q", "u")] {
+            if let Some(LocalChange::Joined(mm)) = local.join("1", ch, u, None) {
+                p.join(&c, mm);
+            }
+        }
+        if let Some(LocalChange::Left {
+            app,
+            channel,
+            user_id,
+        }) = local.leave("1", "p", "v")
+        {
+            p.leave(&c, &app, &channel, &user_id);
+        }
+        assert_eq!(p.digest_of(&c), Some(local.digest()));
+        assert_eq!(
+            Digest::decode(&local.digest().encode()),
+            Some(local.digest())
+        );
+    }
+
+    /// One step of a random history seen by an observer node.
+    #[derive(Clone, Debug)]
+    enum Step {
+        Join(usize, usize, usize),
+        Leave(usize, usize, usize),
+        Live(Vec<bool>),
+        LinkDown(usize),
+        Resync(usize),
+        Restart(usize),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (0usize..3, 0usize..2, 0usize..4).prop_map(|(n, c, u)| Step::Join(n, c, u)),
+            3 => (0usize..3, 0usize..2, 0usize..4).prop_map(|(n, c, u)| Step::Leave(n, c, u)),
+            1 => proptest::collection::vec(any::<bool>(), 3).prop_map(Step::Live),
+            1 => (0usize..3).prop_map(Step::LinkDown),
+            1 => (0usize..3).prop_map(Step::Resync),
+            1 => (0usize..3).prop_map(Step::Restart),
+        ]
+    }
+
+    proptest! {
+        /// Replays random histories of 3 remote nodes and checks, after every step, that the
+        /// events emitted so far, folded, equal the true union of the live nodes' members,
+        /// and that no user is added twice (or removed twice) in a row.
+        #[test]
+        fn events_track_the_union_of_live_nodes(steps in proptest::collection::vec(step(), 1..60)) {
+            let mut truth: Vec<LocalPresence> = (0..3).map(|_| LocalPresence::new()).collect();
+            let mut generation = [1u64; 3];
+            let mut live = [true; 3];
+            let mut linked = [true; 3];
+            let names = ["n0", "n1", "n2"];
+            let k = |i: usize, g: &[u64; 3]| key(names[i], g[i]);
+            let mut p = ClusterPresence::new();
+            let mut shown: BTreeSet<(String, String)> = BTreeSet::new();
+            let apply = |ev: Vec<PresenceEvent>, shown: &mut BTreeSet<(String, String)>| -> Result<(), TestCaseError> {
+                for e in ev {
+                    let id = (e.channel.clone(), e.user_id.clone());
+                    match e.change {
+                        Change::Added { .. } => prop_assert!(shown.insert(id), "added twice"),
+                        Change::Removed => prop_assert!(shown.remove(&id), "removed while absent"),
+                    }
+                }
+                Ok(())
+            };
+            apply(p.set_live((0..3).map(|i| k(i, &generation))), &mut shown)?;
+            for i in 0..3 {
+                apply(p.link_up(&k(i, &generation)), &mut shown)?;
+            }
+            for s in steps {
+                match s {
+                    Step::Join(n, c, u) => {
+                        if let Some(LocalChange::Joined(mm)) = truth[n].join("1", &format!("c{c}"), &format!("u{u}"), None) {
+                            if linked[n] { apply(p.join(&k(n, &generation), mm), &mut shown)?; }
+                        }
+                    }
+                    Step::Leave(n, c, u) => {
+                        if let Some(LocalChange::Left { app, channel, user_id }) = truth[n].leave("1", &format!("c{c}"), &format!("u{u}")) {
+                            if linked[n] { apply(p.leave(&k(n, &generation), &app, &channel, &user_id), &mut shown)?; }
+                        }
+                    }
+                    Step::Live(l) => {
+                        live.copy_from_slice(&l);
+                        apply(p.set_live((0..3).filter(|i| live[*i]).map(|i| k(i, &generation))), &mut shown)?;
+                    }
+                    Step::LinkDown(n) => {
+                        linked[n] = false;
+                        apply(p.link_down(&k(n, &generation)), &mut shown)?;
+                    }
+                    Step::Resync(n) => {
+                        linked[n] = true;
+                        apply(p.link_up(&k(n, &generation)), &mut shown)?;
+                        let snap: Vec<Member> = truth[n].snapshot();
+                        let (first, rest) = snap.split_at(snap.len() / 2);
+                        apply(p.sync(&k(n, &generation), first.to_vec(), false), &mut shown)?;
+                        apply(p.sync(&k(n, &generation), rest.to_vec(), true), &mut shown)?;
+                    }
+                    Step::Restart(n) => {
+                        // The node comes back empty with a new generation, linked and live.
+                        truth[n] = LocalPresence::new();
+                        generation[n] += 1;
+                        live[n] = true;
+                        linked[n] = true;
+                        apply(p.set_live((0..3).filter(|i| live[*i]).map(|i| k(i, &generation))), &mut shown)?;
+                        apply(p.link_up(&k(n, &generation)), &mut shown)?;
+                        apply(p.sync(&k(n, &generation), vec![], true), &mut shown)?;
+                    }
+                }
+                // Only check where the observer is in sync: every live node linked.
+                if (0..3).all(|i| !live[i] || linked[i]) {
+                    let mut expect = BTreeSet::new();
+                    for i in (0..3).filter(|i| live[*i]) {
+                        for mm in truth[i].snapshot() {
+                            expect.insert((mm.channel, mm.user_id));
+                        }
+                    }
+                    prop_assert_eq!(&shown, &expect);
+                    let mut listed = BTreeSet::new();
+                    for c in 0..2 {
+                        for (u, _) in p.members("1", &format!("c{c}")) {
+                            listed.insert((format!("c{c}"), u));
+                        }
+                    }
+                    prop_assert_eq!(&listed, &expect);
+                }
+            }
+        }
+    }
+}
