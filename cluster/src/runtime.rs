@@ -144,6 +144,9 @@ async fn start_inside(
     Ok((links, membership, bound))
 }
 
+/// The live-view receiver handed to the engine; awaiting `changed()` works from any runtime.
+pub type ViewReceiver = watch::Receiver<Arc<LiveView>>;
+
 impl ClusterHandle {
     /// Binds both addresses and starts the cluster thread. Returns once both are bound.
     pub fn start(cfg: ClusterConfig) -> Result<ClusterHandle, StartError> {

@@ -50,6 +50,49 @@ pub struct Config {
     /// Switches for test tooling only; all off by default.
     #[serde(default)]
     pub testing: Testing,
+    /// Run as one node of a cluster (docs/cluster.md). Absent: a single node.
+    #[serde(default)]
+    pub cluster: Option<ClusterSettings>,
+    /// TLS (`wss://`, `https://`) on the same port as plain connections. Absent: plain only.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// The `[tls]` table: a certificate and key in PEM files, read once at start (a new
+/// certificate needs a restart; docs/operations.md says why).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the certificate chain, leaf first.
+    pub cert: std::path::PathBuf,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: std::path::PathBuf,
+    /// Refuse plain connections: WebSocket gets `pusher:error` and close 4000, HTTP gets 403.
+    /// Default false (both are served on the one port).
+    #[serde(default)]
+    pub only: bool,
+}
+
+/// Cluster membership and data-plane addresses of this node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// Unique name of this node in the cluster.
+    pub node_id: String,
+    /// Keeps two clusters on one network apart. Default `raptor`.
+    #[serde(default = "default_cluster_id")]
+    pub cluster_id: String,
+    /// UDP address for gossip.
+    pub gossip: SocketAddr,
+    /// Gossip addresses of other nodes (`host:port`); any subset is enough.
+    #[serde(default)]
+    pub seeds: Vec<String>,
+    /// TCP address for node-to-node messages.
+    pub peer: SocketAddr,
+}
+
+fn default_cluster_id() -> String {
+    "raptor".into()
 }
 
 /// Switches for test tooling. **Never enable these in production.**
@@ -276,6 +319,8 @@ impl Default for Config {
             limits: Limits::default(),
             apps: default_apps(),
             testing: Testing::default(),
+            cluster: None,
+            tls: None,
         }
     }
 }
@@ -287,6 +332,12 @@ pub struct Overrides {
     pub shards: Option<String>,
     /// `--ws-echo`: turns `testing.ws_echo` on (a flag can only turn it on).
     pub ws_echo: bool,
+    /// `--node-id`, `--gossip`, `--seeds` (comma-separated), `--peer`, `--cluster-id`.
+    pub node_id: Option<String>,
+    pub gossip: Option<String>,
+    pub seeds: Option<String>,
+    pub peer: Option<String>,
+    pub cluster_id: Option<String>,
 }
 
 impl Config {
@@ -324,8 +375,53 @@ impl Config {
                 .map_err(|_| invalid("shards", format!("`{s}` is not a number")))?;
         }
         cfg.testing.ws_echo |= over.ws_echo;
+        cfg.apply_cluster_overrides(over)?;
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// Cluster flags: `--node-id` turns clustering on; the others fill or override the
+    /// `[cluster]` table.
+    fn apply_cluster_overrides(&mut self, over: &Overrides) -> Result<(), ConfigError> {
+        let any = over.node_id.is_some() || over.gossip.is_some() || over.seeds.is_some() || over.peer.is_some();
+        if !any && over.cluster_id.is_none() {
+            return Ok(());
+        }
+        let addr = |field: &str, v: &str| -> Result<SocketAddr, ConfigError> {
+            v.parse().map_err(|_| invalid(field, format!("`{v}` is not an address like 127.0.0.1:7946")))
+        };
+        let mut c = match self.cluster.take() {
+            Some(c) => c,
+            None => {
+                let node_id = over.node_id.clone().ok_or_else(|| invalid("cluster.node_id", "--node-id is required to run in a cluster"))?;
+                let gossip = over.gossip.as_deref().ok_or_else(|| invalid("cluster.gossip", "--gossip is required to run in a cluster"))?;
+                let peer = over.peer.as_deref().ok_or_else(|| invalid("cluster.peer", "--peer is required to run in a cluster"))?;
+                ClusterSettings {
+                    node_id,
+                    cluster_id: default_cluster_id(),
+                    gossip: addr("cluster.gossip", gossip)?,
+                    seeds: Vec::new(),
+                    peer: addr("cluster.peer", peer)?,
+                }
+            }
+        };
+        if let Some(n) = &over.node_id {
+            c.node_id = n.clone();
+        }
+        if let Some(g) = &over.gossip {
+            c.gossip = addr("cluster.gossip", g)?;
+        }
+        if let Some(p) = &over.peer {
+            c.peer = addr("cluster.peer", p)?;
+        }
+        if let Some(s) = &over.seeds {
+            c.seeds = s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+        }
+        if let Some(id) = &over.cluster_id {
+            c.cluster_id = id.clone();
+        }
+        self.cluster = Some(c);
+        Ok(())
     }
 
     /// Checks cross-field rules that serde cannot express.
@@ -523,8 +619,7 @@ mod tests {
             None,
             &Overrides {
                 bind: Some("nope".into()),
-                shards: None,
-                ws_echo: false,
+                ..Overrides::default()
             },
         )
         .unwrap_err()
@@ -550,5 +645,24 @@ mod tests {
             ..Overrides::default()
         };
         assert!(Config::load(None, &over).unwrap().testing.ws_echo);
+    }
+
+    #[test]
+    fn cluster_flags() {
+        let over = Overrides {
+            node_id: Some("n1".into()),
+            gossip: Some("127.0.0.1:7946".into()),
+            peer: Some("127.0.0.1:7947".into()),
+            seeds: Some("127.0.0.1:7956, 127.0.0.1:7966".into()),
+            ..Overrides::default()
+        };
+        let c = Config::load(None, &over).unwrap().cluster.unwrap();
+        assert_eq!((c.node_id.as_str(), c.cluster_id.as_str(), c.seeds.len()), ("n1", "raptor", 2));
+        let e = Config::load(None, &Overrides { node_id: Some("n1".into()), ..Overrides::default() })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cluster.gossip"), "{e}");
+        let c = Config::from_toml("[cluster]\nnode_id = \"a\"\ngossip = \"127.0.0.1:1\"\npeer = \"127.0.0.1:2\"\n", "t").unwrap();
+        assert_eq!(c.cluster.unwrap().node_id, "a");
     }
 }

@@ -40,5 +40,7 @@ pub mod shard;
 pub mod signature;
 pub mod socket_id;
 pub mod stats;
+pub mod tls;
+pub mod transport;
 pub mod webhook;
 pub mod ws;

@@ -37,6 +37,21 @@ struct Serve {
     /// serve the test-only WebSocket echo endpoint /echo (Autobahn); never in production
     #[argh(switch)]
     ws_echo: bool,
+    /// run as cluster node ID (with --gossip and --peer; see docs/cluster.md)
+    #[argh(option)]
+    node_id: Option<String>,
+    /// UDP gossip address of this node, e.g. 127.0.0.1:7946
+    #[argh(option)]
+    gossip: Option<String>,
+    /// comma-separated gossip addresses of other nodes
+    #[argh(option)]
+    seeds: Option<String>,
+    /// TCP address for node-to-node messages, e.g. 127.0.0.1:7947
+    #[argh(option)]
+    peer: Option<String>,
+    /// cluster id keeping clusters apart (default raptor)
+    #[argh(option)]
+    cluster_id: Option<String>,
 }
 
 fn main() {
@@ -55,6 +70,11 @@ fn main() {
         bind: s.bind.or_else(|| env("RAPTOR_BIND")),
         shards: s.shards.or_else(|| env("RAPTOR_SHARDS")),
         ws_echo: s.ws_echo,
+        node_id: s.node_id,
+        gossip: s.gossip,
+        seeds: s.seeds,
+        peer: s.peer,
+        cluster_id: s.cluster_id,
     };
     let cfg = match Config::load(file.as_deref(), &over) {
         Ok(c) => c,

@@ -7,28 +7,36 @@
 //! fanout only pushes a refcount into each queue; the flusher later writes up to
 //! [`IOV_BATCH`] frames per syscall, which is the main lever on loopback (stack-notes §9).
 //!
+//! TLS sockets take another path to the same queue: rustls must encrypt, so the flusher hands
+//! it the queued frames coalesced into one buffer per write (one record for a burst of small
+//! frames, not one each) through the stream's `poll_write`, and flushes what rustls buffered.
+//! The plain path is untouched by this.
+//!
 //! **Invariant:** frames are written in the order they were pushed, and a frame is never
 //! split between two sockets' writes: a partially written head frame is always finished
 //! before anything else (including a close frame) goes out.
 
 use crate::stats::ShardStats;
+use crate::transport::Transport;
 use bytes::Bytes;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
-use glommio::net::TcpStream;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{BorrowedFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::Poll;
+use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
 /// Frames written per `sendmsg` at most (well under IOV_MAX = 1024).
 pub const IOV_BATCH: usize = 64;
 /// `sendmsg` calls per socket per flusher visit, so one busy socket cannot starve the rest.
 const SENDS_PER_VISIT: usize = 4;
+/// Plaintext handed to rustls per write on a TLS socket: the largest TLS record, so a burst
+/// of small frames is encrypted and framed once.
+const TLS_RECORD: usize = 16 * 1024;
 
 /// Where a socket is in its life, from the writer's point of view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,10 +101,15 @@ impl Queue {
 /// The write side of one socket. Shared (`Rc`) by the connection, the channel tables that
 /// deliver to it, and the flusher; it lives on one shard only.
 pub struct SocketOut {
-    /// Raw fd for `sendmsg`; valid as long as `stream` lives.
+    /// Raw fd for `sendmsg` and `shutdown`; valid as long as `stream` lives.
     fd: RawFd,
-    /// The glommio stream, used only to wait for readiness. Borrowed only inside a poll.
-    pub stream: RefCell<TcpStream>,
+    /// The connection's stream. The session reads it through [`SocketOut::poll_read`]; the
+    /// writer uses it to wait for readiness (plain) or to write through rustls (TLS).
+    /// Borrowed only inside a poll.
+    stream: RefCell<Transport>,
+    /// `stream` is TLS, so frames go through rustls instead of `sendmsg` (kept apart so the
+    /// hot path does not borrow the stream to find out).
+    tls: bool,
     queue: RefCell<Queue>,
     state: Cell<WriteState>,
     /// Already in the flusher's dirty list.
@@ -112,13 +125,14 @@ pub struct SocketOut {
 
 impl SocketOut {
     pub fn new(
-        stream: TcpStream,
+        stream: Transport,
         flush: Rc<FlushQueue>,
         max_frames: usize,
         max_bytes: usize,
     ) -> Rc<SocketOut> {
         Rc::new(SocketOut {
-            fd: stream.as_raw_fd(),
+            fd: stream.raw_fd(),
+            tls: stream.is_tls(),
             stream: RefCell::new(stream),
             queue: RefCell::new(Queue::default()),
             state: Cell::new(WriteState::Open),
@@ -133,6 +147,23 @@ impl SocketOut {
 
     pub fn state(&self) -> WriteState {
         self.state.get()
+    }
+
+    /// Reads from the socket: the connection's read side, which lives here so the writer can
+    /// reach the same stream. On TLS, records rustls produced while reading (an alert, a key
+    /// update reply) get the socket scheduled, so they leave even when no frame is queued.
+    pub fn poll_read(
+        self: &Rc<Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut stream = self.stream.borrow_mut();
+        let res = futures_lite::AsyncRead::poll_read(Pin::new(&mut *stream), cx, buf);
+        if self.tls && self.state.get() == WriteState::Open && stream.wants_write() {
+            drop(stream);
+            self.schedule();
+        }
+        res
     }
 
     /// Frames waiting to be written (for tests and stats).
@@ -249,6 +280,15 @@ impl SocketOut {
 
     /// Writes without blocking as much as the kernel takes, up to [`SENDS_PER_VISIT`] sends.
     fn flush_now(self: &Rc<Self>) -> FlushOutcome {
+        if self.tls {
+            // A waker that does nothing makes this attempt non-blocking: on `Pending` the
+            // socket goes to `wait_writable`, which polls again with a real one.
+            let mut cx = Context::from_waker(Waker::noop());
+            return match self.poll_flush_tls(&mut cx) {
+                Poll::Ready(outcome) => outcome,
+                Poll::Pending => FlushOutcome::Blocked,
+            };
+        }
         for _ in 0..SENDS_PER_VISIT {
             if matches!(self.state.get(), WriteState::Closed) {
                 return FlushOutcome::Done;
@@ -296,6 +336,81 @@ impl SocketOut {
         }
     }
 
+    /// The TLS counterpart of the `sendmsg` loop: up to [`SENDS_PER_VISIT`] writes of up to
+    /// [`TLS_RECORD`] bytes each, then a flush of what rustls still holds (for a closing
+    /// socket: `close_notify` and the write side's shutdown, via `poll_close`). `Pending` when
+    /// the socket takes no more; the waker in `cx` is then registered with glommio.
+    ///
+    /// rustls takes plaintext up to its own buffer limit (64 KiB) even while the socket is
+    /// full, so a TLS socket may hold that much beyond `outbox_max_bytes`.
+    fn poll_flush_tls(self: &Rc<Self>, cx: &mut Context<'_>) -> Poll<FlushOutcome> {
+        for _ in 0..SENDS_PER_VISIT {
+            if self.state.get() == WriteState::Closed {
+                return Poll::Ready(FlushOutcome::Done);
+            }
+            let res = {
+                let q = self.queue.borrow();
+                let Some(head) = q.frames.front() else {
+                    break;
+                };
+                let head = &head[q.head_written..];
+                let mut stream = self.stream.borrow_mut();
+                if q.frames.len() == 1 || head.len() >= TLS_RECORD {
+                    futures_lite::AsyncWrite::poll_write(Pin::new(&mut *stream), cx, head)
+                } else {
+                    // Coalesce: frames (the last possibly in part; the queue tracks partial
+                    // heads) into one record-sized buffer.
+                    let mut buf = self.flush.tls_scratch.borrow_mut();
+                    buf.clear();
+                    buf.extend_from_slice(head);
+                    for f in q.frames.iter().skip(1) {
+                        let take = f.len().min(TLS_RECORD - buf.len());
+                        buf.extend_from_slice(&f[..take]);
+                        if buf.len() == TLS_RECORD {
+                            break;
+                        }
+                    }
+                    futures_lite::AsyncWrite::poll_write(Pin::new(&mut *stream), cx, &buf)
+                }
+            };
+            match res {
+                Poll::Ready(Ok(n)) if n > 0 => {
+                    crate::stats::add(&self.flush.stats.bytes_out, n as u64);
+                    self.queue.borrow_mut().advance(n);
+                }
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(_) => {
+                    // An error, or no progress on a non-empty buffer: the peer is gone.
+                    self.abort();
+                    return Poll::Ready(FlushOutcome::Done);
+                }
+            }
+        }
+        if !self.queue.borrow().frames.is_empty() {
+            return Poll::Ready(FlushOutcome::More);
+        }
+        let res = {
+            let mut stream = self.stream.borrow_mut();
+            let stream = Pin::new(&mut *stream);
+            match self.state.get() {
+                WriteState::Open => futures_lite::AsyncWrite::poll_flush(stream, cx),
+                WriteState::Closing { .. } => futures_lite::AsyncWrite::poll_close(stream, cx),
+                WriteState::ShutWrite { .. } | WriteState::Closed => Poll::Ready(Ok(())),
+            }
+        };
+        match res {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(())) => {
+                self.after_drain();
+                Poll::Ready(FlushOutcome::Done)
+            }
+            Poll::Ready(Err(_)) => {
+                self.abort();
+                Poll::Ready(FlushOutcome::Done)
+            }
+        }
+    }
+
     /// Everything is written: record how long the queue waited; a closing socket now shuts
     /// its write side.
     fn after_drain(&self) {
@@ -306,38 +421,49 @@ impl SocketOut {
             );
         }
         if let WriteState::Closing { since } = self.state.get() {
-            let _ = self.with_sock(|s| s.shutdown(std::net::Shutdown::Write));
+            // A TLS stream's `poll_close` already shut it, after its `close_notify`.
+            if !self.tls {
+                let _ = self.with_sock(|s| s.shutdown(std::net::Shutdown::Write));
+            }
             self.state.set(WriteState::ShutWrite { since });
         }
     }
 
     /// Waits until the socket is writable by letting glommio write the rest of the head
-    /// frame, then hands the socket back to the flusher.
+    /// frame (TLS: by polling the TLS flush with a real waker), then hands the socket back to
+    /// the flusher.
     async fn wait_writable(self: Rc<Self>) {
-        loop {
-            let res = poll_fn(|cx| {
-                let q = self.queue.borrow();
-                let Some(head) = q.frames.front() else {
-                    return Poll::Ready(Ok(0));
-                };
-                let slice = &head[q.head_written..];
-                let mut stream = self.stream.borrow_mut();
-                futures_lite::AsyncWrite::poll_write(Pin::new(&mut *stream), cx, slice)
-            })
-            .await;
-            match res {
-                Ok(n) => self.queue.borrow_mut().advance(n),
-                Err(_) => {
-                    self.abort();
-                    break;
-                }
+        if self.tls {
+            // rustls drives the socket: poll the whole TLS flush with a real waker.
+            while let FlushOutcome::More = poll_fn(|cx| self.poll_flush_tls(cx)).await {
+                glommio::yield_if_needed().await;
             }
-            match self.flush_now() {
-                FlushOutcome::Blocked => continue,
-                FlushOutcome::Done => break,
-                FlushOutcome::More => {
-                    glommio::yield_if_needed().await;
-                    continue;
+        } else {
+            loop {
+                let res = poll_fn(|cx| {
+                    let q = self.queue.borrow();
+                    let Some(head) = q.frames.front() else {
+                        return Poll::Ready(Ok(0));
+                    };
+                    let slice = &head[q.head_written..];
+                    let mut stream = self.stream.borrow_mut();
+                    futures_lite::AsyncWrite::poll_write(Pin::new(&mut *stream), cx, slice)
+                })
+                .await;
+                match res {
+                    Ok(n) => self.queue.borrow_mut().advance(n),
+                    Err(_) => {
+                        self.abort();
+                        break;
+                    }
+                }
+                match self.flush_now() {
+                    FlushOutcome::Blocked => continue,
+                    FlushOutcome::Done => break,
+                    FlushOutcome::More => {
+                        glommio::yield_if_needed().await;
+                        continue;
+                    }
                 }
             }
         }
@@ -361,6 +487,9 @@ pub struct FlushQueue {
     /// accounting costs no clock read per frame.
     clock: Cell<Instant>,
     stats: Rc<ShardStats>,
+    /// Where a TLS socket's frames are coalesced before rustls encrypts them; one per shard,
+    /// borrowed only within one synchronous write.
+    tls_scratch: RefCell<Vec<u8>>,
     /// Capacity-1 channel used as a wake-up flag: a full channel means "already woken".
     wake_tx: LocalSender<()>,
     wake_rx: RefCell<Option<LocalReceiver<()>>>,
@@ -373,6 +502,7 @@ impl FlushQueue {
             dirty: RefCell::new(Vec::new()),
             clock: Cell::new(Instant::now()),
             stats,
+            tls_scratch: RefCell::new(Vec::new()),
             wake_tx,
             wake_rx: RefCell::new(Some(wake_rx)),
         })

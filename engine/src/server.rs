@@ -4,6 +4,7 @@
 use crate::app::Apps;
 use crate::config::Config;
 use crate::outbox::FlushQueue;
+use crate::shard::cluster::{Gateway, GatewayParts, GATEWAY};
 use crate::shard::mesh::MeshOut;
 use crate::shard::msg::ShardMsg;
 use crate::shard::{sweeper, Shard};
@@ -25,6 +26,11 @@ pub enum StartError {
     },
     #[error("cannot start the shards: {0}")]
     Executors(String),
+    /// The `[tls]` certificate or key cannot be used; the message names the field.
+    #[error("{0}")]
+    Tls(crate::config::ConfigError),
+    #[error("cannot join the cluster: {0}")]
+    Cluster(String),
 }
 
 /// Picks the real address before the shards bind. glommio always sets `SO_REUSEPORT`, so a
@@ -46,6 +52,12 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, usize)) -> Result<(), 
     let nr = cfg.effective_shards();
     let addr = resolve_bind(cfg.bind)?;
     let apps = Arc::new(Apps::new(&cfg.apps));
+    let tls = cfg
+        .tls
+        .as_ref()
+        .map(crate::tls::load)
+        .transpose()
+        .map_err(StartError::Tls)?;
     let limits = Arc::new(cfg.limits.clone());
     crate::ws::echo::set_enabled(cfg.testing.ws_echo);
     if cfg.testing.ws_echo {
@@ -54,6 +66,17 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, usize)) -> Result<(), 
     let mesh = (nr > 1).then(|| MeshBuilder::<ShardMsg, _>::full(nr, limits.mesh_queue_capacity));
     let webhooks = crate::webhook::Webhooks::start(&apps);
     let node = Arc::new(crate::lifecycle::Node::default());
+    let mut cluster = match &cfg.cluster {
+        Some(c) => Some(start_cluster(c)?),
+        None => None,
+    };
+    let clustered = cluster.is_some();
+    let gateway_parts = Arc::new(HandOff::new(cluster.as_mut().map(|h| GatewayParts {
+        me: h.me().clone(),
+        commands: h.commands(),
+        events: h.take_events().expect("events taken once"),
+        view: h.view(),
+    })));
     crate::lifecycle::watch_signals(node.clone())
         .map_err(|e| StartError::Executors(format!("signal handler: {e}")))?;
     let grace = Duration::from_secs(limits.shutdown_grace_secs);
@@ -80,8 +103,10 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, usize)) -> Result<(), 
                 r2.clone(),
                 f2.clone(),
             );
+            let gateway_parts = gateway_parts.clone();
             let webhooks = webhooks.clone();
             let node = node.clone();
+            let tls = tls.clone();
             async move {
                 let (senders, receivers) = match mesh {
                     Some(m) => {
@@ -92,7 +117,13 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, usize)) -> Result<(), 
                 };
                 let id = senders.as_ref().map_or(0, |s| s.peer_id());
                 let out = Rc::new(MeshOut::new(id, nr, senders, limits.mesh_queue_capacity));
-                let shard = Shard::new(id, nr, apps, limits, out.clone(), webhooks, node);
+                let shard =
+                    Shard::new(id, nr, apps, limits, out.clone(), webhooks, node, clustered);
+                if id == GATEWAY {
+                    if let Some(parts) = gateway_parts.take() {
+                        Gateway::start(&shard, parts);
+                    }
+                }
                 start_tasks(&shard, receivers);
                 let listener = match glommio::net::TcpListener::bind(addr) {
                     Ok(l) => l,
@@ -103,7 +134,10 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, usize)) -> Result<(), 
                     }
                 };
                 ready.fetch_add(1, Ordering::SeqCst);
-                accept_loop(shard, listener).await;
+                let tls = tls
+                    .as_ref()
+                    .map(|t| Rc::new(crate::transport::LocalAcceptor::new(t)));
+                accept_loop(shard, listener, tls).await;
             }
         })
         .map_err(|e| StartError::Executors(e.to_string()))?;
@@ -123,6 +157,11 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, usize)) -> Result<(), 
     // The shards run until a signal; then they close every connection with 4200 and drain.
     while !main_node.shutting_down() {
         std::thread::sleep(Duration::from_millis(50));
+    }
+    if let Some(c) = cluster.take() {
+        // Tell the other nodes first, so they move this node's members without waiting for
+        // failure detection.
+        c.leave();
     }
     let drained =
         crate::lifecycle::wait_drained(&main_node, nr, grace + Duration::from_millis(500));
@@ -192,14 +231,21 @@ async fn drain_on_shutdown(shard: Rc<Shard>) {
     shard.node.drained.fetch_add(1, Ordering::SeqCst);
 }
 
-async fn accept_loop(shard: Rc<Shard>, listener: glommio::net::TcpListener) {
+/// `tls`: this shard's TLS acceptor when `[tls]` is configured (each connection then starts
+/// by telling TLS from plain, in its own task).
+async fn accept_loop(
+    shard: Rc<Shard>,
+    listener: glommio::net::TcpListener,
+    tls: Option<Rc<crate::transport::LocalAcceptor>>,
+) {
     // During shutdown new connections are still accepted but refused by `Shard::admit` with
     // 4200, so clients of a draining node reconnect elsewhere at once.
     loop {
         let next = listener.accept().await;
         match next {
             Ok(stream) => {
-                glommio::spawn_local(crate::http::serve(shard.clone(), stream)).detach();
+                glommio::spawn_local(crate::http::serve(shard.clone(), stream, tls.clone()))
+                    .detach();
             }
             Err(e) => {
                 // Usually EMFILE: back off instead of spinning; existing connections go on.
@@ -207,5 +253,42 @@ async fn accept_loop(shard: Rc<Shard>, listener: glommio::net::TcpListener) {
                 glommio::timer::sleep(Duration::from_millis(50)).await;
             }
         }
+    }
+}
+
+fn start_cluster(
+    c: &crate::config::ClusterSettings,
+) -> Result<raptor_cluster::runtime::ClusterHandle, StartError> {
+    let id = raptor_cluster::NodeId::new(&c.node_id)
+        .map_err(|e| StartError::Cluster(format!("node id: {e}")))?;
+    let cfg = raptor_cluster::runtime::ClusterConfig::new(
+        id,
+        c.cluster_id.clone(),
+        c.gossip,
+        c.seeds.clone(),
+        c.peer,
+    );
+    let handle = raptor_cluster::runtime::ClusterHandle::start(cfg)
+        .map_err(|e| StartError::Cluster(e.to_string()))?;
+    tracing::info!(node = %c.node_id, gossip = %c.gossip, peer = %c.peer, "cluster node started");
+    Ok(handle)
+}
+
+/// Hands a value from the main thread to exactly one shard at start-up.
+///
+/// The shard closures must be `Clone + Send`, and the cluster's receivers are neither
+/// cloneable nor shareable, so a mutex-guarded slot is the simplest correct hand-over. It is
+/// touched once per shard at start, never on a data path.
+#[allow(clippy::disallowed_types)]
+struct HandOff<T>(std::sync::Mutex<Option<T>>);
+
+#[allow(clippy::disallowed_types)]
+impl<T> HandOff<T> {
+    fn new(v: Option<T>) -> Self {
+        HandOff(std::sync::Mutex::new(v))
+    }
+
+    fn take(&self) -> Option<T> {
+        self.0.lock().ok().and_then(|mut g| g.take())
     }
 }

@@ -1,26 +1,53 @@
-//! One accepted socket: read requests until it upgrades to WebSocket or closes.
+//! One accepted socket: TLS or plain (when `[tls]` is configured, the client's first byte
+//! decides), then requests until it upgrades to WebSocket or closes.
 
 use super::request::{read_body, read_head, ReadError};
 use super::response::Response;
-use super::router::{route, Routed};
+use super::router::{refuse_plain, route, Routed};
 use crate::shard::Shard;
+use crate::transport::{LocalAcceptor, Transport};
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
+/// Serves one accepted socket. With `tls` (the shard's acceptor, when `[tls]` is configured)
+/// the client's first bytes decide between TLS and plain.
+pub async fn serve(shard: Rc<Shard>, stream: TcpStream, tls: Option<Rc<LocalAcceptor>>) {
     let _ = stream.set_nodelay(true);
     let limits = shard.limits.clone();
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    // The TLS handshake and the first request share the handshake timeout: a client that
+    // dawdles in either is cut at the same deadline (slowloris defence).
+    let setup = Duration::from_secs(limits.handshake_timeout_secs);
+    let setup_deadline = Instant::now() + setup;
+    let (mut stream, plain_refused) = match &tls {
+        None => (Transport::Plain(stream), false),
+        Some(acceptor) => {
+            let accept = async { Ok(acceptor.accept(stream, &mut buf).await) };
+            match glommio::timer::timeout(setup, accept).await {
+                Ok(Ok(t)) => {
+                    let refused = acceptor.only() && !t.is_tls();
+                    (t, refused)
+                }
+                Ok(Err(e)) => {
+                    // Clients that do not trust the certificate end up here; not the server's
+                    // problem, so not above debug.
+                    tracing::debug!(error = %e, "tls handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            }
+        }
+    };
     let mut first = true;
     loop {
         // The first request must arrive within the handshake timeout (slowloris defence);
         // later ones within the keep-alive timeout. The whole head and body share the deadline.
-        let secs = if first {
-            limits.handshake_timeout_secs
+        let wait = if first {
+            setup_deadline.saturating_duration_since(Instant::now())
         } else {
-            limits.http_keepalive_secs
+            Duration::from_secs(limits.http_keepalive_secs)
         };
         first = false;
         let read = async {
@@ -46,31 +73,43 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
             }
             req.map_err(RequestFailure::from)
         };
-        let read =
-            glommio::timer::timeout(Duration::from_secs(secs), async { Ok(read.await) }).await;
+        let read = glommio::timer::timeout(wait, async { Ok(read.await) }).await;
+        let grace = Duration::from_secs(limits.close_grace_secs);
         let req = match read {
             Ok(Ok(req)) => req,
             Ok(Err(RequestFailure::Respond(resp))) => {
-                let _ = stream.write_all(&resp.encode(true)).await;
+                if stream.send_all(&resp.encode(true)).await.is_ok() {
+                    finish(stream, grace).await;
+                }
                 return;
             }
             Ok(Err(RequestFailure::Drop)) => return,
             Err(_) => {
                 // Timed out: a silent or too-slow client.
                 if !buf.is_empty() {
-                    let _ = stream
-                        .write_all(&Response::error(408, "request timeout").encode(true))
-                        .await;
+                    let resp = Response::error(408, "request timeout").encode(true);
+                    if stream.send_all(&resp).await.is_ok() {
+                        finish(stream, grace).await;
+                    }
                 }
                 return;
             }
         };
         let mut req = req;
-        req.peer = stream.peer_addr().ok();
+        req.peer = stream.peer_addr();
         let close = req.close;
-        match route(&shard, req).await {
+        let routed = if plain_refused {
+            refuse_plain(&shard, &req)
+        } else {
+            route(&shard, req).await
+        };
+        match routed {
             Routed::Respond(resp) => {
-                if stream.write_all(&resp.encode(close)).await.is_err() || close {
+                if stream.send_all(&resp.encode(close)).await.is_err() {
+                    return;
+                }
+                if close {
+                    finish(stream, grace).await;
                     return;
                 }
             }
@@ -79,6 +118,15 @@ pub async fn serve(shard: Rc<Shard>, mut stream: TcpStream) {
                 return;
             }
         }
+    }
+}
+
+/// Ends a connection the server closes after its response. TLS sends `close_notify` first so
+/// the client can tell the end from a truncation (OpenSSL 3 reports an EOF without it as an
+/// error); bounded by `grace`, as the client may not be reading. Plain sockets just close.
+async fn finish(mut stream: Transport, grace: Duration) {
+    if stream.is_tls() {
+        let _ = glommio::timer::timeout(grace, async { Ok(stream.close().await) }).await;
     }
 }
 

@@ -1,7 +1,6 @@
 //! Reading one request (head via httparse, then a Content-Length body) with bounds.
 
-use futures_lite::AsyncReadExt;
-use glommio::net::TcpStream;
+use futures_lite::{AsyncRead, AsyncReadExt};
 use percent_encoding::percent_decode_str;
 
 /// A parsed request. Only the headers Raptor uses are kept.
@@ -54,7 +53,7 @@ pub enum ReadError {
 /// Reads the next request head from `stream`, using and refilling `buf` (which may already
 /// hold pipelined bytes). On success the head is drained from `buf`.
 pub async fn read_head(
-    stream: &mut TcpStream,
+    stream: &mut (impl AsyncRead + Unpin),
     buf: &mut Vec<u8>,
     max_head: usize,
 ) -> Result<Request, ReadError> {
@@ -73,7 +72,7 @@ pub async fn read_head(
 /// Appends up to `room` bytes from `stream` to `buf`. Reads into a scratch buffer so a read
 /// cancelled by a timeout never leaves placeholder bytes in `buf`.
 async fn read_more(
-    stream: &mut TcpStream,
+    stream: &mut (impl AsyncRead + Unpin),
     buf: &mut Vec<u8>,
     room: usize,
 ) -> Result<(), ReadError> {
@@ -105,7 +104,7 @@ pub fn parse_head(buf: &[u8], max_head: usize) -> Result<Option<(Request, usize)
 
 /// Reads the body announced by `req.content_length` (already bounded) into `req.body`.
 pub async fn read_body(
-    stream: &mut TcpStream,
+    stream: &mut (impl AsyncRead + Unpin),
     buf: &mut Vec<u8>,
     req: &mut Request,
 ) -> Result<(), ReadError> {

@@ -5,9 +5,10 @@ use super::request::{decode, Request};
 use super::response::Response;
 use super::{channels, events};
 use crate::app::App;
+use crate::protocol::codes;
 use crate::shard::Shard;
 use crate::ws::echo;
-use crate::ws::handshake::{self, Upgrade};
+use crate::ws::handshake::{self, Outcome, Upgrade};
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -57,6 +58,31 @@ pub async fn route(shard: &Rc<Shard>, req: Request) -> Routed {
     };
     Routed::Respond(resp)
 }
+
+/// Answers a plain request when `tls.only` refuses plain connections. A WebSocket upgrade is
+/// completed and then refused with 4000, which pusher-js takes as "reconnect with wss://" (a
+/// refusal in HTTP would look like a network error and be retried as is). Anything else gets
+/// 403 before any handler runs, so no credential or data crosses the plain connection.
+pub fn refuse_plain(shard: &Shard, req: &Request) -> Routed {
+    if !req.upgrade_websocket {
+        return Routed::Respond(Response::error(403, "TLS required"));
+    }
+    match handshake::check(shard, req) {
+        Routed::Upgrade(mut up) => {
+            up.outcome = Outcome::Refuse {
+                code: codes::TLS_ONLY,
+                message: TLS_ONLY_MESSAGE,
+            };
+            Routed::Upgrade(up)
+        }
+        // Not a valid upgrade (400/405/426): that answer stands.
+        respond => respond,
+    }
+}
+
+/// Pusher's own wording for close code 4000.
+pub const TLS_ONLY_MESSAGE: &str =
+    "Application only accepts SSL connections, reconnect using wss://";
 
 /// Finds the app named in the path and checks the request's signature.
 fn authed(shard: &Shard, id: &str, req: &Request) -> Result<Arc<App>, Response> {

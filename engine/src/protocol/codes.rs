@@ -1,6 +1,9 @@
 //! Pusher error and close codes used by Raptor (protocol doc §Error Codes), plus Raptor's
 //! own `pusher:error` codes in the 43xx "other" range. docs/protocol.md lists them all.
 
+/// Close: the server accepts only TLS (`tls.only`) and this connection is plain. pusher-js
+/// reconnects with `wss://` at once (its `tls_only` action).
+pub const TLS_ONLY: u16 = 4000;
 /// Close: the app key is unknown.
 pub const APP_NOT_FOUND: u16 = 4001;
 /// Close: the path is not `/app/{key}`.

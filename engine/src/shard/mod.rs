@@ -11,6 +11,7 @@
 //! handlers, and message dispatch; [`owner`] handles what an owner shard does for its
 //! channels, [`users`] what it does for its users.
 
+pub mod cluster;
 pub mod mesh;
 pub mod msg;
 mod owner;
@@ -51,6 +52,10 @@ pub struct Shard {
     pub flush: Rc<FlushQueue>,
     pub mesh: Rc<MeshOut>,
     pub webhooks: Webhooks,
+    /// Running as one node of a cluster: events and presence go through the gateway.
+    pub clustered: bool,
+    /// Shard 0 in cluster mode: this node's protocol state and links.
+    pub gateway: RefCell<Option<Rc<cluster::Gateway>>>,
     /// Node-wide connection count and shutdown flag.
     pub node: Arc<crate::lifecycle::Node>,
     /// New-connection rate window: (start of the current second, admitted in it).
@@ -87,6 +92,7 @@ impl Shard {
         mesh: Rc<MeshOut>,
         webhooks: Webhooks,
         node: Arc<crate::lifecycle::Node>,
+        clustered: bool,
     ) -> Rc<Shard> {
         let n_apps = apps.list.len();
         let stats = Rc::new(ShardStats::default());
@@ -98,6 +104,8 @@ impl Shard {
             flush: FlushQueue::new(stats.clone()),
             mesh,
             webhooks,
+            clustered,
+            gateway: RefCell::new(None),
             node,
             conn_rate: Cell::new((std::time::Instant::now(), 0)),
             api_rate: RefCell::new(vec![(std::time::Instant::now(), 0); n_apps]),
@@ -329,8 +337,20 @@ impl Shard {
         frame: Bytes,
         exclude: Option<SocketId>,
     ) {
-        let owner = self.owner_of(app, &channel);
         stats::add(&self.stats.published, 1);
+        if self.clustered {
+            let msg = ShardMsg::ClusterPublish {
+                app,
+                channel,
+                frame,
+                exclude,
+                cache_data: None,
+                ack: None,
+            };
+            self.mesh.send(cluster::GATEWAY, msg);
+            return;
+        }
+        let owner = self.owner_of(app, &channel);
         let t0 = std::time::Instant::now();
         self.mesh.send(
             owner,
@@ -366,6 +386,20 @@ impl Shard {
             .cache
             .then(|| Arc::from(data));
         let me = self.id;
+        if self.clustered {
+            // The gateway asks the owning node to order it; 200 once it left this node in order.
+            return self
+                .request(cluster::GATEWAY, |id| ShardMsg::ClusterPublish {
+                    app,
+                    channel,
+                    frame,
+                    exclude,
+                    cache_data,
+                    ack: Some((me, id)),
+                })
+                .await
+                .map(|_| ());
+        }
         self.request(owner, |id| ShardMsg::Publish {
             app,
             channel,
@@ -379,8 +413,19 @@ impl Shard {
         .map(|_| ())
     }
 
-    /// Closes the signed-in connections of `user` on every shard.
+    /// Closes the signed-in connections of `user` on every shard (and every node).
     pub fn terminate_user(&self, app: AppIdx, user: &str) {
+        if self.clustered {
+            let user: Arc<str> = Arc::from(user);
+            self.mesh
+                .send(cluster::GATEWAY, ShardMsg::ClusterTerminate { app, user });
+            return;
+        }
+        self.terminate_local(app, user);
+    }
+
+    /// Closes the signed-in connections of `user` on every shard of this node.
+    pub fn terminate_local(&self, app: AppIdx, user: &str) {
         let user: Arc<str> = Arc::from(user);
         for s in 0..self.nr_shards {
             self.mesh.send(
@@ -514,6 +559,34 @@ impl Shard {
                             .close_with(close_frame(codes::UNAUTHORIZED, "terminated"));
                     }
                 }
+            }
+            msg @ (ShardMsg::ClusterPublish { .. }
+            | ShardMsg::ClusterInterest { .. }
+            | ShardMsg::ClusterJoin { .. }
+            | ShardMsg::ClusterLeave { .. }
+            | ShardMsg::ClusterTerminate { .. }) => self.gateway_handle(msg),
+            ShardMsg::LocalFanout {
+                app,
+                channel,
+                frame,
+                exclude,
+                privileged_only,
+                cache_data,
+            } => {
+                if let Some(data) = cache_data {
+                    let now = std::time::Instant::now();
+                    self.cache
+                        .borrow_mut()
+                        .store(app, &channel, frame.clone(), data, now);
+                }
+                self.fan_out(
+                    app,
+                    &channel,
+                    &frame,
+                    exclude,
+                    privileged_only,
+                    std::time::Instant::now(),
+                );
             }
             ShardMsg::Query { from, id, query } => {
                 let reply = self.answer(query);

@@ -106,6 +106,54 @@ pub enum ShardMsg {
         app: AppIdx,
         user: Arc<str>,
     },
+    // ---- cluster mode: shards ↔ the gateway on shard 0 (see `shard::cluster`) ----------
+    /// Edge → gateway: an event entering this node; `ack` as for `Publish`.
+    ClusterPublish {
+        app: AppIdx,
+        channel: Arc<str>,
+        frame: Bytes,
+        exclude: Option<SocketId>,
+        cache_data: Option<Arc<str>>,
+        ack: Option<(ShardId, u64)>,
+    },
+    /// Local owner → gateway: this node has (or no longer has) subscribers of a channel.
+    ClusterInterest {
+        app: AppIdx,
+        channel: Arc<str>,
+        on: bool,
+    },
+    /// Local owner → gateway: a presence subscription was counted; the gateway answers the
+    /// subscriber's shard with the cluster-wide member list. `first_local` when it is the
+    /// user's first connection on this node.
+    ClusterJoin {
+        app: AppIdx,
+        channel: Arc<str>,
+        join: Join,
+        first_local: bool,
+        from: ShardId,
+        conn: ConnId,
+        socket_id: SocketId,
+    },
+    /// Local owner → gateway: the user's last connection on this node left the channel.
+    ClusterLeave {
+        app: AppIdx,
+        channel: Arc<str>,
+        user: Arc<str>,
+    },
+    /// HTTP → gateway: terminate the user's connections on every node.
+    ClusterTerminate {
+        app: AppIdx,
+        user: Arc<str>,
+    },
+    /// Gateway → local owner: write `frame` to this node's subscribers only.
+    LocalFanout {
+        app: AppIdx,
+        channel: Arc<str>,
+        frame: Bytes,
+        exclude: Option<SocketId>,
+        privileged_only: bool,
+        cache_data: Option<Arc<str>>,
+    },
     /// A question for an owner (or every shard); answered with [`ShardMsg::Reply`].
     Query {
         from: ShardId,

@@ -122,6 +122,40 @@ impl Shard {
             from,
             join.as_ref().map(|j| (&j.user_id, j.user_info.as_deref())),
         );
+        if change.occupancy && self.clustered {
+            let msg = ShardMsg::ClusterInterest {
+                app,
+                channel: channel.clone(),
+                on: true,
+            };
+            self.mesh.send(super::cluster::GATEWAY, msg);
+        }
+        if let (true, Some(j)) = (self.clustered, &join) {
+            // The gateway knows the cluster-wide members: it sends member_added where due and
+            // answers the subscriber with the full list.
+            if change.occupancy {
+                a.channels
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.webhooks.emit(
+                    app,
+                    WebhookEvent::ChannelOccupied {
+                        channel: channel.to_string(),
+                    },
+                );
+            }
+            let msg = ShardMsg::ClusterJoin {
+                app,
+                channel: channel.clone(),
+                join: j.clone(),
+                first_local: change.member,
+                from,
+                conn,
+                socket_id,
+            };
+            self.mesh.send(super::cluster::GATEWAY, msg);
+            self.count_changed(app, &channel, Instant::now());
+            return;
+        }
         if change.occupancy {
             a.channels
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -211,7 +245,24 @@ impl Shard {
             .owned
             .borrow_mut()
             .unsubscribe(app, &channel, from, user_id.as_deref());
-        if change.member {
+        if change.occupancy && self.clustered {
+            let msg = ShardMsg::ClusterInterest {
+                app,
+                channel: channel.clone(),
+                on: false,
+            };
+            self.mesh.send(super::cluster::GATEWAY, msg);
+        }
+        if change.member && self.clustered {
+            // Cluster-wide presence decides member_removed (the user may be on another node).
+            let user = user_id.clone().expect("member change implies a user");
+            let msg = ShardMsg::ClusterLeave {
+                app,
+                channel: channel.clone(),
+                user,
+            };
+            self.mesh.send(super::cluster::GATEWAY, msg);
+        } else if change.member {
             let user_id = user_id.expect("member change implies a user");
             let removed = frames::member_removed(&channel, &user_id);
             self.fan_out(

@@ -19,11 +19,10 @@ use super::sansio::SansIo;
 use crate::outbox::{SocketOut, WriteState};
 use crate::protocol::codes;
 use crate::shard::Shard;
+use crate::transport::Transport;
 use bytes::Bytes;
-use glommio::net::TcpStream;
 use std::future::poll_fn;
 use std::io;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -53,7 +52,7 @@ pub fn enabled() -> bool {
 }
 
 /// Runs an echo connection (after the 101 response) until it closes.
-pub async fn run(shard: Rc<Shard>, stream: TcpStream, leftover: Vec<u8>) {
+pub async fn run(shard: Rc<Shard>, stream: Transport, leftover: Vec<u8>) {
     let limits = shard.limits.clone();
     // Room for one maximal echo plus whatever small frames are queued around it.
     let out = SocketOut::new(
@@ -83,10 +82,7 @@ pub async fn run(shard: Rc<Shard>, stream: TcpStream, leftover: Vec<u8>) {
         }
         let old = io.inb.len();
         io.inb.resize(old + READ_CHUNK, 0);
-        let read = poll_fn(|cx| {
-            let mut s = out.stream.borrow_mut();
-            futures_lite::AsyncRead::poll_read(Pin::new(&mut *s), cx, &mut io.inb[old..])
-        });
+        let read = poll_fn(|cx| out.poll_read(cx, &mut io.inb[old..]));
         let n = if closing {
             match glommio::timer::timeout(grace, async { Ok(read.await) }).await {
                 Ok(r) => r,

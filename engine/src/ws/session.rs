@@ -9,12 +9,10 @@ use crate::connection::Connection;
 use crate::outbox::{SocketOut, WriteState};
 use crate::protocol::{codes, server as frames};
 use crate::shard::Shard;
+use crate::transport::Transport;
 use bytes::Bytes;
-use futures_lite::AsyncWriteExt;
-use glommio::net::TcpStream;
 use std::future::poll_fn;
 use std::io;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,9 +25,9 @@ use tungstenite::Message;
 const READ_CHUNK: usize = 1024;
 
 /// Completes the upgrade and runs the connection until it closes.
-pub async fn start(shard: Rc<Shard>, mut stream: TcpStream, up: Upgrade, leftover: Vec<u8>) {
+pub async fn start(shard: Rc<Shard>, mut stream: Transport, up: Upgrade, leftover: Vec<u8>) {
     if stream
-        .write_all(switching_protocols(&up.accept).as_bytes())
+        .send_all(switching_protocols(&up.accept).as_bytes())
         .await
         .is_err()
     {
@@ -46,7 +44,7 @@ pub async fn start(shard: Rc<Shard>, mut stream: TcpStream, up: Upgrade, leftove
         Outcome::Refuse { code, message } => {
             let mut bytes = frames::error(code, message).to_vec();
             bytes.extend_from_slice(&close_frame(code, message));
-            let _ = stream.write_all(&bytes).await;
+            let _ = stream.send_all(&bytes).await;
             // Give the client a moment to read before the socket goes away.
             let _ = glommio::timer::timeout(Duration::from_secs(2), async {
                 let mut b = [0u8; 256];
@@ -65,7 +63,7 @@ pub async fn start(shard: Rc<Shard>, mut stream: TcpStream, up: Upgrade, leftove
     }
 }
 
-async fn run(shard: Rc<Shard>, stream: TcpStream, app: Arc<crate::app::App>, leftover: Vec<u8>) {
+async fn run(shard: Rc<Shard>, stream: Transport, app: Arc<crate::app::App>, leftover: Vec<u8>) {
     let limits = shard.limits.clone();
     let (id, socket_id) = shard.next_ids();
     let out = SocketOut::new(
@@ -105,11 +103,7 @@ async fn run(shard: Rc<Shard>, stream: TcpStream, app: Arc<crate::app::App>, lef
         }
         let old = io.inb.len();
         io.inb.resize(old + READ_CHUNK, 0);
-        let n = poll_fn(|cx| {
-            let mut s = out.stream.borrow_mut();
-            futures_lite::AsyncRead::poll_read(Pin::new(&mut *s), cx, &mut io.inb[old..])
-        })
-        .await;
+        let n = poll_fn(|cx| out.poll_read(cx, &mut io.inb[old..])).await;
         match n {
             Ok(n) if n > 0 => io.inb.truncate(old + n),
             _ => break,

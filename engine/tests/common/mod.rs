@@ -10,7 +10,7 @@ use sha2::Sha256;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -45,8 +45,14 @@ impl Server {
     /// Starts with extra TOML appended to a config (e.g. a `[limits]` table). An empty string
     /// means no config file at all (embedded defaults).
     pub fn start_with(toml: &str) -> Server {
+        Server::start_args(toml, &[])
+    }
+
+    /// Like [`Server::start_with`], with extra command-line arguments (e.g. cluster flags).
+    pub fn start_args(toml: &str, extra: &[&str]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_raptor"));
         cmd.args(["serve", "--bind", "127.0.0.1:0", "--shards", "2"]);
+        cmd.args(extra);
         let mut cfg = None;
         if !toml.is_empty() {
             let path = std::env::temp_dir().join(format!(
@@ -113,9 +119,10 @@ impl Drop for Server {
 
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// A Pusher client over a real WebSocket.
-pub struct Client {
-    pub ws: Ws,
+/// A Pusher client over a real WebSocket; `S` is the stream under it (plain TCP unless a
+/// test brings its own, e.g. TLS).
+pub struct Client<S = MaybeTlsStream<TcpStream>> {
+    pub ws: WebSocketStream<S>,
     pub socket_id: String,
 }
 
@@ -127,6 +134,13 @@ impl Client {
         )
         .await
         .expect("ws connect");
+        Client::established(ws).await
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
+    /// Reads `connection_established` from a WebSocket that just connected.
+    pub async fn established(ws: WebSocketStream<S>) -> Client<S> {
         let mut c = Client {
             ws,
             socket_id: String::new(),
@@ -250,9 +264,9 @@ pub fn signed(
     format!("{path}?{q}&auth_signature={sig}")
 }
 
-/// A keep-alive HTTP/1.1 connection.
-pub struct Http {
-    pub stream: TcpStream,
+/// A keep-alive HTTP/1.1 connection over `S` (plain TCP unless a test brings its own).
+pub struct Http<S = TcpStream> {
+    pub stream: S,
     buf: Vec<u8>,
 }
 
@@ -276,10 +290,19 @@ impl Resp {
 
 impl Http {
     pub async fn connect(server: &Server) -> Http {
-        Http {
-            stream: TcpStream::connect(("127.0.0.1", server.port))
+        Http::over(
+            TcpStream::connect(("127.0.0.1", server.port))
                 .await
                 .unwrap(),
+        )
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Http<S> {
+    /// HTTP over an already connected stream.
+    pub fn over(stream: S) -> Http<S> {
+        Http {
+            stream,
             buf: Vec::new(),
         }
     }
@@ -385,7 +408,7 @@ pub fn user_auth(socket_id: &str, user_data: &str) -> String {
     )
 }
 
-impl Client {
+impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     /// Sends a subscribe and returns the first reply as text.
     pub async fn subscribe_raw(
         &mut self,

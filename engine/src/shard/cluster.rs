@@ -1,0 +1,334 @@
+//! Cluster mode: the one place the engine meets `raptor-cluster`.
+//!
+//! Shard 0 hosts the **gateway**: it owns this node's `NodeCore` (the node-to-node protocol
+//! state), receives link events and membership changes from the cluster thread, and turns
+//! every `Action` into shard messages or bridge commands. Other shards reach it through the
+//! mesh like any shard. Because every event entering the node passes the gateway, and the
+//! owning node's gateway is the only place that orders a channel, a channel's events have
+//! one order cluster-wide.
+//!
+//! **Boundary:** tokio types appear only here (the membership `watch` receiver), awaited
+//! with runtime-agnostic futures; nothing here blocks a shard.
+
+use super::msg::{Join, Reply, ShardMsg};
+use super::Shard;
+use crate::app::AppIdx;
+use crate::channel::local::ConnId;
+use crate::channel::name::ChannelKind;
+use crate::placement::ShardId;
+use crate::protocol::server as frames;
+use crate::socket_id::SocketId;
+use crate::webhook::WebhookEvent;
+use bytes::Bytes;
+use raptor_cluster::bridge::{BridgeRx, BridgeTx};
+use raptor_cluster::link::LinkEvent;
+use raptor_cluster::node::{Action, NodeCore, ViewNode};
+use raptor_cluster::presence::Change;
+use raptor_cluster::runtime::{Command, ViewReceiver};
+use raptor_cluster::NodeKey;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// The shard that hosts the gateway.
+pub const GATEWAY: ShardId = 0;
+
+/// What shard 0 needs to run the gateway, handed over once at start.
+pub struct GatewayParts {
+    pub me: NodeKey,
+    pub commands: BridgeTx<Command>,
+    pub events: BridgeRx<LinkEvent>,
+    pub view: ViewReceiver,
+}
+
+pub struct Gateway {
+    core: RefCell<NodeCore>,
+    commands: BridgeTx<Command>,
+}
+
+fn exclude_of(s: Option<SocketId>) -> raptor_cluster::wire::Exclude {
+    s.map(|s| (s.hi, s.lo))
+}
+
+impl Gateway {
+    /// Starts the gateway tasks on this shard (which must be [`GATEWAY`]).
+    pub fn start(shard: &Rc<Shard>, parts: GatewayParts) {
+        let gw = Rc::new(Gateway {
+            core: RefCell::new(NodeCore::new(parts.me)),
+            commands: parts.commands,
+        });
+        *shard.gateway.borrow_mut() = Some(gw.clone());
+        let mut events = parts.events;
+        let s = shard.clone();
+        glommio::spawn_local(async move {
+            while let Some(ev) = events.recv().await {
+                let actions = {
+                    let gw = s.gateway.borrow().clone().expect("gateway");
+                    let mut core = gw.core.borrow_mut();
+                    match ev {
+                        LinkEvent::Up { peer, .. } => core.link_up(&peer),
+                        LinkEvent::Down { peer, .. } => core.link_down(&peer),
+                        LinkEvent::Msg { peer, msg, .. } => core.on_msg(&peer, msg),
+                    }
+                };
+                s.apply(actions, None);
+                glommio::yield_if_needed().await;
+            }
+        })
+        .detach();
+        let mut view = parts.view;
+        let s = shard.clone();
+        glommio::spawn_local(async move {
+            loop {
+                let nodes: Vec<ViewNode> = view
+                    .borrow_and_update()
+                    .nodes
+                    .iter()
+                    .map(ViewNode::from)
+                    .collect();
+                let actions = gw.core.borrow_mut().set_view(nodes);
+                s.apply(actions, None);
+                if view.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .detach();
+    }
+}
+
+impl Shard {
+    fn gw(&self) -> Rc<Gateway> {
+        self.gateway
+            .borrow()
+            .clone()
+            .expect("cluster messages go to the gateway shard")
+    }
+
+    /// Handles a cluster-mode message on the gateway shard.
+    pub(super) fn gateway_handle(&self, msg: ShardMsg) {
+        match msg {
+            ShardMsg::ClusterPublish {
+                app,
+                channel,
+                frame,
+                exclude,
+                cache_data,
+                ack,
+            } => {
+                let app_id = self.apps.get(app).id.clone();
+                let actions = self.gw().core.borrow_mut().publish(
+                    &app_id,
+                    &channel,
+                    frame.to_vec(),
+                    exclude_of(exclude),
+                    cache_data.as_deref().map(str::to_string),
+                );
+                // The owning node keeps cache-channel events; attach the data to its local delivery.
+                self.apply(actions, cache_data);
+                if let Some((from, id)) = ack {
+                    self.mesh.send(
+                        from,
+                        ShardMsg::Reply {
+                            id,
+                            reply: Reply::Published,
+                        },
+                    );
+                }
+            }
+            ShardMsg::ClusterInterest { app, channel, on } => {
+                let app_id = self.apps.get(app).id.clone();
+                let actions = self
+                    .gw()
+                    .core
+                    .borrow_mut()
+                    .set_interest(&app_id, &channel, on);
+                self.apply(actions, None);
+            }
+            ShardMsg::ClusterJoin {
+                app,
+                channel,
+                join,
+                first_local,
+                from,
+                conn,
+                socket_id,
+            } => self.cluster_join(app, channel, join, first_local, from, conn, socket_id),
+            ShardMsg::ClusterLeave { app, channel, user } => {
+                let app_id = self.apps.get(app).id.clone();
+                let actions = self
+                    .gw()
+                    .core
+                    .borrow_mut()
+                    .presence_leave(&app_id, &channel, &user);
+                self.apply(actions, None);
+            }
+            ShardMsg::ClusterTerminate { app, user } => {
+                let app_id = self.apps.get(app).id.clone();
+                let actions = self.gw().core.borrow_mut().terminate(&app_id, &user);
+                self.apply(actions, None);
+            }
+            other => tracing::error!(msg = ?other, "not a gateway message"),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn cluster_join(
+        &self,
+        app: AppIdx,
+        channel: Arc<str>,
+        join: Join,
+        first_local: bool,
+        from: ShardId,
+        conn: ConnId,
+        socket_id: SocketId,
+    ) {
+        let app_id = self.apps.get(app).id.clone();
+        if first_local {
+            let actions = self.gw().core.borrow_mut().presence_join(
+                &app_id,
+                &channel,
+                &join.user_id,
+                join.user_info.as_deref().map(str::to_string),
+            );
+            // The joiner must not hear its own member_added.
+            self.apply_excluding(actions, None, Some(socket_id));
+        }
+        let members = self.gw().core.borrow().members(&app_id, &channel);
+        let kind = ChannelKind::of(&channel);
+        let frame = if kind.privileged && !join.privileged {
+            let me = members.iter().find(|(id, _)| **id == *join.user_id);
+            let info = me
+                .and_then(|(_, i)| i.as_deref())
+                .or(join.user_info.as_deref());
+            frames::presence_succeeded(&channel, std::iter::once((&*join.user_id, info)))
+        } else {
+            frames::presence_succeeded(
+                &channel,
+                members
+                    .iter()
+                    .map(|(id, info)| (id.as_str(), info.as_deref())),
+            )
+        };
+        let user_id = Some(join.user_id.clone());
+        self.mesh.send(
+            from,
+            ShardMsg::SubscribeAck {
+                app,
+                channel,
+                conn,
+                ok: true,
+                frames: vec![frame],
+                user_id,
+            },
+        );
+    }
+
+    pub(super) fn apply(&self, actions: Vec<Action>, cache_data: Option<Arc<str>>) {
+        self.apply_excluding(actions, cache_data, None);
+    }
+
+    fn apply_excluding(
+        &self,
+        actions: Vec<Action>,
+        cache_data: Option<Arc<str>>,
+        joiner: Option<SocketId>,
+    ) {
+        let gw = self.gw();
+        for action in actions {
+            match action {
+                Action::Send { to, msg } => match raptor_cluster::runtime::encode(&msg) {
+                    Ok(frame) => {
+                        gw.commands.send_or_drop(Command::Send { to, frame });
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot encode a node message"),
+                },
+                Action::Broadcast(msg) => match raptor_cluster::runtime::encode(&msg) {
+                    Ok(frame) => {
+                        gw.commands.send_or_drop(Command::Broadcast { frame });
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot encode a node message"),
+                },
+                Action::Gossip(keys) => {
+                    gw.commands.send_or_drop(Command::SetKeys(keys));
+                }
+                Action::DeliverLocal {
+                    app,
+                    channel,
+                    frame,
+                    exclude,
+                    privileged_only,
+                } => {
+                    let Some(a) = self.apps.by_id(&app) else {
+                        continue;
+                    };
+                    let channel: Arc<str> = Arc::from(channel);
+                    let owner = self.owner_of(a.idx, &channel);
+                    self.mesh.send(
+                        owner,
+                        ShardMsg::LocalFanout {
+                            app: a.idx,
+                            channel,
+                            frame: Bytes::from(frame),
+                            exclude: exclude.map(|(hi, lo)| SocketId { hi, lo }),
+                            privileged_only,
+                            cache_data: cache_data.clone(),
+                        },
+                    );
+                }
+                Action::Presence { event, webhook } => {
+                    let Some(a) = self.apps.by_id(&event.app) else {
+                        continue;
+                    };
+                    let kind = ChannelKind::of(&event.channel);
+                    let (frame, hook) = match &event.change {
+                        Change::Added { user_info } => (
+                            frames::member_added(
+                                &event.channel,
+                                &event.user_id,
+                                user_info.as_deref(),
+                            ),
+                            WebhookEvent::MemberAdded {
+                                channel: event.channel.clone(),
+                                user_id: event.user_id.clone(),
+                            },
+                        ),
+                        Change::Removed => (
+                            frames::member_removed(&event.channel, &event.user_id),
+                            WebhookEvent::MemberRemoved {
+                                channel: event.channel.clone(),
+                                user_id: event.user_id.clone(),
+                            },
+                        ),
+                    };
+                    let channel: Arc<str> = Arc::from(event.channel.as_str());
+                    let owner = self.owner_of(a.idx, &channel);
+                    let exclude = if matches!(event.change, Change::Added { .. }) {
+                        joiner
+                    } else {
+                        None
+                    };
+                    self.mesh.send(
+                        owner,
+                        ShardMsg::LocalFanout {
+                            app: a.idx,
+                            channel,
+                            frame,
+                            exclude,
+                            privileged_only: kind.privileged,
+                            cache_data: None,
+                        },
+                    );
+                    if webhook {
+                        self.webhooks.emit(a.idx, hook);
+                    }
+                }
+                Action::Terminate { app, user } => {
+                    if let Some(a) = self.apps.by_id(&app) {
+                        self.terminate_local(a.idx, &user);
+                    }
+                }
+            }
+        }
+    }
+}

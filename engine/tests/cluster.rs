@@ -1,0 +1,274 @@
+//! Three real nodes as separate processes on 127.0.0.1: cross-node fanout in order, one
+//! cluster-wide presence view, a killed node's members removed within 3 s, a restarted node
+//! rejoining without duplicates, and a graceful leave.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// Gossip (UDP) and peer (TCP) ports below the ephemeral range, free right now.
+fn free_ports(n: usize) -> Vec<(u16, u16)> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let g = 20_000 + fastrand::u16(0..9_000);
+        let p = g + 1;
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", g));
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", p));
+        if udp.is_ok()
+            && tcp.is_ok()
+            && !out
+                .iter()
+                .any(|&(a, b)| a == g || b == p || a == p || b == g)
+        {
+            out.push((g, p));
+        }
+    }
+    out
+}
+
+struct Cluster {
+    ports: Vec<(u16, u16)>,
+    id: String,
+    nodes: Vec<Option<Server>>,
+}
+
+impl Cluster {
+    fn start(n: usize) -> Cluster {
+        let ports = free_ports(n);
+        let id = format!("test-{}", fastrand::u32(..));
+        let mut c = Cluster {
+            ports,
+            id,
+            nodes: Vec::new(),
+        };
+        for i in 0..n {
+            let s = c.start_node(i);
+            c.nodes.push(Some(s));
+        }
+        c
+    }
+
+    fn start_node(&self, i: usize) -> Server {
+        let (g, p) = self.ports[i];
+        let seeds: Vec<String> = self
+            .ports
+            .iter()
+            .map(|(g, _)| format!("127.0.0.1:{g}"))
+            .collect();
+        let node_id = format!("node-{i}");
+        let gossip = format!("127.0.0.1:{g}");
+        let peer = format!("127.0.0.1:{p}");
+        let seeds = seeds.join(",");
+        Server::start_args(
+            "",
+            &[
+                "--node-id",
+                &node_id,
+                "--gossip",
+                &gossip,
+                "--peer",
+                &peer,
+                "--seeds",
+                &seeds,
+                "--cluster-id",
+                &self.id,
+            ],
+        )
+    }
+
+    fn node(&self, i: usize) -> &Server {
+        self.nodes[i].as_ref().unwrap()
+    }
+}
+
+/// Publishes probes on node `from` until `c` (on another node) receives one: the cluster has
+/// converged for this channel. Returns the probes' count seen so callers can skip them.
+async fn wait_routed(h: &mut Http, c: &mut Client, channel: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "cluster did not route {channel} within 15 s"
+        );
+        h.publish(channel, "probe", "p").await;
+        if let Some(t) = c.recv_text_within(Duration::from_millis(300)).await {
+            if t.contains("probe") {
+                // Drain further probes still in flight.
+                while c
+                    .recv_text_within(Duration::from_millis(300))
+                    .await
+                    .is_some()
+                {}
+                return;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_on_one_node_reaches_every_node_in_order() {
+    let cl = Cluster::start(3);
+    let mut subs = Vec::new();
+    for i in 0..3 {
+        for _ in 0..3 {
+            let mut c = Client::connect(cl.node(i)).await;
+            c.subscribe("orders").await;
+            subs.push(c);
+        }
+    }
+    let mut h = Http::connect(cl.node(0)).await;
+    for c in subs.iter_mut() {
+        wait_routed(&mut h, c, "orders").await;
+    }
+    for c in subs.iter_mut() {
+        while c
+            .recv_text_within(Duration::from_millis(100))
+            .await
+            .is_some()
+        {}
+    }
+    const N: usize = 300;
+    for i in 0..N {
+        assert_eq!(h.publish("orders", "seq", &i.to_string()).await.status, 200);
+    }
+    for c in subs.iter_mut() {
+        for i in 0..N {
+            assert_eq!(
+                c.recv_text().await,
+                format!(r#"{{"event":"seq","channel":"orders","data":"{i}"}}"#)
+            );
+        }
+    }
+    // Publishing on another node reaches everyone too, in that node's order.
+    let mut h2 = Http::connect(cl.node(2)).await;
+    for i in 0..50 {
+        h2.publish("orders", "seq2", &i.to_string()).await;
+    }
+    for c in subs.iter_mut() {
+        for i in 0..50 {
+            assert_eq!(
+                c.recv_text().await,
+                format!(r#"{{"event":"seq2","channel":"orders","data":"{i}"}}"#)
+            );
+        }
+    }
+}
+
+/// Collects the member ids a presence client believes in, from subscription_succeeded
+/// and member events, until `want` members are seen or the deadline passes.
+async fn members_until(
+    c: &mut Client,
+    set: &mut std::collections::BTreeSet<String>,
+    want: usize,
+    within: Duration,
+) {
+    let deadline = Instant::now() + within;
+    while set.len() != want && Instant::now() < deadline {
+        let Some(t) = c.recv_text_within(Duration::from_millis(200)).await else {
+            continue;
+        };
+        let v: Value = serde_json::from_str(&t).unwrap();
+        let d: Value =
+            serde_json::from_str(v["data"].as_str().unwrap_or("{}")).unwrap_or(Value::Null);
+        match v["event"].as_str().unwrap() {
+            "pusher_internal:member_added" => assert!(
+                set.insert(d["user_id"].as_str().unwrap().to_string()),
+                "duplicate add: {t}"
+            ),
+            "pusher_internal:member_removed" => assert!(
+                set.remove(d["user_id"].as_str().unwrap()),
+                "remove of absent: {t}"
+            ),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_is_one_view_and_dead_nodes_leave_within_3s() {
+    let mut cl = Cluster::start(3);
+    // Let membership converge before joining (ownership settles).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut clients = Vec::new();
+    let mut views = Vec::new();
+    for (i, user) in ["alice", "bob", "carol"].iter().enumerate() {
+        let mut c = Client::connect(cl.node(i)).await;
+        let p = c
+            .join("presence-room", &format!(r#"{{"user_id":"{user}"}}"#))
+            .await;
+        let set: std::collections::BTreeSet<String> = p["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        clients.push(c);
+        views.push(set);
+    }
+    for (c, set) in clients.iter_mut().zip(views.iter_mut()) {
+        members_until(c, set, 3, Duration::from_secs(10)).await;
+    }
+    let all: std::collections::BTreeSet<String> = ["alice", "bob", "carol"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for v in &views {
+        assert_eq!(v, &all, "every node shows the same members");
+    }
+
+    // kill -9 node 2: alice and bob see carol removed, once, within 3 s.
+    let t0 = Instant::now();
+    let mut dead = cl.nodes[2].take().unwrap();
+    dead.child.kill().unwrap();
+    let _ = dead.child.wait();
+    for i in 0..2 {
+        members_until(&mut clients[i], &mut views[i], 2, Duration::from_secs(3)).await;
+        assert!(
+            !views[i].contains("carol"),
+            "node {i} still shows carol after {:?}",
+            t0.elapsed()
+        );
+    }
+    assert!(
+        t0.elapsed() < Duration::from_millis(3500),
+        "removal took {:?}",
+        t0.elapsed()
+    );
+    for c in clients.iter_mut().take(2) {
+        if let Some(t) = c.recv_text_within(Duration::from_millis(500)).await {
+            panic!("nothing more expected, got {t}");
+        }
+    }
+
+    // Restart it (new generation); carol rejoins there: added once, no ghosts.
+    cl.nodes[2] = Some(cl.start_node(2));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut carol = Client::connect(cl.node(2)).await;
+    let p = carol.join("presence-room", r#"{"user_id":"carol"}"#).await;
+    let mut carol_view: std::collections::BTreeSet<String> = p["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    members_until(&mut carol, &mut carol_view, 3, Duration::from_secs(10)).await;
+    assert_eq!(carol_view, all);
+    for i in 0..2 {
+        members_until(&mut clients[i], &mut views[i], 3, Duration::from_secs(10)).await;
+        assert_eq!(views[i], all);
+    }
+    drop(clients);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_leaves_gracefully_with_4200() {
+    let cl = Cluster::start(2);
+    let mut c = Client::connect(cl.node(1)).await;
+    c.subscribe("x").await;
+    unsafe { libc::kill(cl.node(1).pid() as i32, libc::SIGTERM) };
+    assert_eq!(c.expect_close().await, 4200);
+    // The other node keeps serving.
+    let mut d = Client::connect(cl.node(0)).await;
+    d.subscribe("x").await;
+}
