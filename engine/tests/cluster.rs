@@ -49,7 +49,19 @@ impl Cluster {
         c
     }
 
-    fn start_node(&self, i: usize) -> Server {
+    /// Starts node `i`; if its ports were taken meanwhile (tests run in parallel), picks new
+    /// ones and tries again.
+    fn start_node(&mut self, i: usize) -> Server {
+        for _ in 0..5 {
+            match self.try_start_node(i) {
+                Ok(s) => return s,
+                Err(_) => self.ports[i] = free_ports(1)[0],
+            }
+        }
+        panic!("node {i} could not start");
+    }
+
+    fn try_start_node(&self, i: usize) -> Result<Server, String> {
         let (g, p) = self.ports[i];
         let seeds: Vec<String> = self
             .ports
@@ -60,7 +72,7 @@ impl Cluster {
         let gossip = format!("127.0.0.1:{g}");
         let peer = format!("127.0.0.1:{p}");
         let seeds = seeds.join(",");
-        Server::start_args(
+        Server::try_start_args(
             "",
             &[
                 "--node-id",
@@ -215,6 +227,29 @@ async fn presence_is_one_view_and_dead_nodes_leave_within_3s() {
         .collect();
     for v in &views {
         assert_eq!(v, &all, "every node shows the same members");
+    }
+    // The HTTP API answers with the cluster-wide members on every node.
+    for i in 0..3 {
+        let mut h = Http::connect(cl.node(i)).await;
+        let r = h
+            .signed("GET", "/apps/1/channels/presence-room/users", &[], "")
+            .await;
+        let ids: std::collections::BTreeSet<String> = r.json()["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(ids, all, "node {i}: {}", r.body);
+        let r = h
+            .signed(
+                "GET",
+                "/apps/1/channels/presence-room",
+                &[("info", "user_count")],
+                "",
+            )
+            .await;
+        assert_eq!(r.json()["user_count"], 3, "node {i}: {}", r.body);
     }
 
     // kill -9 node 2: alice and bob see carol removed, once, within 3 s.

@@ -75,6 +75,25 @@ pub async fn channel_attributes(
     };
     let wants = |k: &str| info.iter().any(|i| i == k);
     let kind = ChannelKind::of(channel);
+    let user_count = if shard.clustered && wants("user_count") && kind.is_presence() {
+        // Members live on every node: the gateway holds the cluster-wide view.
+        match shard
+            .query(
+                members_shard(shard, app, channel),
+                Query::Members {
+                    app: app.idx,
+                    channel: channel.clone(),
+                },
+            )
+            .await
+        {
+            Ok(Reply::Members(ids)) => ids.len() as u32,
+            Ok(_) => return Err(Response::error(500, "unexpected shard reply")),
+            Err(e) => return Err(Response::error(503, &e.to_string())),
+        }
+    } else {
+        user_count
+    };
     Ok(ChannelAttrs {
         occupied: Some(subscription_count > 0),
         user_count: (wants("user_count") && kind.is_presence()).then_some(user_count),
@@ -145,10 +164,9 @@ pub async fn users(shard: &Rc<Shard>, app: &App, channel: &str) -> Response {
     {
         return Response::error(400, "users are only available for presence channels");
     }
-    let owner = shard.owner_of(app.idx, channel);
     match shard
         .query(
-            owner,
+            members_shard(shard, app, channel),
             Q::Members {
                 app: app.idx,
                 channel: Arc::from(channel),
@@ -174,5 +192,15 @@ pub async fn users(shard: &Rc<Shard>, app: &App, channel: &str) -> Response {
         }
         Ok(_) => Response::error(500, "unexpected shard reply"),
         Err(e) => Response::error(503, &e.to_string()),
+    }
+}
+
+/// Which shard knows a presence channel's members: the owner shard on a single node, the
+/// gateway (cluster-wide view) in a cluster.
+fn members_shard(shard: &Shard, app: &App, channel: &str) -> crate::placement::ShardId {
+    if shard.clustered {
+        crate::shard::cluster::GATEWAY
+    } else {
+        shard.owner_of(app.idx, channel)
     }
 }

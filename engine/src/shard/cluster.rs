@@ -98,6 +98,18 @@ impl Gateway {
 }
 
 impl Shard {
+    /// Member ids of a presence channel across the cluster (gateway shard only).
+    pub(super) fn cluster_members(&self, app: AppIdx, channel: &str) -> Vec<String> {
+        let app_id = self.apps.get(app).id.clone();
+        self.gw()
+            .core
+            .borrow()
+            .members(&app_id, channel)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect()
+    }
+
     fn gw(&self) -> Rc<Gateway> {
         self.gateway
             .borrow()

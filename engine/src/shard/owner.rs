@@ -406,6 +406,9 @@ impl Shard {
                 self.conns.borrow().len() as u64,
                 self.owned.borrow().len() as u64,
             ))),
+            Query::Members { app, channel } if self.gateway.borrow().is_some() => {
+                Reply::Members(self.cluster_members(app, &channel))
+            }
             Query::Members { app, channel } => Reply::Members(
                 self.owned
                     .borrow()

@@ -50,6 +50,12 @@ impl Server {
 
     /// Like [`Server::start_with`], with extra command-line arguments (e.g. cluster flags).
     pub fn start_args(toml: &str, extra: &[&str]) -> Server {
+        Server::try_start_args(toml, extra).unwrap_or_else(|line| panic!("no port in {line:?}"))
+    }
+
+    /// Starts the server; `Err` with what it printed if it exited before listening (e.g. a
+    /// cluster port taken by another test).
+    pub fn try_start_args(toml: &str, extra: &[&str]) -> Result<Server, String> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_raptor"));
         cmd.args(["serve", "--bind", "127.0.0.1:0", "--shards", "2"]);
         cmd.args(extra);
@@ -79,16 +85,20 @@ impl Server {
         BufReader::new(stdout)
             .read_line(&mut line)
             .expect("read ready line");
-        let port = line
+        let Some(port) = line
             .rsplit_once("127.0.0.1:")
             .and_then(|(_, p)| p.split_whitespace().next())
             .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("no port in {line:?}"));
-        Server {
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(line);
+        };
+        Ok(Server {
             child,
             port,
             _config: cfg,
-        }
+        })
     }
 
     pub fn url(&self, path_and_query: &str) -> String {
