@@ -176,6 +176,17 @@ impl InterestFilter {
         self.all.contains(&bucket_of(key)) || self.keys.binary_search(&key).is_ok()
     }
 
+    /// Does the summary list this exact key? Unlike [`InterestFilter::may_contain`], a `*`
+    /// bucket does not count: this is what occupancy counts (see [`crate::node`]).
+    pub fn lists(&self, key: u64) -> bool {
+        self.keys.binary_search(&key).is_ok()
+    }
+
+    /// The exact keys listed, sorted (without the `*` buckets).
+    pub fn keys(&self) -> &[u64] {
+        &self.keys
+    }
+
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty() && self.all.is_empty()
     }
@@ -235,6 +246,37 @@ impl InterestTable {
             all.extend(set.iter().cloned());
         }
         all
+    }
+
+    /// The nodes that sent `Interest { on: true }` for the channel (live or not).
+    pub fn named<'a>(&'a self, app: &str, channel: &str) -> impl Iterator<Item = &'a NodeKey> {
+        self.explicit
+            .get(&(app.to_owned(), channel.to_owned()))
+            .into_iter()
+            .flatten()
+    }
+
+    /// Every channel some node asked for by name.
+    pub fn named_channels(&self) -> impl Iterator<Item = &(String, String)> {
+        self.explicit.keys()
+    }
+
+    /// The nodes whose summary lists `key` exactly (a `*` bucket does not count).
+    pub fn listing(&self, key: u64) -> impl Iterator<Item = &NodeKey> {
+        self.gossip
+            .iter()
+            .filter(move |(_, f)| f.lists(key))
+            .map(|(n, _)| n)
+    }
+
+    /// Every node's summary.
+    pub fn summaries(&self) -> impl Iterator<Item = (&NodeKey, &InterestFilter)> {
+        self.gossip.iter()
+    }
+
+    /// `node`'s summary, if it has a non-empty one.
+    pub fn summary(&self, node: &NodeKey) -> Option<&InterestFilter> {
+        self.gossip.get(node)
     }
 
     /// The nodes to send the channel's events to, sorted.

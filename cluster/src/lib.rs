@@ -29,7 +29,9 @@
 //!   owning node alone fires the webhooks.
 //! * **Interest is announced twice** ([`interest`]): fast, as `Interest` messages to the
 //!   owner, and slowly but self-healing, as a compact hashed summary in gossip. The owner
-//!   delivers to the union, so a lost message costs at most a gossip round.
+//!   delivers to the union, so a lost message costs at most a gossip round. The owner also
+//!   turns that union becoming non-empty or empty into one `channel_occupied` /
+//!   `channel_vacated` for the cluster ([`node::Action::Occupancy`]).
 //! * **tokio meets glommio in one place** ([`bridge`]): the cluster runs on its own thread
 //!   with a tokio runtime ([`runtime`]); shards talk to it only through bounded queues that
 //!   never block a shard.

@@ -24,9 +24,66 @@
 //!   followed different owners, so one side would see duplicates and miss members.)
 //! * **Leaving.** A peer that says `Leaving` is treated as gone at once, until the live view
 //!   stops listing it.
+//! * **Occupancy** (`channel_occupied` / `channel_vacated`): only the channel's owning node
+//!   emits [`Action::Occupancy`], once per change of the set of live nodes with subscribers
+//!   to the channel, as it knows that set. See below.
+//!
+//! ## Occupancy
+//!
+//! The owner counts, for `(app, channel)`, the *occupants*: itself if it has local
+//! subscribers, every live peer whose `Interest { on: true }` it holds, and every live peer
+//! whose gossiped summary lists the channel's key exactly. That is the set [`NodeCore::fanout`]
+//! delivers to, except that a summary bucket written as `*` does not count (it names no
+//! channel; counting it would keep every channel of the bucket occupied).
+//!
+//! * **Occupied** is emitted when the set becomes non-empty through interest that names the
+//!   channel: a local subscriber, or an `Interest` message from a live peer. A summary alone
+//!   never starts occupancy (it carries a 64-bit hash, not the channel's name), it only keeps
+//!   an occupied channel occupied. A false "yes" in a summary (a stale value, a collision)
+//!   can therefore only *delay* `vacated` until the summary stops listing the key; it never
+//!   produces an extra event.
+//! * **Vacated** is emitted when the set becomes empty, whatever removed the last occupant:
+//!   a local unsubscribe, `Interest { on: false }`, a summary that stops listing the key, a
+//!   node that dies or leaves.
+//! * **Ownership moving here never repeats `occupied`.** When the live set changes, a channel
+//!   that this node owns now, that another node owned before (or any channel, if this node
+//!   was alone before: it is joining, or back from being cut off from all others), and that
+//!   already had occupants at the change is taken over silently: its `occupied` came from
+//!   the previous owner, and this node emits only the later `vacated`. "Already had
+//!   occupants" means known by name at the change (local interest, `Interest` messages that
+//!   arrived before this node's view moved), or listed exactly in a live peer's summary at
+//!   the change. Such summary keys are *adopted*: the first named interest for an adopted
+//!   key (normally the `Interest` every subscriber node re-sends to a new owner) is tracked
+//!   without an event. An adopted key is forgotten once no live summary lists it or it is no
+//!   longer owned here, so a stale summary cannot swallow a later, real `occupied`.
+//! * A channel that gets its first occupant after the change gets `occupied` from the new
+//!   owner as usual. So does a channel this node kept owning whose first occupant is a node
+//!   new to its view (a restarted node, the other side of a healed partition): for this
+//!   owner's side of the cluster that interest is new. (Treating it as old would leave a
+//!   channel occupied with `vacated` as its last event after a heal; treating it as new can
+//!   at worst repeat an `occupied` the other side already fired, which leaves the receiver's
+//!   state right.)
+//! * **Ownership moving away** drops the channel from this node's occupancy without an
+//!   event; the new owner carries on.
+//!
+//! Not guaranteed:
+//!
+//! * While nodes disagree about the live set (about a gossip round after a change), an event
+//!   may fire twice or not at all, as for every owner-fired webhook: e.g. a channel that got
+//!   its first subscriber just before the move, whose summary had not reached the new owner
+//!   (a second `occupied`), or one whose `Interest` the new owner already counted as
+//!   predating the move (none).
+//! * A channel whose only occupant was its owner, when that owner dies: its name died with
+//!   it, so nobody emits its `vacated`.
+//! * A partition is two clusters, each firing for what it sees; across the partition and
+//!   its heal a channel may get an extra event, or its last event may not match its state.
+//! * Occupancy follows named interest, which is not self-healing like delivery is: an
+//!   `Interest` message lost to a full queue delays `occupied` until it is re-sent (link
+//!   back up, ownership move), and a lost `Interest { on: false }` delays `vacated` until
+//!   that node's next subscribe/unsubscribe of the channel or its death.
 
 use crate::interest::{InterestTable, LocalInterest};
-use crate::ownership::owner;
+use crate::ownership::{channel_key, owner, owner_of_key};
 use crate::presence::{ClusterPresence, LocalChange, LocalPresence, Member, PresenceEvent};
 use crate::wire::{Exclude, NodeMsg, SyncMember};
 use crate::{NodeId, NodeKey};
@@ -59,6 +116,15 @@ pub enum Action {
     Terminate { app: String, user: String },
     /// Write these own gossip keys (`None` deletes).
     Gossip(Vec<(String, Option<String>)>),
+    /// This node owns the channel, and the set of live nodes with subscribers to it (this
+    /// node included) became non-empty (`occupied: true`: fire `channel_occupied`) or empty
+    /// (`false`: fire `channel_vacated`). Only the owner emits it, so once in the cluster
+    /// while views agree; the rules are in the module documentation.
+    Occupancy {
+        app: String,
+        channel: String,
+        occupied: bool,
+    },
 }
 
 /// Counters of things that are fine but worth seeing.
@@ -101,6 +167,11 @@ pub struct NodeCore {
     presence: ClusterPresence,
     origin_seq: u64,
     counters: NodeCounters,
+    /// Channels this node owns and counts as occupied, by channel key (keys may collide).
+    occupied: BTreeMap<u64, BTreeSet<(String, String)>>,
+    /// Keys of channels that were occupied when ownership moved here, whose names this node
+    /// has not heard yet (see the occupancy rules).
+    adopted: BTreeSet<u64>,
 }
 
 impl NodeCore {
@@ -117,6 +188,8 @@ impl NodeCore {
             presence: ClusterPresence::new(),
             origin_seq: 0,
             counters: NodeCounters::default(),
+            occupied: BTreeMap::new(),
+            adopted: BTreeSet::new(),
         };
         let _ = n.apply_live(BTreeSet::from([me]));
         n
@@ -171,7 +244,18 @@ impl NodeCore {
         self.view = newest.into_values().collect();
         let listed: BTreeSet<NodeKey> = self.view.iter().map(|n| n.key.clone()).collect();
         self.left.retain(|k| listed.contains(k));
+        // Keys some summary stopped listing: the occupancy of those channels may end.
+        let mut unlisted = BTreeSet::new();
         for n in &self.view {
+            if let Some(old) = self.table.summary(&n.key).filter(|f| **f != n.interest) {
+                let new = n.interest.keys();
+                unlisted.extend(
+                    old.keys()
+                        .iter()
+                        .filter(|k| new.binary_search(k).is_err())
+                        .copied(),
+                );
+            }
             self.table.set_gossip(&n.key, n.interest.clone());
         }
         let live: BTreeSet<NodeKey> = listed
@@ -179,15 +263,35 @@ impl NodeCore {
             .filter(|k| !self.left.contains(k))
             .chain([self.me.clone()])
             .collect();
-        self.apply_live(live)
+        let mut out = self.apply_live(live);
+        for key in unlisted {
+            let names: Vec<(String, String)> = self
+                .occupied
+                .get(&key)
+                .map(|s| s.iter().cloned().collect())
+                .unwrap_or_default();
+            for (app, channel) in names {
+                self.refresh_occupancy(&app, &channel, &mut out);
+            }
+            if self.adopted.contains(&key) && !self.listed_by_peer(key) {
+                self.adopted.remove(&key);
+            }
+        }
+        out
     }
 
     fn apply_live(&mut self, live: BTreeSet<NodeKey>) -> Vec<Action> {
+        let old_live = std::mem::take(&mut self.live);
+        let old_ids = std::mem::take(&mut self.live_ids);
         let old_owner: Vec<((String, String), NodeId)> = self
             .local_interest
             .channels()
-            .map(|c| (c.clone(), self.owner_of(&c.0, &c.1)))
+            .map(|c| {
+                let was = owner(&c.0, &c.1, &old_ids).unwrap_or(&self.me.id);
+                (c.clone(), was.clone())
+            })
             .collect();
+        let changed = live != old_live;
         self.live = live;
         // Only the newest generation per id can own channels.
         let mut ids: Vec<NodeId> = self.live.iter().map(|k| k.id.clone()).collect();
@@ -206,7 +310,135 @@ impl NodeCore {
         }
         let events = self.presence.set_live(self.live.iter().cloned());
         out.extend(self.presence_actions(events));
+        if changed {
+            self.occupancy_after_live_change(&old_live, &old_ids, &mut out);
+        }
         out
+    }
+
+    /// Live peers (not this node) that asked for the channel by name.
+    fn named_by_peers<'a>(&'a self, app: &str, channel: &str) -> impl Iterator<Item = &'a NodeKey> {
+        self.table
+            .named(app, channel)
+            .filter(move |n| **n != self.me && self.live.contains(*n))
+    }
+
+    /// Whether a live peer's summary lists the key exactly.
+    fn listed_by_peer(&self, key: u64) -> bool {
+        self.table
+            .listing(key)
+            .any(|n| *n != self.me && self.live.contains(n))
+    }
+
+    fn is_tracked(&self, key: u64, app: &str, channel: &str) -> bool {
+        self.occupied
+            .get(&key)
+            .is_some_and(|s| s.contains(&(app.to_owned(), channel.to_owned())))
+    }
+
+    /// Whether the channel has occupants that name it (local interest, `Interest` messages
+    /// from live peers): what starts occupancy.
+    fn named_occupants(&self, app: &str, channel: &str) -> bool {
+        self.local_interest.contains(app, channel)
+            || self.named_by_peers(app, channel).next().is_some()
+    }
+
+    /// Moves the channel to occupied or vacated if its occupants say so, emitting the event
+    /// unless `silent` (or the key was adopted) for `occupied`. Only for owned channels.
+    fn update_occupancy(&mut self, app: &str, channel: &str, silent: bool, out: &mut Vec<Action>) {
+        let key = channel_key(app, channel);
+        let was = self.is_tracked(key, app, channel);
+        let named = self.named_occupants(app, channel);
+        let now = named || (was && self.listed_by_peer(key));
+        if now == was {
+            return;
+        }
+        let id = (app.to_owned(), channel.to_owned());
+        if now {
+            self.occupied.entry(key).or_default().insert(id);
+            let adopted = self.adopted.remove(&key);
+            if silent || adopted {
+                return;
+            }
+        } else {
+            self.forget_occupied(key, &id);
+        }
+        out.push(Action::Occupancy {
+            app: app.to_owned(),
+            channel: channel.to_owned(),
+            occupied: now,
+        });
+    }
+
+    fn forget_occupied(&mut self, key: u64, id: &(String, String)) {
+        if let Some(set) = self.occupied.get_mut(&key) {
+            set.remove(id);
+            if set.is_empty() {
+                self.occupied.remove(&key);
+            }
+        }
+    }
+
+    /// Re-evaluates one channel's occupancy after its interest changed, if this node owns it.
+    fn refresh_occupancy(&mut self, app: &str, channel: &str, out: &mut Vec<Action>) {
+        if self.owns(app, channel) {
+            self.update_occupancy(app, channel, false, out);
+        }
+    }
+
+    /// The live set changed: occupants died or left, ownership moved in or out.
+    fn occupancy_after_live_change(
+        &mut self,
+        old_live: &BTreeSet<NodeKey>,
+        old_ids: &[NodeId],
+        out: &mut Vec<Action>,
+    ) {
+        let me = self.me.id.clone();
+        // Alone, this node owned everything but knew only its own interest: it is joining
+        // (or back from being cut off), and the others' occupancy was announced by their
+        // owner.
+        let was_alone = old_live.iter().all(|k| *k == self.me);
+        // Keys listed by live summaries for channels that are ours now and were another
+        // node's: occupied before this change, under another owner.
+        let mut adopt = Vec::new();
+        for (node, f) in self.table.summaries() {
+            if *node == self.me || !self.live.contains(node) {
+                continue;
+            }
+            for &key in f.keys() {
+                if self.occupied.contains_key(&key) || self.adopted.contains(&key) {
+                    continue;
+                }
+                if owner_of_key(key, &self.live_ids) != Some(&me) {
+                    continue;
+                }
+                if was_alone || owner_of_key(key, old_ids) != Some(&me) {
+                    adopt.push(key);
+                }
+            }
+        }
+        self.adopted.extend(adopt);
+        let adopted = std::mem::take(&mut self.adopted);
+        self.adopted = adopted
+            .into_iter()
+            .filter(|k| owner_of_key(*k, &self.live_ids) == Some(&me) && self.listed_by_peer(*k))
+            .collect();
+        // Every channel known by name.
+        let mut names: BTreeSet<(String, String)> =
+            self.occupied.values().flatten().cloned().collect();
+        names.extend(self.local_interest.channels().cloned());
+        names.extend(self.table.named_channels().cloned());
+        for (app, channel) in names {
+            if !self.owns(&app, &channel) {
+                // Moved away (or never ours): the owner carries on, no event from here.
+                self.forget_occupied(channel_key(&app, &channel), &(app, channel));
+                continue;
+            }
+            // Interest known at the change predates it: if the channel was another node's,
+            // that node announced it.
+            let moved_in = was_alone || owner(&app, &channel, old_ids) != Some(&me);
+            self.update_occupancy(&app, &channel, moved_in, out);
+        }
     }
 
     fn announce_interest(&mut self, app: &str, channel: &str, on: bool) -> Option<Action> {
@@ -296,6 +528,7 @@ impl NodeCore {
             .announce_interest(app, channel, on)
             .into_iter()
             .collect();
+        self.refresh_occupancy(app, channel, &mut out);
         out.push(Action::Gossip(self.local_interest.take_gossip_changes()));
         out
     }
@@ -473,7 +706,9 @@ impl NodeCore {
             }
             NodeMsg::Interest { app, channel, on } => {
                 self.table.set(from, &app, &channel, on);
-                Vec::new()
+                let mut out = Vec::new();
+                self.refresh_occupancy(&app, &channel, &mut out);
+                out
             }
             NodeMsg::PresenceJoin {
                 app,
@@ -525,5 +760,367 @@ impl NodeCore {
             // Handled by the link layer.
             NodeMsg::Hello { .. } | NodeMsg::Ping(_) | NodeMsg::Pong(_) => Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interest::InterestFilter;
+
+    fn key(id: &str) -> NodeKey {
+        NodeKey::new(NodeId::new(id).unwrap(), 1)
+    }
+
+    fn ids(live: &[&str]) -> Vec<NodeId> {
+        live.iter().map(|i| NodeId::new(i).unwrap()).collect()
+    }
+
+    /// The summary a node with these channels gossips.
+    fn summary(channels: &[&str]) -> InterestFilter {
+        let mut local = LocalInterest::new();
+        for ch in channels {
+            local.set("1", ch, true);
+        }
+        let g = local.gossip_all();
+        InterestFilter::from_gossip(g.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    }
+
+    fn view(nodes: &[(&str, InterestFilter)]) -> Vec<ViewNode> {
+        nodes
+            .iter()
+            .map(|(id, f)| ViewNode {
+                key: key(id),
+                interest: f.clone(),
+            })
+            .collect()
+    }
+
+    fn empty(ids: &[&str]) -> Vec<ViewNode> {
+        view(
+            &ids.iter()
+                .map(|i| (*i, InterestFilter::default()))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    /// The first `room-N` whose owner among each live set is the given node.
+    fn channel(owners: &[(&[&str], &str)]) -> String {
+        (0..100_000)
+            .map(|i| format!("room-{i}"))
+            .find(|ch| {
+                owners
+                    .iter()
+                    .all(|(live, o)| owner("1", ch, &ids(live)).unwrap().as_str() == *o)
+            })
+            .unwrap()
+    }
+
+    fn occ(actions: &[Action]) -> Vec<(String, bool)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Occupancy {
+                    app,
+                    channel,
+                    occupied,
+                } => {
+                    assert_eq!(app, "1");
+                    Some((channel.clone(), *occupied))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn interest(ch: &str, on: bool) -> NodeMsg {
+        NodeMsg::Interest {
+            app: "1".into(),
+            channel: ch.into(),
+            on,
+        }
+    }
+
+    fn node(me: &str, live: &[&str]) -> NodeCore {
+        let mut n = NodeCore::new(key(me));
+        assert!(occ(&n.set_view(empty(live))).is_empty());
+        n
+    }
+
+    #[test]
+    fn local_interest_on_the_owner() {
+        let mut a = node("a", &["a", "b"]);
+        let x = channel(&[(&["a", "b"], "a")]);
+        let y = channel(&[(&["a", "b"], "b")]);
+        assert_eq!(occ(&a.set_interest("1", &x, true)), vec![(x.clone(), true)]);
+        assert!(occ(&a.set_interest("1", &x, true)).is_empty());
+        // Not the owner: b decides.
+        assert!(occ(&a.set_interest("1", &y, true)).is_empty());
+        assert!(occ(&a.set_interest("1", &y, false)).is_empty());
+        assert_eq!(
+            occ(&a.set_interest("1", &x, false)),
+            vec![(x.clone(), false)]
+        );
+        assert!(occ(&a.set_interest("1", &x, false)).is_empty());
+    }
+
+    #[test]
+    fn peer_interest_is_counted_once_per_transition() {
+        let mut a = node("a", &["a", "b", "c"]);
+        let x = channel(&[(&["a", "b", "c"], "a")]);
+        assert_eq!(
+            occ(&a.on_msg(&key("b"), interest(&x, true))),
+            vec![(x.clone(), true)]
+        );
+        assert!(occ(&a.on_msg(&key("c"), interest(&x, true))).is_empty());
+        assert!(occ(&a.set_interest("1", &x, true)).is_empty());
+        assert!(occ(&a.on_msg(&key("b"), interest(&x, false))).is_empty());
+        assert!(occ(&a.set_interest("1", &x, false)).is_empty());
+        assert_eq!(
+            occ(&a.on_msg(&key("c"), interest(&x, false))),
+            vec![(x.clone(), false)]
+        );
+        // A node outside the live view does not count.
+        assert!(occ(&a.on_msg(&key("z"), interest(&x, true))).is_empty());
+        // Nor does an old generation of a live node.
+        let old_b = NodeKey::new(NodeId::new("b").unwrap(), 0);
+        assert!(occ(&a.on_msg(&old_b, interest(&x, true))).is_empty());
+    }
+
+    #[test]
+    fn a_summary_keeps_a_channel_occupied_but_never_starts_it() {
+        let x = channel(&[(&["a", "b"], "a")]);
+        let mut a = node("a", &["a", "b"]);
+        let with_x = view(&[("a", InterestFilter::default()), ("b", summary(&[&x]))]);
+        assert!(
+            occ(&a.set_view(with_x.clone())).is_empty(),
+            "no name, no event"
+        );
+        assert_eq!(
+            occ(&a.on_msg(&key("b"), interest(&x, true))),
+            vec![(x.clone(), true)]
+        );
+        // The summary still lists x: still occupied (a stale "yes" only delays vacated).
+        assert!(occ(&a.on_msg(&key("b"), interest(&x, false))).is_empty());
+        assert!(occ(&a.set_view(with_x)).is_empty());
+        assert_eq!(
+            occ(&a.set_view(empty(&["a", "b"]))),
+            vec![(x.clone(), false)]
+        );
+
+        // A `*` bucket names nothing: it neither keeps x occupied nor delays vacated.
+        let bucket = format!("interest.{:02x}", channel_key("1", &x) >> 56);
+        let star = InterestFilter::from_gossip([(bucket.as_str(), "*")]);
+        assert!(star.may_contain(channel_key("1", &x)));
+        assert!(
+            occ(&a.set_view(view(&[("a", InterestFilter::default()), ("b", star)]))).is_empty()
+        );
+        assert_eq!(
+            occ(&a.on_msg(&key("b"), interest(&x, true))),
+            vec![(x.clone(), true)]
+        );
+        assert_eq!(
+            occ(&a.on_msg(&key("b"), interest(&x, false))),
+            vec![(x.clone(), false)]
+        );
+    }
+
+    #[test]
+    fn death_and_leaving_remove_occupants() {
+        let x = channel(&[(&["a", "b", "c"], "a"), (&["a", "c"], "a"), (&["a"], "a")]);
+        let mut a = node("a", &["a", "b", "c"]);
+        a.on_msg(&key("b"), interest(&x, true));
+        a.on_msg(&key("c"), interest(&x, true));
+        assert!(occ(&a.set_view(empty(&["a", "c"]))).is_empty(), "c is left");
+        assert_eq!(
+            occ(&a.on_msg(&key("c"), NodeMsg::Leaving)),
+            vec![(x.clone(), false)]
+        );
+        assert!(occ(&a.set_view(empty(&["a"]))).is_empty());
+    }
+
+    /// a owns x and dies; b takes over. c and d have subscribers, as their summaries say.
+    #[test]
+    fn a_new_owner_takes_over_silently_and_vacates_once() {
+        let all = ["a", "b", "c", "d"];
+        let rest = ["b", "c", "d"];
+        let x = channel(&[(&all, "a"), (&rest, "b")]);
+        let mut b = node("b", &all);
+        let subs = |chs: &[&str]| {
+            view(&[
+                ("b", InterestFilter::default()),
+                ("c", summary(chs)),
+                ("d", summary(chs)),
+            ])
+        };
+        let mut before = subs(&[&x]);
+        before.push(ViewNode {
+            key: key("a"),
+            interest: InterestFilter::default(),
+        });
+        assert!(occ(&b.set_view(before)).is_empty());
+        assert!(occ(&b.set_view(subs(&[&x]))).is_empty(), "a died");
+        // c and d re-announce to the new owner: x was occupied before, no second event.
+        assert!(occ(&b.on_msg(&key("c"), interest(&x, true))).is_empty());
+        assert!(occ(&b.on_msg(&key("d"), interest(&x, true))).is_empty());
+        assert!(occ(&b.on_msg(&key("c"), interest(&x, false))).is_empty());
+        assert!(occ(&b.on_msg(&key("d"), interest(&x, false))).is_empty());
+        assert_eq!(occ(&b.set_view(subs(&[]))), vec![(x.clone(), false)]);
+        // Later occupancy of x is new: announced.
+        assert_eq!(
+            occ(&b.on_msg(&key("c"), interest(&x, true))),
+            vec![(x.clone(), true)]
+        );
+    }
+
+    /// The same with the `Interest` messages arriving before b's view moves the channel.
+    #[test]
+    fn interest_heard_before_the_move_is_taken_over_silently() {
+        let all = ["a", "b", "c"];
+        let x = channel(&[(&all, "a"), (&["b", "c"], "b")]);
+        let mut b = node("b", &all);
+        // c saw a die first: it re-announces to b, whose view still has a.
+        assert!(occ(&b.on_msg(&key("c"), interest(&x, true))).is_empty());
+        assert!(occ(&b.set_view(empty(&["b", "c"]))).is_empty());
+        assert_eq!(
+            occ(&b.on_msg(&key("c"), interest(&x, false))),
+            vec![(x.clone(), false)]
+        );
+    }
+
+    #[test]
+    fn a_channel_first_occupied_after_the_move_is_announced() {
+        let all = ["a", "b", "c"];
+        let x = channel(&[(&all, "a"), (&["b", "c"], "b")]);
+        let mut b = node("b", &all);
+        assert!(occ(&b.set_view(empty(&["b", "c"]))).is_empty());
+        assert_eq!(
+            occ(&b.on_msg(&key("c"), interest(&x, true))),
+            vec![(x.clone(), true)]
+        );
+        assert_eq!(
+            occ(&b.on_msg(&key("c"), interest(&x, false))),
+            vec![(x.clone(), false)]
+        );
+    }
+
+    #[test]
+    fn an_adopted_key_expires_with_the_summary() {
+        let all = ["a", "b", "c"];
+        let x = channel(&[(&all, "a"), (&["b", "c"], "b")]);
+        let mut b = node("b", &all);
+        // c's summary still lists x after c unsubscribed (stale): adopted at the move...
+        let stale = view(&[("b", InterestFilter::default()), ("c", summary(&[&x]))]);
+        let mut with_a = stale.clone();
+        with_a.push(ViewNode {
+            key: key("a"),
+            interest: InterestFilter::default(),
+        });
+        assert!(occ(&b.set_view(with_a)).is_empty());
+        assert!(occ(&b.set_view(stale)).is_empty());
+        // ...and forgotten once the summary catches up, so a real first subscriber counts.
+        assert!(occ(&b.set_view(empty(&["b", "c"]))).is_empty());
+        assert_eq!(occ(&b.set_interest("1", &x, true)), vec![(x.clone(), true)]);
+    }
+
+    #[test]
+    fn ownership_moving_away_is_silent() {
+        let x = channel(&[(&["a", "b"], "a"), (&["a", "b", "d"], "d")]);
+        let mut a = node("a", &["a", "b"]);
+        assert_eq!(
+            occ(&a.on_msg(&key("b"), interest(&x, true))),
+            vec![(x.clone(), true)]
+        );
+        assert!(occ(&a.set_view(empty(&["a", "b", "d"]))).is_empty());
+        assert!(occ(&a.on_msg(&key("b"), interest(&x, false))).is_empty());
+        // x comes back to a, empty: nothing to take over, nothing to vacate.
+        assert!(occ(&a.set_view(empty(&["a", "b"]))).is_empty());
+    }
+
+    /// A node that joins an existing cluster takes over occupied channels silently: their
+    /// occupancy was announced by the owner before it joined.
+    #[test]
+    fn a_joining_node_takes_over_the_clusters_occupancy() {
+        let all = ["a", "b", "c", "d"];
+        let x = channel(&[(&all, "d")]);
+        let mut d = NodeCore::new(key("d"));
+        let v = view(&[
+            ("a", InterestFilter::default()),
+            ("b", summary(&[&x])),
+            ("c", InterestFilter::default()),
+            ("d", InterestFilter::default()),
+        ]);
+        assert!(occ(&d.set_view(v)).is_empty());
+        // b's link comes up and it re-announces.
+        assert!(occ(&d.on_msg(&key("b"), interest(&x, true))).is_empty());
+        assert!(occ(&d.on_msg(&key("b"), interest(&x, false))).is_empty());
+        assert_eq!(occ(&d.set_view(empty(&all))), vec![(x.clone(), false)]);
+    }
+
+    /// Two lone nodes meet (a one-node cluster and a starting node): each announced its own
+    /// channels while alone, so the owner takes the other's over without an event.
+    #[test]
+    fn lone_nodes_meeting_do_not_repeat_occupied() {
+        let x = channel(&[(&["a", "d"], "a")]);
+        let mut d = NodeCore::new(key("d"));
+        assert_eq!(
+            occ(&d.set_interest("1", &x, true)),
+            vec![(x.clone(), true)],
+            "alone, d owns x"
+        );
+        let mut a = node("a", &["a"]);
+        let v = view(&[("a", InterestFilter::default()), ("d", summary(&[&x]))]);
+        assert!(occ(&d.set_view(v.clone())).is_empty());
+        assert!(occ(&a.set_view(v)).is_empty());
+        assert!(occ(&a.on_msg(&key("d"), interest(&x, true))).is_empty());
+        assert!(occ(&a.on_msg(&key("d"), interest(&x, false))).is_empty());
+        assert_eq!(
+            occ(&a.set_view(empty(&["a", "d"]))),
+            vec![(x.clone(), false)]
+        );
+    }
+
+    /// A node new to an established cluster (here restarted, so a new generation) brings
+    /// new subscribers: its interest is new, the owner announces it.
+    #[test]
+    fn a_new_node_in_an_established_view_brings_new_occupancy() {
+        let x = channel(&[(&["a", "b", "d"], "a")]);
+        let mut a = node("a", &["a", "b", "d"]);
+        assert_eq!(
+            occ(&a.on_msg(&key("d"), interest(&x, true))),
+            vec![(x.clone(), true)]
+        );
+        // d restarts: its old generation's interest goes with it.
+        assert_eq!(
+            occ(&a.set_view(empty(&["a", "b"]))),
+            vec![(x.clone(), false)]
+        );
+        let d2 = NodeKey::new(NodeId::new("d").unwrap(), 2);
+        // Its first `Interest` may arrive before a sees it (the link came up first).
+        assert!(occ(&a.on_msg(&d2, interest(&x, true))).is_empty());
+        let mut v = empty(&["a", "b"]);
+        v.push(ViewNode {
+            key: d2.clone(),
+            interest: summary(&[&x]),
+        });
+        assert_eq!(occ(&a.set_view(v)), vec![(x.clone(), true)]);
+    }
+
+    #[test]
+    fn ownership_moving_back_is_silent() {
+        let x = channel(&[(&["a", "b"], "a"), (&["a", "b", "d"], "d")]);
+        let mut a = node("a", &["a", "b"]);
+        assert_eq!(
+            occ(&a.on_msg(&key("b"), interest(&x, true))),
+            vec![(x.clone(), true)]
+        );
+        assert!(occ(&a.set_view(empty(&["a", "b", "d"]))).is_empty());
+        // d dies; b re-announces x to a, which takes it back without a second `occupied`.
+        assert!(occ(&a.set_view(empty(&["a", "b"]))).is_empty());
+        assert!(occ(&a.on_msg(&key("b"), interest(&x, true))).is_empty());
+        assert_eq!(
+            occ(&a.on_msg(&key("b"), interest(&x, false))),
+            vec![(x.clone(), false)]
+        );
     }
 }

@@ -31,16 +31,23 @@ struct Cluster {
     ports: Vec<(u16, u16)>,
     id: String,
     nodes: Vec<Option<Server>>,
+    /// Config file contents every node starts with ("" for the defaults).
+    toml: String,
 }
 
 impl Cluster {
     fn start(n: usize) -> Cluster {
+        Cluster::start_with(n, "")
+    }
+
+    fn start_with(n: usize, toml: &str) -> Cluster {
         let ports = free_ports(n);
         let id = format!("test-{}", fastrand::u32(..));
         let mut c = Cluster {
             ports,
             id,
             nodes: Vec::new(),
+            toml: toml.to_string(),
         };
         for i in 0..n {
             let s = c.start_node(i);
@@ -73,7 +80,7 @@ impl Cluster {
         let peer = format!("127.0.0.1:{p}");
         let seeds = seeds.join(",");
         Server::try_start_args(
-            "",
+            &self.toml,
             &[
                 "--node-id",
                 &node_id,
@@ -306,4 +313,85 @@ async fn sigterm_leaves_gracefully_with_4200() {
     // The other node keeps serving.
     let mut d = Client::connect(cl.node(0)).await;
     d.subscribe("x").await;
+}
+
+/// A webhook receiver on 127.0.0.1 that answers 200 and keeps every event name + channel.
+fn webhook_receiver() -> (String, std::sync::mpsc::Receiver<(String, String)>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            let tx = tx.clone();
+            std::thread::spawn(move || loop {
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut len = 0usize;
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0; len];
+                r.read_exact(&mut body).unwrap();
+                let v: Value = serde_json::from_slice(&body).unwrap();
+                for e in v["events"].as_array().unwrap() {
+                    let _ = tx.send((
+                        e["name"].as_str().unwrap().to_string(),
+                        e["channel"].as_str().unwrap().to_string(),
+                    ));
+                }
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                    .unwrap();
+            });
+        }
+    });
+    (url, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn occupancy_webhooks_fire_once_across_nodes() {
+    let (url, hooks) = webhook_receiver();
+    let toml = format!(
+        "[[apps]]\nid = \"1\"\nkey = \"app-key\"\nsecret = \"app-secret\"\n[[apps.webhooks]]\nurl = \"{url}\"\nevent_types = [\"channel_occupied\", \"channel_vacated\"]\n"
+    );
+    let cl = Cluster::start_with(3, &toml);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut a = Client::connect(cl.node(1)).await;
+    a.subscribe("shared").await;
+    let mut b = Client::connect(cl.node(2)).await;
+    b.subscribe("shared").await;
+    let mut c = Client::connect(cl.node(2)).await;
+    c.subscribe("shared").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    drop((a, b, c));
+    // vacated is held 3 s by the debounce.
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < deadline {
+        if let Ok(ev) = hooks.recv_timeout(Duration::from_millis(200)) {
+            got.push(ev);
+        }
+    }
+    let got: Vec<_> = got
+        .into_iter()
+        .filter(|(_, ch)| ch == "shared")
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            "channel_occupied".to_string(),
+            "channel_vacated".to_string()
+        ]
+    );
 }

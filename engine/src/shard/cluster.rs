@@ -335,6 +335,20 @@ impl Shard {
                         self.webhooks.emit(a.idx, hook);
                     }
                 }
+                Action::Occupancy {
+                    app,
+                    channel,
+                    occupied,
+                } => {
+                    if let Some(a) = self.apps.by_id(&app) {
+                        let hook = if occupied {
+                            WebhookEvent::ChannelOccupied { channel }
+                        } else {
+                            WebhookEvent::ChannelVacated { channel }
+                        };
+                        self.webhooks.emit(a.idx, hook);
+                    }
+                }
                 Action::Terminate { app, user } => {
                     if let Some(a) = self.apps.by_id(&app) {
                         self.terminate_local(a.idx, &user);

@@ -136,12 +136,15 @@ impl Shard {
             if change.occupancy {
                 a.channels
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                self.webhooks.emit(
-                    app,
-                    WebhookEvent::ChannelOccupied {
-                        channel: channel.to_string(),
-                    },
-                );
+                if !self.clustered {
+                    // In a cluster the owning node fires this once (Action::Occupancy).
+                    self.webhooks.emit(
+                        app,
+                        WebhookEvent::ChannelOccupied {
+                            channel: channel.to_string(),
+                        },
+                    );
+                }
             }
             let msg = ShardMsg::ClusterJoin {
                 app,
@@ -159,12 +162,15 @@ impl Shard {
         if change.occupancy {
             a.channels
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            self.webhooks.emit(
-                app,
-                WebhookEvent::ChannelOccupied {
-                    channel: channel.to_string(),
-                },
-            );
+            if !self.clustered {
+                // In a cluster the owning node fires this once (Action::Occupancy).
+                self.webhooks.emit(
+                    app,
+                    WebhookEvent::ChannelOccupied {
+                        channel: channel.to_string(),
+                    },
+                );
+            }
         }
         let mut out = Vec::with_capacity(2);
         match &join {
@@ -286,12 +292,15 @@ impl Shard {
                 .get(app)
                 .channels
                 .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-            self.webhooks.emit(
-                app,
-                WebhookEvent::ChannelVacated {
-                    channel: channel.to_string(),
-                },
-            );
+            if !self.clustered {
+                // In a cluster the owning node fires this once (Action::Occupancy).
+                self.webhooks.emit(
+                    app,
+                    WebhookEvent::ChannelVacated {
+                        channel: channel.to_string(),
+                    },
+                );
+            }
         }
         self.count_changed(app, &channel, Instant::now());
     }
