@@ -1,0 +1,35 @@
+//! # raptor-bench
+//!
+//! Benchmarks for Raptor, one tool per question (see `shared/STYLE.md` §14):
+//!
+//! * **How many ns does a pure function cost?** criterion, in `benches/`: frame encoding,
+//!   client frame decoding (simd-json against serde_json), placement, signatures.
+//! * **What does the in-process fanout path cost across cores?** `mesh_fanout`, a plain
+//!   `main()` over glommio executors joined in a full mesh, no sockets.
+//! * **What does a real server do end to end?** `raptor-bench run` starts Raptor (and
+//!   optionally a peer server and the raw loopback ceiling) as processes, drives them with the
+//!   `raptor-loadtest` library in alternating rounds, and writes `docs/benchmarks.md` with the
+//!   machine, the commands, medians and spreads, ratios within the run, and the targets.
+//!
+//! The harness owns nothing in the engine: servers are separate processes, stopped by pid.
+//!
+//! Modules: [`machine`] (what the run ran on, and who else used the CPU), [`server`] (starting
+//! and stopping servers under test), [`raw`] (the raw loopback ceiling: server and reader),
+//! [`harness`] (scenarios and rounds), [`summary`] (medians and targets), [`doc`] (the
+//! markdown), [`charts`] (SVG).
+
+pub mod charts;
+pub mod doc;
+pub mod harness;
+pub mod machine;
+pub mod raw;
+pub mod server;
+pub mod summary;
+
+/// The workspace root (this crate's parent directory), for default paths.
+pub fn workspace() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ sits in the workspace")
+        .to_path_buf()
+}

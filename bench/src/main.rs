@@ -1,0 +1,464 @@
+//! `raptor-bench`: the end-to-end benchmark harness (`run`) and the raw loopback ceiling
+//! server it starts as a subprocess (`raw-server`).
+
+use anyhow::{bail, Context};
+use argh::FromArgs;
+use raptor_bench::doc::{self, RunInfo};
+use raptor_bench::harness::{self, Contender, Kind, Plan, Sample, Scenario};
+use raptor_bench::machine::{loadavg, wait_quiet, Machine};
+use raptor_bench::{raw, server, workspace};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Raptor benchmarks: end-to-end scenarios against real server processes.
+#[derive(FromArgs)]
+struct Cli {
+    #[argh(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Cmd {
+    Run(Box<Run>),
+    Render(Render),
+    RawServer(RawServer),
+}
+
+/// Render docs/benchmarks.md and the charts again from a saved results.json (for instance
+/// after editing docs/bench/notes.md), without running anything.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "render")]
+struct Render {
+    /// saved run (default docs/bench/results.json)
+    #[argh(option)]
+    results: Option<PathBuf>,
+    /// markdown output (default docs/benchmarks.md)
+    #[argh(option)]
+    out: Option<PathBuf>,
+    /// directory for charts (default: the directory of --results)
+    #[argh(option)]
+    chart_dir: Option<PathBuf>,
+    /// hand-written notes included at the end (default docs/bench/notes.md, if present)
+    #[argh(option)]
+    notes: Option<PathBuf>,
+}
+
+/// Run the scenarios against Raptor (and optionally a peer server and the raw ceiling) in
+/// alternating rounds, and write docs/benchmarks.md with SVG charts in docs/bench/.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "run")]
+struct Run {
+    /// rounds; each runs every scenario against every server once (default 3)
+    #[argh(option, default = "3")]
+    rounds: usize,
+    /// scenario to run: fanout, latency, idle, connect-storm; repeat (default: all)
+    #[argh(option)]
+    only: Vec<String>,
+    /// measurement seconds of fanout, latency, connect-storm and raw ceiling (default 5)
+    #[argh(option, default = "5.0")]
+    secs: f64,
+    /// subscribers of the one channel in fanout and latency, and raw ceiling sockets (default 1000)
+    #[argh(option, default = "1000")]
+    subscribers: u64,
+    /// publishes per second in the latency scenario (default 100)
+    #[argh(option, default = "100.0")]
+    rate: f64,
+    /// connections held in the idle scenario (default 15000)
+    #[argh(option, default = "15000")]
+    idle_connections: u64,
+    /// channels the idle connections subscribe to (default 100)
+    #[argh(option, default = "100")]
+    idle_channels: u64,
+    /// seconds the idle connections are held (default 3)
+    #[argh(option, default = "3.0")]
+    idle_hold: f64,
+    /// handshakes in flight during connect-storm (default 256)
+    #[argh(option, default = "256")]
+    storm_concurrency: usize,
+    /// load-generator event-loop threads (default 1)
+    #[argh(option, default = "1")]
+    client_threads: usize,
+    /// raptor shards (default 2)
+    #[argh(option, default = "2")]
+    shards: usize,
+    /// raptor binary (default: target/release/raptor, built if missing)
+    #[argh(option)]
+    raptor_bin: Option<PathBuf>,
+    /// a peer server to compare, as a shell command line (run with `exec`)
+    #[argh(option)]
+    peer_cmd: Option<String>,
+    /// the peer's port (WebSocket and HTTP API)
+    #[argh(option)]
+    peer_port: Option<u16>,
+    /// the peer's name in the report (default "peer")
+    #[argh(option, default = "String::from(\"peer\")")]
+    peer_name: String,
+    /// the peer's app id (default 1)
+    #[argh(option, default = "String::from(\"1\")")]
+    peer_app_id: String,
+    /// the peer's app key (default app-key)
+    #[argh(option, default = "String::from(\"app-key\")")]
+    peer_key: String,
+    /// the peer's app secret (default app-secret)
+    #[argh(option, default = "String::from(\"app-secret\")")]
+    peer_secret: String,
+    /// skip the raw loopback ceiling
+    #[argh(switch)]
+    no_raw: bool,
+    /// frames per send() in the raw ceiling (default 8); a second raw run always uses 1
+    #[argh(option, default = "8")]
+    raw_batch: usize,
+    /// publishes/s the fanout rate search starts from (default 250)
+    #[argh(option, default = "250.0")]
+    fanout_start_rate: f64,
+    /// seconds per probe of the fanout rate search (default 2)
+    #[argh(option, default = "2.0")]
+    probe_secs: f64,
+    /// skip the mesh_fanout in-process benchmark
+    #[argh(switch)]
+    no_mesh: bool,
+    /// markdown output (default docs/benchmarks.md)
+    #[argh(option)]
+    out: Option<PathBuf>,
+    /// directory for charts and results.json (default docs/bench)
+    #[argh(option)]
+    chart_dir: Option<PathBuf>,
+    /// hand-written notes included at the end (default docs/bench/notes.md, if present)
+    #[argh(option)]
+    notes: Option<PathBuf>,
+    /// wait up to this many seconds for the machine to be quiet (< 0.25 cores busy) before
+    /// starting (default 0: start at once)
+    #[argh(option, default = "0")]
+    wait_quiet: u64,
+    /// what the servers were built from, for the report (default: git HEAD of this workspace)
+    #[argh(option)]
+    source: Option<String>,
+    /// directory for server logs (default: a temporary directory)
+    #[argh(option)]
+    log_dir: Option<PathBuf>,
+}
+
+/// The raw ceiling server: accept N connections, then write pre-encoded 64-byte frames to all
+/// of them, several per send(), until they close or time runs out.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "raw-server")]
+struct RawServer {
+    /// connections to accept before writing starts
+    #[argh(option)]
+    expect: usize,
+    /// writer threads (default 2)
+    #[argh(option, default = "2")]
+    threads: usize,
+    /// frames per send() (default 8)
+    #[argh(option, default = "8")]
+    batch: usize,
+    /// exit after this many seconds at most (default 30)
+    #[argh(option, default = "30.0")]
+    secs: f64,
+}
+
+fn main() -> ExitCode {
+    let cli: Cli = argh::from_env();
+    let res = match cli.cmd {
+        Cmd::RawServer(r) => raw::serve(r.expect, r.threads, r.batch, r.secs).map(|()| true),
+        Cmd::Run(r) => run(*r),
+        Cmd::Render(r) => render(r).map(|()| true),
+    };
+    match res {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(2),
+        Err(e) => {
+            eprintln!("raptor-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Runs the harness; `Ok(false)` when some Raptor run was unclean or failed.
+fn run(a: Run) -> anyhow::Result<bool> {
+    if a.rounds == 0
+        || !(a.secs > 0.0 && a.secs <= 60.0)
+        || !(a.idle_hold > 0.0 && a.idle_hold <= 60.0)
+    {
+        bail!("--rounds must be positive; --secs and --idle-hold in (0, 60]");
+    }
+    let scenarios: Vec<Scenario> = if a.only.is_empty() {
+        Scenario::ALL.to_vec()
+    } else {
+        a.only
+            .iter()
+            .map(|s| Scenario::parse(s).with_context(|| format!("unknown scenario {s:?}")))
+            .collect::<anyhow::Result<_>>()?
+    };
+    // Raise our descriptor limit before spawning servers: they inherit it.
+    raptor_loadtest::limits::ensure_fds(0)?;
+    let ws = workspace();
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| ws.join("docs/benchmarks.md"));
+    let chart_dir = a.chart_dir.clone().unwrap_or_else(|| ws.join("docs/bench"));
+    let notes_path = a
+        .notes
+        .clone()
+        .unwrap_or_else(|| ws.join("docs/bench/notes.md"));
+    let log_dir = a.log_dir.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("raptor-bench-{}", std::process::id()))
+    });
+    std::fs::create_dir_all(&chart_dir)?;
+    std::fs::create_dir_all(&log_dir)?;
+    let bin = match &a.raptor_bin {
+        Some(b) => b.clone(),
+        None => server::release_raptor()?,
+    };
+    let plan = Plan {
+        secs: a.secs,
+        subscribers: a.subscribers,
+        rate: a.rate,
+        payload_bytes: 64,
+        idle_connections: a.idle_connections,
+        idle_channels: a.idle_channels,
+        idle_hold: a.idle_hold,
+        storm_concurrency: a.storm_concurrency,
+        client_threads: a.client_threads,
+        raw_batch: a.raw_batch,
+        fanout_start_rate: a.fanout_start_rate,
+        probe_secs: a.probe_secs,
+    };
+    let mut contenders = vec![Contender {
+        name: "raptor".into(),
+        kind: Kind::Raptor {
+            bin,
+            shards: a.shards,
+        },
+    }];
+    let peer = match (&a.peer_cmd, a.peer_port) {
+        (Some(cmd), Some(port)) => {
+            contenders.push(Contender {
+                name: a.peer_name.clone(),
+                kind: Kind::Peer {
+                    cmd: cmd.clone(),
+                    port,
+                    app_id: a.peer_app_id.clone(),
+                    key: a.peer_key.clone(),
+                    secret: a.peer_secret.clone(),
+                },
+            });
+            Some(a.peer_name.clone())
+        }
+        (None, None) => None,
+        _ => bail!("--peer-cmd and --peer-port go together"),
+    };
+    let raw = (!a.no_raw && scenarios.contains(&Scenario::Fanout)).then(|| {
+        contenders.push(Contender {
+            name: "raw-ceiling".into(),
+            kind: Kind::Raw {
+                threads: a.shards,
+                batch: a.raw_batch,
+            },
+        });
+        if a.raw_batch != 1 {
+            // One frame per send(): the per-syscall cost every unbatched delivery pays.
+            contenders.push(Contender {
+                name: "raw-1-per-send".into(),
+                kind: Kind::Raw {
+                    threads: a.shards,
+                    batch: 1,
+                },
+            });
+        }
+        "raw-ceiling".to_string()
+    });
+
+    let quiet = (a.wait_quiet > 0).then(|| {
+        eprintln!("raptor-bench: waiting up to {} s for a quiet machine", a.wait_quiet);
+        let t = std::time::Instant::now();
+        let (ok, busy) = wait_quiet(Duration::from_secs(a.wait_quiet), 0.25);
+        let waited = t.elapsed().as_secs();
+        if ok {
+            format!("waited {waited} s for the machine to be quiet: {busy:.2} cores busy before the start")
+        } else {
+            format!("**the machine never got quiet**: still {busy:.2} cores busy after waiting {waited} s; figures are contended")
+        }
+    });
+    let machine = Machine::probe();
+    let loadavg_before = loadavg();
+    let started_unix = unix_now();
+    eprintln!(
+        "raptor-bench: {} cores ({}), load {:.2} {:.2} {:.2}; logs in {}",
+        machine.nproc,
+        machine.cpu_model,
+        loadavg_before[0],
+        loadavg_before[1],
+        loadavg_before[2],
+        log_dir.display()
+    );
+    let mesh = if a.no_mesh { None } else { run_mesh() };
+
+    let mut samples: Vec<Sample> = Vec::new();
+    let mut memory = harness::SearchMemory::default();
+    for round in 1..=a.rounds {
+        for s in &scenarios {
+            for c in contenders.iter().filter(|c| c.runs(*s)) {
+                let log = log_dir.join(format!("{}-{}-{round}.log", c.name, s.name()));
+                let smp = harness::run_one(round, *s, c, &plan, &log, &mut memory);
+                eprintln!(
+                    "  round {round} {:<13} {:<12} {}",
+                    s.name(),
+                    c.name,
+                    progress_line(&smp)
+                );
+                samples.push(smp);
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    }
+
+    let mut info = RunInfo {
+        machine,
+        loadavg_before,
+        started_unix,
+        finished_unix: unix_now(),
+        command: command_line(),
+        contenders: contenders
+            .iter()
+            .map(|c| (c.name.clone(), c.command(&plan)))
+            .collect(),
+        plan,
+        rounds: a.rounds,
+        scenarios,
+        raptor: "raptor".into(),
+        peer,
+        raw,
+        samples,
+        mesh,
+        notes: std::fs::read_to_string(&notes_path).ok(),
+        quiet,
+        source: a.source.clone().or_else(|| source_version(&ws)),
+        charts: Vec::new(),
+    };
+    doc::write_all(&mut info, &out, &chart_dir)?;
+    eprintln!("raptor-bench: wrote {}", out.display());
+    let ok = info
+        .samples
+        .iter()
+        .filter(|s| s.contender == info.raptor && s.scenario != Scenario::FlatOut)
+        .all(Sample::clean);
+    if !ok {
+        eprintln!("raptor-bench: some Raptor runs were unclean or failed (see the report)");
+    }
+    Ok(ok)
+}
+
+fn render(r: Render) -> anyhow::Result<()> {
+    let ws = workspace();
+    let results = r
+        .results
+        .unwrap_or_else(|| ws.join("docs/bench/results.json"));
+    let text = std::fs::read_to_string(&results)
+        .with_context(|| format!("reading {}", results.display()))?;
+    let mut info: RunInfo =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", results.display()))?;
+    let chart_dir = r.chart_dir.unwrap_or_else(|| {
+        results
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    });
+    let out = r.out.unwrap_or_else(|| ws.join("docs/benchmarks.md"));
+    let notes = r.notes.unwrap_or_else(|| ws.join("docs/bench/notes.md"));
+    info.notes = std::fs::read_to_string(notes).ok();
+    doc::write_all(&mut info, &out, &chart_dir)?;
+    eprintln!("raptor-bench: wrote {}", out.display());
+    Ok(())
+}
+
+fn progress_line(s: &Sample) -> String {
+    let rate = s.rate.map_or(String::new(), |r| {
+        format!("at {r:.0}/s [{}] ", s.probes.join(", "))
+    });
+    match (&s.report, &s.error) {
+        (Some(r), _) => format!(
+            "{rate}{:>12.0} deliveries/s  p50 {:>8.0} µs  p99 {:>8.0} µs  srv {:.2} µs/del  rss/conn {}  conn/s {}  lost {} err {}",
+            r.deliveries_per_sec,
+            r.latency_us.p50,
+            r.latency_us.p99,
+            r.server_cpu_us_per_delivery.unwrap_or(f64::NAN),
+            r.server_rss_kib_per_conn.map_or("-".into(), |v| format!("{v:.2}")),
+            r.connects_per_sec.map_or("-".into(), |v| format!("{v:.0}")),
+            r.lost,
+            r.errors
+        ),
+        (None, e) => format!("FAILED: {}", e.as_deref().unwrap_or("?")),
+    }
+}
+
+/// `git` commit of the tree the servers were built from, and whether `engine/` had
+/// uncommitted changes.
+fn source_version(ws: &Path) -> Option<String> {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(ws)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let head = git(&["rev-parse", "--short", "HEAD"])?;
+    let dirty = git(&["status", "--porcelain", "--", "engine"]).is_some_and(|s| !s.is_empty());
+    Some(if dirty {
+        format!("{head} with uncommitted changes in engine/")
+    } else {
+        head
+    })
+}
+
+/// The command line as typed, with the program shown as `raptor-bench`.
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args().skip(1).map(|a| shell_quote(&a)).collect();
+    format!("target/release/raptor-bench {}", args.join(" "))
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Runs `mesh_fanout --secs 1` if it was built next to this executable; its markdown output
+/// goes into the report.
+fn run_mesh() -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    let mesh = exe.with_file_name("mesh_fanout");
+    if !mesh.is_file() {
+        eprintln!(
+            "raptor-bench: {} not built; skipping the mesh benchmark",
+            mesh.display()
+        );
+        return None;
+    }
+    eprintln!("raptor-bench: mesh_fanout --secs 1");
+    let out = Command::new(&mesh).args(["--secs", "1"]).output().ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "raptor-bench: mesh_fanout failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    }
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}

@@ -1,0 +1,221 @@
+//! Servers under test as child processes: Raptor itself, a peer server given as a command
+//! line, and the raw loopback ceiling (`raptor-bench raw-server`). Each is started fresh for
+//! one scenario and stopped by its pid afterwards, so no run inherits another's state.
+
+use anyhow::{anyhow, bail, Context};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long a server may take to print its address or open its port.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a server may take to exit after SIGTERM before it gets SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// A running server process; stopped (TERM, then KILL) on drop.
+pub struct ServerProc {
+    child: Child,
+    pub port: u16,
+}
+
+impl ServerProc {
+    /// `raptor serve --bind 127.0.0.1:0 --shards N`; the port comes from its
+    /// `listening on 127.0.0.1:PORT` line. Logs (warn and up) go to `log`.
+    pub fn raptor(bin: &Path, shards: usize, log: &Path) -> anyhow::Result<Self> {
+        let mut cmd = Command::new(bin);
+        cmd.args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--shards",
+            &shards.to_string(),
+        ])
+        .env("RAPTOR_LOG", "warn");
+        Self::spawn_and_read_port(cmd, log)
+    }
+
+    /// `raptor-bench raw-server …` (this very executable).
+    pub fn raw(
+        expect: usize,
+        threads: usize,
+        batch: usize,
+        secs: f64,
+        log: &Path,
+    ) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("locating raptor-bench itself")?;
+        let mut cmd = Command::new(exe);
+        cmd.args([
+            "raw-server",
+            "--expect",
+            &expect.to_string(),
+            "--threads",
+            &threads.to_string(),
+            "--batch",
+            &batch.to_string(),
+            "--secs",
+            &secs.to_string(),
+        ]);
+        Self::spawn_and_read_port(cmd, log)
+    }
+
+    /// A peer server: `sh -c "exec CMD"` (so the pid is the server's own, for CPU and RSS),
+    /// ready once 127.0.0.1:`port` accepts a connection.
+    pub fn peer(cmd_line: &str, port: u16, log: &Path) -> anyhow::Result<Self> {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &format!("exec {cmd_line}")])
+            .stdout(Stdio::from(open_log(log)?))
+            .stderr(Stdio::from(open_log(log)?));
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting peer: {cmd_line}"))?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait()? {
+                bail!(
+                    "peer exited with {status} before opening port {port}; see {}",
+                    log.display()
+                );
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                // Listening is not always serving (workers may still be starting).
+                thread::sleep(Duration::from_millis(500));
+                return Ok(Self { child, port });
+            }
+            if started.elapsed() > START_TIMEOUT {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("peer did not open port {port} within {START_TIMEOUT:?}");
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn spawn_and_read_port(mut cmd: Command, log: &Path) -> anyhow::Result<Self> {
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::from(open_log(log)?));
+        let mut child = cmd.spawn().with_context(|| format!("starting {cmd:?}"))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        // Reads the ready line, then keeps draining stdout so the server never blocks on it.
+        thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if !sent {
+                    if let Some(port) = parse_port(&line) {
+                        let _ = tx.send(port);
+                        sent = true;
+                    }
+                }
+            }
+        });
+        match rx.recv_timeout(START_TIMEOUT) {
+            Ok(port) => Ok(Self { child, port }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(anyhow!(
+                    "{cmd:?} printed no `listening on 127.0.0.1:PORT` line; see {}",
+                    log.display()
+                ))
+            }
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then SIGKILL after a grace period; always reaps the child.
+    pub fn stop(mut self) {
+        self.terminate();
+    }
+
+    fn terminate(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        // SAFETY: kill only sends a signal to our own child's pid, which we have not reaped.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let t = Instant::now();
+        while t.elapsed() < STOP_GRACE {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+fn open_log(path: &Path) -> anyhow::Result<File> {
+    File::options()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening log {}", path.display()))
+}
+
+/// The port in a `… listening on 127.0.0.1:PORT …` line.
+pub fn parse_port(line: &str) -> Option<u16> {
+    let (_, rest) = line.split_once("listening on ")?;
+    let addr: SocketAddr = rest.split_whitespace().next()?.parse().ok()?;
+    Some(addr.port())
+}
+
+/// `target/release/raptor` (under `$CARGO_TARGET_DIR` if set), built with
+/// `cargo build --release -p raptor-engine --bin raptor` when missing.
+pub fn release_raptor() -> anyhow::Result<PathBuf> {
+    let ws = crate::workspace();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|d| !d.is_empty())
+        .map_or_else(|| ws.join("target"), |d| ws.join(d));
+    let bin = target.join("release").join("raptor");
+    if !bin.is_file() {
+        eprintln!("raptor-bench: {} is missing; building it", bin.display());
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "raptor-engine",
+                "--bin",
+                "raptor",
+            ])
+            .current_dir(&ws)
+            .status()
+            .context("running cargo build")?;
+        if !status.success() || !bin.is_file() {
+            bail!("cargo build --release -p raptor-engine --bin raptor failed");
+        }
+    }
+    Ok(bin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_port;
+
+    #[test]
+    fn ready_lines() {
+        assert_eq!(
+            parse_port("raptor listening on 127.0.0.1:41234 with 2 shards"),
+            Some(41234)
+        );
+        assert_eq!(parse_port("raw-server listening on 127.0.0.1:9"), Some(9));
+        assert_eq!(parse_port("starting"), None);
+    }
+}

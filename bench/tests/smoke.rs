@@ -1,0 +1,153 @@
+//! Smoke test of the harness: `raptor-bench run` in a tiny configuration (1 round, 50
+//! subscribers, 1 s per scenario, the raw ceiling included) against the real server binary,
+//! then the report and `results.json` are checked for sane figures. Bounded: the harness is
+//! killed after 90 s; it normally takes ~15 s.
+//!
+//! The server binary is `$RAPTOR_BIN`, else `raptor` in the target directory's `debug/` or
+//! `release/`, else it is built with `cargo build -p raptor-engine --bin raptor`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ sits in the workspace")
+        .to_path_buf()
+}
+
+/// `<target>/debug/deps/smoke-…` → `<target>`.
+fn target_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR").filter(|d| !d.is_empty()) {
+        return workspace().join(dir);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.to_path_buf()))
+        .unwrap_or_else(|| workspace().join("target"))
+}
+
+fn raptor_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("RAPTOR_BIN").filter(|b| !b.is_empty()) {
+        return PathBuf::from(bin);
+    }
+    let dir = target_dir();
+    if let Some(p) = ["debug", "release"]
+        .iter()
+        .map(|p| dir.join(p).join("raptor"))
+        .find(|p| p.is_file())
+    {
+        return p;
+    }
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "-p", "raptor-engine", "--bin", "raptor"])
+        .current_dir(workspace())
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "building raptor failed");
+    dir.join("debug").join("raptor")
+}
+
+#[test]
+fn tiny_run_writes_a_sane_report() {
+    let tmp = std::env::temp_dir().join(format!("raptor-bench-smoke-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let out = tmp.join("benchmarks.md");
+    let charts = tmp.join("bench");
+    let raptor = raptor_bin();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_raptor-bench"))
+        .arg("run")
+        .args(["--rounds", "1", "--secs", "1", "--subscribers", "50"])
+        .args([
+            "--idle-connections",
+            "200",
+            "--idle-channels",
+            "10",
+            "--idle-hold",
+            "1",
+        ])
+        .args(["--storm-concurrency", "16", "--no-mesh"])
+        .args(["--probe-secs", "0.5", "--fanout-start-rate", "200"])
+        .arg("--raptor-bin")
+        .arg(&raptor)
+        .arg("--out")
+        .arg(&out)
+        .arg("--chart-dir")
+        .arg(&charts)
+        .arg("--notes")
+        .arg(tmp.join("no-notes.md"))
+        .arg("--log-dir")
+        .arg(tmp.join("logs"))
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start raptor-bench");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > Duration::from_secs(90) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("raptor-bench did not finish within 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "raptor-bench exited with {status}");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(charts.join("results.json")).unwrap())
+            .unwrap();
+    let samples = json["samples"].as_array().unwrap();
+    let find = |scenario: &str, who: &str| {
+        samples
+            .iter()
+            .find(|s| s["scenario"] == scenario && s["contender"] == who)
+            .unwrap_or_else(|| panic!("no {scenario} run of {who}"))["report"]
+            .clone()
+    };
+    for scenario in ["fanout", "fanout-flat-out", "latency"] {
+        let r = find(scenario, "raptor");
+        assert!(r["deliveries"].as_u64().unwrap() > 0, "{scenario}: {r}");
+        assert_eq!(r["lost"], 0, "{scenario}: {r}");
+        assert_eq!(r["out_of_order"], 0, "{scenario}: {r}");
+        assert_eq!(r["errors"], 0, "{scenario}: {r}");
+        assert!(r["latency_us"]["p50"].as_f64().unwrap() > 0.0);
+        assert!(
+            r["server_cpu_s"].as_f64().is_some(),
+            "server pid was measured"
+        );
+    }
+    let idle = find("idle", "raptor");
+    assert_eq!(idle["connections"], 200);
+    assert!(idle["server_rss_kib_per_conn"].as_f64().is_some());
+    let storm = find("connect-storm", "raptor");
+    assert!(storm["connects_per_sec"].as_f64().unwrap() > 0.0);
+    let fanout = samples
+        .iter()
+        .find(|s| s["scenario"] == "fanout" && s["contender"] == "raptor")
+        .unwrap();
+    assert!(
+        fanout["rate"].as_f64().unwrap() > 0.0,
+        "the rate search found a clean rate"
+    );
+    let raw = find("fanout", "raw-ceiling");
+    assert!(raw["deliveries"].as_u64().unwrap() > 0);
+    assert_eq!(raw["errors"], 0, "raw frames stayed aligned");
+
+    let md = std::fs::read_to_string(&out).unwrap();
+    for needle in [
+        "## Machine",
+        "## Targets",
+        "Raw loopback ceiling",
+        "fanout-throughput.svg",
+    ] {
+        assert!(md.contains(needle), "report lacks {needle:?}");
+    }
+    assert!(charts.join("fanout-throughput.svg").is_file());
+    assert!(charts.join("latency-percentiles.svg").is_file());
+    let _ = std::fs::remove_dir_all(&tmp);
+}
