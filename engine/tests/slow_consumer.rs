@@ -11,7 +11,9 @@ use tokio_tungstenite::tungstenite::Message;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_reader_is_cut_with_4100_and_others_get_everything() {
     const EVENTS: usize = 3000;
-    let s = Server::start();
+    // A long close grace: the slow client reads its backlog only after the fast one is done,
+    // which can take seconds on a loaded machine.
+    let s = Server::start_with("[limits]\nclose_grace_secs = 60\n");
     // The slow client: a raw socket with a small receive buffer that subscribes, then stops
     // reading.
     let sock = tokio::net::TcpSocket::new_v4().unwrap();
