@@ -1,0 +1,357 @@
+//! Unit tests of `NodeCore`.
+use super::*;
+use crate::interest::InterestFilter;
+
+fn key(id: &str) -> NodeKey {
+    NodeKey::new(NodeId::new(id).unwrap(), 1)
+}
+
+fn ids(live: &[&str]) -> Vec<NodeId> {
+    live.iter().map(|i| NodeId::new(i).unwrap()).collect()
+}
+
+/// The summary a node with these channels gossips.
+fn summary(channels: &[&str]) -> InterestFilter {
+    let mut local = LocalInterest::new();
+    for ch in channels {
+        local.set("1", ch, true);
+    }
+    let g = local.gossip_all();
+    InterestFilter::from_gossip(g.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+}
+
+fn view(nodes: &[(&str, InterestFilter)]) -> Vec<ViewNode> {
+    nodes
+        .iter()
+        .map(|(id, f)| ViewNode {
+            key: key(id),
+            interest: f.clone(),
+        })
+        .collect()
+}
+
+fn empty(ids: &[&str]) -> Vec<ViewNode> {
+    view(
+        &ids.iter()
+            .map(|i| (*i, InterestFilter::default()))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// The first `room-N` whose owner among each live set is the given node.
+fn channel(owners: &[(&[&str], &str)]) -> String {
+    (0..100_000)
+        .map(|i| format!("room-{i}"))
+        .find(|ch| {
+            owners
+                .iter()
+                .all(|(live, o)| owner("1", ch, &ids(live)).unwrap().as_str() == *o)
+        })
+        .unwrap()
+}
+
+fn occ(actions: &[Action]) -> Vec<(String, bool)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Occupancy {
+                app,
+                channel,
+                occupied,
+            } => {
+                assert_eq!(app, "1");
+                Some((channel.clone(), *occupied))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn interest(ch: &str, on: bool) -> NodeMsg {
+    NodeMsg::Interest {
+        app: "1".into(),
+        channel: ch.into(),
+        on,
+    }
+}
+
+fn node(me: &str, live: &[&str]) -> NodeCore {
+    let mut n = NodeCore::new(key(me));
+    assert!(occ(&n.set_view(empty(live))).is_empty());
+    n
+}
+
+#[test]
+fn local_interest_on_the_owner() {
+    let mut a = node("a", &["a", "b"]);
+    let x = channel(&[(&["a", "b"], "a")]);
+    let y = channel(&[(&["a", "b"], "b")]);
+    assert_eq!(occ(&a.set_interest("1", &x, true)), vec![(x.clone(), true)]);
+    assert!(occ(&a.set_interest("1", &x, true)).is_empty());
+    // Not the owner: b decides.
+    assert!(occ(&a.set_interest("1", &y, true)).is_empty());
+    assert!(occ(&a.set_interest("1", &y, false)).is_empty());
+    assert_eq!(
+        occ(&a.set_interest("1", &x, false)),
+        vec![(x.clone(), false)]
+    );
+    assert!(occ(&a.set_interest("1", &x, false)).is_empty());
+}
+
+#[test]
+fn peer_interest_is_counted_once_per_transition() {
+    let mut a = node("a", &["a", "b", "c"]);
+    let x = channel(&[(&["a", "b", "c"], "a")]);
+    assert_eq!(
+        occ(&a.on_msg(&key("b"), interest(&x, true))),
+        vec![(x.clone(), true)]
+    );
+    assert!(occ(&a.on_msg(&key("c"), interest(&x, true))).is_empty());
+    assert!(occ(&a.set_interest("1", &x, true)).is_empty());
+    assert!(occ(&a.on_msg(&key("b"), interest(&x, false))).is_empty());
+    assert!(occ(&a.set_interest("1", &x, false)).is_empty());
+    assert_eq!(
+        occ(&a.on_msg(&key("c"), interest(&x, false))),
+        vec![(x.clone(), false)]
+    );
+    // A node outside the live view does not count.
+    assert!(occ(&a.on_msg(&key("z"), interest(&x, true))).is_empty());
+    // Nor does an old generation of a live node.
+    let old_b = NodeKey::new(NodeId::new("b").unwrap(), 0);
+    assert!(occ(&a.on_msg(&old_b, interest(&x, true))).is_empty());
+}
+
+#[test]
+fn a_summary_keeps_a_channel_occupied_but_never_starts_it() {
+    let x = channel(&[(&["a", "b"], "a")]);
+    let mut a = node("a", &["a", "b"]);
+    let with_x = view(&[("a", InterestFilter::default()), ("b", summary(&[&x]))]);
+    assert!(
+        occ(&a.set_view(with_x.clone())).is_empty(),
+        "no name, no event"
+    );
+    assert_eq!(
+        occ(&a.on_msg(&key("b"), interest(&x, true))),
+        vec![(x.clone(), true)]
+    );
+    // The summary still lists x: still occupied (a stale "yes" only delays vacated).
+    assert!(occ(&a.on_msg(&key("b"), interest(&x, false))).is_empty());
+    assert!(occ(&a.set_view(with_x)).is_empty());
+    assert_eq!(
+        occ(&a.set_view(empty(&["a", "b"]))),
+        vec![(x.clone(), false)]
+    );
+
+    // A `*` bucket names nothing: it neither keeps x occupied nor delays vacated.
+    let bucket = format!("interest.{:02x}", channel_key("1", &x) >> 56);
+    let star = InterestFilter::from_gossip([(bucket.as_str(), "*")]);
+    assert!(star.may_contain(channel_key("1", &x)));
+    assert!(occ(&a.set_view(view(&[("a", InterestFilter::default()), ("b", star)]))).is_empty());
+    assert_eq!(
+        occ(&a.on_msg(&key("b"), interest(&x, true))),
+        vec![(x.clone(), true)]
+    );
+    assert_eq!(
+        occ(&a.on_msg(&key("b"), interest(&x, false))),
+        vec![(x.clone(), false)]
+    );
+}
+
+#[test]
+fn death_and_leaving_remove_occupants() {
+    let x = channel(&[(&["a", "b", "c"], "a"), (&["a", "c"], "a"), (&["a"], "a")]);
+    let mut a = node("a", &["a", "b", "c"]);
+    a.on_msg(&key("b"), interest(&x, true));
+    a.on_msg(&key("c"), interest(&x, true));
+    assert!(occ(&a.set_view(empty(&["a", "c"]))).is_empty(), "c is left");
+    assert_eq!(
+        occ(&a.on_msg(&key("c"), NodeMsg::Leaving)),
+        vec![(x.clone(), false)]
+    );
+    assert!(occ(&a.set_view(empty(&["a"]))).is_empty());
+}
+
+/// a owns x and dies; b takes over. c and d have subscribers, as their summaries say.
+#[test]
+fn a_new_owner_takes_over_silently_and_vacates_once() {
+    let all = ["a", "b", "c", "d"];
+    let rest = ["b", "c", "d"];
+    let x = channel(&[(&all, "a"), (&rest, "b")]);
+    let mut b = node("b", &all);
+    let subs = |chs: &[&str]| {
+        view(&[
+            ("b", InterestFilter::default()),
+            ("c", summary(chs)),
+            ("d", summary(chs)),
+        ])
+    };
+    let mut before = subs(&[&x]);
+    before.push(ViewNode {
+        key: key("a"),
+        interest: InterestFilter::default(),
+    });
+    assert!(occ(&b.set_view(before)).is_empty());
+    assert!(occ(&b.set_view(subs(&[&x]))).is_empty(), "a died");
+    // c and d re-announce to the new owner: x was occupied before, no second event.
+    assert!(occ(&b.on_msg(&key("c"), interest(&x, true))).is_empty());
+    assert!(occ(&b.on_msg(&key("d"), interest(&x, true))).is_empty());
+    assert!(occ(&b.on_msg(&key("c"), interest(&x, false))).is_empty());
+    assert!(occ(&b.on_msg(&key("d"), interest(&x, false))).is_empty());
+    assert_eq!(occ(&b.set_view(subs(&[]))), vec![(x.clone(), false)]);
+    // Later occupancy of x is new: announced.
+    assert_eq!(
+        occ(&b.on_msg(&key("c"), interest(&x, true))),
+        vec![(x.clone(), true)]
+    );
+}
+
+/// The same with the `Interest` messages arriving before b's view moves the channel.
+#[test]
+fn interest_heard_before_the_move_is_taken_over_silently() {
+    let all = ["a", "b", "c"];
+    let x = channel(&[(&all, "a"), (&["b", "c"], "b")]);
+    let mut b = node("b", &all);
+    // c saw a die first: it re-announces to b, whose view still has a.
+    assert!(occ(&b.on_msg(&key("c"), interest(&x, true))).is_empty());
+    assert!(occ(&b.set_view(empty(&["b", "c"]))).is_empty());
+    assert_eq!(
+        occ(&b.on_msg(&key("c"), interest(&x, false))),
+        vec![(x.clone(), false)]
+    );
+}
+
+#[test]
+fn a_channel_first_occupied_after_the_move_is_announced() {
+    let all = ["a", "b", "c"];
+    let x = channel(&[(&all, "a"), (&["b", "c"], "b")]);
+    let mut b = node("b", &all);
+    assert!(occ(&b.set_view(empty(&["b", "c"]))).is_empty());
+    assert_eq!(
+        occ(&b.on_msg(&key("c"), interest(&x, true))),
+        vec![(x.clone(), true)]
+    );
+    assert_eq!(
+        occ(&b.on_msg(&key("c"), interest(&x, false))),
+        vec![(x.clone(), false)]
+    );
+}
+
+#[test]
+fn an_adopted_key_expires_with_the_summary() {
+    let all = ["a", "b", "c"];
+    let x = channel(&[(&all, "a"), (&["b", "c"], "b")]);
+    let mut b = node("b", &all);
+    // c's summary still lists x after c unsubscribed (stale): adopted at the move...
+    let stale = view(&[("b", InterestFilter::default()), ("c", summary(&[&x]))]);
+    let mut with_a = stale.clone();
+    with_a.push(ViewNode {
+        key: key("a"),
+        interest: InterestFilter::default(),
+    });
+    assert!(occ(&b.set_view(with_a)).is_empty());
+    assert!(occ(&b.set_view(stale)).is_empty());
+    // ...and forgotten once the summary catches up, so a real first subscriber counts.
+    assert!(occ(&b.set_view(empty(&["b", "c"]))).is_empty());
+    assert_eq!(occ(&b.set_interest("1", &x, true)), vec![(x.clone(), true)]);
+}
+
+#[test]
+fn ownership_moving_away_is_silent() {
+    let x = channel(&[(&["a", "b"], "a"), (&["a", "b", "d"], "d")]);
+    let mut a = node("a", &["a", "b"]);
+    assert_eq!(
+        occ(&a.on_msg(&key("b"), interest(&x, true))),
+        vec![(x.clone(), true)]
+    );
+    assert!(occ(&a.set_view(empty(&["a", "b", "d"]))).is_empty());
+    assert!(occ(&a.on_msg(&key("b"), interest(&x, false))).is_empty());
+    // x comes back to a, empty: nothing to take over, nothing to vacate.
+    assert!(occ(&a.set_view(empty(&["a", "b"]))).is_empty());
+}
+
+/// A node that joins an existing cluster takes over occupied channels silently: their
+/// occupancy was announced by the owner before it joined.
+#[test]
+fn a_joining_node_takes_over_the_clusters_occupancy() {
+    let all = ["a", "b", "c", "d"];
+    let x = channel(&[(&all, "d")]);
+    let mut d = NodeCore::new(key("d"));
+    let v = view(&[
+        ("a", InterestFilter::default()),
+        ("b", summary(&[&x])),
+        ("c", InterestFilter::default()),
+        ("d", InterestFilter::default()),
+    ]);
+    assert!(occ(&d.set_view(v)).is_empty());
+    // b's link comes up and it re-announces.
+    assert!(occ(&d.on_msg(&key("b"), interest(&x, true))).is_empty());
+    assert!(occ(&d.on_msg(&key("b"), interest(&x, false))).is_empty());
+    assert_eq!(occ(&d.set_view(empty(&all))), vec![(x.clone(), false)]);
+}
+
+/// Two lone nodes meet (a one-node cluster and a starting node): each announced its own
+/// channels while alone, so the owner takes the other's over without an event.
+#[test]
+fn lone_nodes_meeting_do_not_repeat_occupied() {
+    let x = channel(&[(&["a", "d"], "a")]);
+    let mut d = NodeCore::new(key("d"));
+    assert_eq!(
+        occ(&d.set_interest("1", &x, true)),
+        vec![(x.clone(), true)],
+        "alone, d owns x"
+    );
+    let mut a = node("a", &["a"]);
+    let v = view(&[("a", InterestFilter::default()), ("d", summary(&[&x]))]);
+    assert!(occ(&d.set_view(v.clone())).is_empty());
+    assert!(occ(&a.set_view(v)).is_empty());
+    assert!(occ(&a.on_msg(&key("d"), interest(&x, true))).is_empty());
+    assert!(occ(&a.on_msg(&key("d"), interest(&x, false))).is_empty());
+    assert_eq!(
+        occ(&a.set_view(empty(&["a", "d"]))),
+        vec![(x.clone(), false)]
+    );
+}
+
+/// A node new to an established cluster (here restarted, so a new generation) brings
+/// new subscribers: its interest is new, the owner announces it.
+#[test]
+fn a_new_node_in_an_established_view_brings_new_occupancy() {
+    let x = channel(&[(&["a", "b", "d"], "a")]);
+    let mut a = node("a", &["a", "b", "d"]);
+    assert_eq!(
+        occ(&a.on_msg(&key("d"), interest(&x, true))),
+        vec![(x.clone(), true)]
+    );
+    // d restarts: its old generation's interest goes with it.
+    assert_eq!(
+        occ(&a.set_view(empty(&["a", "b"]))),
+        vec![(x.clone(), false)]
+    );
+    let d2 = NodeKey::new(NodeId::new("d").unwrap(), 2);
+    // Its first `Interest` may arrive before a sees it (the link came up first).
+    assert!(occ(&a.on_msg(&d2, interest(&x, true))).is_empty());
+    let mut v = empty(&["a", "b"]);
+    v.push(ViewNode {
+        key: d2.clone(),
+        interest: summary(&[&x]),
+    });
+    assert_eq!(occ(&a.set_view(v)), vec![(x.clone(), true)]);
+}
+
+#[test]
+fn ownership_moving_back_is_silent() {
+    let x = channel(&[(&["a", "b"], "a"), (&["a", "b", "d"], "d")]);
+    let mut a = node("a", &["a", "b"]);
+    assert_eq!(
+        occ(&a.on_msg(&key("b"), interest(&x, true))),
+        vec![(x.clone(), true)]
+    );
+    assert!(occ(&a.set_view(empty(&["a", "b", "d"]))).is_empty());
+    // d dies; b re-announces x to a, which takes it back without a second `occupied`.
+    assert!(occ(&a.set_view(empty(&["a", "b"]))).is_empty());
+    assert!(occ(&a.on_msg(&key("b"), interest(&x, true))).is_empty());
+    assert_eq!(
+        occ(&a.on_msg(&key("b"), interest(&x, false))),
+        vec![(x.clone(), false)]
+    );
+}
