@@ -383,19 +383,36 @@ impl Config {
     /// Cluster flags: `--node-id` turns clustering on; the others fill or override the
     /// `[cluster]` table.
     fn apply_cluster_overrides(&mut self, over: &Overrides) -> Result<(), ConfigError> {
-        let any = over.node_id.is_some() || over.gossip.is_some() || over.seeds.is_some() || over.peer.is_some();
+        let any = over.node_id.is_some()
+            || over.gossip.is_some()
+            || over.seeds.is_some()
+            || over.peer.is_some();
         if !any && over.cluster_id.is_none() {
             return Ok(());
         }
         let addr = |field: &str, v: &str| -> Result<SocketAddr, ConfigError> {
-            v.parse().map_err(|_| invalid(field, format!("`{v}` is not an address like 127.0.0.1:7946")))
+            v.parse().map_err(|_| {
+                invalid(
+                    field,
+                    format!("`{v}` is not an address like 127.0.0.1:7946"),
+                )
+            })
         };
         let mut c = match self.cluster.take() {
             Some(c) => c,
             None => {
-                let node_id = over.node_id.clone().ok_or_else(|| invalid("cluster.node_id", "--node-id is required to run in a cluster"))?;
-                let gossip = over.gossip.as_deref().ok_or_else(|| invalid("cluster.gossip", "--gossip is required to run in a cluster"))?;
-                let peer = over.peer.as_deref().ok_or_else(|| invalid("cluster.peer", "--peer is required to run in a cluster"))?;
+                let node_id = over.node_id.clone().ok_or_else(|| {
+                    invalid(
+                        "cluster.node_id",
+                        "--node-id is required to run in a cluster",
+                    )
+                })?;
+                let gossip = over.gossip.as_deref().ok_or_else(|| {
+                    invalid("cluster.gossip", "--gossip is required to run in a cluster")
+                })?;
+                let peer = over.peer.as_deref().ok_or_else(|| {
+                    invalid("cluster.peer", "--peer is required to run in a cluster")
+                })?;
                 ClusterSettings {
                     node_id,
                     cluster_id: default_cluster_id(),
@@ -415,7 +432,12 @@ impl Config {
             c.peer = addr("cluster.peer", p)?;
         }
         if let Some(s) = &over.seeds {
-            c.seeds = s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+            c.seeds = s
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect();
         }
         if let Some(id) = &over.cluster_id {
             c.cluster_id = id.clone();
@@ -657,12 +679,25 @@ mod tests {
             ..Overrides::default()
         };
         let c = Config::load(None, &over).unwrap().cluster.unwrap();
-        assert_eq!((c.node_id.as_str(), c.cluster_id.as_str(), c.seeds.len()), ("n1", "raptor", 2));
-        let e = Config::load(None, &Overrides { node_id: Some("n1".into()), ..Overrides::default() })
-            .unwrap_err()
-            .to_string();
+        assert_eq!(
+            (c.node_id.as_str(), c.cluster_id.as_str(), c.seeds.len()),
+            ("n1", "raptor", 2)
+        );
+        let e = Config::load(
+            None,
+            &Overrides {
+                node_id: Some("n1".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("cluster.gossip"), "{e}");
-        let c = Config::from_toml("[cluster]\nnode_id = \"a\"\ngossip = \"127.0.0.1:1\"\npeer = \"127.0.0.1:2\"\n", "t").unwrap();
+        let c = Config::from_toml(
+            "[cluster]\nnode_id = \"a\"\ngossip = \"127.0.0.1:1\"\npeer = \"127.0.0.1:2\"\n",
+            "t",
+        )
+        .unwrap();
         assert_eq!(c.cluster.unwrap().node_id, "a");
     }
 }

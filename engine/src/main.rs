@@ -95,8 +95,15 @@ fn main() {
         let _ = std::io::stdout().flush();
     });
     match res {
-        // The shards were drained; exit without waiting for the executors to unwind.
-        Ok(()) => std::process::exit(0),
+        // The shards were drained; exit without waiting for the executors to unwind, and
+        // without the C exit handlers: mimalloc's (v3) tears down every thread's heap while
+        // the shard threads still run, which crashed the process now and then (SIGSEGV
+        // instead of exit 0). Nothing is left to flush but stdout.
+        Ok(()) => {
+            let _ = std::io::stdout().flush();
+            // SAFETY: `_exit` ends the process at once; no Rust state is used after it.
+            unsafe { libc::_exit(0) }
+        }
         Err(e) => {
             eprintln!("raptor: {e}");
             std::process::exit(1);

@@ -159,23 +159,28 @@ impl LocalAcceptor {
             return Ok(Transport::Plain(stream));
         }
         let mut hello = &first[..n];
-        let tls = self
-            .acceptor
-            .accept_with(stream, |conn| {
-                // Hand rustls the bytes already read and let it process them now: the
-                // handshake only processes after reading from the socket itself, and the
-                // client, its ClientHello sent, waits for our answer. An error here stays in
-                // the connection and fails the handshake on its next step.
-                while !hello.is_empty() {
-                    if !matches!(conn.read_tls(&mut hello), Ok(n) if n > 0) {
-                        break;
-                    }
-                    if conn.process_new_packets().is_err() {
-                        break;
-                    }
+        let mut malformed = false;
+        let handshake = self.acceptor.accept_with(stream, |conn| {
+            // Hand rustls the bytes already read and let it process them now: the handshake
+            // only processes after reading from the socket itself, and the client, its
+            // ClientHello sent, waits for our answer.
+            while !hello.is_empty() {
+                if !matches!(conn.read_tls(&mut hello), Ok(n) if n > 0) {
+                    break;
                 }
-            })
-            .await?;
-        Ok(Transport::Tls(Box::new(tls)))
+                if conn.process_new_packets().is_err() {
+                    malformed = true;
+                    break;
+                }
+            }
+        });
+        if malformed {
+            // Not TLS after all (or broken): close now rather than at the handshake timeout.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "malformed TLS handshake",
+            ));
+        }
+        Ok(Transport::Tls(Box::new(handshake.await?)))
     }
 }

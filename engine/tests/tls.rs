@@ -376,6 +376,53 @@ async fn the_tls_handshake_shares_the_handshake_timeout() {
     );
 }
 
+#[tokio::test]
+async fn a_malformed_handshake_is_dropped_at_once() {
+    let cert = Cert::new();
+    let s = Server::start_with(&cert.toml(false));
+    // A handshake record header announcing more than any record may hold.
+    let mut tcp = TcpStream::connect(("127.0.0.1", s.port)).await.unwrap();
+    tcp.write_all(&[0x16, 0x03, 0x01, 0xff, 0xff, 0x01, 0x00])
+        .await
+        .unwrap();
+    let mut b = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(2), tcp.read(&mut b))
+        .await
+        .expect("kept until the handshake timeout (10 s)")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_closes_tls_clients_with_4200_and_drains_promptly() {
+    let cert = Cert::new();
+    let mut s = Server::start_with(&cert.toml(false));
+    let mut secure = Vec::new();
+    for _ in 0..3 {
+        let mut c = wss_client(&s, &cert).await;
+        c.subscribe("x").await;
+        secure.push(c);
+    }
+    let mut plain = Client::connect(&s).await;
+    let t0 = Instant::now();
+    unsafe { libc::kill(s.pid() as i32, libc::SIGTERM) };
+    for c in secure.iter_mut() {
+        assert_eq!(c.expect_close().await, 4200);
+    }
+    assert_eq!(plain.expect_close().await, 4200);
+    let status = loop {
+        if let Some(st) = s.child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(15), "did not exit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+    // The drain ends once every close frame is out; well before the 10 s grace period, so the
+    // TLS sockets got there too.
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+}
+
 #[test]
 fn unusable_certificate_or_key_refuses_to_start_naming_the_field() {
     let cert = Cert::new();
