@@ -268,7 +268,13 @@ pub fn write_all(info: &mut RunInfo, out: &Path, chart_dir: &Path) -> anyhow::Re
         chart_dir.join("results.json"),
         serde_json::to_string_pretty(&info)?,
     )?;
-    std::fs::write(out, render(info))?;
+    // the Cluster section comes from `raptor-bench cluster-fanout`: keep it
+    let old = std::fs::read_to_string(out).unwrap_or_default();
+    let mut text = render(info);
+    if let Some(section) = crate::cluster::kept_section(&old) {
+        text = crate::cluster::with_section(&text, section);
+    }
+    std::fs::write(out, text)?;
     Ok(())
 }
 

@@ -15,10 +15,11 @@
 //!
 //! Modules: [`machine`] (what the run ran on, and who else used the CPU), [`server`] (starting
 //! and stopping servers under test), [`raw`] (the raw loopback ceiling: server and reader),
-//! [`harness`] (scenarios and rounds), [`summary`] (medians and targets), [`doc`] (the
+//! [`harness`] (scenarios and rounds), [`cluster`] (fanout across 3 cluster nodes against one), [`summary`] (medians and targets), [`doc`] (the
 //! markdown), [`charts`] (SVG).
 
 pub mod charts;
+pub mod cluster;
 pub mod doc;
 pub mod harness;
 pub mod machine;

@@ -6,7 +6,7 @@ use argh::FromArgs;
 use raptor_bench::doc::{self, RunInfo};
 use raptor_bench::harness::{self, Contender, Kind, Plan, Sample, Scenario};
 use raptor_bench::machine::{loadavg, wait_quiet, Machine};
-use raptor_bench::{raw, server, workspace};
+use raptor_bench::{cluster, raw, server, workspace};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -22,6 +22,7 @@ struct Cli {
 #[argh(subcommand)]
 enum Cmd {
     Run(Box<Run>),
+    ClusterFanout(ClusterFanout),
     Render(Render),
     RawServer(RawServer),
 }
@@ -140,6 +141,47 @@ struct Run {
     log_dir: Option<PathBuf>,
 }
 
+/// Fanout across a 3-node cluster (subscribers spread round-robin over the nodes, publishing
+/// on node 0) against the same fanout on one node: deliveries/s, p50/p99, and the p99 the
+/// extra hop adds. Replaces (or appends) the "Cluster" section of docs/benchmarks.md.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "cluster-fanout")]
+struct ClusterFanout {
+    /// rounds; each runs the cluster, then the single node (default 2)
+    #[argh(option, default = "2")]
+    rounds: usize,
+    /// cluster nodes (default 3)
+    #[argh(option, default = "3")]
+    nodes: usize,
+    /// subscribers of the one channel, spread over the nodes (default 999)
+    #[argh(option, default = "999")]
+    subscribers: u64,
+    /// publishes per second (default 100)
+    #[argh(option, default = "100.0")]
+    rate: f64,
+    /// publishing seconds per run (default 5)
+    #[argh(option, default = "5.0")]
+    secs: f64,
+    /// shards per node (default 2)
+    #[argh(option, default = "2")]
+    shards: usize,
+    /// load-generator event-loop threads (default 1)
+    #[argh(option, default = "1")]
+    client_threads: usize,
+    /// raptor binary (default: target/release/raptor, built if missing)
+    #[argh(option)]
+    raptor_bin: Option<PathBuf>,
+    /// markdown to put the Cluster section in (default docs/benchmarks.md)
+    #[argh(option)]
+    out: Option<PathBuf>,
+    /// directory for cluster-results.json (default docs/bench)
+    #[argh(option)]
+    chart_dir: Option<PathBuf>,
+    /// directory for server logs (default: a temporary directory)
+    #[argh(option)]
+    log_dir: Option<PathBuf>,
+}
+
 /// The raw ceiling server: accept N connections, then write pre-encoded 64-byte frames to all
 /// of them, several per send(), until they close or time runs out.
 #[derive(FromArgs)]
@@ -164,6 +206,7 @@ fn main() -> ExitCode {
     let res = match cli.cmd {
         Cmd::RawServer(r) => raw::serve(r.expect, r.threads, r.batch, r.secs).map(|()| true),
         Cmd::Run(r) => run(*r),
+        Cmd::ClusterFanout(c) => cluster_fanout(c),
         Cmd::Render(r) => render(r).map(|()| true),
     };
     match res {
@@ -356,6 +399,79 @@ fn run(a: Run) -> anyhow::Result<bool> {
         eprintln!("raptor-bench: some Raptor runs were unclean or failed (see the report)");
     }
     Ok(ok)
+}
+
+/// Runs `cluster-fanout`; `Ok(false)` when some run was unclean or failed.
+fn cluster_fanout(a: ClusterFanout) -> anyhow::Result<bool> {
+    if a.rounds == 0 || a.nodes < 2 || a.subscribers == 0 || !(a.secs > 0.0 && a.secs <= 60.0) {
+        bail!("--rounds and --subscribers must be positive, --nodes at least 2, --secs in (0, 60]");
+    }
+    if !(a.rate.is_finite() && a.rate > 0.0) {
+        bail!("--rate must be a positive number of publishes per second");
+    }
+    raptor_loadtest::limits::ensure_fds(0)?;
+    let ws = workspace();
+    let out = a.out.unwrap_or_else(|| ws.join("docs/benchmarks.md"));
+    let chart_dir = a.chart_dir.unwrap_or_else(|| ws.join("docs/bench"));
+    let log_dir = a.log_dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("raptor-bench-cluster-{}", std::process::id()))
+    });
+    std::fs::create_dir_all(&log_dir)?;
+    let bin = match a.raptor_bin {
+        Some(b) => b,
+        None => server::release_raptor()?,
+    };
+    let plan = cluster::ClusterPlan {
+        nodes: a.nodes,
+        shards: a.shards,
+        subscribers: a.subscribers,
+        rate: a.rate,
+        secs: a.secs,
+        payload_bytes: 64,
+        client_threads: a.client_threads,
+    };
+    let machine = Machine::probe();
+    let loadavg_before = loadavg();
+    let started_unix = unix_now();
+    eprintln!(
+        "raptor-bench: cluster-fanout, {} cores, load {:.2} {:.2} {:.2}; logs in {}",
+        machine.nproc,
+        loadavg_before[0],
+        loadavg_before[1],
+        loadavg_before[2],
+        log_dir.display()
+    );
+    let samples = cluster::run(&bin, &plan, a.rounds, &log_dir);
+    let serve = format!(
+        "RAPTOR_LOG=warn {} serve --bind 127.0.0.1:0 --shards {}",
+        bin.display(),
+        plan.shards
+    );
+    let run = cluster::ClusterRun {
+        node_command: format!(
+            "{serve} --node-id node-$I --gossip 127.0.0.1:$G --peer 127.0.0.1:$P --seeds $G0,$G1,$G2 --cluster-id bench-$RANDOM"
+        ),
+        single_command: serve,
+        plan,
+        command: command_line(),
+        started_unix,
+        finished_unix: unix_now(),
+        nproc: machine.nproc,
+        cpu_model: machine.cpu_model,
+        loadavg_before,
+        samples,
+    };
+    let json = cluster::write(&run, &out, &chart_dir)?;
+    match cluster::hop_p99_us(&run) {
+        Some(d) => eprintln!("raptor-bench: the extra hop adds {d:+.0} µs at p99"),
+        None => eprintln!("raptor-bench: no p99 difference (a layout had no clean run)"),
+    }
+    eprintln!(
+        "raptor-bench: wrote {} and {}",
+        out.display(),
+        json.display()
+    );
+    Ok(run.samples.iter().all(cluster::ClusterSample::clean))
 }
 
 fn render(r: Render) -> anyhow::Result<()> {

@@ -27,6 +27,16 @@ impl ServerProc {
     /// `raptor serve --bind 127.0.0.1:0 --shards N`; the port comes from its
     /// `listening on 127.0.0.1:PORT` line. Logs (warn and up) go to `log`.
     pub fn raptor(bin: &Path, shards: usize, log: &Path) -> anyhow::Result<Self> {
+        Self::raptor_with(bin, shards, &[], log)
+    }
+
+    /// [`ServerProc::raptor`] with further arguments after `serve` (cluster options).
+    pub fn raptor_with(
+        bin: &Path,
+        shards: usize,
+        extra: &[String],
+        log: &Path,
+    ) -> anyhow::Result<Self> {
         let mut cmd = Command::new(bin);
         cmd.args([
             "serve",
@@ -35,6 +45,7 @@ impl ServerProc {
             "--shards",
             &shards.to_string(),
         ])
+        .args(extra)
         .env("RAPTOR_LOG", "warn");
         Self::spawn_and_read_port(cmd, log)
     }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use argh::FromArgs;
 
 use crate::options::{Bound, Common};
@@ -50,6 +50,11 @@ pub struct Cli {
     /// websocket handshakes in flight at once (default 256)
     #[argh(option, default = "256")]
     pub connect_concurrency: usize,
+    /// fanout only: further ports on the same host, comma-separated (e.g. 6002,6003);
+    /// subscribers are spread round-robin over --port and these (each channel's over
+    /// all of them), publishing still goes to --port (e.g. the nodes of a cluster)
+    #[argh(option)]
+    pub extra_ports: Option<String>,
     /// print one json object with every figure instead of the table
     #[argh(switch)]
     pub json: bool,
@@ -168,6 +173,10 @@ impl Cli {
             self.allow_remote,
         )?;
         let setup_timeout = secs(self.setup_timeout).context("--setup-timeout")?;
+        let extra_ports = match &self.extra_ports {
+            Some(list) => parse_ports(list).context("--extra-ports")?,
+            None => Vec::new(),
+        };
         Ok(Common {
             target,
             server_pid: self.server_pid,
@@ -176,12 +185,16 @@ impl Cli {
             setup_timeout,
             connect_concurrency: self.connect_concurrency.max(1),
             progress: progress && !self.json && !self.quiet,
+            extra_ports,
         })
     }
 
     /// Runs the chosen scenario.
     pub fn run(&self, progress: bool) -> anyhow::Result<Report> {
         let common = self.common(progress)?;
+        if !common.extra_ports.is_empty() && !matches!(self.command, Command::Fanout(_)) {
+            bail!("--extra-ports is only used by fanout");
+        }
         match &self.command {
             Command::Idle(a) => idle::run(&idle::IdleOpts {
                 common,
@@ -218,6 +231,19 @@ impl Cli {
             }
         }
     }
+}
+
+/// `P2,P3,…`: one or more ports, none zero.
+fn parse_ports(list: &str) -> anyhow::Result<Vec<u16>> {
+    list.split(',')
+        .map(|p| {
+            let p = p.trim();
+            match p.parse::<u16>() {
+                Ok(n) if n > 0 => Ok(n),
+                _ => bail!("{p:?} is not a port (give e.g. 6002,6003)"),
+            }
+        })
+        .collect()
 }
 
 /// A required, positive, bounded number of seconds.
@@ -257,6 +283,50 @@ mod tests {
         let common = cli.common(true).unwrap();
         assert!(!common.progress, "json output draws no bars");
         assert_eq!(common.target.key, "app-key");
+    }
+
+    #[test]
+    fn extra_ports_are_parsed_and_fanout_only() {
+        let cli = parse(&["--port", "6001", "fanout", "--count", "1"]).unwrap();
+        assert!(cli.common(false).unwrap().extra_ports.is_empty());
+        let cli = parse(&[
+            "--port",
+            "6001",
+            "--extra-ports",
+            "6002, 6003",
+            "fanout",
+            "--count",
+            "1",
+        ])
+        .unwrap();
+        let common = cli.common(false).unwrap();
+        assert_eq!(common.extra_ports, vec![6002, 6003]);
+        assert_eq!(common.servers(), 3);
+        for bad in ["", "6002,", "x", "0", "70000"] {
+            let cli = parse(&[
+                "--port",
+                "1",
+                "--extra-ports",
+                bad,
+                "fanout",
+                "--count",
+                "1",
+            ])
+            .unwrap();
+            assert!(cli.common(false).is_err(), "{bad:?} accepted");
+        }
+        let cli = parse(&[
+            "--port",
+            "1",
+            "--extra-ports",
+            "2",
+            "connect-storm",
+            "--count",
+            "1",
+        ])
+        .unwrap();
+        let err = cli.run(false).unwrap_err().to_string();
+        assert!(err.contains("only used by fanout"), "{err}");
     }
 
     #[test]

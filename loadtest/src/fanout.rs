@@ -16,7 +16,7 @@ use crate::clock::now_ns;
 use crate::http_publisher::Publisher;
 use crate::limits;
 use crate::net::Endpoint;
-use crate::options::{split, Bound, Common};
+use crate::options::{self, split, Bound, Common};
 use crate::payload;
 use crate::progress::Progress;
 use crate::report::{per_sec, us_per, LatencyUs, LossTally, Report};
@@ -73,7 +73,7 @@ pub fn run(opts: &FanoutOpts) -> anyhow::Result<Report> {
     let publishers = opts.publishers.clamp(1, opts.channels as usize);
     limits::ensure_fds(conns + publishers as u64)?;
     let sources = limits::plan_sources(c.target.addr.ip(), conns, c.source_addrs)?;
-    let endpoint = Endpoint::new(&c.target, sources);
+    let endpoint = Endpoint::new(&c.target, sources).with_extra_ports(&c.extra_ports);
 
     let tag = fastrand::u32(..);
     let names: Arc<Vec<String>> = Arc::new(
@@ -82,12 +82,18 @@ pub fn run(opts: &FanoutOpts) -> anyhow::Result<Report> {
             .collect(),
     );
     let plan: Vec<u32> = (0..conns).map(|i| (i % opts.channels) as u32).collect();
+    let servers = if c.extra_ports.is_empty() {
+        Vec::new()
+    } else {
+        options::spread(conns, opts.channels, c.servers())
+    };
     let shared = Arc::new(Shared::default());
     let workers = subscribers::spawn(
         c.threads,
         &endpoint,
         names.clone(),
         &plan,
+        &servers,
         &shared,
         c.connect_concurrency,
     );

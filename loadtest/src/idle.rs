@@ -66,6 +66,7 @@ pub fn run(opts: &IdleOpts) -> anyhow::Result<Report> {
         &endpoint,
         names,
         &plan,
+        &[],
         &shared,
         c.connect_concurrency,
     );

@@ -79,6 +79,10 @@ pub struct Common {
     pub connect_concurrency: usize,
     /// draw a progress bar on stderr
     pub progress: bool,
+    /// further ports on the target's host that subscribers are spread over (`fanout` only):
+    /// a cluster's other nodes. Publishing always goes to `target`. Empty: everything on
+    /// `target`.
+    pub extra_ports: Vec<u16>,
 }
 
 impl Common {
@@ -92,8 +96,26 @@ impl Common {
             setup_timeout: Duration::from_secs(60),
             connect_concurrency: 256,
             progress: false,
+            extra_ports: Vec::new(),
         }
     }
+
+    /// How many servers subscribers are spread over: the target and the extra ports.
+    pub fn servers(&self) -> usize {
+        1 + self.extra_ports.len()
+    }
+}
+
+/// The server (0 = the target, `k` = `extra_ports[k - 1]`) of each connection in a plan
+/// of `conns` connections where connection `i` subscribes to channel `i % channels`:
+/// the `j`-th subscriber of every channel goes to server `j % servers`, so every channel
+/// has subscribers on every server (as evenly as its subscriber count allows).
+pub fn spread(conns: u64, channels: u64, servers: usize) -> Vec<u16> {
+    let channels = channels.max(1);
+    let servers = servers.max(1) as u64;
+    (0..conns)
+        .map(|i| ((i / channels) % servers) as u16)
+        .collect()
 }
 
 /// Splits `total` into `parts` shares that differ by at most one.
@@ -132,6 +154,25 @@ mod tests {
             Err(BoundError::BadDuration)
         );
         assert_eq!(Bound::secs(None), Ok(None));
+    }
+
+    #[test]
+    fn spread_puts_every_channel_on_every_server() {
+        // one server: everything on the target
+        assert_eq!(spread(4, 2, 1), vec![0; 4]);
+        // 1 channel × 999 over 3 servers: round-robin, 333 each
+        let s = spread(999, 1, 3);
+        assert_eq!(&s[..6], &[0, 1, 2, 0, 1, 2]);
+        for k in 0..3u16 {
+            assert_eq!(s.iter().filter(|&&x| x == k).count(), 333);
+        }
+        // 3 channels × 4 subscribers over 3 servers: connection i is channel i % 3; each
+        // channel's subscribers go to servers 0, 1, 2, 0
+        let s = spread(12, 3, 3);
+        for ch in 0..3 {
+            let mine: Vec<u16> = (ch..12).step_by(3).map(|i| s[i]).collect();
+            assert_eq!(mine, vec![0, 1, 2, 0], "channel {ch}");
+        }
     }
 
     #[test]

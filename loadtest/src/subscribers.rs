@@ -118,11 +118,14 @@ impl Handler for SubHandler {
 
 /// Starts worker threads for `plan` (one entry per connection: its channel index),
 /// dealing connections round-robin so every worker gets a slice of every channel.
+/// `servers` gives each connection's server ([`Endpoint::server_at`]); empty means all
+/// go to the endpoint's main server.
 pub fn spawn(
     threads: usize,
     endpoint: &Endpoint,
     channels: Arc<Vec<String>>,
     plan: &[u32],
+    servers: &[u16],
     shared: &Arc<Shared>,
     connect_concurrency: usize,
 ) -> Vec<thread::JoinHandle<anyhow::Result<SubOutcome>>> {
@@ -130,7 +133,10 @@ pub fn spawn(
     let per_thread_concurrency = connect_concurrency.div_ceil(threads).max(1);
     (0..threads)
         .map(|w| {
-            let mine: Vec<u32> = plan.iter().skip(w).step_by(threads).copied().collect();
+            let mine: Vec<(u32, u16)> = (w..plan.len())
+                .step_by(threads)
+                .map(|i| (plan[i], servers.get(i).copied().unwrap_or(0)))
+                .collect();
             let (endpoint, channels, shared) = (endpoint.clone(), channels.clone(), shared.clone());
             thread::Builder::new()
                 .name(format!("subscribers-{w}"))
@@ -143,7 +149,7 @@ pub fn spawn(
 fn run_worker(
     endpoint: Endpoint,
     channels: Arc<Vec<String>>,
-    plan: Vec<u32>,
+    plan: Vec<(u32, u16)>,
     shared: Arc<Shared>,
     max_in_flight: usize,
 ) -> anyhow::Result<SubOutcome> {
@@ -161,14 +167,15 @@ fn run_worker(
     let mut last_ping = Instant::now();
     while !shared.stopped() {
         while next < plan.len() && net.handler.in_flight < max_in_flight {
+            let (channel, server) = plan[next];
             let state = SubState {
-                channel: plan[next],
+                channel,
                 opened_ns: now_ns(),
                 subscribed: false,
                 seq: SeqCheck::default(),
             };
             next += 1;
-            match net.open(state) {
+            match net.open_to(usize::from(server), state) {
                 Ok(_) => net.handler.in_flight += 1,
                 Err(e) => shared.error(format!("connect: {e}")),
             }

@@ -48,6 +48,8 @@ pub struct Endpoint {
     /// path and query of the upgrade request
     pub path: String,
     pub host: String,
+    /// further servers that [`Net::open_to`] can reach (same path); empty by default
+    pub extra: Vec<SocketAddr>,
 }
 
 impl Endpoint {
@@ -57,6 +59,24 @@ impl Endpoint {
             sources,
             path: target.ws_path(),
             host: target.host_header(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// The same endpoint with connections also going to `ports` on the server's host.
+    pub fn with_extra_ports(mut self, ports: &[u16]) -> Self {
+        self.extra = ports
+            .iter()
+            .map(|&p| SocketAddr::new(self.server.ip(), p))
+            .collect();
+        self
+    }
+
+    /// Server `k`: 0 is `server`, `k` is `extra[k - 1]` (out of range falls back to 0).
+    pub fn server_at(&self, k: usize) -> SocketAddr {
+        match k {
+            0 => self.server,
+            k => self.extra.get(k - 1).copied().unwrap_or(self.server),
         }
     }
 }
@@ -94,6 +114,11 @@ impl<H: Handler> Net<H> {
     /// Starts a connection; the handler hears of it on `connection_established`.
     /// Fails at once only for local reasons (descriptors, ports, bind).
     pub fn open(&mut self, state: H::State) -> io::Result<usize> {
+        self.open_to(0, state)
+    }
+
+    /// [`Net::open`] to server `k` of the endpoint (see [`Endpoint::server_at`]).
+    pub fn open_to(&mut self, k: usize, state: H::State) -> io::Result<usize> {
         let source = match self.endpoint.sources.len() {
             0 => None,
             n => {
@@ -102,7 +127,7 @@ impl<H: Handler> Net<H> {
                 Some(src)
             }
         };
-        let mut stream = dial::start_connect(self.endpoint.server, source)?;
+        let mut stream = dial::start_connect(self.endpoint.server_at(k), source)?;
         let entry = self.conns.vacant_entry();
         let id = entry.key();
         self.poll.registry().register(
@@ -215,7 +240,11 @@ impl<H: Handler> Net<H> {
             }
             if conn.io.closing.is_none() {
                 match conn.io.stream.peer_addr() {
-                    Ok(_) => conn.io.start_handshake(&endpoint.path, &endpoint.host),
+                    Ok(peer) if peer == endpoint.server => {
+                        conn.io.start_handshake(&endpoint.path, &endpoint.host)
+                    }
+                    // one of the extra servers: name it in the Host header
+                    Ok(peer) => conn.io.start_handshake(&endpoint.path, &peer.to_string()),
                     // a wakeup before the connect finished: wait for the next one
                     Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
                     Err(e) => conn.io.fail(ConnError::Connect(e)),
