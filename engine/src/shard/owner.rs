@@ -70,50 +70,18 @@ impl Shard {
                 .borrow()
                 .has_room_for(app, &channel, &j.user_id, a.max_presence_members)
             {
-                let refusal = frames::subscription_error(
-                    &channel,
-                    "LimitReached",
-                    &format!(
-                        "presence channel is full ({} members)",
-                        a.max_presence_members
-                    ),
-                    403,
+                let why = format!(
+                    "presence channel is full ({} members)",
+                    a.max_presence_members
                 );
-                self.mesh.send(
-                    from,
-                    ShardMsg::SubscribeAck {
-                        app,
-                        channel,
-                        conn,
-                        ok: false,
-                        frames: vec![refusal],
-                        user_id,
-                    },
-                );
-                return;
+                return self.refuse_limit(from, app, channel, conn, user_id, &why);
             }
         }
         if let Some(max) = a.max_channels {
             let opens = self.owned.borrow().get(app, &channel).is_none();
             if opens && a.channels.load(std::sync::atomic::Ordering::Relaxed) >= max {
-                let refusal = frames::subscription_error(
-                    &channel,
-                    "LimitReached",
-                    &format!("the app has {max} channels already"),
-                    403,
-                );
-                self.mesh.send(
-                    from,
-                    ShardMsg::SubscribeAck {
-                        app,
-                        channel,
-                        conn,
-                        ok: false,
-                        frames: vec![refusal],
-                        user_id,
-                    },
-                );
-                return;
+                let why = format!("the app has {max} channels already");
+                return self.refuse_limit(from, app, channel, conn, user_id, &why);
             }
         }
         let change = self.owned.borrow_mut().subscribe(
@@ -237,6 +205,31 @@ impl Shard {
             },
         );
         self.count_changed(app, &channel, Instant::now());
+    }
+
+    /// Answers a subscription the owner will not count: `LimitReached`, status 403.
+    fn refuse_limit(
+        &self,
+        from: ShardId,
+        app: AppIdx,
+        channel: Arc<str>,
+        conn: ConnId,
+        user_id: Option<Arc<str>>,
+        why: &str,
+    ) {
+        let refusal = frames::subscription_error(&channel, "LimitReached", why, 403);
+        let frames = vec![refusal];
+        self.mesh.send(
+            from,
+            ShardMsg::SubscribeAck {
+                app,
+                channel,
+                conn,
+                ok: false,
+                frames,
+                user_id,
+            },
+        );
     }
 
     pub(super) fn owner_unsubscribe(
