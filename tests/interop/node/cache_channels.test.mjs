@@ -4,41 +4,25 @@
 // gets the channel's last event published through the HTTP API (past 30 minutes), or
 // {"event":"pusher:cache_miss","channel":"cache-…"}, which pusher-js emits on the channel.
 // GET /apps/{id}/channels/{name}?info=cache returns "cache":{"data":"..","ttl":<seconds left>}.
-import { after, afterEach, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
   appFrames,
   authOptions,
   channelInfo,
-  clientPool,
   collect,
   recorder,
-  serverSdk,
   sleep,
-  startServer,
   subscribe,
   uniqueChannel,
   waitFrame,
+  useServer,
 } from './helpers.mjs';
 
 let server;
 let sdk;
-const pool = clientPool();
-
-before(async () => {
-  server = await startServer();
-  sdk = serverSdk(server.port);
-});
-
-afterEach(async () => {
-  await pool.closeAll();
-});
-
-after(async () => {
-  await pool.closeAll();
-  if (server) await server.stop();
-});
+const pool = useServer((s) => ({ server, sdk } = s));
 
 /** Event names (all, including pusher:*) in the order pusher-js decoded them for `name`. */
 function eventsOn(client, name) {

@@ -4,40 +4,24 @@
 // Contract (docs/protocol.md, "Client events"): relayed to the channel's other subscribers with
 // `data` as a string, never to the sender; on presence channels the frame carries the sender's
 // `user_id` (pusher-js: `metadata.user_id`); refused on public channels with pusher:error 4315.
-import { after, afterEach, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
   appFrames,
   authOptions,
-  clientPool,
   collect,
   recorder,
-  serverSdk,
   sleep,
-  startServer,
   subscribe,
   uniqueChannel,
   waitFrame,
+  useServer,
 } from './helpers.mjs';
 
 let server;
 let sdk;
-const pool = clientPool();
-
-before(async () => {
-  server = await startServer();
-  sdk = serverSdk(server.port);
-});
-
-afterEach(async () => {
-  await pool.closeAll();
-});
-
-after(async () => {
-  await pool.closeAll();
-  if (server) await server.stop();
-});
+const pool = useServer((s) => ({ server, sdk } = s));
 
 /**
  * After `receiver` got the client event, publish `barrier` through the HTTP API on the same

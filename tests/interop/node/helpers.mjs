@@ -5,6 +5,7 @@
 // One Raptor process is started per test file (see `startServer`), on an ephemeral port.
 
 import { spawn } from 'node:child_process';
+import { after, afterEach, before } from 'node:test';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -289,6 +290,29 @@ export function clientPool() {
       await Promise.all(cs.map((c) => disconnectClient(c)));
     },
   };
+}
+
+/**
+ * The usual file set-up: one server and one npm SDK client for the whole file, and a client
+ * pool closed after every test. Registers the node:test hooks; `onStart({server, sdk})` runs
+ * once the server is up, so the file can keep its own `server`/`sdk` variables.
+ * @returns the pool
+ */
+export function useServer(onStart) {
+  const pool = clientPool();
+  let server;
+  before(async () => {
+    server = await startServer();
+    onStart({ server, sdk: serverSdk(server.port) });
+  });
+  afterEach(async () => {
+    await pool.closeAll();
+  });
+  after(async () => {
+    await pool.closeAll();
+    if (server) await server.stop();
+  });
+  return pool;
 }
 
 // ---------------------------------------------------------------------------------------------

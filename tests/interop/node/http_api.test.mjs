@@ -1,35 +1,20 @@
 // HTTP API queries with the npm `pusher` 5.3.4 SDK (`get`), subscribers are pusher-js 8.6.0.
-import { after, afterEach, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
   APP_SECRET,
-  clientPool,
   jsonBody,
   serverSdk,
   sleep,
-  startServer,
   subscribe,
   uniqueChannel,
+  useServer,
 } from './helpers.mjs';
 
 let server;
 let sdk;
-const pool = clientPool();
-
-before(async () => {
-  server = await startServer();
-  sdk = serverSdk(server.port);
-});
-
-afterEach(async () => {
-  await pool.closeAll();
-});
-
-after(async () => {
-  await pool.closeAll();
-  if (server) await server.stop();
-});
+const pool = useServer((s) => ({ server, sdk } = s));
 
 async function channelInfo(name, params) {
   return jsonBody(await sdk.get({ path: `/channels/${name}`, params }));

@@ -4,42 +4,26 @@
 // Contract (docs/protocol.md, "Presence"): `ids`/`count` are distinct users; the multi-tab rule:
 // member_added only for a user's first connection (not to the joining connection), member_removed
 // only after the user's last connection leaves; a numeric user_id becomes its decimal string.
-import { after, afterEach, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
   authOptions,
   channelInfo,
-  clientPool,
   disconnectClient,
   jsonBody,
   pollUntil,
   recorder,
-  serverSdk,
   sleep,
-  startServer,
   subscribe,
   uniqueChannel,
   waitFrame,
+  useServer,
 } from './helpers.mjs';
 
 let server;
 let sdk;
-const pool = clientPool();
-
-before(async () => {
-  server = await startServer();
-  sdk = serverSdk(server.port);
-});
-
-afterEach(async () => {
-  await pool.closeAll();
-});
-
-after(async () => {
-  await pool.closeAll();
-  if (server) await server.stop();
-});
+const pool = useServer((s) => ({ server, sdk } = s));
 
 const ALICE = { user_id: 'alice', user_info: { name: 'Alice', tabs: 2 } };
 const BOB = { user_id: 'bob', user_info: { name: 'Bob' } };

@@ -4,7 +4,7 @@
 // Contract (docs/protocol.md, "Channels"): `auth` = key:hex(HMAC-SHA256(secret, "socket_id:channel"))
 // gives pusher_internal:subscription_succeeded; a wrong signature gives a channel-scoped
 // pusher:subscription_error {"type":"AuthError","error":..,"status":401} and nothing from the channel.
-import { after, afterEach, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 
@@ -13,32 +13,17 @@ import {
   APP_SECRET,
   appFrames,
   authOptions,
-  clientPool,
   collect,
   serverSdk,
   sleep,
-  startServer,
   subscriptionOutcome,
   uniqueChannel,
+  useServer,
 } from './helpers.mjs';
 
 let server;
 let sdk;
-const pool = clientPool();
-
-before(async () => {
-  server = await startServer();
-  sdk = serverSdk(server.port);
-});
-
-afterEach(async () => {
-  await pool.closeAll();
-});
-
-after(async () => {
-  await pool.closeAll();
-  if (server) await server.stop();
-});
+const pool = useServer((s) => ({ server, sdk } = s));
 
 test('private- channel with a valid SDK authorizeChannel() auth: subscription_succeeded, then events arrive', async () => {
   const opts = authOptions(sdk);

@@ -1,35 +1,19 @@
 // Public channels: pusher-js 8.6.0 subscribers, events published with the npm `pusher` 5.3.4 SDK.
-import { after, afterEach, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
   appFrames,
-  clientPool,
   collect,
-  serverSdk,
   sleep,
-  startServer,
   subscribe,
   uniqueChannel,
+  useServer,
 } from './helpers.mjs';
 
 let server;
 let sdk;
-const pool = clientPool();
-
-before(async () => {
-  server = await startServer();
-  sdk = serverSdk(server.port);
-});
-
-afterEach(async () => {
-  await pool.closeAll();
-});
-
-after(async () => {
-  await pool.closeAll();
-  if (server) await server.stop();
-});
+const pool = useServer((s) => ({ server, sdk } = s));
 
 describe('pusher-js connects and subscribes to public channels', () => {
   test('connection_established gives a socket_id of the form \\d+.\\d+', async () => {

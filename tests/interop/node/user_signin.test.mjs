@@ -9,7 +9,7 @@
 // (pusher-js: 4000-4099 = do not reconnect); watchlist: the current state of each watched user
 // once after sign-in, then `online` on the first connection signing in and `offline` when the
 // last one closes.
-import { after, afterEach, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 
@@ -17,33 +17,17 @@ import {
   APP_KEY,
   APP_SECRET,
   authOptions,
-  clientPool,
   disconnectClient,
   recorder,
-  serverSdk,
   sleep,
-  startServer,
   waitFrame,
   waitState,
+  useServer,
 } from './helpers.mjs';
 
 let server;
 let sdk;
-const pool = clientPool();
-
-before(async () => {
-  server = await startServer();
-  sdk = serverSdk(server.port);
-});
-
-afterEach(async () => {
-  await pool.closeAll();
-});
-
-after(async () => {
-  await pool.closeAll();
-  if (server) await server.stop();
-});
+const pool = useServer((s) => ({ server, sdk } = s));
 
 let userCounter = 0;
 function uniqueUser(prefix) {
