@@ -2,6 +2,8 @@
 //! talks to it with real WebSocket (tokio-tungstenite) and raw HTTP/1.1.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use futures_util::{SinkExt, StreamExt};
 use hmac::{Hmac, Mac};
 use md5::{Digest, Md5};
