@@ -124,6 +124,9 @@ impl NodeInfo {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LiveView {
     pub nodes: Vec<NodeInfo>,
+    /// Nodes gossiping `leaving` (not in `nodes`): a peer that misses the `Leaving` message
+    /// on the link still learns it was a graceful leave, not a death.
+    pub leaving: Vec<NodeKey>,
 }
 
 impl LiveView {
@@ -158,11 +161,13 @@ pub struct Membership {
 /// Builds the view from chitchat's live map (pure; tested below).
 fn to_view(live: &BTreeMap<ChitchatId, NodeState>) -> LiveView {
     let mut newest: BTreeMap<NodeId, NodeInfo> = BTreeMap::new();
+    let mut leaving = Vec::new();
     for (cid, state) in live {
         let Ok(id) = NodeId::new(&cid.node_id) else {
             continue;
         };
         if state.get(KEY_STATUS) == Some(STATUS_LEAVING) {
+            leaving.push(NodeKey::new(id, cid.generation_id));
             continue;
         }
         let Some(peer_addr) = state.get(KEY_PEER_ADDR).and_then(|a| a.parse().ok()) else {
@@ -188,6 +193,7 @@ fn to_view(live: &BTreeMap<ChitchatId, NodeState>) -> LiveView {
     }
     LiveView {
         nodes: newest.into_values().collect(),
+        leaving,
     }
 }
 

@@ -22,8 +22,11 @@
 //!   gets exactly the members it lost back, once. Only the owning node fires the webhook.
 //!   (Member events from the owner to everyone would break at a heal: the two sides
 //!   followed different owners, so one side would see duplicates and miss members.)
-//! * **Leaving.** A peer that says `Leaving` is treated as gone at once, until the live view
-//!   stops listing it.
+//! * **Leaving.** A peer that says `Leaving` (or gossips `leaving`) is no longer live at once,
+//!   until the live view stops listing it: its channels move now. Its presence members are
+//!   held for [`LEAVE_HOLD`] ([`Action::ReleaseLater`], then [`NodeCore::release`]): its
+//!   clients got 4200 and reconnect elsewhere, and those who rejoin within the hold see no
+//!   `member_removed`/`member_added` flapping anywhere.
 //! * **Occupancy** (`channel_occupied` / `channel_vacated`): only the channel's owning node
 //!   emits [`Action::Occupancy`], once per change of the set of live nodes with subscribers
 //!   to the channel, as it knows that set. See below.
@@ -88,6 +91,7 @@ use crate::presence::{ClusterPresence, LocalChange, LocalPresence, Member, Prese
 use crate::wire::{Exclude, NodeMsg, SyncMember};
 use crate::{NodeId, NodeKey};
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 /// Presence sync chunks stay well under the 1 MiB frame bound.
 const SYNC_CHUNK_BYTES: usize = 256 * 1024;
@@ -125,7 +129,15 @@ pub enum Action {
         channel: String,
         occupied: bool,
     },
+    /// Call [`NodeCore::release`] for `node` after `after` (the presence hold of a node
+    /// that left on purpose). The caller owns the clock.
+    ReleaseLater { node: NodeKey, after: Duration },
 }
+
+/// How long the members of a node that left on purpose keep counting: long enough for its
+/// clients, told to reconnect (4200), to rejoin on another node. Matches the 3 s webhook
+/// debounce Pusher applies to `member_removed`.
+pub const LEAVE_HOLD: Duration = Duration::from_secs(3);
 
 /// Counters of things that are fine but worth seeing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -670,6 +682,33 @@ impl NodeCore {
         vec![Action::Broadcast(NodeMsg::Leaving)]
     }
 
+    /// `peer` is shutting down on purpose (it said `Leaving`, or gossips `leaving`): it stops
+    /// being live now, and its members are held for [`LEAVE_HOLD`]. Idempotent.
+    pub fn peer_left(&mut self, peer: &NodeKey) -> Vec<Action> {
+        if *peer == self.me || self.left.contains(peer) {
+            return Vec::new();
+        }
+        self.left.insert(peer.clone());
+        self.table.forget(peer);
+        // Hold its members first, so that dropping it from the live set removes nobody.
+        let events = self.presence.depart(peer);
+        let mut out: Vec<Action> = self.presence_actions(events).collect();
+        let live: BTreeSet<NodeKey> = self.live.iter().filter(|k| *k != peer).cloned().collect();
+        out.extend(self.apply_live(live));
+        out.push(Action::ReleaseLater {
+            node: peer.clone(),
+            after: LEAVE_HOLD,
+        });
+        out
+    }
+
+    /// The presence hold of a node that left is over: its members that are connected
+    /// nowhere else get `member_removed`.
+    pub fn release(&mut self, node: &NodeKey) -> Vec<Action> {
+        let events = self.presence.release(node);
+        self.presence_actions(events).collect()
+    }
+
     /// A message from `from` (already filtered to its current session).
     pub fn on_msg(&mut self, from: &NodeKey, msg: NodeMsg) -> Vec<Action> {
         match msg {
@@ -747,16 +786,7 @@ impl NodeCore {
                 self.presence_actions(events).collect()
             }
             NodeMsg::Terminate { app, user } => vec![Action::Terminate { app, user }],
-            NodeMsg::Leaving => {
-                self.left.insert(from.clone());
-                self.table.forget(from);
-                let live: BTreeSet<NodeKey> =
-                    self.live.iter().filter(|k| *k != from).cloned().collect();
-                let mut out = self.apply_live(live);
-                let events = self.presence.forget(from);
-                out.extend(self.presence_actions(events));
-                out
-            }
+            NodeMsg::Leaving => self.peer_left(from),
             // Handled by the link layer.
             NodeMsg::Hello { .. } | NodeMsg::Ping(_) | NodeMsg::Pong(_) => Vec::new(),
         }

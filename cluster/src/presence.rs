@@ -28,6 +28,12 @@
 //!    forgotten when the node is neither live nor linked.
 //! 5. The user info shown is the one held by the lowest live [`NodeKey`] that has the user;
 //!    a change of holder emits nothing (Pusher has no `member_updated`).
+//! 6. A node that left on purpose ([`ClusterPresence::depart`]) stops being live at once
+//!    (its channels move), but its members keep counting, frozen, until
+//!    [`ClusterPresence::release`]. Its clients were told to reconnect (4200); those who
+//!    rejoin elsewhere before the release never flap (no `member_removed` then
+//!    `member_added`), the others get one `member_removed` at the release. A restart of the
+//!    same id during the hold does not cut it short.
 
 use crate::NodeKey;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -260,6 +266,8 @@ pub struct ClusterPresence {
     linked: BTreeSet<NodeKey>,
     /// Sync chunks received since a link came up, applied on the `done` chunk.
     syncing: BTreeMap<NodeKey, Vec<Member>>,
+    /// Nodes that left on purpose whose members still count until released (rule 6).
+    departing: BTreeSet<NodeKey>,
 }
 
 type Affected = BTreeSet<(ChannelKey, String)>;
@@ -269,9 +277,16 @@ impl ClusterPresence {
         ClusterPresence::default()
     }
 
-    fn present(&self, key: &ChannelKey, user: &str) -> Option<&Option<String>> {
+    /// Nodes whose members count: the live ones, then the departing ones (so a live
+    /// holder's info wins).
+    fn counted(&self) -> impl Iterator<Item = &NodeKey> {
         self.live
             .iter()
+            .chain(self.departing.iter().filter(|k| !self.live.contains(*k)))
+    }
+
+    fn present(&self, key: &ChannelKey, user: &str) -> Option<&Option<String>> {
+        self.counted()
             .find_map(|node| self.held.get(node)?.has(key, user))
     }
 
@@ -317,11 +332,13 @@ impl ClusterPresence {
         self.live.iter().any(newer) || self.linked.iter().any(newer) || self.held.keys().any(newer)
     }
 
-    /// Forgets what is held about nodes that are neither live nor linked, or superseded.
+    /// Forgets what is held about nodes that are neither live nor linked, or superseded,
+    /// unless they are departing (rule 6).
     fn collect_garbage(&mut self) {
         let drop: Vec<NodeKey> = self
             .held
             .keys()
+            .filter(|k| !self.departing.contains(*k))
             .filter(|k| (!self.live.contains(k) && !self.linked.contains(k)) || self.superseded(k))
             .cloned()
             .collect();
@@ -359,11 +376,9 @@ impl ClusterPresence {
         self.syncing.insert(node.clone(), Vec::new());
         let mut affected = Affected::new();
         // A newer generation linking supersedes older ones we may still show.
-        for old in self
-            .held
-            .keys()
-            .filter(|k| k.id == node.id && k.generation < node.generation)
-        {
+        for old in self.held.keys().filter(|k| {
+            k.id == node.id && k.generation < node.generation && !self.departing.contains(*k)
+        }) {
             affected.extend(self.users_of(old));
         }
         self.diff(affected, |s| {
@@ -384,7 +399,7 @@ impl ClusterPresence {
 
     /// `node` says: `m` has a connection in the channel on me.
     pub fn join(&mut self, node: &NodeKey, m: Member) -> Vec<PresenceEvent> {
-        if self.superseded(node) {
+        if self.superseded(node) || self.departing.contains(node) {
             return Vec::new();
         }
         let affected = Affected::from([((m.app.clone(), m.channel.clone()), m.user_id.clone())]);
@@ -401,6 +416,10 @@ impl ClusterPresence {
         channel: &str,
         user_id: &str,
     ) -> Vec<PresenceEvent> {
+        if self.departing.contains(node) {
+            // Frozen until released (rule 6): its clients closing must not flap.
+            return Vec::new();
+        }
         let key = (app.to_owned(), channel.to_owned());
         let affected = Affected::from([(key.clone(), user_id.to_owned())]);
         self.diff(affected, |s| {
@@ -414,7 +433,7 @@ impl ClusterPresence {
     /// held about `node` is replaced by the accumulated list. Chunks without a preceding
     /// [`ClusterPresence::link_up`] start a sync too.
     pub fn sync(&mut self, node: &NodeKey, members: Vec<Member>, done: bool) -> Vec<PresenceEvent> {
-        if self.superseded(node) {
+        if self.superseded(node) || self.departing.contains(node) {
             return Vec::new();
         }
         let acc = self.syncing.entry(node.clone()).or_default();
@@ -437,10 +456,32 @@ impl ClusterPresence {
         })
     }
 
-    /// The node left on purpose (`Leaving`): drop it now, as if it died.
-    pub fn forget(&mut self, node: &NodeKey) -> Vec<PresenceEvent> {
+    /// The node left on purpose (`Leaving`): it is no longer live or linked, but what is
+    /// held about it keeps counting, unchanged, until [`ClusterPresence::release`] (rule 6).
+    /// Emits nothing: no member changes at the moment of leaving. Idempotent.
+    pub fn depart(&mut self, node: &NodeKey) -> Vec<PresenceEvent> {
+        if self.departing.contains(node) {
+            return Vec::new();
+        }
+        if !self.held.contains_key(node) {
+            // Nothing to hold: just forget the node.
+            return self.release(node);
+        }
+        self.departing.insert(node.clone());
         let affected = self.users_of(node);
         self.diff(affected, |s| {
+            s.live.remove(node);
+            s.linked.remove(node);
+            s.syncing.remove(node);
+        })
+    }
+
+    /// The hold of a departed node is over: its members stop counting. Users not connected
+    /// to any other node get their `member_removed` now.
+    pub fn release(&mut self, node: &NodeKey) -> Vec<PresenceEvent> {
+        let affected = self.users_of(node);
+        self.diff(affected, |s| {
+            s.departing.remove(node);
             s.live.remove(node);
             s.linked.remove(node);
             s.held.remove(node);
@@ -452,7 +493,7 @@ impl ClusterPresence {
     pub fn members(&self, app: &str, channel: &str) -> Vec<(String, Option<String>)> {
         let key = (app.to_owned(), channel.to_owned());
         let mut users: BTreeMap<&str, &Option<String>> = BTreeMap::new();
-        for node in &self.live {
+        for node in self.counted() {
             if let Some(us) = self.held.get(node).and_then(|h| h.channels.get(&key)) {
                 for (u, info) in us {
                     users.entry(u).or_insert(info);

@@ -68,6 +68,9 @@ pub struct Sim {
     pub gossip_interest: bool,
     /// Occupancy events in the order they were emitted: (node, channel, occupied).
     pub occupancy: Vec<(String, String, bool)>,
+    /// Presence holds asked for by `Action::ReleaseLater`: (node holding, departed node).
+    /// The simulation has no clock: a test ends them with [`Sim::release_holds`].
+    pub holds: Vec<(String, NodeKey)>,
 }
 
 impl Sim {
@@ -78,6 +81,7 @@ impl Sim {
             links: BTreeMap::new(),
             queues: BTreeMap::new(),
             ghosts: Vec::new(),
+            holds: Vec::new(),
             links_first: false,
             gossip_interest: true,
             occupancy: Vec::new(),
@@ -241,6 +245,7 @@ impl Sim {
                     }
                 }
                 Action::Terminate { .. } => {}
+                Action::ReleaseLater { node, .. } => self.holds.push((at.to_owned(), node)),
                 Action::Occupancy {
                     channel, occupied, ..
                 } => self.occupancy.push((at.to_owned(), channel, occupied)),
@@ -316,6 +321,15 @@ impl Sim {
 
     pub fn heal(&mut self) {
         self.cut.clear();
+    }
+
+    /// The hold time passes: every node releases the departed nodes it holds.
+    pub fn release_holds(&mut self) {
+        for (at, node) in std::mem::take(&mut self.holds) {
+            if self.nodes[&at].running {
+                self.act(&at, |c| c.release(&node));
+            }
+        }
     }
 
     pub fn crash(&mut self, id: &str) {

@@ -29,6 +29,7 @@ use raptor_cluster::NodeKey;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The shard that hosts the gateway.
 pub const GATEWAY: ShardId = 0;
@@ -44,7 +45,13 @@ pub struct GatewayParts {
 pub struct Gateway {
     core: RefCell<NodeCore>,
     commands: BridgeTx<Command>,
+    /// Presence holds of nodes that left, due for `NodeCore::release` (one per leave, so a
+    /// handful at most).
+    releases: RefCell<Vec<(Instant, NodeKey)>>,
 }
+
+/// How often due presence holds are released (the hold ends 3.0–3.25 s after the leave).
+const RELEASE_TICK: Duration = Duration::from_millis(250);
 
 fn exclude_of(s: Option<SocketId>) -> raptor_cluster::wire::Exclude {
     s.map(|s| (s.hi, s.lo))
@@ -56,6 +63,7 @@ impl Gateway {
         let gw = Rc::new(Gateway {
             core: RefCell::new(NodeCore::new(parts.me)),
             commands: parts.commands,
+            releases: RefCell::new(Vec::new()),
         });
         *shard.gateway.borrow_mut() = Some(gw.clone());
         let mut events = parts.events;
@@ -76,16 +84,44 @@ impl Gateway {
             }
         })
         .detach();
+        let s = shard.clone();
+        let g = gw.clone();
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(RELEASE_TICK).await;
+                let now = Instant::now();
+                let due: Vec<NodeKey> = {
+                    let mut r = g.releases.borrow_mut();
+                    let due = r
+                        .iter()
+                        .filter(|(at, _)| *at <= now)
+                        .map(|(_, k)| k.clone());
+                    let due = due.collect();
+                    r.retain(|(at, _)| *at > now);
+                    due
+                };
+                for node in due {
+                    let actions = g.core.borrow_mut().release(&node);
+                    s.apply(actions, None);
+                }
+            }
+        })
+        .detach();
         let mut view = parts.view;
         let s = shard.clone();
         glommio::spawn_local(async move {
             loop {
-                let nodes: Vec<ViewNode> = view
-                    .borrow_and_update()
-                    .nodes
-                    .iter()
-                    .map(ViewNode::from)
-                    .collect();
+                let (nodes, leaving) = {
+                    let v = view.borrow_and_update();
+                    let nodes: Vec<ViewNode> = v.nodes.iter().map(ViewNode::from).collect();
+                    (nodes, v.leaving.clone())
+                };
+                // A graceful leave seen only in gossip (its `Leaving` message missed us) is
+                // still a leave: hold its members rather than drop them as a death.
+                for k in &leaving {
+                    let actions = gw.core.borrow_mut().peer_left(k);
+                    s.apply(actions, None);
+                }
                 let actions = gw.core.borrow_mut().set_view(nodes);
                 s.apply(actions, None);
                 if view.changed().await.is_err() {
@@ -166,6 +202,11 @@ impl Shard {
                 conn,
                 socket_id,
             } => self.cluster_join(app, channel, join, first_local, from, conn, socket_id),
+            ShardMsg::ClusterLeave { .. } if self.node.shutting_down() => {
+                // Draining: our clients were told to reconnect elsewhere. Peers hold our
+                // members for the leave hold; telling them each user left would make those
+                // users flap (member_removed, then member_added from their new node).
+            }
             ShardMsg::ClusterLeave { app, channel, user } => {
                 let app_id = self.apps.get(app).id.clone();
                 let actions = self
@@ -353,6 +394,11 @@ impl Shard {
                     if let Some(a) = self.apps.by_id(&app) {
                         self.terminate_local(a.idx, &user);
                     }
+                }
+                Action::ReleaseLater { node, after } => {
+                    gw.releases
+                        .borrow_mut()
+                        .push((Instant::now() + after, node));
                 }
             }
         }
