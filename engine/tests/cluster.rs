@@ -5,6 +5,7 @@
 mod common;
 use common::cluster::*;
 use common::*;
+use serde_json::Value;
 use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,6 +166,109 @@ async fn sigterm_leaves_gracefully_with_4200() {
     // The other node keeps serving.
     let mut d = Client::connect(cl.node(0)).await;
     d.subscribe("x").await;
+}
+
+/// Member events (`+id` / `-id`) a client receives until `until`, with when they came.
+async fn member_events(c: &mut Client, until: Instant) -> Vec<(String, Instant)> {
+    let mut out = Vec::new();
+    while Instant::now() < until {
+        let Some(t) = c.recv_text_within(Duration::from_millis(100)).await else {
+            continue;
+        };
+        let v: Value = serde_json::from_str(&t).unwrap();
+        let d: Value =
+            serde_json::from_str(v["data"].as_str().unwrap_or("{}")).unwrap_or(Value::Null);
+        let sign = match v["event"].as_str().unwrap() {
+            "pusher_internal:member_added" => "+",
+            "pusher_internal:member_removed" => "-",
+            _ => continue,
+        };
+        out.push((
+            format!("{sign}{}", d["user_id"].as_str().unwrap()),
+            Instant::now(),
+        ));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_moves_presence_without_flapping() {
+    let cl = Cluster::start(3);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let room = "presence-lobby";
+    let join = |u: &str| format!(r#"{{"user_id":"{u}"}}"#);
+    let mut watchers = Vec::new();
+    for (i, user) in ["watch0", "watch1"].iter().enumerate() {
+        let mut c = Client::connect(cl.node(i)).await;
+        c.join(room, &join(user)).await;
+        watchers.push(c);
+    }
+    let mut mover = Client::connect(cl.node(2)).await;
+    mover.join(room, &join("mover")).await;
+    let mut goner = Client::connect(cl.node(2)).await;
+    goner.join(room, &join("goner")).await;
+    for w in &mut watchers {
+        let mut set = std::collections::BTreeSet::new();
+        members_until(w, &mut set, 3, Duration::from_secs(10)).await;
+    }
+    // Every node shows all four before the leave.
+    let users = |r: Resp| -> Vec<String> {
+        r.json()["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut h0 = Http::connect(cl.node(0)).await;
+    let path = format!("/apps/1/channels/{room}/users");
+    assert_eq!(
+        users(h0.signed("GET", &path, &[], "").await),
+        ["goner", "mover", "watch0", "watch1"]
+    );
+
+    // SIGTERM node 2: its clients get 4200; the mover reconnects to node 1 at once.
+    let t0 = Instant::now();
+    unsafe { libc::kill(cl.node(2).pid() as i32, libc::SIGTERM) };
+    assert_eq!(mover.expect_close().await, 4200);
+    assert_eq!(goner.expect_close().await, 4200);
+    let mut moved = Client::connect(cl.node(1)).await;
+    let p = moved.join(room, &join("mover")).await;
+    assert!(
+        t0.elapsed() < Duration::from_millis(2500),
+        "the reconnect must land inside the hold for this test to mean anything: {:?}",
+        t0.elapsed()
+    );
+    // Within the hold the leaving node's members still count, on every node.
+    let mut ids: Vec<&str> = p["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["goner", "mover", "watch0", "watch1"]);
+
+    // Both watchers see exactly one change: goner removed, after the 3 s hold and within
+    // about a second of it; the mover never flaps.
+    let until = t0 + Duration::from_millis(5500);
+    let [w0, w1] = &mut watchers[..] else {
+        unreachable!()
+    };
+    let seen = tokio::join!(member_events(w0, until), member_events(w1, until));
+    for (i, evs) in [seen.0, seen.1].into_iter().enumerate() {
+        let names: Vec<&str> = evs.iter().map(|(e, _)| e.as_str()).collect();
+        assert_eq!(names, ["-goner"], "node {i} watcher");
+        let at = evs[0].1 - t0;
+        assert!(
+            at >= Duration::from_millis(2900) && at < Duration::from_millis(4500),
+            "node {i}: goner removed {at:?} after SIGTERM"
+        );
+    }
+    assert_eq!(
+        users(h0.signed("GET", &path, &[], "").await),
+        ["mover", "watch0", "watch1"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
