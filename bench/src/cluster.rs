@@ -4,6 +4,11 @@
 //! a peer link. The same fanout (same channel count, subscribers and rate) then runs against
 //! one plain node in the same invocation, and the p99 difference is the hop's cost.
 //!
+//! At the default size (999 subscribers, 100/s) both layouts are busy (~1.5 of the 2 cores)
+//! and the latency is mostly the fanout sweep and CPU contention between three node
+//! processes. Each round therefore also runs a *light* pair (`hop_subscribers`, default 30:
+//! same rate, 30× fewer deliveries), where the difference is the hop itself.
+//!
 //! The results go into `docs/benchmarks.md` as a marked "Cluster" section ([`BEGIN`] …
 //! [`END`]) that replaces an earlier one and survives `raptor-bench run`/`render`
 //! (see [`kept_section`]).
@@ -40,7 +45,13 @@ pub struct ClusterPlan {
     pub secs: f64,
     pub payload_bytes: usize,
     pub client_threads: usize,
+    /// subscribers of the light pair run in every round (0: none)
+    #[serde(default)]
+    pub hop_subscribers: u64,
 }
+
+/// Layout names of the light pair.
+const LIGHT: &str = "-light";
 
 /// One run of one layout.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -253,13 +264,23 @@ fn run_single(
 /// Runs `rounds` rounds, each the cluster layout then the single node.
 pub fn run(bin: &Path, plan: &ClusterPlan, rounds: usize, log_dir: &Path) -> Vec<ClusterSample> {
     let mut samples = Vec::new();
+    let light = ClusterPlan {
+        subscribers: plan.hop_subscribers,
+        ..plan.clone()
+    };
     for round in 1..=rounds {
-        let (r, converged, cores) = run_cluster(bin, plan, log_dir, round);
-        samples.push(sample(round, "cluster", r, converged, cores));
-        std::thread::sleep(Duration::from_millis(500));
-        let (r, cores) = run_single(bin, plan, log_dir, round);
-        samples.push(sample(round, "single", r, None, cores));
-        std::thread::sleep(Duration::from_millis(500));
+        for (p, suffix) in [(plan, ""), (&light, LIGHT)] {
+            if p.subscribers == 0 {
+                continue;
+            }
+            let (r, converged, cores) = run_cluster(bin, p, log_dir, round);
+            let layout = format!("cluster{suffix}");
+            samples.push(sample(round, &layout, r, converged, cores));
+            std::thread::sleep(Duration::from_millis(500));
+            let (r, cores) = run_single(bin, p, log_dir, round);
+            samples.push(sample(round, &format!("single{suffix}"), r, None, cores));
+            std::thread::sleep(Duration::from_millis(500));
+        }
     }
     samples
 }
@@ -280,7 +301,7 @@ fn sample(
         cores_machine,
         loadavg_1m: loadavg()[0],
     };
-    eprintln!("  round {round} {layout:<8} {}", line(&s));
+    eprintln!("  round {round} {layout:<13} {}", line(&s));
     s
 }
 
@@ -326,15 +347,57 @@ fn cell(st: Option<Stat>, unit: &str) -> String {
     }
 }
 
-/// The p99 the extra hop adds (cluster median − single median), in µs.
-pub fn hop_p99_us(run: &ClusterRun) -> Option<f64> {
-    let c = stat(run, "cluster", |r| r.latency_us.p99)?;
-    let s = stat(run, "single", |r| r.latency_us.p99)?;
+/// What the extra hop adds to `f` (cluster median − single median) in the pair named by
+/// `suffix` ("" or [`LIGHT`]).
+fn hop(run: &ClusterRun, suffix: &str, f: fn(&Report) -> f64) -> Option<f64> {
+    let c = stat(run, &format!("cluster{suffix}"), f)?;
+    let s = stat(run, &format!("single{suffix}"), f)?;
     Some(c.median - s.median)
+}
+
+/// The p99 the extra hop adds (cluster median − single median), in µs, at full size.
+pub fn hop_p99_us(run: &ClusterRun) -> Option<f64> {
+    hop(run, "", |r| r.latency_us.p99)
+}
+
+/// The same for the light pair.
+pub fn hop_p99_light_us(run: &ClusterRun) -> Option<f64> {
+    hop(run, LIGHT, |r| r.latency_us.p99)
 }
 
 /// (name, value of a report, unit)
 type Row = (&'static str, fn(&Report) -> f64, &'static str);
+
+/// The medians table of the pair named by `suffix`.
+fn medians(w: &mut String, run: &ClusterRun, suffix: &str) {
+    let rows: [Row; 5] = [
+        ("deliveries/s", |r| r.deliveries_per_sec, ""),
+        ("publish→receive p50", |r| r.latency_us.p50, " µs"),
+        ("publish→receive p99", |r| r.latency_us.p99, " µs"),
+        ("publish→receive p99.9", |r| r.latency_us.p999, " µs"),
+        ("publish→receive max", |r| r.latency_us.max, " µs"),
+    ];
+    let _ = writeln!(
+        w,
+        "Medians over clean rounds (min–max when more than one):\n\n| | {} nodes | 1 node | difference |\n|---|---:|---:|---:|",
+        run.plan.nodes
+    );
+    for (name, f, unit) in rows {
+        let c = stat(run, &format!("cluster{suffix}"), f);
+        let s = stat(run, &format!("single{suffix}"), f);
+        let diff = match (c, s) {
+            (Some(c), Some(s)) => format!("{:+.0}{unit}", c.median - s.median),
+            _ => "–".into(),
+        };
+        let _ = writeln!(
+            w,
+            "| {name} | {} | {} | {diff} |",
+            cell(c, unit),
+            cell(s, unit)
+        );
+    }
+    let _ = writeln!(w);
+}
 
 /// The markdown section, markers included.
 pub fn render(run: &ClusterRun) -> String {
@@ -408,43 +471,44 @@ pub fn render(run: &ClusterRun) -> String {
         b = p.payload_bytes,
         d = p.secs
     );
-    let rows: [Row; 5] = [
-        ("deliveries/s", |r| r.deliveries_per_sec, ""),
-        ("publish→receive p50", |r| r.latency_us.p50, " µs"),
-        ("publish→receive p99", |r| r.latency_us.p99, " µs"),
-        ("publish→receive p99.9", |r| r.latency_us.p999, " µs"),
-        ("publish→receive max", |r| r.latency_us.max, " µs"),
-    ];
-    let _ = writeln!(
-        w,
-        "Medians over clean rounds (min–max when more than one):\n\n| | {} nodes | 1 node | difference |\n|---|---:|---:|---:|",
-        p.nodes
-    );
-    for (name, f, unit) in rows {
-        let (c, s) = (stat(run, "cluster", f), stat(run, "single", f));
-        let diff = match (c, s) {
-            (Some(c), Some(s)) => format!("{:+.0}{unit}", c.median - s.median),
-            _ => "–".into(),
-        };
-        let _ = writeln!(
-            w,
-            "| {name} | {} | {} | {diff} |",
-            cell(c, unit),
-            cell(s, unit)
-        );
-    }
-    let _ = writeln!(w);
+    medians(w, run, "");
     match hop_p99_us(run) {
         Some(d) => {
             let verdict = if d <= 1000.0 { "met" } else { "**missed**" };
             let _ = writeln!(
                 w,
-                "**The extra hop adds {:+.0} µs at p99** (target: ≤ +1 ms): {verdict}.\n",
-                d
+                "**At full size the extra hop adds {d:+.0} µs at p99** (target: ≤ +1 ms): {verdict}.\n"
             );
         }
         None => {
             let _ = writeln!(w, "**No p99 difference**: a layout had no clean run.\n");
+        }
+    }
+    if p.hop_subscribers > 0 {
+        let _ = writeln!(
+            w,
+            "The same, lightly loaded: 1 channel × {} subscribers at the same rate ({} deliveries/s), \
+             so that neither layout is CPU-bound and the difference is the hop itself \
+             (HTTP shard → gateway → peer link → peer gateway → owner shard → socket):\n",
+            p.hop_subscribers,
+            fmt_num(p.hop_subscribers as f64 * p.rate)
+        );
+        medians(w, run, LIGHT);
+        match (hop_p99_light_us(run), hop(run, LIGHT, |r| r.latency_us.p50)) {
+            (Some(d), Some(d50)) => {
+                let verdict = if d <= 1000.0 { "met" } else { "**missed**" };
+                let _ = writeln!(
+                    w,
+                    "**Lightly loaded, the extra hop adds {d50:+.0} µs at p50 and {d:+.0} µs at p99** \
+                     (target: ≤ +1 ms at p99): {verdict}.\n"
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    w,
+                    "**No light-load difference**: a layout had no clean run.\n"
+                );
+            }
         }
     }
     let _ = writeln!(

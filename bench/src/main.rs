@@ -159,6 +159,10 @@ struct ClusterFanout {
     /// publishes per second (default 100)
     #[argh(option, default = "100.0")]
     rate: f64,
+    /// subscribers of the light pair each round also runs, to isolate the hop (default 30;
+    /// 0 skips it)
+    #[argh(option, default = "30")]
+    hop_subscribers: u64,
     /// publishing seconds per run (default 5)
     #[argh(option, default = "5.0")]
     secs: f64,
@@ -429,6 +433,7 @@ fn cluster_fanout(a: ClusterFanout) -> anyhow::Result<bool> {
         secs: a.secs,
         payload_bytes: 64,
         client_threads: a.client_threads,
+        hop_subscribers: a.hop_subscribers,
     };
     let machine = Machine::probe();
     let loadavg_before = loadavg();
@@ -465,6 +470,9 @@ fn cluster_fanout(a: ClusterFanout) -> anyhow::Result<bool> {
     match cluster::hop_p99_us(&run) {
         Some(d) => eprintln!("raptor-bench: the extra hop adds {d:+.0} µs at p99"),
         None => eprintln!("raptor-bench: no p99 difference (a layout had no clean run)"),
+    }
+    if let Some(d) = cluster::hop_p99_light_us(&run) {
+        eprintln!("raptor-bench: lightly loaded, the extra hop adds {d:+.0} µs at p99");
     }
     eprintln!(
         "raptor-bench: wrote {} and {}",

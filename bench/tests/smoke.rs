@@ -84,18 +84,7 @@ fn tiny_run_writes_a_sane_report() {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start raptor-bench");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if started.elapsed() > Duration::from_secs(90) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("raptor-bench did not finish within 90 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = wait_bounded(child, Duration::from_secs(90));
     assert!(status.success(), "raptor-bench exited with {status}");
 
     let json: serde_json::Value =
@@ -149,5 +138,78 @@ fn tiny_run_writes_a_sane_report() {
     }
     assert!(charts.join("fanout-throughput.svg").is_file());
     assert!(charts.join("latency-percentiles.svg").is_file());
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// Waits for the harness, killing it after `limit`.
+fn wait_bounded(mut child: std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("raptor-bench did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `raptor-bench cluster-fanout` in a tiny configuration: 3 real nodes and a single node,
+/// full and light pairs, 1 round of 1 s each; the section and the JSON have every run, clean.
+#[test]
+fn tiny_cluster_fanout_writes_both_pairs() {
+    let tmp =
+        std::env::temp_dir().join(format!("raptor-bench-cluster-smoke-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let out = tmp.join("benchmarks.md");
+    let charts = tmp.join("bench");
+    let child = Command::new(env!("CARGO_BIN_EXE_raptor-bench"))
+        .arg("cluster-fanout")
+        .args(["--rounds", "1", "--secs", "1", "--rate", "20"])
+        .args(["--subscribers", "6", "--hop-subscribers", "3"])
+        .arg("--raptor-bin")
+        .arg(raptor_bin())
+        .arg("--out")
+        .arg(&out)
+        .arg("--chart-dir")
+        .arg(&charts)
+        .arg("--log-dir")
+        .arg(tmp.join("logs"))
+        .spawn()
+        .expect("start raptor-bench");
+    let status = wait_bounded(child, Duration::from_secs(90));
+    assert!(status.success(), "raptor-bench exited with {status}");
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(charts.join("cluster-results.json")).unwrap(),
+    )
+    .unwrap();
+    let layouts: Vec<&str> = json["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let r = &s["report"];
+            assert_eq!(r["lost"], 0, "{s}");
+            assert_eq!(r["errors"], 0, "{s}");
+            assert!(r["deliveries"].as_u64().unwrap() > 0, "{s}");
+            s["layout"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        layouts,
+        ["cluster", "single", "cluster-light", "single-light"]
+    );
+    let md = std::fs::read_to_string(&out).unwrap();
+    for needle in [
+        "At full size the extra hop adds",
+        "Lightly loaded, the extra hop adds",
+        "<!-- cluster-fanout: end -->",
+    ] {
+        assert!(md.contains(needle), "section lacks {needle:?}:\n{md}");
+    }
     let _ = std::fs::remove_dir_all(&tmp);
 }
