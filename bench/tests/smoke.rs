@@ -57,7 +57,7 @@ fn tiny_run_writes_a_sane_report() {
     let out = tmp.join("benchmarks.md");
     let charts = tmp.join("bench");
     let raptor = raptor_bin();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_raptor-bench"))
+    let child = Command::new(env!("CARGO_BIN_EXE_raptor-bench"))
         .arg("run")
         .args(["--rounds", "1", "--secs", "1", "--subscribers", "50"])
         .args([
