@@ -685,7 +685,9 @@ impl NodeCore {
     /// `peer` is shutting down on purpose (it said `Leaving`, or gossips `leaving`): it stops
     /// being live now, and its members are held for [`LEAVE_HOLD`]. Idempotent.
     pub fn peer_left(&mut self, peer: &NodeKey) -> Vec<Action> {
-        if *peer == self.me || self.left.contains(peer) {
+        // `left` forgets a key once the view stops listing it, while gossip may still show
+        // the node as leaving: a hold already running is not started again.
+        if *peer == self.me || self.left.contains(peer) || self.presence.is_departing(peer) {
             return Vec::new();
         }
         self.left.insert(peer.clone());
@@ -695,10 +697,12 @@ impl NodeCore {
         let mut out: Vec<Action> = self.presence_actions(events).collect();
         let live: BTreeSet<NodeKey> = self.live.iter().filter(|k| *k != peer).cloned().collect();
         out.extend(self.apply_live(live));
-        out.push(Action::ReleaseLater {
-            node: peer.clone(),
-            after: LEAVE_HOLD,
-        });
+        if self.presence.is_departing(peer) {
+            out.push(Action::ReleaseLater {
+                node: peer.clone(),
+                after: LEAVE_HOLD,
+            });
+        }
         out
     }
 

@@ -476,6 +476,11 @@ impl ClusterPresence {
         })
     }
 
+    /// Whether `node`'s members are held after it left (rule 6).
+    pub fn is_departing(&self, node: &NodeKey) -> bool {
+        self.departing.contains(node)
+    }
+
     /// The hold of a departed node is over: its members stop counting. Users not connected
     /// to any other node get their `member_removed` now.
     pub fn release(&mut self, node: &NodeKey) -> Vec<PresenceEvent> {

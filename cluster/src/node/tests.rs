@@ -355,3 +355,43 @@ fn ownership_moving_back_is_silent() {
         vec![(x.clone(), false)]
     );
 }
+
+fn releases(actions: &[Action]) -> usize {
+    actions
+        .iter()
+        .filter(|a| matches!(a, Action::ReleaseLater { .. }))
+        .count()
+}
+
+fn presence_events(actions: &[Action]) -> usize {
+    actions
+        .iter()
+        .filter(|a| matches!(a, Action::Presence { .. }))
+        .count()
+}
+
+/// A leave seen twice (message and gossip) starts one hold; the hold ends in one removal;
+/// gossip still showing the node as leaving afterwards starts nothing.
+#[test]
+fn a_leave_holds_members_once_then_releases_them() {
+    let mut a = node("a", &["a", "c"]);
+    let join = NodeMsg::PresenceJoin {
+        app: "1".into(),
+        channel: "presence-x".into(),
+        user_id: "u".into(),
+        user_info: None,
+    };
+    assert_eq!(presence_events(&a.on_msg(&key("c"), join)), 1);
+    let left = a.on_msg(&key("c"), NodeMsg::Leaving);
+    assert_eq!((releases(&left), presence_events(&left)), (1, 0));
+    assert!(!a.live().contains(&key("c")));
+    assert_eq!(a.members("1", "presence-x").len(), 1, "held");
+    // The view drops c (so `left` forgets it) while gossip still says it is leaving.
+    a.set_view(empty(&["a"]));
+    assert!(a.peer_left(&key("c")).is_empty(), "one hold per leave");
+    let released = a.release(&key("c"));
+    assert_eq!(presence_events(&released), 1);
+    assert!(a.members("1", "presence-x").is_empty());
+    let again = a.peer_left(&key("c"));
+    assert_eq!((releases(&again), presence_events(&again)), (0, 0));
+}
