@@ -99,13 +99,16 @@ pub enum Action {
     Send { to: NodeId, msg: NodeMsg },
     /// Send to every linked peer.
     Broadcast(NodeMsg),
-    /// Write an event to this node's local subscribers of the channel.
+    /// Write an event to this node's local subscribers of the channel. With `cache_data`
+    /// (a cache channel's event) also keep it as the channel's last event, which is why it
+    /// comes even when this node has no subscribers.
     DeliverLocal {
         app: String,
         channel: String,
         frame: Vec<u8>,
         exclude: Exclude,
         privileged_only: bool,
+        cache_data: Option<String>,
     },
     /// The cluster-wide member set of a channel changed in this node's view: send the
     /// `member_added`/`member_removed` to this node's own subscribers of the channel. When
@@ -544,7 +547,7 @@ impl NodeCore {
     ) -> Vec<Action> {
         let owner = self.owner_of(app, channel);
         if owner == self.me.id {
-            return self.fanout(app, channel, frame, exclude, false);
+            return self.fanout(app, channel, frame, exclude, false, cache_data);
         }
         self.origin_seq += 1;
         vec![Action::Send {
@@ -562,6 +565,11 @@ impl NodeCore {
 
     /// Owner side: one `Deliver` per interested peer, and local delivery if we have
     /// subscribers. The order of calls is the channel's order.
+    ///
+    /// A cache channel's event (`cache_data`) goes to every live node and to the local
+    /// owner whether or not they have subscribers: each node keeps its own copy of the last
+    /// event, so a later subscriber on any node gets the replay without asking the owner
+    /// (and the copies outlive the owner).
     pub fn fanout(
         &mut self,
         app: &str,
@@ -569,33 +577,43 @@ impl NodeCore {
         frame: Vec<u8>,
         exclude: Exclude,
         privileged_only: bool,
+        cache_data: Option<String>,
     ) -> Vec<Action> {
+        let targets: Vec<NodeId> = if cache_data.is_some() {
+            self.live_ids.clone()
+        } else {
+            self.table
+                .interested(app, channel)
+                .into_iter()
+                .filter(|n| self.live.contains(n))
+                .map(|n| n.id)
+                .collect()
+        };
         let mut out = Vec::new();
-        for node in self.table.interested(app, channel) {
-            if node == self.me {
-                continue;
-            }
-            if !self.live.contains(&node) {
+        for to in targets {
+            if to == self.me.id {
                 continue;
             }
             out.push(Action::Send {
-                to: node.id.clone(),
+                to,
                 msg: NodeMsg::Deliver {
                     app: app.to_owned(),
                     channel: channel.to_owned(),
                     frame: frame.clone(),
                     exclude,
                     privileged_only,
+                    cache_data: cache_data.clone(),
                 },
             });
         }
-        if self.local_interest.contains(app, channel) {
+        if cache_data.is_some() || self.local_interest.contains(app, channel) {
             out.push(Action::DeliverLocal {
                 app: app.to_owned(),
                 channel: channel.to_owned(),
                 frame,
                 exclude,
                 privileged_only,
+                cache_data,
             });
         }
         out
@@ -678,12 +696,13 @@ impl NodeCore {
                 channel,
                 frame,
                 exclude,
+                cache_data,
                 ..
             } => {
                 if !self.owns(&app, &channel) {
                     self.counters.publish_not_owner += 1;
                 }
-                self.fanout(&app, &channel, frame, exclude, false)
+                self.fanout(&app, &channel, frame, exclude, false, cache_data)
             }
             NodeMsg::Deliver {
                 app,
@@ -691,8 +710,10 @@ impl NodeCore {
                 frame,
                 exclude,
                 privileged_only,
+                cache_data,
             } => {
-                if !self.local_interest.contains(&app, &channel) {
+                // A cache event is kept even without subscribers here.
+                if cache_data.is_none() && !self.local_interest.contains(&app, &channel) {
                     self.counters.deliver_unwanted += 1;
                     return Vec::new();
                 }
@@ -702,6 +723,7 @@ impl NodeCore {
                     frame,
                     exclude,
                     privileged_only,
+                    cache_data,
                 }]
             }
             NodeMsg::Interest { app, channel, on } => {

@@ -1,13 +1,25 @@
-//! User features across three real nodes: messages to a signed-in user (`sendToUser`, which
-//! the SDKs send as `POST /apps/{id}/events` to `#server-to-user-{id}`) reach every
-//! connection of the user on every node exactly once, and `terminate_connections` on one node
-//! closes the user's connections on the others.
+//! User-facing features across three real nodes: messages to a signed-in user
+//! (`sendToUser`, which the SDKs send as `POST /apps/{id}/events` to `#server-to-user-{id}`)
+//! reach every connection of the user on every node exactly once; `terminate_connections` on
+//! one node closes the user's connections on the others; a cache channel's last event is
+//! replayed to subscribers on every node.
 
 mod common;
 use common::cluster::*;
 use common::*;
 use serde_json::json;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// The first `{prefix}{n}` that node `owner` owns when nodes 0..3 are live.
+fn owned_by(prefix: &str, owner: usize) -> String {
+    let ids: Vec<raptor_cluster::NodeId> = (0..3)
+        .map(|i| raptor_cluster::NodeId::new(&format!("node-{i}")).unwrap())
+        .collect();
+    (0..10_000)
+        .map(|n| format!("{prefix}{n}"))
+        .find(|ch| raptor_cluster::ownership::owner("1", ch, &ids) == Some(&ids[owner]))
+        .unwrap()
+}
 
 /// Signs `c` in as `user` and subscribes it to its `#server-to-user-{user}` channel, as
 /// pusher-js does after `signin_success`.
@@ -131,4 +143,141 @@ async fn messages_to_users_and_terminate_cross_nodes() {
         solo.recv_text().await,
         r#"{"event":"pusher:pong","data":"{}"}"#
     );
+}
+
+/// Subscribes a new client on `node` to a cache channel until its replay is not
+/// `pusher:cache_miss` (the event may still be on its way to that node), within 5 s; returns
+/// the client and the frame after `subscription_succeeded`.
+async fn replay_on(node: &Server, channel: &str) -> (Client, String) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut c = Client::connect(node).await;
+        if channel.starts_with("private-") {
+            c.subscribe_private(channel).await;
+        } else {
+            c.subscribe(channel).await;
+        }
+        let t = c.recv_text().await;
+        if !t.contains("pusher:cache_miss") || Instant::now() > deadline {
+            return (c, t);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_channels_replay_on_every_node() {
+    let cl = Cluster::start(3);
+    // One cache channel ordered by the node it is published on (0), one by another node (1).
+    let on0 = owned_by("cache-zero-", 0);
+    let on1 = owned_by("cache-one-", 1);
+    let private = owned_by("private-cache-p-", 2);
+    // Wait until node 0 → owner → nodes 1 and 2 routes, through plain channels with the
+    // same owners.
+    let mut h = Http::connect(cl.node(0)).await;
+    for owner in [0, 1, 2] {
+        let probe = owned_by("probe-", owner);
+        for i in 1..3 {
+            let mut c = Client::connect(cl.node(i)).await;
+            c.subscribe(&probe).await;
+            wait_routed(&mut h, &mut c, &probe).await;
+        }
+    }
+
+    for (ch, data) in [(&on0, "1"), (&on1, "2"), (&private, "3")] {
+        let r = h.publish(ch, "tick", data).await;
+        assert_eq!((r.status, r.body.as_str()), (200, "{}"));
+    }
+    // Nobody subscribed anywhere; subscribers that come later, on any node, get the event
+    // right after subscription_succeeded, as from a single node.
+    let mut kept = Vec::new();
+    for i in 0..3 {
+        for (ch, data) in [(&on0, "1"), (&on1, "2"), (&private, "3")] {
+            let (c, t) = replay_on(cl.node(i), ch).await;
+            assert_eq!(
+                t,
+                format!(r#"{{"event":"tick","channel":"{ch}","data":"{data}"}}"#),
+                "node {i}"
+            );
+            kept.push(c);
+        }
+    }
+    // The TTL is the single-node one, on every node.
+    for i in 0..3 {
+        let mut hi = Http::connect(cl.node(i)).await;
+        let r = hi
+            .signed(
+                "GET",
+                &format!("/apps/1/channels/{on1}"),
+                &[("info", "cache")],
+                "",
+            )
+            .await;
+        let v = r.json();
+        assert_eq!(v["cache"]["data"], "2", "node {i}: {}", r.body);
+        let ttl = v["cache"]["ttl"].as_u64().unwrap();
+        assert!((1790..=1800).contains(&ttl), "node {i}: {ttl}");
+    }
+    // A newer event replaces the cached one everywhere; live subscribers get it once.
+    let r = h.publish(&on1, "tick", "4").await;
+    assert_eq!(r.status, 200);
+    for (n, c) in kept.iter_mut().enumerate().filter(|(n, _)| n % 3 == 1) {
+        assert_eq!(
+            c.recv_text().await,
+            format!(r#"{{"event":"tick","channel":"{on1}","data":"4"}}"#),
+            "subscriber {n}"
+        );
+    }
+    for i in 0..3 {
+        let (_, t) = replay_on(cl.node(i), &on1).await;
+        assert_eq!(
+            t,
+            format!(r#"{{"event":"tick","channel":"{on1}","data":"4"}}"#)
+        );
+    }
+    for c in kept.iter_mut() {
+        c.expect_silence(Duration::from_millis(300)).await;
+    }
+    // A channel never published to is a miss on every node.
+    for i in 0..3 {
+        let mut c = Client::connect(cl.node(i)).await;
+        c.subscribe("cache-never").await;
+        assert_eq!(
+            c.recv_text().await,
+            r#"{"event":"pusher:cache_miss","channel":"cache-never"}"#
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_cache_channels_replay_on_every_node() {
+    let cl = Cluster::start(3);
+    let ch = owned_by("presence-cache-room-", 1);
+    let mut h = Http::connect(cl.node(0)).await;
+    let probe = owned_by("probe-", 1);
+    for i in [0, 2] {
+        let mut c = Client::connect(cl.node(i)).await;
+        c.subscribe(&probe).await;
+        wait_routed(&mut h, &mut c, &probe).await;
+    }
+    assert_eq!(h.publish(&ch, "tick", "9").await.status, 200);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for (i, user) in [(0, "a"), (2, "b")] {
+        loop {
+            let mut c = Client::connect(cl.node(i)).await;
+            let data = format!(r#"{{"user_id":"{user}"}}"#);
+            c.join(&ch, &data).await;
+            let t = c.recv_text().await;
+            if t.contains("pusher:cache_miss") && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            assert_eq!(
+                t,
+                format!(r#"{{"event":"tick","channel":"{ch}","data":"9"}}"#),
+                "node {i}"
+            );
+            break;
+        }
+    }
 }

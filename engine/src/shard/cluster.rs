@@ -46,6 +46,13 @@ pub struct Gateway {
     commands: BridgeTx<Command>,
 }
 
+/// The connection a `ClusterJoin` answers: its shard, id and socket id.
+struct Subscriber {
+    from: ShardId,
+    conn: ConnId,
+    socket_id: SocketId,
+}
+
 fn exclude_of(s: Option<SocketId>) -> raptor_cluster::wire::Exclude {
     s.map(|s| (s.hi, s.lo))
 }
@@ -71,7 +78,7 @@ impl Gateway {
                         LinkEvent::Msg { peer, msg, .. } => core.on_msg(&peer, msg),
                     }
                 };
-                s.apply(actions, None);
+                s.apply(actions);
                 glommio::yield_if_needed().await;
             }
         })
@@ -87,7 +94,7 @@ impl Gateway {
                     .map(ViewNode::from)
                     .collect();
                 let actions = gw.core.borrow_mut().set_view(nodes);
-                s.apply(actions, None);
+                s.apply(actions);
                 if view.changed().await.is_err() {
                     return;
                 }
@@ -136,8 +143,7 @@ impl Shard {
                     exclude_of(exclude),
                     cache_data.as_deref().map(str::to_string),
                 );
-                // The owning node keeps cache-channel events; attach the data to its local delivery.
-                self.apply(actions, cache_data);
+                self.apply(actions);
                 if let Some((from, id)) = ack {
                     self.mesh.send(
                         from,
@@ -155,7 +161,7 @@ impl Shard {
                     .core
                     .borrow_mut()
                     .set_interest(&app_id, &channel, on);
-                self.apply(actions, None);
+                self.apply(actions);
             }
             ShardMsg::ClusterJoin {
                 app,
@@ -165,7 +171,16 @@ impl Shard {
                 from,
                 conn,
                 socket_id,
-            } => self.cluster_join(app, channel, join, first_local, from, conn, socket_id),
+                cache,
+                cache_miss,
+            } => {
+                let sub = Subscriber {
+                    from,
+                    conn,
+                    socket_id,
+                };
+                self.cluster_join(app, channel, join, first_local, sub, cache, cache_miss)
+            }
             ShardMsg::ClusterLeave { app, channel, user } => {
                 let app_id = self.apps.get(app).id.clone();
                 let actions = self
@@ -173,17 +188,19 @@ impl Shard {
                     .core
                     .borrow_mut()
                     .presence_leave(&app_id, &channel, &user);
-                self.apply(actions, None);
+                self.apply(actions);
             }
             ShardMsg::ClusterTerminate { app, user } => {
                 let app_id = self.apps.get(app).id.clone();
                 let actions = self.gw().core.borrow_mut().terminate(&app_id, &user);
-                self.apply(actions, None);
+                self.apply(actions);
             }
             other => tracing::error!(msg = ?other, "not a gateway message"),
         }
     }
 
+    /// A presence subscription the local owner counted: join the cluster-wide view on the
+    /// user's first connection here, and answer with the cluster-wide members.
     #[allow(clippy::too_many_arguments)]
     fn cluster_join(
         &self,
@@ -191,9 +208,9 @@ impl Shard {
         channel: Arc<str>,
         join: Join,
         first_local: bool,
-        from: ShardId,
-        conn: ConnId,
-        socket_id: SocketId,
+        sub: Subscriber,
+        cache: Option<Bytes>,
+        cache_miss: bool,
     ) {
         let app_id = self.apps.get(app).id.clone();
         if first_local {
@@ -204,7 +221,7 @@ impl Shard {
                 join.user_info.as_deref().map(str::to_string),
             );
             // The joiner must not hear its own member_added.
-            self.apply_excluding(actions, None, Some(socket_id));
+            self.apply_excluding(actions, Some(sub.socket_id));
         }
         let members = self.gw().core.borrow().members(&app_id, &channel);
         let kind = ChannelKind::of(&channel);
@@ -222,30 +239,30 @@ impl Shard {
                     .map(|(id, info)| (id.as_str(), info.as_deref())),
             )
         };
+        let mut frames = vec![frame];
+        frames.extend(cache);
+        if cache_miss {
+            self.emit_cache_miss(app, &channel);
+        }
         let user_id = Some(join.user_id.clone());
         self.mesh.send(
-            from,
+            sub.from,
             ShardMsg::SubscribeAck {
                 app,
                 channel,
-                conn,
+                conn: sub.conn,
                 ok: true,
-                frames: vec![frame],
+                frames,
                 user_id,
             },
         );
     }
 
-    pub(super) fn apply(&self, actions: Vec<Action>, cache_data: Option<Arc<str>>) {
-        self.apply_excluding(actions, cache_data, None);
+    pub(super) fn apply(&self, actions: Vec<Action>) {
+        self.apply_excluding(actions, None);
     }
 
-    fn apply_excluding(
-        &self,
-        actions: Vec<Action>,
-        cache_data: Option<Arc<str>>,
-        joiner: Option<SocketId>,
-    ) {
+    fn apply_excluding(&self, actions: Vec<Action>, joiner: Option<SocketId>) {
         let gw = self.gw();
         for action in actions {
             match action {
@@ -270,6 +287,7 @@ impl Shard {
                     frame,
                     exclude,
                     privileged_only,
+                    cache_data,
                 } => {
                     let Some(a) = self.apps.by_id(&app) else {
                         continue;
@@ -284,7 +302,8 @@ impl Shard {
                             frame: Bytes::from(frame),
                             exclude: exclude.map(|(hi, lo)| SocketId { hi, lo }),
                             privileged_only,
-                            cache_data: cache_data.clone(),
+                            // The local owner keeps a cache channel's event for replay.
+                            cache_data: cache_data.map(Arc::from),
                         },
                     );
                 }

@@ -124,7 +124,8 @@ pub enum ShardMsg {
     },
     /// Local owner → gateway: a presence subscription was counted; the gateway answers the
     /// subscriber's shard with the cluster-wide member list. `first_local` when it is the
-    /// user's first connection on this node.
+    /// user's first connection on this node. `cache` is the replay of a cache channel
+    /// (`cache_miss` when it is `pusher:cache_miss`), appended to the answer.
     ClusterJoin {
         app: AppIdx,
         channel: Arc<str>,
@@ -133,6 +134,8 @@ pub enum ShardMsg {
         from: ShardId,
         conn: ConnId,
         socket_id: SocketId,
+        cache: Option<Bytes>,
+        cache_miss: bool,
     },
     /// Local owner → gateway: the user's last connection on this node left the channel.
     ClusterLeave {
