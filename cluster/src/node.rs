@@ -226,6 +226,18 @@ impl NodeCore {
         self.presence.members(app, channel)
     }
 
+    /// Whether `user_id` is one of this node's own members of the channel (joined through
+    /// [`NodeCore::presence_join`] and not left).
+    pub fn is_local_member(&self, app: &str, channel: &str, user_id: &str) -> bool {
+        self.local_presence.contains(app, channel, user_id)
+    }
+
+    /// Whether `user_id` may join the channel under a limit of `max` members, counted over
+    /// the cluster-wide union (see [`ClusterPresence::has_room_for`]).
+    pub fn has_room_for(&self, app: &str, channel: &str, user_id: &str, max: usize) -> bool {
+        self.presence.has_room_for(app, channel, user_id, max)
+    }
+
     fn presence_actions(&self, events: Vec<PresenceEvent>) -> impl Iterator<Item = Action> + '_ {
         events.into_iter().map(|event| Action::Presence {
             webhook: self.owns(&event.app, &event.channel),

@@ -2,13 +2,19 @@
 //! (`sendToUser`, which the SDKs send as `POST /apps/{id}/events` to `#server-to-user-{id}`)
 //! reach every connection of the user on every node exactly once; `terminate_connections` on
 //! one node closes the user's connections on the others; a cache channel's last event is
-//! replayed to subscribers on every node.
+//! replayed to subscribers on every node; the presence member limit counts the members of
+//! every node.
 
 mod common;
 use common::cluster::*;
 use common::*;
 use serde_json::json;
 use std::time::{Duration, Instant};
+
+/// The app config of the default app with `extra` lines added.
+fn app_toml(extra: &str) -> String {
+    format!("[[apps]]\nid = \"1\"\nkey = \"app-key\"\nsecret = \"app-secret\"\n{extra}")
+}
 
 /// The first `{prefix}{n}` that node `owner` owns when nodes 0..3 are live.
 fn owned_by(prefix: &str, owner: usize) -> String {
@@ -280,4 +286,83 @@ async fn presence_cache_channels_replay_on_every_node() {
             break;
         }
     }
+}
+
+/// The member ids node `i` reports for a presence channel, polled until they are `want`.
+async fn users_become(cl: &Cluster, i: usize, channel: &str, want: &[&str]) {
+    let mut h = Http::connect(cl.node(i)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = h
+            .signed("GET", &format!("/apps/1/channels/{channel}/users"), &[], "")
+            .await;
+        let mut ids: Vec<String> = r.json()["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        if ids == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {i} shows {ids:?}, want {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_member_limit_counts_every_node() {
+    let cl = Cluster::start_with(3, &app_toml("max_presence_members = 2\n"));
+    let ch = "presence-lim";
+    let mut u1 = Client::connect(cl.node(0)).await;
+    u1.join(ch, r#"{"user_id":"u1"}"#).await;
+    let mut u2 = Client::connect(cl.node(1)).await;
+    u2.join(ch, r#"{"user_id":"u2"}"#).await;
+    assert_eq!(
+        u1.recv_text().await,
+        r#"{"event":"pusher_internal:member_added","channel":"presence-lim","data":"{\"user_id\":\"u2\"}"}"#
+    );
+    users_become(&cl, 2, ch, &["u1", "u2"]).await;
+
+    // Node 2 has no member of its own, but the channel is full cluster-wide.
+    let d = r#"{"user_id":"u3"}"#;
+    let mut u3 = Client::connect(cl.node(2)).await;
+    let r = u3
+        .subscribe_raw(ch, &presence_auth(&u3.socket_id.clone(), ch, d), Some(d))
+        .await;
+    assert_eq!(
+        r,
+        r#"{"event":"pusher:subscription_error","channel":"presence-lim","data":"{\"type\":\"LimitReached\",\"error\":\"presence channel is full (2 members)\",\"status\":403}"}"#
+    );
+    // Refused twice from the same connection, still the same answer (the first refusal left
+    // nothing behind).
+    let r = u3
+        .subscribe_raw(ch, &presence_auth(&u3.socket_id.clone(), ch, d), Some(d))
+        .await;
+    assert!(r.contains("LimitReached"), "{r}");
+    // An existing member may open another tab on a third node.
+    let mut tab = Client::connect(cl.node(2)).await;
+    let p = tab.join(ch, r#"{"user_id":"u1"}"#).await;
+    assert_eq!(p["count"], 2, "{p}");
+    users_become(&cl, 0, ch, &["u1", "u2"]).await;
+    u1.expect_silence(Duration::from_millis(300)).await;
+
+    // Once u2 leaves, there is room again for u3 on node 2, and everyone sees it added.
+    drop(u2);
+    users_become(&cl, 2, ch, &["u1"]).await;
+    let p = u3.join(ch, d).await;
+    assert_eq!(p["count"], 2, "{p}");
+    users_become(&cl, 1, ch, &["u1", "u3"]).await;
+    assert_eq!(
+        u1.recv_text().await,
+        r#"{"event":"pusher_internal:member_removed","channel":"presence-lim","data":"{\"user_id\":\"u2\"}"}"#
+    );
+    assert_eq!(
+        u1.recv_text().await,
+        r#"{"event":"pusher_internal:member_added","channel":"presence-lim","data":"{\"user_id\":\"u3\"}"}"#
+    );
 }

@@ -167,7 +167,6 @@ impl Shard {
                 app,
                 channel,
                 join,
-                first_local,
                 from,
                 conn,
                 socket_id,
@@ -179,7 +178,7 @@ impl Shard {
                     conn,
                     socket_id,
                 };
-                self.cluster_join(app, channel, join, first_local, sub, cache, cache_miss)
+                self.cluster_join(app, channel, join, sub, cache, cache_miss)
             }
             ShardMsg::ClusterLeave { app, channel, user } => {
                 let app_id = self.apps.get(app).id.clone();
@@ -199,21 +198,48 @@ impl Shard {
         }
     }
 
-    /// A presence subscription the local owner counted: join the cluster-wide view on the
-    /// user's first connection here, and answer with the cluster-wide members.
-    #[allow(clippy::too_many_arguments)]
+    /// A presence subscription the local owner counted. The member limit is checked here,
+    /// against the cluster-wide union: a user new to the channel is refused once the union
+    /// is full, and the owner's count is undone.
+    ///
+    /// Whether the user still has to join is decided from the gateway's own set of local
+    /// members, not from the owner's "first connection on this node": after a refusal the
+    /// owner counts the refused connection until its undo arrives, so a second tab of the
+    /// same user may reach the gateway as "not first" without ever having joined.
     fn cluster_join(
         &self,
         app: AppIdx,
         channel: Arc<str>,
         join: Join,
-        first_local: bool,
         sub: Subscriber,
         cache: Option<Bytes>,
         cache_miss: bool,
     ) {
         let app_id = self.apps.get(app).id.clone();
-        if first_local {
+        let joined = self
+            .gw()
+            .core
+            .borrow()
+            .is_local_member(&app_id, &channel, &join.user_id);
+        if !joined {
+            let max = self.apps.get(app).max_presence_members;
+            let room = self
+                .gw()
+                .core
+                .borrow()
+                .has_room_for(&app_id, &channel, &join.user_id, max);
+            if !room {
+                let undo = ShardMsg::Unsubscribe {
+                    app,
+                    channel: channel.clone(),
+                    from: sub.from,
+                    user_id: Some(join.user_id.clone()),
+                };
+                self.mesh.send(self.owner_of(app, &channel), undo);
+                let why = format!("presence channel is full ({max} members)");
+                let user_id = Some(join.user_id.clone());
+                return self.refuse_limit(sub.from, app, channel, sub.conn, user_id, &why);
+            }
             let actions = self.gw().core.borrow_mut().presence_join(
                 &app_id,
                 &channel,

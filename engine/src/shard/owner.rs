@@ -99,9 +99,9 @@ impl Shard {
             self.mesh.send(super::cluster::GATEWAY, msg);
         }
         if let (true, Some(j)) = (self.clustered, &join) {
-            // The gateway knows the cluster-wide members: it sends member_added where due and
-            // answers the subscriber with the full list (and the cache replay looked up here,
-            // where the cache lives).
+            // The gateway knows the cluster-wide members: it checks the member limit against
+            // them, sends member_added where due and answers the subscriber with the full
+            // list (and the cache replay looked up here, where the cache lives).
             if change.occupancy {
                 a.channels
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -114,7 +114,6 @@ impl Shard {
                 app,
                 channel: channel.clone(),
                 join: j.clone(),
-                first_local: change.member,
                 from,
                 conn,
                 socket_id,
