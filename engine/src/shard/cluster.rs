@@ -14,7 +14,7 @@ use super::msg::{Join, Reply, ShardMsg};
 use super::Shard;
 use crate::app::AppIdx;
 use crate::channel::local::ConnId;
-use crate::channel::name::ChannelKind;
+use crate::channel::name::{self, ChannelKind};
 use crate::placement::ShardId;
 use crate::protocol::server as frames;
 use crate::socket_id::SocketId;
@@ -318,6 +318,11 @@ impl Shard {
                     let Some(a) = self.apps.by_id(&app) else {
                         continue;
                     };
+                    // The local owner keeps a cache channel's event for replay. Only for a
+                    // valid cache channel: a peer's word does not put other names in the cache.
+                    let cacheable = ChannelKind::of(&channel).cache
+                        && name::validate(&channel, self.limits.max_channel_name_bytes).is_ok();
+                    let cache_data = cache_data.filter(|_| cacheable).map(Arc::from);
                     let channel: Arc<str> = Arc::from(channel);
                     let owner = self.owner_of(a.idx, &channel);
                     self.mesh.send(
@@ -328,8 +333,7 @@ impl Shard {
                             frame: Bytes::from(frame),
                             exclude: exclude.map(|(hi, lo)| SocketId { hi, lo }),
                             privileged_only,
-                            // The local owner keeps a cache channel's event for replay.
-                            cache_data: cache_data.map(Arc::from),
+                            cache_data,
                         },
                     );
                 }
