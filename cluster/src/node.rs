@@ -12,6 +12,8 @@
 //!   the nodes in its [`InterestTable`], local delivery included. A `Publish` that reaches a
 //!   node which does not think it is the owner (views differ for a moment) is fanned out
 //!   there anyway and counted, never forwarded: no loops, at-most-once.
+//! * **Cache channels.** An event with `cache_data` goes to every live node instead, each
+//!   of which keeps it as the channel's last event (see [`NodeCore::fanout`]).
 //! * **Interest** is sent to the owner on the first and last local subscriber, re-sent to
 //!   the new owner of every local channel when the live view moves ownership, and re-sent
 //!   to a peer for the channels it owns when its link comes up.
