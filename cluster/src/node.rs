@@ -12,6 +12,8 @@
 //!   the nodes in its [`InterestTable`], local delivery included. A `Publish` that reaches a
 //!   node which does not think it is the owner (views differ for a moment) is fanned out
 //!   there anyway and counted, never forwarded: no loops, at-most-once.
+//! * **Cache channels.** An event with `cache_data` goes to every live node instead, each
+//!   of which keeps it as the channel's last event (see [`NodeCore::fanout`]).
 //! * **Interest** is sent to the owner on the first and last local subscriber, re-sent to
 //!   the new owner of every local channel when the live view moves ownership, and re-sent
 //!   to a peer for the channels it owns when its link comes up.
@@ -103,13 +105,16 @@ pub enum Action {
     Send { to: NodeId, msg: NodeMsg },
     /// Send to every linked peer.
     Broadcast(NodeMsg),
-    /// Write an event to this node's local subscribers of the channel.
+    /// Write an event to this node's local subscribers of the channel. With `cache_data`
+    /// (a cache channel's event) also keep it as the channel's last event, which is why it
+    /// comes even when this node has no subscribers.
     DeliverLocal {
         app: String,
         channel: String,
         frame: Vec<u8>,
         exclude: Exclude,
         privileged_only: bool,
+        cache_data: Option<String>,
     },
     /// The cluster-wide member set of a channel changed in this node's view: send the
     /// `member_added`/`member_removed` to this node's own subscribers of the channel. When
@@ -233,6 +238,18 @@ impl NodeCore {
     /// The effective members of a presence channel (for `subscription_succeeded`).
     pub fn members(&self, app: &str, channel: &str) -> Vec<(String, Option<String>)> {
         self.presence.members(app, channel)
+    }
+
+    /// Whether `user_id` is one of this node's own members of the channel (joined through
+    /// [`NodeCore::presence_join`] and not left).
+    pub fn is_local_member(&self, app: &str, channel: &str, user_id: &str) -> bool {
+        self.local_presence.contains(app, channel, user_id)
+    }
+
+    /// Whether `user_id` may join the channel under a limit of `max` members, counted over
+    /// the cluster-wide union (see [`ClusterPresence::has_room_for`]).
+    pub fn has_room_for(&self, app: &str, channel: &str, user_id: &str, max: usize) -> bool {
+        self.presence.has_room_for(app, channel, user_id, max)
     }
 
     fn presence_actions(&self, events: Vec<PresenceEvent>) -> impl Iterator<Item = Action> + '_ {
@@ -556,7 +573,7 @@ impl NodeCore {
     ) -> Vec<Action> {
         let owner = self.owner_of(app, channel);
         if owner == self.me.id {
-            return self.fanout(app, channel, frame, exclude, false);
+            return self.fanout(app, channel, frame, exclude, false, cache_data);
         }
         self.origin_seq += 1;
         vec![Action::Send {
@@ -574,6 +591,11 @@ impl NodeCore {
 
     /// Owner side: one `Deliver` per interested peer, and local delivery if we have
     /// subscribers. The order of calls is the channel's order.
+    ///
+    /// A cache channel's event (`cache_data`) goes to every live node and to the local
+    /// owner whether or not they have subscribers: each node keeps its own copy of the last
+    /// event, so a later subscriber on any node gets the replay without asking the owner
+    /// (and the copies outlive the owner).
     pub fn fanout(
         &mut self,
         app: &str,
@@ -581,33 +603,43 @@ impl NodeCore {
         frame: Vec<u8>,
         exclude: Exclude,
         privileged_only: bool,
+        cache_data: Option<String>,
     ) -> Vec<Action> {
+        let targets: Vec<NodeId> = if cache_data.is_some() {
+            self.live_ids.clone()
+        } else {
+            self.table
+                .interested(app, channel)
+                .into_iter()
+                .filter(|n| self.live.contains(n))
+                .map(|n| n.id)
+                .collect()
+        };
         let mut out = Vec::new();
-        for node in self.table.interested(app, channel) {
-            if node == self.me {
-                continue;
-            }
-            if !self.live.contains(&node) {
+        for to in targets {
+            if to == self.me.id {
                 continue;
             }
             out.push(Action::Send {
-                to: node.id.clone(),
+                to,
                 msg: NodeMsg::Deliver {
                     app: app.to_owned(),
                     channel: channel.to_owned(),
                     frame: frame.clone(),
                     exclude,
                     privileged_only,
+                    cache_data: cache_data.clone(),
                 },
             });
         }
-        if self.local_interest.contains(app, channel) {
+        if cache_data.is_some() || self.local_interest.contains(app, channel) {
             out.push(Action::DeliverLocal {
                 app: app.to_owned(),
                 channel: channel.to_owned(),
                 frame,
                 exclude,
                 privileged_only,
+                cache_data,
             });
         }
         out
@@ -721,12 +753,13 @@ impl NodeCore {
                 channel,
                 frame,
                 exclude,
+                cache_data,
                 ..
             } => {
                 if !self.owns(&app, &channel) {
                     self.counters.publish_not_owner += 1;
                 }
-                self.fanout(&app, &channel, frame, exclude, false)
+                self.fanout(&app, &channel, frame, exclude, false, cache_data)
             }
             NodeMsg::Deliver {
                 app,
@@ -734,8 +767,10 @@ impl NodeCore {
                 frame,
                 exclude,
                 privileged_only,
+                cache_data,
             } => {
-                if !self.local_interest.contains(&app, &channel) {
+                // A cache event is kept even without subscribers here.
+                if cache_data.is_none() && !self.local_interest.contains(&app, &channel) {
                     self.counters.deliver_unwanted += 1;
                     return Vec::new();
                 }
@@ -745,6 +780,7 @@ impl NodeCore {
                     frame,
                     exclude,
                     privileged_only,
+                    cache_data,
                 }]
             }
             NodeMsg::Interest { app, channel, on } => {

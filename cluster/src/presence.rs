@@ -186,6 +186,13 @@ impl LocalPresence {
         })
     }
 
+    /// Whether `user_id` has a connection in the channel on this node.
+    pub fn contains(&self, app: &str, channel: &str, user_id: &str) -> bool {
+        self.channels
+            .get(&(app.to_owned(), channel.to_owned()))
+            .is_some_and(|users| users.contains_key(user_id))
+    }
+
     /// Every member, sorted, for a sync to a peer whose link just came up.
     pub fn snapshot(&self) -> Vec<Member> {
         let mut out: Vec<Member> = self
@@ -511,6 +518,29 @@ impl ClusterPresence {
             .collect()
     }
 
+    /// Whether `user_id` may join the channel under a limit of `max` members: it already is
+    /// a member (on any live node: the multi-tab rule), or the union has fewer than `max`.
+    /// Counting stops at `max`, so a check costs at most `max` set insertions.
+    pub fn has_room_for(&self, app: &str, channel: &str, user_id: &str, max: usize) -> bool {
+        let key = (app.to_owned(), channel.to_owned());
+        if self.present(&key, user_id).is_some() {
+            return true;
+        }
+        let mut seen: BTreeSet<&str> = BTreeSet::new();
+        for node in &self.live {
+            let Some(users) = self.held.get(node).and_then(|h| h.channels.get(&key)) else {
+                continue;
+            };
+            for u in users.keys() {
+                seen.insert(u);
+                if seen.len() >= max {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
     /// Digest of what is held about `node`, to compare with the one it gossips.
     pub fn digest_of(&self, node: &NodeKey) -> Option<Digest> {
         self.held.get(node).map(|h| h.digest)
@@ -567,6 +597,7 @@ mod tests {
         assert!(l.join("1", "p", "u", None).is_some());
         assert!(l.join("1", "p", "u", None).is_none());
         assert!(l.leave("1", "p", "u").is_none());
+        assert!(l.contains("1", "p", "u") && !l.contains("1", "p", "v"));
         assert_eq!(l.snapshot().len(), 1);
         assert!(matches!(
             l.leave("1", "p", "u"),
@@ -587,6 +618,25 @@ mod tests {
         assert_eq!(p.leave(&a, "1", "p", "u"), vec![]);
         assert_eq!(p.leave(&b, "1", "p", "u"), vec![removed("p", "u")]);
         assert_eq!(p.leave(&b, "1", "p", "u"), vec![]);
+    }
+
+    #[test]
+    fn room_is_counted_over_the_union_of_live_nodes() {
+        let (a, b, c) = (key("a", 1), key("b", 1), key("c", 1));
+        let mut p = ClusterPresence::new();
+        p.set_live([a.clone(), b.clone(), c.clone()]);
+        p.join(&a, m("p", "u1"));
+        p.join(&b, m("p", "u2"));
+        p.join(&c, m("p", "u1"));
+        // Two distinct members across three nodes: full at 2, room at 3.
+        assert!(!p.has_room_for("1", "p", "u3", 2));
+        assert!(p.has_room_for("1", "p", "u3", 3));
+        // A member joining another tab always fits; another channel is counted apart.
+        assert!(p.has_room_for("1", "p", "u2", 2));
+        assert!(p.has_room_for("1", "q", "u3", 1));
+        // A dead node's members no longer count.
+        p.set_live([a.clone(), c.clone()]);
+        assert!(p.has_room_for("1", "p", "u3", 2));
     }
 
     #[test]

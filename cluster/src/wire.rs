@@ -74,6 +74,10 @@ pub enum NodeMsg {
         /// Only subscribers that joined as privileged members get it (member events of
         /// `presence-privileged-*` channels).
         privileged_only: bool,
+        /// A cache channel's event: the data every node keeps as the channel's last event.
+        /// Such a `Deliver` goes to every live node, subscribers or not, so a subscriber on
+        /// any node gets the replay.
+        cache_data: Option<String>,
     },
     /// Node → owning node: this node has (`on`) or no longer has local subscribers.
     Interest {
@@ -447,15 +451,26 @@ mod tests {
                         origin_seq,
                     }
                 }),
-            (s(), s(), bytes, exclude(), any::<bool>()).prop_map(
-                |(app, channel, frame, exclude, privileged_only)| NodeMsg::Deliver {
-                    app,
-                    channel,
-                    frame,
-                    exclude,
-                    privileged_only,
-                }
-            ),
+            (
+                s(),
+                s(),
+                bytes,
+                exclude(),
+                any::<bool>(),
+                proptest::option::of(s())
+            )
+                .prop_map(
+                    |(app, channel, frame, exclude, privileged_only, cache_data)| {
+                        NodeMsg::Deliver {
+                            app,
+                            channel,
+                            frame,
+                            exclude,
+                            privileged_only,
+                            cache_data,
+                        }
+                    }
+                ),
             (s(), s(), any::<bool>()).prop_map(|(app, channel, on)| NodeMsg::Interest {
                 app,
                 channel,
@@ -607,6 +622,7 @@ mod tests {
             frame: vec![0; 2048],
             exclude: None,
             privileged_only: false,
+            cache_data: None,
         };
         let mut out = vec![];
         assert!(matches!(
@@ -630,5 +646,30 @@ mod tests {
         // An archived enum is as large as its largest variant (`Publish`), so even a ping
         // costs ~100 bytes; keepalives are two a second, so this does not matter.
         assert!(frame.len() <= 128, "{}", frame.len());
+    }
+
+    /// The `Deliver` example of docs/cluster-protocol.md, byte for byte.
+    #[test]
+    fn cache_deliver_frame_is_as_documented() {
+        let msg = NodeMsg::Deliver {
+            app: "1".into(),
+            channel: "cache-x".into(),
+            frame: vec![1, 2, 3],
+            exclude: None,
+            privileged_only: false,
+            cache_data: Some("d".into()),
+        };
+        let mut want = vec![b'R', b'P', b'T', b'R', 1, 3, 0, 0, 88, 0, 0, 0, 0, 0, 0, 0];
+        want.extend([1, 2, 3, 0, 0, 0, 0, 0]);
+        want.extend([2, 0, 0, 0, b'1', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        want.extend(b"cache-x\xff");
+        want.extend([0xe4, 0xff, 0xff, 0xff, 3, 0, 0, 0]);
+        want.extend([0; 28]);
+        want.extend([0, 0, 0, 0]);
+        want.extend([1, 0, 0, 0, b'd', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        want.extend([0; 8]);
+        assert_eq!(encode(&msg).unwrap(), want);
+        // The union is still 80 bytes: a ping's body.
+        assert_eq!(encode(&NodeMsg::Ping(1)).unwrap()[8], 80);
     }
 }

@@ -395,3 +395,72 @@ fn a_leave_holds_members_once_then_releases_them() {
     let again = a.peer_left(&key("c"));
     assert_eq!((releases(&again), presence_events(&again)), (0, 0));
 }
+
+/// Where an event goes: the peers it is sent to, and whether it is delivered locally (with
+/// the cache data it carries).
+fn deliveries(actions: &[Action]) -> (Vec<String>, Option<Option<String>>) {
+    let mut peers = Vec::new();
+    let mut local = None;
+    for a in actions {
+        match a {
+            Action::Send {
+                to,
+                msg: NodeMsg::Deliver { cache_data, .. },
+            } => peers.push(format!("{}:{}", to.as_str(), cache_data.is_some())),
+            Action::DeliverLocal { cache_data, .. } => local = Some(cache_data.clone()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    peers.sort();
+    (peers, local)
+}
+
+#[test]
+fn cache_events_reach_every_live_node_and_the_local_cache() {
+    let ch = channel(&[(&["a", "b", "c"], "a")]);
+    let mut a = node("a", &["a", "b", "c"]);
+    let b = key("b");
+    // Only b has subscribers; a has none.
+    a.on_msg(&b, interest(&ch, true));
+    let plain = a.publish("1", &ch, b"e".to_vec(), None, None);
+    assert_eq!(deliveries(&plain), (vec!["b:false".to_string()], None));
+    let cached = a.publish("1", &ch, b"e".to_vec(), None, Some("d".into()));
+    assert_eq!(
+        deliveries(&cached),
+        (
+            vec!["b:true".to_string(), "c:true".to_string()],
+            Some(Some("d".to_string()))
+        )
+    );
+    // A cache Deliver is kept by a node without subscribers; a plain one is not.
+    let mut c = node("c", &["a", "b", "c"]);
+    let deliver = |cache_data: Option<String>| NodeMsg::Deliver {
+        app: "1".into(),
+        channel: ch.clone(),
+        frame: b"e".to_vec(),
+        exclude: None,
+        privileged_only: false,
+        cache_data,
+    };
+    assert!(c.on_msg(&key("a"), deliver(None)).is_empty());
+    assert_eq!(
+        deliveries(&c.on_msg(&key("a"), deliver(Some("d".into())))),
+        (vec![], Some(Some("d".to_string())))
+    );
+    // A Publish from another node keeps its cache data through the owner's fanout.
+    let publish = NodeMsg::Publish {
+        app: "1".into(),
+        channel: ch.clone(),
+        frame: b"e".to_vec(),
+        exclude: None,
+        cache_data: Some("d".into()),
+        origin_seq: 1,
+    };
+    assert_eq!(
+        deliveries(&a.on_msg(&key("c"), publish)),
+        (
+            vec!["b:true".to_string(), "c:true".to_string()],
+            Some(Some("d".to_string()))
+        )
+    );
+}

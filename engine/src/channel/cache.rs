@@ -1,5 +1,7 @@
 //! Cache channels: the owner keeps the last event of each `cache-*` channel for
-//! [`CACHE_TTL`], replays it to new subscribers, and answers `info=cache`.
+//! [`CACHE_TTL`], replays it to new subscribers, and answers `info=cache`. In a cluster the
+//! owning node sends cache events to every node, and each node's owner shard keeps its own
+//! copy (docs/cluster.md).
 
 use crate::app::AppIdx;
 use bytes::Bytes;

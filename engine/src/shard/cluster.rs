@@ -14,7 +14,7 @@ use super::msg::{Join, Reply, ShardMsg};
 use super::Shard;
 use crate::app::AppIdx;
 use crate::channel::local::ConnId;
-use crate::channel::name::ChannelKind;
+use crate::channel::name::{self, ChannelKind};
 use crate::placement::ShardId;
 use crate::protocol::server as frames;
 use crate::socket_id::SocketId;
@@ -53,6 +53,13 @@ pub struct Gateway {
 /// How often due presence holds are released (the hold ends 3.0–3.25 s after the leave).
 const RELEASE_TICK: Duration = Duration::from_millis(250);
 
+/// The connection a `ClusterJoin` answers: its shard, id and socket id.
+struct Subscriber {
+    from: ShardId,
+    conn: ConnId,
+    socket_id: SocketId,
+}
+
 fn exclude_of(s: Option<SocketId>) -> raptor_cluster::wire::Exclude {
     s.map(|s| (s.hi, s.lo))
 }
@@ -79,7 +86,7 @@ impl Gateway {
                         LinkEvent::Msg { peer, msg, .. } => core.on_msg(&peer, msg),
                     }
                 };
-                s.apply(actions, None);
+                s.apply(actions);
                 glommio::yield_if_needed().await;
             }
         })
@@ -102,7 +109,7 @@ impl Gateway {
                 };
                 for node in due {
                     let actions = g.core.borrow_mut().release(&node);
-                    s.apply(actions, None);
+                    s.apply(actions);
                 }
             }
         })
@@ -120,10 +127,10 @@ impl Gateway {
                 // still a leave: hold its members rather than drop them as a death.
                 for k in &leaving {
                     let actions = gw.core.borrow_mut().peer_left(k);
-                    s.apply(actions, None);
+                    s.apply(actions);
                 }
                 let actions = gw.core.borrow_mut().set_view(nodes);
-                s.apply(actions, None);
+                s.apply(actions);
                 if view.changed().await.is_err() {
                     return;
                 }
@@ -172,8 +179,7 @@ impl Shard {
                     exclude_of(exclude),
                     cache_data.as_deref().map(str::to_string),
                 );
-                // The owning node keeps cache-channel events; attach the data to its local delivery.
-                self.apply(actions, cache_data);
+                self.apply(actions);
                 if let Some((from, id)) = ack {
                     self.mesh.send(
                         from,
@@ -191,17 +197,25 @@ impl Shard {
                     .core
                     .borrow_mut()
                     .set_interest(&app_id, &channel, on);
-                self.apply(actions, None);
+                self.apply(actions);
             }
             ShardMsg::ClusterJoin {
                 app,
                 channel,
                 join,
-                first_local,
                 from,
                 conn,
                 socket_id,
-            } => self.cluster_join(app, channel, join, first_local, from, conn, socket_id),
+                cache,
+                cache_miss,
+            } => {
+                let sub = Subscriber {
+                    from,
+                    conn,
+                    socket_id,
+                };
+                self.cluster_join(app, channel, join, sub, cache, cache_miss)
+            }
             ShardMsg::ClusterLeave { .. } if self.node.shutting_down() => {
                 // Draining: our clients were told to reconnect elsewhere. Peers hold our
                 // members for the leave hold; telling them each user left would make those
@@ -214,30 +228,59 @@ impl Shard {
                     .core
                     .borrow_mut()
                     .presence_leave(&app_id, &channel, &user);
-                self.apply(actions, None);
+                self.apply(actions);
             }
             ShardMsg::ClusterTerminate { app, user } => {
                 let app_id = self.apps.get(app).id.clone();
                 let actions = self.gw().core.borrow_mut().terminate(&app_id, &user);
-                self.apply(actions, None);
+                self.apply(actions);
             }
             other => tracing::error!(msg = ?other, "not a gateway message"),
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// A presence subscription the local owner counted. The member limit is checked here,
+    /// against the cluster-wide union: a user new to the channel is refused once the union
+    /// is full, and the owner's count is undone.
+    ///
+    /// Whether the user still has to join is decided from the gateway's own set of local
+    /// members, not from the owner's "first connection on this node": after a refusal the
+    /// owner counts the refused connection until its undo arrives, so a second tab of the
+    /// same user may reach the gateway as "not first" without ever having joined.
     fn cluster_join(
         &self,
         app: AppIdx,
         channel: Arc<str>,
         join: Join,
-        first_local: bool,
-        from: ShardId,
-        conn: ConnId,
-        socket_id: SocketId,
+        sub: Subscriber,
+        cache: Option<Bytes>,
+        cache_miss: bool,
     ) {
         let app_id = self.apps.get(app).id.clone();
-        if first_local {
+        let joined = self
+            .gw()
+            .core
+            .borrow()
+            .is_local_member(&app_id, &channel, &join.user_id);
+        if !joined {
+            let max = self.apps.get(app).max_presence_members;
+            let room = self
+                .gw()
+                .core
+                .borrow()
+                .has_room_for(&app_id, &channel, &join.user_id, max);
+            if !room {
+                let undo = ShardMsg::Unsubscribe {
+                    app,
+                    channel: channel.clone(),
+                    from: sub.from,
+                    user_id: Some(join.user_id.clone()),
+                };
+                self.mesh.send(self.owner_of(app, &channel), undo);
+                let why = format!("presence channel is full ({max} members)");
+                let user_id = Some(join.user_id.clone());
+                return self.refuse_limit(sub.from, app, channel, sub.conn, user_id, &why);
+            }
             let actions = self.gw().core.borrow_mut().presence_join(
                 &app_id,
                 &channel,
@@ -245,7 +288,7 @@ impl Shard {
                 join.user_info.as_deref().map(str::to_string),
             );
             // The joiner must not hear its own member_added.
-            self.apply_excluding(actions, None, Some(socket_id));
+            self.apply_excluding(actions, Some(sub.socket_id));
         }
         let members = self.gw().core.borrow().members(&app_id, &channel);
         let kind = ChannelKind::of(&channel);
@@ -263,30 +306,30 @@ impl Shard {
                     .map(|(id, info)| (id.as_str(), info.as_deref())),
             )
         };
+        let mut frames = vec![frame];
+        frames.extend(cache);
+        if cache_miss {
+            self.emit_cache_miss(app, &channel);
+        }
         let user_id = Some(join.user_id.clone());
         self.mesh.send(
-            from,
+            sub.from,
             ShardMsg::SubscribeAck {
                 app,
                 channel,
-                conn,
+                conn: sub.conn,
                 ok: true,
-                frames: vec![frame],
+                frames,
                 user_id,
             },
         );
     }
 
-    pub(super) fn apply(&self, actions: Vec<Action>, cache_data: Option<Arc<str>>) {
-        self.apply_excluding(actions, cache_data, None);
+    pub(super) fn apply(&self, actions: Vec<Action>) {
+        self.apply_excluding(actions, None);
     }
 
-    fn apply_excluding(
-        &self,
-        actions: Vec<Action>,
-        cache_data: Option<Arc<str>>,
-        joiner: Option<SocketId>,
-    ) {
+    fn apply_excluding(&self, actions: Vec<Action>, joiner: Option<SocketId>) {
         let gw = self.gw();
         for action in actions {
             match action {
@@ -311,10 +354,16 @@ impl Shard {
                     frame,
                     exclude,
                     privileged_only,
+                    cache_data,
                 } => {
                     let Some(a) = self.apps.by_id(&app) else {
                         continue;
                     };
+                    // The local owner keeps a cache channel's event for replay. Only for a
+                    // valid cache channel: a peer's word does not put other names in the cache.
+                    let cacheable = ChannelKind::of(&channel).cache
+                        && name::validate(&channel, self.limits.max_channel_name_bytes).is_ok();
+                    let cache_data = cache_data.filter(|_| cacheable).map(Arc::from);
                     let channel: Arc<str> = Arc::from(channel);
                     let owner = self.owner_of(a.idx, &channel);
                     self.mesh.send(
@@ -325,7 +374,7 @@ impl Shard {
                             frame: Bytes::from(frame),
                             exclude: exclude.map(|(hi, lo)| SocketId { hi, lo }),
                             privileged_only,
-                            cache_data: cache_data.clone(),
+                            cache_data,
                         },
                     );
                 }

@@ -122,17 +122,20 @@ pub enum ShardMsg {
         channel: Arc<str>,
         on: bool,
     },
-    /// Local owner → gateway: a presence subscription was counted; the gateway answers the
-    /// subscriber's shard with the cluster-wide member list. `first_local` when it is the
-    /// user's first connection on this node.
+    /// Local owner → gateway: a presence subscription was counted; the gateway checks the
+    /// member limit against the cluster-wide members, then answers the subscriber's shard
+    /// with the cluster-wide member list, or refuses it and sends the owner the
+    /// `Unsubscribe` that undoes the count. `cache` is the replay of a cache channel
+    /// (`cache_miss` when it is `pusher:cache_miss`), appended to an accepted answer.
     ClusterJoin {
         app: AppIdx,
         channel: Arc<str>,
         join: Join,
-        first_local: bool,
         from: ShardId,
         conn: ConnId,
         socket_id: SocketId,
+        cache: Option<Bytes>,
+        cache_miss: bool,
     },
     /// Local owner → gateway: the user's last connection on this node left the channel.
     ClusterLeave {

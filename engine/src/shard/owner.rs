@@ -99,29 +99,26 @@ impl Shard {
             self.mesh.send(super::cluster::GATEWAY, msg);
         }
         if let (true, Some(j)) = (self.clustered, &join) {
-            // The gateway knows the cluster-wide members: it sends member_added where due and
-            // answers the subscriber with the full list.
+            // The gateway knows the cluster-wide members: it checks the member limit against
+            // them, sends member_added where due and answers the subscriber with the full
+            // list (and the cache replay looked up here, where the cache lives).
             if change.occupancy {
                 a.channels
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if !self.clustered {
-                    // In a cluster the owning node fires this once (Action::Occupancy).
-                    self.webhooks.emit(
-                        app,
-                        WebhookEvent::ChannelOccupied {
-                            channel: channel.to_string(),
-                        },
-                    );
-                }
             }
+            let (cache, cache_miss) = match kind.cache.then(|| self.cache_replay(app, &channel)) {
+                Some((frame, miss)) => (Some(frame), miss),
+                None => (None, false),
+            };
             let msg = ShardMsg::ClusterJoin {
                 app,
                 channel: channel.clone(),
                 join: j.clone(),
-                first_local: change.member,
                 from,
                 conn,
                 socket_id,
+                cache,
+                cache_miss,
             };
             self.mesh.send(super::cluster::GATEWAY, msg);
             self.count_changed(app, &channel, Instant::now());
@@ -180,17 +177,10 @@ impl Shard {
             None => out.push(frames::subscription_succeeded(&channel)),
         }
         if kind.cache {
-            match self.cache.borrow().get(app, &channel, Instant::now()) {
-                Some((c, _)) => out.push(c.frame.clone()),
-                None => {
-                    out.push(frames::cache_miss(&channel));
-                    self.webhooks.emit(
-                        app,
-                        WebhookEvent::CacheMiss {
-                            channel: channel.to_string(),
-                        },
-                    );
-                }
+            let (frame, miss) = self.cache_replay(app, &channel);
+            out.push(frame);
+            if miss {
+                self.emit_cache_miss(app, &channel);
             }
         }
         self.mesh.send(
@@ -207,8 +197,26 @@ impl Shard {
         self.count_changed(app, &channel, Instant::now());
     }
 
+    /// What a new subscriber of a cache channel gets after `subscription_succeeded`: the
+    /// cached event, or `pusher:cache_miss` (`true`: a miss, for the webhook).
+    fn cache_replay(&self, app: AppIdx, channel: &str) -> (Bytes, bool) {
+        match self.cache.borrow().get(app, channel, Instant::now()) {
+            Some((c, _)) => (c.frame.clone(), false),
+            None => (frames::cache_miss(channel), true),
+        }
+    }
+
+    pub(super) fn emit_cache_miss(&self, app: AppIdx, channel: &str) {
+        self.webhooks.emit(
+            app,
+            WebhookEvent::CacheMiss {
+                channel: channel.to_string(),
+            },
+        );
+    }
+
     /// Answers a subscription the owner will not count: `LimitReached`, status 403.
-    fn refuse_limit(
+    pub(super) fn refuse_limit(
         &self,
         from: ShardId,
         app: AppIdx,
