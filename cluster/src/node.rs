@@ -85,7 +85,7 @@
 use crate::interest::{InterestTable, LocalInterest};
 use crate::ownership::{channel_key, owner, owner_of_key};
 use crate::presence::{ClusterPresence, LocalChange, LocalPresence, Member, PresenceEvent};
-use crate::wire::{Exclude, NodeMsg, SyncMember};
+use crate::wire::{AnswerBody, Exclude, NodeMsg, QueryKind, SyncMember};
 use crate::{NodeId, NodeKey};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -125,6 +125,20 @@ pub enum Action {
         channel: String,
         occupied: bool,
     },
+    /// A peer asks what this node knows locally about `app`: answer `from` with one
+    /// `NodeMsg::Answer { id, .. }` (see [`crate::query`]).
+    PeerQuery {
+        from: NodeId,
+        id: u64,
+        app: String,
+        kind: QueryKind,
+    },
+    /// A peer answered one of this node's queries: hand it to [`crate::query::Queries`].
+    PeerAnswer {
+        from: NodeId,
+        id: u64,
+        body: AnswerBody,
+    },
 }
 
 /// Counters of things that are fine but worth seeing.
@@ -161,6 +175,8 @@ pub struct NodeCore {
     live: BTreeSet<NodeKey>,
     live_ids: Vec<NodeId>,
     left: BTreeSet<NodeKey>,
+    /// Peers with a link session up (link events), whatever the live view says.
+    linked: BTreeSet<NodeKey>,
     local_interest: LocalInterest,
     table: InterestTable,
     local_presence: LocalPresence,
@@ -182,6 +198,7 @@ impl NodeCore {
             live: BTreeSet::new(),
             live_ids: Vec::new(),
             left: BTreeSet::new(),
+            linked: BTreeSet::new(),
             local_interest: LocalInterest::new(),
             table: InterestTable::new(),
             local_presence: LocalPresence::new(),
@@ -205,6 +222,15 @@ impl NodeCore {
 
     pub fn counters(&self) -> NodeCounters {
         self.counters
+    }
+
+    /// The peers a cluster query goes to: linked and live, this node excluded.
+    pub fn query_peers(&self) -> Vec<NodeId> {
+        self.linked
+            .iter()
+            .filter(|k| **k != self.me && self.live.contains(k))
+            .map(|k| k.id.clone())
+            .collect()
     }
 
     /// The owning node of a channel under the current view.
@@ -461,6 +487,7 @@ impl NodeCore {
     /// A link to `peer` came up: sync our members to it and re-announce the interest it
     /// owns.
     pub fn link_up(&mut self, peer: &NodeKey) -> Vec<Action> {
+        self.linked.insert(peer.clone());
         let events = self.presence.link_up(peer);
         let mut out: Vec<Action> = self.presence_actions(events).collect();
         let snapshot = self.local_presence.snapshot();
@@ -515,6 +542,7 @@ impl NodeCore {
 
     /// The link to `peer` went down.
     pub fn link_down(&mut self, peer: &NodeKey) -> Vec<Action> {
+        self.linked.remove(peer);
         let events = self.presence.link_down(peer);
         self.presence_actions(events).collect()
     }
@@ -757,6 +785,17 @@ impl NodeCore {
                 out.extend(self.presence_actions(events));
                 out
             }
+            NodeMsg::Query { id, app, kind } => vec![Action::PeerQuery {
+                from: from.id.clone(),
+                id,
+                app,
+                kind,
+            }],
+            NodeMsg::Answer { id, body } => vec![Action::PeerAnswer {
+                from: from.id.clone(),
+                id,
+                body,
+            }],
             // Handled by the link layer.
             NodeMsg::Hello { .. } | NodeMsg::Ping(_) | NodeMsg::Pong(_) => Vec::new(),
         }

@@ -355,3 +355,45 @@ fn ownership_moving_back_is_silent() {
         vec![(x.clone(), false)]
     );
 }
+
+#[test]
+fn queries_go_to_linked_live_peers_and_come_back_as_actions() {
+    let mut n = NodeCore::new(key("a"));
+    let _ = n.set_view(empty(&["a", "b", "c", "d"]));
+    let _ = n.link_up(&key("b"));
+    let _ = n.link_up(&key("c"));
+    let _ = n.link_up(&key("e")); // linked but not live: not asked
+    assert_eq!(n.query_peers(), ids(&["b", "c"]));
+    let _ = n.link_down(&key("c"));
+    assert_eq!(n.query_peers(), ids(&["b"]));
+
+    let kind = QueryKind::List {
+        prefix: "presence-".into(),
+    };
+    let q = NodeMsg::Query {
+        id: 4,
+        app: "1".into(),
+        kind: kind.clone(),
+    };
+    assert_eq!(
+        n.on_msg(&key("b"), q),
+        vec![Action::PeerQuery {
+            from: NodeId::new("b").unwrap(),
+            id: 4,
+            app: "1".into(),
+            kind,
+        }]
+    );
+    let a = NodeMsg::Answer {
+        id: 4,
+        body: AnswerBody::Refused,
+    };
+    assert_eq!(
+        n.on_msg(&key("b"), a),
+        vec![Action::PeerAnswer {
+            from: NodeId::new("b").unwrap(),
+            id: 4,
+            body: AnswerBody::Refused,
+        }]
+    );
+}

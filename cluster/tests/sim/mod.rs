@@ -240,7 +240,9 @@ impl Sim {
                         node.webhooks.push(rec);
                     }
                 }
-                Action::Terminate { .. } => {}
+                // Queries are scatter-gather over real links: engine/tests/cluster_queries.rs.
+                Action::Terminate { .. } | Action::PeerQuery { .. } | Action::PeerAnswer { .. } => {
+                }
                 Action::Occupancy {
                     channel, occupied, ..
                 } => self.occupancy.push((at.to_owned(), channel, occupied)),

@@ -354,6 +354,8 @@ impl Shard {
                         self.terminate_local(a.idx, &user);
                     }
                 }
+                // Channel queries are not wired up yet: a peer's query goes unanswered.
+                Action::PeerQuery { .. } | Action::PeerAnswer { .. } => {}
             }
         }
     }
