@@ -89,6 +89,16 @@ pub struct ClusterSettings {
     pub seeds: Vec<String>,
     /// TCP address for node-to-node messages.
     pub peer: SocketAddr,
+    /// How long a channel query (`GET /apps/{id}/channels[/{name}]`) waits for the other
+    /// nodes' answers before answering with those that arrived. Default 1000 ms; longer
+    /// holds an HTTP request longer when a peer is slow or gone, shorter gives partial
+    /// answers sooner. 1..=4000 (the HTTP handler gives up on its gateway after 5 s).
+    #[serde(default = "default_query_timeout_ms")]
+    pub query_timeout_ms: u64,
+}
+
+fn default_query_timeout_ms() -> u64 {
+    1000
 }
 
 fn default_cluster_id() -> String {
@@ -419,6 +429,7 @@ impl Config {
                     gossip: addr("cluster.gossip", gossip)?,
                     seeds: Vec::new(),
                     peer: addr("cluster.peer", peer)?,
+                    query_timeout_ms: default_query_timeout_ms(),
                 }
             }
         };
@@ -453,6 +464,11 @@ impl Config {
         }
         if self.apps.is_empty() {
             return Err(invalid("apps", "at least one app is required"));
+        }
+        if let Some(c) = &self.cluster {
+            if !(1..=4000).contains(&c.query_timeout_ms) {
+                return Err(invalid("cluster.query_timeout_ms", "must be 1..=4000"));
+            }
         }
         let mut ids = std::collections::HashSet::new();
         let mut keys = std::collections::HashSet::new();

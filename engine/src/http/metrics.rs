@@ -101,6 +101,7 @@ pub async fn stats(shard: &Rc<Shard>, req: &Request) -> Response {
         publish_to_write_us: Quantiles,
         fanout_recipients: Quantiles,
         queue_delay_us: Quantiles,
+        cluster_queries: crate::stats::ClusterQueryFigures,
     }
     let out = Out {
         shards: shard.nr_shards,
@@ -120,6 +121,7 @@ pub async fn stats(shard: &Rc<Shard>, req: &Request) -> Response {
         publish_to_write_us: quantiles(&s.publish_to_write_us),
         fanout_recipients: quantiles(&s.fanout),
         queue_delay_us: quantiles(&s.queue_delay_us),
+        cluster_queries: s.cluster_queries,
     };
     Response::json(
         200,

@@ -7,9 +7,12 @@
 //! owning node's gateway is the only place that orders a channel, a channel's events have
 //! one order cluster-wide.
 //!
+//! Channel queries across nodes live next door, in `shard::cluster_query`.
+//!
 //! **Boundary:** tokio types appear only here (the membership `watch` receiver), awaited
 //! with runtime-agnostic futures; nothing here blocks a shard.
 
+use super::cluster_query::ClusterQueries;
 use super::msg::{Join, Reply, ShardMsg};
 use super::Shard;
 use crate::app::AppIdx;
@@ -39,11 +42,15 @@ pub struct GatewayParts {
     pub commands: BridgeTx<Command>,
     pub events: BridgeRx<LinkEvent>,
     pub view: ViewReceiver,
+    /// `[cluster] query_timeout_ms`: how long channel queries wait for peers.
+    pub query_timeout: std::time::Duration,
 }
 
 pub struct Gateway {
     core: RefCell<NodeCore>,
     commands: BridgeTx<Command>,
+    /// Channel queries this node waits on or answers (`shard::cluster_query`).
+    pub(super) queries: ClusterQueries,
 }
 
 fn exclude_of(s: Option<SocketId>) -> raptor_cluster::wire::Exclude {
@@ -56,22 +63,31 @@ impl Gateway {
         let gw = Rc::new(Gateway {
             core: RefCell::new(NodeCore::new(parts.me)),
             commands: parts.commands,
+            queries: ClusterQueries::new(shard, parts.query_timeout),
         });
         *shard.gateway.borrow_mut() = Some(gw.clone());
         let mut events = parts.events;
         let s = shard.clone();
         glommio::spawn_local(async move {
             while let Some(ev) = events.recv().await {
+                let mut gone = None;
                 let actions = {
                     let gw = s.gateway.borrow().clone().expect("gateway");
                     let mut core = gw.core.borrow_mut();
                     match ev {
                         LinkEvent::Up { peer, .. } => core.link_up(&peer),
-                        LinkEvent::Down { peer, .. } => core.link_down(&peer),
+                        LinkEvent::Down { peer, .. } => {
+                            let actions = core.link_down(&peer);
+                            gone = Some(peer.id);
+                            actions
+                        }
                         LinkEvent::Msg { peer, msg, .. } => core.on_msg(&peer, msg),
                     }
                 };
                 s.apply(actions, None);
+                if let Some(peer) = gone {
+                    s.queries_peer_gone(&peer);
+                }
                 glommio::yield_if_needed().await;
             }
         })
@@ -94,6 +110,13 @@ impl Gateway {
             }
         })
         .detach();
+    }
+}
+
+impl Gateway {
+    /// The peers a channel query goes to.
+    pub(super) fn core_query_peers(&self) -> Vec<raptor_cluster::NodeId> {
+        self.core.borrow().query_peers()
     }
 }
 
@@ -179,6 +202,9 @@ impl Shard {
                 let app_id = self.apps.get(app).id.clone();
                 let actions = self.gw().core.borrow_mut().terminate(&app_id, &user);
                 self.apply(actions, None);
+            }
+            ShardMsg::ClusterQuery { from, id, app, ask } => {
+                self.start_cluster_query(from, id, app, ask)
             }
             other => tracing::error!(msg = ?other, "not a gateway message"),
         }
@@ -354,8 +380,13 @@ impl Shard {
                         self.terminate_local(a.idx, &user);
                     }
                 }
-                // Channel queries are not wired up yet: a peer's query goes unanswered.
-                Action::PeerQuery { .. } | Action::PeerAnswer { .. } => {}
+                Action::PeerQuery {
+                    from,
+                    id,
+                    app,
+                    kind,
+                } => self.answer_peer(from, id, app, kind),
+                Action::PeerAnswer { from, id, body } => self.on_peer_answer(&from, id, body),
             }
         }
     }
