@@ -716,4 +716,32 @@ mod tests {
         .unwrap();
         assert_eq!(c.cluster.unwrap().node_id, "a");
     }
+
+    #[test]
+    fn cluster_query_timeout() {
+        let over = Overrides {
+            node_id: Some("n1".into()),
+            gossip: Some("127.0.0.1:7946".into()),
+            peer: Some("127.0.0.1:7947".into()),
+            ..Overrides::default()
+        };
+        let mut cfg = Config::load(None, &over).unwrap();
+        assert_eq!(cfg.cluster.as_ref().unwrap().query_timeout_ms, 1000);
+        for (ms, ok) in [(0, false), (1, true), (4000, true), (4001, false)] {
+            cfg.cluster.as_mut().unwrap().query_timeout_ms = ms;
+            match cfg.validate() {
+                Ok(()) => assert!(ok, "{ms} accepted"),
+                Err(e) => {
+                    assert!(!ok, "{ms} refused: {e}");
+                    assert!(e.to_string().contains("cluster.query_timeout_ms"), "{e}");
+                }
+            }
+        }
+        let c = Config::from_toml(
+            "[cluster]\nnode_id = \"a\"\ngossip = \"127.0.0.1:1\"\npeer = \"127.0.0.1:2\"\nquery_timeout_ms = 250\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.cluster.unwrap().query_timeout_ms, 250);
+    }
 }

@@ -179,6 +179,25 @@ pub async fn metrics(shard: &Rc<Shard>, req: &Request) -> Response {
         "counter",
         s.slow_consumers,
     );
+    let q = s.cluster_queries;
+    gauge(
+        "cluster_queries_total",
+        "Channel queries this node sent to the other nodes.",
+        "counter",
+        q.started,
+    );
+    gauge(
+        "cluster_queries_incomplete_total",
+        "Channel queries answered without every node's full answer (timeout, lost link, refused, cut list).",
+        "counter",
+        q.incomplete,
+    );
+    gauge(
+        "cluster_peer_queries_refused_total",
+        "Other nodes' channel queries this node refused (busy or its shards too slow).",
+        "counter",
+        q.refused_for_peers,
+    );
     gauge(
         "webhook_events_queued_total",
         "Webhook events accepted for sending.",
