@@ -155,6 +155,8 @@ pub struct NodeCounters {
 pub struct ViewNode {
     pub key: NodeKey,
     pub interest: crate::interest::InterestFilter,
+    /// It answers channel queries (gossip key `queries`); others are never sent a `Query`.
+    pub answers_queries: bool,
 }
 
 impl From<&crate::membership::NodeInfo> for ViewNode {
@@ -162,6 +164,7 @@ impl From<&crate::membership::NodeInfo> for ViewNode {
         ViewNode {
             key: n.key(),
             interest: n.interest.clone(),
+            answers_queries: n.answers_queries,
         }
     }
 }
@@ -224,12 +227,14 @@ impl NodeCore {
         self.counters
     }
 
-    /// The peers a cluster query goes to: linked and live, this node excluded.
+    /// The peers a cluster query goes to: linked, live, and saying they answer queries
+    /// (an older release would refuse the frame and drop the link); this node excluded.
     pub fn query_peers(&self) -> Vec<NodeId> {
-        self.linked
+        self.view
             .iter()
-            .filter(|k| **k != self.me && self.live.contains(k))
-            .map(|k| k.id.clone())
+            .filter(|n| n.answers_queries && n.key != self.me)
+            .filter(|n| self.live.contains(&n.key) && self.linked.contains(&n.key))
+            .map(|n| n.key.id.clone())
             .collect()
     }
 

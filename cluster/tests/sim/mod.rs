@@ -141,7 +141,11 @@ impl Sim {
                 node.view = view.clone();
                 let vn = view
                     .into_iter()
-                    .map(|(key, interest)| ViewNode { key, interest })
+                    .map(|(key, interest)| ViewNode {
+                        key,
+                        interest,
+                        answers_queries: true,
+                    })
                     .collect();
                 let actions = node.core.set_view(vn);
                 self.apply(&id, actions);
