@@ -32,6 +32,8 @@
 //!   delivers to the union, so a lost message costs at most a gossip round. The owner also
 //!   turns that union becoming non-empty or empty into one `channel_occupied` /
 //!   `channel_vacated` for the cluster ([`node::Action::Occupancy`]).
+//! * **Channel queries are scatter-gather** ([`query`]): a node asks every linked live peer
+//!   about an app's channels and merges the answers that arrive before its timeout.
 //! * **tokio meets glommio in one place** ([`bridge`]): the cluster runs on its own thread
 //!   with a tokio runtime ([`runtime`]); shards talk to it only through bounded queues that
 //!   never block a shard.
@@ -54,6 +56,7 @@ pub mod membership;
 pub mod node;
 pub mod ownership;
 pub mod presence;
+pub mod query;
 pub mod runtime;
 pub mod wire;
 

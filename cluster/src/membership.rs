@@ -40,6 +40,10 @@ use tracing::{info, warn};
 pub const KEY_PEER_ADDR: &str = "peer_addr";
 pub const KEY_STATUS: &str = "status";
 pub const KEY_PRESENCE: &str = "presence";
+/// Written `1` at start by nodes that answer channel queries (`Query`/`Answer`, tags 12 and
+/// 13): a node sends a `Query` only to peers that say so, so an older node, which would
+/// refuse the unknown tag and drop the link, is never asked.
+pub const KEY_QUERIES: &str = "queries";
 pub const STATUS_READY: &str = "ready";
 pub const STATUS_LEAVING: &str = "leaving";
 
@@ -112,6 +116,8 @@ pub struct NodeInfo {
     pub interest: InterestFilter,
     /// Digest of its presence members, if it published one.
     pub presence: Option<Digest>,
+    /// It gossips `queries = 1`: it understands `Query` and answers it.
+    pub answers_queries: bool,
 }
 
 impl NodeInfo {
@@ -183,6 +189,7 @@ fn to_view(live: &BTreeMap<ChitchatId, NodeState>) -> LiveView {
                     .map(|(k, v)| (k, v.value.as_str())),
             ),
             presence: state.get(KEY_PRESENCE).and_then(Digest::decode),
+            answers_queries: state.get(KEY_QUERIES) == Some("1"),
         };
         match newest.get(&id) {
             Some(have) if have.generation >= info.generation => {}
@@ -236,6 +243,7 @@ impl Membership {
         let initial = vec![
             (KEY_PEER_ADDR.to_owned(), cfg.peer_addr.to_string()),
             (KEY_STATUS.to_owned(), STATUS_READY.to_owned()),
+            (KEY_QUERIES.to_owned(), "1".to_owned()),
         ];
         let handle = chitchat::spawn_chitchat(config, initial, transport)
             .await

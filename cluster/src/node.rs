@@ -90,7 +90,7 @@
 use crate::interest::{InterestTable, LocalInterest};
 use crate::ownership::{channel_key, owner, owner_of_key};
 use crate::presence::{ClusterPresence, LocalChange, LocalPresence, Member, PresenceEvent};
-use crate::wire::{Exclude, NodeMsg, SyncMember};
+use crate::wire::{AnswerBody, Exclude, NodeMsg, QueryKind, SyncMember};
 use crate::{NodeId, NodeKey};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -137,6 +137,20 @@ pub enum Action {
     /// Call [`NodeCore::release`] for `node` after `after` (the presence hold of a node
     /// that left on purpose). The caller owns the clock.
     ReleaseLater { node: NodeKey, after: Duration },
+    /// A peer asks what this node knows locally about `app`: answer `from` with one
+    /// `NodeMsg::Answer { id, .. }` (see [`crate::query`]).
+    PeerQuery {
+        from: NodeId,
+        id: u64,
+        app: String,
+        kind: QueryKind,
+    },
+    /// A peer answered one of this node's queries: hand it to [`crate::query::Queries`].
+    PeerAnswer {
+        from: NodeId,
+        id: u64,
+        body: AnswerBody,
+    },
 }
 
 /// How long the members of a node that left on purpose keep counting: long enough for its
@@ -158,6 +172,8 @@ pub struct NodeCounters {
 pub struct ViewNode {
     pub key: NodeKey,
     pub interest: crate::interest::InterestFilter,
+    /// It answers channel queries (gossip key `queries`); others are never sent a `Query`.
+    pub answers_queries: bool,
 }
 
 impl From<&crate::membership::NodeInfo> for ViewNode {
@@ -165,6 +181,7 @@ impl From<&crate::membership::NodeInfo> for ViewNode {
         ViewNode {
             key: n.key(),
             interest: n.interest.clone(),
+            answers_queries: n.answers_queries,
         }
     }
 }
@@ -178,6 +195,8 @@ pub struct NodeCore {
     live: BTreeSet<NodeKey>,
     live_ids: Vec<NodeId>,
     left: BTreeSet<NodeKey>,
+    /// Peers with a link session up (link events), whatever the live view says.
+    linked: BTreeSet<NodeKey>,
     local_interest: LocalInterest,
     table: InterestTable,
     local_presence: LocalPresence,
@@ -199,6 +218,7 @@ impl NodeCore {
             live: BTreeSet::new(),
             live_ids: Vec::new(),
             left: BTreeSet::new(),
+            linked: BTreeSet::new(),
             local_interest: LocalInterest::new(),
             table: InterestTable::new(),
             local_presence: LocalPresence::new(),
@@ -222,6 +242,17 @@ impl NodeCore {
 
     pub fn counters(&self) -> NodeCounters {
         self.counters
+    }
+
+    /// The peers a cluster query goes to: linked, live, and saying they answer queries
+    /// (an older release would refuse the frame and drop the link); this node excluded.
+    pub fn query_peers(&self) -> Vec<NodeId> {
+        self.view
+            .iter()
+            .filter(|n| n.answers_queries && n.key != self.me)
+            .filter(|n| self.live.contains(&n.key) && self.linked.contains(&n.key))
+            .map(|n| n.key.id.clone())
+            .collect()
     }
 
     /// The owning node of a channel under the current view.
@@ -490,6 +521,7 @@ impl NodeCore {
     /// A link to `peer` came up: sync our members to it and re-announce the interest it
     /// owns.
     pub fn link_up(&mut self, peer: &NodeKey) -> Vec<Action> {
+        self.linked.insert(peer.clone());
         let events = self.presence.link_up(peer);
         let mut out: Vec<Action> = self.presence_actions(events).collect();
         let snapshot = self.local_presence.snapshot();
@@ -544,6 +576,7 @@ impl NodeCore {
 
     /// The link to `peer` went down.
     pub fn link_down(&mut self, peer: &NodeKey) -> Vec<Action> {
+        self.linked.remove(peer);
         let events = self.presence.link_down(peer);
         self.presence_actions(events).collect()
     }
@@ -827,6 +860,17 @@ impl NodeCore {
             }
             NodeMsg::Terminate { app, user } => vec![Action::Terminate { app, user }],
             NodeMsg::Leaving => self.peer_left(from),
+            NodeMsg::Query { id, app, kind } => vec![Action::PeerQuery {
+                from: from.id.clone(),
+                id,
+                app,
+                kind,
+            }],
+            NodeMsg::Answer { id, body } => vec![Action::PeerAnswer {
+                from: from.id.clone(),
+                id,
+                body,
+            }],
             // Handled by the link layer.
             NodeMsg::Hello { .. } | NodeMsg::Ping(_) | NodeMsg::Pong(_) => Vec::new(),
         }

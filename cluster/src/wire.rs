@@ -42,6 +42,31 @@ pub struct SyncMember {
     pub user_info: Option<String>,
 }
 
+/// What a [`NodeMsg::Query`] asks about one app (docs/cluster.md, "Channel queries").
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum QueryKind {
+    /// `GET /apps/{id}/channels/{name}`: the sender's subscriptions to one channel.
+    Channel { channel: String },
+    /// `GET /apps/{id}/channels`: the sender's channels with subscribers, by name prefix.
+    List { prefix: String },
+}
+
+/// The body of a [`NodeMsg::Answer`].
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum AnswerBody {
+    /// Subscriptions to the channel on the answering node (0: none).
+    Channel { subscription_count: u32 },
+    /// Channels with subscribers on the answering node. `truncated`: the list was cut to fit
+    /// one frame ([`crate::query::ANSWER_LIST_BYTES`]), so some names are missing.
+    List {
+        channels: Vec<String>,
+        truncated: bool,
+    },
+    /// The answering node would not answer (too many queries in progress there, or it
+    /// could not ask its own shards in time); the asker counts it like a missing answer.
+    Refused,
+}
+
 /// Every message one node sends another. Plain owned values: the receiver gets them after
 /// validation and deserialization, so nothing borrowed from a receive buffer escapes.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -115,6 +140,18 @@ pub enum NodeMsg {
     /// The sender is shutting down on purpose: treat it as gone now, not after the failure
     /// detector notices.
     Leaving,
+    /// Node → every linked peer: what do you know locally about `app`? Answered with one
+    /// `Answer` carrying the same `id` (ids are the asker's; they mean nothing to others).
+    Query {
+        id: u64,
+        app: String,
+        kind: QueryKind,
+    },
+    /// Node → the peer whose `Query` this answers.
+    Answer {
+        id: u64,
+        body: AnswerBody,
+    },
 }
 
 /// Message kind in byte 5 of the header: quick dispatch and compatibility checks without
@@ -133,6 +170,8 @@ pub enum Tag {
     Ping = 9,
     Pong = 10,
     Leaving = 11,
+    Query = 12,
+    Answer = 13,
 }
 
 impl Tag {
@@ -149,6 +188,8 @@ impl Tag {
             9 => Tag::Ping,
             10 => Tag::Pong,
             11 => Tag::Leaving,
+            12 => Tag::Query,
+            13 => Tag::Answer,
             _ => return None,
         })
     }
@@ -168,6 +209,8 @@ impl NodeMsg {
             NodeMsg::Ping(_) => Tag::Ping,
             NodeMsg::Pong(_) => Tag::Pong,
             NodeMsg::Leaving => Tag::Leaving,
+            NodeMsg::Query { .. } => Tag::Query,
+            NodeMsg::Answer { .. } => Tag::Answer,
         }
     }
 }
@@ -186,6 +229,8 @@ impl ArchivedNodeMsg {
             ArchivedNodeMsg::Ping(_) => Tag::Ping,
             ArchivedNodeMsg::Pong(_) => Tag::Pong,
             ArchivedNodeMsg::Leaving => Tag::Leaving,
+            ArchivedNodeMsg::Query { .. } => Tag::Query,
+            ArchivedNodeMsg::Answer { .. } => Tag::Answer,
         }
     }
 }
@@ -495,6 +540,32 @@ mod tests {
             any::<u64>().prop_map(NodeMsg::Ping),
             any::<u64>().prop_map(NodeMsg::Pong),
             Just(NodeMsg::Leaving),
+            (any::<u64>(), s(), query_kind()).prop_map(|(id, app, kind)| NodeMsg::Query {
+                id,
+                app,
+                kind
+            }),
+            (any::<u64>(), answer_body()).prop_map(|(id, body)| NodeMsg::Answer { id, body }),
+        ]
+    }
+
+    fn query_kind() -> impl Strategy<Value = QueryKind> {
+        prop_oneof![
+            s().prop_map(|channel| QueryKind::Channel { channel }),
+            s().prop_map(|prefix| QueryKind::List { prefix }),
+        ]
+    }
+
+    fn answer_body() -> impl Strategy<Value = AnswerBody> {
+        prop_oneof![
+            any::<u32>().prop_map(|subscription_count| AnswerBody::Channel { subscription_count }),
+            (proptest::collection::vec(s(), 0..20), any::<bool>()).prop_map(
+                |(channels, truncated)| AnswerBody::List {
+                    channels,
+                    truncated
+                }
+            ),
+            Just(AnswerBody::Refused),
         ]
     }
 
@@ -535,7 +606,7 @@ mod tests {
 
         #[test]
         fn random_bodies_behind_a_valid_header_never_panic(
-            tag in 0u8..14,
+            tag in 0u8..16,
             body in proptest::collection::vec(any::<u8>(), 0..300),
         ) {
             let mut frame = Vec::new();
@@ -671,5 +742,73 @@ mod tests {
         assert_eq!(encode(&msg).unwrap(), want);
         // The union is still 80 bytes: a ping's body.
         assert_eq!(encode(&NodeMsg::Ping(1)).unwrap()[8], 80);
+    }
+
+    #[test]
+    fn query_and_answer_round_trip_with_their_tags() {
+        let msgs = [
+            NodeMsg::Query {
+                id: 7,
+                app: "1".into(),
+                kind: QueryKind::Channel {
+                    channel: "presence-room".into(),
+                },
+            },
+            NodeMsg::Query {
+                id: u64::MAX,
+                app: "app-with-a-long-id".into(),
+                kind: QueryKind::List {
+                    prefix: String::new(),
+                },
+            },
+            NodeMsg::Answer {
+                id: 7,
+                body: AnswerBody::Channel {
+                    subscription_count: 3,
+                },
+            },
+            NodeMsg::Answer {
+                id: 8,
+                body: AnswerBody::List {
+                    channels: vec!["a".into(), "a-much-longer-channel-name".into()],
+                    truncated: true,
+                },
+            },
+            NodeMsg::Answer {
+                id: 9,
+                body: AnswerBody::Refused,
+            },
+        ];
+        let tags = [12, 12, 13, 13, 13];
+        for (msg, tag) in msgs.iter().zip(tags) {
+            let frame = encode(msg).unwrap();
+            assert_eq!(frame[5], tag, "{msg:?}");
+            let (back, used) = decode(&frame).unwrap().unwrap();
+            assert_eq!(used, frame.len());
+            assert_eq!(&back, msg);
+        }
+        // The new variants do not grow the union: existing messages keep their bytes.
+        let ping = encode(&NodeMsg::Ping(1)).unwrap();
+        assert_eq!(u64::from_le_bytes(ping[8..16].try_into().unwrap()), 80);
+    }
+
+    #[test]
+    fn query_with_an_answer_tag_is_refused() {
+        let mut frame = encode(&NodeMsg::Query {
+            id: 1,
+            app: "1".into(),
+            kind: QueryKind::List {
+                prefix: "presence-".into(),
+            },
+        })
+        .unwrap();
+        frame[5] = Tag::Answer as u8;
+        assert_eq!(
+            decode(&frame),
+            Err(WireError::TagMismatch {
+                tag: 13,
+                body: Tag::Query
+            })
+        );
     }
 }

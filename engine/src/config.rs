@@ -89,6 +89,16 @@ pub struct ClusterSettings {
     pub seeds: Vec<String>,
     /// TCP address for node-to-node messages.
     pub peer: SocketAddr,
+    /// How long a channel query (`GET /apps/{id}/channels[/{name}]`) waits for the other
+    /// nodes' answers before answering with those that arrived. Default 1000 ms; longer
+    /// holds an HTTP request longer when a peer is slow or gone, shorter gives partial
+    /// answers sooner. 1..=4000 (the HTTP handler gives up on its gateway after 5 s).
+    #[serde(default = "default_query_timeout_ms")]
+    pub query_timeout_ms: u64,
+}
+
+fn default_query_timeout_ms() -> u64 {
+    1000
 }
 
 fn default_cluster_id() -> String {
@@ -419,6 +429,7 @@ impl Config {
                     gossip: addr("cluster.gossip", gossip)?,
                     seeds: Vec::new(),
                     peer: addr("cluster.peer", peer)?,
+                    query_timeout_ms: default_query_timeout_ms(),
                 }
             }
         };
@@ -453,6 +464,11 @@ impl Config {
         }
         if self.apps.is_empty() {
             return Err(invalid("apps", "at least one app is required"));
+        }
+        if let Some(c) = &self.cluster {
+            if !(1..=4000).contains(&c.query_timeout_ms) {
+                return Err(invalid("cluster.query_timeout_ms", "must be 1..=4000"));
+            }
         }
         let mut ids = std::collections::HashSet::new();
         let mut keys = std::collections::HashSet::new();
@@ -699,5 +715,33 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.cluster.unwrap().node_id, "a");
+    }
+
+    #[test]
+    fn cluster_query_timeout() {
+        let over = Overrides {
+            node_id: Some("n1".into()),
+            gossip: Some("127.0.0.1:7946".into()),
+            peer: Some("127.0.0.1:7947".into()),
+            ..Overrides::default()
+        };
+        let mut cfg = Config::load(None, &over).unwrap();
+        assert_eq!(cfg.cluster.as_ref().unwrap().query_timeout_ms, 1000);
+        for (ms, ok) in [(0, false), (1, true), (4000, true), (4001, false)] {
+            cfg.cluster.as_mut().unwrap().query_timeout_ms = ms;
+            match cfg.validate() {
+                Ok(()) => assert!(ok, "{ms} accepted"),
+                Err(e) => {
+                    assert!(!ok, "{ms} refused: {e}");
+                    assert!(e.to_string().contains("cluster.query_timeout_ms"), "{e}");
+                }
+            }
+        }
+        let c = Config::from_toml(
+            "[cluster]\nnode_id = \"a\"\ngossip = \"127.0.0.1:1\"\npeer = \"127.0.0.1:2\"\nquery_timeout_ms = 250\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.cluster.unwrap().query_timeout_ms, 250);
     }
 }

@@ -91,7 +91,37 @@ impl ShardStats {
             publish_to_write_us: self.publish_to_write_us.borrow().clone(),
             fanout: self.fanout.borrow().clone(),
             queue_delay_us: self.queue_delay_us.borrow().clone(),
+            cluster_queries: ClusterQueryFigures::default(),
         }
+    }
+}
+
+/// Cluster channel queries (docs/cluster.md, "Channel queries"); only the gateway shard
+/// counts them, the others report zeros.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct ClusterQueryFigures {
+    /// Queries this node sent to its peers.
+    pub started: u64,
+    /// Of those, answered without every peer's full answer (timeout, link lost, refused,
+    /// list cut to fit a frame, or too many queries waiting).
+    pub incomplete: u64,
+    /// Of those, not sent at all because too many queries were waiting.
+    pub over_limit: u64,
+    /// Answers that came after their query finished (or were not asked for); ignored.
+    pub stray_answers: u64,
+    /// Peers' queries this node answered, and refused (busy, or its shards too slow).
+    pub answered_for_peers: u64,
+    pub refused_for_peers: u64,
+}
+
+impl ClusterQueryFigures {
+    fn merge(&mut self, o: &ClusterQueryFigures) {
+        self.started += o.started;
+        self.incomplete += o.incomplete;
+        self.over_limit += o.over_limit;
+        self.stray_answers += o.stray_answers;
+        self.answered_for_peers += o.answered_for_peers;
+        self.refused_for_peers += o.refused_for_peers;
     }
 }
 
@@ -107,6 +137,7 @@ pub struct Snapshot {
     pub publish_to_write_us: Histogram<u64>,
     pub fanout: Histogram<u64>,
     pub queue_delay_us: Histogram<u64>,
+    pub cluster_queries: ClusterQueryFigures,
 }
 
 impl Snapshot {
@@ -120,6 +151,7 @@ impl Snapshot {
         let _ = self.publish_to_write_us.add(&o.publish_to_write_us);
         let _ = self.fanout.add(&o.fanout);
         let _ = self.queue_delay_us.add(&o.queue_delay_us);
+        self.cluster_queries.merge(&o.cluster_queries);
     }
 }
 

@@ -26,6 +26,7 @@ fn view(nodes: &[(&str, InterestFilter)]) -> Vec<ViewNode> {
         .map(|(id, f)| ViewNode {
             key: key(id),
             interest: f.clone(),
+            answers_queries: true,
         })
         .collect()
 }
@@ -189,6 +190,7 @@ fn a_new_owner_takes_over_silently_and_vacates_once() {
     before.push(ViewNode {
         key: key("a"),
         interest: InterestFilter::default(),
+        answers_queries: true,
     });
     assert!(occ(&b.set_view(before)).is_empty());
     assert!(occ(&b.set_view(subs(&[&x]))).is_empty(), "a died");
@@ -247,6 +249,7 @@ fn an_adopted_key_expires_with_the_summary() {
     with_a.push(ViewNode {
         key: key("a"),
         interest: InterestFilter::default(),
+        answers_queries: true,
     });
     assert!(occ(&b.set_view(with_a)).is_empty());
     assert!(occ(&b.set_view(stale)).is_empty());
@@ -334,6 +337,7 @@ fn a_new_node_in_an_established_view_brings_new_occupancy() {
     v.push(ViewNode {
         key: d2.clone(),
         interest: summary(&[&x]),
+        answers_queries: true,
     });
     assert_eq!(occ(&a.set_view(v)), vec![(x.clone(), true)]);
 }
@@ -462,5 +466,49 @@ fn cache_events_reach_every_live_node_and_the_local_cache() {
             vec!["b:true".to_string(), "c:true".to_string()],
             Some(Some("d".to_string()))
         )
+    );
+}
+
+#[test]
+fn queries_go_to_linked_live_peers_and_come_back_as_actions() {
+    let mut n = NodeCore::new(key("a"));
+    let mut v = empty(&["a", "b", "c", "d", "f"]);
+    v[4].answers_queries = false; // an older release: would drop the link on tag 12
+    let _ = n.set_view(v);
+    for peer in ["b", "c", "e", "f"] {
+        let _ = n.link_up(&key(peer)); // "e" is linked but not live: not asked
+    }
+    assert_eq!(n.query_peers(), ids(&["b", "c"]));
+    let _ = n.link_down(&key("c"));
+    assert_eq!(n.query_peers(), ids(&["b"]));
+
+    let kind = QueryKind::List {
+        prefix: "presence-".into(),
+    };
+    let q = NodeMsg::Query {
+        id: 4,
+        app: "1".into(),
+        kind: kind.clone(),
+    };
+    assert_eq!(
+        n.on_msg(&key("b"), q),
+        vec![Action::PeerQuery {
+            from: NodeId::new("b").unwrap(),
+            id: 4,
+            app: "1".into(),
+            kind,
+        }]
+    );
+    let a = NodeMsg::Answer {
+        id: 4,
+        body: AnswerBody::Refused,
+    };
+    assert_eq!(
+        n.on_msg(&key("b"), a),
+        vec![Action::PeerAnswer {
+            from: NodeId::new("b").unwrap(),
+            id: 4,
+            body: AnswerBody::Refused,
+        }]
     );
 }

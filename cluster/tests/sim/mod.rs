@@ -145,7 +145,11 @@ impl Sim {
                 node.view = view.clone();
                 let vn = view
                     .into_iter()
-                    .map(|(key, interest)| ViewNode { key, interest })
+                    .map(|(key, interest)| ViewNode {
+                        key,
+                        interest,
+                        answers_queries: true,
+                    })
                     .collect();
                 let actions = node.core.set_view(vn);
                 self.apply(&id, actions);
@@ -244,8 +248,10 @@ impl Sim {
                         node.webhooks.push(rec);
                     }
                 }
-                Action::Terminate { .. } => {}
                 Action::ReleaseLater { node, .. } => self.holds.push((at.to_owned(), node)),
+                // Queries are scatter-gather over real links: engine/tests/cluster_queries.rs.
+                Action::Terminate { .. } | Action::PeerQuery { .. } | Action::PeerAnswer { .. } => {
+                }
                 Action::Occupancy {
                     channel, occupied, ..
                 } => self.occupancy.push((at.to_owned(), channel, occupied)),

@@ -5,7 +5,7 @@ use super::response::Response;
 use crate::app::App;
 use crate::channel::name::{self, ChannelKind};
 use crate::shard::msg::Query as Q;
-use crate::shard::msg::{Query, Reply};
+use crate::shard::msg::{ClusterAsk, Query, Reply};
 use crate::shard::Shard;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -46,13 +46,16 @@ pub fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
     simd_json::to_vec(v).expect("in-memory serialization")
 }
 
-/// The requested attributes of one channel, asked of its owner. `occupied` is always set;
-/// callers that must not show it clear it.
+/// The requested attributes of one channel, asked of its owner (and, in a cluster, of every
+/// other node: `occupied` and `subscription_count` are cluster-wide). `occupied` is always
+/// set, but cluster-wide only when `occupied` is asked for (it costs a round trip to the
+/// other nodes); callers that do not show it pass false and clear it.
 pub async fn channel_attributes(
     shard: &Rc<Shard>,
     app: &App,
     channel: &Arc<str>,
     info: &[String],
+    occupied: bool,
 ) -> Result<ChannelAttrs, Response> {
     let owner = shard.owner_of(app.idx, channel);
     let reply = shard
@@ -74,6 +77,19 @@ pub async fn channel_attributes(
         return Err(Response::error(500, "unexpected shard reply"));
     };
     let wants = |k: &str| info.iter().any(|i| i == k);
+    let subscription_count = if shard.clustered && (occupied || wants("subscription_count")) {
+        // The other nodes' subscribers; those that did not answer in time are left out.
+        let ask = ClusterAsk::Channel(channel.clone());
+        match shard.cluster_gather(app.idx, ask).await {
+            Ok(g) => {
+                let total = u64::from(subscription_count) + g.subscription_count;
+                u32::try_from(total).unwrap_or(u32::MAX)
+            }
+            Err(e) => return Err(Response::error(503, &e.to_string())),
+        }
+    } else {
+        subscription_count
+    };
     let kind = ChannelKind::of(channel);
     let user_count = if shard.clustered && wants("user_count") && kind.is_presence() {
         // Members live on every node: the gateway holds the cluster-wide view.
@@ -117,7 +133,7 @@ pub async fn info(shard: &Rc<Shard>, app: &App, req: &Request, channel: &str) ->
     if info.iter().any(|i| i == "user_count") && !ChannelKind::of(channel).is_presence() {
         return Response::error(400, "user_count is only available for presence channels");
     }
-    match channel_attributes(shard, app, &Arc::from(channel), &info).await {
+    match channel_attributes(shard, app, &Arc::from(channel), &info, true).await {
         Ok(attrs) => Response::json(200, to_json(&attrs)),
         Err(resp) => resp,
     }
@@ -131,23 +147,21 @@ pub async fn list(shard: &Rc<Shard>, app: &App, req: &Request) -> Response {
         return Response::error(400, "user_count requires filter_by_prefix=presence-");
     }
     let mut channels: BTreeMap<String, ChannelAttrs> = BTreeMap::new();
-    for s in 0..shard.nr_shards {
-        let q = Query::List {
-            app: app.idx,
-            prefix: prefix.clone(),
+    let local = match shard.local_list(app.idx, &prefix).await {
+        Ok(items) => items,
+        Err(e) => return Response::error(503, &e.to_string()),
+    };
+    for (name, _, users) in local {
+        let attrs = ChannelAttrs {
+            user_count: user_count.then_some(users),
+            ..ChannelAttrs::default()
         };
-        match shard.query(s, q).await {
-            Ok(Reply::List(items)) => {
-                for (name, _, users) in items {
-                    let attrs = ChannelAttrs {
-                        user_count: user_count.then_some(users),
-                        ..ChannelAttrs::default()
-                    };
-                    channels.insert(name, attrs);
-                }
-            }
-            Ok(_) => return Response::error(500, "unexpected shard reply"),
-            Err(e) => return Response::error(503, &e.to_string()),
+        channels.insert(name, attrs);
+    }
+    if shard.clustered {
+        match cluster_list(shard, app, &prefix, user_count, &mut channels).await {
+            Ok(()) => {}
+            Err(resp) => return resp,
         }
     }
     #[derive(Serialize)]
@@ -155,6 +169,48 @@ pub async fn list(shard: &Rc<Shard>, app: &App, req: &Request) -> Response {
         channels: BTreeMap<String, ChannelAttrs>,
     }
     Response::json(200, to_json(&Out { channels }))
+}
+
+/// Adds the channels other nodes have subscribers for (those that answered in time), and
+/// in a cluster takes `user_count` from the cluster-wide presence view.
+async fn cluster_list(
+    shard: &Rc<Shard>,
+    app: &App,
+    prefix: &str,
+    user_count: bool,
+    channels: &mut BTreeMap<String, ChannelAttrs>,
+) -> Result<(), Response> {
+    let ask = ClusterAsk::List(prefix.to_owned());
+    let g = shard
+        .cluster_gather(app.idx, ask)
+        .await
+        .map_err(|e| Response::error(503, &e.to_string()))?;
+    for name in g.channels {
+        // A peer's list is data from the network: keep only what this query asked for.
+        if name.starts_with(prefix) && name::validate(&name, usize::MAX).is_ok() {
+            channels.entry(name).or_default();
+        }
+    }
+    if !user_count {
+        return Ok(());
+    }
+    let names: Vec<String> = channels.keys().cloned().collect();
+    let q = Query::UserCounts {
+        app: app.idx,
+        channels: names.clone(),
+    };
+    match shard.query(crate::shard::cluster::GATEWAY, q).await {
+        Ok(Reply::UserCounts(counts)) => {
+            for (name, n) in names.iter().zip(counts) {
+                if let Some(attrs) = channels.get_mut(name) {
+                    attrs.user_count = Some(n);
+                }
+            }
+            Ok(())
+        }
+        Ok(_) => Err(Response::error(500, "unexpected shard reply")),
+        Err(e) => Err(Response::error(503, &e.to_string())),
+    }
 }
 
 /// `GET /apps/{id}/channels/{name}/users`: presence channels only.

@@ -12,8 +12,11 @@ use serde::{Deserialize, Serialize};
 use simd_json::prelude::*;
 use simd_json::OwnedValue;
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::Poll;
 
 /// One event as the SDKs send it.
 #[derive(Deserialize)]
@@ -61,9 +64,14 @@ pub async fn publish(shard: &Rc<Shard>, app: &App, req: &Request) -> Response {
     if ev.info.is_empty() {
         return Response::json(200, "{}");
     }
+    // Asked together: in a cluster each one may wait for the other nodes' answers.
+    let asks = ev
+        .channels
+        .iter()
+        .map(|c| channel_attributes(shard, app, c, &ev.info, false));
     let mut channels = BTreeMap::new();
-    for c in &ev.channels {
-        match channel_attributes(shard, app, c, &ev.info).await {
+    for (c, attrs) in ev.channels.iter().zip(join_all(asks.collect()).await) {
+        match attrs {
             Ok(attrs) => {
                 channels.insert(
                     c.to_string(),
@@ -108,13 +116,16 @@ pub async fn batch(shard: &Rc<Shard>, app: &App, req: &Request) -> Response {
     if checked.iter().all(|e| e.info.is_empty()) {
         return Response::json(200, "{}");
     }
-    let mut batch = Vec::new();
-    for ev in &checked {
+    // Asked together: in a cluster each one may wait for the other nodes' answers.
+    let asks = checked.iter().map(|ev| async move {
         if ev.info.is_empty() {
-            batch.push(ChannelAttrs::default());
-            continue;
+            return Ok(ChannelAttrs::default());
         }
-        match channel_attributes(shard, app, &ev.channels[0], &ev.info).await {
+        channel_attributes(shard, app, &ev.channels[0], &ev.info, false).await
+    });
+    let mut batch = Vec::new();
+    for attrs in join_all(asks.collect()).await {
+        match attrs {
             Ok(a) => batch.push(ChannelAttrs {
                 occupied: None,
                 ..a
@@ -207,4 +218,28 @@ fn check(shard: &Shard, ev: EventBody, multi: bool) -> Result<Checked, Response>
         exclude,
         info,
     })
+}
+
+/// Runs the futures concurrently on this shard; their outputs in order.
+async fn join_all<F: Future>(futs: Vec<F>) -> Vec<F::Output> {
+    let mut futs: Vec<Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    futures_lite::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, o) in futs.iter_mut().zip(out.iter_mut()) {
+            if o.is_none() {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => *o = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
 }

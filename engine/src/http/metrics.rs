@@ -101,6 +101,7 @@ pub async fn stats(shard: &Rc<Shard>, req: &Request) -> Response {
         publish_to_write_us: Quantiles,
         fanout_recipients: Quantiles,
         queue_delay_us: Quantiles,
+        cluster_queries: crate::stats::ClusterQueryFigures,
     }
     let out = Out {
         shards: shard.nr_shards,
@@ -120,6 +121,7 @@ pub async fn stats(shard: &Rc<Shard>, req: &Request) -> Response {
         publish_to_write_us: quantiles(&s.publish_to_write_us),
         fanout_recipients: quantiles(&s.fanout),
         queue_delay_us: quantiles(&s.queue_delay_us),
+        cluster_queries: s.cluster_queries,
     };
     Response::json(
         200,
@@ -176,6 +178,25 @@ pub async fn metrics(shard: &Rc<Shard>, req: &Request) -> Response {
         "Connections closed with 4100 because they fell behind.",
         "counter",
         s.slow_consumers,
+    );
+    let q = s.cluster_queries;
+    gauge(
+        "cluster_queries_total",
+        "Channel queries this node sent to the other nodes.",
+        "counter",
+        q.started,
+    );
+    gauge(
+        "cluster_queries_incomplete_total",
+        "Channel queries answered without every node's full answer (timeout, lost link, refused, cut list).",
+        "counter",
+        q.incomplete,
+    );
+    gauge(
+        "cluster_peer_queries_refused_total",
+        "Other nodes' channel queries this node refused (busy or its shards too slow).",
+        "counter",
+        q.refused_for_peers,
     );
     gauge(
         "webhook_events_queued_total",

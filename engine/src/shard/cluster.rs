@@ -7,9 +7,12 @@
 //! owning node's gateway is the only place that orders a channel, a channel's events have
 //! one order cluster-wide.
 //!
+//! Channel queries across nodes live next door, in `shard::cluster_query`.
+//!
 //! **Boundary:** tokio types appear only here (the membership `watch` receiver), awaited
 //! with runtime-agnostic futures; nothing here blocks a shard.
 
+use super::cluster_query::ClusterQueries;
 use super::msg::{Join, Reply, ShardMsg};
 use super::Shard;
 use crate::app::AppIdx;
@@ -40,6 +43,8 @@ pub struct GatewayParts {
     pub commands: BridgeTx<Command>,
     pub events: BridgeRx<LinkEvent>,
     pub view: ViewReceiver,
+    /// `[cluster] query_timeout_ms`: how long channel queries wait for peers.
+    pub query_timeout: std::time::Duration,
 }
 
 pub struct Gateway {
@@ -48,6 +53,8 @@ pub struct Gateway {
     /// Presence holds of nodes that left, due for `NodeCore::release` (one per leave, so a
     /// handful at most).
     releases: RefCell<Vec<(Instant, NodeKey)>>,
+    /// Channel queries this node waits on or answers (`shard::cluster_query`).
+    pub(super) queries: ClusterQueries,
 }
 
 /// How often due presence holds are released (the hold ends 3.0–3.25 s after the leave).
@@ -71,22 +78,31 @@ impl Gateway {
             core: RefCell::new(NodeCore::new(parts.me)),
             commands: parts.commands,
             releases: RefCell::new(Vec::new()),
+            queries: ClusterQueries::new(shard, parts.query_timeout),
         });
         *shard.gateway.borrow_mut() = Some(gw.clone());
         let mut events = parts.events;
         let s = shard.clone();
         glommio::spawn_local(async move {
             while let Some(ev) = events.recv().await {
+                let mut gone = None;
                 let actions = {
                     let gw = s.gateway.borrow().clone().expect("gateway");
                     let mut core = gw.core.borrow_mut();
                     match ev {
                         LinkEvent::Up { peer, .. } => core.link_up(&peer),
-                        LinkEvent::Down { peer, .. } => core.link_down(&peer),
+                        LinkEvent::Down { peer, .. } => {
+                            let actions = core.link_down(&peer);
+                            gone = Some(peer.id);
+                            actions
+                        }
                         LinkEvent::Msg { peer, msg, .. } => core.on_msg(&peer, msg),
                     }
                 };
                 s.apply(actions);
+                if let Some(peer) = gone {
+                    s.queries_peer_gone(&peer);
+                }
                 glommio::yield_if_needed().await;
             }
         })
@@ -137,6 +153,13 @@ impl Gateway {
             }
         })
         .detach();
+    }
+}
+
+impl Gateway {
+    /// The peers a channel query goes to.
+    pub(super) fn core_query_peers(&self) -> Vec<raptor_cluster::NodeId> {
+        self.core.borrow().query_peers()
     }
 }
 
@@ -234,6 +257,9 @@ impl Shard {
                 let app_id = self.apps.get(app).id.clone();
                 let actions = self.gw().core.borrow_mut().terminate(&app_id, &user);
                 self.apply(actions);
+            }
+            ShardMsg::ClusterQuery { from, id, app, ask } => {
+                self.start_cluster_query(from, id, app, ask)
             }
             other => tracing::error!(msg = ?other, "not a gateway message"),
         }
@@ -449,6 +475,13 @@ impl Shard {
                         .borrow_mut()
                         .push((Instant::now() + after, node));
                 }
+                Action::PeerQuery {
+                    from,
+                    id,
+                    app,
+                    kind,
+                } => self.answer_peer(from, id, app, kind),
+                Action::PeerAnswer { from, id, body } => self.on_peer_answer(&from, id, body),
             }
         }
     }

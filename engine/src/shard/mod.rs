@@ -12,6 +12,7 @@
 //! channels, [`users`] what it does for its users.
 
 pub mod cluster;
+mod cluster_query;
 pub mod mesh;
 pub mod msg;
 mod owner;
@@ -564,7 +565,8 @@ impl Shard {
             | ShardMsg::ClusterInterest { .. }
             | ShardMsg::ClusterJoin { .. }
             | ShardMsg::ClusterLeave { .. }
-            | ShardMsg::ClusterTerminate { .. }) => self.gateway_handle(msg),
+            | ShardMsg::ClusterTerminate { .. }
+            | ShardMsg::ClusterQuery { .. }) => self.gateway_handle(msg),
             ShardMsg::LocalFanout {
                 app,
                 channel,

@@ -148,6 +148,14 @@ pub enum ShardMsg {
         app: AppIdx,
         user: Arc<str>,
     },
+    /// HTTP → gateway: ask every other node about `app`; answered with [`Reply::Cluster`]
+    /// once the peers answered or the cluster query timeout passed (`shard::cluster_query`).
+    ClusterQuery {
+        from: ShardId,
+        id: u64,
+        app: AppIdx,
+        ask: ClusterAsk,
+    },
     /// Gateway → local owner: write `frame` to this node's subscribers only.
     LocalFanout {
         app: AppIdx,
@@ -179,6 +187,30 @@ pub enum Query {
     Members { app: AppIdx, channel: Arc<str> },
     /// This shard's counters and histograms.
     Stats,
+    /// Gateway only: cluster-wide member counts of these presence channels, in order.
+    UserCounts { app: AppIdx, channels: Vec<String> },
+}
+
+/// What a [`ShardMsg::ClusterQuery`] asks the other nodes.
+#[derive(Debug, Clone)]
+pub enum ClusterAsk {
+    /// Their subscriptions to one channel.
+    Channel(Arc<str>),
+    /// Their channels with subscribers whose names start with the prefix.
+    List(String),
+}
+
+/// The other nodes' answers to a [`ShardMsg::ClusterQuery`], merged (this node's own part
+/// is not included: the asker adds it).
+#[derive(Debug, Default)]
+pub struct ClusterGather {
+    /// `Channel`: subscriptions summed over the nodes that answered.
+    pub subscription_count: u64,
+    /// `List`: the union of their channel names.
+    pub channels: Vec<String>,
+    /// Nodes asked, and nodes whose full answer is included.
+    pub asked: u32,
+    pub answered: u32,
 }
 
 #[derive(Debug)]
@@ -195,4 +227,6 @@ pub enum Reply {
     Stats(Box<crate::stats::Snapshot>),
     /// The owner has ordered and fanned out a published event.
     Published,
+    Cluster(ClusterGather),
+    UserCounts(Vec<u32>),
 }

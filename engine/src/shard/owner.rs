@@ -412,10 +412,20 @@ impl Shard {
                 }
             }
             Query::List { app, prefix } => Reply::List(self.owned.borrow().list(app, &prefix)),
-            Query::Stats => Reply::Stats(Box::new(self.stats.snapshot(
-                self.conns.borrow().len() as u64,
-                self.owned.borrow().len() as u64,
-            ))),
+            Query::Stats => {
+                let mut snap = self.stats.snapshot(
+                    self.conns.borrow().len() as u64,
+                    self.owned.borrow().len() as u64,
+                );
+                if let Some(gw) = self.gateway.borrow().as_ref() {
+                    snap.cluster_queries = gw.queries.figures();
+                }
+                Reply::Stats(Box::new(snap))
+            }
+            Query::UserCounts { app, channels } if self.gateway.borrow().is_some() => {
+                Reply::UserCounts(self.cluster_user_counts(app, &channels))
+            }
+            Query::UserCounts { channels, .. } => Reply::UserCounts(vec![0; channels.len()]),
             Query::Members { app, channel } if self.gateway.borrow().is_some() => {
                 Reply::Members(self.cluster_members(app, &channel))
             }

@@ -1,0 +1,262 @@
+//! Cluster-wide channel queries: `GET /apps/{id}/channels[/{name}]` answered for the whole
+//! cluster from any node (docs/cluster.md, "Channel queries").
+//!
+//! The asking side: an HTTP handler asks its own shards as on a single node, and sends
+//! [`ShardMsg::ClusterQuery`] to the gateway. The gateway scatters a `Query` to every linked
+//! live peer ([`raptor_cluster::query::Queries`]), gathers the `Answer`s, and replies with
+//! [`Reply::Cluster`] when all peers answered, their links went down, or the timeout
+//! (`[cluster] query_timeout_ms`) passed — then with what arrived. The handler merges.
+//!
+//! The answering side: a peer's `Query` reaches the gateway as `Action::PeerQuery`; a task
+//! asks this node's shards (like the HTTP handler does) and sends one `Answer` back.
+//!
+//! **Invariant:** bounded. At most [`raptor_cluster::query::MAX_PENDING`] queries wait on
+//! answers, at most [`MAX_ANSWERING`] peer queries are being answered (more are answered
+//! `Refused` at once), and a list answer is cut to fit one frame. Nothing here awaits in a
+//! message handler: waiting happens in spawned tasks.
+
+use super::cluster::GATEWAY;
+use super::msg::{ClusterAsk, ClusterGather, Query, Reply, ShardMsg};
+use super::{QueryTimeout, Shard};
+use crate::app::AppIdx;
+use crate::placement::ShardId;
+use crate::stats::ClusterQueryFigures;
+use raptor_cluster::node::Action;
+use raptor_cluster::query::{list_answer, Finished, Queries, Start, MAX_PENDING};
+use raptor_cluster::wire::{AnswerBody, NodeMsg, QueryKind};
+use raptor_cluster::NodeId;
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Peer queries this node answers at the same time, at most; more get `Refused` at once
+/// (each holds a task asking this node's shards for up to a few ms).
+pub const MAX_ANSWERING: usize = 64;
+
+/// Where a finished query's reply goes: the asking shard and its request id.
+type ReplyTo = (ShardId, u64);
+
+/// The gateway's query state.
+pub struct ClusterQueries {
+    /// The gateway shard, for the tasks that wait (timers, answering peers).
+    shard: Weak<Shard>,
+    pending: RefCell<Queries<ReplyTo>>,
+    timeout: Duration,
+    /// Peer queries being answered now.
+    answering: Cell<usize>,
+    /// Peer queries answered / refused (over [`MAX_ANSWERING`] or shards too slow).
+    answered: Cell<u64>,
+    refused: Cell<u64>,
+}
+
+impl ClusterQueries {
+    pub fn new(shard: &Rc<Shard>, timeout: Duration) -> ClusterQueries {
+        ClusterQueries {
+            shard: Rc::downgrade(shard),
+            pending: RefCell::new(Queries::new(MAX_PENDING)),
+            timeout,
+            answering: Cell::new(0),
+            answered: Cell::new(0),
+            refused: Cell::new(0),
+        }
+    }
+
+    /// Counters for `/stats` and `/metrics`.
+    pub fn figures(&self) -> ClusterQueryFigures {
+        let c = self.pending.borrow().counters();
+        ClusterQueryFigures {
+            started: c.started,
+            incomplete: c.incomplete,
+            over_limit: c.over_limit,
+            stray_answers: c.stray_answers,
+            answered_for_peers: self.answered.get(),
+            refused_for_peers: self.refused.get(),
+        }
+    }
+}
+
+impl Shard {
+    /// This node's channels with subscribers whose names start with `prefix`, asked of every
+    /// shard: `(name, subscription_count, user_count)` with this node's counts.
+    pub async fn local_list(
+        &self,
+        app: AppIdx,
+        prefix: &str,
+    ) -> Result<Vec<(String, u32, u32)>, QueryTimeout> {
+        let mut out = Vec::new();
+        for s in 0..self.nr_shards {
+            let q = Query::List {
+                app,
+                prefix: prefix.to_owned(),
+            };
+            if let Reply::List(items) = self.query(s, q).await? {
+                out.extend(items);
+            }
+        }
+        Ok(out)
+    }
+
+    /// What the other nodes say (HTTP side; cluster mode only). Returns at most the cluster
+    /// query timeout after the gateway got the question.
+    pub async fn cluster_gather(
+        &self,
+        app: AppIdx,
+        ask: ClusterAsk,
+    ) -> Result<ClusterGather, QueryTimeout> {
+        let from = self.id;
+        let msg = |id| ShardMsg::ClusterQuery { from, id, app, ask };
+        match self.request(GATEWAY, msg).await? {
+            Reply::Cluster(g) => Ok(g),
+            _ => Err(QueryTimeout),
+        }
+    }
+
+    /// Cluster-wide member counts of presence channels (gateway shard only).
+    pub(super) fn cluster_user_counts(&self, app: AppIdx, channels: &[String]) -> Vec<u32> {
+        channels
+            .iter()
+            .map(|c| self.cluster_members(app, c).len() as u32)
+            .collect()
+    }
+
+    fn query_gw(&self) -> Rc<super::cluster::Gateway> {
+        self.gateway
+            .borrow()
+            .clone()
+            .expect("cluster queries run on the gateway shard")
+    }
+
+    /// Gateway: a local shard asks the other nodes.
+    pub(super) fn start_cluster_query(&self, from: ShardId, id: u64, app: AppIdx, ask: ClusterAsk) {
+        let gw = self.query_gw();
+        let app_id = self.apps.get(app).id.clone();
+        let kind = match ask {
+            ClusterAsk::Channel(c) => QueryKind::Channel {
+                channel: c.to_string(),
+            },
+            ClusterAsk::List(prefix) => QueryKind::List { prefix },
+        };
+        let peers = gw.core_query_peers();
+        let start = gw
+            .queries
+            .pending
+            .borrow_mut()
+            .start(peers, &app_id, kind, (from, id));
+        match start {
+            Start::Done(f) => self.finish_query(f),
+            Start::Sent { id, actions } => {
+                self.apply(actions);
+                let Some(shard) = gw.queries.shard.upgrade() else {
+                    return;
+                };
+                let timeout = gw.queries.timeout;
+                glommio::spawn_local(async move {
+                    glommio::timer::sleep(timeout).await;
+                    let done = shard.query_gw().queries.pending.borrow_mut().expire(id);
+                    if let Some(f) = done {
+                        shard.finish_query(f);
+                    }
+                })
+                .detach();
+            }
+        }
+    }
+
+    /// Gateway: a peer answered one of our queries.
+    pub(super) fn on_peer_answer(&self, from: &NodeId, id: u64, body: AnswerBody) {
+        let done = self
+            .query_gw()
+            .queries
+            .pending
+            .borrow_mut()
+            .on_answer(from, id, body);
+        if let Some(f) = done {
+            self.finish_query(f);
+        }
+    }
+
+    /// Gateway: the link to `peer` went down; queries waiting only on it finish now.
+    pub(super) fn queries_peer_gone(&self, peer: &NodeId) {
+        let done = self.query_gw().queries.pending.borrow_mut().peer_gone(peer);
+        for f in done {
+            self.finish_query(f);
+        }
+    }
+
+    fn finish_query(&self, f: Finished<ReplyTo>) {
+        let (to, id) = f.token;
+        let g = f.result;
+        let reply = Reply::Cluster(ClusterGather {
+            subscription_count: g.subscription_count,
+            channels: g.channels.into_iter().collect(),
+            asked: g.asked,
+            answered: g.answered,
+        });
+        self.mesh.send(to, ShardMsg::Reply { id, reply });
+    }
+
+    /// Gateway: a peer asks about our channels. Answers from a task (asking the shards
+    /// awaits); refuses at once when [`MAX_ANSWERING`] are in progress.
+    pub(super) fn answer_peer(&self, from: NodeId, id: u64, app: String, kind: QueryKind) {
+        let gw = self.query_gw();
+        let q = &gw.queries;
+        let shard = match q.shard.upgrade() {
+            Some(s) if q.answering.get() < MAX_ANSWERING => s,
+            _ => {
+                q.refused.set(q.refused.get() + 1);
+                let msg = NodeMsg::Answer {
+                    id,
+                    body: AnswerBody::Refused,
+                };
+                return self.apply(vec![Action::Send { to: from, msg }]);
+            }
+        };
+        q.answering.set(q.answering.get() + 1);
+        glommio::spawn_local(async move {
+            let msg = local_answer(&shard, id, &app, kind).await;
+            let gw = shard.query_gw();
+            let q = &gw.queries;
+            q.answering.set(q.answering.get() - 1);
+            match &msg {
+                NodeMsg::Answer {
+                    body: AnswerBody::Refused,
+                    ..
+                } => q.refused.set(q.refused.get() + 1),
+                _ => q.answered.set(q.answered.get() + 1),
+            }
+            shard.apply(vec![Action::Send { to: from, msg }]);
+        })
+        .detach();
+    }
+}
+
+/// This node's answer to a peer's query, from its own shards.
+async fn local_answer(shard: &Shard, id: u64, app: &str, kind: QueryKind) -> NodeMsg {
+    let answer = |body| NodeMsg::Answer { id, body };
+    // An app this node does not serve has nothing here.
+    let Some(app) = shard.apps.by_id(app).map(|a| a.idx) else {
+        return match kind {
+            QueryKind::Channel { .. } => answer(AnswerBody::Channel {
+                subscription_count: 0,
+            }),
+            QueryKind::List { .. } => list_answer(id, std::iter::empty()),
+        };
+    };
+    match kind {
+        QueryKind::Channel { channel } => {
+            let channel: Arc<str> = Arc::from(channel);
+            let owner = shard.owner_of(app, &channel);
+            match shard.query(owner, Query::Channel { app, channel }).await {
+                Ok(Reply::Channel {
+                    subscription_count, ..
+                }) => answer(AnswerBody::Channel { subscription_count }),
+                _ => answer(AnswerBody::Refused),
+            }
+        }
+        QueryKind::List { prefix } => match shard.local_list(app, &prefix).await {
+            Ok(items) => list_answer(id, items.into_iter().map(|(name, _, _)| name)),
+            Err(_) => answer(AnswerBody::Refused),
+        },
+    }
+}
