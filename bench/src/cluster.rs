@@ -48,6 +48,20 @@ pub struct ClusterPlan {
     /// subscribers of the light pair run in every round (0: none)
     #[serde(default)]
     pub hop_subscribers: u64,
+    /// servers run with `--no-pin` (several server processes share the cores)
+    #[serde(default)]
+    pub unpinned: bool,
+}
+
+impl ClusterPlan {
+    /// Arguments every server of the comparison gets after its own.
+    fn server_args(&self) -> Vec<String> {
+        if self.unpinned {
+            vec!["--no-pin".into()]
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 /// Layout names of the light pair.
@@ -155,7 +169,9 @@ fn start_nodes(
         let log = log_dir.join(format!("cluster-node{i}-{round}.log"));
         let mut last = None;
         for _ in 0..5 {
-            match ServerProc::raptor_with(bin, plan.shards, &node_args(i, &ports, &id), &log) {
+            let mut args = node_args(i, &ports, &id);
+            args.extend(plan.server_args());
+            match ServerProc::raptor_with(bin, plan.shards, &args, &log) {
                 Ok(s) => {
                     last = None;
                     nodes.push(s);
@@ -248,7 +264,7 @@ fn run_single(
     round: usize,
 ) -> (anyhow::Result<Report>, f64) {
     let log = log_dir.join(format!("single-{round}.log"));
-    let srv = match ServerProc::raptor(bin, plan.shards, &log) {
+    let srv = match ServerProc::raptor_with(bin, plan.shards, &plan.server_args(), &log) {
         Ok(s) => s,
         Err(e) => return (Err(e), 0.0),
     };
@@ -273,6 +289,9 @@ pub fn run(bin: &Path, plan: &ClusterPlan, rounds: usize, log_dir: &Path) -> Vec
             if p.subscribers == 0 {
                 continue;
             }
+            // The light pair's logs go to their own directory (same file names).
+            let log_dir = &log_dir.join(format!("pair{suffix}"));
+            let _ = std::fs::create_dir_all(log_dir);
             let (r, converged, cores) = run_cluster(bin, p, log_dir, round);
             let layout = format!("cluster{suffix}");
             samples.push(sample(round, &layout, r, converged, cores));
@@ -454,7 +473,14 @@ pub fn render(run: &ClusterRun) -> String {
         w,
         "All nodes, the single server and the load generator share the one machine, so the cluster \
          runs three server processes (and 3× the peer and gossip work) on the same 2 cores: the \
-         difference below is an upper bound on what the hop costs on separate machines.\n"
+         difference below is an upper bound on what the hop costs on separate machines.{}\n",
+        if p.unpinned {
+            " Every server runs with `--no-pin` (in both layouts): pinned, all three nodes' shard 0 \
+             would compete for core 0 while core 1 idles, which adds milliseconds to the cluster's \
+             tail that separate machines would not have."
+        } else {
+            " Shards are pinned to cores (`--pin`), as on a machine of their own."
+        }
     );
     let _ = writeln!(w, "Command:\n\n```sh\n{}\n```\n", run.command);
     let _ = writeln!(

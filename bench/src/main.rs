@@ -169,6 +169,10 @@ struct ClusterFanout {
     /// shards per node (default 2)
     #[argh(option, default = "2")]
     shards: usize,
+    /// pin every server's shards to cores (default: `--no-pin`, since all servers share the
+    /// machine's cores)
+    #[argh(switch)]
+    pin: bool,
     /// load-generator event-loop threads (default 1)
     #[argh(option, default = "1")]
     client_threads: usize,
@@ -434,6 +438,7 @@ fn cluster_fanout(a: ClusterFanout) -> anyhow::Result<bool> {
         payload_bytes: 64,
         client_threads: a.client_threads,
         hop_subscribers: a.hop_subscribers,
+        unpinned: !a.pin,
     };
     let machine = Machine::probe();
     let loadavg_before = loadavg();
@@ -448,9 +453,10 @@ fn cluster_fanout(a: ClusterFanout) -> anyhow::Result<bool> {
     );
     let samples = cluster::run(&bin, &plan, a.rounds, &log_dir);
     let serve = format!(
-        "RAPTOR_LOG=warn {} serve --bind 127.0.0.1:0 --shards {}",
+        "RAPTOR_LOG=warn {} serve --bind 127.0.0.1:0 --shards {}{}",
         bin.display(),
-        plan.shards
+        plan.shards,
+        if plan.unpinned { " --no-pin" } else { "" }
     );
     let run = cluster::ClusterRun {
         node_command: format!(

@@ -470,8 +470,10 @@ impl ClusterPresence {
         if self.departing.contains(node) {
             return Vec::new();
         }
-        if !self.held.contains_key(node) {
-            // Nothing to hold: just forget the node.
+        if !self.held.contains_key(node) || !self.live.contains(node) {
+            // Nothing counted to hold (no members, or a node already out of the live set,
+            // e.g. declared dead while its link stayed up): just forget it. Holding it would
+            // add members nobody saw, then remove them.
             return self.release(node);
         }
         self.departing.insert(node.clone());
@@ -519,7 +521,8 @@ impl ClusterPresence {
     }
 
     /// Whether `user_id` may join the channel under a limit of `max` members: it already is
-    /// a member (on any live node: the multi-tab rule), or the union has fewer than `max`.
+    /// a member (on any counted node, live or held after a leave: the multi-tab rule), or the
+    /// union over those nodes has fewer than `max`.
     /// Counting stops at `max`, so a check costs at most `max` set insertions.
     pub fn has_room_for(&self, app: &str, channel: &str, user_id: &str, max: usize) -> bool {
         let key = (app.to_owned(), channel.to_owned());
@@ -527,7 +530,7 @@ impl ClusterPresence {
             return true;
         }
         let mut seen: BTreeSet<&str> = BTreeSet::new();
-        for node in &self.live {
+        for node in self.counted() {
             let Some(users) = self.held.get(node).and_then(|h| h.channels.get(&key)) else {
                 continue;
             };

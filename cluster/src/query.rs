@@ -93,6 +93,16 @@ pub enum Start<T> {
 }
 
 impl<T> Queries<T> {
+    /// Query ids start at `first_id`: give each process run a different one (e.g. from its
+    /// generation), so that a late `Answer` to a previous run's query, routed by node id to
+    /// this run's session, cannot match one of this run's queries.
+    pub fn starting_at(max_pending: usize, first_id: u64) -> Queries<T> {
+        Queries {
+            next_id: first_id,
+            ..Queries::new(max_pending)
+        }
+    }
+
     pub fn new(max_pending: usize) -> Queries<T> {
         Queries {
             next_id: 0,

@@ -41,6 +41,12 @@ pub struct Config {
     /// Number of shards (executors). 0 means one per available core.
     #[serde(default)]
     pub shards: usize,
+    /// Pin each shard to its own core (when there are enough cores). Default on: one server
+    /// per machine. Turn off when several server processes share the cores (containers
+    /// without dedicated CPUs, several nodes on one test machine): pinned, every process's
+    /// shard 0 competes for core 0 while the others idle.
+    #[serde(default = "default_true")]
+    pub pin_shards: bool,
     /// Bounds and timeouts; see docs/limits.md.
     #[serde(default)]
     pub limits: Limits,
@@ -300,6 +306,10 @@ impl Default for Limits {
     }
 }
 
+fn default_true() -> bool {
+    true
+}
+
 fn default_bind() -> SocketAddr {
     "127.0.0.1:6001".parse().expect("valid literal")
 }
@@ -326,6 +336,7 @@ impl Default for Config {
         Config {
             bind: default_bind(),
             shards: 0,
+            pin_shards: true,
             limits: Limits::default(),
             apps: default_apps(),
             testing: Testing::default(),
@@ -340,6 +351,8 @@ impl Default for Config {
 pub struct Overrides {
     pub bind: Option<String>,
     pub shards: Option<String>,
+    /// `--no-pin` or `RAPTOR_PIN_SHARDS=0`: turns `pin_shards` off (it can only turn it off).
+    pub no_pin: bool,
     /// `--ws-echo`: turns `testing.ws_echo` on (a flag can only turn it on).
     pub ws_echo: bool,
     /// `--node-id`, `--gossip`, `--seeds` (comma-separated), `--peer`, `--cluster-id`.
@@ -385,6 +398,7 @@ impl Config {
                 .map_err(|_| invalid("shards", format!("`{s}` is not a number")))?;
         }
         cfg.testing.ws_echo |= over.ws_echo;
+        cfg.pin_shards &= !over.no_pin;
         cfg.apply_cluster_overrides(over)?;
         cfg.validate()?;
         Ok(cfg)
@@ -683,6 +697,26 @@ mod tests {
             ..Overrides::default()
         };
         assert!(Config::load(None, &over).unwrap().testing.ws_echo);
+    }
+
+    #[test]
+    fn shards_are_pinned_unless_turned_off() {
+        assert!(Config::default().pin_shards);
+        assert!(
+            !Config::from_toml("pin_shards = false\n", "t")
+                .unwrap()
+                .pin_shards
+        );
+        let over = Overrides {
+            no_pin: true,
+            ..Overrides::default()
+        };
+        assert!(!Config::load(None, &over).unwrap().pin_shards);
+        assert!(
+            Config::load(None, &Overrides::default())
+                .unwrap()
+                .pin_shards
+        );
     }
 
     #[test]

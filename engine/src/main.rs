@@ -31,6 +31,10 @@ struct Serve {
     /// number of shards, 0 = one per core (env RAPTOR_SHARDS)
     #[argh(option)]
     shards: Option<String>,
+    /// do not pin shards to cores (env RAPTOR_PIN_SHARDS=0); for several servers on the same
+    /// cores
+    #[argh(switch)]
+    no_pin: bool,
     /// TOML configuration file (env RAPTOR_CONFIG)
     #[argh(option)]
     config: Option<PathBuf>,
@@ -70,6 +74,7 @@ fn main() {
         bind: s.bind.or_else(|| env("RAPTOR_BIND")),
         shards: s.shards.or_else(|| env("RAPTOR_SHARDS")),
         ws_echo: s.ws_echo,
+        no_pin: s.no_pin || env("RAPTOR_PIN_SHARDS").is_some_and(|v| v == "0" || v == "false"),
         node_id: s.node_id,
         gossip: s.gossip,
         seeds: s.seeds,

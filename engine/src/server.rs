@@ -88,7 +88,7 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, usize)) -> Result<(), 
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     // Pin one shard per core where the machine has the cores; otherwise let the OS place them.
-    let placement = if nr <= cores {
+    let placement = if cfg.pin_shards && nr <= cores {
         PoolPlacement::MaxSpread(nr, None)
     } else {
         PoolPlacement::Unbound(nr)

@@ -74,11 +74,12 @@ fn exclude_of(s: Option<SocketId>) -> raptor_cluster::wire::Exclude {
 impl Gateway {
     /// Starts the gateway tasks on this shard (which must be [`GATEWAY`]).
     pub fn start(shard: &Rc<Shard>, parts: GatewayParts) {
+        let generation = parts.me.generation;
         let gw = Rc::new(Gateway {
             core: RefCell::new(NodeCore::new(parts.me)),
             commands: parts.commands,
             releases: RefCell::new(Vec::new()),
-            queries: ClusterQueries::new(shard, parts.query_timeout),
+            queries: ClusterQueries::new(shard, parts.query_timeout, generation),
         });
         *shard.gateway.borrow_mut() = Some(gw.clone());
         let mut events = parts.events;
@@ -93,7 +94,11 @@ impl Gateway {
                         LinkEvent::Up { peer, .. } => core.link_up(&peer),
                         LinkEvent::Down { peer, .. } => {
                             let actions = core.link_down(&peer);
-                            gone = Some(peer.id);
+                            // A late `Down` of an old session must not end the waits on a
+                            // newer session of the same node id.
+                            if !core.query_peers().contains(&peer.id) {
+                                gone = Some(peer.id);
+                            }
                             actions
                         }
                         LinkEvent::Msg { peer, msg, .. } => core.on_msg(&peer, msg),

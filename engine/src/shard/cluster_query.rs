@@ -31,8 +31,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Peer queries this node answers at the same time, at most; more get `Refused` at once
-/// (each holds a task asking this node's shards for up to a few ms).
-pub const MAX_ANSWERING: usize = 64;
+/// (each holds a task asking this node's shards for up to a few ms). A publish with
+/// `info=subscription_count` asks one query per channel (up to 100) at once, so the cap must
+/// sit well above that: 64 refused most of a 100-channel publish's queries.
+pub const MAX_ANSWERING: usize = 1024;
 
 /// Where a finished query's reply goes: the asking shard and its request id.
 type ReplyTo = (ShardId, u64);
@@ -51,10 +53,12 @@ pub struct ClusterQueries {
 }
 
 impl ClusterQueries {
-    pub fn new(shard: &Rc<Shard>, timeout: Duration) -> ClusterQueries {
+    /// `generation`: this run's node generation (milliseconds since the epoch), which seeds
+    /// the query ids (see `Queries::starting_at`).
+    pub fn new(shard: &Rc<Shard>, timeout: Duration, generation: u64) -> ClusterQueries {
         ClusterQueries {
             shard: Rc::downgrade(shard),
-            pending: RefCell::new(Queries::new(MAX_PENDING)),
+            pending: RefCell::new(Queries::starting_at(MAX_PENDING, generation << 20)),
             timeout,
             answering: Cell::new(0),
             answered: Cell::new(0),
