@@ -710,6 +710,36 @@ mod tests {
     }
 
     #[test]
+    fn a_departing_node_counts_until_released_and_only_if_it_was_counted() {
+        let (a, b, c) = (key("a", 1), key("b", 1), key("c", 1));
+        let mut p = ClusterPresence::new();
+        p.set_live([a.clone(), b.clone()]);
+        p.link_up(&b);
+        p.join(&b, m("p", "u1"));
+        p.join(&b, m("p", "u2"));
+        assert!(p.depart(&b).is_empty(), "a leave changes nobody at once");
+        assert!(p.set_live([a.clone()]).is_empty());
+        // The held members still count against a limit of 2 ...
+        assert!(!p.has_room_for("1", "p", "u3", 2));
+        // ... and a held user rejoining elsewhere is a member already.
+        assert!(p.has_room_for("1", "p", "u1", 2));
+        assert!(p.join(&a, m("p", "u1")).is_empty(), "no flap");
+        assert!(p.leave(&b, "1", "p", "u2").is_empty(), "frozen while held");
+        assert_eq!(p.release(&b), vec![removed("p", "u2")]);
+        assert!(p.has_room_for("1", "p", "u3", 2));
+        // A node out of the live set (declared dead, link still up) is not held: its members
+        // were not shown, so leaving must not show them now.
+        p.link_up(&c);
+        assert!(p.sync(&c, vec![m("p", "ghost")], true).is_empty());
+        assert!(p.depart(&c).is_empty());
+        assert!(!p.is_departing(&c));
+        assert_eq!(
+            p.members("1", "p"),
+            vec![("u1".to_string(), m("p", "u1").user_info)]
+        );
+    }
+
+    #[test]
     fn a_restart_drops_the_old_generation_without_resurrection() {
         let (a, c1, c2) = (key("a", 1), key("c", 1), key("c", 2));
         let mut p = ClusterPresence::new();
