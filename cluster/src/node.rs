@@ -93,7 +93,7 @@
 //!   back up, ownership move), and a lost `Interest { on: false }` delays `vacated` until
 //!   that node's next subscribe/unsubscribe of the channel or its death.
 
-use crate::counts::{CountTable, Total};
+use crate::counts::CountTable;
 use crate::interest::{InterestTable, LocalInterest};
 use crate::ownership::{channel_key, owner, owner_of_key};
 use crate::presence::{ClusterPresence, LocalChange, LocalPresence, Member, PresenceEvent};
@@ -414,74 +414,6 @@ impl NodeCore {
             self.occupancy_after_live_change(&old_live, &old_ids, &mut out);
         }
         out
-    }
-
-    /// Counts after a live change: the owner forgets channels that moved away and the
-    /// reports of nodes no longer live (announcing the totals that changed); this node
-    /// re-sends its own counts of channels whose owner changed, so a new owner (itself
-    /// included) starts from every node's report.
-    fn counts_after_live_change(
-        &mut self,
-        old_owner: Vec<((String, String), NodeId)>,
-        out: &mut Vec<Action>,
-    ) {
-        let live_ids = self.live_ids.clone();
-        let me = self.me.id.clone();
-        self.counts
-            .retain_channels(|app, ch| owner(app, ch, &live_ids).is_none_or(|o| *o == me));
-        let live = &self.live;
-        let totals = self.counts.retain_nodes(|n| live.contains(n));
-        out.extend(totals.into_iter().map(Self::count_action));
-        for ((app, channel), was) in old_owner {
-            if self.owner_of(&app, &channel) != was {
-                let count = self.local_counts.get(&(app.clone(), channel.clone()));
-                let count = count.copied().unwrap_or(0);
-                out.extend(self.route_count(&app, &channel, count));
-            }
-        }
-    }
-
-    fn count_action(t: Total) -> Action {
-        Action::SubscriptionCount {
-            app: t.app,
-            channel: t.channel,
-            count: t.count,
-        }
-    }
-
-    /// Sends this node's count to the channel's owner, or counts it here when that is us.
-    fn route_count(&mut self, app: &str, channel: &str, count: u32) -> Option<Action> {
-        let owner = self.owner_of(app, channel);
-        if owner == self.me.id {
-            let me = self.me.clone();
-            let total = self.counts.report(&me, app, channel, count);
-            return total.map(Self::count_action);
-        }
-        Some(Action::Send {
-            to: owner,
-            msg: NodeMsg::Count {
-                app: app.to_owned(),
-                channel: channel.to_owned(),
-                count,
-            },
-        })
-    }
-
-    /// This node now has `count` subscriptions to a counted channel (0: none left); called
-    /// by the local owner when its throttled count is due.
-    pub fn count(&mut self, app: &str, channel: &str, count: u32) -> Vec<Action> {
-        let id = (app.to_owned(), channel.to_owned());
-        if count == 0 {
-            self.local_counts.remove(&id);
-        } else {
-            self.local_counts.insert(id, count);
-        }
-        self.route_count(app, channel, count).into_iter().collect()
-    }
-
-    /// Owner side, for tests: the channels whose counts are held.
-    pub fn counted_channels(&self) -> usize {
-        self.counts.len()
     }
 
     /// Live peers (not this node) that asked for the channel by name.
@@ -1012,5 +944,6 @@ impl NodeCore {
     }
 }
 
+mod counts;
 #[cfg(test)]
 mod tests;
