@@ -32,6 +32,9 @@
 //!   delivers to the union, so a lost message costs at most a gossip round. The owner also
 //!   turns that union becoming non-empty or empty into one `channel_occupied` /
 //!   `channel_vacated` for the cluster ([`node::Action::Occupancy`]).
+//! * **Subscription counts are summed by the owner** ([`counts`]): each node reports its
+//!   own count of a channel's subscriptions to the owner, which announces the cluster-wide
+//!   total once per change ([`node::Action::SubscriptionCount`]).
 //! * **Channel queries are scatter-gather** ([`query`]): a node asks every linked live peer
 //!   about an app's channels and merges the answers that arrive before its timeout.
 //! * **tokio meets glommio in one place** ([`bridge`]): the cluster runs on its own thread
@@ -50,6 +53,7 @@
 //! docs/cluster.md states the guarantees; docs/cluster-protocol.md the bytes on the wire.
 
 pub mod bridge;
+pub mod counts;
 pub mod interest;
 pub mod link;
 pub mod membership;

@@ -29,6 +29,12 @@
 //!   held for [`LEAVE_HOLD`] ([`Action::ReleaseLater`], then [`NodeCore::release`]): its
 //!   clients got 4200 and reconnect elsewhere, and those who rejoin within the hold see no
 //!   `member_removed`/`member_added` flapping anywhere.
+//! * **Subscription counts** (apps with `enable_subscription_count`): each node reports
+//!   its own count of a channel's subscriptions to the owner ([`NodeCore::count`]), and
+//!   re-sends it to a new owner when the live view moves the channel, and to a peer for
+//!   the channels it owns when its link comes up (as for interest). The owner sums the last
+//!   report of every live node ([`crate::counts`]) and emits [`Action::SubscriptionCount`]
+//!   when the sum changes; a node that dies or leaves stops counting at once.
 //! * **Occupancy** (`channel_occupied` / `channel_vacated`): only the channel's owning node
 //!   emits [`Action::Occupancy`], once per change of the set of live nodes with subscribers
 //!   to the channel, as it knows that set. See below.
@@ -87,6 +93,7 @@
 //!   back up, ownership move), and a lost `Interest { on: false }` delays `vacated` until
 //!   that node's next subscribe/unsubscribe of the channel or its death.
 
+use crate::counts::CountTable;
 use crate::interest::{InterestTable, LocalInterest};
 use crate::ownership::{channel_key, owner, owner_of_key};
 use crate::presence::{ClusterPresence, LocalChange, LocalPresence, Member, PresenceEvent};
@@ -151,6 +158,16 @@ pub enum Action {
         id: u64,
         body: AnswerBody,
     },
+    /// This node owns the channel and its subscriptions summed over every live node
+    /// changed to `count` (above 0): build `pusher_internal:subscription_count` once, send
+    /// it through [`NodeCore::fanout`] (every node with subscribers, this one included),
+    /// and fire the `subscription_count` webhook. Only the owner emits it, so once in the
+    /// cluster while views agree.
+    SubscriptionCount {
+        app: String,
+        channel: String,
+        count: u32,
+    },
 }
 
 /// How long the members of a node that left on purpose keep counting: long enough for its
@@ -165,6 +182,8 @@ pub struct NodeCounters {
     pub publish_not_owner: u64,
     /// `Deliver` for a channel without local subscribers (stale interest).
     pub deliver_unwanted: u64,
+    /// `Count` reports ignored because the count table was full.
+    pub counts_over_limit: u64,
 }
 
 /// One live node as the protocol needs it: its key and gossiped interest.
@@ -208,6 +227,11 @@ pub struct NodeCore {
     /// Keys of channels that were occupied when ownership moved here, whose names this node
     /// has not heard yet (see the occupancy rules).
     adopted: BTreeSet<u64>,
+    /// This node's own subscription counts (above 0) of counted channels, as last reported:
+    /// re-sent when a channel's owner changes. Bounded by the local channels.
+    local_counts: BTreeMap<(String, String), u32>,
+    /// Owner side: every live node's last count of the channels this node owns.
+    counts: CountTable,
 }
 
 impl NodeCore {
@@ -227,6 +251,8 @@ impl NodeCore {
             counters: NodeCounters::default(),
             occupied: BTreeMap::new(),
             adopted: BTreeSet::new(),
+            local_counts: BTreeMap::new(),
+            counts: CountTable::new(),
         };
         let _ = n.apply_live(BTreeSet::from([me]));
         n
@@ -241,7 +267,10 @@ impl NodeCore {
     }
 
     pub fn counters(&self) -> NodeCounters {
-        self.counters
+        NodeCounters {
+            counts_over_limit: self.counts.over_limit,
+            ..self.counters
+        }
     }
 
     /// The peers a cluster query goes to: linked, live, and saying they answer queries
@@ -351,6 +380,14 @@ impl NodeCore {
                 (c.clone(), was.clone())
             })
             .collect();
+        let old_count_owner: Vec<((String, String), NodeId)> = self
+            .local_counts
+            .keys()
+            .map(|c| {
+                let was = owner(&c.0, &c.1, &old_ids).unwrap_or(&self.me.id);
+                (c.clone(), was.clone())
+            })
+            .collect();
         let changed = live != old_live;
         self.live = live;
         // Only the newest generation per id can own channels.
@@ -367,6 +404,9 @@ impl NodeCore {
         moved.sort();
         for (app, channel) in moved {
             out.extend(self.announce_interest(&app, &channel, true));
+        }
+        if changed {
+            self.counts_after_live_change(old_count_owner, &mut out);
         }
         let events = self.presence.set_live(self.live.iter().cloned());
         out.extend(self.presence_actions(events));
@@ -570,6 +610,19 @@ impl NodeCore {
                     on: true,
                 },
             });
+        }
+        // Counts sent while the link was down were dropped.
+        for ((app, channel), &count) in &self.local_counts {
+            if self.owner_of(app, channel) == peer.id {
+                out.push(Action::Send {
+                    to: peer.id.clone(),
+                    msg: NodeMsg::Count {
+                        app: app.clone(),
+                        channel: channel.clone(),
+                        count,
+                    },
+                });
+            }
         }
         out
     }
@@ -871,11 +924,26 @@ impl NodeCore {
                 id,
                 body,
             }],
+            // Taken even if another node owns the channel in our view (views differ for a
+            // moment, as for `Publish`); a node that left is not counted again. The next
+            // live change drops what is not ours.
+            NodeMsg::Count {
+                app,
+                channel,
+                count,
+            } => {
+                if self.left.contains(from) || *from == self.me {
+                    return Vec::new();
+                }
+                let total = self.counts.report(from, &app, &channel, count);
+                total.map(Self::count_action).into_iter().collect()
+            }
             // Handled by the link layer.
             NodeMsg::Hello { .. } | NodeMsg::Ping(_) | NodeMsg::Pong(_) => Vec::new(),
         }
     }
 }
 
+mod counts;
 #[cfg(test)]
 mod tests;

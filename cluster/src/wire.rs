@@ -152,6 +152,14 @@ pub enum NodeMsg {
         id: u64,
         body: AnswerBody,
     },
+    /// Node → the channel's owning node: the sender now has `count` subscriptions to the
+    /// channel (0: none left). The owner keeps each live node's last count and sends the
+    /// channel's subscribers the sum (`pusher_internal:subscription_count`).
+    Count {
+        app: String,
+        channel: String,
+        count: u32,
+    },
 }
 
 /// Message kind in byte 5 of the header: quick dispatch and compatibility checks without
@@ -172,6 +180,7 @@ pub enum Tag {
     Leaving = 11,
     Query = 12,
     Answer = 13,
+    Count = 14,
 }
 
 impl Tag {
@@ -190,6 +199,7 @@ impl Tag {
             11 => Tag::Leaving,
             12 => Tag::Query,
             13 => Tag::Answer,
+            14 => Tag::Count,
             _ => return None,
         })
     }
@@ -211,6 +221,7 @@ impl NodeMsg {
             NodeMsg::Leaving => Tag::Leaving,
             NodeMsg::Query { .. } => Tag::Query,
             NodeMsg::Answer { .. } => Tag::Answer,
+            NodeMsg::Count { .. } => Tag::Count,
         }
     }
 }
@@ -231,6 +242,7 @@ impl ArchivedNodeMsg {
             ArchivedNodeMsg::Leaving => Tag::Leaving,
             ArchivedNodeMsg::Query { .. } => Tag::Query,
             ArchivedNodeMsg::Answer { .. } => Tag::Answer,
+            ArchivedNodeMsg::Count { .. } => Tag::Count,
         }
     }
 }
@@ -546,6 +558,11 @@ mod tests {
                 kind
             }),
             (any::<u64>(), answer_body()).prop_map(|(id, body)| NodeMsg::Answer { id, body }),
+            (s(), s(), any::<u32>()).prop_map(|(app, channel, count)| NodeMsg::Count {
+                app,
+                channel,
+                count
+            }),
         ]
     }
 
@@ -788,6 +805,38 @@ mod tests {
             assert_eq!(&back, msg);
         }
         // The new variants do not grow the union: existing messages keep their bytes.
+        let ping = encode(&NodeMsg::Ping(1)).unwrap();
+        assert_eq!(u64::from_le_bytes(ping[8..16].try_into().unwrap()), 80);
+    }
+
+    #[test]
+    fn count_round_trips_with_tag_14_in_the_80_byte_union() {
+        let msgs = [
+            NodeMsg::Count {
+                app: "1".into(),
+                channel: "room".into(),
+                count: 6,
+            },
+            NodeMsg::Count {
+                app: "app-with-a-long-id".into(),
+                channel: "a-much-longer-channel-name".into(),
+                count: u32::MAX,
+            },
+        ];
+        for msg in &msgs {
+            let frame = encode(msg).unwrap();
+            assert_eq!(frame[5], 14, "{msg:?}");
+            let (back, used) = decode(&frame).unwrap().unwrap();
+            assert_eq!(used, frame.len());
+            assert_eq!(&back, msg);
+        }
+        // Byte-exact, as docs/cluster-protocol.md shows it.
+        let frame = encode(&msgs[0]).unwrap();
+        let mut want = vec![0x52, 0x50, 0x54, 0x52, 1, 14, 0, 0, 80, 0, 0, 0, 0, 0, 0, 0];
+        want.extend([13, 0, 0, 0, 0x31, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+        want.extend([0x72, 0x6f, 0x6f, 0x6d, 0xff, 0xff, 0xff, 0xff, 6, 0, 0, 0]);
+        want.resize(96, 0);
+        assert_eq!(frame, want);
         let ping = encode(&NodeMsg::Ping(1)).unwrap();
         assert_eq!(u64::from_le_bytes(ping[8..16].try_into().unwrap()), 80);
     }

@@ -512,3 +512,110 @@ fn queries_go_to_linked_live_peers_and_come_back_as_actions() {
         }]
     );
 }
+
+fn count_msg(ch: &str, count: u32) -> NodeMsg {
+    NodeMsg::Count {
+        app: "1".into(),
+        channel: ch.into(),
+        count,
+    }
+}
+
+/// The `SubscriptionCount` totals among the actions.
+fn totals(actions: &[Action]) -> Vec<(String, u32)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::SubscriptionCount {
+                app,
+                channel,
+                count,
+            } => {
+                assert_eq!(app, "1");
+                Some((channel.clone(), *count))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The `Count` messages among the actions, as (to, channel, count).
+fn count_sends(actions: &[Action]) -> Vec<(String, String, u32)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Send {
+                to,
+                msg: NodeMsg::Count { channel, count, .. },
+            } => Some((to.as_str().to_owned(), channel.clone(), *count)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_owner_sums_every_nodes_count_and_drops_a_dead_node() {
+    let live = ["a", "b", "c"];
+    let x = channel(&[(&live, "a"), (&["a", "b"], "a")]);
+    let mut a = node("a", &live);
+    // Its own count goes into the table without a hop.
+    assert_eq!(totals(&a.count("1", &x, 1)), vec![(x.clone(), 1)]);
+    assert_eq!(
+        totals(&a.on_msg(&key("b"), count_msg(&x, 2))),
+        vec![(x.clone(), 3)]
+    );
+    assert_eq!(
+        totals(&a.on_msg(&key("c"), count_msg(&x, 3))),
+        vec![(x.clone(), 6)]
+    );
+    // The same report again changes nothing: no second event.
+    assert!(totals(&a.on_msg(&key("c"), count_msg(&x, 3))).is_empty());
+    // c dies: its 3 no longer count, announced at once.
+    assert_eq!(
+        totals(&a.set_view(empty(&["a", "b"]))),
+        vec![(x.clone(), 3)]
+    );
+    assert_eq!(
+        totals(&a.on_msg(&key("b"), count_msg(&x, 0))),
+        vec![(x.clone(), 1)]
+    );
+    // The last subscriber anywhere: nobody to tell, and nothing kept.
+    assert!(totals(&a.count("1", &x, 0)).is_empty());
+    assert_eq!(a.counted_channels(), 0);
+    // A node that left is not counted again by a late message.
+    let mut a = node("a", &live);
+    let _ = a.count("1", &x, 1);
+    let _ = a.peer_left(&key("b"));
+    assert!(totals(&a.on_msg(&key("b"), count_msg(&x, 2))).is_empty());
+}
+
+#[test]
+fn counts_go_to_the_owner_and_follow_it_when_it_moves() {
+    let x = channel(&[(&["a", "b", "c"], "c"), (&["a", "b"], "b")]);
+    let mut a = node("a", &["a", "b", "c"]);
+    assert_eq!(
+        count_sends(&a.count("1", &x, 4)),
+        vec![("c".into(), x.clone(), 4)]
+    );
+    assert!(totals(&a.count("1", &x, 4)).is_empty());
+    // c goes: b owns x now and gets a's count again.
+    let out = a.set_view(empty(&["a", "b"]));
+    assert_eq!(count_sends(&out), vec![("b".into(), x.clone(), 4)]);
+    // b's link comes back up: the count is re-sent (sends without a link are dropped).
+    let out = a.link_up(&key("b"));
+    assert_eq!(count_sends(&out), vec![("b".into(), x.clone(), 4)]);
+    // Once at 0 it is forgotten: nothing more to re-send.
+    let _ = a.count("1", &x, 0);
+    assert!(count_sends(&a.link_up(&key("b"))).is_empty());
+}
+
+#[test]
+fn an_owner_forgets_counts_of_channels_that_moved_away() {
+    let x = channel(&[(&["a", "b"], "a"), (&["a", "b", "c"], "c")]);
+    let mut a = node("a", &["a", "b"]);
+    let _ = a.on_msg(&key("b"), count_msg(&x, 2));
+    assert_eq!(a.counted_channels(), 1);
+    // c joins and owns x: a keeps nothing, announces nothing (c carries on).
+    assert!(totals(&a.set_view(empty(&["a", "b", "c"]))).is_empty());
+    assert_eq!(a.counted_channels(), 0);
+}

@@ -71,6 +71,8 @@ pub struct Sim {
     /// Presence holds asked for by `Action::ReleaseLater`: (node holding, departed node).
     /// The simulation has no clock: a test ends them with [`Sim::release_holds`].
     pub holds: Vec<(String, NodeKey)>,
+    /// Cluster-wide subscription counts announced, in order: (node, channel, count).
+    pub counts: Vec<(String, String, u32)>,
 }
 
 impl Sim {
@@ -85,6 +87,7 @@ impl Sim {
             links_first: false,
             gossip_interest: true,
             occupancy: Vec::new(),
+            counts: Vec::new(),
         };
         for id in ids {
             let key = NodeKey::new(NodeId::new(id).unwrap(), 1);
@@ -255,6 +258,9 @@ impl Sim {
                 Action::Occupancy {
                     channel, occupied, ..
                 } => self.occupancy.push((at.to_owned(), channel, occupied)),
+                Action::SubscriptionCount { channel, count, .. } => {
+                    self.counts.push((at.to_owned(), channel, count))
+                }
                 Action::Gossip(kvs) => {
                     let node = self.nodes.get_mut(at).unwrap();
                     for (k, v) in kvs {
@@ -369,6 +375,7 @@ impl Sim {
 
     pub fn clear_logs(&mut self) {
         self.occupancy.clear();
+        self.counts.clear();
         for n in self.nodes.values_mut() {
             n.emitted.clear();
             n.webhooks.clear();

@@ -227,6 +227,15 @@ impl Shard {
                     .set_interest(&app_id, &channel, on);
                 self.apply(actions);
             }
+            ShardMsg::ClusterCount {
+                app,
+                channel,
+                count,
+            } => {
+                let app_id = self.apps.get(app).id.clone();
+                let actions = self.gw().core.borrow_mut().count(&app_id, &channel, count);
+                self.apply(actions);
+            }
             ShardMsg::ClusterJoin {
                 app,
                 channel,
@@ -352,6 +361,34 @@ impl Shard {
                 ok: true,
                 frames,
                 user_id,
+            },
+        );
+    }
+
+    /// This node owns the channel and its cluster-wide count changed: the event is built
+    /// once and goes the way of a published event (every node with subscribers, here
+    /// included); the webhook fires here only.
+    fn announce_count(&self, app: String, channel: String, count: u32) {
+        let Some(a) = self.apps.by_id(&app) else {
+            return;
+        };
+        // A peer's word does not make a presence channel, or an app without the feature,
+        // get count events.
+        if !a.enable_subscription_count || ChannelKind::of(&channel).is_presence() {
+            return;
+        }
+        let frame = frames::subscription_count(&channel, count);
+        let actions =
+            self.gw()
+                .core
+                .borrow_mut()
+                .fanout(&app, &channel, frame.to_vec(), None, false, None);
+        self.apply(actions);
+        self.webhooks.emit(
+            a.idx,
+            WebhookEvent::SubscriptionCount {
+                channel,
+                subscription_count: count,
             },
         );
     }
@@ -487,6 +524,11 @@ impl Shard {
                     kind,
                 } => self.answer_peer(from, id, app, kind),
                 Action::PeerAnswer { from, id, body } => self.on_peer_answer(&from, id, body),
+                Action::SubscriptionCount {
+                    app,
+                    channel,
+                    count,
+                } => self.announce_count(app, channel, count),
             }
         }
     }

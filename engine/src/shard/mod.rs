@@ -563,6 +563,7 @@ impl Shard {
             }
             msg @ (ShardMsg::ClusterPublish { .. }
             | ShardMsg::ClusterInterest { .. }
+            | ShardMsg::ClusterCount { .. }
             | ShardMsg::ClusterJoin { .. }
             | ShardMsg::ClusterLeave { .. }
             | ShardMsg::ClusterTerminate { .. }

@@ -122,6 +122,14 @@ pub enum ShardMsg {
         channel: Arc<str>,
         on: bool,
     },
+    /// Local owner → gateway: this node's subscriptions to a counted channel (an app with
+    /// `enable_subscription_count`), when its throttled count is due; 0 when none are left.
+    /// The channel's owning node sums every node's count and sends the event.
+    ClusterCount {
+        app: AppIdx,
+        channel: Arc<str>,
+        count: u32,
+    },
     /// Local owner → gateway: a presence subscription was counted; the gateway checks the
     /// member limit against the cluster-wide members, then answers the subscriber's shard
     /// with the cluster-wide member list, or refuses it and sends the owner the

@@ -324,7 +324,9 @@ impl Shard {
     }
 
     /// A channel's subscription count changed: tell its subscribers now, or later when
-    /// throttled. Only for apps that enabled it, and never on presence channels.
+    /// throttled. Only for apps that enabled it, and never on presence channels. In a
+    /// cluster, "tell" means report this node's count to the channel's owning node, which
+    /// tells every subscriber the cluster-wide sum (`send_count`).
     fn count_changed(&self, app: AppIdx, channel: &Arc<str>, now: Instant) {
         if !self.apps.get(app).enable_subscription_count || ChannelKind::of(channel).is_presence() {
             return;
@@ -332,6 +334,13 @@ impl Shard {
         let throttled = {
             let owned = self.owned.borrow();
             let Some(o) = owned.get(app, channel) else {
+                if self.clustered {
+                    // The last subscriber here left: the other nodes may still have some.
+                    self.count_dirty
+                        .borrow_mut()
+                        .remove(&(app, channel.clone()));
+                    self.report_count(app, channel, 0);
+                }
                 return;
             };
             o.total > COUNT_THROTTLE_ABOVE
@@ -354,6 +363,9 @@ impl Shard {
             o.count_sent_at = Some(now);
             o.total
         };
+        if self.clustered {
+            return self.report_count(app, channel, total);
+        }
         self.fan_out(
             app,
             channel,
@@ -369,6 +381,16 @@ impl Shard {
                 subscription_count: total,
             },
         );
+    }
+
+    /// Cluster mode: this node's count goes to the gateway, for the channel's owning node.
+    fn report_count(&self, app: AppIdx, channel: &Arc<str>, count: u32) {
+        let msg = ShardMsg::ClusterCount {
+            app,
+            channel: channel.clone(),
+            count,
+        };
+        self.mesh.send(super::cluster::GATEWAY, msg);
     }
 
     /// Sends the throttled counts whose time has come.
