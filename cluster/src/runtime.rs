@@ -300,6 +300,11 @@ impl ClusterHandle {
         self.links.connected()
     }
 
+    /// A handle on the links (for their counters from another thread).
+    pub fn links(&self) -> Links {
+        self.links.clone()
+    }
+
     pub fn link_stats(&self) -> LinkStats {
         self.links.stats()
     }

@@ -76,6 +76,7 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, usize)) -> Result<(), 
         commands: h.commands(),
         events: h.take_events().expect("events taken once"),
         view: h.view(),
+        links: h.links(),
         query_timeout: Duration::from_millis(
             cfg.cluster.as_ref().map_or(1000, |c| c.query_timeout_ms),
         ),

@@ -92,6 +92,7 @@ impl ShardStats {
             fanout: self.fanout.borrow().clone(),
             queue_delay_us: self.queue_delay_us.borrow().clone(),
             cluster_queries: ClusterQueryFigures::default(),
+            cluster: ClusterFigures::default(),
         }
     }
 }
@@ -125,6 +126,46 @@ impl ClusterQueryFigures {
     }
 }
 
+/// The node-to-node side (docs/cluster.md, "Counters"); only the gateway shard fills it in.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct ClusterFigures {
+    /// Live nodes in this node's view, itself included (0 on a single node).
+    pub live_nodes: u64,
+    /// Frames written to and read from peer links.
+    pub frames_sent: u64,
+    pub frames_received: u64,
+    /// Frames dropped: the link's send queue was full, or no link to that peer was up.
+    pub dropped_full: u64,
+    pub dropped_no_link: u64,
+    /// Link sessions established, and handshakes refused (wrong cluster id or node).
+    pub sessions_up: u64,
+    pub handshakes_refused: u64,
+    /// Messages between the shards and the cluster thread dropped on a full bridge queue.
+    pub bridge_dropped: u64,
+    /// `Publish` for a channel another node owns in this node's view (views differed).
+    pub publish_not_owner: u64,
+    /// `Deliver` for a channel without local subscribers (stale interest).
+    pub deliver_unwanted: u64,
+    /// Subscription-count reports ignored because the count table was full.
+    pub counts_over_limit: u64,
+}
+
+impl ClusterFigures {
+    fn merge(&mut self, o: &ClusterFigures) {
+        self.live_nodes += o.live_nodes;
+        self.frames_sent += o.frames_sent;
+        self.frames_received += o.frames_received;
+        self.dropped_full += o.dropped_full;
+        self.dropped_no_link += o.dropped_no_link;
+        self.sessions_up += o.sessions_up;
+        self.handshakes_refused += o.handshakes_refused;
+        self.bridge_dropped += o.bridge_dropped;
+        self.publish_not_owner += o.publish_not_owner;
+        self.deliver_unwanted += o.deliver_unwanted;
+        self.counts_over_limit += o.counts_over_limit;
+    }
+}
+
 /// A copy of one shard's figures; `Send`, so it can cross the mesh, and mergeable.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -138,6 +179,7 @@ pub struct Snapshot {
     pub fanout: Histogram<u64>,
     pub queue_delay_us: Histogram<u64>,
     pub cluster_queries: ClusterQueryFigures,
+    pub cluster: ClusterFigures,
 }
 
 impl Snapshot {
@@ -152,6 +194,7 @@ impl Snapshot {
         let _ = self.fanout.add(&o.fanout);
         let _ = self.queue_delay_us.add(&o.queue_delay_us);
         self.cluster_queries.merge(&o.cluster_queries);
+        self.cluster.merge(&o.cluster);
     }
 }
 

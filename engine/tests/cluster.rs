@@ -55,6 +55,17 @@ async fn publish_on_one_node_reaches_every_node_in_order() {
             );
         }
     }
+    // The node-to-node counters show the traffic (stats are served to loopback).
+    let mut h = Http::connect(cl.node(0)).await;
+    let r = h.request("GET", "/stats", "").await;
+    let c = &r.json()["cluster"];
+    assert_eq!(c["live_nodes"], 3, "{}", r.body);
+    assert!(c["sessions_up"].as_u64().unwrap() >= 2, "{}", r.body);
+    assert!(c["frames_sent"].as_u64().unwrap() >= 100, "{}", r.body);
+    assert!(c["frames_received"].as_u64().unwrap() >= 1, "{}", r.body);
+    assert_eq!(c["handshakes_refused"], 0, "{}", r.body);
+    let m = h.request("GET", "/metrics", "").await;
+    assert!(m.body.contains("raptor_cluster_live_nodes 3"), "{}", m.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -102,6 +102,7 @@ pub async fn stats(shard: &Rc<Shard>, req: &Request) -> Response {
         fanout_recipients: Quantiles,
         queue_delay_us: Quantiles,
         cluster_queries: crate::stats::ClusterQueryFigures,
+        cluster: crate::stats::ClusterFigures,
     }
     let out = Out {
         shards: shard.nr_shards,
@@ -122,6 +123,7 @@ pub async fn stats(shard: &Rc<Shard>, req: &Request) -> Response {
         fanout_recipients: quantiles(&s.fanout),
         queue_delay_us: quantiles(&s.queue_delay_us),
         cluster_queries: s.cluster_queries,
+        cluster: s.cluster,
     };
     Response::json(
         200,
@@ -178,6 +180,37 @@ pub async fn metrics(shard: &Rc<Shard>, req: &Request) -> Response {
         "Connections closed with 4100 because they fell behind.",
         "counter",
         s.slow_consumers,
+    );
+    let c = s.cluster;
+    gauge(
+        "cluster_live_nodes",
+        "Live nodes in this node's view, itself included (0: not a cluster).",
+        "gauge",
+        c.live_nodes,
+    );
+    gauge(
+        "cluster_frames_sent_total",
+        "Frames written to peer links.",
+        "counter",
+        c.frames_sent,
+    );
+    gauge(
+        "cluster_frames_received_total",
+        "Frames read from peer links.",
+        "counter",
+        c.frames_received,
+    );
+    gauge(
+        "cluster_frames_dropped_total",
+        "Frames to peers dropped: send queue full or no link up.",
+        "counter",
+        c.dropped_full + c.dropped_no_link,
+    );
+    gauge(
+        "cluster_bridge_dropped_total",
+        "Messages between the shards and the cluster thread dropped on a full queue.",
+        "counter",
+        c.bridge_dropped,
     );
     let q = s.cluster_queries;
     gauge(

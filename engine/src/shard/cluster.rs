@@ -43,6 +43,8 @@ pub struct GatewayParts {
     pub commands: BridgeTx<Command>,
     pub events: BridgeRx<LinkEvent>,
     pub view: ViewReceiver,
+    /// The links, for their counters.
+    pub links: raptor_cluster::link::Links,
     /// `[cluster] query_timeout_ms`: how long channel queries wait for peers.
     pub query_timeout: std::time::Duration,
 }
@@ -50,6 +52,8 @@ pub struct GatewayParts {
 pub struct Gateway {
     core: RefCell<NodeCore>,
     commands: BridgeTx<Command>,
+    /// The cluster thread's links, for their counters (atomics; read only).
+    links: raptor_cluster::link::Links,
     /// Presence holds of nodes that left, due for `NodeCore::release` (one per leave, so a
     /// handful at most).
     releases: RefCell<Vec<(Instant, NodeKey)>>,
@@ -72,12 +76,33 @@ fn exclude_of(s: Option<SocketId>) -> raptor_cluster::wire::Exclude {
 }
 
 impl Gateway {
+    /// The node-to-node counters for `/stats` and `/metrics`.
+    pub fn figures(&self) -> crate::stats::ClusterFigures {
+        let l = self.links.stats();
+        let core = self.core.borrow();
+        let n = core.counters();
+        crate::stats::ClusterFigures {
+            live_nodes: core.live().len() as u64,
+            frames_sent: l.frames_sent,
+            frames_received: l.frames_received,
+            dropped_full: l.dropped_full,
+            dropped_no_link: l.dropped_no_link,
+            sessions_up: l.sessions_up,
+            handshakes_refused: l.handshakes_refused,
+            bridge_dropped: self.commands.dropped(),
+            publish_not_owner: n.publish_not_owner,
+            deliver_unwanted: n.deliver_unwanted,
+            counts_over_limit: n.counts_over_limit,
+        }
+    }
+
     /// Starts the gateway tasks on this shard (which must be [`GATEWAY`]).
     pub fn start(shard: &Rc<Shard>, parts: GatewayParts) {
         let generation = parts.me.generation;
         let gw = Rc::new(Gateway {
             core: RefCell::new(NodeCore::new(parts.me)),
             commands: parts.commands,
+            links: parts.links,
             releases: RefCell::new(Vec::new()),
             queries: ClusterQueries::new(shard, parts.query_timeout, generation),
         });

@@ -441,6 +441,7 @@ impl Shard {
                 );
                 if let Some(gw) = self.gateway.borrow().as_ref() {
                     snap.cluster_queries = gw.queries.figures();
+                    snap.cluster = gw.figures();
                 }
                 Reply::Stats(Box::new(snap))
             }
