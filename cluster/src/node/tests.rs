@@ -1,6 +1,7 @@
 //! Unit tests of `NodeCore`.
 use super::*;
 use crate::interest::InterestFilter;
+use crate::ownership::channel_key;
 
 fn key(id: &str) -> NodeKey {
     NodeKey::new(NodeId::new(id).unwrap(), 1)
