@@ -34,7 +34,9 @@
 //!   re-sends it to a new owner when the live view moves the channel, and to a peer for
 //!   the channels it owns when its link comes up (as for interest). The owner sums the last
 //!   report of every live node ([`crate::counts`]) and emits [`Action::SubscriptionCount`]
-//!   when the sum changes; a node that dies or leaves stops counting at once.
+//!   when the sum changes; a node that dies or leaves stops counting at once. It refuses a
+//!   report for a channel it does not own or from a node it does not hold live (views
+//!   disagree for a moment): such a report could never be corrected later.
 //! * **Occupancy** (`channel_occupied` / `channel_vacated`): only the channel's owning node
 //!   emits [`Action::Occupancy`], once per change of the set of live nodes with subscribers
 //!   to the channel, as it knows that set (rules: the `occupancy` submodule).
@@ -131,7 +133,14 @@ pub struct NodeCounters {
     pub deliver_unwanted: u64,
     /// `Count` reports ignored because the count table was full.
     pub counts_over_limit: u64,
+    /// `Count` reports refused: a channel this node does not own, a sender it does not
+    /// hold live, or an implausible channel (presence, or a name over 1 KiB).
+    pub counts_refused: u64,
 }
+
+/// Longest channel name a peer's `Count` may carry (Pusher's names are at most 200 bytes;
+/// this only bounds what a confused peer can make the owner keep).
+const MAX_COUNTED_NAME: usize = 1024;
 
 /// One live node as the protocol needs it: its key and gossiped interest.
 #[derive(Clone, Debug)]
@@ -746,15 +755,23 @@ impl NodeCore {
                 id,
                 body,
             }],
-            // Taken even if another node owns the channel in our view (views differ for a
-            // moment, as for `Publish`); a node that left is not counted again. The next
-            // live change drops what is not ours.
+            // Taken only for a channel this node owns, from a node it holds live, and with a
+            // plausible name. Unlike `Publish`, a report taken in a moment of disagreement
+            // would stay in the sum after the views agree (nothing corrects it when its
+            // sender's count later drops to 0 elsewhere): a ghost count forever is worse than
+            // a count that waits for the sender's next report.
             NodeMsg::Count {
                 app,
                 channel,
                 count,
             } => {
-                if self.left.contains(from) || *from == self.me {
+                if *from == self.me
+                    || !self.live.contains(from)
+                    || channel.len() > MAX_COUNTED_NAME
+                    || channel.starts_with("presence-")
+                    || !self.owns(&app, &channel)
+                {
+                    self.counters.counts_refused += 1;
                     return Vec::new();
                 }
                 let total = self.counts.report(from, &app, &channel, count);

@@ -148,6 +148,8 @@ pub struct ClusterFigures {
     pub deliver_unwanted: u64,
     /// Subscription-count reports ignored because the count table was full.
     pub counts_over_limit: u64,
+    /// Subscription-count reports refused (not the owner, sender not live, implausible).
+    pub counts_refused: u64,
 }
 
 impl ClusterFigures {
@@ -163,6 +165,7 @@ impl ClusterFigures {
         self.publish_not_owner += o.publish_not_owner;
         self.deliver_unwanted += o.deliver_unwanted;
         self.counts_over_limit += o.counts_over_limit;
+        self.counts_refused += o.counts_refused;
     }
 }
 

@@ -620,3 +620,23 @@ fn an_owner_forgets_counts_of_channels_that_moved_away() {
     assert!(totals(&a.set_view(empty(&["a", "b", "c"]))).is_empty());
     assert_eq!(a.counted_channels(), 0);
 }
+
+/// Reports that could never be corrected are refused: for a channel another node owns in
+/// this node's view, from a node it does not hold live, for a presence channel.
+#[test]
+fn counts_are_refused_unless_owned_live_and_plausible() {
+    let live = ["a", "b", "c"];
+    let mine = channel(&[(&live, "a")]);
+    let theirs = channel(&[(&live, "b")]);
+    let mut a = node("a", &live);
+    assert!(totals(&a.on_msg(&key("c"), count_msg(&theirs, 4))).is_empty());
+    assert!(totals(&a.on_msg(&key("z"), count_msg(&mine, 4))).is_empty());
+    assert!(totals(&a.on_msg(&key("c"), count_msg("presence-x", 4))).is_empty());
+    assert_eq!(a.counters().counts_refused, 3);
+    // The same report from a live node for an owned channel counts.
+    assert_eq!(
+        totals(&a.on_msg(&key("c"), count_msg(&mine, 4))),
+        vec![(mine.clone(), 4)]
+    );
+    assert_eq!(a.counters().counts_refused, 3);
+}

@@ -93,6 +93,7 @@ impl Gateway {
             publish_not_owner: n.publish_not_owner,
             deliver_unwanted: n.deliver_unwanted,
             counts_over_limit: n.counts_over_limit,
+            counts_refused: n.counts_refused,
         }
     }
 
