@@ -6,7 +6,6 @@
 mod common;
 use common::cluster::*;
 use common::*;
-use serde_json::Value;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -44,53 +43,13 @@ async fn until_frame(c: &mut Client, want: &str, within: Duration, who: &str) {
 /// A webhook receiver that keeps the `subscription_count` of each `subscription_count`
 /// event of `channel`, in arrival order.
 fn count_hooks(channel: &'static str) -> (String, mpsc::Receiver<u64>) {
-    let (url, events) = raw_hooks();
+    let (url, events) = webhook_events();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for v in events {
             if v["name"] == "subscription_count" && v["channel"] == channel {
                 let _ = tx.send(v["subscription_count"].as_u64().unwrap());
             }
-        }
-    });
-    (url, rx)
-}
-
-/// Every webhook event received, as JSON.
-fn raw_hooks() -> (String, mpsc::Receiver<Value>) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hook", l.local_addr().unwrap());
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { continue };
-            let tx = tx.clone();
-            std::thread::spawn(move || loop {
-                let mut r = BufReader::new(s.try_clone().unwrap());
-                let mut len = 0usize;
-                let mut line = String::new();
-                loop {
-                    line.clear();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    if line == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap();
-                    }
-                }
-                let mut body = vec![0; len];
-                r.read_exact(&mut body).unwrap();
-                let v: Value = serde_json::from_slice(&body).unwrap();
-                for e in v["events"].as_array().unwrap() {
-                    let _ = tx.send(e.clone());
-                }
-                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-                    .unwrap();
-            });
         }
     });
     (url, rx)

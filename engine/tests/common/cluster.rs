@@ -150,8 +150,8 @@ pub async fn members_until(
         }
     }
 }
-/// A webhook receiver on 127.0.0.1 that answers 200 and keeps every event name + channel.
-pub fn webhook_receiver() -> (String, std::sync::mpsc::Receiver<(String, String)>) {
+/// A webhook receiver on 127.0.0.1 that answers 200 and passes on every event, as JSON.
+pub fn webhook_events() -> (String, std::sync::mpsc::Receiver<Value>) {
     use std::io::{BufRead, BufReader, Read, Write};
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/hook", l.local_addr().unwrap());
@@ -180,14 +180,27 @@ pub fn webhook_receiver() -> (String, std::sync::mpsc::Receiver<(String, String)
                 r.read_exact(&mut body).unwrap();
                 let v: Value = serde_json::from_slice(&body).unwrap();
                 for e in v["events"].as_array().unwrap() {
-                    let _ = tx.send((
-                        e["name"].as_str().unwrap().to_string(),
-                        e["channel"].as_str().unwrap().to_string(),
-                    ));
+                    let _ = tx.send(e.clone());
                 }
                 s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
                     .unwrap();
             });
+        }
+    });
+    (url, rx)
+}
+
+/// [`webhook_events`] reduced to each event's name and channel.
+pub fn webhook_receiver() -> (String, std::sync::mpsc::Receiver<(String, String)>) {
+    let (url, events) = webhook_events();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for e in events {
+            let name = e["name"].as_str().unwrap().to_string();
+            let channel = e["channel"].as_str().unwrap().to_string();
+            if tx.send((name, channel)).is_err() {
+                return;
+            }
         }
     });
     (url, rx)
