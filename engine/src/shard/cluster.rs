@@ -30,9 +30,8 @@ use raptor_cluster::presence::Change;
 use raptor_cluster::runtime::{Command, ViewReceiver};
 use raptor_cluster::NodeKey;
 use std::cell::RefCell;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 /// The shard that hosts the gateway.
 pub const GATEWAY: ShardId = 0;
@@ -54,15 +53,11 @@ pub struct Gateway {
     commands: BridgeTx<Command>,
     /// The cluster thread's links, for their counters (atomics; read only).
     links: raptor_cluster::link::Links,
-    /// Presence holds of nodes that left, due for `NodeCore::release` (one per leave, so a
-    /// handful at most).
-    releases: RefCell<Vec<(Instant, NodeKey)>>,
+    /// The gateway shard, for the tasks that wait (leave holds, channel queries).
+    pub(super) shard: Weak<Shard>,
     /// Channel queries this node waits on or answers (`shard::cluster_query`).
     pub(super) queries: ClusterQueries,
 }
-
-/// How often due presence holds are released (the hold ends 3.0–3.25 s after the leave).
-const RELEASE_TICK: Duration = Duration::from_millis(250);
 
 /// The connection a `ClusterJoin` answers: its shard, id and socket id.
 struct Subscriber {
@@ -104,8 +99,8 @@ impl Gateway {
             core: RefCell::new(NodeCore::new(parts.me)),
             commands: parts.commands,
             links: parts.links,
-            releases: RefCell::new(Vec::new()),
-            queries: ClusterQueries::new(shard, parts.query_timeout, generation),
+            shard: Rc::downgrade(shard),
+            queries: ClusterQueries::new(parts.query_timeout, generation),
         });
         *shard.gateway.borrow_mut() = Some(gw.clone());
         let mut events = parts.events;
@@ -138,29 +133,6 @@ impl Gateway {
             }
         })
         .detach();
-        let s = shard.clone();
-        let g = gw.clone();
-        glommio::spawn_local(async move {
-            loop {
-                glommio::timer::sleep(RELEASE_TICK).await;
-                let now = Instant::now();
-                let due: Vec<NodeKey> = {
-                    let mut r = g.releases.borrow_mut();
-                    let due = r
-                        .iter()
-                        .filter(|(at, _)| *at <= now)
-                        .map(|(_, k)| k.clone());
-                    let due = due.collect();
-                    r.retain(|(at, _)| *at > now);
-                    due
-                };
-                for node in due {
-                    let actions = g.core.borrow_mut().release(&node);
-                    s.apply(actions);
-                }
-            }
-        })
-        .detach();
         let mut view = parts.view;
         let s = shard.clone();
         glommio::spawn_local(async move {
@@ -185,9 +157,7 @@ impl Gateway {
         })
         .detach();
     }
-}
 
-impl Gateway {
     /// The peers a channel query goes to.
     pub(super) fn core_query_peers(&self) -> Vec<raptor_cluster::NodeId> {
         self.core.borrow().query_peers()
@@ -539,9 +509,16 @@ impl Shard {
                     }
                 }
                 Action::ReleaseLater { node, after } => {
-                    gw.releases
-                        .borrow_mut()
-                        .push((Instant::now() + after, node));
+                    // One timer per leave (a handful at most).
+                    let Some(shard) = gw.shard.upgrade() else {
+                        continue;
+                    };
+                    glommio::spawn_local(async move {
+                        glommio::timer::sleep(after).await;
+                        let actions = shard.gw().core.borrow_mut().release(&node);
+                        shard.apply(actions);
+                    })
+                    .detach();
                 }
                 Action::PeerQuery {
                     from,

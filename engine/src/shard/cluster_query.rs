@@ -26,7 +26,7 @@ use raptor_cluster::query::{list_answer, Finished, Queries, Start, MAX_PENDING};
 use raptor_cluster::wire::{AnswerBody, NodeMsg, QueryKind};
 use raptor_cluster::NodeId;
 use std::cell::{Cell, RefCell};
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,8 +41,6 @@ type ReplyTo = (ShardId, u64);
 
 /// The gateway's query state.
 pub struct ClusterQueries {
-    /// The gateway shard, for the tasks that wait (timers, answering peers).
-    shard: Weak<Shard>,
     pending: RefCell<Queries<ReplyTo>>,
     timeout: Duration,
     /// Peer queries being answered now.
@@ -55,9 +53,8 @@ pub struct ClusterQueries {
 impl ClusterQueries {
     /// `generation`: this run's node generation (milliseconds since the epoch), which seeds
     /// the query ids (see `Queries::starting_at`).
-    pub fn new(shard: &Rc<Shard>, timeout: Duration, generation: u64) -> ClusterQueries {
+    pub fn new(timeout: Duration, generation: u64) -> ClusterQueries {
         ClusterQueries {
-            shard: Rc::downgrade(shard),
             pending: RefCell::new(Queries::starting_at(MAX_PENDING, generation << 20)),
             timeout,
             answering: Cell::new(0),
@@ -151,7 +148,7 @@ impl Shard {
             Start::Done(f) => self.finish_query(f),
             Start::Sent { id, actions } => {
                 self.apply(actions);
-                let Some(shard) = gw.queries.shard.upgrade() else {
+                let Some(shard) = gw.shard.upgrade() else {
                     return;
                 };
                 let timeout = gw.queries.timeout;
@@ -205,7 +202,7 @@ impl Shard {
     pub(super) fn answer_peer(&self, from: NodeId, id: u64, app: String, kind: QueryKind) {
         let gw = self.query_gw();
         let q = &gw.queries;
-        let shard = match q.shard.upgrade() {
+        let shard = match gw.shard.upgrade() {
             Some(s) if q.answering.get() < MAX_ANSWERING => s,
             _ => {
                 q.refused.set(q.refused.get() + 1);
