@@ -12,11 +12,8 @@ use serde::{Deserialize, Serialize};
 use simd_json::prelude::*;
 use simd_json::OwnedValue;
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::Poll;
 
 /// One event as the SDKs send it.
 #[derive(Deserialize)]
@@ -70,7 +67,7 @@ pub async fn publish(shard: &Rc<Shard>, app: &App, req: &Request) -> Response {
         .iter()
         .map(|c| channel_attributes(shard, app, c, &ev.info, false));
     let mut channels = BTreeMap::new();
-    for (c, attrs) in ev.channels.iter().zip(join_all(asks.collect()).await) {
+    for (c, attrs) in ev.channels.iter().zip(futures_util::future::join_all(asks).await) {
         match attrs {
             Ok(attrs) => {
                 channels.insert(
@@ -124,7 +121,7 @@ pub async fn batch(shard: &Rc<Shard>, app: &App, req: &Request) -> Response {
         channel_attributes(shard, app, &ev.channels[0], &ev.info, false).await
     });
     let mut batch = Vec::new();
-    for attrs in join_all(asks.collect()).await {
+    for attrs in futures_util::future::join_all(asks).await {
         match attrs {
             Ok(a) => batch.push(ChannelAttrs {
                 occupied: None,
@@ -220,26 +217,3 @@ fn check(shard: &Shard, ev: EventBody, multi: bool) -> Result<Checked, Response>
     })
 }
 
-/// Runs the futures concurrently on this shard; their outputs in order.
-async fn join_all<F: Future>(futs: Vec<F>) -> Vec<F::Output> {
-    let mut futs: Vec<Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
-    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
-    futures_lite::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (f, o) in futs.iter_mut().zip(out.iter_mut()) {
-            if o.is_none() {
-                match f.as_mut().poll(cx) {
-                    Poll::Ready(v) => *o = Some(v),
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-    out.into_iter().flatten().collect()
-}
