@@ -67,7 +67,8 @@ pub async fn publish(shard: &Rc<Shard>, app: &App, req: &Request) -> Response {
         .iter()
         .map(|c| channel_attributes(shard, app, c, &ev.info, false));
     let mut channels = BTreeMap::new();
-    for (c, attrs) in ev.channels.iter().zip(futures_util::future::join_all(asks).await) {
+    let answers = futures_util::future::join_all(asks).await;
+    for (c, attrs) in ev.channels.iter().zip(answers) {
         match attrs {
             Ok(attrs) => {
                 channels.insert(
@@ -216,4 +217,3 @@ fn check(shard: &Shard, ev: EventBody, multi: bool) -> Result<Checked, Response>
         info,
     })
 }
-
