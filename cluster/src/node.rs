@@ -256,6 +256,11 @@ impl NodeCore {
         self.presence.members(app, channel)
     }
 
+    /// The number of effective members of a presence channel (channel queries).
+    pub fn member_count(&self, app: &str, channel: &str) -> usize {
+        self.presence.member_count(app, channel)
+    }
+
     /// Whether `user_id` is one of this node's own members of the channel (joined through
     /// [`NodeCore::presence_join`] and not left).
     pub fn is_local_member(&self, app: &str, channel: &str, user_id: &str) -> bool {

@@ -520,6 +520,19 @@ impl ClusterPresence {
             .collect()
     }
 
+    /// How many users [`ClusterPresence::members`] would list, without building the list
+    /// (user counts in channel queries).
+    pub fn member_count(&self, app: &str, channel: &str) -> usize {
+        let key = (app.to_owned(), channel.to_owned());
+        let mut users: BTreeSet<&str> = BTreeSet::new();
+        for node in self.counted() {
+            if let Some(us) = self.held.get(node).and_then(|h| h.channels.get(&key)) {
+                users.extend(us.keys().map(String::as_str));
+            }
+        }
+        users.len()
+    }
+
     /// Whether `user_id` may join the channel under a limit of `max` members: it already is
     /// a member (on any counted node, live or held after a leave: the multi-tab rule), or the
     /// union over those nodes has fewer than `max`.

@@ -94,6 +94,11 @@ fn a_dead_nodes_members_go_once() {
     p.join(&c, m("p", "shared"));
     p.join(&c, m("p", "only-c"));
     p.join(&c, m("q", "only-c"));
+    assert_eq!(
+        p.member_count("1", "p"),
+        2,
+        "a user on two nodes counts once"
+    );
     let ev = p.set_live([a.clone()]);
     assert_eq!(ev, vec![removed("p", "only-c"), removed("q", "only-c")]);
     assert!(p.set_live([a.clone()]).is_empty());
@@ -101,6 +106,7 @@ fn a_dead_nodes_members_go_once() {
         p.members("1", "p"),
         vec![("shared".into(), m("p", "shared").user_info)]
     );
+    assert_eq!(p.member_count("1", "p"), 1);
 }
 
 #[test]
@@ -343,7 +349,9 @@ proptest! {
                 prop_assert_eq!(&shown, &expect);
                 let mut listed = BTreeSet::new();
                 for c in 0..2 {
-                    for (u, _) in p.members("1", &format!("c{c}")) {
+                    let members = p.members("1", &format!("c{c}"));
+                    prop_assert_eq!(p.member_count("1", &format!("c{c}")), members.len());
+                    for (u, _) in members {
                         listed.insert((format!("c{c}"), u));
                     }
                 }

@@ -177,6 +177,12 @@ impl Shard {
             .collect()
     }
 
+    /// The cluster-wide member count of a presence channel (gateway shard only).
+    pub(super) fn cluster_member_count(&self, app: AppIdx, channel: &str) -> usize {
+        let app_id = self.apps.get(app).id.clone();
+        self.gw().core.borrow().member_count(&app_id, channel)
+    }
+
     fn gw(&self) -> Rc<Gateway> {
         self.gateway
             .borrow()

@@ -117,7 +117,7 @@ impl Shard {
     pub(super) fn cluster_user_counts(&self, app: AppIdx, channels: &[String]) -> Vec<u32> {
         channels
             .iter()
-            .map(|c| self.cluster_members(app, c).len() as u32)
+            .map(|c| self.cluster_member_count(app, c) as u32)
             .collect()
     }
 
