@@ -113,6 +113,8 @@ pub struct ClusterQueryFigures {
     /// Peers' queries this node answered, and refused (busy, or its shards too slow).
     pub answered_for_peers: u64,
     pub refused_for_peers: u64,
+    /// Expiry timers waiting now: one per query still waiting on answers.
+    pub expiry_timers: u64,
 }
 
 impl ClusterQueryFigures {
@@ -123,6 +125,7 @@ impl ClusterQueryFigures {
         self.stray_answers += o.stray_answers;
         self.answered_for_peers += o.answered_for_peers;
         self.refused_for_peers += o.refused_for_peers;
+        self.expiry_timers += o.expiry_timers;
     }
 }
 

@@ -140,6 +140,12 @@ async fn channel_info_and_lists_are_cluster_wide_on_every_node() {
         (r.status, r.body.as_str()),
         (200, r#"{"occupied":false,"subscription_count":0}"#)
     );
+    // Every query above finished with all answers, so none holds an expiry timer (each
+    // would otherwise sleep out the 1 s timeout).
+    let r = h.request("GET", "/stats", "").await;
+    let q = &r.json()["cluster_queries"];
+    assert!(q["started"].as_u64().unwrap() >= 3, "{}", r.body);
+    assert_eq!(q["expiry_timers"], 0, "{}", r.body);
 
     // Everyone leaves: no node lists anything any more.
     keep.retain(|_| false);
@@ -199,4 +205,6 @@ async fn a_node_that_stops_answering_costs_at_most_the_timeout() {
     let q = &r.json()["cluster_queries"];
     assert!(q["incomplete"].as_u64().unwrap() >= 1, "{}", r.body);
     assert!(q["started"].as_u64().unwrap() >= q["incomplete"].as_u64().unwrap());
+    // The timed-out query's timer went with it.
+    assert_eq!(q["expiry_timers"], 0, "{}", r.body);
 }

@@ -12,7 +12,9 @@
 //!
 //! **Invariant:** bounded. At most [`raptor_cluster::query::MAX_PENDING`] queries wait on
 //! answers, at most [`MAX_ANSWERING`] peer queries are being answered (more are answered
-//! `Refused` at once), and a list answer is cut to fit one frame. Nothing here awaits in a
+//! `Refused` at once), and a list answer is cut to fit one frame. Each waiting query has one
+//! expiry timer, cancelled when the query finishes early, so timers are bounded by the
+//! waiting queries too (not by the query rate times the timeout). Nothing here awaits in a
 //! message handler: waiting happens in spawned tasks.
 
 use super::cluster::GATEWAY;
@@ -21,11 +23,13 @@ use super::{QueryTimeout, Shard};
 use crate::app::AppIdx;
 use crate::placement::ShardId;
 use crate::stats::ClusterQueryFigures;
+use glommio::timer::TimerActionOnce;
 use raptor_cluster::node::Action;
 use raptor_cluster::query::{list_answer, Finished, Queries, Start, MAX_PENDING};
 use raptor_cluster::wire::{AnswerBody, NodeMsg, QueryKind};
 use raptor_cluster::NodeId;
 use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +47,8 @@ type ReplyTo = (ShardId, u64);
 pub struct ClusterQueries {
     pending: RefCell<Queries<ReplyTo>>,
     timeout: Duration,
+    /// The expiry timer of each waiting query, by its reply address (unique while waiting).
+    timers: RefCell<HashMap<ReplyTo, TimerActionOnce<()>>>,
     /// Peer queries being answered now.
     answering: Cell<usize>,
     /// Peer queries answered / refused (over [`MAX_ANSWERING`] or shards too slow).
@@ -57,6 +63,7 @@ impl ClusterQueries {
         ClusterQueries {
             pending: RefCell::new(Queries::starting_at(MAX_PENDING, generation << 20)),
             timeout,
+            timers: RefCell::new(HashMap::new()),
             answering: Cell::new(0),
             answered: Cell::new(0),
             refused: Cell::new(0),
@@ -73,6 +80,7 @@ impl ClusterQueries {
             stray_answers: c.stray_answers,
             answered_for_peers: self.answered.get(),
             refused_for_peers: self.refused.get(),
+            expiry_timers: self.timers.borrow().len() as u64,
         }
     }
 }
@@ -144,6 +152,7 @@ impl Shard {
             .pending
             .borrow_mut()
             .start(peers, &app_id, kind, (from, id));
+        let token: ReplyTo = (from, id);
         match start {
             Start::Done(f) => self.finish_query(f),
             Start::Sent { id, actions } => {
@@ -151,15 +160,17 @@ impl Shard {
                 let Some(shard) = gw.shard.upgrade() else {
                     return;
                 };
-                let timeout = gw.queries.timeout;
-                glommio::spawn_local(async move {
-                    glommio::timer::sleep(timeout).await;
-                    let done = shard.query_gw().queries.pending.borrow_mut().expire(id);
+                let timer = TimerActionOnce::do_in(gw.queries.timeout, async move {
+                    let gw = shard.query_gw();
+                    // Our own entry: dropped (which detaches), not destroyed, since this
+                    // task is the one running.
+                    drop(gw.queries.timers.borrow_mut().remove(&token));
+                    let done = gw.queries.pending.borrow_mut().expire(id);
                     if let Some(f) = done {
                         shard.finish_query(f);
                     }
-                })
-                .detach();
+                });
+                gw.queries.timers.borrow_mut().insert(token, timer);
             }
         }
     }
@@ -186,6 +197,10 @@ impl Shard {
     }
 
     fn finish_query(&self, f: Finished<ReplyTo>) {
+        // Finished before its timeout: the timer has nothing left to do.
+        if let Some(t) = self.query_gw().queries.timers.borrow_mut().remove(&f.token) {
+            t.destroy();
+        }
         let (to, id) = f.token;
         let g = f.result;
         let reply = Reply::Cluster(ClusterGather {
