@@ -65,18 +65,7 @@ async fn slow_reader_is_cut_with_4100_and_others_get_everything() {
         while progress.load(std::sync::atomic::Ordering::Relaxed) + 100 < i * 10 {
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
-        let batch: Vec<_> = (0..10)
-            .map(|j| json!({"channel":"feed","name":"e","data":format!("{}:{pad}", i * 10 + j)}))
-            .collect();
-        let r = h
-            .signed(
-                "POST",
-                "/apps/1/batch_events",
-                &[],
-                &json!({ "batch": batch }).to_string(),
-            )
-            .await;
-        assert_eq!(r.status, 200);
+        h.batch_of_ten("feed", i * 10, &pad).await;
     }
     assert_eq!(
         reader.await.unwrap(),

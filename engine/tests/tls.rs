@@ -287,18 +287,7 @@ async fn many_large_events_arrive_in_order_over_tls() {
     let mut h = Http::over(tls(&s, &cert).await);
     let pad = "x".repeat(9000);
     for i in 0..EVENTS / 10 {
-        let batch: Vec<_> = (0..10)
-            .map(|j| json!({"channel":"bulk","name":"e","data":format!("{}:{pad}", i * 10 + j)}))
-            .collect();
-        let r = h
-            .signed(
-                "POST",
-                "/apps/1/batch_events",
-                &[],
-                &json!({ "batch": batch }).to_string(),
-            )
-            .await;
-        assert_eq!(r.status, 200);
+        h.batch_of_ten("bulk", i * 10, &pad).await;
     }
     for n in 0..EVENTS {
         let t = c.recv_text().await;
@@ -334,20 +323,7 @@ async fn a_tls_reader_that_stops_is_cut_with_4100() {
     let pad = "x".repeat(9000);
     // 8 MiB of events against a 1 MiB queue (plus socket and rustls buffers).
     for i in 0..90 {
-        let batch: Vec<_> = (0..10)
-            .map(
-                |j| json!({"channel":"firehose","name":"e","data":format!("{}:{pad}", i * 10 + j)}),
-            )
-            .collect();
-        let r = h
-            .signed(
-                "POST",
-                "/apps/1/batch_events",
-                &[],
-                &json!({ "batch": batch }).to_string(),
-            )
-            .await;
-        assert_eq!(r.status, 200);
+        h.batch_of_ten("firehose", i * 10, &pad).await;
     }
     assert_eq!(slow.expect_close().await, 4100);
 }

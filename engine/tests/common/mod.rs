@@ -349,6 +349,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Http<S> {
         self.signed("POST", "/apps/1/events", &[], &body).await
     }
 
+    /// Publishes 10 events named `e` to `channel` in one `batch_events` call, with data
+    /// `"{n}:{pad}"` for n in `first..first + 10` (numbered, so readers can check order), and
+    /// asserts 200.
+    pub async fn batch_of_ten(&mut self, channel: &str, first: usize, pad: &str) {
+        let batch: Vec<_> = (first..first + 10)
+            .map(|n| serde_json::json!({"channel": channel, "name": "e", "data": format!("{n}:{pad}")}))
+            .collect();
+        let body = serde_json::json!({ "batch": batch }).to_string();
+        let r = self
+            .signed("POST", "/apps/1/batch_events", &[], &body)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+
     pub async fn read_response(&mut self) -> Resp {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
