@@ -84,7 +84,7 @@ struct Run {
     /// raptor shards (default 2)
     #[argh(option, default = "2")]
     shards: usize,
-    /// raptor binary (default: target/release/raptor, built if missing)
+    /// raptor binary (default: target/release/raptor, built from the workspace first)
     #[argh(option)]
     raptor_bin: Option<PathBuf>,
     /// a peer server to compare, as a shell command line (run with `exec`)
@@ -176,7 +176,7 @@ struct ClusterFanout {
     /// load-generator event-loop threads (default 1)
     #[argh(option, default = "1")]
     client_threads: usize,
-    /// raptor binary (default: target/release/raptor, built if missing)
+    /// raptor binary (default: target/release/raptor, built from the workspace first)
     #[argh(option)]
     raptor_bin: Option<PathBuf>,
     /// markdown to put the Cluster section in (default docs/benchmarks.md)

@@ -187,31 +187,30 @@ pub fn parse_port(line: &str) -> Option<u16> {
     Some(addr.port())
 }
 
-/// `target/release/raptor` (under `$CARGO_TARGET_DIR` if set), built with
-/// `cargo build --release -p raptor-engine --bin raptor` when missing.
+/// `target/release/raptor` (under `$CARGO_TARGET_DIR` if set), always built first with
+/// `cargo build --release -p raptor-engine --bin raptor` (a no-op when it is up to date), so
+/// the figures belong to the sources the report names, never to a stale binary.
 pub fn release_raptor() -> anyhow::Result<PathBuf> {
     let ws = crate::workspace();
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .filter(|d| !d.is_empty())
         .map_or_else(|| ws.join("target"), |d| ws.join(d));
     let bin = target.join("release").join("raptor");
-    if !bin.is_file() {
-        eprintln!("raptor-bench: {} is missing; building it", bin.display());
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "raptor-engine",
-                "--bin",
-                "raptor",
-            ])
-            .current_dir(&ws)
-            .status()
-            .context("running cargo build")?;
-        if !status.success() || !bin.is_file() {
-            bail!("cargo build --release -p raptor-engine --bin raptor failed");
-        }
+    eprintln!("raptor-bench: cargo build --release -p raptor-engine --bin raptor");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "raptor-engine",
+            "--bin",
+            "raptor",
+        ])
+        .current_dir(&ws)
+        .status()
+        .context("running cargo build")?;
+    if !status.success() || !bin.is_file() {
+        bail!("cargo build --release -p raptor-engine --bin raptor failed");
     }
     Ok(bin)
 }
