@@ -24,7 +24,10 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, tls: Option<Rc<LocalAcce
     let (mut stream, plain_refused) = match &tls {
         None => (Transport::Plain(stream), false),
         Some(acceptor) => {
-            let accept = async { Ok(acceptor.accept(stream, &mut buf).await) };
+            // Boxed, like the request read and the routing below: an idle WebSocket keeps this
+            // task's future for its whole life, and an enum-like future is as large as its
+            // largest state (19 KiB unboxed, most of an idle connection's memory).
+            let accept = Box::pin(async { Ok(acceptor.accept(stream, &mut buf).await) });
             match glommio::timer::timeout(setup, accept).await {
                 Ok(Ok(t)) => {
                     let refused = acceptor.only() && !t.is_tls();
@@ -50,7 +53,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, tls: Option<Rc<LocalAcce
             Duration::from_secs(limits.http_keepalive_secs)
         };
         first = false;
-        let read = async {
+        let read = Box::pin(async {
             let mut req = read_head(&mut stream, &mut buf, limits.max_http_header_bytes).await;
             if let Ok(r) = &mut req {
                 if r.chunked {
@@ -72,7 +75,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, tls: Option<Rc<LocalAcce
                 }
             }
             req.map_err(RequestFailure::from)
-        };
+        });
         let read = glommio::timer::timeout(wait, async { Ok(read.await) }).await;
         let grace = Duration::from_secs(limits.close_grace_secs);
         let req = match read {
@@ -101,7 +104,7 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, tls: Option<Rc<LocalAcce
         let routed = if plain_refused {
             refuse_plain(&shard, &req)
         } else {
-            route(&shard, req).await
+            Box::pin(route(&shard, req)).await
         };
         match routed {
             Routed::Respond(resp) => {
