@@ -503,16 +503,23 @@ impl ClusterPresence {
         })
     }
 
+    /// Every counted node's members of a channel, `(user_id, user_info)`, in
+    /// [`ClusterPresence::counted`] order; a user on several nodes comes once per node.
+    fn entries<'a>(
+        &'a self,
+        key: &'a ChannelKey,
+    ) -> impl Iterator<Item = (&'a String, &'a Option<String>)> + 'a {
+        self.counted()
+            .filter_map(move |node| self.held.get(node)?.channels.get(key))
+            .flatten()
+    }
+
     /// The effective members of a channel, sorted by user id: `(user_id, user_info)`.
     pub fn members(&self, app: &str, channel: &str) -> Vec<(String, Option<String>)> {
         let key = (app.to_owned(), channel.to_owned());
         let mut users: BTreeMap<&str, &Option<String>> = BTreeMap::new();
-        for node in self.counted() {
-            if let Some(us) = self.held.get(node).and_then(|h| h.channels.get(&key)) {
-                for (u, info) in us {
-                    users.entry(u).or_insert(info);
-                }
-            }
+        for (u, info) in self.entries(&key) {
+            users.entry(u).or_insert(info);
         }
         users
             .into_iter()
@@ -524,12 +531,7 @@ impl ClusterPresence {
     /// (user counts in channel queries).
     pub fn member_count(&self, app: &str, channel: &str) -> usize {
         let key = (app.to_owned(), channel.to_owned());
-        let mut users: BTreeSet<&str> = BTreeSet::new();
-        for node in self.counted() {
-            if let Some(us) = self.held.get(node).and_then(|h| h.channels.get(&key)) {
-                users.extend(us.keys().map(String::as_str));
-            }
-        }
+        let users: BTreeSet<&str> = self.entries(&key).map(|(u, _)| u.as_str()).collect();
         users.len()
     }
 
@@ -543,15 +545,10 @@ impl ClusterPresence {
             return true;
         }
         let mut seen: BTreeSet<&str> = BTreeSet::new();
-        for node in self.counted() {
-            let Some(users) = self.held.get(node).and_then(|h| h.channels.get(&key)) else {
-                continue;
-            };
-            for u in users.keys() {
-                seen.insert(u);
-                if seen.len() >= max {
-                    return false;
-                }
+        for (u, _) in self.entries(&key) {
+            seen.insert(u);
+            if seen.len() >= max {
+                return false;
             }
         }
         true

@@ -299,18 +299,18 @@ impl Shard {
         cache_miss: bool,
     ) {
         let app_id = self.apps.get(app).id.clone();
-        let joined = self
-            .gw()
-            .core
-            .borrow()
-            .is_local_member(&app_id, &channel, &join.user_id);
+        let max = self.apps.get(app).max_presence_members;
+        let (joined, room) = {
+            let gw = self.gw();
+            let core = gw.core.borrow();
+            let joined = core.is_local_member(&app_id, &channel, &join.user_id);
+            // Asked only for a user that still has to join.
+            (
+                joined,
+                joined || core.has_room_for(&app_id, &channel, &join.user_id, max),
+            )
+        };
         if !joined {
-            let max = self.apps.get(app).max_presence_members;
-            let room = self
-                .gw()
-                .core
-                .borrow()
-                .has_room_for(&app_id, &channel, &join.user_id, max);
             if !room {
                 let undo = ShardMsg::Unsubscribe {
                     app,
