@@ -17,6 +17,14 @@
 //! * **Interest** is sent to the owner on the first and last local subscriber, re-sent to
 //!   the new owner of every local channel when the live view moves ownership, and re-sent
 //!   to a peer for the channels it owns when its link comes up.
+//! * **Ready before `subscription_succeeded`.** A first local subscriber announced with
+//!   [`NodeCore::await_interest`] is held by the caller until [`Action::InterestReady`]:
+//!   at once when this node owns the channel, else when the owner's `InterestAck` comes
+//!   back. The owner sends the ack on the same link, in order, before any `Deliver` it
+//!   orders afterwards, so a subscriber told "succeeded" then misses no event published
+//!   after that. An owner that does not answer within [`INTEREST_ACK_TICKS`] calls of
+//!   [`NodeCore::tick`] releases the subscribers anyway (counted as
+//!   `interest_ack_timeouts`): a slow peer delays a subscription, it never hangs one.
 //! * **Presence** joins and leaves of local members go to every peer; a peer whose link
 //!   comes up gets a full sync. Every node turns the changes of *its own* view into member
 //!   events for *its own* subscribers ([`Action::Presence`]), so what a client sees always
@@ -117,6 +125,28 @@ pub enum Action {
         channel: String,
         count: u32,
     },
+    /// The interest announced by [`NodeCore::await_interest`] with `ticket` is in place
+    /// (or its owner did not answer in time): the held subscribers may be answered.
+    InterestReady {
+        app: String,
+        channel: String,
+        ticket: u64,
+    },
+}
+
+/// How often the caller calls [`NodeCore::tick`].
+pub const TICK: Duration = Duration::from_millis(250);
+/// Ticks an awaited interest waits for the owner's `InterestAck` (0.75–1 s with [`TICK`]):
+/// an ack normally takes one round trip, so only a lost link or a stalled owner gets here.
+pub const INTEREST_ACK_TICKS: u32 = 4;
+
+/// A first local subscription waiting for its owner's `InterestAck`.
+#[derive(Clone, Debug)]
+struct AwaitedInterest {
+    /// The node the `Interest` went to last (a re-announce to a new owner moves it).
+    owner: NodeId,
+    ticket: u64,
+    ticks: u32,
 }
 
 /// How long the members of a node that left on purpose keep counting: long enough for its
@@ -136,6 +166,10 @@ pub struct NodeCounters {
     /// `Count` reports refused: a channel this node does not own, a sender it does not
     /// hold live, or an implausible channel (presence, or a name over 1 KiB).
     pub counts_refused: u64,
+    /// Awaited interests released without the owner's ack (it did not answer in time).
+    pub interest_ack_timeouts: u64,
+    /// Awaited interests now waiting for an ack.
+    pub interest_awaiting: u64,
 }
 
 /// Longest channel name a peer's `Count` may carry (Pusher's names are at most 200 bytes;
@@ -174,6 +208,8 @@ pub struct NodeCore {
     linked: BTreeSet<NodeKey>,
     local_interest: LocalInterest,
     table: InterestTable,
+    /// First local subscriptions waiting for the owner's ack. Bounded by the local channels.
+    awaiting: BTreeMap<(String, String), AwaitedInterest>,
     local_presence: LocalPresence,
     presence: ClusterPresence,
     origin_seq: u64,
@@ -201,6 +237,7 @@ impl NodeCore {
             linked: BTreeSet::new(),
             local_interest: LocalInterest::new(),
             table: InterestTable::new(),
+            awaiting: BTreeMap::new(),
             local_presence: LocalPresence::new(),
             presence: ClusterPresence::new(),
             origin_seq: 0,
@@ -225,6 +262,7 @@ impl NodeCore {
     pub fn counters(&self) -> NodeCounters {
         NodeCounters {
             counts_over_limit: self.counts.over_limit,
+            interest_awaiting: self.awaiting.len() as u64,
             ..self.counters
         }
     }
@@ -364,7 +402,7 @@ impl NodeCore {
             .collect();
         moved.sort();
         for (app, channel) in moved {
-            out.extend(self.announce_interest(&app, &channel, true));
+            self.announce_interest(&app, &channel, true, &mut out);
         }
         if changed {
             self.counts_after_live_change(old_count_owner, &mut out);
@@ -377,21 +415,40 @@ impl NodeCore {
         out
     }
 
-    fn announce_interest(&mut self, app: &str, channel: &str, on: bool) -> Option<Action> {
+    /// Tells the channel's owner, or takes the interest here when this node owns it. An
+    /// awaited interest goes with its ticket (and now waits for this owner), or is ready
+    /// at once when the owner is this node.
+    fn announce_interest(&mut self, app: &str, channel: &str, on: bool, out: &mut Vec<Action>) {
         let owner = self.owner_of(app, channel);
+        let key = (app.to_owned(), channel.to_owned());
         if owner == self.me.id {
             self.table.set(&self.me.clone(), app, channel, on);
-            None
-        } else {
-            Some(Action::Send {
-                to: owner,
-                msg: NodeMsg::Interest {
-                    app: app.to_owned(),
-                    channel: channel.to_owned(),
-                    on,
-                },
-            })
+            if let Some(w) = self.awaiting.remove(&key) {
+                out.push(Action::InterestReady {
+                    app: key.0,
+                    channel: key.1,
+                    ticket: w.ticket,
+                });
+            }
+            return;
         }
+        let ack = match self.awaiting.get_mut(&key).filter(|_| on) {
+            Some(w) => {
+                w.owner = owner.clone();
+                w.ticks = 0;
+                w.ticket
+            }
+            None => 0,
+        };
+        out.push(Action::Send {
+            to: owner,
+            msg: NodeMsg::Interest {
+                app: key.0,
+                channel: key.1,
+                on,
+                ack,
+            },
+        });
     }
 
     /// A link to `peer` came up: sync our members to it and re-announce the interest it
@@ -438,14 +495,7 @@ impl NodeCore {
             .collect();
         owned.sort();
         for (app, channel) in owned {
-            out.push(Action::Send {
-                to: peer.id.clone(),
-                msg: NodeMsg::Interest {
-                    app,
-                    channel,
-                    on: true,
-                },
-            });
+            self.announce_interest(&app, &channel, true, &mut out);
         }
         // Counts sent while the link was down were dropped.
         for ((app, channel), &count) in &self.local_counts {
@@ -470,17 +520,74 @@ impl NodeCore {
         self.presence_actions(events).collect()
     }
 
-    /// The first (`on`) or last local subscriber of a channel.
+    /// The first (`on`) or last local subscriber of a channel, announced without waiting
+    /// (see [`NodeCore::await_interest`] for the waiting kind).
     pub fn set_interest(&mut self, app: &str, channel: &str, on: bool) -> Vec<Action> {
+        if !on {
+            self.awaiting.remove(&(app.to_owned(), channel.to_owned()));
+        }
         if !self.local_interest.set(app, channel, on) {
             return Vec::new();
         }
-        let mut out: Vec<Action> = self
-            .announce_interest(app, channel, on)
-            .into_iter()
-            .collect();
+        let mut out = Vec::new();
+        self.announce_interest(app, channel, on, &mut out);
         self.refresh_occupancy(app, channel, &mut out);
         out.push(Action::Gossip(self.local_interest.take_gossip_changes()));
+        out
+    }
+
+    /// The first local subscriber of a channel, held by the caller until
+    /// [`Action::InterestReady`] with `ticket` (module rules, "Ready before
+    /// `subscription_succeeded`"). The caller picks tickets, unique per channel, so a
+    /// ready that crossed a later unsubscribe and resubscribe is told apart.
+    pub fn await_interest(&mut self, app: &str, channel: &str, ticket: u64) -> Vec<Action> {
+        let key = (app.to_owned(), channel.to_owned());
+        if self.local_interest.contains(app, channel) {
+            // Already announced: a later first subscriber waits for the same ack, or for
+            // nothing when none is awaited any more.
+            return match self.awaiting.get_mut(&key) {
+                Some(w) => {
+                    w.ticket = ticket;
+                    // The ack in flight carries the old ticket: ask again.
+                    let mut out = Vec::new();
+                    self.announce_interest(app, channel, true, &mut out);
+                    out
+                }
+                None => vec![Action::InterestReady {
+                    app: key.0,
+                    channel: key.1,
+                    ticket,
+                }],
+            };
+        }
+        self.awaiting.insert(
+            key,
+            AwaitedInterest {
+                owner: self.me.id.clone(),
+                ticket,
+                ticks: 0,
+            },
+        );
+        self.set_interest(app, channel, true)
+    }
+
+    /// Called every [`TICK`]: releases the awaited interests whose owner did not answer
+    /// within [`INTEREST_ACK_TICKS`].
+    pub fn tick(&mut self) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.awaiting.retain(|(app, channel), w| {
+            w.ticks += 1;
+            if w.ticks < INTEREST_ACK_TICKS {
+                return true;
+            }
+            self.counters.interest_ack_timeouts += 1;
+            out.push(Action::InterestReady {
+                app: app.clone(),
+                channel: channel.clone(),
+                ticket: w.ticket,
+            });
+            false
+        });
         out
     }
 
@@ -705,11 +812,40 @@ impl NodeCore {
                     cache_data,
                 }]
             }
-            NodeMsg::Interest { app, channel, on } => {
+            NodeMsg::Interest {
+                app,
+                channel,
+                on,
+                ack,
+            } => {
                 self.table.set(from, &app, &channel, on);
                 let mut out = Vec::new();
                 self.refresh_occupancy(&app, &channel, &mut out);
+                if on && ack != 0 {
+                    // Taken: every `Deliver` ordered from now on follows this on the link.
+                    out.push(Action::Send {
+                        to: from.id.clone(),
+                        msg: NodeMsg::InterestAck { app, channel, ack },
+                    });
+                }
                 out
+            }
+            NodeMsg::InterestAck { app, channel, ack } => {
+                let key = (app, channel);
+                let answers = self
+                    .awaiting
+                    .get(&key)
+                    .is_some_and(|w| w.owner == from.id && w.ticket == ack);
+                if !answers {
+                    // An ack of an earlier ticket or owner: the current one is still due.
+                    return Vec::new();
+                }
+                self.awaiting.remove(&key);
+                vec![Action::InterestReady {
+                    app: key.0,
+                    channel: key.1,
+                    ticket: ack,
+                }]
             }
             NodeMsg::PresenceJoin {
                 app,

@@ -109,6 +109,9 @@ pub enum NodeMsg {
         app: String,
         channel: String,
         on: bool,
+        /// Not 0: the sender holds the channel's new subscribers until the owner answers
+        /// with an `InterestAck` carrying this number (see docs/cluster-protocol.md).
+        ack: u64,
     },
     /// Node → every peer: `user_id` now has a connection in `channel` on the sender.
     PresenceJoin {
@@ -160,6 +163,13 @@ pub enum NodeMsg {
         channel: String,
         count: u32,
     },
+    /// Owning node → the sender of an `Interest { on: true, ack }` with `ack` not 0: the
+    /// interest is taken, so every event this node orders from now on goes to the sender.
+    InterestAck {
+        app: String,
+        channel: String,
+        ack: u64,
+    },
 }
 
 /// Message kind in byte 5 of the header: quick dispatch and compatibility checks without
@@ -181,6 +191,7 @@ pub enum Tag {
     Query = 12,
     Answer = 13,
     Count = 14,
+    InterestAck = 15,
 }
 
 impl Tag {
@@ -200,6 +211,7 @@ impl Tag {
             12 => Tag::Query,
             13 => Tag::Answer,
             14 => Tag::Count,
+            15 => Tag::InterestAck,
             _ => return None,
         })
     }
@@ -222,6 +234,7 @@ impl NodeMsg {
             NodeMsg::Query { .. } => Tag::Query,
             NodeMsg::Answer { .. } => Tag::Answer,
             NodeMsg::Count { .. } => Tag::Count,
+            NodeMsg::InterestAck { .. } => Tag::InterestAck,
         }
     }
 }
@@ -243,6 +256,7 @@ impl ArchivedNodeMsg {
             ArchivedNodeMsg::Query { .. } => Tag::Query,
             ArchivedNodeMsg::Answer { .. } => Tag::Answer,
             ArchivedNodeMsg::Count { .. } => Tag::Count,
+            ArchivedNodeMsg::InterestAck { .. } => Tag::InterestAck,
         }
     }
 }

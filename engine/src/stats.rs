@@ -153,6 +153,10 @@ pub struct ClusterFigures {
     pub counts_over_limit: u64,
     /// Subscription-count reports refused (not the owner, sender not live, implausible).
     pub counts_refused: u64,
+    /// First subscriptions of a channel now held for the owning node's `InterestAck`, and
+    /// those released without it (the owner did not answer within ~1 s).
+    pub interest_awaiting: u64,
+    pub interest_ack_timeouts: u64,
 }
 
 impl ClusterFigures {
@@ -169,6 +173,8 @@ impl ClusterFigures {
         self.deliver_unwanted += o.deliver_unwanted;
         self.counts_over_limit += o.counts_over_limit;
         self.counts_refused += o.counts_refused;
+        self.interest_awaiting += o.interest_awaiting;
+        self.interest_ack_timeouts += o.interest_ack_timeouts;
     }
 }
 

@@ -74,6 +74,7 @@ fn interest(ch: &str, on: bool) -> NodeMsg {
         app: "1".into(),
         channel: ch.into(),
         on,
+        ack: 0,
     }
 }
 

@@ -69,10 +69,13 @@ pub(crate) fn any_msg() -> impl Strategy<Value = NodeMsg> {
                     }
                 }
             ),
-        (s(), s(), any::<bool>()).prop_map(|(app, channel, on)| NodeMsg::Interest {
-            app,
-            channel,
-            on
+        (s(), s(), any::<bool>(), any::<u64>()).prop_map(|(app, channel, on, ack)| {
+            NodeMsg::Interest {
+                app,
+                channel,
+                on,
+                ack,
+            }
         }),
         (s(), s(), s(), proptest::option::of(s())).prop_map(
             |(app, channel, user_id, user_info)| NodeMsg::PresenceJoin {
@@ -103,6 +106,11 @@ pub(crate) fn any_msg() -> impl Strategy<Value = NodeMsg> {
             app,
             channel,
             count
+        }),
+        (s(), s(), any::<u64>()).prop_map(|(app, channel, ack)| NodeMsg::InterestAck {
+            app,
+            channel,
+            ack
         }),
     ]
 }
@@ -400,4 +408,51 @@ fn query_with_an_answer_tag_is_refused() {
             body: Tag::Query
         })
     );
+}
+
+/// `Interest` with an ack ticket and `InterestAck` (tag 15), byte for byte as
+/// docs/cluster-protocol.md shows them; the union stays 80 bytes.
+#[test]
+fn interest_and_its_ack_are_as_documented() {
+    let interest = NodeMsg::Interest {
+        app: "1".into(),
+        channel: "room".into(),
+        on: true,
+        ack: 7,
+    };
+    let ack = NodeMsg::InterestAck {
+        app: "1".into(),
+        channel: "room".into(),
+        ack: 7,
+    };
+    let body = |discriminant: u8, on: u8| {
+        let mut b = vec![
+            discriminant,
+            0,
+            0,
+            0,
+            b'1',
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+        ];
+        b.extend(b"room\xff\xff\xff\xff");
+        b.extend([on, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0]);
+        b.resize(80, 0);
+        b
+    };
+    for (msg, tag, want_body) in [(interest, 4, body(3, 1)), (ack, 15, body(14, 0))] {
+        let frame = encode(&msg).unwrap();
+        let mut want = vec![
+            b'R', b'P', b'T', b'R', 1, tag, 0, 0, 80, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        want.extend(want_body);
+        assert_eq!(frame, want, "{msg:?}");
+        let (back, used) = decode(&frame).unwrap().unwrap();
+        assert_eq!((back, used), (msg, frame.len()));
+    }
 }

@@ -73,6 +73,8 @@ pub struct Sim {
     pub holds: Vec<(String, NodeKey)>,
     /// Cluster-wide subscription counts announced, in order: (node, channel, count).
     pub counts: Vec<(String, String, u32)>,
+    /// Awaited interests declared ready, in order: (node, channel, ticket).
+    pub ready: Vec<(String, String, u64)>,
 }
 
 impl Sim {
@@ -88,6 +90,7 @@ impl Sim {
             gossip_interest: true,
             occupancy: Vec::new(),
             counts: Vec::new(),
+            ready: Vec::new(),
         };
         for id in ids {
             let key = NodeKey::new(NodeId::new(id).unwrap(), 1);
@@ -261,6 +264,9 @@ impl Sim {
                 Action::SubscriptionCount { channel, count, .. } => {
                     self.counts.push((at.to_owned(), channel, count))
                 }
+                Action::InterestReady {
+                    channel, ticket, ..
+                } => self.ready.push((at.to_owned(), channel, ticket)),
                 Action::Gossip(kvs) => {
                     let node = self.nodes.get_mut(at).unwrap();
                     for (k, v) in kvs {
@@ -376,6 +382,7 @@ impl Sim {
     pub fn clear_logs(&mut self) {
         self.occupancy.clear();
         self.counts.clear();
+        self.ready.clear();
         for n in self.nodes.values_mut() {
             n.emitted.clear();
             n.webhooks.clear();

@@ -89,6 +89,8 @@ impl Gateway {
             deliver_unwanted: n.deliver_unwanted,
             counts_over_limit: n.counts_over_limit,
             counts_refused: n.counts_refused,
+            interest_awaiting: n.interest_awaiting,
+            interest_ack_timeouts: n.interest_ack_timeouts,
         }
     }
 
@@ -130,6 +132,19 @@ impl Gateway {
                     s.queries_peer_gone(&peer);
                 }
                 glommio::yield_if_needed().await;
+            }
+        })
+        .detach();
+        // Awaited interests whose owner does not answer are released on a tick.
+        let s = shard.clone();
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(raptor_cluster::node::TICK).await;
+                let Some(gw) = s.gateway.borrow().clone() else {
+                    return;
+                };
+                let actions = gw.core.borrow_mut().tick();
+                s.apply(actions);
             }
         })
         .detach();
@@ -220,13 +235,21 @@ impl Shard {
                     );
                 }
             }
-            ShardMsg::ClusterInterest { app, channel, on } => {
+            ShardMsg::ClusterInterest {
+                app,
+                channel,
+                on,
+                ticket,
+            } => {
                 let app_id = self.apps.get(app).id.clone();
-                let actions = self
-                    .gw()
-                    .core
-                    .borrow_mut()
-                    .set_interest(&app_id, &channel, on);
+                let gw = self.gw();
+                let mut core = gw.core.borrow_mut();
+                let actions = if on {
+                    core.await_interest(&app_id, &channel, ticket)
+                } else {
+                    core.set_interest(&app_id, &channel, false)
+                };
+                drop(core);
                 self.apply(actions);
             }
             ShardMsg::ClusterCount {
@@ -538,6 +561,22 @@ impl Shard {
                     channel,
                     count,
                 } => self.announce_count(app, channel, count),
+                Action::InterestReady {
+                    app,
+                    channel,
+                    ticket,
+                } => {
+                    if let Some(a) = self.apps.by_id(&app) {
+                        let channel: Arc<str> = Arc::from(channel);
+                        let owner = self.owner_of(a.idx, &channel);
+                        let msg = ShardMsg::ClusterInterestReady {
+                            app: a.idx,
+                            channel,
+                            ticket,
+                        };
+                        self.mesh.send(owner, msg);
+                    }
+                }
             }
         }
     }

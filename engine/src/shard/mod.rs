@@ -13,6 +13,7 @@
 
 pub mod cluster;
 mod cluster_query;
+mod held;
 pub mod mesh;
 pub mod msg;
 mod owner;
@@ -73,6 +74,10 @@ pub struct Shard {
     users: RefCell<users::UserRegistry>,
     /// Owned channels whose `subscription_count` changed while throttled.
     count_dirty: RefCell<HashSet<(AppIdx, Arc<str>)>>,
+    /// Cluster mode: owned channels whose first subscriptions wait for the owning node's
+    /// ack (`held`), and the last ticket handed out for such a wait.
+    awaiting: RefCell<HashMap<(AppIdx, Arc<str>), held::Awaiting>>,
+    next_ticket: Cell<u64>,
     /// Outstanding cross-shard queries, by id.
     pending: RefCell<HashMap<u64, LocalSender<Reply>>>,
     next_query: Cell<u64>,
@@ -117,6 +122,8 @@ impl Shard {
             cache: RefCell::new(ChannelCache::new(n_apps)),
             users: RefCell::new(users::UserRegistry::new(n_apps)),
             count_dirty: RefCell::new(HashSet::new()),
+            awaiting: RefCell::new(HashMap::new()),
+            next_ticket: Cell::new(0),
             pending: RefCell::new(HashMap::new()),
             next_query: Cell::new(0),
             stats,
@@ -568,6 +575,11 @@ impl Shard {
             | ShardMsg::ClusterLeave { .. }
             | ShardMsg::ClusterTerminate { .. }
             | ShardMsg::ClusterQuery { .. }) => self.gateway_handle(msg),
+            ShardMsg::ClusterInterestReady {
+                app,
+                channel,
+                ticket,
+            } => self.interest_ready(app, channel, ticket),
             ShardMsg::LocalFanout {
                 app,
                 channel,

@@ -117,10 +117,20 @@ pub enum ShardMsg {
         ack: Option<(ShardId, u64)>,
     },
     /// Local owner → gateway: this node has (or no longer has) subscribers of a channel.
+    /// With `on`, the owner holds the channel's subscribers until `ClusterInterestReady`
+    /// with the same `ticket` (not 0) comes back.
     ClusterInterest {
         app: AppIdx,
         channel: Arc<str>,
         on: bool,
+        ticket: u64,
+    },
+    /// Gateway → local owner: the owning node has taken this node's interest in the
+    /// channel (or did not answer in time); answer the subscriptions held under `ticket`.
+    ClusterInterestReady {
+        app: AppIdx,
+        channel: Arc<str>,
+        ticket: u64,
     },
     /// Local owner → gateway: this node's subscriptions to a counted channel (an app with
     /// `enable_subscription_count`), when its throttled count is due; 0 when none are left.

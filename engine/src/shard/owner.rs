@@ -90,52 +90,31 @@ impl Shard {
             from,
             join.as_ref().map(|j| (&j.user_id, j.user_info.as_deref())),
         );
-        if change.occupancy && self.clustered {
-            let msg = ShardMsg::ClusterInterest {
-                app,
-                channel: channel.clone(),
-                on: true,
-            };
-            self.mesh.send(super::cluster::GATEWAY, msg);
+        if change.occupancy {
+            a.channels
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        if let (true, Some(j)) = (self.clustered, &join) {
-            // The gateway knows the cluster-wide members: it checks the member limit against
-            // them, sends member_added where due and answers the subscriber with the full
-            // list (and the cache replay looked up here, where the cache lives).
-            if change.occupancy {
-                a.channels
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            let (cache, cache_miss) = match kind.cache.then(|| self.cache_replay(app, &channel)) {
-                Some((frame, miss)) => (Some(frame), miss),
-                None => (None, false),
-            };
-            let msg = ShardMsg::ClusterJoin {
-                app,
-                channel: channel.clone(),
-                join: j.clone(),
+        if self.clustered {
+            // Answered once the owning node has this node's interest (`held`); a presence
+            // subscription through the gateway, which knows the cluster-wide members, and
+            // where the owning node fires `channel_occupied` once (Action::Occupancy).
+            let sub = super::held::Held {
                 from,
                 conn,
                 socket_id,
-                cache,
-                cache_miss,
+                join,
             };
-            self.mesh.send(super::cluster::GATEWAY, msg);
+            self.hold_or_answer(app, &channel, change.occupancy, sub);
             self.count_changed(app, &channel, Instant::now());
             return;
         }
         if change.occupancy {
-            a.channels
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if !self.clustered {
-                // In a cluster the owning node fires this once (Action::Occupancy).
-                self.webhooks.emit(
-                    app,
-                    WebhookEvent::ChannelOccupied {
-                        channel: channel.to_string(),
-                    },
-                );
-            }
+            self.webhooks.emit(
+                app,
+                WebhookEvent::ChannelOccupied {
+                    channel: channel.to_string(),
+                },
+            );
         }
         let mut out = Vec::with_capacity(2);
         match &join {
@@ -199,7 +178,7 @@ impl Shard {
 
     /// What a new subscriber of a cache channel gets after `subscription_succeeded`: the
     /// cached event, or `pusher:cache_miss` (`true`: a miss, for the webhook).
-    fn cache_replay(&self, app: AppIdx, channel: &str) -> (Bytes, bool) {
+    pub(super) fn cache_replay(&self, app: AppIdx, channel: &str) -> (Bytes, bool) {
         match self.cache.borrow().get(app, channel, Instant::now()) {
             Some((c, _)) => (c.frame.clone(), false),
             None => (frames::cache_miss(channel), true),
@@ -253,10 +232,12 @@ impl Shard {
             .borrow_mut()
             .unsubscribe(app, &channel, from, user_id.as_deref());
         if change.occupancy && self.clustered {
+            self.release_held(app, &channel);
             let msg = ShardMsg::ClusterInterest {
                 app,
                 channel: channel.clone(),
                 on: false,
+                ticket: 0,
             };
             self.mesh.send(super::cluster::GATEWAY, msg);
         }
