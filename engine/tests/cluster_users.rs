@@ -16,17 +16,6 @@ fn app_toml(extra: &str) -> String {
     format!("[[apps]]\nid = \"1\"\nkey = \"app-key\"\nsecret = \"app-secret\"\n{extra}")
 }
 
-/// The first `{prefix}{n}` that node `owner` owns when nodes 0..3 are live.
-fn owned_by(prefix: &str, owner: usize) -> String {
-    let ids: Vec<raptor_cluster::NodeId> = (0..3)
-        .map(|i| raptor_cluster::NodeId::new(&format!("node-{i}")).unwrap())
-        .collect();
-    (0..10_000)
-        .map(|n| format!("{prefix}{n}"))
-        .find(|ch| raptor_cluster::ownership::owner("1", ch, &ids) == Some(&ids[owner]))
-        .unwrap()
-}
-
 /// Signs `c` in as `user` and subscribes it to its `#server-to-user-{user}` channel, as
 /// pusher-js does after `signin_success`.
 async fn sign_in(c: &mut Client, user: &str) {

@@ -98,6 +98,41 @@ impl Cluster {
     }
 }
 
+/// The first `n` channels `{prefix}0`, `{prefix}1`, … that node `owner` owns while nodes
+/// 0..3 are live (rendezvous hashing, as the nodes compute it).
+pub fn owned_by_n(prefix: &str, owner: usize, n: usize) -> Vec<String> {
+    let ids: Vec<raptor_cluster::NodeId> = (0..3)
+        .map(|i| raptor_cluster::NodeId::new(&format!("node-{i}")).unwrap())
+        .collect();
+    (0..100_000)
+        .map(|i| format!("{prefix}{i}"))
+        .filter(|ch| raptor_cluster::ownership::owner("1", ch, &ids) == Some(&ids[owner]))
+        .take(n)
+        .collect()
+}
+
+/// The first channel `{prefix}N` that node `owner` owns while nodes 0..3 are live.
+pub fn owned_by(prefix: &str, owner: usize) -> String {
+    owned_by_n(prefix, owner, 1).remove(0)
+}
+
+/// Until every one of the `n` nodes sees all `n` live and has a link session to each peer.
+pub async fn wait_linked(cl: &Cluster, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for i in 0..n {
+        let mut h = Http::connect(cl.node(i)).await;
+        loop {
+            let r = h.request("GET", "/stats", "").await;
+            let c = &r.json()["cluster"];
+            if c["live_nodes"] == n && c["sessions_up"].as_u64() >= Some(n as u64 - 1) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "node {i}: {}", r.body);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
 /// Publishes probes on node `from` until `c` (on another node) receives one: the cluster has
 /// converged for this channel. Returns the probes' count seen so callers can skip them.
 pub async fn wait_routed(h: &mut Http, c: &mut Client, channel: &str) {
