@@ -46,6 +46,20 @@ async fn an_event_published_right_after_subscription_succeeded_arrives() {
         assert_eq!(h.publish(ch, "first", "p").await.status, 200);
         assert_eq!(c.recv_text_within(within).await, Some(event(ch, "p")));
     }
+    // Unsubscribing and subscribing again, over and over (the node's interest goes off and
+    // on each time; every `on` waits for its own ack, never an older one's).
+    let ch = &owned_by_node_0("again-", 1)[0];
+    for i in 0..30 {
+        let c = &mut subs[i % 2];
+        c.subscribe(ch).await;
+        assert_eq!(h.publish(ch, "first", &i.to_string()).await.status, 200);
+        assert_eq!(
+            c.recv_text_within(within).await,
+            Some(event(ch, &i.to_string()))
+        );
+        c.send(serde_json::json!({"event": "pusher:unsubscribe", "data": {"channel": ch}}))
+            .await;
+    }
     // Every wait ended with the owner's ack: none is left, none timed out.
     for i in 0..3 {
         let mut h = Http::connect(cl.node(i)).await;
