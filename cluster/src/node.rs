@@ -22,9 +22,11 @@
 //!   at once when this node owns the channel, else when the owner's `InterestAck` comes
 //!   back. The owner sends the ack on the same link, in order, before any `Deliver` it
 //!   orders afterwards, so a subscriber told "succeeded" then misses no event published
-//!   after that. An owner that does not answer within [`INTEREST_ACK_TICKS`] calls of
-//!   [`NodeCore::tick`] releases the subscribers anyway (counted as
-//!   `interest_ack_timeouts`): a slow peer delays a subscription, it never hangs one.
+//!   after that. The owner acks only while it owns the channel and holds the sender live
+//!   (else it would not deliver to it); the waiting node asks again on every
+//!   [`NodeCore::tick`], and releases the subscribers anyway [`INTEREST_ACK_TICKS`] ticks
+//!   after the first ask (counted as `interest_ack_timeouts`), whatever links and views do
+//!   meanwhile: a slow or confused peer delays a subscription, it never hangs one.
 //! * **Presence** joins and leaves of local members go to every peer; a peer whose link
 //!   comes up gets a full sync. Every node turns the changes of *its own* view into member
 //!   events for *its own* subscribers ([`Action::Presence`]), so what a client sees always
@@ -433,9 +435,10 @@ impl NodeCore {
             return;
         }
         let ack = match self.awaiting.get_mut(&key).filter(|_| on) {
+            // The deadline still counts from the first announcement: a link or a view
+            // that keeps flapping must not hold the subscribers for ever.
             Some(w) => {
                 w.owner = owner.clone();
-                w.ticks = 0;
                 w.ticket
             }
             None => 0,
@@ -543,8 +546,10 @@ impl NodeCore {
     pub fn await_interest(&mut self, app: &str, channel: &str, ticket: u64) -> Vec<Action> {
         let key = (app.to_owned(), channel.to_owned());
         if self.local_interest.contains(app, channel) {
-            // Already announced: a later first subscriber waits for the same ack, or for
-            // nothing when none is awaited any more.
+            // Already announced (the engine's owner shard never does this: its `on` and
+            // `off` alternate). Mirror what that shard does with a second first-subscriber
+            // announcement: wait under the new ticket, or for nothing when the
+            // interest is no longer awaited.
             return match self.awaiting.get_mut(&key) {
                 Some(w) => {
                     w.ticket = ticket;
@@ -572,12 +577,17 @@ impl NodeCore {
     }
 
     /// Called every [`TICK`]: releases the awaited interests whose owner did not answer
-    /// within [`INTEREST_ACK_TICKS`].
+    /// within [`INTEREST_ACK_TICKS`], and asks again for the others. An owner acks only a
+    /// node it holds live, so a node it has not seen in gossip yet (new, or restarted) is
+    /// answered on the first ask after that; asking again also covers an `Interest` lost
+    /// to a full send queue.
     pub fn tick(&mut self) -> Vec<Action> {
         let mut out = Vec::new();
+        let mut again = Vec::new();
         self.awaiting.retain(|(app, channel), w| {
             w.ticks += 1;
             if w.ticks < INTEREST_ACK_TICKS {
+                again.push((app.clone(), channel.clone()));
                 return true;
             }
             self.counters.interest_ack_timeouts += 1;
@@ -588,6 +598,9 @@ impl NodeCore {
             });
             false
         });
+        for (app, channel) in again {
+            self.announce_interest(&app, &channel, true, &mut out);
+        }
         out
     }
 
@@ -821,7 +834,10 @@ impl NodeCore {
                 self.table.set(from, &app, &channel, on);
                 let mut out = Vec::new();
                 self.refresh_occupancy(&app, &channel, &mut out);
-                if on && ack != 0 {
+                // Acked only when this node will deliver to the sender: it owns the channel
+                // in its view and holds the sender live (`fanout` skips others). Otherwise
+                // the sender asks again on its next tick, or gives up after its deadline.
+                if on && ack != 0 && self.live.contains(from) && self.owns(&app, &channel) {
                     // Taken: every `Deliver` ordered from now on follows this on the link.
                     out.push(Action::Send {
                         to: from.id.clone(),

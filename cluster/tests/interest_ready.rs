@@ -5,7 +5,8 @@
 //! `Interest` message and its ack are the only way the owner learns.
 
 mod sim;
-use raptor_cluster::node::INTEREST_ACK_TICKS;
+use raptor_cluster::interest::InterestFilter;
+use raptor_cluster::node::{ViewNode, INTEREST_ACK_TICKS};
 use raptor_cluster::wire::NodeMsg;
 use sim::*;
 
@@ -136,6 +137,63 @@ fn a_wait_follows_the_channel_to_its_new_owner() {
     assert_eq!(sim.ready, vec![("b".to_string(), ch.clone(), 4)]);
     let owner = sim.nodes["b"].core.owner_of(APP, &ch);
     assert_ne!(owner.as_str(), "c");
+    publish(&mut sim, "a", &ch, "after");
+    sim.drain();
+    assert_eq!(delivered(&sim, "b", &ch), ["after"]);
+}
+
+#[test]
+fn a_link_that_keeps_flapping_does_not_extend_the_wait() {
+    let (mut sim, ch) = cluster_with_channel("c");
+    // No link b–c (c in b's view): every `Interest` to c is dropped unsent.
+    sim.links.remove(&pair("b", "c"));
+    sim.act("b", |c| c.await_interest(APP, &ch, 6));
+    let c_key = sim.nodes["c"].key();
+    for _ in 1..INTEREST_ACK_TICKS {
+        // The link comes up and goes down again between ticks (re-announcing each time).
+        sim.act("b", |n| n.link_up(&c_key));
+        sim.act("b", |n| n.link_down(&c_key));
+        sim.act("b", |n| n.tick());
+        assert!(sim.ready.is_empty());
+    }
+    sim.act("b", |n| n.tick());
+    assert_eq!(sim.ready, vec![("b".to_string(), ch, 6)]);
+}
+
+#[test]
+fn the_owner_acks_a_node_only_once_it_holds_it_live() {
+    let (mut sim, ch) = cluster_with_channel("c");
+    // b restarts (a new generation). It sees the cluster at once, and its links come up,
+    // before the others' views list the new generation.
+    let b2 = sim.restart("b");
+    let view: Vec<ViewNode> = ["a", "b", "c"]
+        .iter()
+        .map(|id| ViewNode {
+            key: sim.nodes[*id].key(),
+            interest: InterestFilter::default(),
+            answers_queries: true,
+        })
+        .collect();
+    sim.act("b", |n| n.set_view(view));
+    sim.sync_links();
+    sim.drain();
+    assert_eq!(sim.nodes["b"].core.owner_of(APP, &ch).as_str(), "c");
+    assert!(!sim.nodes["c"].core.live().contains(&b2));
+    sim.act("b", |n| n.await_interest(APP, &ch, 8));
+    sim.drain();
+    // c would not deliver to a node it does not hold live, so it does not ack either.
+    assert!(sim.ready.is_empty());
+    publish(&mut sim, "a", &ch, "before-live");
+    sim.drain();
+    assert!(delivered(&sim, "b", &ch).is_empty());
+    // Once c's view has b2, b's next tick asks again and gets the ack.
+    sim.sync_views();
+    sim.drain();
+    assert!(sim.nodes["c"].core.live().contains(&b2));
+    sim.act("b", |n| n.tick());
+    sim.drain();
+    assert_eq!(sim.ready, vec![("b".to_string(), ch.clone(), 8)]);
+    assert_eq!(sim.nodes["b"].core.counters().interest_ack_timeouts, 0);
     publish(&mut sim, "a", &ch, "after");
     sim.drain();
     assert_eq!(delivered(&sim, "b", &ch), ["after"]);
