@@ -25,6 +25,8 @@ pub enum SubState {
 #[derive(Debug, Clone)]
 pub struct Sub {
     pub state: SubState,
+    /// The subscribe request whose answer this waits for (`SubReq::seq`).
+    pub seq: u64,
     /// Presence channels: the member this connection joined as.
     pub user_id: Option<Arc<str>>,
     /// `presence-privileged-*`: this connection's member is privileged.

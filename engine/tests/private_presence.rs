@@ -256,3 +256,47 @@ async fn privileged_presence_channels() {
     assert!(nurse.recv_text().await.contains("member_removed"));
     patient.expect_silence(Duration::from_millis(300)).await;
 }
+
+/// Polls `GET /apps/1/channels/{channel}/users` until its ids are `want` (in any order;
+/// for 1 s).
+async fn users_become(h: &mut Http, channel: &str, want: &[&str]) {
+    let path = format!("/apps/1/channels/{channel}/users");
+    let mut ids = Vec::new();
+    for _ in 0..50 {
+        let r = h.signed("GET", &path, &[], "").await;
+        ids = r.json()["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>();
+        ids.sort();
+        if ids == want {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(ids, want);
+}
+
+/// A connection that joins as one user, leaves and joins as another before the first
+/// answer arrives ends up as the second user only; the first leaves no ghost member.
+#[tokio::test]
+async fn rejoining_as_another_user_before_the_answer_leaves_no_ghost() {
+    let s = Server::start();
+    let ch = "presence-switch";
+    let mut w = Client::connect(&s).await;
+    w.join(ch, r#"{"user_id":"w"}"#).await;
+    let mut x = Client::connect(&s).await;
+    let msgs = [
+        join_message(&x, ch, "alice"),
+        serde_json::json!({"event": "pusher:unsubscribe", "data": {"channel": ch}}),
+        join_message(&x, ch, "bob"),
+    ];
+    send_together(&mut x, &msgs).await;
+    PresenceView::succeeded(&mut x, ch).await;
+    let mut h = Http::connect(&s).await;
+    users_become(&mut h, ch, &["bob", "w"]).await;
+    drop(x);
+    users_become(&mut h, ch, &["w"]).await;
+}

@@ -13,10 +13,9 @@
 //! with runtime-agnostic futures; nothing here blocks a shard.
 
 use super::cluster_query::ClusterQueries;
-use super::msg::{Join, Reply, ShardMsg};
+use super::msg::{Join, Reply, ShardMsg, SubReq};
 use super::Shard;
 use crate::app::AppIdx;
-use crate::channel::local::ConnId;
 use crate::channel::name::{self, ChannelKind};
 use crate::placement::ShardId;
 use crate::protocol::server as frames;
@@ -59,10 +58,10 @@ pub struct Gateway {
     pub(super) queries: ClusterQueries,
 }
 
-/// The connection a `ClusterJoin` answers: its shard, id and socket id.
+/// The subscribe request a `ClusterJoin` answers: its shard, request and socket id.
 struct Subscriber {
     from: ShardId,
-    conn: ConnId,
+    req: SubReq,
     socket_id: SocketId,
 }
 
@@ -266,14 +265,14 @@ impl Shard {
                 channel,
                 join,
                 from,
-                conn,
+                req,
                 socket_id,
                 cache,
                 cache_miss,
             } => {
                 let sub = Subscriber {
                     from,
-                    conn,
+                    req,
                     socket_id,
                 };
                 self.cluster_join(app, channel, join, sub, cache, cache_miss)
@@ -344,7 +343,7 @@ impl Shard {
                 self.mesh.send(self.owner_of(app, &channel), undo);
                 let why = format!("presence channel is full ({max} members)");
                 let user_id = Some(join.user_id.clone());
-                return self.refuse_limit(sub.from, app, channel, sub.conn, user_id, &why);
+                return self.refuse_limit(sub.from, app, channel, sub.req, user_id, &why);
             }
             let actions = self.gw().core.borrow_mut().presence_join(
                 &app_id,
@@ -377,17 +376,22 @@ impl Shard {
             self.emit_cache_miss(app, &channel);
         }
         let user_id = Some(join.user_id.clone());
-        self.mesh.send(
-            sub.from,
-            ShardMsg::SubscribeAck {
-                app,
-                channel,
-                conn: sub.conn,
-                ok: true,
-                frames,
-                user_id,
-            },
-        );
+        let answer = ShardMsg::SubscribeAck {
+            app,
+            channel: channel.clone(),
+            req: sub.req,
+            ok: true,
+            frames,
+            user_id,
+        };
+        // Through the owner shard: the member events applied before `members` was read
+        // went there first, so they reach the subscriber's shard before this answer and
+        // are not delivered to it (its list has them); later ones come after the answer.
+        let relay = ShardMsg::Relay {
+            to: sub.from,
+            msg: Box::new(answer),
+        };
+        self.mesh.send(self.owner_of(app, &channel), relay);
     }
 
     /// This node owns the channel and its cluster-wide count changed: the event is built

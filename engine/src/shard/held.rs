@@ -10,10 +10,9 @@
 //! and their `Unsubscribe` cannot arrive before the answer (the subscriber's shard undoes a
 //! subscription only once it is acknowledged).
 
-use super::msg::{Join, ShardMsg};
+use super::msg::{Join, ShardMsg, SubReq};
 use super::Shard;
 use crate::app::AppIdx;
-use crate::channel::local::ConnId;
 use crate::channel::name::ChannelKind;
 use crate::placement::ShardId;
 use crate::protocol::server as frames;
@@ -23,7 +22,7 @@ use std::sync::Arc;
 /// One subscription waiting for the answer.
 pub(super) struct Held {
     pub from: ShardId,
-    pub conn: ConnId,
+    pub req: SubReq,
     pub socket_id: SocketId,
     pub join: Option<Join>,
 }
@@ -115,7 +114,7 @@ impl Shard {
             let msg = ShardMsg::SubscribeAck {
                 app,
                 channel: channel.clone(),
-                conn: sub.conn,
+                req: sub.req,
                 ok: true,
                 frames,
                 user_id: None,
@@ -127,7 +126,7 @@ impl Shard {
             channel: channel.clone(),
             join,
             from: sub.from,
-            conn: sub.conn,
+            req: sub.req,
             socket_id: sub.socket_id,
             cache,
             cache_miss,

@@ -36,7 +36,7 @@ use crate::ws::frame::close_frame;
 use bytes::Bytes;
 use glommio::channels::local_channel::{self, LocalSender};
 use mesh::MeshOut;
-use msg::{Join, Query, Reply, ShardMsg};
+use msg::{Join, Query, Reply, ShardMsg, SubReq};
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
@@ -78,6 +78,8 @@ pub struct Shard {
     /// ack (`held`), and the last ticket handed out for such a wait.
     awaiting: RefCell<HashMap<(AppIdx, Arc<str>), held::Awaiting>>,
     next_ticket: Cell<u64>,
+    /// The last `SubReq::seq` this shard gave a subscribe request.
+    next_sub_seq: Cell<u64>,
     /// Outstanding cross-shard queries, by id.
     pending: RefCell<HashMap<u64, LocalSender<Reply>>>,
     next_query: Cell<u64>,
@@ -124,6 +126,7 @@ impl Shard {
             count_dirty: RefCell::new(HashSet::new()),
             awaiting: RefCell::new(HashMap::new()),
             next_ticket: Cell::new(0),
+            next_sub_seq: Cell::new(0),
             pending: RefCell::new(HashMap::new()),
             next_query: Cell::new(0),
             stats,
@@ -199,6 +202,7 @@ impl Shard {
     /// the owner acknowledges.
     pub fn subscribe(&self, conn: &Rc<Connection>, channel: Arc<str>, join: Option<Join>) {
         let app = conn.app.idx;
+        let seq = self.next_sub_seq.get() + 1;
         {
             let mut subs = conn.subs.borrow_mut();
             match subs.get(&channel).map(|s| s.state) {
@@ -216,6 +220,7 @@ impl Shard {
                         channel.clone(),
                         Sub {
                             state: SubState::Pending,
+                            seq,
                             user_id: join.as_ref().map(|j| j.user_id.clone()),
                             privileged: join.as_ref().is_some_and(|j| j.privileged),
                         },
@@ -223,6 +228,7 @@ impl Shard {
                 }
             }
         }
+        self.next_sub_seq.set(seq);
         let owner = self.owner_of(app, &channel);
         self.mesh.send(
             owner,
@@ -230,7 +236,7 @@ impl Shard {
                 app,
                 channel,
                 from: self.id,
-                conn: conn.id,
+                req: SubReq { conn: conn.id, seq },
                 socket_id: conn.socket_id,
                 join,
             },
@@ -483,18 +489,19 @@ impl Shard {
                 app,
                 channel,
                 from,
-                conn,
+                req,
                 socket_id,
                 join,
-            } => self.owner_subscribe(app, channel, from, conn, socket_id, join),
+            } => self.owner_subscribe(app, channel, from, req, socket_id, join),
             ShardMsg::SubscribeAck {
                 app,
                 channel,
-                conn,
+                req,
                 ok,
                 frames,
                 user_id,
-            } => self.on_subscribe_ack(app, channel, conn, ok, frames, user_id),
+            } => self.on_subscribe_ack(app, channel, req, ok, frames, user_id),
+            ShardMsg::Relay { to, msg } => self.mesh.send(to, *msg),
             ShardMsg::Unsubscribe {
                 app,
                 channel,
@@ -619,15 +626,19 @@ impl Shard {
         &self,
         app: AppIdx,
         channel: Arc<str>,
-        conn_id: ConnId,
+        req: SubReq,
         ok: bool,
         frames: Vec<Bytes>,
         user_id: Option<Arc<str>>,
     ) {
-        let conn = self.conns.borrow().get(&conn_id).cloned();
-        let sub = conn
-            .as_ref()
-            .and_then(|c| c.subs.borrow().get(&channel).cloned());
+        let conn = self.conns.borrow().get(&req.conn).cloned();
+        // Only the answer to the request the subscription waits for counts; the answer to
+        // an earlier request of the same connection (unsubscribed and subscribed again
+        // meanwhile, perhaps as another presence user) is undone below as what it was.
+        let sub = conn.as_ref().and_then(|c| {
+            let sub = c.subs.borrow().get(&channel).cloned();
+            sub.filter(|s| s.seq == req.seq)
+        });
         if !ok {
             // Refused by the owner (e.g. presence channel full): nothing was counted.
             if let (Some(conn), Some(sub)) = (conn, sub) {

@@ -17,6 +17,16 @@ pub struct Join {
     pub privileged: bool,
 }
 
+/// Which subscribe request an answer is for: the connection, and the number its shard gave
+/// the request. A connection may unsubscribe and subscribe again (as another presence user,
+/// even) before the answer to its first request arrives; only the answer to the request it
+/// still waits for may activate the subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubReq {
+    pub conn: ConnId,
+    pub seq: u64,
+}
+
 /// A message from one shard to another (or to itself, through the local inbox).
 #[derive(Debug)]
 pub enum ShardMsg {
@@ -25,7 +35,7 @@ pub enum ShardMsg {
         app: AppIdx,
         channel: Arc<str>,
         from: ShardId,
-        conn: ConnId,
+        req: SubReq,
         socket_id: SocketId,
         join: Option<Join>,
     },
@@ -35,7 +45,7 @@ pub enum ShardMsg {
     SubscribeAck {
         app: AppIdx,
         channel: Arc<str>,
-        conn: ConnId,
+        req: SubReq,
         ok: bool,
         frames: Vec<Bytes>,
         /// The presence member the subscription joined as, so an undo can leave as it.
@@ -150,7 +160,7 @@ pub enum ShardMsg {
         channel: Arc<str>,
         join: Join,
         from: ShardId,
-        conn: ConnId,
+        req: SubReq,
         socket_id: SocketId,
         cache: Option<Bytes>,
         cache_miss: bool,
@@ -173,6 +183,14 @@ pub enum ShardMsg {
         id: u64,
         app: AppIdx,
         ask: ClusterAsk,
+    },
+    /// Gateway → local owner: pass `msg` on to shard `to`. The gateway answers a presence
+    /// subscription this way, so the answer keeps its place among the owner's deliveries
+    /// to that shard: member events from before the answer's member list arrive before it
+    /// (and are not delivered to the new subscriber), later ones after it.
+    Relay {
+        to: ShardId,
+        msg: Box<ShardMsg>,
     },
     /// Gateway → local owner: write `frame` to this node's subscribers only.
     LocalFanout {

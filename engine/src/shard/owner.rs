@@ -2,10 +2,9 @@
 //! members, order and fan out events, keep cache-channel events, send subscription counts,
 //! and emit the channel webhooks. Because only the owner does this, every webhook fires once.
 
-use super::msg::{Join, Query, Reply, ShardMsg};
+use super::msg::{Join, Query, Reply, ShardMsg, SubReq};
 use super::Shard;
 use crate::app::AppIdx;
-use crate::channel::local::ConnId;
 use crate::channel::name::ChannelKind;
 use crate::placement::ShardId;
 use crate::protocol::server as frames;
@@ -57,7 +56,7 @@ impl Shard {
         app: AppIdx,
         channel: Arc<str>,
         from: ShardId,
-        conn: ConnId,
+        req: SubReq,
         socket_id: SocketId,
         join: Option<Join>,
     ) {
@@ -74,14 +73,14 @@ impl Shard {
                     "presence channel is full ({} members)",
                     a.max_presence_members
                 );
-                return self.refuse_limit(from, app, channel, conn, user_id, &why);
+                return self.refuse_limit(from, app, channel, req, user_id, &why);
             }
         }
         if let Some(max) = a.max_channels {
             let opens = self.owned.borrow().get(app, &channel).is_none();
             if opens && a.channels.load(std::sync::atomic::Ordering::Relaxed) >= max {
                 let why = format!("the app has {max} channels already");
-                return self.refuse_limit(from, app, channel, conn, user_id, &why);
+                return self.refuse_limit(from, app, channel, req, user_id, &why);
             }
         }
         let change = self.owned.borrow_mut().subscribe(
@@ -100,7 +99,7 @@ impl Shard {
             // where the owning node fires `channel_occupied` once (Action::Occupancy).
             let sub = super::held::Held {
                 from,
-                conn,
+                req,
                 socket_id,
                 join,
             };
@@ -167,7 +166,7 @@ impl Shard {
             ShardMsg::SubscribeAck {
                 app,
                 channel: channel.clone(),
-                conn,
+                req,
                 ok: true,
                 frames: out,
                 user_id,
@@ -200,7 +199,7 @@ impl Shard {
         from: ShardId,
         app: AppIdx,
         channel: Arc<str>,
-        conn: ConnId,
+        req: SubReq,
         user_id: Option<Arc<str>>,
         why: &str,
     ) {
@@ -211,7 +210,7 @@ impl Shard {
             ShardMsg::SubscribeAck {
                 app,
                 channel,
-                conn,
+                req,
                 ok: false,
                 frames,
                 user_id,

@@ -485,3 +485,68 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         self.recv_text().await
     }
 }
+
+/// What a Pusher client believes about a presence channel's members: the list of its
+/// `subscription_succeeded`, then every `member_added`/`member_removed`. A duplicate add or
+/// the removal of an absent member is an error, as it would show twice (or vanish) in an
+/// app's member list.
+#[derive(Debug, Default)]
+pub struct PresenceView {
+    pub members: std::collections::BTreeSet<String>,
+}
+
+impl PresenceView {
+    /// Reads the `subscription_succeeded` answer to a join sent earlier.
+    pub async fn succeeded(c: &mut Client, channel: &str) -> PresenceView {
+        let v = c.recv().await;
+        assert_eq!(v["event"], "pusher_internal:subscription_succeeded", "{v}");
+        assert_eq!(v["channel"], channel, "{v}");
+        let data: Value = serde_json::from_str(v["data"].as_str().unwrap()).unwrap();
+        let members = data["presence"]["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|id| id.as_str().unwrap().to_string())
+            .collect();
+        PresenceView { members }
+    }
+
+    /// Applies member events until an event named `marker` arrives on the channel.
+    pub async fn until_marker(&mut self, c: &mut Client, marker: &str) -> Result<(), String> {
+        loop {
+            let v = c.recv().await;
+            let user = || {
+                let data: Value = serde_json::from_str(v["data"].as_str().unwrap()).unwrap();
+                data["user_id"].as_str().unwrap().to_string()
+            };
+            match v["event"].as_str().unwrap() {
+                e if e == marker => return Ok(()),
+                "pusher_internal:member_added" if !self.members.insert(user()) => {
+                    return Err(format!("duplicate member_added: {v}"));
+                }
+                "pusher_internal:member_removed" if !self.members.remove(&user()) => {
+                    return Err(format!("member_removed of an absent member: {v}"));
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The `pusher:subscribe` message that joins a presence channel as `user`.
+pub fn join_message(c: &Client, channel: &str, user: &str) -> Value {
+    let cd = format!(r#"{{"user_id":"{user}"}}"#);
+    serde_json::json!({"event": "pusher:subscribe", "data": {
+        "channel": channel,
+        "auth": presence_auth(&c.socket_id, channel, &cd),
+        "channel_data": cd,
+    }})
+}
+
+/// Sends several messages in one write (so the server reads them together).
+pub async fn send_together(c: &mut Client, msgs: &[Value]) {
+    for m in msgs {
+        c.ws.feed(Message::text(m.to_string())).await.unwrap();
+    }
+    c.ws.flush().await.unwrap();
+}
