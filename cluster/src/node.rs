@@ -55,7 +55,7 @@
 use crate::counts::CountTable;
 use crate::interest::{InterestTable, LocalInterest};
 use crate::ownership::owner;
-use crate::presence::{ClusterPresence, LocalChange, LocalPresence, Member, PresenceEvent};
+use crate::presence::{ClusterPresence, Digest, LocalChange, LocalPresence, Member, PresenceEvent};
 use crate::wire::{AnswerBody, Exclude, NodeMsg, QueryKind, SyncMember};
 use crate::{NodeId, NodeKey};
 use std::collections::{BTreeMap, BTreeSet};
@@ -142,6 +142,20 @@ pub const TICK: Duration = Duration::from_millis(250);
 /// an ack normally takes one round trip, so only a lost link or a stalled owner gets here.
 pub const INTEREST_ACK_TICKS: u32 = 4;
 
+/// Ticks a peer's gossiped presence digest must stay the same, and differ from what this
+/// node holds about that peer, before this node asks the peer for its full list again
+/// (`PresenceResync`): 2 s with [`TICK`], well above the time gossip and the link take to
+/// agree after a change, so only a lost `PresenceJoin`/`PresenceLeave` gets here.
+pub const PRESENCE_RESYNC_TICKS: u32 = 8;
+
+/// A peer's gossiped presence digest, and for how many ticks it has been stable while
+/// what this node holds about the peer differs from it.
+#[derive(Clone, Debug)]
+struct PresenceCheck {
+    digest: Digest,
+    mismatched_ticks: u32,
+}
+
 /// A first local subscription waiting for its owner's `InterestAck`.
 #[derive(Clone, Debug)]
 struct AwaitedInterest {
@@ -172,6 +186,9 @@ pub struct NodeCounters {
     pub interest_ack_timeouts: u64,
     /// Awaited interests now waiting for an ack.
     pub interest_awaiting: u64,
+    /// `PresenceResync` requests sent: a peer's gossiped digest disagreed with what this
+    /// node held about it for [`PRESENCE_RESYNC_TICKS`] (a lost presence message).
+    pub presence_resyncs: u64,
 }
 
 /// Longest channel name a peer's `Count` may carry (Pusher's names are at most 200 bytes;
@@ -185,6 +202,8 @@ pub struct ViewNode {
     pub interest: crate::interest::InterestFilter,
     /// It answers channel queries (gossip key `queries`); others are never sent a `Query`.
     pub answers_queries: bool,
+    /// The digest of its own presence members it gossips (gossip key `presence`).
+    pub presence: Option<Digest>,
 }
 
 impl From<&crate::membership::NodeInfo> for ViewNode {
@@ -193,6 +212,7 @@ impl From<&crate::membership::NodeInfo> for ViewNode {
             key: n.key(),
             interest: n.interest.clone(),
             answers_queries: n.answers_queries,
+            presence: n.presence,
         }
     }
 }
@@ -214,6 +234,8 @@ pub struct NodeCore {
     awaiting: BTreeMap<(String, String), AwaitedInterest>,
     local_presence: LocalPresence,
     presence: ClusterPresence,
+    /// Peers' gossiped presence digests, checked against what is held on every tick.
+    presence_checks: BTreeMap<NodeKey, PresenceCheck>,
     origin_seq: u64,
     counters: NodeCounters,
     /// Channels this node owns and counts as occupied, by channel key (keys may collide).
@@ -242,6 +264,7 @@ impl NodeCore {
             awaiting: BTreeMap::new(),
             local_presence: LocalPresence::new(),
             presence: ClusterPresence::new(),
+            presence_checks: BTreeMap::new(),
             origin_seq: 0,
             counters: NodeCounters::default(),
             occupied: BTreeMap::new(),
@@ -332,6 +355,19 @@ impl NodeCore {
             }
         }
         self.view = newest.into_values().collect();
+        let gossiped: BTreeMap<NodeKey, Digest> = self
+            .view
+            .iter()
+            .filter_map(|n| Some((n.key.clone(), n.presence?)))
+            .collect();
+        self.presence_checks
+            .retain(|k, c| gossiped.get(k) == Some(&c.digest));
+        for (key, digest) in gossiped {
+            self.presence_checks.entry(key).or_insert(PresenceCheck {
+                digest,
+                mismatched_ticks: 0,
+            });
+        }
         let listed: BTreeSet<NodeKey> = self.view.iter().map(|n| n.key.clone()).collect();
         self.left.retain(|k| listed.contains(k));
         // Keys some summary stopped listing: the occupancy of those channels may end.
@@ -460,36 +496,7 @@ impl NodeCore {
         self.linked.insert(peer.clone());
         let events = self.presence.link_up(peer);
         let mut out: Vec<Action> = self.presence_actions(events).collect();
-        let snapshot = self.local_presence.snapshot();
-        let mut chunk = Vec::new();
-        let mut bytes = 0;
-        for m in snapshot {
-            bytes += 64 + m.app.len() + m.channel.len() + m.user_id.len();
-            bytes += m.user_info.as_ref().map_or(0, String::len);
-            chunk.push(SyncMember {
-                app: m.app,
-                channel: m.channel,
-                user_id: m.user_id,
-                user_info: m.user_info,
-            });
-            if bytes >= SYNC_CHUNK_BYTES {
-                out.push(Action::Send {
-                    to: peer.id.clone(),
-                    msg: NodeMsg::PresenceSync {
-                        members: std::mem::take(&mut chunk),
-                        done: false,
-                    },
-                });
-                bytes = 0;
-            }
-        }
-        out.push(Action::Send {
-            to: peer.id.clone(),
-            msg: NodeMsg::PresenceSync {
-                members: chunk,
-                done: true,
-            },
-        });
+        self.presence_sync_to(&peer.id, &mut out);
         let mut owned: Vec<(String, String)> = self
             .local_interest
             .channels()
@@ -514,6 +521,41 @@ impl NodeCore {
             }
         }
         out
+    }
+
+    /// This node's full member list, in chunks, for `peer` (after its link came up, or when
+    /// it asks with `PresenceResync`). The peer replaces what it held about us by it.
+    fn presence_sync_to(&self, peer: &NodeId, out: &mut Vec<Action>) {
+        let snapshot = self.local_presence.snapshot();
+        let mut chunk = Vec::new();
+        let mut bytes = 0;
+        for m in snapshot {
+            bytes += 64 + m.app.len() + m.channel.len() + m.user_id.len();
+            bytes += m.user_info.as_ref().map_or(0, String::len);
+            chunk.push(SyncMember {
+                app: m.app,
+                channel: m.channel,
+                user_id: m.user_id,
+                user_info: m.user_info,
+            });
+            if bytes >= SYNC_CHUNK_BYTES {
+                out.push(Action::Send {
+                    to: peer.clone(),
+                    msg: NodeMsg::PresenceSync {
+                        members: std::mem::take(&mut chunk),
+                        done: false,
+                    },
+                });
+                bytes = 0;
+            }
+        }
+        out.push(Action::Send {
+            to: peer.clone(),
+            msg: NodeMsg::PresenceSync {
+                members: chunk,
+                done: true,
+            },
+        });
     }
 
     /// The link to `peer` went down.
@@ -601,7 +643,33 @@ impl NodeCore {
         for (app, channel) in again {
             self.announce_interest(&app, &channel, true, &mut out);
         }
+        self.check_presence(&mut out);
         out
+    }
+
+    /// Presence anti-entropy, on every tick: a linked live peer whose gossiped digest has
+    /// differed from what this node holds about it for [`PRESENCE_RESYNC_TICKS`] ticks (a
+    /// `PresenceJoin`/`PresenceLeave` was lost, e.g. to a full send queue) is asked for its
+    /// full list again, at most once per that many ticks.
+    fn check_presence(&mut self, out: &mut Vec<Action>) {
+        for (peer, check) in self.presence_checks.iter_mut() {
+            let held = self.presence.digest_of(peer).unwrap_or_default();
+            let watched =
+                *peer != self.me && self.live.contains(peer) && self.linked.contains(peer);
+            if !watched || held == check.digest {
+                check.mismatched_ticks = 0;
+                continue;
+            }
+            check.mismatched_ticks += 1;
+            if check.mismatched_ticks >= PRESENCE_RESYNC_TICKS {
+                check.mismatched_ticks = 0;
+                self.counters.presence_resyncs += 1;
+                out.push(Action::Send {
+                    to: peer.id.clone(),
+                    msg: NodeMsg::PresenceResync,
+                });
+            }
+        }
     }
 
     /// An event entered at this node.
@@ -900,6 +968,11 @@ impl NodeCore {
                 self.presence_actions(events).collect()
             }
             NodeMsg::Terminate { app, user } => vec![Action::Terminate { app, user }],
+            NodeMsg::PresenceResync => {
+                let mut out = Vec::new();
+                self.presence_sync_to(&from.id, &mut out);
+                out
+            }
             NodeMsg::Leaving => self.peer_left(from),
             NodeMsg::Query { id, app, kind } => vec![Action::PeerQuery {
                 from: from.id.clone(),

@@ -170,6 +170,9 @@ pub enum NodeMsg {
         channel: String,
         ack: u64,
     },
+    /// Node → peer: what I hold about your presence members does not match the digest you
+    /// gossip; send me your full list again (answered with `PresenceSync` chunks).
+    PresenceResync,
 }
 
 /// Message kind in byte 5 of the header: quick dispatch and compatibility checks without
@@ -192,6 +195,7 @@ pub enum Tag {
     Answer = 13,
     Count = 14,
     InterestAck = 15,
+    PresenceResync = 16,
 }
 
 impl Tag {
@@ -212,6 +216,7 @@ impl Tag {
             13 => Tag::Answer,
             14 => Tag::Count,
             15 => Tag::InterestAck,
+            16 => Tag::PresenceResync,
             _ => return None,
         })
     }
@@ -235,6 +240,7 @@ impl NodeMsg {
             NodeMsg::Answer { .. } => Tag::Answer,
             NodeMsg::Count { .. } => Tag::Count,
             NodeMsg::InterestAck { .. } => Tag::InterestAck,
+            NodeMsg::PresenceResync => Tag::PresenceResync,
         }
     }
 }
@@ -257,6 +263,7 @@ impl ArchivedNodeMsg {
             ArchivedNodeMsg::Answer { .. } => Tag::Answer,
             ArchivedNodeMsg::Count { .. } => Tag::Count,
             ArchivedNodeMsg::InterestAck { .. } => Tag::InterestAck,
+            ArchivedNodeMsg::PresenceResync => Tag::PresenceResync,
         }
     }
 }

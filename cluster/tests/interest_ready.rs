@@ -172,6 +172,7 @@ fn the_owner_acks_a_node_only_once_it_holds_it_live() {
             key: sim.nodes[*id].key(),
             interest: InterestFilter::default(),
             answers_queries: true,
+            presence: None,
         })
         .collect();
     sim.act("b", |n| n.set_view(view));

@@ -157,6 +157,9 @@ pub struct ClusterFigures {
     /// those released without it (the owner did not answer within ~1 s).
     pub interest_awaiting: u64,
     pub interest_ack_timeouts: u64,
+    /// Peers asked for their full member list again: their gossiped presence digest kept
+    /// disagreeing with what this node held about them (a presence message was lost).
+    pub presence_resyncs: u64,
 }
 
 impl ClusterFigures {
@@ -175,6 +178,7 @@ impl ClusterFigures {
         self.counts_refused += o.counts_refused;
         self.interest_awaiting += o.interest_awaiting;
         self.interest_ack_timeouts += o.interest_ack_timeouts;
+        self.presence_resyncs += o.presence_resyncs;
     }
 }
 

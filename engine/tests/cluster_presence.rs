@@ -42,6 +42,21 @@ async fn overlapping_joins_show_each_member_once() {
             assert_eq!(v.members, all, "round {round}, u{i}");
         }
     }
+    // Presence anti-entropy (digest checks every 250 ms) asked nobody for a resync: gossip
+    // and the links agreed within its 2 s window, here 2.6 s of quiet after the churn.
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    for i in 0..3 {
+        let r = Http::connect(cl.node(i))
+            .await
+            .request("GET", "/stats", "")
+            .await;
+        assert_eq!(
+            r.json()["cluster"]["presence_resyncs"],
+            0,
+            "node {i}: {}",
+            r.body
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,6 +28,7 @@ fn view(nodes: &[(&str, InterestFilter)]) -> Vec<ViewNode> {
             key: key(id),
             interest: f.clone(),
             answers_queries: true,
+            presence: None,
         })
         .collect()
 }
@@ -193,6 +194,7 @@ fn a_new_owner_takes_over_silently_and_vacates_once() {
         key: key("a"),
         interest: InterestFilter::default(),
         answers_queries: true,
+        presence: None,
     });
     assert!(occ(&b.set_view(before)).is_empty());
     assert!(occ(&b.set_view(subs(&[&x]))).is_empty(), "a died");
@@ -252,6 +254,7 @@ fn an_adopted_key_expires_with_the_summary() {
         key: key("a"),
         interest: InterestFilter::default(),
         answers_queries: true,
+        presence: None,
     });
     assert!(occ(&b.set_view(with_a)).is_empty());
     assert!(occ(&b.set_view(stale)).is_empty());
@@ -340,6 +343,7 @@ fn a_new_node_in_an_established_view_brings_new_occupancy() {
         key: d2.clone(),
         interest: summary(&[&x]),
         answers_queries: true,
+        presence: None,
     });
     assert_eq!(occ(&a.set_view(v)), vec![(x.clone(), true)]);
 }

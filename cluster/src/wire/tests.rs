@@ -112,6 +112,7 @@ pub(crate) fn any_msg() -> impl Strategy<Value = NodeMsg> {
             channel,
             ack
         }),
+        Just(NodeMsg::PresenceResync),
     ]
 }
 

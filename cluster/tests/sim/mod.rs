@@ -2,8 +2,10 @@
 #![allow(dead_code)]
 
 use raptor_cluster::interest::InterestFilter;
+use raptor_cluster::membership::KEY_PRESENCE;
 use raptor_cluster::node::{Action, NodeCore, ViewNode};
 use raptor_cluster::presence::Change;
+use raptor_cluster::presence::Digest;
 use raptor_cluster::wire::NodeMsg;
 use raptor_cluster::{NodeId, NodeKey};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -14,8 +16,8 @@ pub struct SimNode {
     pub core: NodeCore,
     pub running: bool,
     pub gossip: BTreeMap<String, String>,
-    /// Last view given to the core: (key, interest).
-    pub view: Vec<(NodeKey, InterestFilter)>,
+    /// Last view given to the core: (key, interest, presence digest).
+    pub view: Vec<(NodeKey, InterestFilter, Option<Digest>)>,
     /// Frames written to local subscribers, per channel.
     pub delivered: BTreeMap<String, Vec<String>>,
     /// What this node's subscribers believe the members of each channel are.
@@ -124,7 +126,7 @@ impl Sim {
             if !self.nodes[&id].running {
                 continue;
             }
-            let mut view: Vec<(NodeKey, InterestFilter)> = self
+            let mut view: Vec<(NodeKey, InterestFilter, Option<Digest>)> = self
                 .reachable(&id)
                 .iter()
                 .map(|y| {
@@ -136,12 +138,13 @@ impl Sim {
                     } else {
                         InterestFilter::default()
                     };
-                    (n.key(), f)
+                    let presence = n.gossip.get(KEY_PRESENCE).and_then(|d| Digest::decode(d));
+                    (n.key(), f, presence)
                 })
                 .collect();
             for g in &self.ghosts {
                 if g.id.as_str() != id {
-                    view.push((g.clone(), InterestFilter::default()));
+                    view.push((g.clone(), InterestFilter::default(), None));
                 }
             }
             view.sort_by(|a, b| a.0.cmp(&b.0));
@@ -151,10 +154,11 @@ impl Sim {
                 node.view = view.clone();
                 let vn = view
                     .into_iter()
-                    .map(|(key, interest)| ViewNode {
+                    .map(|(key, interest, presence)| ViewNode {
                         key,
                         interest,
                         answers_queries: true,
+                        presence,
                     })
                     .collect();
                 let actions = node.core.set_view(vn);

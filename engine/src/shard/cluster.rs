@@ -90,6 +90,7 @@ impl Gateway {
             counts_refused: n.counts_refused,
             interest_awaiting: n.interest_awaiting,
             interest_ack_timeouts: n.interest_ack_timeouts,
+            presence_resyncs: n.presence_resyncs,
         }
     }
 
