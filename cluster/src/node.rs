@@ -145,7 +145,8 @@ pub const INTEREST_ACK_TICKS: u32 = 4;
 /// Ticks a peer's gossiped presence digest must stay the same, and differ from what this
 /// node holds about that peer, before this node asks the peer for its full list again
 /// (`PresenceResync`): 2 s with [`TICK`], well above the time gossip and the link take to
-/// agree after a change, so only a lost `PresenceJoin`/`PresenceLeave` gets here.
+/// agree after a change: a lost `PresenceJoin`/`PresenceLeave` (or a lost gossip update of
+/// the peer's digest) gets here, or a link backed up for longer than that.
 pub const PRESENCE_RESYNC_TICKS: u32 = 8;
 
 /// A peer's gossiped presence digest, and for how many ticks it has been stable while
@@ -154,6 +155,10 @@ pub const PRESENCE_RESYNC_TICKS: u32 = 8;
 struct PresenceCheck {
     digest: Digest,
     mismatched_ticks: u32,
+    /// Ticks of disagreement before the next request: [`PRESENCE_RESYNC_TICKS`], doubled
+    /// after each request that did not end the disagreement (a slow link, an answer still
+    /// on its way), up to 16 times that.
+    wait: u32,
 }
 
 /// A first local subscription waiting for its owner's `InterestAck`.
@@ -366,6 +371,7 @@ impl NodeCore {
             self.presence_checks.entry(key).or_insert(PresenceCheck {
                 digest,
                 mismatched_ticks: 0,
+                wait: PRESENCE_RESYNC_TICKS,
             });
         }
         let listed: BTreeSet<NodeKey> = self.view.iter().map(|n| n.key.clone()).collect();
@@ -529,6 +535,7 @@ impl NodeCore {
         let snapshot = self.local_presence.snapshot();
         let mut chunk = Vec::new();
         let mut bytes = 0;
+        let mut part = 0;
         for m in snapshot {
             bytes += 64 + m.app.len() + m.channel.len() + m.user_id.len();
             bytes += m.user_info.as_ref().map_or(0, String::len);
@@ -544,9 +551,11 @@ impl NodeCore {
                     msg: NodeMsg::PresenceSync {
                         members: std::mem::take(&mut chunk),
                         done: false,
+                        part,
                     },
                 });
                 bytes = 0;
+                part += 1;
             }
         }
         out.push(Action::Send {
@@ -554,6 +563,7 @@ impl NodeCore {
             msg: NodeMsg::PresenceSync {
                 members: chunk,
                 done: true,
+                part,
             },
         });
     }
@@ -658,11 +668,13 @@ impl NodeCore {
                 *peer != self.me && self.live.contains(peer) && self.linked.contains(peer);
             if !watched || held == check.digest {
                 check.mismatched_ticks = 0;
+                check.wait = PRESENCE_RESYNC_TICKS;
                 continue;
             }
             check.mismatched_ticks += 1;
-            if check.mismatched_ticks >= PRESENCE_RESYNC_TICKS {
+            if check.mismatched_ticks >= check.wait {
                 check.mismatched_ticks = 0;
+                check.wait = (check.wait * 2).min(PRESENCE_RESYNC_TICKS * 16);
                 self.counters.presence_resyncs += 1;
                 out.push(Action::Send {
                     to: peer.id.clone(),
@@ -954,7 +966,11 @@ impl NodeCore {
                 let events = self.presence.leave(from, &app, &channel, &user_id);
                 self.presence_actions(events).collect()
             }
-            NodeMsg::PresenceSync { members, done } => {
+            NodeMsg::PresenceSync {
+                members,
+                done,
+                part,
+            } => {
                 let members = members
                     .into_iter()
                     .map(|m| Member {
@@ -964,13 +980,16 @@ impl NodeCore {
                         user_info: m.user_info,
                     })
                     .collect();
-                let events = self.presence.sync(from, members, done);
+                let events = self.presence.sync(from, part, members, done);
                 self.presence_actions(events).collect()
             }
             NodeMsg::Terminate { app, user } => vec![Action::Terminate { app, user }],
             NodeMsg::PresenceResync => {
                 let mut out = Vec::new();
                 self.presence_sync_to(&from.id, &mut out);
+                // Our gossiped digest may be the stale one (its update dropped on a full
+                // queue): write it again, or the asker would ask for ever.
+                out.push(self.presence_gossip());
                 out
             }
             NodeMsg::Leaving => self.peer_left(from),

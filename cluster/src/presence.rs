@@ -271,8 +271,9 @@ pub struct ClusterPresence {
     live: BTreeSet<NodeKey>,
     /// Nodes with a data link up (what we hold about them stays current).
     linked: BTreeSet<NodeKey>,
-    /// Sync chunks received since a link came up, applied on the `done` chunk.
-    syncing: BTreeMap<NodeKey, Vec<Member>>,
+    /// Sync chunks received so far (the next part expected, and the members), applied on
+    /// the `done` chunk.
+    syncing: BTreeMap<NodeKey, (u32, Vec<Member>)>,
     /// Nodes that left on purpose whose members still count until released (rule 6).
     departing: BTreeSet<NodeKey>,
 }
@@ -380,7 +381,7 @@ impl ClusterPresence {
 
     /// A data link to `node` came up: a sync from it follows.
     pub fn link_up(&mut self, node: &NodeKey) -> Vec<PresenceEvent> {
-        self.syncing.insert(node.clone(), Vec::new());
+        self.syncing.insert(node.clone(), (0, Vec::new()));
         let mut affected = Affected::new();
         // A newer generation linking supersedes older ones we may still show.
         for old in self.held.keys().filter(|k| {
@@ -436,19 +437,42 @@ impl ClusterPresence {
         })
     }
 
-    /// A chunk of `node`'s full member list (after its link came up). On `done`, what is
-    /// held about `node` is replaced by the accumulated list. Chunks without a preceding
-    /// [`ClusterPresence::link_up`] start a sync too.
-    pub fn sync(&mut self, node: &NodeKey, members: Vec<Member>, done: bool) -> Vec<PresenceEvent> {
+    /// Chunk number `part` of `node`'s full member list (after its link came up, or when
+    /// asked again). On `done`, what is held about `node` is replaced by the accumulated
+    /// list. Part 0 starts a sync (dropping any unfinished one); a chunk that is not the
+    /// next one expected (an earlier chunk was lost) abandons the sync, so a partial list
+    /// is never applied: what is held stays until the next complete sync.
+    pub fn sync(
+        &mut self,
+        node: &NodeKey,
+        part: u32,
+        members: Vec<Member>,
+        done: bool,
+    ) -> Vec<PresenceEvent> {
         if self.superseded(node) || self.departing.contains(node) {
             return Vec::new();
         }
-        let acc = self.syncing.entry(node.clone()).or_default();
-        acc.extend(members);
+        if part == 0 {
+            self.syncing.insert(node.clone(), (0, Vec::new()));
+        }
+        match self.syncing.get_mut(node) {
+            Some((next, acc)) if *next == part => {
+                *next += 1;
+                acc.extend(members);
+            }
+            _ => {
+                self.syncing.remove(node);
+                return Vec::new();
+            }
+        }
         if !done {
             return Vec::new();
         }
-        let all = self.syncing.remove(node).unwrap_or_default();
+        let all = self
+            .syncing
+            .remove(node)
+            .map(|(_, m)| m)
+            .unwrap_or_default();
         let mut affected = self.users_of(node);
         affected.extend(
             all.iter()

@@ -126,11 +126,13 @@ pub enum NodeMsg {
         channel: String,
         user_id: String,
     },
-    /// Node → peer, right after `Hello`: all of the sender's members, in chunks. The last
-    /// chunk has `done`; the receiver then replaces what it held for the sender.
+    /// Node → peer, right after `Hello` (and in answer to `PresenceResync`): all of the
+    /// sender's members, in chunks numbered from 0 (`part`). The last chunk has `done`; the
+    /// receiver then replaces what it held for the sender, unless a chunk was missing.
     PresenceSync {
         members: Vec<SyncMember>,
         done: bool,
+        part: u32,
     },
     /// Any node → every peer: close the signed-in connections of `user`.
     Terminate {

@@ -94,3 +94,67 @@ fn a_lost_join_is_repaired_too() {
     let hooks: usize = sim.nodes.values().map(|n| n.webhooks.len()).sum();
     assert_eq!(hooks, 1);
 }
+
+#[test]
+fn a_stale_gossiped_digest_is_written_again_and_the_asking_stops() {
+    let probe = Sim::new(&["a", "b", "c"]);
+    let ch = channel_owned_by(&probe, "b");
+    let mut sim = presence_cluster(std::slice::from_ref(&ch));
+    // a's join reaches everyone, but its gossip update is lost (a full bridge queue): a
+    // keeps gossiping the old digest.
+    let key = raptor_cluster::membership::KEY_PRESENCE.to_string();
+    let old = sim.nodes["a"].gossip[&key].clone();
+    sim.join("a", &ch, "x");
+    sim.nodes
+        .get_mut("a")
+        .unwrap()
+        .gossip
+        .insert(key.clone(), old);
+    sim.settle();
+    assert!(sim.seen("b", &ch).contains("x"));
+    // b and c ask once; a answers with its list (nothing changes) and writes its digest
+    // again, which ends the disagreement.
+    tick_all(&mut sim, PRESENCE_RESYNC_TICKS);
+    assert_eq!(["a", "b", "c"].map(|id| resyncs(&sim, id)), [0, 1, 1]);
+    tick_all(&mut sim, 4 * PRESENCE_RESYNC_TICKS);
+    assert_eq!(["a", "b", "c"].map(|id| resyncs(&sim, id)), [0, 1, 1]);
+    assert!(sim
+        .nodes
+        .values()
+        .all(|n| n.emitted.iter().all(|(_, u, added)| u == "x" && *added)));
+}
+
+#[test]
+fn unanswered_requests_back_off() {
+    let probe = Sim::new(&["a", "b", "c"]);
+    let ch = channel_owned_by(&probe, "b");
+    let mut sim = presence_cluster(std::slice::from_ref(&ch));
+    sim.act("a", |n| n.presence_leave(APP, &ch, "u-a"));
+    sim.queues
+        .get_mut(&("a".to_string(), "b".to_string()))
+        .unwrap()
+        .retain(|(_, m)| !matches!(m, NodeMsg::PresenceLeave { .. }));
+    sim.settle();
+    // Every answer from a to b is lost too (a link slower than the requests).
+    sim.lose =
+        Some(|from, to, m| from == "a" && to == "b" && matches!(m, NodeMsg::PresenceSync { .. }));
+    let mut at = Vec::new();
+    for t in 1..=130 {
+        tick_all(&mut sim, 1);
+        if resyncs(&sim, "b") > at.len() as u64 {
+            at.push(t);
+        }
+    }
+    let base = PRESENCE_RESYNC_TICKS;
+    assert_eq!(
+        at,
+        [base, 3 * base, 7 * base, 15 * base],
+        "asks at 2 s, then after 4, 8, 16 s"
+    );
+    assert!(sim.seen("b", &ch).contains("u-a"));
+    // Once an answer gets through, the repair is done and the waiting is back to 2 s.
+    sim.lose = None;
+    tick_all(&mut sim, 16 * PRESENCE_RESYNC_TICKS);
+    assert!(!sim.seen("b", &ch).contains("u-a"));
+    assert_eq!(resyncs(&sim, "b"), 5);
+}

@@ -137,8 +137,8 @@ fn dead_and_unlinked_is_forgotten_and_resynced() {
     // Heal: live again, link up, full sync (v left meanwhile).
     assert!(p.set_live([a.clone(), c.clone()]).is_empty());
     p.link_up(&c);
-    assert!(p.sync(&c, vec![m("p", "u")], false).is_empty());
-    assert_eq!(p.sync(&c, vec![], true), vec![added("p", "u")]);
+    assert!(p.sync(&c, 0, vec![m("p", "u")], false).is_empty());
+    assert_eq!(p.sync(&c, 1, vec![], true), vec![added("p", "u")]);
 }
 
 #[test]
@@ -152,7 +152,7 @@ fn a_link_blip_while_live_emits_only_real_changes() {
     assert!(p.link_down(&c).is_empty());
     p.link_up(&c);
     assert_eq!(
-        p.sync(&c, vec![m("p", "u"), m("p", "w")], true),
+        p.sync(&c, 0, vec![m("p", "u"), m("p", "w")], true),
         vec![removed("p", "v"), added("p", "w")]
     );
 }
@@ -178,7 +178,7 @@ fn a_departing_node_counts_until_released_and_only_if_it_was_counted() {
     // A node out of the live set (declared dead, link still up) is not held: its members
     // were not shown, so leaving must not show them now.
     p.link_up(&c);
-    assert!(p.sync(&c, vec![m("p", "ghost")], true).is_empty());
+    assert!(p.sync(&c, 0, vec![m("p", "ghost")], true).is_empty());
     assert!(p.depart(&c).is_empty());
     assert!(!p.is_departing(&c));
     assert_eq!(
@@ -199,10 +199,13 @@ fn a_restart_drops_the_old_generation_without_resurrection() {
     let ev = p.set_live([a.clone(), c1.clone(), c2.clone()]);
     assert_eq!(ev, vec![removed("p", "gone"), removed("p", "u")]);
     p.link_up(&c2);
-    assert_eq!(p.sync(&c2, vec![m("p", "u")], true), vec![added("p", "u")]);
+    assert_eq!(
+        p.sync(&c2, 0, vec![m("p", "u")], true),
+        vec![added("p", "u")]
+    );
     // Late traffic from the old run changes nothing.
     assert!(p.join(&c1, m("p", "gone")).is_empty());
-    assert!(p.sync(&c1, vec![m("p", "gone")], true).is_empty());
+    assert!(p.sync(&c1, 0, vec![m("p", "gone")], true).is_empty());
     assert!(p.set_live([a.clone(), c1.clone(), c2.clone()]).is_empty());
     assert_eq!(p.held_nodes(), vec![c2.clone()]);
     assert_eq!(p.members("1", "p").len(), 1);
@@ -219,7 +222,7 @@ fn a_restart_seen_after_the_new_sync_keeps_continuing_users() {
     // The new generation links and syncs before gossip shows it live.
     let ev = p.link_up(&c2);
     assert_eq!(ev, vec![removed("p", "gone"), removed("p", "u")]);
-    assert!(p.sync(&c2, vec![m("p", "u")], true).is_empty());
+    assert!(p.sync(&c2, 0, vec![m("p", "u")], true).is_empty());
     assert_eq!(p.set_live([a.clone(), c2.clone()]), vec![added("p", "u")]);
 }
 
@@ -324,8 +327,8 @@ proptest! {
                     apply(p.link_up(&k(n, &generation)), &mut shown)?;
                     let snap: Vec<Member> = truth[n].snapshot();
                     let (first, rest) = snap.split_at(snap.len() / 2);
-                    apply(p.sync(&k(n, &generation), first.to_vec(), false), &mut shown)?;
-                    apply(p.sync(&k(n, &generation), rest.to_vec(), true), &mut shown)?;
+                    apply(p.sync(&k(n, &generation), 0, first.to_vec(), false), &mut shown)?;
+                    apply(p.sync(&k(n, &generation), 1, rest.to_vec(), true), &mut shown)?;
                 }
                 Step::Restart(n) => {
                     // The node comes back empty with a new generation, linked and live.
@@ -335,7 +338,7 @@ proptest! {
                     linked[n] = true;
                     apply(p.set_live((0..3).filter(|i| live[*i]).map(|i| k(i, &generation))), &mut shown)?;
                     apply(p.link_up(&k(n, &generation)), &mut shown)?;
-                    apply(p.sync(&k(n, &generation), vec![], true), &mut shown)?;
+                    apply(p.sync(&k(n, &generation), 0, vec![], true), &mut shown)?;
                 }
             }
             // Only check where the observer is in sync: every live node linked.
@@ -359,4 +362,32 @@ proptest! {
             }
         }
     }
+}
+
+/// A sync missing a chunk is not applied (a partial list would remove members wrongly),
+/// and a new sync starts clean (no leftovers of an unfinished one).
+#[test]
+fn an_incomplete_sync_is_dropped_and_the_next_starts_clean() {
+    let mut p = ClusterPresence::new();
+    let c = NodeKey::new(NodeId::new("c").unwrap(), 1);
+    p.set_live([c.clone()]);
+    p.link_up(&c);
+    assert_eq!(
+        p.sync(&c, 0, vec![m("p", "u")], true),
+        vec![added("p", "u")]
+    );
+    // Part 0 (with "stale"), then part 2: part 1 was lost, so "done" applies nothing.
+    assert!(p.sync(&c, 0, vec![m("p", "stale")], false).is_empty());
+    assert!(p.sync(&c, 2, vec![m("p", "w")], true).is_empty());
+    let ids = |p: &ClusterPresence| -> Vec<String> {
+        p.members("1", "p").into_iter().map(|(id, _)| id).collect()
+    };
+    assert_eq!(ids(&p), ["u"]);
+    // An unfinished sync (its "done" lost), then a complete one: "stale" is not in it.
+    assert!(p.sync(&c, 0, vec![m("p", "stale")], false).is_empty());
+    assert_eq!(
+        p.sync(&c, 0, vec![m("p", "u"), m("p", "w")], true),
+        vec![added("p", "w")]
+    );
+    assert_eq!(ids(&p), ["u", "w"]);
 }

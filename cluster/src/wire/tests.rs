@@ -90,8 +90,16 @@ pub(crate) fn any_msg() -> impl Strategy<Value = NodeMsg> {
             channel,
             user_id
         }),
-        (proptest::collection::vec(member(), 0..5), any::<bool>())
-            .prop_map(|(members, done)| NodeMsg::PresenceSync { members, done }),
+        (
+            proptest::collection::vec(member(), 0..5),
+            any::<bool>(),
+            any::<u32>()
+        )
+            .prop_map(|(members, done, part)| NodeMsg::PresenceSync {
+                members,
+                done,
+                part
+            }),
         (s(), s()).prop_map(|(app, user)| NodeMsg::Terminate { app, user }),
         any::<u64>().prop_map(NodeMsg::Ping),
         any::<u64>().prop_map(NodeMsg::Pong),

@@ -77,6 +77,9 @@ pub struct Sim {
     pub counts: Vec<(String, String, u32)>,
     /// Awaited interests declared ready, in order: (node, channel, ticket).
     pub ready: Vec<(String, String, u64)>,
+    /// Messages this returns true for, given (from, to, message), are lost when sent (a
+    /// full send queue on a link that stays up).
+    pub lose: Option<fn(&str, &str, &NodeMsg) -> bool>,
 }
 
 impl Sim {
@@ -93,6 +96,7 @@ impl Sim {
             occupancy: Vec::new(),
             counts: Vec::new(),
             ready: Vec::new(),
+            lose: None,
         };
         for id in ids {
             let key = NodeKey::new(NodeId::new(id).unwrap(), 1);
@@ -207,6 +211,9 @@ impl Sim {
     pub fn send(&mut self, from: &str, to: &str, msg: NodeMsg) {
         if !self.links.contains_key(&pair(from, to)) {
             return; // no link: dropped, like the real thing
+        }
+        if self.lose.is_some_and(|lose| lose(from, to, &msg)) {
+            return;
         }
         let key = self.nodes[from].key();
         self.queues
