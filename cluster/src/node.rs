@@ -56,7 +56,7 @@ use crate::counts::CountTable;
 use crate::interest::{InterestTable, LocalInterest};
 use crate::ownership::owner;
 use crate::presence::{ClusterPresence, Digest, LocalChange, LocalPresence, Member, PresenceEvent};
-use crate::wire::{AnswerBody, Exclude, NodeMsg, QueryKind, SyncMember};
+use crate::wire::{AnswerBody, Exclude, NodeMsg, QueryKind};
 use crate::{NodeId, NodeKey};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -149,27 +149,6 @@ pub const INTEREST_ACK_TICKS: u32 = 4;
 /// the peer's digest) gets here, or a link backed up for longer than that.
 pub const PRESENCE_RESYNC_TICKS: u32 = 8;
 
-/// A peer's gossiped presence digest, and for how many ticks it has been stable while
-/// what this node holds about the peer differs from it.
-#[derive(Clone, Debug)]
-struct PresenceCheck {
-    digest: Digest,
-    mismatched_ticks: u32,
-    /// Ticks of disagreement before the next request: [`PRESENCE_RESYNC_TICKS`], doubled
-    /// after each request that did not end the disagreement (a slow link, an answer still
-    /// on its way), up to 16 times that.
-    wait: u32,
-}
-
-/// A first local subscription waiting for its owner's `InterestAck`.
-#[derive(Clone, Debug)]
-struct AwaitedInterest {
-    /// The node the `Interest` went to last (a re-announce to a new owner moves it).
-    owner: NodeId,
-    ticket: u64,
-    ticks: u32,
-}
-
 /// How long the members of a node that left on purpose keep counting: long enough for its
 /// clients, told to reconnect (4200), to rejoin on another node. Matches the 3 s webhook
 /// debounce Pusher applies to `member_removed`.
@@ -236,11 +215,11 @@ pub struct NodeCore {
     local_interest: LocalInterest,
     table: InterestTable,
     /// First local subscriptions waiting for the owner's ack. Bounded by the local channels.
-    awaiting: BTreeMap<(String, String), AwaitedInterest>,
+    awaiting: BTreeMap<(String, String), interest_wait::AwaitedInterest>,
     local_presence: LocalPresence,
     presence: ClusterPresence,
     /// Peers' gossiped presence digests, checked against what is held on every tick.
-    presence_checks: BTreeMap<NodeKey, PresenceCheck>,
+    presence_checks: BTreeMap<NodeKey, presence_check::PresenceCheck>,
     origin_seq: u64,
     counters: NodeCounters,
     /// Channels this node owns and counts as occupied, by channel key (keys may collide).
@@ -360,20 +339,7 @@ impl NodeCore {
             }
         }
         self.view = newest.into_values().collect();
-        let gossiped: BTreeMap<NodeKey, Digest> = self
-            .view
-            .iter()
-            .filter_map(|n| Some((n.key.clone(), n.presence?)))
-            .collect();
-        self.presence_checks
-            .retain(|k, c| gossiped.get(k) == Some(&c.digest));
-        for (key, digest) in gossiped {
-            self.presence_checks.entry(key).or_insert(PresenceCheck {
-                digest,
-                mismatched_ticks: 0,
-                wait: PRESENCE_RESYNC_TICKS,
-            });
-        }
+        self.note_presence_digests();
         let listed: BTreeSet<NodeKey> = self.view.iter().map(|n| n.key.clone()).collect();
         self.left.retain(|k| listed.contains(k));
         // Keys some summary stopped listing: the occupancy of those channels may end.
@@ -459,43 +425,6 @@ impl NodeCore {
         out
     }
 
-    /// Tells the channel's owner, or takes the interest here when this node owns it. An
-    /// awaited interest goes with its ticket (and now waits for this owner), or is ready
-    /// at once when the owner is this node.
-    fn announce_interest(&mut self, app: &str, channel: &str, on: bool, out: &mut Vec<Action>) {
-        let owner = self.owner_of(app, channel);
-        let key = (app.to_owned(), channel.to_owned());
-        if owner == self.me.id {
-            self.table.set(&self.me.clone(), app, channel, on);
-            if let Some(w) = self.awaiting.remove(&key) {
-                out.push(Action::InterestReady {
-                    app: key.0,
-                    channel: key.1,
-                    ticket: w.ticket,
-                });
-            }
-            return;
-        }
-        let ack = match self.awaiting.get_mut(&key).filter(|_| on) {
-            // The deadline still counts from the first announcement: a link or a view
-            // that keeps flapping must not hold the subscribers for ever.
-            Some(w) => {
-                w.owner = owner.clone();
-                w.ticket
-            }
-            None => 0,
-        };
-        out.push(Action::Send {
-            to: owner,
-            msg: NodeMsg::Interest {
-                app: key.0,
-                channel: key.1,
-                on,
-                ack,
-            },
-        });
-    }
-
     /// A link to `peer` came up: sync our members to it and re-announce the interest it
     /// owns.
     pub fn link_up(&mut self, peer: &NodeKey) -> Vec<Action> {
@@ -529,103 +458,11 @@ impl NodeCore {
         out
     }
 
-    /// This node's full member list, in chunks, for `peer` (after its link came up, or when
-    /// it asks with `PresenceResync`). The peer replaces what it held about us by it.
-    fn presence_sync_to(&self, peer: &NodeId, out: &mut Vec<Action>) {
-        let snapshot = self.local_presence.snapshot();
-        let mut chunk = Vec::new();
-        let mut bytes = 0;
-        let mut part = 0;
-        for m in snapshot {
-            bytes += 64 + m.app.len() + m.channel.len() + m.user_id.len();
-            bytes += m.user_info.as_ref().map_or(0, String::len);
-            chunk.push(SyncMember {
-                app: m.app,
-                channel: m.channel,
-                user_id: m.user_id,
-                user_info: m.user_info,
-            });
-            if bytes >= SYNC_CHUNK_BYTES {
-                out.push(Action::Send {
-                    to: peer.clone(),
-                    msg: NodeMsg::PresenceSync {
-                        members: std::mem::take(&mut chunk),
-                        done: false,
-                        part,
-                    },
-                });
-                bytes = 0;
-                part += 1;
-            }
-        }
-        out.push(Action::Send {
-            to: peer.clone(),
-            msg: NodeMsg::PresenceSync {
-                members: chunk,
-                done: true,
-                part,
-            },
-        });
-    }
-
     /// The link to `peer` went down.
     pub fn link_down(&mut self, peer: &NodeKey) -> Vec<Action> {
         self.linked.remove(peer);
         let events = self.presence.link_down(peer);
         self.presence_actions(events).collect()
-    }
-
-    /// The first (`on`) or last local subscriber of a channel, announced without waiting
-    /// (see [`NodeCore::await_interest`] for the waiting kind).
-    pub fn set_interest(&mut self, app: &str, channel: &str, on: bool) -> Vec<Action> {
-        if !on {
-            self.awaiting.remove(&(app.to_owned(), channel.to_owned()));
-        }
-        if !self.local_interest.set(app, channel, on) {
-            return Vec::new();
-        }
-        let mut out = Vec::new();
-        self.announce_interest(app, channel, on, &mut out);
-        self.refresh_occupancy(app, channel, &mut out);
-        out.push(Action::Gossip(self.local_interest.take_gossip_changes()));
-        out
-    }
-
-    /// The first local subscriber of a channel, held by the caller until
-    /// [`Action::InterestReady`] with `ticket` (module rules, "Ready before
-    /// `subscription_succeeded`"). The caller picks tickets, unique per channel, so a
-    /// ready that crossed a later unsubscribe and resubscribe is told apart.
-    pub fn await_interest(&mut self, app: &str, channel: &str, ticket: u64) -> Vec<Action> {
-        let key = (app.to_owned(), channel.to_owned());
-        if self.local_interest.contains(app, channel) {
-            // Already announced (the engine's owner shard never does this: its `on` and
-            // `off` alternate). Mirror what that shard does with a second first-subscriber
-            // announcement: wait under the new ticket, or for nothing when the
-            // interest is no longer awaited.
-            return match self.awaiting.get_mut(&key) {
-                Some(w) => {
-                    w.ticket = ticket;
-                    // The ack in flight carries the old ticket: ask again.
-                    let mut out = Vec::new();
-                    self.announce_interest(app, channel, true, &mut out);
-                    out
-                }
-                None => vec![Action::InterestReady {
-                    app: key.0,
-                    channel: key.1,
-                    ticket,
-                }],
-            };
-        }
-        self.awaiting.insert(
-            key,
-            AwaitedInterest {
-                owner: self.me.id.clone(),
-                ticket,
-                ticks: 0,
-            },
-        );
-        self.set_interest(app, channel, true)
     }
 
     /// Called every [`TICK`]: releases the awaited interests whose owner did not answer
@@ -635,53 +472,9 @@ impl NodeCore {
     /// to a full send queue.
     pub fn tick(&mut self) -> Vec<Action> {
         let mut out = Vec::new();
-        let mut again = Vec::new();
-        self.awaiting.retain(|(app, channel), w| {
-            w.ticks += 1;
-            if w.ticks < INTEREST_ACK_TICKS {
-                again.push((app.clone(), channel.clone()));
-                return true;
-            }
-            self.counters.interest_ack_timeouts += 1;
-            out.push(Action::InterestReady {
-                app: app.clone(),
-                channel: channel.clone(),
-                ticket: w.ticket,
-            });
-            false
-        });
-        for (app, channel) in again {
-            self.announce_interest(&app, &channel, true, &mut out);
-        }
+        self.tick_interest(&mut out);
         self.check_presence(&mut out);
         out
-    }
-
-    /// Presence anti-entropy, on every tick: a linked live peer whose gossiped digest has
-    /// differed from what this node holds about it for [`PRESENCE_RESYNC_TICKS`] ticks (a
-    /// `PresenceJoin`/`PresenceLeave` was lost, e.g. to a full send queue) is asked for its
-    /// full list again, at most once per that many ticks.
-    fn check_presence(&mut self, out: &mut Vec<Action>) {
-        for (peer, check) in self.presence_checks.iter_mut() {
-            let held = self.presence.digest_of(peer).unwrap_or_default();
-            let watched =
-                *peer != self.me && self.live.contains(peer) && self.linked.contains(peer);
-            if !watched || held == check.digest {
-                check.mismatched_ticks = 0;
-                check.wait = PRESENCE_RESYNC_TICKS;
-                continue;
-            }
-            check.mismatched_ticks += 1;
-            if check.mismatched_ticks >= check.wait {
-                check.mismatched_ticks = 0;
-                check.wait = (check.wait * 2).min(PRESENCE_RESYNC_TICKS * 16);
-                self.counters.presence_resyncs += 1;
-                out.push(Action::Send {
-                    to: peer.id.clone(),
-                    msg: NodeMsg::PresenceResync,
-                });
-            }
-        }
     }
 
     /// An event entered at this node.
@@ -910,38 +703,9 @@ impl NodeCore {
                 channel,
                 on,
                 ack,
-            } => {
-                self.table.set(from, &app, &channel, on);
-                let mut out = Vec::new();
-                self.refresh_occupancy(&app, &channel, &mut out);
-                // Acked only when this node will deliver to the sender: it owns the channel
-                // in its view and holds the sender live (`fanout` skips others). Otherwise
-                // the sender asks again on its next tick, or gives up after its deadline.
-                if on && ack != 0 && self.live.contains(from) && self.owns(&app, &channel) {
-                    // Taken: every `Deliver` ordered from now on follows this on the link.
-                    out.push(Action::Send {
-                        to: from.id.clone(),
-                        msg: NodeMsg::InterestAck { app, channel, ack },
-                    });
-                }
-                out
-            }
+            } => self.on_interest(from, app, channel, on, ack),
             NodeMsg::InterestAck { app, channel, ack } => {
-                let key = (app, channel);
-                let answers = self
-                    .awaiting
-                    .get(&key)
-                    .is_some_and(|w| w.owner == from.id && w.ticket == ack);
-                if !answers {
-                    // An ack of an earlier ticket or owner: the current one is still due.
-                    return Vec::new();
-                }
-                self.awaiting.remove(&key);
-                vec![Action::InterestReady {
-                    app: key.0,
-                    channel: key.1,
-                    ticket: ack,
-                }]
+                self.on_interest_ack(from, app, channel, ack)
             }
             NodeMsg::PresenceJoin {
                 app,
@@ -984,14 +748,7 @@ impl NodeCore {
                 self.presence_actions(events).collect()
             }
             NodeMsg::Terminate { app, user } => vec![Action::Terminate { app, user }],
-            NodeMsg::PresenceResync => {
-                let mut out = Vec::new();
-                self.presence_sync_to(&from.id, &mut out);
-                // Our gossiped digest may be the stale one (its update dropped on a full
-                // queue): write it again, or the asker would ask for ever.
-                out.push(self.presence_gossip());
-                out
-            }
+            NodeMsg::PresenceResync => self.on_presence_resync(from),
             NodeMsg::Leaving => self.peer_left(from),
             NodeMsg::Query { id, app, kind } => vec![Action::PeerQuery {
                 from: from.id.clone(),
@@ -1033,6 +790,8 @@ impl NodeCore {
 }
 
 mod counts;
+mod interest_wait;
 mod occupancy;
+mod presence_check;
 #[cfg(test)]
 mod tests;

@@ -26,6 +26,16 @@ fn tick_all(sim: &mut Sim, ticks: u32) {
     }
 }
 
+/// u-a leaves a, and a's `PresenceLeave` to b is lost (a full queue); c gets it.
+fn leave_lost_on_the_way_to_b(sim: &mut Sim, ch: &str) {
+    sim.act("a", |n| n.presence_leave(APP, ch, "u-a"));
+    sim.queues
+        .get_mut(&("a".to_string(), "b".to_string()))
+        .unwrap()
+        .retain(|(_, m)| !matches!(m, NodeMsg::PresenceLeave { .. }));
+    sim.settle();
+}
+
 fn resyncs(sim: &Sim, id: &str) -> u64 {
     sim.nodes[id].core.counters().presence_resyncs
 }
@@ -39,13 +49,7 @@ fn a_lost_leave_is_repaired_once_and_nothing_else_resyncs() {
     tick_all(&mut sim, 2 * PRESENCE_RESYNC_TICKS);
     assert_eq!(["a", "b", "c"].map(|id| resyncs(&sim, id)), [0, 0, 0]);
 
-    // u-a leaves a, and the message to b is lost (a full queue); c gets it.
-    sim.act("a", |n| n.presence_leave(APP, &ch, "u-a"));
-    sim.queues
-        .get_mut(&("a".to_string(), "b".to_string()))
-        .unwrap()
-        .retain(|(_, m)| !matches!(m, NodeMsg::PresenceLeave { .. }));
-    sim.settle();
+    leave_lost_on_the_way_to_b(&mut sim, &ch);
     let rest = set(&["u-b", "both", "u-c1", "u-c2"]);
     assert_eq!(sim.seen("c", &ch), rest);
     assert!(sim.seen("b", &ch).contains("u-a"), "b missed the leave");
@@ -129,12 +133,7 @@ fn unanswered_requests_back_off() {
     let probe = Sim::new(&["a", "b", "c"]);
     let ch = channel_owned_by(&probe, "b");
     let mut sim = presence_cluster(std::slice::from_ref(&ch));
-    sim.act("a", |n| n.presence_leave(APP, &ch, "u-a"));
-    sim.queues
-        .get_mut(&("a".to_string(), "b".to_string()))
-        .unwrap()
-        .retain(|(_, m)| !matches!(m, NodeMsg::PresenceLeave { .. }));
-    sim.settle();
+    leave_lost_on_the_way_to_b(&mut sim, &ch);
     // Every answer from a to b is lost too (a link slower than the requests).
     sim.lose =
         Some(|from, to, m| from == "a" && to == "b" && matches!(m, NodeMsg::PresenceSync { .. }));

@@ -1,0 +1,119 @@
+//! `NodeCore`'s presence anti-entropy: each peer's gossiped member digest is compared, on
+//! every tick, with what this node holds about the peer; a lasting disagreement (a lost
+//! `PresenceJoin`/`PresenceLeave`) is repaired by asking the peer for its whole list
+//! (`PresenceResync`, answered with the `PresenceSync` chunks a new link gets).
+
+use super::{Action, NodeCore, PRESENCE_RESYNC_TICKS, SYNC_CHUNK_BYTES};
+use crate::presence::Digest;
+use crate::wire::{NodeMsg, SyncMember};
+use crate::{NodeId, NodeKey};
+use std::collections::BTreeMap;
+
+/// A peer's gossiped presence digest, and for how many ticks it has been stable while
+/// what this node holds about the peer differs from it.
+#[derive(Clone, Debug)]
+pub(super) struct PresenceCheck {
+    digest: Digest,
+    mismatched_ticks: u32,
+    /// Ticks of disagreement before the next request: [`PRESENCE_RESYNC_TICKS`], doubled
+    /// after each request that did not end the disagreement (a slow link, an answer still
+    /// on its way), up to 16 times that.
+    wait: u32,
+}
+
+impl NodeCore {
+    /// Takes the peers' gossiped digests from a new view; a digest that changed starts its
+    /// count again.
+    pub(super) fn note_presence_digests(&mut self) {
+        let gossiped: BTreeMap<NodeKey, Digest> = self
+            .view
+            .iter()
+            .filter_map(|n| Some((n.key.clone(), n.presence?)))
+            .collect();
+        self.presence_checks
+            .retain(|k, c| gossiped.get(k) == Some(&c.digest));
+        for (key, digest) in gossiped {
+            self.presence_checks.entry(key).or_insert(PresenceCheck {
+                digest,
+                mismatched_ticks: 0,
+                wait: PRESENCE_RESYNC_TICKS,
+            });
+        }
+    }
+
+    /// This node's full member list, in chunks, for `peer` (after its link came up, or when
+    /// it asks with `PresenceResync`). The peer replaces what it held about us by it.
+    pub(super) fn presence_sync_to(&self, peer: &NodeId, out: &mut Vec<Action>) {
+        let snapshot = self.local_presence.snapshot();
+        let mut chunk = Vec::new();
+        let mut bytes = 0;
+        let mut part = 0;
+        for m in snapshot {
+            bytes += 64 + m.app.len() + m.channel.len() + m.user_id.len();
+            bytes += m.user_info.as_ref().map_or(0, String::len);
+            chunk.push(SyncMember {
+                app: m.app,
+                channel: m.channel,
+                user_id: m.user_id,
+                user_info: m.user_info,
+            });
+            if bytes >= SYNC_CHUNK_BYTES {
+                out.push(Action::Send {
+                    to: peer.clone(),
+                    msg: NodeMsg::PresenceSync {
+                        members: std::mem::take(&mut chunk),
+                        done: false,
+                        part,
+                    },
+                });
+                bytes = 0;
+                part += 1;
+            }
+        }
+        out.push(Action::Send {
+            to: peer.clone(),
+            msg: NodeMsg::PresenceSync {
+                members: chunk,
+                done: true,
+                part,
+            },
+        });
+    }
+
+    /// Presence anti-entropy, on every tick: a linked live peer whose gossiped digest has
+    /// differed from what this node holds about it for [`PRESENCE_RESYNC_TICKS`] ticks (a
+    /// `PresenceJoin`/`PresenceLeave` was lost, e.g. to a full send queue) is asked for its
+    /// full list again, at most once per that many ticks.
+    pub(super) fn check_presence(&mut self, out: &mut Vec<Action>) {
+        for (peer, check) in self.presence_checks.iter_mut() {
+            let held = self.presence.digest_of(peer).unwrap_or_default();
+            let watched =
+                *peer != self.me && self.live.contains(peer) && self.linked.contains(peer);
+            if !watched || held == check.digest {
+                check.mismatched_ticks = 0;
+                check.wait = PRESENCE_RESYNC_TICKS;
+                continue;
+            }
+            check.mismatched_ticks += 1;
+            if check.mismatched_ticks >= check.wait {
+                check.mismatched_ticks = 0;
+                check.wait = (check.wait * 2).min(PRESENCE_RESYNC_TICKS * 16);
+                self.counters.presence_resyncs += 1;
+                out.push(Action::Send {
+                    to: peer.id.clone(),
+                    msg: NodeMsg::PresenceResync,
+                });
+            }
+        }
+    }
+
+    /// A peer asks for our whole member list again.
+    pub(super) fn on_presence_resync(&mut self, from: &NodeKey) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.presence_sync_to(&from.id, &mut out);
+        // Our gossiped digest may be the stale one (its update dropped on a full
+        // queue): write it again, or the asker would ask for ever.
+        out.push(self.presence_gossip());
+        out
+    }
+}
