@@ -21,9 +21,9 @@ def write(target, name, data):
         f.write(data if isinstance(data, bytes) else data.encode())
 
 
-def signed(method, path, params, body="", md5_on_get=False):
+def signed(method, path, params, body="", md5_on_get=False, ts=TS):
     """Path and query signed like the SDKs; md5_on_get adds the empty body's md5 (PyPI SDK)."""
-    kv = dict(params, auth_key=KEY, auth_timestamp=TS, auth_version="1.0")
+    kv = dict(params, auth_key=KEY, auth_timestamp=ts, auth_version="1.0")
     if body or md5_on_get:
         kv["body_md5"] = hashlib.md5(body.encode()).hexdigest()
     q = "&".join(f"{k}={v}" for k, v in sorted(kv.items()))
@@ -81,6 +81,10 @@ for name, req in {
     "batch_events": batch,
     "get_channels_python": get_py,
     "get_channel_node": get_node,
+    # Signed requests whose auth_timestamp made `now - ts` overflow (a panic in debug builds;
+    # in release the second wrapped and passed the window): both must be refused as stale.
+    "ts_i64_min": http("POST", signed("POST", "/apps/3/events", {}, body, ts=str(-2**63)), body),
+    "ts_now_minus_2_63": http("POST", signed("POST", "/apps/3/events", {}, body, ts=str(int(TS) - 2**63)), body),
 }.items():
     write("api_signature", name, req)
 

@@ -10,7 +10,7 @@ use crate::signature::{api_string_to_sign, body_md5_hex, verify_hex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Accepted clock skew between the publisher and this server.
-pub const MAX_SKEW_SECS: i64 = 600;
+pub const MAX_SKEW_SECS: u64 = 600;
 
 /// Why a request is refused: always 401, with this text in the JSON body.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -45,7 +45,9 @@ pub fn verify_at(app: &App, req: &Request, now: i64) -> Result<(), AuthError> {
         return Err(AuthError::Version);
     }
     let ts: i64 = ts.parse().map_err(|_| AuthError::Stale)?;
-    if (now - ts).abs() > MAX_SKEW_SECS {
+    // `abs_diff` cannot overflow: `now - ts` on a caller's extreme timestamp would panic in
+    // debug builds and, wrapped in release, pass the check for ever.
+    if now.abs_diff(ts) > MAX_SKEW_SECS {
         return Err(AuthError::Stale);
     }
     match req.param("body_md5") {
@@ -141,5 +143,38 @@ mod tests {
             verify_at(&app(), &req(&no_md5, BODY), now),
             Err(AuthError::BodyMd5)
         );
+    }
+
+    /// A request signed with the app's secret at `ts` (the body's md5 included).
+    fn signed_at(ts: i64) -> Request {
+        let base = format!(
+            "auth_key=278d425bdf160c739803&auth_timestamp={ts}&auth_version=1.0&body_md5={}",
+            body_md5_hex(BODY.as_bytes())
+        );
+        let r = req(&base, BODY);
+        let to_sign = api_string_to_sign(&r.method, &r.raw_path, &r.query);
+        let sig = crate::signature::sign_hex("7ad3773142a6692b25b8", to_sign.as_bytes());
+        req(&format!("{base}&auth_signature={sig}"), BODY)
+    }
+
+    #[test]
+    fn extreme_timestamps_are_stale_not_a_panic_or_a_pass() {
+        let now = 1353088179;
+        assert_eq!(verify_at(&app(), &signed_at(now - 600), now), Ok(()));
+        // `now - ts` overflows for these: a panic in debug builds; in release, `now - 2^63`
+        // wrapped to i64::MIN, whose abs() stays negative, and passed the window.
+        for ts in [i64::MIN, now.wrapping_sub(i64::MIN), i64::MAX, -1] {
+            assert_eq!(
+                verify_at(&app(), &signed_at(ts), now),
+                Err(AuthError::Stale),
+                "{ts}"
+            );
+        }
+        for now in [i64::MIN, i64::MAX] {
+            assert_eq!(
+                verify_at(&app(), &signed_at(1353088179), now),
+                Err(AuthError::Stale)
+            );
+        }
     }
 }
