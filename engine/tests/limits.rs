@@ -140,6 +140,37 @@ async fn api_rate_limit_is_429() {
     );
 }
 
+/// Both terminate routes (with and without the `/apps/{id}` prefix) are signed routes like
+/// any other, so the app's API rate limit admits them too.
+#[tokio::test]
+async fn terminate_routes_count_against_the_api_rate_limit() {
+    let s = Server::start_with(&format!("{APP}max_api_requests_per_second = 4\n"));
+    let mut h = Http::connect(&s).await;
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let path = if i % 2 == 0 {
+            "/users/u-1/terminate_connections"
+        } else {
+            "/apps/1/users/u-1/terminate_connections"
+        };
+        let r = h.signed("POST", path, &[], "{}").await;
+        if r.status == 429 {
+            assert_eq!(
+                r.body,
+                r#"{"error":"too many API requests for this app; retry later"}"#
+            );
+        } else {
+            assert_eq!((r.status, r.body.as_str()), (200, "{}"));
+        }
+        statuses.push(r.status);
+    }
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        2,
+        "{statuses:?}"
+    );
+}
+
 #[tokio::test]
 async fn channel_quota() {
     let s = Server::start_with(&format!("{APP}max_channels = 2\n"));
