@@ -59,6 +59,26 @@ async fn encrypted_channels_relay_untouched_and_refuse_client_events() {
     );
 }
 
+/// `user_info` reaches the other members exactly as the app signed it, `null` included.
+#[tokio::test]
+async fn a_signed_null_user_info_reaches_members_as_null() {
+    let s = Server::start();
+    let mut a = Client::connect(&s).await;
+    a.join("presence-null", r#"{"user_id":"alice"}"#).await;
+    let mut c = Client::connect(&s).await;
+    let p = c
+        .join("presence-null", r#"{"user_id":"carol","user_info":null}"#)
+        .await;
+    assert_eq!(
+        p,
+        json!({"ids":["alice","carol"],"hash":{"alice":null,"carol":null},"count":2})
+    );
+    assert_eq!(
+        a.recv_text().await,
+        r#"{"event":"pusher_internal:member_added","channel":"presence-null","data":"{\"user_id\":\"carol\",\"user_info\":null}"}"#
+    );
+}
+
 #[tokio::test]
 async fn presence_members_and_the_multi_tab_rule() {
     let s = Server::start();

@@ -62,10 +62,9 @@ pub fn presence_data(channel_data: &str, max_info: usize) -> Result<PresenceData
     if user_id.len() > MAX_USER_ID {
         return Err(IdentityError::IdTooLong(MAX_USER_ID));
     }
-    let user_info = v
-        .get("user_info")
-        .filter(|x| !x.is_null())
-        .map(|x| x.encode());
+    // An explicit `null` is kept: members see `user_info` as the app signed it (Pusher sends
+    // `"user_info":null` in member_added too); only an absent field stays absent.
+    let user_info = v.get("user_info").map(|x| x.encode());
     if user_info.as_ref().is_some_and(|i| i.len() > max_info) {
         return Err(IdentityError::InfoTooLarge(max_info));
     }
@@ -125,6 +124,8 @@ mod tests {
         assert_eq!(p.user_id, "u-42");
         assert_eq!(p.user_info.as_deref(), Some(r#"{"name":"Alice"}"#));
         assert!(!p.privileged);
+        let p = presence_data(r#"{"user_id":"carol","user_info":null}"#, 1024).unwrap();
+        assert_eq!(p.user_info.as_deref(), Some("null"));
         let p = presence_data(r#"{"user_id":10,"privileged":true}"#, 1024).unwrap();
         assert_eq!(
             (p.user_id.as_str(), p.user_info, p.privileged),
