@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Raptor interop suite: pusher-js 8.6.0 + npm pusher 5.3.4 (node --test) and PyPI pusher 3.3.4 (pytest).
+# The node half includes node/readme_quickstart.test.mjs, which runs README.md's Quick start
+# blocks as written (its Python block under the venv below, passed as INTEROP_PYTHON).
 #
 # Usage: tests/interop/run.sh            (from anywhere)
 #   RAPTOR_BIN=/path/to/raptor  use that binary instead of building target/debug/raptor
@@ -46,6 +48,7 @@ if [[ ! -x "$RAPTOR_BIN" ]]; then
   exit 1
 fi
 export RAPTOR_BIN
+export INTEROP_PYTHON="$venv/bin/python"
 echo "using RAPTOR_BIN=$RAPTOR_BIN"
 
 # --- Run both halves; report every failure, exit non-zero if any failed ---
