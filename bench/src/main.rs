@@ -210,7 +210,7 @@ struct RawServer {
 }
 
 fn main() -> ExitCode {
-    let cli: Cli = argh::from_env();
+    let cli: Cli = raptor_loadtest::cli::args_from_env();
     let res = match cli.cmd {
         Cmd::RawServer(r) => raw::serve(r.expect, r.threads, r.batch, r.secs).map(|()| true),
         Cmd::Run(r) => run(*r),

@@ -58,6 +58,27 @@ struct Serve {
     cluster_id: Option<String>,
 }
 
+/// `argh::from_env` without its `println!`, which panics on a closed pipe (`raptor --help |
+/// head -1`); a command line tool stops quietly there. raptor-loadtest has the same function
+/// (`raptor_loadtest::cli::args_from_env`); the server does not depend on the load tester.
+fn args_from_env<T: argh::TopLevelCommand>() -> T {
+    let args: Vec<String> = std::env::args().collect();
+    let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    T::from_args(&["raptor"], &rest).unwrap_or_else(|exit| {
+        let (mut out, code): (Box<dyn Write>, i32) = match exit.status {
+            Ok(()) => (Box::new(std::io::stdout()), 0),
+            Err(()) => (Box::new(std::io::stderr()), 1),
+        };
+        let hint = if code == 0 {
+            ""
+        } else {
+            "\nRun raptor --help for more information."
+        };
+        let _ = writeln!(out, "{}{hint}", exit.output).and_then(|()| out.flush());
+        std::process::exit(code)
+    })
+}
+
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -66,7 +87,7 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli: Cli = argh::from_env();
+    let cli: Cli = args_from_env();
     let Cmd::Serve(s) = cli.cmd.unwrap_or(Cmd::Serve(Serve::default()));
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let file = s.config.or_else(|| env("RAPTOR_CONFIG").map(PathBuf::from));
@@ -96,8 +117,10 @@ fn main() {
     let res = raptor_engine::server::run(cfg, |addr, nr| {
         tracing::info!(%addr, shards = nr, apps = ?apps, "ready");
         // Tests and scripts wait for this exact line on stdout.
-        println!("raptor listening on {addr} with {nr} shards");
-        let _ = std::io::stdout().flush();
+        // A reader that has gone is no reason to stop serving (no `println!`, which panics).
+        let mut out = std::io::stdout();
+        let _ =
+            writeln!(out, "raptor listening on {addr} with {nr} shards").and_then(|()| out.flush());
     });
     match res {
         // The shards were drained; exit without waiting for the executors to unwind, and

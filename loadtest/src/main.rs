@@ -6,10 +6,10 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use raptor_loadtest::cli::Cli;
+use raptor_loadtest::cli::{args_from_env, write_quietly, Cli};
 
 fn main() -> ExitCode {
-    let cli: Cli = argh::from_env();
+    let cli: Cli = args_from_env();
     let report = match cli.run(std::io::stderr().is_terminal()) {
         Ok(r) => r,
         Err(e) => {
@@ -19,14 +19,14 @@ fn main() -> ExitCode {
     };
     if cli.json {
         match serde_json::to_string(&report) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => _ = write_quietly(&mut std::io::stdout(), &s),
             Err(e) => {
                 eprintln!("error: cannot encode the report: {e}");
                 return ExitCode::from(1);
             }
         }
     } else {
-        print!("{}", report.to_table());
+        write_quietly(&mut std::io::stdout(), report.to_table().trim_end());
     }
     let problems = report.problems();
     if problems.is_empty() {

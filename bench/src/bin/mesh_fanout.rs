@@ -242,7 +242,7 @@ fn ping_pong_case(pinned: bool, secs: f64) -> anyhow::Result<Histogram<u64>> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args: Args = argh::from_env();
+    let args: Args = raptor_loadtest::cli::args_from_env();
     if !(args.secs.is_finite() && args.secs > 0.0 && args.secs <= 5.0) {
         anyhow::bail!("--secs must be in (0, 5]");
     }
