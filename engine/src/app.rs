@@ -2,7 +2,7 @@
 
 use crate::config::{AppConfig, WebhookConfig};
 use std::collections::HashMap;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Index of an app in [`Apps`]; shard tables key channels by it instead of the id string.
@@ -41,6 +41,27 @@ pub struct Apps {
     pub list: Vec<Arc<App>>,
     by_key: HashMap<String, AppIdx>,
     by_id: HashMap<String, AppIdx>,
+}
+
+impl App {
+    /// Counts one more occupied channel, unless that would pass `max_channels`: false at the
+    /// limit. One read-modify-write, so owner shards opening channels at the same moment
+    /// never overshoot the bound (a check and a later increment could, by shards - 1).
+    pub fn open_channel(&self) -> bool {
+        self.channels
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                match self.max_channels {
+                    Some(max) if n >= max => None,
+                    _ => Some(n + 1),
+                }
+            })
+            .is_ok()
+    }
+
+    /// The last subscriber of a channel left.
+    pub fn close_channel(&self) {
+        self.channels.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Apps {
@@ -90,5 +111,30 @@ impl Apps {
 
     pub fn get(&self, idx: AppIdx) -> &Arc<App> {
         &self.list[idx as usize]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Threads stand in for owner shards opening channels at once: exactly `max` succeed,
+    /// and a closed channel makes room for exactly one more.
+    #[test]
+    fn open_channel_is_exact_under_contention() {
+        let mut cfg = AppConfig::new("1", "k", "s");
+        cfg.max_channels = Some(100);
+        let app = Apps::new(&[cfg]).list.remove(0);
+        let opened: usize = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| (0..10_000).filter(|_| app.open_channel()).count()))
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).sum()
+        });
+        assert_eq!(opened, 100);
+        assert_eq!(app.channels.load(Ordering::Relaxed), 100);
+        app.close_channel();
+        assert!(app.open_channel());
+        assert!(!app.open_channel());
     }
 }

@@ -186,6 +186,56 @@ async fn channel_quota() {
     d.subscribe("a").await;
 }
 
+/// `max_channels` is exact when channels owned by every shard open at the same moment: 4
+/// connections each ask for 100 new channels in one write, rounds after rounds, and exactly
+/// the limit succeed each time (a check-then-increment across shards let a round overshoot).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn channel_quota_is_exact_across_shards() {
+    const MAX: usize = 150;
+    let s = Server::start_with(&format!("{APP}max_channels = {MAX}\n"));
+    let mut h = Http::connect(&s).await;
+    for round in 0..60 {
+        let mut clients = Vec::new();
+        for _ in 0..4 {
+            clients.push(Client::connect(&s).await);
+        }
+        let bursts = clients.iter_mut().enumerate().map(|(k, c)| async move {
+            let msgs: Vec<_> = (0..100)
+                .map(|i| json!({"event":"pusher:subscribe","data":{"auth":"","channel":format!("r{round}-c{k}-{i}")}}))
+                .collect();
+            send_together(c, &msgs).await;
+            let mut ok = 0;
+            for _ in 0..100 {
+                let t = c.recv_text().await;
+                if t.contains("subscription_succeeded") {
+                    ok += 1;
+                } else {
+                    assert!(t.contains("the app has 150 channels already"), "{t}");
+                }
+            }
+            ok
+        });
+        let ok: usize = futures_util::future::join_all(bursts)
+            .await
+            .into_iter()
+            .sum();
+        assert_eq!(ok, MAX, "round {round}");
+        let listed = h.signed("GET", "/apps/1/channels", &[], "").await.json();
+        assert_eq!(listed["channels"].as_object().unwrap().len(), MAX);
+        drop(clients);
+        // Every channel closes with its last subscriber, so the next round starts at 0.
+        let t0 = Instant::now();
+        loop {
+            let listed = h.signed("GET", "/apps/1/channels", &[], "").await.json();
+            if listed["channels"].as_object().unwrap().is_empty() {
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(5), "channels not closed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
 #[test]
 fn sigterm_sends_4200_and_exits_0() {
     let s = Server::start();

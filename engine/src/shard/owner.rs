@@ -76,12 +76,12 @@ impl Shard {
                 return self.refuse_limit(from, app, channel, req, user_id, &why);
             }
         }
-        if let Some(max) = a.max_channels {
-            let opens = self.owned.borrow().get(app, &channel).is_none();
-            if opens && a.channels.load(std::sync::atomic::Ordering::Relaxed) >= max {
-                let why = format!("the app has {max} channels already");
-                return self.refuse_limit(from, app, channel, req, user_id, &why);
-            }
+        // The channel is counted before it exists, in one step across every owner shard.
+        let opens = self.owned.borrow().get(app, &channel).is_none();
+        if opens && !a.open_channel() {
+            let max = a.max_channels.unwrap_or_default();
+            let why = format!("the app has {max} channels already");
+            return self.refuse_limit(from, app, channel, req, user_id, &why);
         }
         let change = self.owned.borrow_mut().subscribe(
             app,
@@ -89,10 +89,10 @@ impl Shard {
             from,
             join.as_ref().map(|j| (&j.user_id, j.user_info.as_deref())),
         );
-        if change.occupancy {
-            a.channels
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
+        debug_assert_eq!(
+            change.occupancy, opens,
+            "a channel opens with its first subscriber"
+        );
         if self.clustered {
             // Answered once the owning node has this node's interest (`held`); a presence
             // subscription through the gateway, which knows the cluster-wide members, and
@@ -269,10 +269,7 @@ impl Shard {
             );
         }
         if change.occupancy {
-            self.apps
-                .get(app)
-                .channels
-                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            self.apps.get(app).close_channel();
             if !self.clustered {
                 // In a cluster the owning node fires this once (Action::Occupancy).
                 self.webhooks.emit(
