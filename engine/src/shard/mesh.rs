@@ -4,8 +4,11 @@
 //! each other's full rings would deadlock. So a send first tries the lock-free ring; if it is
 //! full, the message goes to a per-peer overflow queue drained by a sender task that does
 //! await. Order per destination is kept (once anything overflows, later messages queue behind
-//! it). The overflow is bounded from the edge: publishers call [`MeshOut::wait_for_room`]
-//! before admitting new work, so only in-flight fanout and control traffic can sit there.
+//! it). The overflow is bounded from the edge: an HTTP publisher waits in
+//! [`MeshOut::wait_for_room`] on the queue it is about to use, and a connection that sent a
+//! client event into a full queue reads nothing more until it has room; so each edge adds
+//! at most one message beyond the high-water mark, and the rest is in-flight fanout and
+//! control traffic.
 
 use super::msg::ShardMsg;
 use crate::placement::ShardId;
@@ -14,8 +17,9 @@ use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::GlommioError;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::rc::Rc;
-use std::time::Duration;
+use std::task::{Poll, Waker};
 
 pub struct MeshOut {
     me: ShardId,
@@ -31,6 +35,11 @@ pub struct MeshOut {
     /// Per destination: the drain task holds a popped message while it awaits ring space.
     /// Until it is sent, new messages must queue behind it, not overtake it.
     in_flight: Vec<Cell<bool>>,
+    /// Per destination: edge tasks waiting for its overflow to drop to the high-water mark,
+    /// woken by the drain task when it does. Hand-written rather than a crate's event
+    /// (event-listener): the waiters and the drain task share one thread, so a list of
+    /// wakers in a `RefCell` is all it takes, with no atomics on the drain path.
+    room: Vec<RefCell<Vec<Waker>>>,
 }
 
 impl MeshOut {
@@ -56,6 +65,7 @@ impl MeshOut {
             wake_rx: RefCell::new(wake_rx),
             high_water,
             in_flight: (0..nr_shards).map(|_| Cell::new(false)).collect(),
+            room: (0..nr_shards).map(|_| RefCell::new(Vec::new())).collect(),
         }
     }
 
@@ -92,11 +102,34 @@ impl MeshOut {
         self.queues[dst].borrow().len() + usize::from(self.in_flight[dst].get())
     }
 
+    /// Whether the overflow towards `dst` is above the high-water mark.
+    pub fn is_full(&self, dst: ShardId) -> bool {
+        self.queues[dst].borrow().len() > self.high_water
+    }
+
     /// Waits while the overflow towards `dst` is above the high-water mark: the edge's
-    /// backpressure (an HTTP publisher waits; nothing grows without bound).
+    /// backpressure (nothing grows without bound). Woken when the drain task brings it
+    /// down, not by polling; the caller sends in the same poll that returns, so one waiter
+    /// at a time gets the room.
     pub async fn wait_for_room(&self, dst: ShardId) {
-        while self.queues[dst].borrow().len() > self.high_water {
-            glommio::timer::sleep(Duration::from_micros(200)).await;
+        poll_fn(|cx| {
+            if !self.is_full(dst) {
+                return Poll::Ready(());
+            }
+            let mut waiters = self.room[dst].borrow_mut();
+            if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                waiters.push(cx.waker().clone());
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Called after the drain task took a message towards `dst`.
+    fn note_drained(&self, dst: ShardId) {
+        if !self.is_full(dst) && !self.room[dst].borrow().is_empty() {
+            let waiters = std::mem::take(&mut *self.room[dst].borrow_mut());
+            waiters.into_iter().for_each(Waker::wake);
         }
     }
 
@@ -108,6 +141,9 @@ impl MeshOut {
             .expect("one drain task per peer");
         loop {
             let next = self.queues[dst].borrow_mut().pop_front();
+            if next.is_some() {
+                self.note_drained(dst);
+            }
             match next {
                 Some(msg) if dst == self.me => {
                     local(msg);
@@ -129,5 +165,64 @@ impl MeshOut {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shard::msg::Reply;
+    use std::future::Future;
+    use std::time::Duration;
+
+    fn msg() -> ShardMsg {
+        ShardMsg::Reply {
+            id: 0,
+            reply: Reply::Published,
+        }
+    }
+
+    /// A waiter is woken when the overflow drains, not by a timer: while nothing drains it
+    /// is polled once, however long it waits; once the drain task runs it goes on at once.
+    #[test]
+    fn wait_for_room_sleeps_until_the_overflow_drains() {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                // One shard: its own inbox is an overflow queue like any other.
+                let mesh = Rc::new(MeshOut::new(0, 1, None, 2));
+                for _ in 0..5 {
+                    mesh.send(0, msg());
+                }
+                assert!(mesh.is_full(0));
+                let polls = Rc::new(Cell::new(0u32));
+                let (m, p) = (mesh.clone(), polls.clone());
+                let waiter = glommio::spawn_local(async move {
+                    let mut wait = std::pin::pin!(m.wait_for_room(0));
+                    poll_fn(|cx| {
+                        p.set(p.get() + 1);
+                        wait.as_mut().poll(cx)
+                    })
+                    .await;
+                    m.backlog(0)
+                });
+                glommio::timer::sleep(Duration::from_millis(30)).await;
+                assert_eq!(
+                    polls.get(),
+                    1,
+                    "the waiter was polled while nothing drained"
+                );
+                let drained = Rc::new(Cell::new(0u32));
+                let d = drained.clone();
+                glommio::spawn_local(mesh.clone().drain(0, move |_| d.set(d.get() + 1))).detach();
+                let left =
+                    glommio::timer::timeout(Duration::from_secs(1), async { Ok(waiter.await) })
+                        .await
+                        .expect("the waiter is woken by the drain");
+                assert!(left <= 2, "woken with {left} messages still queued");
+                assert!(polls.get() <= 3, "{} polls", polls.get());
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 }
