@@ -93,6 +93,7 @@ impl ShardStats {
             queue_delay_us: self.queue_delay_us.borrow().clone(),
             cluster_queries: ClusterQueryFigures::default(),
             cluster: ClusterFigures::default(),
+            mesh_overflow_peak: 0,
         }
     }
 }
@@ -196,6 +197,8 @@ pub struct Snapshot {
     pub queue_delay_us: Histogram<u64>,
     pub cluster_queries: ClusterQueryFigures,
     pub cluster: ClusterFigures,
+    /// The longest cross-shard overflow an admitted publish joined (merged as the maximum).
+    pub mesh_overflow_peak: u64,
 }
 
 impl Snapshot {
@@ -211,6 +214,7 @@ impl Snapshot {
         let _ = self.queue_delay_us.add(&o.queue_delay_us);
         self.cluster_queries.merge(&o.cluster_queries);
         self.cluster.merge(&o.cluster);
+        self.mesh_overflow_peak = self.mesh_overflow_peak.max(o.mesh_overflow_peak);
     }
 }
 

@@ -97,6 +97,7 @@ pub async fn stats(shard: &Rc<Shard>, req: &Request) -> Response {
         messages_out: u64,
         bytes_out: u64,
         slow_consumers_cut: u64,
+        mesh_overflow_peak: u64,
         webhooks: Webhooks,
         publish_to_write_us: Quantiles,
         fanout_recipients: Quantiles,
@@ -112,6 +113,7 @@ pub async fn stats(shard: &Rc<Shard>, req: &Request) -> Response {
         messages_out: s.delivered,
         bytes_out: s.bytes_out,
         slow_consumers_cut: s.slow_consumers,
+        mesh_overflow_peak: s.mesh_overflow_peak,
         webhooks: Webhooks {
             queued: w.queued,
             sent: w.sent,
@@ -180,6 +182,12 @@ pub async fn metrics(shard: &Rc<Shard>, req: &Request) -> Response {
         "Connections closed with 4100 because they fell behind.",
         "counter",
         s.slow_consumers,
+    );
+    gauge(
+        "mesh_overflow_peak",
+        "Longest cross-shard overflow queue an admitted publish joined (at most limits.mesh_queue_capacity + 1).",
+        "gauge",
+        s.mesh_overflow_peak,
     );
     let c = s.cluster;
     gauge(

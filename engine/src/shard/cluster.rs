@@ -31,6 +31,7 @@ use raptor_cluster::NodeKey;
 use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// The shard that hosts the gateway.
 pub const GATEWAY: ShardId = 0;
@@ -214,6 +215,7 @@ impl Shard {
                 frame,
                 exclude,
                 cache_data,
+                t0,
                 ack,
             } => {
                 let app_id = self.apps.get(app).id.clone();
@@ -224,7 +226,9 @@ impl Shard {
                     exclude_of(exclude),
                     cache_data.as_deref().map(str::to_string),
                 );
-                self.apply(actions);
+                // Ordered here when this node owns the channel: its local delivery is timed
+                // from the publish.
+                self.apply_with(actions, None, Some(t0));
                 if let Some((from, id)) = ack {
                     self.mesh.send(
                         from,
@@ -353,7 +357,7 @@ impl Shard {
                 join.user_info.as_deref().map(str::to_string),
             );
             // The joiner must not hear its own member_added.
-            self.apply_excluding(actions, Some(sub.socket_id));
+            self.apply_with(actions, Some(sub.socket_id), None);
         }
         let members = self.gw().core.borrow().members(&app_id, &channel);
         let kind = ChannelKind::of(&channel);
@@ -424,10 +428,13 @@ impl Shard {
     }
 
     pub(super) fn apply(&self, actions: Vec<Action>) {
-        self.apply_excluding(actions, None);
+        self.apply_with(actions, None, None);
     }
 
-    fn apply_excluding(&self, actions: Vec<Action>, joiner: Option<SocketId>) {
+    /// `joiner`: excluded from a `member_added` among the actions. `t0`: when the event
+    /// behind the actions entered this node (now, when not given).
+    fn apply_with(&self, actions: Vec<Action>, joiner: Option<SocketId>, t0: Option<Instant>) {
+        let t0 = t0.unwrap_or_else(Instant::now);
         let gw = self.gw();
         for action in actions {
             match action {
@@ -473,6 +480,7 @@ impl Shard {
                             exclude: exclude.map(|(hi, lo)| SocketId { hi, lo }),
                             privileged_only,
                             cache_data,
+                            t0,
                         },
                     );
                 }
@@ -517,6 +525,7 @@ impl Shard {
                             exclude,
                             privileged_only: kind.privileged,
                             cache_data: None,
+                            t0,
                         },
                     );
                     if webhook {

@@ -40,6 +40,9 @@ pub struct MeshOut {
     /// (event-listener): the waiters and the drain task share one thread, so a list of
     /// wakers in a `RefCell` is all it takes, with no atomics on the drain path.
     room: Vec<RefCell<Vec<Waker>>>,
+    /// The longest overflow an admitted event joined (`/stats` `mesh_overflow_peak`): the
+    /// edge's backpressure keeps it at most the high-water mark + 1.
+    peak: Cell<usize>,
 }
 
 impl MeshOut {
@@ -66,6 +69,7 @@ impl MeshOut {
             high_water,
             in_flight: (0..nr_shards).map(|_| Cell::new(false)).collect(),
             room: (0..nr_shards).map(|_| RefCell::new(Vec::new())).collect(),
+            peak: Cell::new(0),
         }
     }
 
@@ -100,6 +104,19 @@ impl MeshOut {
     /// Messages waiting in the overflow towards `dst` (including one being sent).
     pub fn backlog(&self, dst: ShardId) -> usize {
         self.queues[dst].borrow().len() + usize::from(self.in_flight[dst].get())
+    }
+
+    /// Sends an event the edge admitted after [`MeshOut::wait_for_room`], and notes the
+    /// length of the overflow it joined.
+    pub fn send_admitted(&self, dst: ShardId, msg: ShardMsg) {
+        self.send(dst, msg);
+        let len = self.queues[dst].borrow().len();
+        self.peak.set(self.peak.get().max(len));
+    }
+
+    /// The longest overflow an admitted event joined since the shard started.
+    pub fn overflow_peak(&self) -> usize {
+        self.peak.get()
     }
 
     /// Whether the overflow towards `dst` is above the high-water mark.

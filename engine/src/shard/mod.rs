@@ -34,14 +34,15 @@ use crate::stats::{self, ShardStats};
 use crate::webhook::Webhooks;
 use crate::ws::frame::close_frame;
 use bytes::Bytes;
-use glommio::channels::local_channel::{self, LocalSender};
+use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use mesh::MeshOut;
+pub use msg::ClientEvent;
 use msg::{Join, Query, Reply, ShardMsg, SubReq};
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long an HTTP handler waits for another shard's answer before giving up (503).
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -342,48 +343,76 @@ impl Shard {
         conn.authorized.set(true);
     }
 
-    /// Publishes without waiting for mesh room: for client events, which are rate-limited
-    /// per connection and so cannot flood the mesh.
-    pub fn publish_now(
+    /// The shard an event for `channel` goes to first: its owner shard, or the gateway,
+    /// which asks the owning node, in a cluster. Backpressure waits on this queue.
+    fn publish_target(&self, app: AppIdx, channel: &str) -> ShardId {
+        if self.clustered {
+            cluster::GATEWAY
+        } else {
+            self.owner_of(app, channel)
+        }
+    }
+
+    /// The message that carries an event to [`Shard::publish_target`].
+    #[allow(clippy::too_many_arguments)]
+    fn publish_msg(
         &self,
         app: AppIdx,
         channel: Arc<str>,
         frame: Bytes,
         exclude: Option<SocketId>,
-    ) {
-        stats::add(&self.stats.published, 1);
+        cache_data: Option<Arc<str>>,
+        t0: Instant,
+        ack: Option<(ShardId, u64)>,
+    ) -> ShardMsg {
         if self.clustered {
-            let msg = ShardMsg::ClusterPublish {
+            // The gateway asks the owning node to order it; acked once it left in order.
+            ShardMsg::ClusterPublish {
                 app,
                 channel,
                 frame,
                 exclude,
-                cache_data: None,
-                ack: None,
-            };
-            self.mesh.send(cluster::GATEWAY, msg);
-            return;
-        }
-        let owner = self.owner_of(app, &channel);
-        let t0 = std::time::Instant::now();
-        self.mesh.send(
-            owner,
+                cache_data,
+                t0,
+                ack,
+            }
+        } else {
             ShardMsg::Publish {
                 app,
                 channel,
                 frame,
                 exclude,
-                cache_data: None,
+                cache_data,
                 t0,
-                ack: None,
-            },
+                ack,
+            }
+        }
+    }
+
+    /// Publishes a client event once the queue it goes to has room (the connection reads
+    /// nothing more meanwhile), then reports it to the app's webhooks.
+    pub async fn publish_client_event(&self, ev: ClientEvent) {
+        let t0 = Instant::now();
+        let dst = self.publish_target(ev.app, &ev.channel);
+        self.mesh.wait_for_room(dst).await;
+        stats::add(&self.stats.published, 1);
+        let msg = self.publish_msg(
+            ev.app,
+            ev.channel,
+            ev.frame,
+            Some(ev.exclude),
+            None,
+            t0,
+            None,
         );
+        self.mesh.send_admitted(dst, msg);
+        self.webhooks.emit(ev.app, ev.webhook);
     }
 
     // ---- called by the HTTP API ----------------------------------------------------------
 
-    /// Sends a finished event frame to the channel's owner, waiting if the owner is behind,
-    /// and returns once the owner has ordered it.
+    /// Sends a finished event frame towards the channel's owner, waiting while the queue it
+    /// goes to is full, and returns once the owner has ordered it.
     pub async fn publish(
         &self,
         app: AppIdx,
@@ -392,39 +421,18 @@ impl Shard {
         exclude: Option<SocketId>,
         data: &str,
     ) -> Result<(), QueryTimeout> {
-        let owner = self.owner_of(app, &channel);
-        let t0 = std::time::Instant::now();
-        self.mesh.wait_for_room(owner).await;
+        let t0 = Instant::now();
+        let dst = self.publish_target(app, &channel);
+        self.mesh.wait_for_room(dst).await;
         stats::add(&self.stats.published, 1);
         let cache_data = crate::channel::name::ChannelKind::of(&channel)
             .cache
             .then(|| Arc::from(data));
-        let me = self.id;
-        if self.clustered {
-            // The gateway asks the owning node to order it; 200 once it left this node in order.
-            return self
-                .request(cluster::GATEWAY, |id| ShardMsg::ClusterPublish {
-                    app,
-                    channel,
-                    frame,
-                    exclude,
-                    cache_data,
-                    ack: Some((me, id)),
-                })
-                .await
-                .map(|_| ());
-        }
-        self.request(owner, |id| ShardMsg::Publish {
-            app,
-            channel,
-            frame,
-            exclude,
-            cache_data,
-            t0,
-            ack: Some((me, id)),
-        })
-        .await
-        .map(|_| ())
+        let (id, reply) = self.expect_reply();
+        let ack = Some((self.id, id));
+        let msg = self.publish_msg(app, channel, frame, exclude, cache_data, t0, ack);
+        self.mesh.send_admitted(dst, msg);
+        self.await_reply(id, reply).await.map(|_| ())
     }
 
     /// Closes the signed-in connections of `user` on every shard (and every node).
@@ -465,11 +473,22 @@ impl Shard {
         dst: ShardId,
         make: impl FnOnce(u64) -> ShardMsg,
     ) -> Result<Reply, QueryTimeout> {
+        let (id, reply) = self.expect_reply();
+        self.mesh.send(dst, make(id));
+        self.await_reply(id, reply).await
+    }
+
+    /// A new request id and the channel its [`ShardMsg::Reply`] will arrive on.
+    fn expect_reply(&self) -> (u64, LocalReceiver<Reply>) {
         let id = self.next_query.get() + 1;
         self.next_query.set(id);
         let (tx, rx) = local_channel::new_bounded(1);
         self.pending.borrow_mut().insert(id, tx);
-        self.mesh.send(dst, make(id));
+        (id, rx)
+    }
+
+    /// Waits for the reply to request `id`, up to the query timeout.
+    async fn await_reply(&self, id: u64, rx: LocalReceiver<Reply>) -> Result<Reply, QueryTimeout> {
         let res = glommio::timer::timeout(QUERY_TIMEOUT, async {
             rx.recv().await.ok_or(glommio::GlommioError::Closed(
                 glommio::ResourceType::Channel(()),
@@ -594,6 +613,7 @@ impl Shard {
                 exclude,
                 privileged_only,
                 cache_data,
+                t0,
             } => {
                 if let Some(data) = cache_data {
                     let now = std::time::Instant::now();
@@ -601,14 +621,7 @@ impl Shard {
                         .borrow_mut()
                         .store(app, &channel, frame.clone(), data, now);
                 }
-                self.fan_out(
-                    app,
-                    &channel,
-                    &frame,
-                    exclude,
-                    privileged_only,
-                    std::time::Instant::now(),
-                );
+                self.fan_out(app, &channel, &frame, exclude, privileged_only, t0);
             }
             ShardMsg::Query { from, id, query } => {
                 let reply = self.answer(query);

@@ -17,6 +17,17 @@ pub struct Join {
     pub privileged: bool,
 }
 
+/// A client event the edge (`ws::dispatch`) checked and encoded, ready for
+/// [`Shard::publish_client_event`](super::Shard::publish_client_event).
+pub struct ClientEvent {
+    pub app: AppIdx,
+    pub channel: Arc<str>,
+    pub frame: Bytes,
+    /// The sender, who does not receive its own event.
+    pub exclude: SocketId,
+    pub webhook: crate::webhook::WebhookEvent,
+}
+
 /// Which subscribe request an answer is for: the connection, and the number its shard gave
 /// the request. A connection may unsubscribe and subscribe again (as another presence user,
 /// even) before the answer to its first request arrives; only the answer to the request it
@@ -124,6 +135,8 @@ pub enum ShardMsg {
         frame: Bytes,
         exclude: Option<SocketId>,
         cache_data: Option<Arc<str>>,
+        /// When the event entered this node (as for `Publish`).
+        t0: Instant,
         ack: Option<(ShardId, u64)>,
     },
     /// Local owner → gateway: this node has (or no longer has) subscribers of a channel.
@@ -200,6 +213,9 @@ pub enum ShardMsg {
         exclude: Option<SocketId>,
         privileged_only: bool,
         cache_data: Option<Arc<str>>,
+        /// When the event entered this node: its publish here, or its arrival from the
+        /// owning node (clocks of other nodes are not comparable).
+        t0: Instant,
     },
     /// A question for an owner (or every shard); answered with [`ShardMsg::Reply`].
     Query {

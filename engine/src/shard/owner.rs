@@ -416,6 +416,7 @@ impl Shard {
                     self.conns.borrow().len() as u64,
                     self.owned.borrow().len() as u64,
                 );
+                snap.mesh_overflow_peak = self.mesh.overflow_peak() as u64;
                 if let Some(gw) = self.gateway.borrow().as_ref() {
                     snap.cluster_queries = gw.queries.figures();
                     snap.cluster = gw.figures();

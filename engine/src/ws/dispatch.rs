@@ -7,20 +7,26 @@ use crate::protocol::client::{decode, ClientMsg};
 use crate::protocol::identity::{self, presence_data};
 use crate::protocol::{codes, server as frames};
 use crate::shard::msg::Join;
-use crate::shard::Shard;
+use crate::shard::{ClientEvent, Shard};
 use crate::signature::verify_client_auth;
 use crate::webhook::WebhookEvent;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-pub fn on_message(shard: &Rc<Shard>, conn: &Rc<Connection>, bytes: &mut [u8]) {
+/// Handles one client message. A client event that passed every check is returned rather
+/// than sent: the read loop publishes it once its queue has room, before the next message.
+pub fn on_message(
+    shard: &Rc<Shard>,
+    conn: &Rc<Connection>,
+    bytes: &mut [u8],
+) -> Option<ClientEvent> {
     let msg = match decode(bytes) {
         Ok(m) => m,
         Err(e) => {
             conn.out
                 .push(frames::error(codes::INVALID_MESSAGE, &e.to_string()));
-            return;
+            return None;
         }
     };
     match msg {
@@ -39,7 +45,7 @@ pub fn on_message(shard: &Rc<Shard>, conn: &Rc<Connection>, bytes: &mut [u8]) {
             event,
             channel,
             data,
-        } => client_event(shard, conn, &event, &channel, &data),
+        } => return client_event(shard, conn, &event, &channel, &data),
         ClientMsg::Other { event } => {
             conn.out.push(frames::error(
                 codes::UNSUPPORTED_EVENT,
@@ -47,6 +53,7 @@ pub fn on_message(shard: &Rc<Shard>, conn: &Rc<Connection>, bytes: &mut [u8]) {
             ));
         }
     }
+    None
 }
 
 fn refuse(conn: &Connection, channel: &str, kind: &str, error: &str, status: u16) {
@@ -204,11 +211,19 @@ fn signin(shard: &Rc<Shard>, conn: &Rc<Connection>, auth: &str, user_data: &str)
     );
 }
 
-fn client_event(shard: &Rc<Shard>, conn: &Rc<Connection>, event: &str, channel: &str, data: &str) {
+/// The event to publish, if the client may send it.
+fn client_event(
+    shard: &Rc<Shard>,
+    conn: &Rc<Connection>,
+    event: &str,
+    channel: &str,
+    data: &str,
+) -> Option<ClientEvent> {
     let app = conn.app.clone();
     let refused = |msg: &str| {
         conn.out
             .push(frames::error(codes::CLIENT_EVENT_REFUSED, msg));
+        None
     };
     if !app.enable_client_events {
         return refused("client events are disabled for this app");
@@ -237,26 +252,28 @@ fn client_event(shard: &Rc<Shard>, conn: &Rc<Connection>, event: &str, channel: 
                 shard.limits.max_event_data_bytes
             ),
         ));
-        return;
+        return None;
     }
     if !conn.take_client_event(app.client_events_per_second, Instant::now()) {
         conn.out.push(frames::error(
             codes::CLIENT_EVENT_RATE_LIMIT,
             "Client event rejected due to rate limit",
         ));
-        return;
+        return None;
     }
     let user_id = sub.user_id.as_deref();
     let frame = frames::channel_event(event, channel, data, user_id);
-    shard.publish_now(app.idx, Arc::from(channel), frame, Some(conn.socket_id));
-    shard.webhooks.emit(
-        app.idx,
-        WebhookEvent::ClientEvent {
+    Some(ClientEvent {
+        app: app.idx,
+        channel: Arc::from(channel),
+        frame,
+        exclude: conn.socket_id,
+        webhook: WebhookEvent::ClientEvent {
             channel: channel.to_string(),
             event: event.to_string(),
             data: data.to_string(),
             socket_id: conn.socket_id.to_string(),
             user_id: user_id.map(str::to_string),
         },
-    );
+    })
 }

@@ -8,7 +8,7 @@ use super::sansio::SansIo;
 use crate::connection::Connection;
 use crate::outbox::{SocketOut, WriteState};
 use crate::protocol::{codes, server as frames};
-use crate::shard::Shard;
+use crate::shard::{ClientEvent, Shard};
 use crate::transport::Transport;
 use bytes::Bytes;
 use std::future::poll_fn;
@@ -94,7 +94,18 @@ async fn run(shard: Rc<Shard>, stream: Transport, app: Arc<crate::app::App>, lef
     let mut closing = false;
     loop {
         if !closing {
-            closing = process(&shard, &conn, &mut ctx, &mut io);
+            match process(&shard, &conn, &mut ctx, &mut io) {
+                Step::Read => {}
+                Step::Closing => closing = true,
+                Step::Publish(ev) => {
+                    // Waits while the event's queue is full: meanwhile nothing more is read
+                    // (the client feels TCP backpressure). Then on with what was read.
+                    io.inb.drain(..io.pos);
+                    io.pos = 0;
+                    shard.publish_client_event(ev).await;
+                    continue;
+                }
+            }
         }
         io.inb.drain(..io.pos);
         io.pos = 0;
@@ -116,14 +127,24 @@ async fn run(shard: Rc<Shard>, stream: Transport, app: Arc<crate::app::App>, lef
     out.abort();
 }
 
-/// Handles every complete message in `io`. Returns true when the connection is closing.
+/// What the read loop does after [`process`].
+enum Step {
+    /// Every complete message was handled: read more.
+    Read,
+    /// The connection is closing.
+    Closing,
+    /// A client event to publish before the next message is handled.
+    Publish(ClientEvent),
+}
+
+/// Handles the complete messages in `io`, up to the first client event to publish.
 fn process(
     shard: &Rc<Shard>,
     conn: &Rc<Connection>,
     ctx: &mut WebSocketContext,
     io: &mut SansIo,
-) -> bool {
-    loop {
+) -> Step {
+    let step = loop {
         let res = ctx.read(io);
         if res.is_ok() {
             conn.last_seen.set(Instant::now());
@@ -132,14 +153,16 @@ fn process(
         match res {
             Ok(Message::Text(t)) => {
                 let mut bytes = t.as_bytes().to_vec();
-                super::dispatch::on_message(shard, conn, &mut bytes);
+                if let Some(ev) = super::dispatch::on_message(shard, conn, &mut bytes) {
+                    break Step::Publish(ev);
+                }
             }
             Ok(Message::Binary(_)) => {
                 conn.out.close_with(close_frame(
                     codes::WS_UNSUPPORTED_DATA,
                     "binary frames are not supported",
                 ));
-                return true;
+                return Step::Closing;
             }
             Ok(Message::Close(_)) => {
                 // tungstenite queued the close reply; send it as our last frame, after what is
@@ -147,34 +170,34 @@ fn process(
                 let _ = ctx.flush(io);
                 conn.out
                     .close_with(Bytes::from(std::mem::take(&mut io.out)));
-                return true;
+                return Step::Closing;
             }
             Ok(_) => {} // ping (pong queued by tungstenite), pong, raw frame
-            Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => return true,
+            Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break Step::Read,
+            Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => return Step::Closing,
             Err(WsError::Capacity(CapacityError::MessageTooLong { .. })) => {
                 conn.out
                     .close_with(close_frame(codes::WS_TOO_BIG, "message too big"));
-                return true;
+                return Step::Closing;
             }
             Err(WsError::Utf8(_)) => {
                 conn.out
                     .close_with(close_frame(codes::WS_INVALID_PAYLOAD, "invalid utf-8"));
-                return true;
+                return Step::Closing;
             }
             Err(e) => {
                 tracing::debug!(socket_id = %conn.socket_id, error = %e, "websocket protocol error");
                 conn.out
                     .close_with(close_frame(codes::WS_PROTOCOL_ERROR, "protocol error"));
-                return true;
+                return Step::Closing;
             }
         }
-    }
+    };
     // Pongs and other control replies tungstenite produced.
     let _ = ctx.flush(io);
     if !io.out.is_empty() {
         conn.out
             .push_control(Bytes::from(std::mem::take(&mut io.out)));
     }
-    false
+    step
 }
