@@ -4,7 +4,6 @@ use super::request::Request;
 use super::response::Response;
 use crate::app::App;
 use crate::channel::name::{self, ChannelKind};
-use crate::shard::msg::Query as Q;
 use crate::shard::msg::{ClusterAsk, Query, Reply};
 use crate::shard::Shard;
 use serde::Serialize;
@@ -93,16 +92,7 @@ pub async fn channel_attributes(
     let kind = ChannelKind::of(channel);
     let user_count = if shard.clustered && wants("user_count") && kind.is_presence() {
         // Members live on every node: the gateway holds the cluster-wide view.
-        match shard
-            .query(
-                members_shard(shard, app, channel),
-                Query::Members {
-                    app: app.idx,
-                    channel: channel.clone(),
-                },
-            )
-            .await
-        {
+        match shard.members(app.idx, channel.clone()).await {
             Ok(Reply::Members(ids)) => ids.len() as u32,
             Ok(_) => return Err(Response::error(500, "unexpected shard reply")),
             Err(e) => return Err(Response::error(503, &e.to_string())),
@@ -199,7 +189,7 @@ async fn cluster_list(
         app: app.idx,
         channels: names.clone(),
     };
-    match shard.query(crate::shard::cluster::GATEWAY, q).await {
+    match shard.ask_gateway(q).await {
         Ok(Reply::UserCounts(counts)) => {
             for (name, n) in names.iter().zip(counts) {
                 if let Some(attrs) = channels.get_mut(name) {
@@ -220,16 +210,7 @@ pub async fn users(shard: &Rc<Shard>, app: &App, channel: &str) -> Response {
     {
         return Response::error(400, "users are only available for presence channels");
     }
-    match shard
-        .query(
-            members_shard(shard, app, channel),
-            Q::Members {
-                app: app.idx,
-                channel: Arc::from(channel),
-            },
-        )
-        .await
-    {
+    match shard.members(app.idx, Arc::from(channel)).await {
         Ok(Reply::Members(ids)) => {
             #[derive(Serialize)]
             struct User {
@@ -248,15 +229,5 @@ pub async fn users(shard: &Rc<Shard>, app: &App, channel: &str) -> Response {
         }
         Ok(_) => Response::error(500, "unexpected shard reply"),
         Err(e) => Response::error(503, &e.to_string()),
-    }
-}
-
-/// Which shard knows a presence channel's members: the owner shard on a single node, the
-/// gateway (cluster-wide view) in a cluster.
-fn members_shard(shard: &Shard, app: &App, channel: &str) -> crate::placement::ShardId {
-    if shard.clustered {
-        crate::shard::cluster::GATEWAY
-    } else {
-        shard.owner_of(app.idx, channel)
     }
 }

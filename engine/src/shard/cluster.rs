@@ -199,11 +199,63 @@ impl Shard {
         self.gw().core.borrow().member_count(&app_id, channel)
     }
 
+    /// Whether this shard hosts the gateway (cluster mode, shard [`GATEWAY`]).
+    pub(super) fn is_gateway(&self) -> bool {
+        self.gateway.borrow().is_some()
+    }
+
+    /// The gateway's state. Only reached below [`Shard::gateway_handle`], the gateway-only
+    /// queries and the gateway's own tasks, each of which runs only where `is_gateway()`
+    /// holds (`handle` and `answer` check it and refuse a mis-routed message instead).
     fn gw(&self) -> Rc<Gateway> {
         self.gateway
             .borrow()
             .clone()
-            .expect("cluster messages go to the gateway shard")
+            .expect("checked by is_gateway() at every entry point")
+    }
+
+    /// A gateway message that reached a shard without the gateway: logged and refused (a
+    /// query gets [`Reply::Misrouted`], so its caller answers 500), never half-handled.
+    pub(super) fn misrouted(&self, msg: ShardMsg) {
+        tracing::error!(
+            shard = self.id,
+            ?msg,
+            "gateway message on a shard without the gateway; dropped"
+        );
+        if let ShardMsg::ClusterQuery { from, id, .. } = msg {
+            self.mesh.send(
+                from,
+                ShardMsg::Reply {
+                    id,
+                    reply: Reply::Misrouted,
+                },
+            );
+        }
+    }
+
+    /// Asks the gateway a gateway-only question (cluster mode); HTTP never names the shard.
+    pub async fn ask_gateway(
+        &self,
+        query: super::msg::Query,
+    ) -> Result<Reply, super::QueryTimeout> {
+        self.query(GATEWAY, query).await
+    }
+
+    /// The member ids of a presence channel: from its owner shard on a single node, from the
+    /// gateway's cluster-wide view in a cluster.
+    pub async fn members(
+        &self,
+        app: AppIdx,
+        channel: Arc<str>,
+    ) -> Result<Reply, super::QueryTimeout> {
+        use super::msg::Query;
+        if self.clustered {
+            self.ask_gateway(Query::ClusterMembers { app, channel })
+                .await
+        } else {
+            let owner = self.owner_of(app, &channel);
+            self.query(owner, Query::Members { app, channel }).await
+        }
     }
 
     /// Handles a cluster-mode message on the gateway shard.

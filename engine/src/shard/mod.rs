@@ -18,6 +18,8 @@ pub mod mesh;
 pub mod msg;
 mod owner;
 pub mod sweeper;
+#[cfg(test)]
+mod tests;
 mod users;
 
 use crate::app::{AppIdx, Apps};
@@ -600,7 +602,13 @@ impl Shard {
             | ShardMsg::ClusterJoin { .. }
             | ShardMsg::ClusterLeave { .. }
             | ShardMsg::ClusterTerminate { .. }
-            | ShardMsg::ClusterQuery { .. }) => self.gateway_handle(msg),
+            | ShardMsg::ClusterQuery { .. }) => {
+                if self.is_gateway() {
+                    self.gateway_handle(msg);
+                } else {
+                    self.misrouted(msg);
+                }
+            }
             ShardMsg::ClusterInterestReady {
                 app,
                 channel,

@@ -235,10 +235,13 @@ pub enum Query {
     Channel { app: AppIdx, channel: Arc<str> },
     /// Occupied channels this shard owns, filtered by prefix.
     List { app: AppIdx, prefix: String },
-    /// Member ids of a presence channel.
+    /// Member ids of a presence channel, from its owner shard (single node only: in a
+    /// cluster they are one node's part, and the owner answers [`Reply::Misrouted`]).
     Members { app: AppIdx, channel: Arc<str> },
     /// This shard's counters and histograms.
     Stats,
+    /// Gateway only: cluster-wide member ids of a presence channel.
+    ClusterMembers { app: AppIdx, channel: Arc<str> },
     /// Gateway only: cluster-wide member counts of these presence channels, in order.
     UserCounts { app: AppIdx, channels: Vec<String> },
 }
@@ -281,4 +284,8 @@ pub enum Reply {
     Published,
     Cluster(ClusterGather),
     UserCounts(Vec<u32>),
+    /// The question reached a shard that cannot answer it (a gateway query on a shard
+    /// without the gateway, or a single-node query in a cluster). Never data: the caller
+    /// answers 500.
+    Misrouted,
 }

@@ -423,20 +423,25 @@ impl Shard {
                 }
                 Reply::Stats(Box::new(snap))
             }
-            Query::UserCounts { app, channels } if self.gateway.borrow().is_some() => {
+            Query::UserCounts { app, channels } if self.is_gateway() => {
                 Reply::UserCounts(self.cluster_user_counts(app, &channels))
             }
-            Query::UserCounts { channels, .. } => Reply::UserCounts(vec![0; channels.len()]),
-            Query::Members { app, channel } if self.gateway.borrow().is_some() => {
+            Query::ClusterMembers { app, channel } if self.is_gateway() => {
                 Reply::Members(self.cluster_members(app, &channel))
             }
-            Query::Members { app, channel } => Reply::Members(
+            Query::Members { app, channel } if !self.clustered => Reply::Members(
                 self.owned
                     .borrow()
                     .get(app, &channel)
                     .map(|o| o.members.keys().map(|k| k.to_string()).collect())
                     .unwrap_or_default(),
             ),
+            q @ (Query::UserCounts { .. }
+            | Query::ClusterMembers { .. }
+            | Query::Members { .. }) => {
+                tracing::error!(shard = self.id, query = ?q, "query sent to a shard that cannot answer it");
+                Reply::Misrouted
+            }
         }
     }
 }
