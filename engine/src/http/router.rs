@@ -21,10 +21,10 @@ pub async fn route(shard: &Rc<Shard>, req: Request) -> Routed {
     let path = req.raw_path.clone();
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let resp = match (req.method.as_str(), segs.as_slice()) {
-        (_, ["app", ..]) if req.upgrade_websocket => return handshake::check(shard, &req),
+        (_, ["app", ..]) if req.upgrade_websocket => return upgrade(shard, &req),
         (_, ["app", _]) => Response::error(426, "this endpoint expects a WebSocket upgrade"),
         // Test-only (`--ws-echo`); a 404 like any unknown path when off.
-        (_, ["echo"]) if echo::enabled() && req.upgrade_websocket => return handshake::check(shard, &req),
+        (_, ["echo"]) if echo::enabled() && req.upgrade_websocket => return upgrade(shard, &req),
         ("GET", [""]) => Response::text(
             200,
             "Raptor: a realtime messaging and presence server speaking the Pusher Channels protocol v7.\n\
@@ -59,6 +59,11 @@ pub async fn route(shard: &Rc<Shard>, req: Request) -> Routed {
     Routed::Respond(resp)
 }
 
+/// A WebSocket upgrade request: completed by the session, or refused in HTTP.
+fn upgrade(shard: &Shard, req: &Request) -> Routed {
+    handshake::check(shard, req).map_or_else(Routed::Respond, Routed::Upgrade)
+}
+
 /// Answers a plain request when `tls.only` refuses plain connections. A WebSocket upgrade is
 /// completed and then refused with 4000, which pusher-js takes as "reconnect with wss://" (a
 /// refusal in HTTP would look like a network error and be retried as is). Anything else gets
@@ -68,7 +73,7 @@ pub fn refuse_plain(shard: &Shard, req: &Request) -> Routed {
         return Routed::Respond(Response::error(403, "TLS required"));
     }
     match handshake::check(shard, req) {
-        Routed::Upgrade(mut up) => {
+        Ok(mut up) => {
             up.outcome = Outcome::Refuse {
                 code: codes::TLS_ONLY,
                 message: TLS_ONLY_MESSAGE,
@@ -76,7 +81,7 @@ pub fn refuse_plain(shard: &Shard, req: &Request) -> Routed {
             Routed::Upgrade(up)
         }
         // Not a valid upgrade (400/405/426): that answer stands.
-        respond => respond,
+        Err(resp) => Routed::Respond(resp),
     }
 }
 

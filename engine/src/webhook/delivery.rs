@@ -3,8 +3,8 @@
 //! **Boundary:** a delivery thread knows nothing of batches or retries; it gets a [`Job`],
 //! POSTs it, and sends the [`Outcome`] to the dispatcher.
 
-use super::dispatcher::Input;
 use super::endpoint::Job;
+use super::Input;
 use super::HTTP_TIMEOUT;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};

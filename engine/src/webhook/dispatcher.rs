@@ -11,27 +11,13 @@ use super::endpoint::{Endpoint, Job, Settled};
 use super::retry::Schedule;
 use super::stats::Counters;
 use super::{
-    WebhookEvent, BATCH_MAX_EVENTS, BATCH_WINDOW, DEBOUNCE, DELIVERY_THREADS, MAX_HELD_EVENTS,
-    MAX_PENDING_BATCHES,
+    Input, WebhookEvent, BATCH_MAX_EVENTS, BATCH_WINDOW, DEBOUNCE, DELIVERY_THREADS,
+    MAX_HELD_EVENTS, MAX_PENDING_BATCHES,
 };
 use crate::app::AppIdx;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// What the webhook thread receives, from the shards and from the delivery threads.
-pub(crate) enum Input {
-    /// From [`super::Webhooks::emit`].
-    Event { app: AppIdx, ev: WebhookEvent },
-    /// A delivery thread finished a request and is idle again.
-    Done {
-        worker: usize,
-        endpoint: usize,
-        outcome: Outcome,
-    },
-    /// The last handle was dropped.
-    Shutdown,
-}
 
 /// The numbers that shape the dispatcher; [`Tuning::DEFAULT`] in production, shorter in tests.
 #[derive(Debug, Clone, Copy)]

@@ -39,7 +39,6 @@ mod retry;
 mod stats;
 
 use crate::app::{AppIdx, Apps};
-use dispatcher::Input;
 use event::KindSet;
 use serde::Serialize;
 use stats::Counters;
@@ -48,6 +47,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use stats::WebhookStats;
+
+/// What the webhook thread receives, from the shards and from the delivery threads. Here,
+/// not in `dispatcher`, so the delivery threads and the dispatcher do not import each other.
+pub(crate) enum Input {
+    /// From [`Webhooks::emit`].
+    Event { app: AppIdx, ev: WebhookEvent },
+    /// A delivery thread finished a request and is idle again.
+    Done {
+        worker: usize,
+        endpoint: usize,
+        outcome: delivery::Outcome,
+    },
+    /// The last handle was dropped.
+    Shutdown,
+}
 
 /// Events the hand-over queue between the shards and the webhook thread holds. Beyond it,
 /// [`Webhooks::emit`] drops the event and counts it in [`WebhookStats::dropped`].

@@ -7,7 +7,6 @@
 use crate::app::App;
 use crate::http::request::Request;
 use crate::http::response::Response;
-use crate::http::router::Routed;
 use crate::protocol::codes;
 use crate::shard::Shard;
 use std::sync::Arc;
@@ -31,20 +30,22 @@ pub enum Outcome {
     Echo,
 }
 
-pub fn check(shard: &Shard, req: &Request) -> Routed {
+/// Checks a WebSocket upgrade request: the upgrade to complete, or the HTTP answer that
+/// refuses it.
+pub fn check(shard: &Shard, req: &Request) -> Result<Upgrade, Response> {
     if req.method != "GET" {
-        return Routed::Respond(Response::error(405, "a WebSocket upgrade must be a GET"));
+        return Err(Response::error(405, "a WebSocket upgrade must be a GET"));
     }
     if !req.connection_upgrade {
-        return Routed::Respond(Response::error(400, "missing Connection: Upgrade"));
+        return Err(Response::error(400, "missing Connection: Upgrade"));
     }
     if req.ws_version.as_deref() != Some("13") {
         let mut r = Response::error(426, "unsupported Sec-WebSocket-Version (13 required)");
         r.extra_headers.push_str("Sec-WebSocket-Version: 13\r\n");
-        return Routed::Respond(r);
+        return Err(r);
     }
     let Some(key) = req.ws_key.as_deref().filter(|k| !k.is_empty()) else {
-        return Routed::Respond(Response::error(400, "missing Sec-WebSocket-Key"));
+        return Err(Response::error(400, "missing Sec-WebSocket-Key"));
     };
     let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
     let segs: Vec<&str> = req.raw_path.trim_start_matches('/').split('/').collect();
@@ -76,7 +77,7 @@ pub fn check(shard: &Shard, req: &Request) -> Routed {
             message: "Path not found (expected /app/{key})",
         },
     };
-    Routed::Upgrade(Upgrade { accept, outcome })
+    Ok(Upgrade { accept, outcome })
 }
 
 /// The 101 response. No extension is accepted: permessage-deflate is declined by omission.
