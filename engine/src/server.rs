@@ -16,6 +16,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod startup;
+
 /// Why the server could not start. Operator errors; the process exits non-zero.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -96,8 +98,9 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, usize)) -> Result<(), 
     };
     let (r2, f2) = (ready.clone(), failed.clone());
     let (main_node, main_webhooks) = (node.clone(), webhooks.clone());
+    startup::quiet_shard_panics();
     let handles = LocalExecutorPoolBuilder::new(placement)
-        .name("raptor-shard")
+        .name(startup::SHARD_THREAD)
         .io_memory(64 << 10)
         .on_all_shards(move || {
             let (apps, limits, mesh, ready, failed) = (
@@ -146,17 +149,7 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, usize)) -> Result<(), 
         })
         .map_err(|e| StartError::Executors(e.to_string()))?;
 
-    loop {
-        if failed.load(Ordering::SeqCst) > 0 {
-            return Err(StartError::Executors(
-                "a shard failed to bind; see the log".into(),
-            ));
-        }
-        if ready.load(Ordering::SeqCst) == nr {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let handles = startup::wait_for_shards(handles, &ready, &failed, nr, &main_node)?;
     on_ready(addr, nr);
     // The shards run until a signal; then they close every connection with 4200 and drain.
     while !main_node.shutting_down() {
