@@ -2,6 +2,17 @@
 //!
 //! Atomics only (no locks): shards add and subtract connection counts, and read the
 //! shutdown flag that the signal thread sets.
+//!
+//! Shutdown (SIGTERM/SIGINT), as each shard sees the flag (within ~50 ms):
+//! 1. its listening socket is shut down: the kernel refuses new connections, so clients back
+//!    off or go to another node instead of being welcomed and sent away in a loop; a
+//!    WebSocket upgrade on a connection accepted earlier is refused with 4200, and
+//!    `GET /health` answers 503 `{"ok":false,"draining":true}` on open connections;
+//! 2. every WebSocket connection gets close code 4200 (pusher-js reconnects at once);
+//! 3. the shard counts itself drained once every close frame is in the kernel's hands, or
+//!    `limits.shutdown_grace_secs` passed.
+//!
+//! The main thread then flushes webhooks (same grace) and exits 0.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -11,7 +22,7 @@ use std::time::{Duration, Instant};
 pub struct Node {
     /// Live WebSocket connections on every shard.
     pub connections: AtomicUsize,
-    /// Set once by SIGTERM/SIGINT: stop accepting, send 4200 to everyone, drain.
+    /// Set once by SIGTERM/SIGINT: stop listening, send 4200 to everyone, drain.
     pub shutdown: AtomicBool,
     /// Shards that finished draining.
     pub drained: AtomicUsize,

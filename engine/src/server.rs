@@ -16,7 +16,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod listener;
 mod startup;
+
+use listener::{accept_loop, Listener};
 
 /// Why the server could not start. Operator errors; the process exits non-zero.
 #[derive(Debug, thiserror::Error)]
@@ -131,20 +134,24 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, usize)) -> Result<(), 
                         Gateway::start(&shard, parts);
                     }
                 }
-                start_tasks(&shard, receivers);
-                let listener = match glommio::net::TcpListener::bind(addr) {
-                    Ok(l) => l,
+                let listener = match Listener::bind(addr) {
+                    Ok(l) => Rc::new(l),
                     Err(e) => {
                         tracing::error!(shard = id, error = %e, "cannot bind");
                         failed.fetch_add(1, Ordering::SeqCst);
                         return;
                     }
                 };
+                start_tasks(&shard, receivers, listener.clone());
                 ready.fetch_add(1, Ordering::SeqCst);
                 let tls = tls
                     .as_ref()
                     .map(|t| Rc::new(crate::transport::LocalAcceptor::new(t)));
                 accept_loop(shard, listener, tls).await;
+                // The drain stopped the listener. The executor stops when this future ends,
+                // and its tasks with it: keep it running for the connections still open
+                // until the main thread ends the process.
+                std::future::pending::<()>().await;
             }
         })
         .map_err(|e| StartError::Executors(e.to_string()))?;
@@ -172,10 +179,11 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, usize)) -> Result<(), 
 fn start_tasks(
     shard: &Rc<Shard>,
     receivers: Option<glommio::channels::channel_mesh::Receivers<ShardMsg>>,
+    listener: Rc<Listener>,
 ) {
     glommio::spawn_local(FlushQueue::run(shard.flush.clone())).detach();
     glommio::spawn_local(sweeper::run(Rc::downgrade(shard))).detach();
-    glommio::spawn_local(drain_on_shutdown(shard.clone())).detach();
+    glommio::spawn_local(drain_on_shutdown(shard.clone(), listener)).detach();
     for dst in 0..shard.nr_shards {
         let s = shard.clone();
         glommio::spawn_local(shard.mesh.clone().drain(dst, move |m| s.handle(m))).detach();
@@ -194,16 +202,20 @@ fn start_tasks(
     }
 }
 
-/// Waits for the shutdown flag, then closes every connection with 4200 (pusher-js reconnects
-/// at once, to another node) and waits for them to go, up to the grace period.
+/// Waits for the shutdown flag, then stops the listener (new connections are refused, so
+/// clients back off or go to another node), closes every connection with 4200 (pusher-js
+/// reconnects at once, to another node) and waits for them to go, up to the grace period.
 ///
 /// Pitfall (glommio 0.9): racing `listener.accept()` against a timer with `future::or` and
-/// dropping the pending accept stopped that executor's timers from firing at all, so the
-/// accept loop is left alone and `Shard::admit` refuses newcomers with 4200 instead.
-async fn drain_on_shutdown(shard: Rc<Shard>) {
+/// dropping the pending accept stopped that executor's timers from firing at all. So the
+/// accept is never dropped: [`Listener::stop`] shuts the socket down, the kernel completes
+/// the pending accept with an error, and the accept loop ends by itself.
+async fn drain_on_shutdown(shard: Rc<Shard>, listener: Rc<Listener>) {
     while !shard.node.shutting_down() {
         glommio::timer::sleep(Duration::from_millis(50)).await;
     }
+    listener.stop();
+    drop(listener);
     let conns: Vec<_> = shard.conns.borrow().values().cloned().collect();
     for c in conns {
         c.out.close_with(crate::ws::frame::close_frame(
@@ -226,31 +238,6 @@ async fn drain_on_shutdown(shard: Rc<Shard>) {
         glommio::timer::sleep(Duration::from_millis(20)).await;
     }
     shard.node.drained.fetch_add(1, Ordering::SeqCst);
-}
-
-/// `tls`: this shard's TLS acceptor when `[tls]` is configured (each connection then starts
-/// by telling TLS from plain, in its own task).
-async fn accept_loop(
-    shard: Rc<Shard>,
-    listener: glommio::net::TcpListener,
-    tls: Option<Rc<crate::transport::LocalAcceptor>>,
-) {
-    // During shutdown new connections are still accepted but refused by `Shard::admit` with
-    // 4200, so clients of a draining node reconnect elsewhere at once.
-    loop {
-        let next = listener.accept().await;
-        match next {
-            Ok(stream) => {
-                glommio::spawn_local(crate::http::serve(shard.clone(), stream, tls.clone()))
-                    .detach();
-            }
-            Err(e) => {
-                // Usually EMFILE: back off instead of spinning; existing connections go on.
-                tracing::warn!(shard = shard.id, error = %e, "accept failed");
-                glommio::timer::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
 }
 
 fn start_cluster(

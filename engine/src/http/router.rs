@@ -32,6 +32,11 @@ pub async fn route(shard: &Rc<Shard>, req: Request) -> Routed {
         ),
         ("GET", ["metrics"]) => super::metrics::metrics(shard, &req).await,
         ("GET", ["stats"]) => super::metrics::stats(shard, &req).await,
+        // 503 once a SIGTERM drain started, so a load balancer stops sending traffic here
+        // (the listener is closed by then; this answers connections already open).
+        ("GET", ["health"]) if shard.node.shutting_down() => {
+            Response::json(503, r#"{"ok":false,"draining":true}"#)
+        }
         ("GET", ["health"]) => Response::json(200, r#"{"ok":true}"#),
         (_, [""]) | (_, ["health"]) => Response::error(405, "method not allowed"),
         // The PyPI SDK posts here without the /apps/{id} prefix; the signing key picks the app.
