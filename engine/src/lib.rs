@@ -15,7 +15,9 @@
 //!   have subscribers. Subscribers stay on their own shard; the owner sends each interested
 //!   shard one [`shard::ShardMsg::Deliver`] per event.
 //! * **Cores talk only by messages** over glommio's bounded lock-free mesh ([`shard::mesh`]).
-//!   There is no `Mutex` or `RwLock` anywhere in this crate (`clippy.toml` forbids them).
+//!   No `Mutex` or `RwLock` is on any path a request or event takes (`clippy.toml` forbids
+//!   them); the one exception, allowed by name, is the start-up hand-off in [`server`] that
+//!   gives the cluster's receivers to the gateway shard, taken once per shard at start.
 //! * **Encode once, send bytes.** A published event becomes one immutable WebSocket frame
 //!   ([`bytes::Bytes`]) at the edge where it enters; every recipient's outbox holds a clone
 //!   of the same bytes, and the per-shard flusher writes all pending frames of a socket with
