@@ -38,18 +38,41 @@ pub enum StartError {
     Cluster(String),
 }
 
-/// Picks the real address before the shards bind. glommio always sets `SO_REUSEPORT`, so a
-/// second server on the same port would silently *share* traffic; a plain bind (without
-/// `SO_REUSEPORT`) first makes that an error instead. Port 0 is resolved here to one free
-/// port that every shard then binds.
+/// Picks the real address before the shards bind. The shards' listeners share the port with
+/// `SO_REUSEPORT`, so a second server on the same port would silently *share* traffic; a
+/// plain bind (std's: `SO_REUSEADDR` without `SO_REUSEPORT`) first makes that an error
+/// instead, as it conflicts with any live listener there, ours included. It does not
+/// conflict with the TIME-WAIT sockets a stopped server left, which have `SO_REUSEADDR` too
+/// (`Listener::bind`), nor with its listeners, which the drain shut down. Port 0 is
+/// resolved here to one free port that every shard then binds.
+///
+/// A server that died without a drain (SIGKILL, a crash) keeps its listeners bound for a few
+/// milliseconds after the process is gone, until the kernel tears its io_uring down (the
+/// ring holds them). So "in use" is believed only after [`BIND_RETRY`].
 pub fn resolve_bind(addr: SocketAddr) -> Result<SocketAddr, StartError> {
-    let probe = StdListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
+    let deadline = std::time::Instant::now() + BIND_RETRY;
+    let probe = loop {
+        match StdListener::bind(addr) {
+            Ok(probe) => break probe,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AddrInUse
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(source) => return Err(StartError::Bind { addr, source }),
+        }
+    };
     let real = probe
         .local_addr()
         .map_err(|source| StartError::Bind { addr, source })?;
     drop(probe);
     Ok(real)
 }
+
+/// How long [`resolve_bind`] retries a port in use (measured: a dead server's listeners go
+/// within ~15 ms).
+const BIND_RETRY: Duration = Duration::from_millis(500);
 
 /// Runs the server until the process is stopped. `on_ready` gets the bound address once
 /// every shard listens.

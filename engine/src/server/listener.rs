@@ -16,12 +16,20 @@ pub(super) struct Listener {
 }
 
 impl Listener {
-    /// Binds `addr` with `SO_REUSEPORT`, so every shard listens on the same port and the
-    /// kernel spreads connections between them; backlog 1024, like glommio's own `bind`.
+    /// Binds `addr`, backlog 1024 like glommio's own `bind`.
+    ///
+    /// `SO_REUSEPORT` lets every shard listen on the same port (the kernel spreads
+    /// connections between them). `SO_REUSEADDR` is for the next start: a server stopped with
+    /// SIGTERM closed its connections first, so their sockets sit in TIME-WAIT for a minute,
+    /// with the options they inherited from this listener. Linux lets a bind ignore a
+    /// TIME-WAIT socket only when both have `SO_REUSEADDR`; with `SO_REUSEPORT` alone (all
+    /// glommio's `bind` sets), the probe in `resolve_bind` refused every restart until those
+    /// sockets expired.
     pub(super) fn bind(addr: SocketAddr) -> std::io::Result<Listener> {
         use socket2::{Domain, Protocol, Socket, Type};
         use std::os::fd::{FromRawFd, IntoRawFd};
         let sk = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        sk.set_reuse_address(true)?;
         sk.set_reuse_port(true)?;
         sk.bind(&addr.into())?;
         sk.listen(1024)?;
