@@ -32,6 +32,7 @@ pub mod app;
 pub mod channel;
 pub mod config;
 pub mod connection;
+pub mod frame;
 pub mod http;
 pub mod lifecycle;
 pub mod outbox;

@@ -189,7 +189,10 @@ impl SocketOut {
                 );
                 drop(q);
                 crate::stats::add(&self.flush.stats.slow_consumers, 1);
-                self.cut_with(crate::ws::frame::close_frame(4100, "over capacity"));
+                self.cut_with(crate::frame::close_frame(
+                    crate::protocol::codes::OVER_CAPACITY,
+                    "over capacity",
+                ));
                 return Push::Overflow;
             }
             if q.frames.is_empty() {

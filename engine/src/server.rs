@@ -4,7 +4,7 @@
 use crate::app::Apps;
 use crate::config::Config;
 use crate::outbox::FlushQueue;
-use crate::shard::cluster::{Gateway, GatewayParts, GATEWAY};
+use crate::shard::cluster::{ClusterNode, Gateway, GATEWAY};
 use crate::shard::mesh::MeshOut;
 use crate::shard::msg::ShardMsg;
 use crate::shard::{sweeper, Shard};
@@ -94,21 +94,15 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, usize)) -> Result<(), 
     let mesh = (nr > 1).then(|| MeshBuilder::<ShardMsg, _>::full(nr, limits.mesh_queue_capacity));
     let webhooks = crate::webhook::Webhooks::start(&apps);
     let node = Arc::new(crate::lifecycle::Node::default());
-    let mut cluster = match &cfg.cluster {
-        Some(c) => Some(start_cluster(c)?),
-        None => None,
+    let (mut cluster, parts) = match &cfg.cluster {
+        Some(c) => {
+            let (node, parts) = ClusterNode::start(c).map_err(StartError::Cluster)?;
+            (Some(node), Some(parts))
+        }
+        None => (None, None),
     };
     let clustered = cluster.is_some();
-    let gateway_parts = Arc::new(HandOff::new(cluster.as_mut().map(|h| GatewayParts {
-        me: h.me().clone(),
-        commands: h.commands(),
-        events: h.take_events().expect("events taken once"),
-        view: h.view(),
-        links: h.links(),
-        query_timeout: Duration::from_millis(
-            cfg.cluster.as_ref().map_or(1000, |c| c.query_timeout_ms),
-        ),
-    })));
+    let gateway_parts = Arc::new(HandOff::new(parts));
     crate::lifecycle::watch_signals(node.clone())
         .map_err(|e| StartError::Executors(format!("signal handler: {e}")))?;
     let grace = Duration::from_secs(limits.shutdown_grace_secs);
@@ -241,7 +235,7 @@ async fn drain_on_shutdown(shard: Rc<Shard>, listener: Rc<Listener>) {
     drop(listener);
     let conns: Vec<_> = shard.conns.borrow().values().cloned().collect();
     for c in conns {
-        c.out.close_with(crate::ws::frame::close_frame(
+        c.out.close_with(crate::frame::close_frame(
             crate::protocol::codes::RECONNECT,
             "server shutting down",
         ));
@@ -261,24 +255,6 @@ async fn drain_on_shutdown(shard: Rc<Shard>, listener: Rc<Listener>) {
         glommio::timer::sleep(Duration::from_millis(20)).await;
     }
     shard.node.drained.fetch_add(1, Ordering::SeqCst);
-}
-
-fn start_cluster(
-    c: &crate::config::ClusterSettings,
-) -> Result<raptor_cluster::runtime::ClusterHandle, StartError> {
-    let id = raptor_cluster::NodeId::new(&c.node_id)
-        .map_err(|e| StartError::Cluster(format!("node id: {e}")))?;
-    let cfg = raptor_cluster::runtime::ClusterConfig::new(
-        id,
-        c.cluster_id.clone(),
-        c.gossip,
-        c.seeds.clone(),
-        c.peer,
-    );
-    let handle = raptor_cluster::runtime::ClusterHandle::start(cfg)
-        .map_err(|e| StartError::Cluster(e.to_string()))?;
-    tracing::info!(node = %c.node_id, gossip = %c.gossip, peer = %c.peer, "cluster node started");
-    Ok(handle)
 }
 
 /// Hands a value from the main thread to exactly one shard at start-up.

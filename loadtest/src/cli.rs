@@ -252,6 +252,36 @@ fn secs(s: f64) -> anyhow::Result<Duration> {
     Ok(Bound::secs(Some(s))?.expect("Some in, Some out"))
 }
 
+/// `argh::from_env`, except that help and usage errors are written without `println!`, which
+/// panics when the reader has gone (`raptor-loadtest --help | head -1`): a command line tool
+/// stops quietly on a closed pipe. (argh has no such entry point of its own.)
+pub fn args_from_env<T: TopLevelCommand>() -> T {
+    let args: Vec<String> = std::env::args().collect();
+    let cmd = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .unwrap_or("raptor");
+    let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    T::from_args(&[cmd], &rest).unwrap_or_else(|exit| {
+        let code = match exit.status {
+            Ok(()) => write_quietly(&mut std::io::stdout(), &exit.output),
+            Err(()) => {
+                let msg = format!("{}\nRun {cmd} --help for more information.", exit.output);
+                write_quietly(&mut std::io::stderr(), &msg);
+                1
+            }
+        };
+        std::process::exit(code)
+    })
+}
+
+/// Writes `text` and a newline, ignoring a reader that has gone (EPIPE). Returns 0.
+pub fn write_quietly(out: &mut impl Write, text: &str) -> i32 {
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+    0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,34 +396,4 @@ mod tests {
             .to_string()
             .contains("allow-remote"));
     }
-}
-
-/// `argh::from_env`, except that help and usage errors are written without `println!`, which
-/// panics when the reader has gone (`raptor-loadtest --help | head -1`): a command line tool
-/// stops quietly on a closed pipe. (argh has no such entry point of its own.)
-pub fn args_from_env<T: TopLevelCommand>() -> T {
-    let args: Vec<String> = std::env::args().collect();
-    let cmd = args
-        .first()
-        .and_then(|a| std::path::Path::new(a).file_name())
-        .and_then(|n| n.to_str())
-        .unwrap_or("raptor");
-    let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
-    T::from_args(&[cmd], &rest).unwrap_or_else(|exit| {
-        let code = match exit.status {
-            Ok(()) => write_quietly(&mut std::io::stdout(), &exit.output),
-            Err(()) => {
-                let msg = format!("{}\nRun {cmd} --help for more information.", exit.output);
-                write_quietly(&mut std::io::stderr(), &msg);
-                1
-            }
-        };
-        std::process::exit(code)
-    })
-}
-
-/// Writes `text` and a newline, ignoring a reader that has gone (EPIPE). Returns 0.
-pub fn write_quietly(out: &mut impl Write, text: &str) -> i32 {
-    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
-    0
 }

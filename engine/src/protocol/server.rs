@@ -1,8 +1,8 @@
 //! Encoding server→client events, each straight into a WebSocket frame (see
-//! [`crate::ws::frame::FrameBuf`]). Pusher double-encodes: `data` is a JSON *string* holding
+//! [`crate::frame::FrameBuf`]). Pusher double-encodes: `data` is a JSON *string* holding
 //! JSON, except in `pusher:error`, whose `data` is an object (protocol doc §1.3).
 
-use crate::ws::frame::FrameBuf;
+use crate::frame::FrameBuf;
 use bytes::{BufMut, Bytes};
 use serde::Serialize;
 
@@ -159,7 +159,7 @@ pub fn subscription_count(channel: &str, n: u32) -> Bytes {
 
 /// `{"event":"pusher:cache_miss","channel":"cache-x"}` (no data, like Pusher).
 pub fn cache_miss(channel: &str) -> Bytes {
-    crate::ws::frame::text_frame(
+    crate::frame::text_frame(
         format!(
             r#"{{"event":"pusher:cache_miss","channel":{}}}"#,
             json_str(channel)
@@ -170,7 +170,7 @@ pub fn cache_miss(channel: &str) -> Bytes {
 
 /// `{"event":"pusher:signin_success","data":{"user_data":"<the signed string>"}}`.
 pub fn signin_success(user_data: &str) -> Bytes {
-    crate::ws::frame::text_frame(
+    crate::frame::text_frame(
         format!(
             r#"{{"event":"pusher:signin_success","data":{{"user_data":{}}}}}"#,
             json_str(user_data)
@@ -183,7 +183,7 @@ pub fn signin_success(user_data: &str) -> Bytes {
 pub fn watchlist_event(online: bool, user_ids: &[&str]) -> Bytes {
     let ids: Vec<String> = user_ids.iter().map(|i| json_str(i)).collect();
     let name = if online { "online" } else { "offline" };
-    crate::ws::frame::text_frame(
+    crate::frame::text_frame(
         format!(
             r#"{{"event":"pusher_internal:watchlist_events","data":{{"events":[{{"name":"{name}","user_ids":[{}]}}]}}}}"#,
             ids.join(",")
@@ -193,11 +193,11 @@ pub fn watchlist_event(online: bool, user_ids: &[&str]) -> Bytes {
 }
 
 pub fn pong() -> Bytes {
-    crate::ws::frame::text_frame(br#"{"event":"pusher:pong","data":"{}"}"#)
+    crate::frame::text_frame(br#"{"event":"pusher:pong","data":"{}"}"#)
 }
 
 pub fn ping() -> Bytes {
-    crate::ws::frame::text_frame(br#"{"event":"pusher:ping","data":"{}"}"#)
+    crate::frame::text_frame(br#"{"event":"pusher:ping","data":"{}"}"#)
 }
 
 #[cfg(test)]

@@ -48,6 +48,48 @@ pub struct GatewayParts {
     pub query_timeout: std::time::Duration,
 }
 
+/// This node's cluster runtime (membership and links on their own thread), kept by the main
+/// thread; the gateway shard takes the [`GatewayParts`]. The only way the rest of the engine
+/// starts and stops the cluster: no other module names a `raptor-cluster` type.
+pub struct ClusterNode(raptor_cluster::runtime::ClusterHandle);
+
+impl ClusterNode {
+    /// Starts membership and links for `[cluster]`; the error names what failed.
+    pub fn start(
+        c: &crate::config::ClusterSettings,
+    ) -> Result<(ClusterNode, GatewayParts), String> {
+        let id = raptor_cluster::NodeId::new(&c.node_id).map_err(|e| format!("node id: {e}"))?;
+        let cfg = raptor_cluster::runtime::ClusterConfig::new(
+            id,
+            c.cluster_id.clone(),
+            c.gossip,
+            c.seeds.clone(),
+            c.peer,
+        );
+        let mut handle =
+            raptor_cluster::runtime::ClusterHandle::start(cfg).map_err(|e| e.to_string())?;
+        tracing::info!(node = %c.node_id, gossip = %c.gossip, peer = %c.peer, "cluster node started");
+        let events = handle
+            .take_events()
+            .ok_or_else(|| "the cluster's events were already taken".to_string())?;
+        let parts = GatewayParts {
+            me: handle.me().clone(),
+            commands: handle.commands(),
+            events,
+            view: handle.view(),
+            links: handle.links(),
+            query_timeout: std::time::Duration::from_millis(c.query_timeout_ms),
+        };
+        Ok((ClusterNode(handle), parts))
+    }
+
+    /// Tells the other nodes this one is leaving, so they move its members at once instead
+    /// of waiting for failure detection.
+    pub fn leave(self) {
+        self.0.leave();
+    }
+}
+
 pub struct Gateway {
     core: RefCell<NodeCore>,
     commands: BridgeTx<Command>,

@@ -2,9 +2,9 @@
 //! the end of the grace period for sockets that are closing.
 
 use super::Shard;
+use crate::frame::close_frame;
 use crate::outbox::WriteState;
 use crate::protocol::{codes, server as frames};
-use crate::ws::frame::close_frame;
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 

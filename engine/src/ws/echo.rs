@@ -5,7 +5,7 @@
 //! Autobahn's fuzzing client needs a peer that echoes every message, which `/app/{key}`
 //! cannot be. So this session runs the production WebSocket stack and nothing else: the same
 //! upgrade checks ([`super::handshake`]), tungstenite's `WebSocketContext` over the same
-//! [`SansIo`] adapter as [`super::session`], server frames built by [`super::frame`] and
+//! [`SansIo`] adapter as [`super::session`], server frames built by [`crate::frame`] and
 //! written through the socket's [`SocketOut`]. Autobahn's verdicts therefore hold for Pusher
 //! connections too. Two things differ, both on purpose: messages and frames may be up to
 //! [`MAX_MESSAGE`] (the 9.* cases send 16 MiB; Pusher connections keep
@@ -14,8 +14,8 @@
 //! **Never enable in production:** any client could make the server buffer and echo 64 MiB
 //! messages.
 
-use super::frame::{binary_frame, close_frame, text_frame};
 use super::sansio::SansIo;
+use crate::frame::{binary_frame, close_frame, text_frame};
 use crate::outbox::{SocketOut, WriteState};
 use crate::protocol::codes;
 use crate::shard::Shard;

@@ -2,10 +2,10 @@
 //! `WebSocketContext`, Pusher messages dispatched to the shard. Everything the connection
 //! sends goes through its [`SocketOut`](crate::outbox::SocketOut).
 
-use super::frame::close_frame;
 use super::handshake::{switching_protocols, Outcome, Upgrade};
 use super::sansio::SansIo;
 use crate::connection::Connection;
+use crate::frame::close_frame;
 use crate::outbox::{SocketOut, WriteState};
 use crate::protocol::{codes, server as frames};
 use crate::shard::{ClientEvent, Shard};

@@ -1,4 +1,6 @@
-//! Server-to-client WebSocket frames, encoded once into shared [`Bytes`].
+//! Server-to-client WebSocket frames, encoded once into shared [`Bytes`]. A leaf: below
+//! `protocol` (which serializes events into a [`FrameBuf`]), `shard` and `outbox` (which
+//! close sockets with [`close_frame`]); it imports nothing of the crate.
 //!
 //! Why hand-written: tungstenite frames a message into each connection's own write buffer;
 //! fanout needs the frame bytes built once and shared by every recipient. Server frames are
