@@ -16,8 +16,9 @@ pub enum ConfigError {
         path: String,
         source: std::io::Error,
     },
-    /// TOML syntax or a field of the wrong type or name; toml's message names the field.
-    #[error("invalid config file {path}: {message}")]
+    /// TOML syntax or a field of the wrong type or name; toml's own multi-line message
+    /// names the field and points at it.
+    #[error("invalid config file {path}:\n{message}")]
     Parse { path: String, message: String },
     /// A value that parses but makes no sense.
     #[error("invalid config: field `{field}`: {message}")]
@@ -368,7 +369,7 @@ impl Config {
     pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
         toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: origin.to_string(),
-            message: e.to_string().trim_end().replace('\n', " "),
+            message: e.to_string().trim_end().to_string(),
         })
     }
 

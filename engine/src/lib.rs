@@ -35,6 +35,7 @@ pub mod connection;
 pub mod frame;
 pub mod http;
 pub mod lifecycle;
+pub mod logging;
 pub mod outbox;
 pub mod placement;
 pub mod protocol;
@@ -47,3 +48,6 @@ pub mod tls;
 pub mod transport;
 pub mod webhook;
 pub mod ws;
+
+/// `raptor --version`: the crate version and the git revision it was built from.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("RAPTOR_GIT_REV"), ")");

@@ -11,6 +11,9 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// Raptor: a realtime messaging and presence server speaking the Pusher Channels protocol.
 #[derive(FromArgs)]
 struct Cli {
+    /// print the version and the git revision, then exit
+    #[argh(switch, short = 'V')]
+    version: bool,
     #[argh(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -19,6 +22,31 @@ struct Cli {
 #[argh(subcommand)]
 enum Cmd {
     Serve(Serve),
+    Config(ConfigCmd),
+}
+
+/// Work with configuration files.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "config")]
+struct ConfigCmd {
+    #[argh(subcommand)]
+    cmd: ConfigSub,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum ConfigSub {
+    Check(ConfigCheck),
+}
+
+/// Check a configuration file as a start would (TLS files included), without binding
+/// anything: prints "FILE: ok" and exits 0, or the first error and exits 2.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "check")]
+struct ConfigCheck {
+    /// the TOML file
+    #[argh(positional)]
+    file: PathBuf,
 }
 
 /// Run the server (the default when no subcommand is given).
@@ -79,16 +107,46 @@ fn args_from_env<T: argh::TopLevelCommand>() -> T {
     })
 }
 
+/// `raptor config check FILE`: everything a start checks before binding.
+fn config_check(file: &std::path::Path) -> i32 {
+    let checked = Config::load(Some(file), &Overrides::default()).and_then(|cfg| {
+        cfg.tls
+            .as_ref()
+            .map(raptor_engine::tls::load)
+            .transpose()
+            .map(|_| ())
+    });
+    match checked {
+        Ok(()) => {
+            let mut out = std::io::stdout();
+            let _ = writeln!(out, "{}: ok", file.display()).and_then(|()| out.flush());
+            0
+        }
+        Err(e) => {
+            eprintln!("raptor: {e}");
+            2
+        }
+    }
+}
+
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RAPTOR_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    if let Err(e) = raptor_engine::logging::init() {
+        eprintln!("raptor: {e}");
+        std::process::exit(2);
+    }
     let cli: Cli = args_from_env();
-    let Cmd::Serve(s) = cli.cmd.unwrap_or(Cmd::Serve(Serve::default()));
+    if cli.version {
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "raptor {}", raptor_engine::VERSION).and_then(|()| out.flush());
+        return;
+    }
+    let s = match cli.cmd {
+        Some(Cmd::Config(ConfigCmd {
+            cmd: ConfigSub::Check(c),
+        })) => std::process::exit(config_check(&c.file)),
+        Some(Cmd::Serve(s)) => s,
+        None => Serve::default(),
+    };
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let file = s.config.or_else(|| env("RAPTOR_CONFIG").map(PathBuf::from));
     let over = Overrides {
