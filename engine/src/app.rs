@@ -2,7 +2,8 @@
 
 use crate::config::{AppConfig, WebhookConfig};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
 use std::sync::Arc;
 
 /// Index of an app in [`Apps`]; shard tables key channels by it instead of the id string.
@@ -33,6 +34,11 @@ pub struct App {
     pub connections: AtomicUsize,
     /// Occupied channels of this app, on every shard.
     pub channels: AtomicUsize,
+    /// The API rate window, node-wide: its start (ms since `epoch`) in the high 40 bits, the
+    /// requests admitted in it in the low 24. One word, so every shard counts in the same
+    /// window with one compare-and-swap.
+    api_window: AtomicU64,
+    epoch: Instant,
 }
 
 /// All apps, looked up by key (WebSocket path) or id (HTTP API path).
@@ -56,6 +62,36 @@ impl App {
                 }
             })
             .is_ok()
+    }
+
+    /// Counts a signed API request against `max_api_requests_per_second` for the whole node
+    /// (not per shard: a keep-alive publisher lands on one shard and must get the whole
+    /// rate). The window opens with the first request and lasts a second, as a client
+    /// counts. `Err(secs)`: refused; retry after `secs`.
+    pub fn admit_api(&self) -> Result<(), u64> {
+        const COUNT_BITS: u32 = 24;
+        const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
+        let now_ms = self.epoch.elapsed().as_millis() as u64;
+        // Rates above 2^24 - 1 per second are not limits; the count field holds that much.
+        let max = u64::from(self.max_api_requests_per_second).min(COUNT_MASK);
+        let mut cur = self.api_window.load(Ordering::Relaxed);
+        loop {
+            let (start_ms, n) = (cur >> COUNT_BITS, cur & COUNT_MASK);
+            let next = if now_ms.saturating_sub(start_ms) >= 1000 || cur == 0 {
+                (now_ms << COUNT_BITS) | 1
+            } else if n < max {
+                cur + 1
+            } else {
+                return Err(1);
+            };
+            match self
+                .api_window
+                .compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return Ok(()),
+                Err(seen) => cur = seen,
+            }
+        }
     }
 
     /// The last subscriber of a channel left.
@@ -90,6 +126,8 @@ impl Apps {
                 webhooks: c.webhooks.clone(),
                 connections: AtomicUsize::new(0),
                 channels: AtomicUsize::new(0),
+                api_window: AtomicU64::new(0),
+                epoch: Instant::now(),
             }));
             by_key.insert(c.key.clone(), idx);
             by_id.insert(c.id.clone(), idx);
@@ -136,5 +174,22 @@ mod tests {
         app.close_channel();
         assert!(app.open_channel());
         assert!(!app.open_channel());
+    }
+
+    /// The API rate is one window for every thread (shard) of the node.
+    #[test]
+    fn admit_api_is_node_wide_under_contention() {
+        let mut cfg = AppConfig::new("1", "k", "s");
+        cfg.max_api_requests_per_second = 50;
+        let app = Apps::new(&[cfg]).list.remove(0);
+        let admitted: usize = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| (0..100).filter(|_| app.admit_api().is_ok()).count()))
+                .collect();
+            workers.into_iter().map(|w| w.join().unwrap()).sum()
+        });
+        // 400 attempts well within the second the first one opened.
+        assert_eq!(admitted, 50);
+        assert_eq!(app.admit_api(), Err(1));
     }
 }

@@ -63,6 +63,9 @@ pub struct Config {
     /// TLS (`wss://`, `https://`) on the same port as plain connections. Absent: plain only.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// How webhooks reach `https://` URLs (the trusted roots).
+    #[serde(default)]
+    pub webhooks: WebhookSettings,
 }
 
 /// The `[tls]` table: a certificate and key in PEM files, read once at start (a new
@@ -78,6 +81,16 @@ pub struct TlsConfig {
     /// Default false (both are served on the one port).
     #[serde(default)]
     pub only: bool,
+}
+
+/// `[webhooks]`: settings shared by every app's webhooks.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// PEM file of the CA certificates trusted for `https://` webhook URLs, instead of the
+    /// system's roots (e.g. a private CA of the app's network).
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// Cluster membership and data-plane addresses of this node.
@@ -158,7 +171,7 @@ pub struct AppConfig {
     /// private or presence channel within this many seconds is closed with 4009.
     #[serde(default)]
     pub authorized_connections_timeout_secs: Option<u64>,
-    /// WebSocket connections this app may hold (node-wide); beyond it: close 4004.
+    /// WebSocket connections this app may hold (node-wide); beyond it: close 4100.
     #[serde(default)]
     pub max_connections: Option<usize>,
     /// Occupied channels this app may have; beyond it a subscription that would open a new
@@ -181,7 +194,8 @@ pub struct AppConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
-    /// `http://` URL receiving `POST {"time_ms":..,"events":[..]}`.
+    /// `http://` or `https://` URL receiving `POST {"time_ms":..,"events":[..]}` (https is
+    /// verified against the system's roots, or `[webhooks] ca_file`).
     pub url: String,
     /// Event names to send (`channel_occupied`, `channel_vacated`, `member_added`,
     /// `member_removed`, `client_event`, `cache_miss`, `subscription_count`); all when absent.
@@ -271,7 +285,7 @@ pub struct Limits {
     pub max_batch_events: usize,
     /// Capacity of each cross-shard ring (messages).
     pub mesh_queue_capacity: usize,
-    /// WebSocket connections this node accepts; beyond it new ones are closed with 4004.
+    /// WebSocket connections this node accepts; beyond it new ones are closed with 4100.
     pub max_connections: usize,
     /// New WebSocket connections per second this node accepts; beyond it they are closed
     /// with 4100 (pusher-js retries after a backoff).
@@ -343,6 +357,7 @@ impl Default for Config {
             testing: Testing::default(),
             cluster: None,
             tls: None,
+            webhooks: WebhookSettings::default(),
         }
     }
 }
@@ -549,10 +564,10 @@ impl Config {
                 "subscription_count",
             ];
             for (j, w) in app.webhooks.iter().enumerate() {
-                if !w.url.starts_with("http://") {
+                if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
                     return Err(invalid(
                         format!("apps[{i}].webhooks[{j}].url"),
-                        "must be an http:// URL",
+                        "must be an http:// or https:// URL",
                     ));
                 }
                 for t in w.event_types.iter().flatten() {

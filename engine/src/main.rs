@@ -110,11 +110,8 @@ fn args_from_env<T: argh::TopLevelCommand>() -> T {
 /// `raptor config check FILE`: everything a start checks before binding.
 fn config_check(file: &std::path::Path) -> i32 {
     let checked = Config::load(Some(file), &Overrides::default()).and_then(|cfg| {
-        cfg.tls
-            .as_ref()
-            .map(raptor_engine::tls::load)
-            .transpose()
-            .map(|_| ())
+        cfg.tls.as_ref().map(raptor_engine::tls::load).transpose()?;
+        raptor_engine::webhook::tls::roots(&cfg.webhooks).map(|_| ())
     });
     match checked {
         Ok(()) => {

@@ -92,7 +92,8 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, usize)) -> Result<(), 
         tracing::warn!("testing.ws_echo is on: /echo echoes WebSocket messages up to 64 MiB; never use this in production");
     }
     let mesh = (nr > 1).then(|| MeshBuilder::<ShardMsg, _>::full(nr, limits.mesh_queue_capacity));
-    let webhooks = crate::webhook::Webhooks::start(&apps);
+    let roots = crate::webhook::tls::roots(&cfg.webhooks).map_err(StartError::Tls)?;
+    let webhooks = crate::webhook::Webhooks::start_with(&apps, roots);
     let node = Arc::new(crate::lifecycle::Node::default());
     let (mut cluster, parts) = match &cfg.cluster {
         Some(c) => {

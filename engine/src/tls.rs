@@ -30,7 +30,7 @@ pub struct Tls {
 
 /// Reads and checks the certificate chain and key named by `[tls]`.
 pub fn load(cfg: &TlsConfig) -> Result<Tls, ConfigError> {
-    let certs = read_certs(&cfg.cert)?;
+    let certs = read_certs("tls.cert", &cfg.cert)?;
     let key = read_key(&cfg.key)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
@@ -69,14 +69,15 @@ fn read(field: &str, path: &Path) -> Result<Vec<u8>, ConfigError> {
     std::fs::read(path).map_err(|e| invalid(field, format!("cannot read {}: {e}", path.display())))
 }
 
-fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
-    let pem = read("tls.cert", path)?;
+/// The certificates of a PEM file (at least one); errors name `field`.
+pub fn read_certs(field: &str, path: &Path) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    let pem = read(field, path)?;
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| invalid("tls.cert", format!("{}: bad PEM: {e}", path.display())))?;
+        .map_err(|e| invalid(field, format!("{}: bad PEM: {e}", path.display())))?;
     if certs.is_empty() {
         return Err(invalid(
-            "tls.cert",
+            field,
             format!("{}: no CERTIFICATE block in the file", path.display()),
         ));
     }

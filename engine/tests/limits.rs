@@ -38,16 +38,16 @@ async fn try_connect(s: &Server, origin: Option<&str>) -> Result<Client, (String
 }
 
 #[tokio::test]
-async fn connection_quotas_close_4004() {
+async fn connection_quotas_close_4100_so_clients_retry() {
     let s = Server::start_with(&format!("{APP}max_connections = 2\n"));
     let a = try_connect(&s, None).await.unwrap();
     let _b = try_connect(&s, None).await.unwrap();
     assert_eq!(
         try_connect(&s, None).await.err().unwrap(),
         (
-            r#"{"event":"pusher:error","data":{"code":4004,"message":"Over connection quota"}}"#
+            r#"{"event":"pusher:error","data":{"code":4100,"message":"Over connection quota"}}"#
                 .to_string(),
-            4004
+            4100
         )
     );
     // A slot frees when a connection leaves.
@@ -64,7 +64,7 @@ async fn connection_quotas_close_4004() {
 
     let s = Server::start_with("[limits]\nmax_connections = 1\n");
     let _a = try_connect(&s, None).await.unwrap();
-    assert_eq!(try_connect(&s, None).await.err().unwrap().1, 4004);
+    assert_eq!(try_connect(&s, None).await.err().unwrap().1, 4100);
 }
 
 #[tokio::test]
@@ -121,18 +121,23 @@ async fn api_rate_limit_is_429() {
         let r = h.signed("GET", "/apps/1/channels", &[], "").await;
         if r.status == 429 {
             assert_eq!(
-                r.body,
-                r#"{"error":"too many API requests for this app; retry later"}"#
+                (r.body.as_str(), r.header("retry-after")),
+                (
+                    r#"{"error":"too many API requests for this app; retry later"}"#,
+                    Some("1")
+                )
             );
         }
         statuses.push(r.status);
     }
+    // The limit is the node's, not divided by shards: one keep-alive connection (one shard)
+    // gets all 4 (with 2 shards it got 2).
     assert_eq!(
         statuses.iter().filter(|&&s| s == 200).count(),
-        2,
+        4,
         "{statuses:?}"
     );
-    assert_eq!(statuses.iter().filter(|&&s| s == 429).count(), 6);
+    assert_eq!(statuses.iter().filter(|&&s| s == 429).count(), 4);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(
         h.signed("GET", "/apps/1/channels", &[], "").await.status,
@@ -166,7 +171,7 @@ async fn terminate_routes_count_against_the_api_rate_limit() {
     }
     assert_eq!(
         statuses.iter().filter(|&&s| s == 200).count(),
-        2,
+        4,
         "{statuses:?}"
     );
 }

@@ -12,7 +12,7 @@ use raptor_engine::config::{AppConfig, WebhookConfig};
 use raptor_engine::webhook::{WebhookEvent, Webhooks};
 use serde_json::{json, Value};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
@@ -69,6 +69,7 @@ impl Hook {
 struct HookReceiver {
     port: u16,
     rx: Receiver<Hook>,
+    tls: bool,
 }
 
 impl HookReceiver {
@@ -84,10 +85,69 @@ impl HookReceiver {
                 std::thread::spawn(move || serve(stream, tx, seen, fail_first));
             }
         });
-        HookReceiver { port, rx }
+        HookReceiver {
+            port,
+            rx,
+            tls: false,
+        }
+    }
+
+    /// An HTTPS receiver for `localhost` whose certificate a fresh test CA signed; returns
+    /// the receiver, the CA's PEM, and the count of TLS handshakes that failed.
+    fn start_tls() -> (HookReceiver, String, Arc<AtomicUsize>) {
+        use tokio_rustls::rustls;
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca =
+            rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+                .unwrap();
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+            .unwrap()
+            .signed_by(&leaf_key, &ca)
+            .unwrap();
+        let config = Arc::new(
+            rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+            )
+            .unwrap(),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = mpsc::channel();
+        let failed = Arc::new(AtomicUsize::new(0));
+        let f = failed.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut tcp) = stream else { return };
+                let (tx, config, f) = (tx.clone(), config.clone(), f.clone());
+                std::thread::spawn(move || {
+                    let mut conn = rustls::ServerConnection::new(config).unwrap();
+                    while conn.is_handshaking() {
+                        if conn.complete_io(&mut tcp).is_err() {
+                            f.fetch_add(1, Ordering::SeqCst);
+                            return;
+                        }
+                    }
+                    let tls = rustls::StreamOwned::new(conn, tcp);
+                    serve(tls, tx, Arc::new(AtomicUsize::new(0)), 0);
+                });
+            }
+        });
+        (HookReceiver { port, rx, tls: true }, ca.pem(), failed)
     }
 
     fn url(&self) -> String {
+        if self.tls {
+            return format!("https://localhost:{}/hook", self.port);
+        }
         format!("http://127.0.0.1:{}/hook", self.port)
     }
 
@@ -111,8 +171,8 @@ impl HookReceiver {
     }
 }
 
-/// Keep-alive HTTP/1.1: reads requests off one connection until it closes.
-fn serve(mut s: TcpStream, tx: Sender<Hook>, seen: Arc<AtomicUsize>, fail_first: usize) {
+/// Keep-alive HTTP/1.1: reads requests off one connection (plain or TLS) until it closes.
+fn serve(mut s: impl Read + Write, tx: Sender<Hook>, seen: Arc<AtomicUsize>, fail_first: usize) {
     let mut buf = Vec::new();
     let mut tmp = [0u8; 4096];
     loop {
@@ -423,3 +483,40 @@ async fn server_debounces_a_quick_reconnect() {
     let held = h.at - left;
     assert!(held >= Duration::from_millis(2900), "held {held:?}");
 }
+
+/// An `https://` webhook is verified against `[webhooks] ca_file`: delivered and signed
+/// when the file holds the receiver's CA, refused by the TLS handshake (never sent in
+/// clear, never to an unverified receiver) with the system's roots instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_delivers_https_webhooks_verified_against_the_configured_ca() {
+    let (recv, ca_pem, failed) = HookReceiver::start_tls();
+    let ca_file = std::env::temp_dir().join(format!("raptor-webhook-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca_file, &ca_pem).unwrap();
+    let app = format!(
+        "[[apps]]\nid = \"1\"\nkey = \"{KEY}\"\nsecret = \"{SECRET}\"\n\n[[apps.webhooks]]\nurl = \"{}\"\n",
+        recv.url()
+    );
+    let server = Server::start_with(&format!(
+        "[webhooks]\nca_file = \"{}\"\n{app}",
+        ca_file.display()
+    ));
+    let mut c = Client::connect(&server).await;
+    c.subscribe("webhook-https").await;
+    let h = blocking(|| recv.expect(secs(5), "channel_occupied over https"));
+    h.assert_valid(KEY, SECRET);
+    assert_eq!(
+        h.events(),
+        json!([{"name":"channel_occupied","channel":"webhook-https"}])
+    );
+    assert_eq!(failed.load(Ordering::SeqCst), 0);
+    drop(server);
+    std::fs::remove_file(&ca_file).unwrap();
+
+    // The same receiver with the system's roots: the handshake fails, nothing is delivered.
+    let server = Server::start_with(&app);
+    let mut c = Client::connect(&server).await;
+    c.subscribe("webhook-https-untrusted").await;
+    blocking(|| recv.expect_silence(Duration::from_millis(2500)));
+    assert!(failed.load(Ordering::SeqCst) >= 1, "no TLS handshake was tried");
+}
+

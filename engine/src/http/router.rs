@@ -100,7 +100,7 @@ fn authed(shard: &Shard, id: &str, req: &Request) -> Result<Arc<App>, Response> 
         .apps
         .by_id(id)
         .ok_or_else(|| Response::error(404, &format!("unknown app `{id}`")))?;
-    admit(shard, app, req)
+    admit(app, req)
 }
 
 /// Like [`authed`], for paths without an app id: the app is the one whose key signed it.
@@ -110,17 +110,17 @@ fn authed_by_key(shard: &Shard, req: &Request) -> Result<Arc<App>, Response> {
         .apps
         .by_key(key)
         .ok_or_else(|| Response::error(401, "unknown auth_key"))?;
-    admit(shard, app, req)
+    admit(app, req)
 }
 
-/// The one admission of every signed route: the signature, then the app's API rate limit.
-fn admit(shard: &Shard, app: &Arc<App>, req: &Request) -> Result<Arc<App>, Response> {
+/// The one admission of every signed route: the signature, then the app's API rate limit
+/// (node-wide; a refusal says when to retry in `Retry-After`).
+fn admit(app: &Arc<App>, req: &Request) -> Result<Arc<App>, Response> {
     auth::verify(app, req).map_err(|e| Response::error(401, &e.to_string()))?;
-    if !shard.admit_api(app) {
-        return Err(Response::error(
-            429,
-            "too many API requests for this app; retry later",
-        ));
+    if let Err(secs) = app.admit_api() {
+        let mut r = Response::error(429, "too many API requests for this app; retry later");
+        r.extra_headers.push_str(&format!("Retry-After: {secs}\r\n"));
+        return Err(r);
     }
     Ok(app.clone())
 }

@@ -12,9 +12,9 @@ pub const PATH_NOT_FOUND: u16 = 4005;
 pub const UNSUPPORTED_PROTOCOL: u16 = 4007;
 /// Close: the `protocol` query parameter is missing.
 pub const NO_PROTOCOL: u16 = 4008;
-/// Close: the node or the app holds its maximum number of connections.
-pub const OVER_QUOTA: u16 = 4004;
-/// Close: the client fell behind; its outbound queue overflowed. Reconnect after backoff.
+/// Close, reconnect after backoff: the client fell behind (its outbound queue overflowed), or
+/// the node or the app holds its maximum number of connections (Pusher's 4004 would make
+/// pusher-js give up for good; a quota frees up, so 41xx).
 pub const OVER_CAPACITY: u16 = 4100;
 /// Close: the server is going away; reconnect now.
 pub const RECONNECT: u16 = 4200;

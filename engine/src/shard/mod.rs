@@ -65,8 +65,6 @@ pub struct Shard {
     pub node: Arc<crate::lifecycle::Node>,
     /// New-connection rate window: (start of the current second, admitted in it).
     conn_rate: Cell<(std::time::Instant, u32)>,
-    /// Per app: API request rate window.
-    api_rate: RefCell<Vec<(std::time::Instant, u32)>>,
     /// Live WebSocket connections accepted by this shard.
     pub conns: RefCell<HashMap<ConnId, Rc<Connection>>>,
     next_conn: Cell<u64>,
@@ -119,7 +117,6 @@ impl Shard {
             gateway: RefCell::new(None),
             node,
             conn_rate: Cell::new((std::time::Instant::now(), 0)),
-            api_rate: RefCell::new(vec![(std::time::Instant::now(), 0); n_apps]),
             conns: RefCell::new(HashMap::new()),
             next_conn: Cell::new(0),
             local: RefCell::new(LocalChannels::new(n_apps)),
@@ -178,25 +175,15 @@ impl Shard {
         }
         if self.node.connections.fetch_add(1, Relaxed) >= self.limits.max_connections {
             self.node.connections.fetch_sub(1, Relaxed);
-            return Err((codes::OVER_QUOTA, "Over connection quota"));
+            return Err((codes::OVER_CAPACITY, "Over connection quota"));
         }
         let n = app.connections.fetch_add(1, Relaxed);
         if app.max_connections.is_some_and(|max| n >= max) {
             app.connections.fetch_sub(1, Relaxed);
             self.node.connections.fetch_sub(1, Relaxed);
-            return Err((codes::OVER_QUOTA, "Over connection quota"));
+            return Err((codes::OVER_CAPACITY, "Over connection quota"));
         }
         Ok(())
-    }
-
-    /// Counts an API request of `app`; false when over its per-second limit.
-    pub fn admit_api(&self, app: &crate::app::App) -> bool {
-        let per_shard = (app.max_api_requests_per_second / self.nr_shards as u32).max(1);
-        let mut rates = self.api_rate.borrow_mut();
-        let cell = Cell::new(rates[app.idx as usize]);
-        let ok = take_token(&cell, per_shard);
-        rates[app.idx as usize] = cell.get();
-        ok
     }
 
     // ---- called by the WebSocket session -------------------------------------------------

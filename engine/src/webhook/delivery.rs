@@ -9,6 +9,7 @@ use super::HTTP_TIMEOUT;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{Receiver, SyncSender};
+use ureq::tls::{RootCerts, TlsConfig, TlsProvider};
 
 /// How one request ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,8 +37,8 @@ impl fmt::Display for Outcome {
 }
 
 /// The thread body: runs jobs until the dispatcher goes away.
-pub(crate) fn run(worker: usize, jobs: Receiver<Job>, done: SyncSender<Input>) {
-    let agent = agent();
+pub(crate) fn run(worker: usize, jobs: Receiver<Job>, done: SyncSender<Input>, roots: RootCerts) {
+    let agent = agent(roots);
     for job in jobs.iter() {
         // A panic in the client must not leave the endpoint "in flight" forever.
         let outcome = catch_unwind(AssertUnwindSafe(|| post(&agent, &job)))
@@ -53,11 +54,17 @@ pub(crate) fn run(worker: usize, jobs: Receiver<Job>, done: SyncSender<Input>) {
     }
 }
 
-/// Plain HTTP, no proxy from the environment, no redirects (a 3xx is a failure, like any
-/// non-2xx), every phase bounded by [`HTTP_TIMEOUT`].
-fn agent() -> ureq::Agent {
+/// HTTP, or HTTPS verified against `roots` (rustls, ring); no proxy from the environment,
+/// no redirects (a 3xx is a failure, like any non-2xx), every phase bounded by
+/// [`HTTP_TIMEOUT`].
+fn agent(roots: RootCerts) -> ureq::Agent {
     let t = Some(HTTP_TIMEOUT);
+    let tls = TlsConfig::builder()
+        .provider(TlsProvider::Rustls)
+        .root_certs(roots)
+        .build();
     ureq::Agent::config_builder()
+        .tls_config(tls)
         .http_status_as_error(false)
         .proxy(None)
         .max_redirects(0)

@@ -223,6 +223,7 @@ pub(crate) fn spawn(
     rx: Receiver<Input>,
     tx: SyncSender<Input>,
     counters: Arc<Counters>,
+    roots: ureq::tls::RootCerts,
 ) {
     let mut workers = Vec::new();
     for _ in 0..DELIVERY_THREADS.min(endpoints.len()) {
@@ -230,9 +231,10 @@ pub(crate) fn spawn(
         // Capacity 1: a job is only sent to an idle thread, so this never blocks.
         let (job_tx, job_rx) = mpsc::sync_channel::<Job>(1);
         let done = tx.clone();
+        let roots = roots.clone();
         let started = std::thread::Builder::new()
             .name(format!("raptor-wh-http{id}"))
-            .spawn(move || delivery::run(id, job_rx, done));
+            .spawn(move || delivery::run(id, job_rx, done, roots));
         match started {
             Ok(_) => workers.push(job_tx),
             Err(e) => tracing::error!(error = %e, "cannot start a webhook delivery thread"),

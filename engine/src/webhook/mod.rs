@@ -37,6 +37,7 @@ mod endpoint;
 mod event;
 mod retry;
 mod stats;
+pub mod tls;
 
 use crate::app::{AppIdx, Apps};
 use event::KindSet;
@@ -154,8 +155,16 @@ impl Drop for Shared {
 }
 
 impl Webhooks {
-    /// Starts the dispatcher thread if any app has webhooks.
+    /// Starts the dispatcher thread if any app has webhooks; `https://` URLs are verified
+    /// against the system's roots.
     pub fn start(apps: &Apps) -> Webhooks {
+        let roots = tls::roots(&crate::config::WebhookSettings::default())
+            .unwrap_or(ureq::tls::RootCerts::Specific(Arc::new(Vec::new())));
+        Webhooks::start_with(apps, roots)
+    }
+
+    /// [`Webhooks::start`] with the roots `https://` URLs are verified against.
+    pub fn start_with(apps: &Apps, roots: ureq::tls::RootCerts) -> Webhooks {
         let endpoints = endpoint::Endpoint::from_apps(apps);
         if endpoints.is_empty() {
             return Webhooks { inner: None };
@@ -168,7 +177,7 @@ impl Webhooks {
         let counters = Arc::new(Counters::default());
         let (tx, rx) = mpsc::sync_channel(HANDOVER_CAPACITY);
         // If a thread cannot be started the receiver is gone, so every `emit` counts as dropped.
-        dispatcher::spawn(endpoints, rx, tx.clone(), counters.clone());
+        dispatcher::spawn(endpoints, rx, tx.clone(), counters.clone(), roots);
         Webhooks {
             inner: Some(Arc::new(Shared {
                 tx,
