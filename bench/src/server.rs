@@ -24,8 +24,10 @@ pub struct ServerProc {
 }
 
 impl ServerProc {
-    /// `raptor serve --bind 127.0.0.1:0 --shards N`; the port comes from its
-    /// `listening on 127.0.0.1:PORT` line. Logs (warn and up) go to `log`.
+    /// `raptor serve --bind 127.0.0.1:0 --shards N --metrics-bind off`; the port comes from
+    /// its `listening on 127.0.0.1:PORT` line. Logs (warn and up) go to `log`. No metrics
+    /// listener: its default port (9601) would collide between the nodes a cluster
+    /// scenario starts, and with a peer server that uses it (sockudo does).
     pub fn raptor(bin: &Path, shards: usize, log: &Path) -> anyhow::Result<Self> {
         Self::raptor_with(bin, shards, &[], log)
     }
@@ -44,6 +46,8 @@ impl ServerProc {
             "127.0.0.1:0",
             "--shards",
             &shards.to_string(),
+            "--metrics-bind",
+            "off",
         ])
         .args(extra)
         .env("RAPTOR_LOG", "warn");

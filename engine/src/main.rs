@@ -18,6 +18,9 @@ struct Cli {
     cmd: Option<Cmd>,
 }
 
+// Made once per process, from the command line: the size of `Serve` (every serve option)
+// costs nothing, and argh cannot parse a boxed variant.
+#[allow(clippy::large_enum_variant)]
 #[derive(FromArgs)]
 #[argh(subcommand)]
 enum Cmd {
@@ -84,6 +87,11 @@ struct Serve {
     /// cluster id keeping clusters apart (default raptor)
     #[argh(option)]
     cluster_id: Option<String>,
+    /// address of the metrics listener, serving only /metrics, /stats and /health, or "off"
+    /// (default 127.0.0.1:9601; env RAPTOR_METRICS_BIND). The bearer token comes from the
+    /// config file or RAPTOR_METRICS_TOKEN / RAPTOR_METRICS_TOKEN_FILE, never a flag
+    #[argh(option)]
+    metrics_bind: Option<String>,
 }
 
 /// `argh::from_env` without its `println!`, which panics on a closed pipe (`raptor --help |
@@ -156,6 +164,9 @@ fn main() {
         seeds: s.seeds,
         peer: s.peer,
         cluster_id: s.cluster_id,
+        metrics_bind: s.metrics_bind.or_else(|| env("RAPTOR_METRICS_BIND")),
+        metrics_token: env("RAPTOR_METRICS_TOKEN").map(raptor_engine::config::Secret::new),
+        metrics_token_file: env("RAPTOR_METRICS_TOKEN_FILE"),
     };
     let cfg = match Config::load(file.as_deref(), &over) {
         Ok(c) => c,
@@ -169,13 +180,19 @@ fn main() {
         .iter()
         .map(|a| format!("{} (key {})", a.id, a.key))
         .collect();
-    let res = raptor_engine::server::run(cfg, |addr, nr| {
-        tracing::info!(%addr, shards = nr, apps = ?apps, "ready");
-        // Tests and scripts wait for this exact line on stdout.
+    let metrics_token = cfg.metrics.token.is_some();
+    let res = raptor_engine::server::run(cfg, |addr, nr, metrics| {
+        let metrics_listener = metrics.map_or_else(|| "off".to_string(), |m| m.to_string());
+        tracing::info!(%addr, shards = nr, apps = ?apps, metrics_listener, metrics_token, "ready");
+        // Tests and scripts wait for the first line on stdout; the metrics line follows it
+        // (only when that listener is on), so readers of the first line need not change.
         // A reader that has gone is no reason to stop serving (no `println!`, which panics).
         let mut out = std::io::stdout();
-        let _ =
-            writeln!(out, "raptor listening on {addr} with {nr} shards").and_then(|()| out.flush());
+        let mut ready = format!("raptor listening on {addr} with {nr} shards\n");
+        if let Some(m) = metrics {
+            ready.push_str(&format!("raptor metrics on {m}\n"));
+        }
+        let _ = out.write_all(ready.as_bytes()).and_then(|()| out.flush());
     });
     match res {
         // The shards were drained; exit without waiting for the executors to unwind, and

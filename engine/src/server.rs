@@ -1,8 +1,10 @@
 //! Starting the shards: one glommio executor per shard, a full mesh between them, and a
-//! `SO_REUSEPORT` listener on every shard.
+//! `SO_REUSEPORT` listener on every shard; plus the metrics listener (`metrics.bind`) on
+//! shard 0.
 
 use crate::app::Apps;
 use crate::config::Config;
+use crate::http::admin::{Access, OperatorToken, Surface};
 use crate::outbox::FlushQueue;
 use crate::shard::cluster::{ClusterNode, Gateway, GATEWAY};
 use crate::shard::mesh::MeshOut;
@@ -29,6 +31,15 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// The metrics listener's address (`metrics.bind`) cannot be bound.
+    #[error(
+        "cannot listen on {addr} for metrics (metrics.bind): {source} (is another server \
+         already running there? pick another address with --metrics-bind, or \"off\")"
+    )]
+    MetricsBind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot start the shards: {0}")]
     Executors(String),
     /// The `[tls]` certificate or key cannot be used; the message names the field.
@@ -50,35 +61,75 @@ pub enum StartError {
 /// milliseconds after the process is gone, until the kernel tears its io_uring down (the
 /// ring holds them). So "in use" is believed only after [`BIND_RETRY`].
 pub fn resolve_bind(addr: SocketAddr) -> Result<SocketAddr, StartError> {
+    let bind_error = |source| StartError::Bind { addr, source };
+    probe(addr).and_then(|p| p.local_addr()).map_err(bind_error)
+}
+
+/// [`resolve_bind`] for the public and the metrics listener. The first probe is held while
+/// the second binds, so port 0 cannot resolve both to one port (their `SO_REUSEPORT`
+/// sockets would then share it, metrics and WebSockets mixed).
+fn resolve_binds(
+    public: SocketAddr,
+    metrics: Option<SocketAddr>,
+) -> Result<(SocketAddr, Option<SocketAddr>), StartError> {
+    let bind_error = |source| StartError::Bind {
+        addr: public,
+        source,
+    };
+    let public_probe = probe(public).map_err(bind_error)?;
+    let public_addr = public_probe.local_addr().map_err(bind_error)?;
+    let metrics_addr = match metrics {
+        None => None,
+        Some(addr) => Some(
+            probe(addr)
+                .and_then(|p| p.local_addr())
+                .map_err(|source| StartError::MetricsBind { addr, source })?,
+        ),
+    };
+    drop(public_probe);
+    Ok((public_addr, metrics_addr))
+}
+
+/// A plain bind of `addr`, retried for [`BIND_RETRY`] while it is in use.
+fn probe(addr: SocketAddr) -> std::io::Result<StdListener> {
     let deadline = std::time::Instant::now() + BIND_RETRY;
-    let probe = loop {
+    loop {
         match StdListener::bind(addr) {
-            Ok(probe) => break probe,
+            Ok(probe) => return Ok(probe),
             Err(e)
                 if e.kind() == std::io::ErrorKind::AddrInUse
                     && std::time::Instant::now() < deadline =>
             {
                 std::thread::sleep(Duration::from_millis(10));
             }
-            Err(source) => return Err(StartError::Bind { addr, source }),
+            Err(e) => return Err(e),
         }
-    };
-    let real = probe
-        .local_addr()
-        .map_err(|source| StartError::Bind { addr, source })?;
-    drop(probe);
-    Ok(real)
+    }
 }
 
 /// How long [`resolve_bind`] retries a port in use (measured: a dead server's listeners go
 /// within ~15 ms).
 const BIND_RETRY: Duration = Duration::from_millis(500);
 
-/// Runs the server until the process is stopped. `on_ready` gets the bound address once
-/// every shard listens.
-pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, usize)) -> Result<(), StartError> {
+/// The shard that runs the metrics listener.
+const METRICS_SHARD: usize = 0;
+
+/// Runs the server until the process is stopped. `on_ready` gets the bound address, the
+/// number of shards and the metrics listener's address once every shard listens.
+pub fn run(
+    cfg: Config,
+    on_ready: impl FnOnce(SocketAddr, usize, Option<SocketAddr>),
+) -> Result<(), StartError> {
     let nr = cfg.effective_shards();
-    let addr = resolve_bind(cfg.bind)?;
+    let (addr, metrics_addr) = resolve_binds(cfg.bind, cfg.metrics.bind)?;
+    let token = cfg
+        .metrics
+        .token
+        .as_ref()
+        .map(|t| OperatorToken::new(t.expose()));
+    if let Some(m) = metrics_addr.filter(|m| token.is_none() && !m.ip().is_loopback()) {
+        tracing::warn!(%m, "the metrics listener is not on loopback and metrics.token is not set: whoever reaches it reads this node's figures");
+    }
     let apps = Arc::new(Apps::new(&cfg.apps));
     let tls = cfg
         .tls
@@ -160,12 +211,20 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, usize)) -> Result<(), 
                         return;
                     }
                 };
+                if let Some(m) = metrics_addr.filter(|_| id == METRICS_SHARD) {
+                    if let Err(e) = start_metrics_listener(&shard, m, token) {
+                        tracing::error!(shard = id, addr = %m, error = %e, "cannot bind the metrics listener");
+                        failed.fetch_add(1, Ordering::SeqCst);
+                        return;
+                    }
+                }
                 start_tasks(&shard, receivers, listener.clone());
                 ready.fetch_add(1, Ordering::SeqCst);
                 let tls = tls
                     .as_ref()
                     .map(|t| Rc::new(crate::transport::LocalAcceptor::new(t)));
-                accept_loop(shard, listener, tls).await;
+                let access = Rc::new(Access::new(Surface::Public, token));
+                accept_loop(shard, listener, tls, access).await;
                 // The drain stopped the listener. The executor stops when this future ends,
                 // and its tasks with it: keep it running for the connections still open
                 // until the main thread ends the process.
@@ -175,7 +234,7 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, usize)) -> Result<(), 
         .map_err(|e| StartError::Executors(e.to_string()))?;
 
     let handles = startup::wait_for_shards(handles, &ready, &failed, nr, &main_node)?;
-    on_ready(addr, nr);
+    on_ready(addr, nr, metrics_addr);
     // The shards run until a signal; then they close every connection with 4200 and drain.
     while !main_node.shutting_down() {
         std::thread::sleep(Duration::from_millis(50));
@@ -191,6 +250,20 @@ pub fn run(cfg: Config, on_ready: impl FnOnce(SocketAddr, usize)) -> Result<(), 
     tracing::info!(drained, webhooks_left = left, "shutdown complete");
     // The executors never return by themselves; the caller ends the process.
     let _ = handles;
+    Ok(())
+}
+
+/// Binds the metrics listener on this shard and accepts on it in a task. Plain HTTP only
+/// (no `[tls]`: it belongs on loopback or an operators' network), and it stays open through
+/// a drain, so a scraper can watch the connections go.
+fn start_metrics_listener(
+    shard: &Rc<Shard>,
+    addr: SocketAddr,
+    token: Option<OperatorToken>,
+) -> std::io::Result<()> {
+    let listener = Rc::new(Listener::bind(addr)?);
+    let access = Rc::new(Access::new(Surface::Metrics, token));
+    glommio::spawn_local(accept_loop(shard.clone(), listener, None, access)).detach();
     Ok(())
 }
 

@@ -39,8 +39,8 @@ async fn flood(s: &Server, publishers: usize, each: usize) -> u64 {
 }
 
 async fn overflow_peak(s: &Server) -> u64 {
-    let mut h = Http::connect(s).await;
-    let stats = h.signed("GET", "/stats", &[], "").await.json();
+    let mut h = Http::metrics(s).await;
+    let stats = h.request("GET", "/stats", "").await.json();
     stats["mesh_overflow_peak"]
         .as_u64()
         .expect("mesh_overflow_peak")
@@ -63,9 +63,9 @@ async fn client_event_flood(s: &Server, senders: usize, each: usize) -> u64 {
     }
     // Every event is counted in messages_in once it was admitted.
     let want = (senders * each) as u64;
-    let mut h = Http::connect(s).await;
+    let mut h = Http::metrics(s).await;
     let t0 = std::time::Instant::now();
-    while h.signed("GET", "/stats", &[], "").await.json()["messages_in"].as_u64() != Some(want) {
+    while h.request("GET", "/stats", "").await.json()["messages_in"].as_u64() != Some(want) {
         assert!(
             t0.elapsed() < Duration::from_secs(30),
             "client events not all published"

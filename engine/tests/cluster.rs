@@ -55,8 +55,8 @@ async fn publish_on_one_node_reaches_every_node_in_order() {
             );
         }
     }
-    // The node-to-node counters show the traffic (stats are served to loopback).
-    let mut h = Http::connect(cl.node(0)).await;
+    // The node-to-node counters show the traffic (on the metrics listener).
+    let mut h = Http::metrics(cl.node(0)).await;
     let r = h.request("GET", "/stats", "").await;
     let c = &r.json()["cluster"];
     assert_eq!(c["live_nodes"], 3, "{}", r.body);

@@ -46,7 +46,7 @@ async fn overlapping_joins_show_each_member_once() {
     // and the links agreed within its 2 s window, here 2.6 s of quiet after the churn.
     tokio::time::sleep(Duration::from_millis(2600)).await;
     for i in 0..3 {
-        let r = Http::connect(cl.node(i))
+        let r = Http::metrics(cl.node(i))
             .await
             .request("GET", "/stats", "")
             .await;

@@ -142,7 +142,8 @@ async fn channel_info_and_lists_are_cluster_wide_on_every_node() {
     );
     // Every query above finished with all answers, so none holds an expiry timer (each
     // would otherwise sleep out the 1 s timeout).
-    let r = h.request("GET", "/stats", "").await;
+    let mut m = Http::metrics(cl.node(1)).await;
+    let r = m.request("GET", "/stats", "").await;
     let q = &r.json()["cluster_queries"];
     assert!(q["started"].as_u64().unwrap() >= 3, "{}", r.body);
     assert_eq!(q["expiry_timers"], 0, "{}", r.body);
@@ -200,8 +201,9 @@ async fn a_node_that_stops_answering_costs_at_most_the_timeout() {
         (200, r#"{"occupied":true,"subscription_count":2}"#)
     );
     assert!(took < Duration::from_millis(2500), "took {took:?}");
-    // The partial answer is counted on the asking node (stats are served to loopback).
-    let r = h.request("GET", "/stats", "").await;
+    // The partial answer is counted on the asking node (on its metrics listener).
+    let mut m = Http::metrics(cl.node(0)).await;
+    let r = m.request("GET", "/stats", "").await;
     let q = &r.json()["cluster_queries"];
     assert!(q["incomplete"].as_u64().unwrap() >= 1, "{}", r.body);
     assert!(q["started"].as_u64().unwrap() >= q["incomplete"].as_u64().unwrap());

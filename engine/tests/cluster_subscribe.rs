@@ -62,7 +62,7 @@ async fn an_event_published_right_after_subscription_succeeded_arrives() {
     }
     // Every wait ended with the owner's ack: none is left, none timed out.
     for i in 0..3 {
-        let mut h = Http::connect(cl.node(i)).await;
+        let mut h = Http::metrics(cl.node(i)).await;
         let r = h.request("GET", "/stats", "").await;
         let c = &r.json()["cluster"];
         assert_eq!(c["interest_awaiting"], 0, "node {i}: {}", r.body);

@@ -23,7 +23,15 @@ fn free_port() -> u16 {
 /// stderr if it exited instead of listening.
 fn serve_on(port: u16) -> Result<Child, String> {
     let mut child = Command::new(env!("CARGO_BIN_EXE_raptor"))
-        .args(["serve", "--shards", "2", "--no-pin", "--bind"])
+        .args([
+            "serve",
+            "--shards",
+            "2",
+            "--no-pin",
+            "--metrics-bind",
+            "off",
+            "--bind",
+        ])
         .arg(format!("127.0.0.1:{port}"))
         .env("RAPTOR_LOG", "warn")
         .stdout(Stdio::piped())

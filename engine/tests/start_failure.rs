@@ -18,6 +18,8 @@ fn serve_under(setup: impl FnMut() -> std::io::Result<()> + Send + Sync + 'stati
         "--shards",
         "2",
         "--no-pin",
+        "--metrics-bind",
+        "off",
     ])
     .env("RAPTOR_LOG", "info")
     .stdout(Stdio::piped())

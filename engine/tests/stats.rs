@@ -21,7 +21,9 @@ async fn stats_and_metrics_count_deliveries_and_latency() {
             c.recv_text().await;
         }
     }
-    let r = h.request("GET", "/stats", "").await;
+    // On the metrics listener, open without a token (tests/operator_access.rs has the rest).
+    let mut m = Http::metrics(&s).await;
+    let r = m.request("GET", "/stats", "").await;
     assert_eq!(r.status, 200);
     let v = r.json();
     assert_eq!(v["shards"], 2);
@@ -41,7 +43,7 @@ async fn stats_and_metrics_count_deliveries_and_latency() {
     assert!(v["fanout_recipients"]["max"].as_u64().unwrap() <= 3);
     assert!(v["queue_delay_us"]["count"].as_u64().unwrap() >= 3);
 
-    let r = h.request("GET", "/metrics", "").await;
+    let r = m.request("GET", "/metrics", "").await;
     assert_eq!(r.status, 200);
     assert!(r
         .header("content-type")
@@ -56,7 +58,10 @@ async fn stats_and_metrics_count_deliveries_and_latency() {
     ] {
         assert!(r.body.contains(line), "missing {line} in\n{}", r.body);
     }
-    // Signed requests are accepted too (for remote scrapers).
+    // On the public port they are not served, not even from loopback, and an app's
+    // signature does not open them: a remote scraper uses the token.
+    let r = h.request("GET", "/stats", "").await;
+    assert_eq!(r.status, 401, "{}", r.body);
     let r = h.signed("GET", "/stats", &[], "").await;
-    assert_eq!(r.status, 200);
+    assert_eq!(r.status, 401, "{}", r.body);
 }

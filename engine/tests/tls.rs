@@ -428,6 +428,8 @@ fn unusable_certificate_or_key_refuses_to_start_naming_the_field() {
                 "127.0.0.1:0",
                 "--shards",
                 "1",
+                "--metrics-bind",
+                "off",
                 "--config",
             ])
             .arg(&path)

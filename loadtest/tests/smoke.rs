@@ -101,7 +101,10 @@ impl Server {
         let log =
             std::env::temp_dir().join(format!("raptor-smoke-{}-{name}.log", std::process::id()));
         let mut child = Command::new(raptor_bin())
+            // No metrics listener: its default port (9601) would collide between the
+            // servers of tests running in parallel.
             .args(["serve", "--bind", "127.0.0.1:0", "--shards", "2"])
+            .args(["--metrics-bind", "off"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(File::create(&log).expect("creating the server log"))

@@ -47,8 +47,9 @@ rm -rf "$out"
 mkdir -p "$out"
 
 # --- Start the server with the echo endpoint on an ephemeral port ---
-log "$RAPTOR_BIN serve --bind 127.0.0.1:0 --shards 2 --ws-echo"
-RAPTOR_LOG="${RAPTOR_LOG:-warn}" "$RAPTOR_BIN" serve --bind 127.0.0.1:0 --shards 2 --ws-echo \
+# (no metrics listener: its default port, 9601, may be taken by another server on this host)
+log "$RAPTOR_BIN serve --bind 127.0.0.1:0 --shards 2 --metrics-bind off --ws-echo"
+RAPTOR_LOG="${RAPTOR_LOG:-warn}" "$RAPTOR_BIN" serve --bind 127.0.0.1:0 --shards 2 --metrics-bind off --ws-echo \
   >"$out/server.stdout" 2>"$out/server.log" &
 server_pid=$!
 trap 'kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true' EXIT

@@ -1,6 +1,7 @@
 //! One accepted socket: TLS or plain (when `[tls]` is configured, the client's first byte
 //! decides), then requests until it upgrades to WebSocket or closes.
 
+use super::admin::Access;
 use super::request::{read_body, read_head, ReadError};
 use super::response::Response;
 use super::router::{refuse_plain, route, Routed};
@@ -12,8 +13,14 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 /// Serves one accepted socket. With `tls` (the shard's acceptor, when `[tls]` is configured)
-/// the client's first bytes decide between TLS and plain.
-pub async fn serve(shard: Rc<Shard>, stream: TcpStream, tls: Option<Rc<LocalAcceptor>>) {
+/// the client's first bytes decide between TLS and plain. `access`: the listener's guard of
+/// the operator routes, and which routes it serves at all.
+pub async fn serve(
+    shard: Rc<Shard>,
+    stream: TcpStream,
+    tls: Option<Rc<LocalAcceptor>>,
+    access: Rc<Access>,
+) {
     let _ = stream.set_nodelay(true);
     let limits = shard.limits.clone();
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
@@ -101,13 +108,19 @@ pub async fn serve(shard: Rc<Shard>, stream: TcpStream, tls: Option<Rc<LocalAcce
         let mut req = req;
         req.peer = stream.peer_addr();
         let close = req.close;
+        // Copied only when debug logging is on: the request is moved into the router.
+        let logged = tracing::enabled!(tracing::Level::DEBUG)
+            .then(|| (req.method.clone(), req.raw_path.clone()));
         let routed = if plain_refused {
             refuse_plain(&shard, &req)
         } else {
-            Box::pin(route(&shard, req)).await
+            Box::pin(route(&shard, req, &access)).await
         };
         match routed {
             Routed::Respond(resp) => {
+                if let Some((method, path)) = &logged {
+                    tracing::debug!(shard = shard.id, %method, %path, status = resp.status, "http request");
+                }
                 if stream.send_all(&resp.encode(close)).await.is_err() {
                     return;
                 }

@@ -1,6 +1,7 @@
 //! The HTTP/1.1 edge: every accepted socket starts here. A request is either a WebSocket
 //! upgrade (handed to [`crate::ws`]) or a REST API call; keep-alive is supported.
 
+pub mod admin;
 pub mod auth;
 pub mod channels;
 pub mod conn;

@@ -22,8 +22,11 @@ pub struct Request {
     pub content_length: usize,
     pub chunked: bool,
     pub body: Vec<u8>,
-    /// The client's address (for loopback-only endpoints).
+    /// The client's address. Never a credential: behind a reverse proxy on the same host
+    /// every client is loopback.
     pub peer: Option<std::net::SocketAddr>,
+    /// `Authorization` (the operator routes' bearer token); `Debug` does not show it.
+    pub authorization: Option<crate::config::Secret>,
 }
 
 impl Request {
@@ -152,6 +155,8 @@ fn from_httparse(req: &httparse::Request<'_, '_>) -> Result<Request, ReadError> 
             r.ws_key = Some(v.to_string());
         } else if name.eq_ignore_ascii_case("origin") {
             r.origin = Some(v.to_string());
+        } else if name.eq_ignore_ascii_case("authorization") {
+            r.authorization = Some(crate::config::Secret::new(v));
         } else if name.eq_ignore_ascii_case("sec-websocket-version") {
             r.ws_version = Some(v.to_string());
         } else if name.eq_ignore_ascii_case("content-length") {

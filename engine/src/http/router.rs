@@ -1,5 +1,6 @@
 //! Which handler answers a request.
 
+use super::admin::{Access, Surface};
 use super::auth;
 use super::request::{decode, Request};
 use super::response::Response;
@@ -17,9 +18,13 @@ pub enum Routed {
     Upgrade(Upgrade),
 }
 
-pub async fn route(shard: &Rc<Shard>, req: Request) -> Routed {
+/// Answers `req`, which came in on the listener `access` guards.
+pub async fn route(shard: &Rc<Shard>, req: Request, access: &Access) -> Routed {
     let path = req.raw_path.clone();
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if access.surface == Surface::Metrics {
+        return Routed::Respond(metrics_listener(shard, &req, &segs, access).await);
+    }
     let resp = match (req.method.as_str(), segs.as_slice()) {
         (_, ["app", ..]) if req.upgrade_websocket => return upgrade(shard, &req),
         (_, ["app", _]) => Response::error(426, "this endpoint expects a WebSocket upgrade"),
@@ -30,14 +35,9 @@ pub async fn route(shard: &Rc<Shard>, req: Request) -> Routed {
             "Raptor: a realtime messaging and presence server speaking the Pusher Channels protocol v7.\n\
              WebSocket: /app/{key}?protocol=7   HTTP API: /apps/{id}/...   Liveness: /health\n",
         ),
-        ("GET", ["metrics"]) => super::metrics::metrics(shard, &req).await,
-        ("GET", ["stats"]) => super::metrics::stats(shard, &req).await,
-        // 503 once a SIGTERM drain started, so a load balancer stops sending traffic here
-        // (the listener is closed by then; this answers connections already open).
-        ("GET", ["health"]) if shard.node.shutting_down() => {
-            Response::json(503, r#"{"ok":false,"draining":true}"#)
-        }
-        ("GET", ["health"]) => Response::json(200, r#"{"ok":true}"#),
+        ("GET", ["metrics"]) => operator(shard, &req, access, Operator::Metrics).await,
+        ("GET", ["stats"]) => operator(shard, &req, access, Operator::Stats).await,
+        ("GET", ["health"]) => health(shard),
         (_, [""]) | (_, ["health"]) => Response::error(405, "method not allowed"),
         // The PyPI SDK posts here without the /apps/{id} prefix; the signing key picks the app.
         ("POST", ["users", user, "terminate_connections"]) => match authed_by_key(shard, &req) {
@@ -62,6 +62,52 @@ pub async fn route(shard: &Rc<Shard>, req: Request) -> Routed {
         _ => Response::error(404, "no such endpoint"),
     };
     Routed::Respond(resp)
+}
+
+/// The whole of the metrics listener: the operator routes and `/health`. Never a WebSocket
+/// or the app API; any other request gets 404.
+async fn metrics_listener(
+    shard: &Rc<Shard>,
+    req: &Request,
+    segs: &[&str],
+    access: &Access,
+) -> Response {
+    match (req.method.as_str(), segs) {
+        ("GET", ["metrics"]) => operator(shard, req, access, Operator::Metrics).await,
+        ("GET", ["stats"]) => operator(shard, req, access, Operator::Stats).await,
+        ("GET", ["health"]) => health(shard),
+        (_, ["health"]) => Response::error(405, "method not allowed"),
+        _ => Response::error(404, "no such endpoint"),
+    }
+}
+
+/// The operator routes: node-wide figures, for operators only. A new admin endpoint gets a
+/// variant here, and so the same guard.
+#[derive(Clone, Copy)]
+enum Operator {
+    Metrics,
+    Stats,
+}
+
+/// Every operator route, on either listener, behind the one guard.
+async fn operator(shard: &Rc<Shard>, req: &Request, access: &Access, route: Operator) -> Response {
+    if let Err(refused) = access.admit(req) {
+        return refused;
+    }
+    match route {
+        Operator::Metrics => super::metrics::metrics(shard).await,
+        Operator::Stats => super::metrics::stats(shard).await,
+    }
+}
+
+/// `GET /health`: 503 once a SIGTERM drain started, so a load balancer stops sending traffic
+/// here (the public listener is closed by then; this answers connections already open).
+fn health(shard: &Shard) -> Response {
+    if shard.node.shutting_down() {
+        Response::json(503, r#"{"ok":false,"draining":true}"#)
+    } else {
+        Response::json(200, r#"{"ok":true}"#)
+    }
 }
 
 /// A WebSocket upgrade request: completed by the session, or refused in HTTP.
@@ -119,7 +165,8 @@ fn admit(app: &Arc<App>, req: &Request) -> Result<Arc<App>, Response> {
     auth::verify(app, req).map_err(|e| Response::error(401, &e.to_string()))?;
     if let Err(secs) = app.admit_api() {
         let mut r = Response::error(429, "too many API requests for this app; retry later");
-        r.extra_headers.push_str(&format!("Retry-After: {secs}\r\n"));
+        r.extra_headers
+            .push_str(&format!("Retry-After: {secs}\r\n"));
         return Err(r);
     }
     Ok(app.clone())

@@ -1,6 +1,7 @@
 //! A shard's listening socket: binding it, accepting on it, and closing it when the drain
 //! starts.
 
+use crate::http::admin::Access;
 use crate::shard::Shard;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
@@ -56,16 +57,18 @@ impl Listener {
 
 /// Accepts until the drain stops the listener. `tls`: this shard's TLS acceptor when `[tls]`
 /// is configured (each connection then starts by telling TLS from plain, in its own task).
+/// `access`: which routes this listener serves, and its guard of the operator routes.
 pub(super) async fn accept_loop(
     shard: Rc<Shard>,
     listener: Rc<Listener>,
     tls: Option<Rc<crate::transport::LocalAcceptor>>,
+    access: Rc<Access>,
 ) {
     loop {
         match listener.socket.accept().await {
             Ok(stream) => {
-                glommio::spawn_local(crate::http::serve(shard.clone(), stream, tls.clone()))
-                    .detach();
+                let serve = crate::http::serve(shard.clone(), stream, tls.clone(), access.clone());
+                glommio::spawn_local(serve).detach();
             }
             // The drain stopped the listener (EINVAL). A connection accepted just before it
             // that asks to upgrade is refused by `Shard::admit` with 4200.

@@ -120,7 +120,7 @@ pub fn owned_by(prefix: &str, owner: usize) -> String {
 pub async fn wait_linked(cl: &Cluster, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(15);
     for i in 0..n {
-        let mut h = Http::connect(cl.node(i)).await;
+        let mut h = Http::metrics(cl.node(i)).await;
         loop {
             let r = h.request("GET", "/stats", "").await;
             let c = &r.json()["cluster"];

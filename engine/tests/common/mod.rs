@@ -25,6 +25,9 @@ pub const APP_ID: &str = "1";
 pub struct Server {
     pub child: Child,
     pub port: u16,
+    /// The metrics listener's port: an ephemeral one unless the test passed its own
+    /// `--metrics-bind` (`None` with `--metrics-bind off`).
+    pub metrics_port: Option<u16>,
     _config: Option<tempfile_path::TempPath>,
 }
 
@@ -56,10 +59,17 @@ impl Server {
     }
 
     /// Starts the server; `Err` with what it printed if it exited before listening (e.g. a
-    /// cluster port taken by another test).
+    /// cluster port taken by another test). The metrics listener gets an ephemeral port
+    /// unless `extra` has a `--metrics-bind` (the default 9601 would collide between the
+    /// servers tests run in parallel).
     pub fn try_start_args(toml: &str, extra: &[&str]) -> Result<Server, String> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_raptor"));
         cmd.args(["serve", "--bind", "127.0.0.1:0", "--shards", "2"]);
+        let metrics_bind = extra.iter().position(|a| *a == "--metrics-bind");
+        if metrics_bind.is_none() {
+            cmd.args(["--metrics-bind", "127.0.0.1:0"]);
+        }
+        let metrics_on = metrics_bind.is_none_or(|i| extra.get(i + 1) != Some(&"off"));
         cmd.args(extra);
         let mut cfg = None;
         if !toml.is_empty() {
@@ -82,25 +92,32 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let mut child = cmd.spawn().expect("start raptor");
-        let stdout = child.stdout.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read ready line");
-        let Some(port) = line
-            .rsplit_once("127.0.0.1:")
-            .and_then(|(_, p)| p.split_whitespace().next())
-            .and_then(|p| p.parse().ok())
-        else {
+        stdout.read_line(&mut line).expect("read ready line");
+        let Some(port) = port_after(&line, "raptor listening on ") else {
             let _ = child.kill();
             let _ = child.wait();
             return Err(line);
         };
+        let mut metrics_port = None;
+        if metrics_on {
+            let mut line = String::new();
+            stdout.read_line(&mut line).expect("read metrics line");
+            metrics_port = port_after(&line, "raptor metrics on ");
+            assert!(metrics_port.is_some(), "no metrics line: {line:?}");
+        }
         Ok(Server {
             child,
             port,
+            metrics_port,
             _config: cfg,
         })
+    }
+
+    /// The metrics listener's port; panics if it is off.
+    pub fn metrics_port(&self) -> u16 {
+        self.metrics_port.expect("the metrics listener is off")
     }
 
     pub fn url(&self, path_and_query: &str) -> String {
@@ -120,6 +137,12 @@ impl Server {
             .and_then(|v| v.parse().ok())
             .unwrap()
     }
+}
+
+/// The port of `PREFIX127.0.0.1:PORT…` in a ready line.
+fn port_after(line: &str, prefix: &str) -> Option<u16> {
+    let addr = line.strip_prefix(prefix)?.split_whitespace().next()?;
+    addr.strip_prefix("127.0.0.1:")?.parse().ok()
 }
 
 impl Drop for Server {
@@ -308,6 +331,15 @@ impl Http {
                 .unwrap(),
         )
     }
+
+    /// A connection to the server's metrics listener (`/metrics`, `/stats`, `/health`).
+    pub async fn metrics(server: &Server) -> Http {
+        Http::over(
+            TcpStream::connect(("127.0.0.1", server.metrics_port()))
+                .await
+                .unwrap(),
+        )
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Http<S> {
@@ -325,8 +357,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Http<S> {
     }
 
     pub async fn request(&mut self, method: &str, target: &str, body: &str) -> Resp {
+        self.request_with(method, target, &[], body).await
+    }
+
+    /// [`Http::request`] with extra header lines (`"Name: value"`).
+    pub async fn request_with(
+        &mut self,
+        method: &str,
+        target: &str,
+        headers: &[&str],
+        body: &str,
+    ) -> Resp {
+        let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
         let req = format!(
-            "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n{body}",
             body.len()
         );
         self.raw(req.as_bytes()).await

@@ -28,8 +28,9 @@ export function raptorBin() {
 }
 
 /**
- * Start `raptor serve --bind 127.0.0.1:0 --shards 2` and resolve once it prints
- * `listening on 127.0.0.1:PORT` on stdout.
+ * Start `raptor serve --bind 127.0.0.1:0 --shards 2 --metrics-bind off` and resolve once it
+ * prints `listening on 127.0.0.1:PORT` on stdout. The metrics listener is off: its default
+ * port (9601) would collide between the servers of test files running in parallel.
  * @returns {Promise<{port:number, proc:import('node:child_process').ChildProcess, stop:()=>Promise<void>, output:()=>string}>}
  */
 export function startServer({ timeoutMs = 20000, extraArgs = [] } = {}) {
@@ -37,7 +38,7 @@ export function startServer({ timeoutMs = 20000, extraArgs = [] } = {}) {
   if (!existsSync(bin)) {
     return Promise.reject(new Error(`raptor binary not found at ${bin} (set RAPTOR_BIN or build it)`));
   }
-  const args = ['serve', '--bind', '127.0.0.1:0', '--shards', '2', ...extraArgs];
+  const args = ['serve', '--bind', '127.0.0.1:0', '--shards', '2', '--metrics-bind', 'off', ...extraArgs];
   const proc = spawn(bin, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { RUST_LOG: 'warn', ...process.env },

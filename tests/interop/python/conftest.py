@@ -38,7 +38,8 @@ def raptor_bin() -> str:
 
 
 class Server:
-    """A running `raptor serve --bind 127.0.0.1:0 --shards 2`."""
+    """A running `raptor serve --bind 127.0.0.1:0 --shards 2 --metrics-bind off` (the metrics
+    listener's default port, 9601, would collide with other servers started meanwhile)."""
 
     def __init__(self, timeout: float = 20.0) -> None:
         binary = raptor_bin()
@@ -47,7 +48,7 @@ class Server:
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "warn")
         self.proc = subprocess.Popen(
-            [binary, "serve", "--bind", "127.0.0.1:0", "--shards", "2"],
+            [binary, "serve", "--bind", "127.0.0.1:0", "--shards", "2", "--metrics-bind", "off"],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=env,
