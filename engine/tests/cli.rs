@@ -140,3 +140,90 @@ fn logs_into_a_file_have_no_colours() {
     assert!(text.contains(" INFO ") && text.contains("ready"), "{text}");
     assert!(!text.contains('\u{1b}'), "colour codes in {text:?}");
 }
+
+/// At debug level an operator sees each connection open and close, with the app and the
+/// socket id, and each HTTP request with its status (the path only: never the signature).
+#[test]
+fn connections_and_requests_are_logged_at_debug() {
+    let log = temp_file("debug.txt", "");
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--shards",
+            "1",
+            "--metrics-bind",
+            "off",
+        ])
+        .env("RAPTOR_LOG", "raptor_engine=debug")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line
+        .rsplit_once("127.0.0.1:")
+        .and_then(|(_, p)| p.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    // A WebSocket that opens, reads its welcome and closes; then an unsigned API call (401).
+    let (mut ws, _) =
+        tungstenite::connect(format!("ws://127.0.0.1:{port}/app/app-key?protocol=7")).unwrap();
+    let welcome = ws.read().unwrap().into_text().unwrap();
+    let socket_id = serde_json::from_str::<serde_json::Value>(
+        serde_json::from_str::<serde_json::Value>(&welcome).unwrap()["data"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap()["socket_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ws.close(None).unwrap();
+    while ws.read().is_ok() {}
+    drop(ws);
+    let mut http = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::io::Write::write_all(
+        &mut http,
+        b"GET /apps/1/channels?auth_key=app-key HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut resp = String::new();
+    std::io::Read::read_to_string(&mut http, &mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 401"), "{resp}");
+    let t0 = Instant::now();
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap();
+        if text.contains("websocket closed") && text.contains("http request")
+            || t0.elapsed() > Duration::from_secs(5)
+        {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    std::fs::remove_file(&log).unwrap();
+    let has = |what: &str, parts: &[&str]| {
+        text.lines()
+            .any(|l| l.contains(what) && parts.iter().all(|p| l.contains(p)))
+    };
+    let sid = format!("socket_id={socket_id}");
+    assert!(has("websocket opened", &["app=1", &sid]), "{text}");
+    assert!(has("websocket closed", &["app=1", &sid]), "{text}");
+    assert!(
+        has(
+            "http request",
+            &["method=GET", "path=/apps/1/channels", "status=401"]
+        ),
+        "{text}"
+    );
+    assert!(
+        !text.contains("auth_key=app-key"),
+        "the query was logged: {text}"
+    );
+}

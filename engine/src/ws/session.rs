@@ -42,6 +42,7 @@ pub async fn start(shard: Rc<Shard>, mut stream: Transport, up: Upgrade, leftove
     };
     match outcome {
         Outcome::Refuse { code, message } => {
+            tracing::debug!(shard = shard.id, code, message, "websocket refused");
             let mut bytes = frames::error(code, message).to_vec();
             bytes.extend_from_slice(&close_frame(code, message));
             let _ = stream.send_all(&bytes).await;
@@ -72,6 +73,8 @@ async fn run(shard: Rc<Shard>, stream: Transport, app: Arc<crate::app::App>, lef
         limits.outbox_max_frames,
         limits.outbox_max_bytes,
     );
+    let opened = Instant::now();
+    tracing::debug!(shard = shard.id, app = %app.id, %socket_id, "websocket opened");
     let conn = Rc::new(Connection::new(id, socket_id, app, out.clone()));
     shard.conns.borrow_mut().insert(id, conn.clone());
     out.push(frames::connection_established(
@@ -124,6 +127,14 @@ async fn run(shard: Rc<Shard>, stream: Transport, app: Arc<crate::app::App>, lef
         }
     }
     shard.remove_connection(&conn);
+    tracing::debug!(
+        shard = shard.id,
+        app = %conn.app.id,
+        %socket_id,
+        user = conn.user_id().as_deref(),
+        secs = opened.elapsed().as_secs(),
+        "websocket closed"
+    );
     out.abort();
 }
 
