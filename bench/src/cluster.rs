@@ -134,8 +134,8 @@ fn free_ports(n: usize) -> Vec<(u16, u16)> {
     out
 }
 
-/// The cluster options of node `i`.
-fn node_args(i: usize, ports: &[(u16, u16)], id: &str) -> Vec<String> {
+/// The cluster options of node `i`; `secret_file` holds the cluster secret.
+fn node_args(i: usize, ports: &[(u16, u16)], id: &str, secret_file: &Path) -> Vec<String> {
     let (g, p) = ports[i];
     let seeds: Vec<String> = ports
         .iter()
@@ -152,7 +152,17 @@ fn node_args(i: usize, ports: &[(u16, u16)], id: &str) -> Vec<String> {
         seeds.join(","),
         "--cluster-id".into(),
         id.into(),
+        "--cluster-secret-file".into(),
+        secret_file.display().to_string(),
     ]
+}
+
+/// Writes a fresh random cluster secret for one run's nodes into `log_dir`.
+fn write_secret(log_dir: &Path, round: usize) -> anyhow::Result<PathBuf> {
+    let path = log_dir.join(format!("cluster-secret-{round}"));
+    let secret = format!("{:016x}{:016x}", random_u64(), random_u64());
+    std::fs::write(&path, secret).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }
 
 /// Starts `n` cluster nodes; a node whose ports were taken meanwhile gets new ones (5 tries).
@@ -164,12 +174,13 @@ fn start_nodes(
 ) -> anyhow::Result<Vec<ServerProc>> {
     let mut ports = free_ports(plan.nodes);
     let id = format!("bench-{:08x}", random_u64() as u32);
+    let secret = write_secret(log_dir, round)?;
     let mut nodes = Vec::new();
     for i in 0..plan.nodes {
         let log = log_dir.join(format!("cluster-node{i}-{round}.log"));
         let mut last = None;
         for _ in 0..5 {
-            let mut args = node_args(i, &ports, &id);
+            let mut args = node_args(i, &ports, &id, &secret);
             args.extend(plan.server_args());
             match ServerProc::raptor_with(bin, plan.shards, &args, &log) {
                 Ok(s) => {
@@ -627,10 +638,16 @@ mod tests {
 
     #[test]
     fn node_args_name_every_seed() {
-        let a = node_args(1, &[(20000, 20001), (20010, 20011)], "x");
+        let a = node_args(
+            1,
+            &[(20000, 20001), (20010, 20011)],
+            "x",
+            Path::new("/tmp/s"),
+        );
         assert_eq!(a[1], "node-1");
         assert_eq!(a[3], "127.0.0.1:20010");
         assert_eq!(a[5], "127.0.0.1:20011");
         assert_eq!(a[7], "127.0.0.1:20000,127.0.0.1:20010");
+        assert_eq!(a[10..], ["--cluster-secret-file", "/tmp/s"]);
     }
 }

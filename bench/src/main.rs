@@ -460,7 +460,7 @@ fn cluster_fanout(a: ClusterFanout) -> anyhow::Result<bool> {
     );
     let run = cluster::ClusterRun {
         node_command: format!(
-            "{serve} --node-id node-$I --gossip 127.0.0.1:$G --peer 127.0.0.1:$P --seeds $G0,$G1,$G2 --cluster-id bench-$RANDOM"
+            "{serve} --node-id node-$I --gossip 127.0.0.1:$G --peer 127.0.0.1:$P --seeds $G0,$G1,$G2 --cluster-id bench-$RANDOM --cluster-secret-file $SECRET_FILE"
         ),
         single_command: serve,
         plan,

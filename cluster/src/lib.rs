@@ -37,6 +37,9 @@
 //!   total once per change ([`node::Action::SubscriptionCount`]).
 //! * **Channel queries are scatter-gather** ([`query`]): a node asks every linked live peer
 //!   about an app's channels and merges the answers that arrive before its timeout.
+//! * **Nobody joins without the cluster secret** ([`secret`], ADR 0007): gossip datagrams are
+//!   sealed with a key derived from it ([`gossip_seal`]), and links are TLS 1.3 on which
+//!   both ends prove the secret before the `Hello` ([`link::auth`]).
 //! * **tokio meets glommio in one place** ([`bridge`]): the cluster runs on its own thread
 //!   with a tokio runtime ([`runtime`]); shards talk to it only through bounded queues that
 //!   never block a shard.
@@ -54,6 +57,7 @@
 
 pub mod bridge;
 pub mod counts;
+pub mod gossip_seal;
 pub mod interest;
 pub mod link;
 pub mod membership;
@@ -62,8 +66,10 @@ pub mod ownership;
 pub mod presence;
 pub mod query;
 pub mod runtime;
+pub mod secret;
 pub mod wire;
 
 mod id;
+mod warn_limit;
 
 pub use id::{IdError, NodeId, NodeKey};

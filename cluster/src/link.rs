@@ -5,10 +5,13 @@
 //! * **One link per pair.** The node with the lower id dials; the other only accepts. If a
 //!   second session for the same peer id is accepted anyway (the dialer reconnected before
 //!   we noticed the old socket died), the newer session replaces the older one.
-//! * **Hello first.** The dialer sends `Hello`, the acceptor checks the cluster id and
-//!   answers with its own; the dialer checks the cluster id, that the id is the one it
-//!   dialed, and that the generation is not older than the live view says. Anything else
-//!   closes the socket before any other frame is read.
+//! * **Secret first, then Hello, all inside TLS 1.3** ([`auth`], ADR 0007). Both ends prove
+//!   an accepted cluster secret over the TLS session (the dialer first); then the dialer
+//!   sends `Hello`, the acceptor checks the cluster id and answers with its own; the dialer
+//!   checks the cluster id, that the id is the one it dialed, and that the generation is not
+//!   older than the live view says. Anything else closes the socket before any other frame
+//!   is read. At most [`MAX_PENDING_HANDSHAKES`] incoming handshakes run at once; refusals
+//!   are counted and logged at most once per address per 10 s.
 //! * **Bounded send queue per session**, [`LinkConfig::queue_frames`] frames. A frame that
 //!   does not fit is dropped and counted (`dropped_full`); a frame for a peer with no session
 //!   is dropped and counted (`dropped_no_link`). Nothing is kept across a reconnect: after
@@ -22,9 +25,13 @@
 //! * **Events carry a session number.** A session's `Msg`s are valid only between its `Up`
 //!   and `Down`; [`SessionFilter`] drops the stragglers of a replaced session.
 
+pub mod auth;
 mod session;
 
 use crate::bridge::BridgeTx;
+use crate::gossip_seal::GossipCounters;
+use crate::secret::Keyring;
+use crate::warn_limit::{WarnLimiter, WINDOW};
 use crate::wire::{self, NodeMsg};
 use crate::{NodeId, NodeKey};
 use bytes::Bytes;
@@ -44,6 +51,8 @@ pub struct LinkConfig {
     pub me: NodeKey,
     /// Links to nodes of another cluster are refused at `Hello`.
     pub cluster_id: String,
+    /// The cluster secrets in force: a peer must prove one before anything else.
+    pub keyring: Arc<Keyring>,
     /// Frames waiting per session (default 8192). Memory bound: this × frame size.
     pub queue_frames: usize,
     /// Largest frame body sent or accepted (default 1 MiB).
@@ -52,7 +61,7 @@ pub struct LinkConfig {
     pub ping_interval: Duration,
     /// Close a session that received nothing for this long (default 3 s).
     pub idle_timeout: Duration,
-    /// Connect plus `Hello` exchange (default 2 s).
+    /// Connect, TLS, the secret proofs and the `Hello` exchange (default 2 s).
     pub handshake_timeout: Duration,
     /// First reconnect delay (default 100 ms).
     pub backoff_min: Duration,
@@ -61,10 +70,11 @@ pub struct LinkConfig {
 }
 
 impl LinkConfig {
-    pub fn new(me: NodeKey, cluster_id: impl Into<String>) -> LinkConfig {
+    pub fn new(me: NodeKey, cluster_id: impl Into<String>, keyring: Arc<Keyring>) -> LinkConfig {
         LinkConfig {
             me,
             cluster_id: cluster_id.into(),
+            keyring,
             queue_frames: 8192,
             max_body: wire::DEFAULT_MAX_BODY,
             ping_interval: Duration::from_millis(500),
@@ -120,7 +130,13 @@ pub struct LinkStats {
     pub dropped_full: u64,
     pub dropped_no_link: u64,
     pub sessions_up: u64,
+    /// Incoming or outgoing handshakes that failed: no TLS, no or a wrong secret proof, wrong
+    /// cluster id or node, or over [`MAX_PENDING_HANDSHAKES`].
     pub handshakes_refused: u64,
+    /// Gossip datagrams dropped: not sealed with an accepted secret, malformed, or too far
+    /// from this node's clock (counted by the gossip transport, reported here so that one
+    /// call has every cluster-thread counter).
+    pub gossip_rejected: u64,
 }
 
 #[derive(Default)]
@@ -148,8 +164,18 @@ struct Dialer {
     cancel: watch::Sender<bool>,
 }
 
+/// Incoming handshakes (TLS, proofs, `Hello`) running at once; a connection beyond them is
+/// closed at once and counted as refused. A cluster needs one per peer dialing at the same
+/// moment; the bound keeps a flood of connections from holding memory for 2 s each.
+pub const MAX_PENDING_HANDSHAKES: usize = 128;
+
 struct Shared {
     cfg: LinkConfig,
+    tls: auth::LinkTls,
+    /// One warning per address per 10 s for refused handshakes.
+    warn: Mutex<WarnLimiter>,
+    handshakes: Arc<tokio::sync::Semaphore>,
+    gossip: Arc<GossipCounters>,
     events: BridgeTx<LinkEvent>,
     /// Plain mutex: touched only on the cluster thread, never held across an await.
     sessions: Mutex<HashMap<NodeId, Session>>,
@@ -178,8 +204,13 @@ impl Links {
     ) -> std::io::Result<Links> {
         let listener = TcpListener::bind(listen).await?;
         let local_addr = listener.local_addr()?;
+        let tls = auth::LinkTls::new().map_err(std::io::Error::other)?;
         let shared = Arc::new(Shared {
             cfg,
+            tls,
+            warn: Mutex::new(WarnLimiter::new(WINDOW)),
+            handshakes: Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_HANDSHAKES)),
+            gossip: Arc::new(GossipCounters::default()),
             events,
             sessions: Mutex::new(HashMap::new()),
             dialers: Mutex::new(HashMap::new()),
@@ -197,6 +228,11 @@ impl Links {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The gossip transport's counters, reported with the links' ([`LinkStats`]).
+    pub fn gossip_counters(&self) -> Arc<GossipCounters> {
+        self.shared.gossip.clone()
     }
 
     /// The peers this node should be linked with (the live view minus itself). Starts
@@ -315,6 +351,7 @@ impl Links {
             dropped_no_link: c.dropped_no_link.load(Ordering::Relaxed),
             sessions_up: c.sessions_up.load(Ordering::Relaxed),
             handshakes_refused: c.handshakes_refused.load(Ordering::Relaxed),
+            gossip_rejected: self.shared.gossip.rejected.load(Ordering::Relaxed),
         }
     }
 
@@ -376,9 +413,20 @@ mod tests {
         NodeKey::new(NodeId::new(id).unwrap(), generation)
     }
 
+    const SECRET: &str = "link-test-secret-0123456789";
+
+    fn keyring(cluster: &str, secret: &str) -> Arc<Keyring> {
+        let secrets = crate::secret::Secrets::new([secret]).unwrap();
+        Arc::new(Keyring::new(cluster, &secrets))
+    }
+
     async fn node(id: &str, cluster: &str) -> (Links, BridgeRx<LinkEvent>) {
+        node_with(id, cluster, SECRET).await
+    }
+
+    async fn node_with(id: &str, cluster: &str, secret: &str) -> (Links, BridgeRx<LinkEvent>) {
         let (tx, rx) = bridge::channel(1024);
-        let mut cfg = LinkConfig::new(key(id, 1), cluster);
+        let mut cfg = LinkConfig::new(key(id, 1), cluster, keyring(cluster, secret));
         cfg.ping_interval = Duration::from_millis(50);
         cfg.idle_timeout = Duration::from_millis(400);
         let links = Links::bind(cfg, "127.0.0.1:0".parse().unwrap(), tx)
@@ -463,6 +511,52 @@ mod tests {
         assert!(a.stats().handshakes_refused + b.stats().handshakes_refused >= 1);
     }
 
+    /// A node with another secret never gets a session (both sides count a refusal: the
+    /// acceptor a wrong proof, the dialer no proof back); a plaintext `Hello` gets nothing
+    /// from the frame layer (at most a TLS alert) and the socket is closed.
+    #[tokio::test]
+    async fn another_secret_and_plaintext_are_refused() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (a, _a_rx) = node_with("a", "c", "the-first-secret-0123").await;
+        let (b, _b_rx) = node_with("b", "c", "another-secret-456789").await;
+        let peers = vec![
+            Peer {
+                key: key("a", 1),
+                addr: a.local_addr(),
+            },
+            Peer {
+                key: key("b", 1),
+                addr: b.local_addr(),
+            },
+        ];
+        a.set_peers(&peers);
+        b.set_peers(&peers);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert!(a.connected().is_empty() && b.connected().is_empty());
+        assert!(b.stats().handshakes_refused >= 1, "{:?}", b.stats());
+
+        let mut raw = tokio::net::TcpStream::connect(b.local_addr())
+            .await
+            .unwrap();
+        let hello = wire::encode(&NodeMsg::Hello {
+            cluster_id: "c".into(),
+            node_id: "a".into(),
+            generation: 1,
+        })
+        .unwrap();
+        raw.write_all(&hello).await.unwrap();
+        let mut back = Vec::new();
+        tokio::time::timeout(Duration::from_secs(3), raw.read_to_end(&mut back))
+            .await
+            .expect("closed in time")
+            .ok();
+        assert!(!back.windows(4).any(|w| w == wire::MAGIC), "{back:02x?}");
+        assert!(
+            back.is_empty() || back[0] == 0x15,
+            "only a TLS alert: {back:02x?}"
+        );
+    }
+
     #[tokio::test]
     async fn reconnects_after_the_peer_comes_back() {
         let (a, mut a_rx) = node("a", "c").await;
@@ -486,9 +580,8 @@ mod tests {
         assert!(matches!(next(&mut a_rx).await, LinkEvent::Down { .. }));
         // A new b on the same address (same generation here): a redials it.
         let (tx, _b2_rx) = bridge::channel(1024);
-        let b2 = Links::bind(LinkConfig::new(key("b", 1), "c"), b_addr, tx)
-            .await
-            .unwrap();
+        let cfg = LinkConfig::new(key("b", 1), "c", keyring("c", SECRET));
+        let b2 = Links::bind(cfg, b_addr, tx).await.unwrap();
         b2.set_peers(&peers);
         assert!(matches!(next(&mut a_rx).await, LinkEvent::Up { .. }));
     }

@@ -205,13 +205,9 @@ fn to_view(live: &BTreeMap<ChitchatId, NodeState>) -> LiveView {
 }
 
 impl Membership {
-    /// Starts gossip over UDP. Must be called inside the cluster's tokio runtime.
-    pub async fn start(cfg: MembershipConfig) -> Result<Membership, MembershipError> {
-        Membership::start_with(cfg, &chitchat::transport::UdpTransport).await
-    }
-
-    /// Starts gossip over any chitchat transport (tests use the in-memory one, which can cut
-    /// and heal links).
+    /// Starts gossip over a chitchat transport: the sealed UDP one
+    /// ([`crate::gossip_seal::SealedUdpTransport`]) in a node, the in-memory one in tests
+    /// (it can cut and heal links). Must be called inside the cluster's tokio runtime.
     pub async fn start_with(
         cfg: MembershipConfig,
         transport: &dyn Transport,

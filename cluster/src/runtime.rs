@@ -13,8 +13,10 @@
 //! the bridge queues is visible to the caller, and none of them blocks a shard.
 
 use crate::bridge::{self, BridgeRx, BridgeTx};
+use crate::gossip_seal::SealedUdpTransport;
 use crate::link::{LinkConfig, LinkEvent, LinkStats, Links, Peer, SessionFilter};
 use crate::membership::{LiveView, Membership, MembershipConfig};
+use crate::secret::{Keyring, Secrets};
 use crate::wire::{self, NodeMsg};
 use crate::{NodeId, NodeKey};
 use bytes::Bytes;
@@ -33,6 +35,9 @@ pub struct ClusterConfig {
     pub generation: u64,
     /// Nodes of another cluster id are ignored by gossip and refused by links.
     pub cluster_id: String,
+    /// What a node must know to join: the first secret seals gossip and proves this node on
+    /// its links; every one is accepted from peers ([`crate::secret`]).
+    pub secrets: Secrets,
     /// UDP gossip address to bind.
     pub gossip_addr: SocketAddr,
     /// `host:port` gossip addresses of other nodes (any subset; the node's own is fine).
@@ -53,6 +58,7 @@ impl ClusterConfig {
     pub fn new(
         node_id: NodeId,
         cluster_id: impl Into<String>,
+        secrets: Secrets,
         gossip_addr: SocketAddr,
         seeds: Vec<String>,
         peer_addr: SocketAddr,
@@ -61,6 +67,7 @@ impl ClusterConfig {
             node_id,
             generation: crate::membership::new_generation(),
             cluster_id: cluster_id.into(),
+            secrets,
             gossip_addr,
             seeds,
             peer_addr,
@@ -111,6 +118,7 @@ pub struct ClusterHandle {
     events: Option<BridgeRx<LinkEvent>>,
     view: watch::Receiver<Arc<LiveView>>,
     links: Links,
+    keyring: Arc<Keyring>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -120,9 +128,10 @@ type Started = (Links, Membership, SocketAddr);
 async fn start_inside(
     cfg: &ClusterConfig,
     me: &NodeKey,
+    keyring: Arc<Keyring>,
     link_events: BridgeTx<LinkEvent>,
 ) -> Result<Started, StartError> {
-    let link_cfg = LinkConfig::new(me.clone(), cfg.cluster_id.clone());
+    let link_cfg = LinkConfig::new(me.clone(), cfg.cluster_id.clone(), keyring.clone());
     let links = Links::bind(link_cfg, cfg.peer_addr, link_events)
         .await
         .map_err(|source| StartError::PeerBind {
@@ -140,7 +149,11 @@ async fn start_inside(
     if let Some(a) = cfg.advertise_gossip_addr {
         mcfg.gossip_advertise = a;
     }
-    let membership = Membership::start(mcfg).await?;
+    let transport = SealedUdpTransport {
+        keyring,
+        counters: links.gossip_counters(),
+    };
+    let membership = Membership::start_with(mcfg, &transport).await?;
     Ok((links, membership, bound))
 }
 
@@ -151,6 +164,8 @@ impl ClusterHandle {
     /// Binds both addresses and starts the cluster thread. Returns once both are bound.
     pub fn start(cfg: ClusterConfig) -> Result<ClusterHandle, StartError> {
         let me = NodeKey::new(cfg.node_id.clone(), cfg.generation);
+        let keyring = Arc::new(Keyring::new(&cfg.cluster_id, &cfg.secrets));
+        let keyring2 = keyring.clone();
         let (commands, mut commands_rx) = bridge::channel::<Command>(cfg.queue_capacity);
         let (events_tx, events) = bridge::channel::<LinkEvent>(cfg.queue_capacity);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -171,13 +186,14 @@ impl ClusterHandle {
                 };
                 rt.block_on(async move {
                     let (raw_tx, mut raw_rx) = bridge::channel::<LinkEvent>(cfg.queue_capacity);
-                    let (links, membership, bound) = match start_inside(&cfg, &me2, raw_tx).await {
-                        Ok(s) => s,
-                        Err(e) => {
-                            let _ = ready_tx.send(Err(e));
-                            return;
-                        }
-                    };
+                    let (links, membership, bound) =
+                        match start_inside(&cfg, &me2, keyring2, raw_tx).await {
+                            Ok(s) => s,
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(e));
+                                return;
+                            }
+                        };
                     let view = membership.view();
                     let _ = ready_tx.send(Ok((links.clone(), view.clone(), bound)));
                     // Live view → links.
@@ -266,6 +282,7 @@ impl ClusterHandle {
             events: Some(events),
             view,
             links,
+            keyring,
             stop: Some(stop),
             thread: Some(thread),
         })
@@ -307,6 +324,12 @@ impl ClusterHandle {
 
     pub fn link_stats(&self) -> LinkStats {
         self.links.stats()
+    }
+
+    /// The secrets in force, for [`Keyring::replace`] from any thread (on SIGHUP): new gossip
+    /// datagrams and new links use the new list at once; established links go on.
+    pub fn keyring(&self) -> Arc<Keyring> {
+        self.keyring.clone()
     }
 
     /// Graceful leave (on SIGTERM): tells peers, gossips `leaving`, closes links, and joins

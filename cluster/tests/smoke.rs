@@ -73,6 +73,7 @@ impl Cluster {
             .args(["--gossip", &format!("127.0.0.1:{gossip}")])
             .args(["--peer", &format!("127.0.0.1:{peer}")])
             .args(["--seeds", &self.seeds(name)])
+            .env("RAPTOR_CLUSTER_SECRET", "smoke-test-cluster-secret")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

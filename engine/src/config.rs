@@ -191,6 +191,26 @@ pub struct ClusterSettings {
     pub seeds: Vec<String>,
     /// TCP address for node-to-node messages.
     pub peer: SocketAddr,
+    /// What a node must know to join the cluster (docs/cluster.md, "Security"): the first
+    /// secret seals this node's gossip and proves it on its links; every one listed is
+    /// accepted from other nodes (two during a rotation). 1 to 4, each at least 16 bytes (e.g.
+    /// `openssl rand -base64 32`). Also `RAPTOR_CLUSTER_SECRET` (comma-separated). Never
+    /// logged. Required, here or in `secret_file`: a cluster node without one does not start.
+    #[serde(default)]
+    pub secrets: Vec<Secret>,
+    /// A file holding the secrets instead, one per line (the first sends; `#` comments),
+    /// re-read on SIGHUP so a rotation needs no restart. Not together with `secrets`. Also
+    /// `--cluster-secret-file` or `RAPTOR_CLUSTER_SECRET_FILE`.
+    #[serde(default)]
+    pub secret_file: Option<std::path::PathBuf>,
+    /// The data-plane address other nodes dial, when `peer` is a wildcard (`0.0.0.0:7947`) or
+    /// behind NAT. Default: `peer` as bound.
+    #[serde(default)]
+    pub advertise_peer: Option<SocketAddr>,
+    /// The gossip address other nodes send to, when `gossip` is a wildcard or behind NAT.
+    /// Default: `gossip`.
+    #[serde(default)]
+    pub advertise_gossip: Option<SocketAddr>,
     /// How long a channel query (`GET /apps/{id}/channels[/{name}]`) waits for the other
     /// nodes' answers before answering with those that arrived. Default 1000 ms; longer
     /// holds an HTTP request longer when a peer is slow or gone, shorter gives partial
@@ -201,6 +221,63 @@ pub struct ClusterSettings {
 
 fn default_query_timeout_ms() -> u64 {
     1000
+}
+
+impl ClusterSettings {
+    /// The secrets in force: `secret_file`'s (read now: at start, and again on SIGHUP) or
+    /// `secrets`, checked (1 to 4, each 16 to 1024 bytes). The error names the field and says
+    /// how to set one; it never quotes a secret.
+    pub fn load_secrets(&self) -> Result<Vec<Secret>, ConfigError> {
+        use raptor_cluster::secret::{MAX_SECRETS, MAX_SECRET_BYTES, MIN_SECRET_BYTES};
+        let (field, list) = match &self.secret_file {
+            Some(_) if !self.secrets.is_empty() => {
+                return Err(invalid(
+                    "cluster.secret_file",
+                    "set cluster.secrets or cluster.secret_file, not both",
+                ))
+            }
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    invalid(
+                        "cluster.secret_file",
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
+                let list: Vec<Secret> = raptor_cluster::secret::split(&text)
+                    .map(Secret::new)
+                    .collect();
+                ("cluster.secret_file", list)
+            }
+            None => ("cluster.secrets", self.secrets.clone()),
+        };
+        if list.is_empty() {
+            return Err(invalid(
+                field,
+                "a cluster node needs a secret, so that no one else can join it: set \
+                 RAPTOR_CLUSTER_SECRET, --cluster-secret-file or [cluster] secrets \
+                 (e.g. `openssl rand -base64 32`)",
+            ));
+        }
+        if list.len() > MAX_SECRETS {
+            return Err(invalid(
+                field,
+                format!("at most {MAX_SECRETS} secrets are accepted at once"),
+            ));
+        }
+        for (i, s) in list.iter().enumerate() {
+            let len = s.expose().len();
+            if !(MIN_SECRET_BYTES..=MAX_SECRET_BYTES).contains(&len) {
+                return Err(invalid(
+                    format!("{field}[{i}]"),
+                    format!(
+                        "is {len} bytes; a secret needs {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} \
+                         (e.g. `openssl rand -base64 32`)"
+                    ),
+                ));
+            }
+        }
+        Ok(list)
+    }
 }
 
 fn default_cluster_id() -> String {
@@ -460,6 +537,12 @@ pub struct Overrides {
     pub seeds: Option<String>,
     pub peer: Option<String>,
     pub cluster_id: Option<String>,
+    /// `RAPTOR_CLUSTER_SECRET` (comma-separated; no flag: a command line is visible to every
+    /// local user). Replaces `cluster.secrets` and `cluster.secret_file`.
+    pub cluster_secret: Option<Secret>,
+    /// `--cluster-secret-file` / `RAPTOR_CLUSTER_SECRET_FILE`. Replaces both too, and wins
+    /// over `RAPTOR_CLUSTER_SECRET`.
+    pub cluster_secret_file: Option<String>,
     /// `--metrics-bind` / `RAPTOR_METRICS_BIND`: an address or `off`.
     pub metrics_bind: Option<String>,
     /// `RAPTOR_METRICS_TOKEN` (no flag: a command line is visible to every local user).
@@ -505,6 +588,7 @@ impl Config {
         cfg.testing.ws_echo |= over.ws_echo;
         cfg.pin_shards &= !over.no_pin;
         cfg.apply_cluster_overrides(over)?;
+        cfg.apply_secret_overrides(over);
         cfg.apply_metrics_overrides(over)?;
         cfg.read_metrics_token_file()?;
         cfg.validate()?;
@@ -549,6 +633,22 @@ impl Config {
         Ok(())
     }
 
+    /// The cluster secret from the environment or `--cluster-secret-file`, for a cluster node
+    /// (a single node has no use for one and ignores them).
+    fn apply_secret_overrides(&mut self, over: &Overrides) {
+        let Some(c) = &mut self.cluster else { return };
+        if let Some(s) = &over.cluster_secret {
+            c.secrets = raptor_cluster::secret::split(s.expose())
+                .map(Secret::new)
+                .collect();
+            c.secret_file = None;
+        }
+        if let Some(f) = &over.cluster_secret_file {
+            c.secret_file = Some(f.into());
+            c.secrets.clear();
+        }
+    }
+
     /// Cluster flags: `--node-id` turns clustering on; the others fill or override the
     /// `[cluster]` table.
     fn apply_cluster_overrides(&mut self, over: &Overrides) -> Result<(), ConfigError> {
@@ -588,6 +688,10 @@ impl Config {
                     gossip: addr("cluster.gossip", gossip)?,
                     seeds: Vec::new(),
                     peer: addr("cluster.peer", peer)?,
+                    secrets: Vec::new(),
+                    secret_file: None,
+                    advertise_peer: None,
+                    advertise_gossip: None,
                     query_timeout_ms: default_query_timeout_ms(),
                 }
             }
@@ -628,6 +732,7 @@ impl Config {
             if !(1..=4000).contains(&c.query_timeout_ms) {
                 return Err(invalid("cluster.query_timeout_ms", "must be 1..=4000"));
             }
+            c.load_secrets()?;
         }
         self.validate_metrics()?;
         let mut ids = std::collections::HashSet::new();
@@ -902,6 +1007,7 @@ mod tests {
             gossip: Some("127.0.0.1:7946".into()),
             peer: Some("127.0.0.1:7947".into()),
             seeds: Some("127.0.0.1:7956, 127.0.0.1:7966".into()),
+            cluster_secret: Some(Secret::new(TEST_CLUSTER_SECRET)),
             ..Overrides::default()
         };
         let c = Config::load(None, &over).unwrap().cluster.unwrap();
@@ -927,12 +1033,80 @@ mod tests {
         assert_eq!(c.cluster.unwrap().node_id, "a");
     }
 
+    const TEST_CLUSTER_SECRET: &str = "config-test-cluster-secret";
+
+    /// A cluster node refuses to start without a secret, or with a weak one, naming the field
+    /// and never quoting the secret; the environment replaces the file's list; a secret file
+    /// is read one secret per line.
+    #[test]
+    fn cluster_secrets_are_required_and_checked() {
+        let node = || Overrides {
+            node_id: Some("n1".into()),
+            gossip: Some("127.0.0.1:7946".into()),
+            peer: Some("127.0.0.1:7947".into()),
+            ..Overrides::default()
+        };
+        let e = Config::load(None, &node()).unwrap_err().to_string();
+        assert!(
+            e.contains("cluster.secrets") && e.contains("RAPTOR_CLUSTER_SECRET"),
+            "{e}"
+        );
+        let weak = Overrides {
+            cluster_secret: Some(Secret::new("hunter2-is-weak")),
+            ..node()
+        };
+        let e = Config::load(None, &weak).unwrap_err().to_string();
+        assert!(
+            e.contains("cluster.secrets[0]") && !e.contains("hunter2"),
+            "{e}"
+        );
+        let two = Overrides {
+            cluster_secret: Some(Secret::new(format!(
+                "{TEST_CLUSTER_SECRET}-new, {TEST_CLUSTER_SECRET}"
+            ))),
+            ..node()
+        };
+        let c = Config::load(None, &two).unwrap().cluster.unwrap();
+        assert_eq!(c.load_secrets().unwrap().len(), 2);
+        assert!(!format!("{c:?}").contains(TEST_CLUSTER_SECRET), "{c:?}");
+        // A single node ignores a secret in its environment.
+        let single = Overrides {
+            cluster_secret: Some(Secret::new("short")),
+            ..Overrides::default()
+        };
+        assert!(Config::load(None, &single).unwrap().cluster.is_none());
+        let file = std::env::temp_dir().join(format!("raptor-secrets-{}", std::process::id()));
+        std::fs::write(
+            &file,
+            format!("# current first\n{TEST_CLUSTER_SECRET}-b\n{TEST_CLUSTER_SECRET}\n"),
+        )
+        .unwrap();
+        let from_file = Overrides {
+            cluster_secret_file: Some(file.display().to_string()),
+            ..two
+        };
+        let c = Config::load(None, &from_file).unwrap().cluster.unwrap();
+        let list = c.load_secrets().unwrap();
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(list[0].expose(), format!("{TEST_CLUSTER_SECRET}-b"));
+        let e = Config::from_toml(
+            "[cluster]\nnode_id = \"a\"\ngossip = \"127.0.0.1:1\"\npeer = \"127.0.0.1:2\"\nsecrets = [\"0123456789abcdef\"]\nsecret_file = \"/x\"\n",
+            "t",
+        )
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("not both"), "{e}");
+    }
+
     #[test]
     fn cluster_query_timeout() {
         let over = Overrides {
             node_id: Some("n1".into()),
             gossip: Some("127.0.0.1:7946".into()),
             peer: Some("127.0.0.1:7947".into()),
+            cluster_secret: Some(Secret::new(TEST_CLUSTER_SECRET)),
             ..Overrides::default()
         };
         let mut cfg = Config::load(None, &over).unwrap();

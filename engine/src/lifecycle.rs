@@ -13,6 +13,9 @@
 //!    `limits.shutdown_grace_secs` passed.
 //!
 //! The main thread then flushes webhooks (same grace) and exits 0.
+//!
+//! SIGHUP, on a cluster node only: re-read the cluster secret file (docs/cluster.md,
+//! "Rotating the secret"), on the signal thread.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -34,16 +37,32 @@ impl Node {
     }
 }
 
-/// Waits (blocking, on the signal thread) for SIGTERM or SIGINT, then sets the flag.
-pub fn watch_signals(node: Arc<Node>) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
+/// What SIGHUP does, when something can be reloaded (a cluster node's secrets).
+pub type Reload = Box<dyn Fn() + Send + 'static>;
+
+/// Waits (blocking, on the signal thread) for SIGTERM or SIGINT, then sets the flag. With a
+/// `reload`, SIGHUP runs it (on this thread, never on a shard) and keeps waiting; without
+/// one, SIGHUP keeps its default action.
+pub fn watch_signals(node: Arc<Node>, reload: Option<Reload>) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut wanted = vec![SIGTERM, SIGINT];
+    if reload.is_some() {
+        wanted.push(SIGHUP);
+    }
+    let mut signals = signal_hook::iterator::Signals::new(wanted)?;
     std::thread::Builder::new()
         .name("raptor-signals".into())
         .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
+            for sig in signals.forever() {
+                if sig == SIGHUP {
+                    if let Some(r) = &reload {
+                        r();
+                    }
+                    continue;
+                }
                 tracing::info!(signal = sig, "shutting down: closing connections with 4200");
                 node.shutdown.store(true, Ordering::SeqCst);
+                break;
             }
         })?;
     Ok(())

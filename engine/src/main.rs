@@ -87,6 +87,11 @@ struct Serve {
     /// cluster id keeping clusters apart (default raptor)
     #[argh(option)]
     cluster_id: Option<String>,
+    /// file with the cluster secrets, one per line, the first used to send; re-read on
+    /// SIGHUP (env RAPTOR_CLUSTER_SECRET_FILE; or the secrets themselves in
+    /// RAPTOR_CLUSTER_SECRET, never a flag). A cluster node needs one
+    #[argh(option)]
+    cluster_secret_file: Option<String>,
     /// address of the metrics listener, serving only /metrics, /stats and /health, or "off"
     /// (default 127.0.0.1:9601; env RAPTOR_METRICS_BIND). The bearer token comes from the
     /// config file or RAPTOR_METRICS_TOKEN / RAPTOR_METRICS_TOKEN_FILE, never a flag
@@ -164,6 +169,10 @@ fn main() {
         seeds: s.seeds,
         peer: s.peer,
         cluster_id: s.cluster_id,
+        cluster_secret: env("RAPTOR_CLUSTER_SECRET").map(raptor_engine::config::Secret::new),
+        cluster_secret_file: s
+            .cluster_secret_file
+            .or_else(|| env("RAPTOR_CLUSTER_SECRET_FILE")),
         metrics_bind: s.metrics_bind.or_else(|| env("RAPTOR_METRICS_BIND")),
         metrics_token: env("RAPTOR_METRICS_TOKEN").map(raptor_engine::config::Secret::new),
         metrics_token_file: env("RAPTOR_METRICS_TOKEN_FILE"),

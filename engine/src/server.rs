@@ -155,7 +155,11 @@ pub fn run(
     };
     let clustered = cluster.is_some();
     let gateway_parts = Arc::new(HandOff::new(parts));
-    crate::lifecycle::watch_signals(node.clone())
+    let reload = cfg.cluster.as_ref().zip(cluster.as_ref()).map(|(c, n)| {
+        let r = n.secrets_reload(c);
+        Box::new(move || r.reload()) as crate::lifecycle::Reload
+    });
+    crate::lifecycle::watch_signals(node.clone(), reload)
         .map_err(|e| StartError::Executors(format!("signal handler: {e}")))?;
     let grace = Duration::from_secs(limits.shutdown_grace_secs);
     let ready = Arc::new(AtomicUsize::new(0));

@@ -141,9 +141,13 @@ pub struct ClusterFigures {
     /// Frames dropped: the link's send queue was full, or no link to that peer was up.
     pub dropped_full: u64,
     pub dropped_no_link: u64,
-    /// Link sessions established, and handshakes refused (wrong cluster id or node).
+    /// Link sessions established, and handshakes refused (no TLS, no accepted cluster
+    /// secret proven, wrong cluster id or node, too many handshakes at once).
     pub sessions_up: u64,
     pub handshakes_refused: u64,
+    /// Gossip datagrams dropped: not sealed with an accepted cluster secret, malformed, or
+    /// sent more than 120 s away from this node's clock.
+    pub gossip_rejected: u64,
     /// Messages between the shards and the cluster thread dropped on a full bridge queue.
     pub bridge_dropped: u64,
     /// `Publish` for a channel another node owns in this node's view (views differed).
@@ -172,6 +176,7 @@ impl ClusterFigures {
         self.dropped_no_link += o.dropped_no_link;
         self.sessions_up += o.sessions_up;
         self.handshakes_refused += o.handshakes_refused;
+        self.gossip_rejected += o.gossip_rejected;
         self.bridge_dropped += o.bridge_dropped;
         self.publish_not_owner += o.publish_not_owner;
         self.deliver_unwanted += o.deliver_unwanted;

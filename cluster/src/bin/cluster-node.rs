@@ -2,9 +2,15 @@
 //! real-process smoke test and for poking at a cluster by hand.
 //!
 //! ```text
-//! cluster-node --node-id a --cluster-id demo --gossip 127.0.0.1:21001 \
-//!     --peer 127.0.0.1:22001 [--seeds 127.0.0.1:21001,127.0.0.1:21002] [--generation N]
+//! RAPTOR_CLUSTER_SECRET=... cluster-node --node-id a --cluster-id demo --gossip 127.0.0.1:21001 \
+//!     --peer 127.0.0.1:22001 [--seeds 127.0.0.1:21001,127.0.0.1:21002] [--generation N] \
+//!     [--secret-file PATH] [--advertise-peer ADDR]
 //! ```
+//!
+//! The cluster secret comes from `--secret-file` (one secret per line, the first sends;
+//! re-read on SIGHUP) or `RAPTOR_CLUSTER_SECRET` (comma-separated); without one the node
+//! does not start. `--advertise-peer` is the data-plane address other nodes dial (a proxy in
+//! front of this node, say).
 //!
 //! Prints one line per fact on stdout: `ready generation=G peer=ADDR`, then
 //! `live id@gen,id@gen,…` whenever the live view changes (this node included) and
@@ -13,6 +19,7 @@
 
 use anyhow::{bail, Context};
 use raptor_cluster::runtime::{ClusterConfig, ClusterHandle, StartError};
+use raptor_cluster::secret::Secrets;
 use raptor_cluster::NodeId;
 use std::io::Write;
 
@@ -23,6 +30,20 @@ struct Args {
     peer: String,
     seeds: Vec<String>,
     generation: Option<u64>,
+    secret_file: Option<String>,
+    advertise_peer: Option<String>,
+}
+
+/// The secrets from `--secret-file`, else from `RAPTOR_CLUSTER_SECRET`.
+fn secrets(file: Option<&str>) -> anyhow::Result<Secrets> {
+    let text = match file {
+        Some(f) => std::fs::read_to_string(f).with_context(|| format!("--secret-file {f}"))?,
+        None => std::env::var("RAPTOR_CLUSTER_SECRET").unwrap_or_default(),
+    };
+    Secrets::parse(&text).context(
+        "a cluster secret is required: set RAPTOR_CLUSTER_SECRET or --secret-file \
+         (at least 16 bytes, e.g. from `openssl rand -base64 32`)",
+    )
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -34,6 +55,8 @@ fn parse_args() -> anyhow::Result<Args> {
         peer: String::new(),
         seeds: Vec::new(),
         generation: None,
+        secret_file: None,
+        advertise_peer: None,
     };
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
@@ -50,6 +73,8 @@ fn parse_args() -> anyhow::Result<Args> {
                     .collect()
             }
             "--generation" => a.generation = Some(value()?.parse()?),
+            "--secret-file" => a.secret_file = Some(value()?),
+            "--advertise-peer" => a.advertise_peer = Some(value()?),
             other => bail!("unknown argument {other}"),
         }
     }
@@ -71,12 +96,16 @@ fn main() -> anyhow::Result<()> {
     let mut cfg = ClusterConfig::new(
         NodeId::new(&args.node_id)?,
         args.cluster_id,
+        secrets(args.secret_file.as_deref())?,
         args.gossip.parse().context("--gossip")?,
         args.seeds,
         args.peer.parse().context("--peer")?,
     );
     if let Some(g) = args.generation {
         cfg.generation = g;
+    }
+    if let Some(a) = &args.advertise_peer {
+        cfg.advertise_peer_addr = Some(a.parse().context("--advertise-peer")?);
     }
     let cluster = match ClusterHandle::start(cfg) {
         Ok(c) => c,
@@ -102,7 +131,9 @@ fn main() -> anyhow::Result<()> {
         cluster.peer_addr()
     );
     rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut hup = signal(SignalKind::hangup())?;
         let mut poll = tokio::time::interval(std::time::Duration::from_millis(50));
         let mut last_links = None;
         let mut last_live = None;
@@ -131,6 +162,13 @@ fn main() -> anyhow::Result<()> {
                 r = view.changed() => if r.is_err() { break },
                 _ = poll.tick() => {}
                 _ = term.recv() => break,
+                _ = hup.recv() => match secrets(args.secret_file.as_deref()) {
+                    Ok(s) => {
+                        cluster.keyring().replace(&s);
+                        println!("secrets reloaded");
+                    }
+                    Err(e) => eprintln!("secrets not reloaded: {e:#}"),
+                },
                 _ = tokio::signal::ctrl_c() => break,
             }
         }

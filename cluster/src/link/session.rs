@@ -1,18 +1,20 @@
-//! The tasks behind [`super::Links`]: accepting, dialing with backoff, the `Hello`
-//! exchange, and one session's reader and writer. Everything here runs on the cluster
-//! thread's tokio runtime.
+//! The tasks behind [`super::Links`]: accepting, dialing with backoff, the secured handshake
+//! (TLS and the secret proofs in [`super::auth`], then the `Hello` exchange), and one
+//! session's reader and writer. Everything here runs on the cluster thread's tokio runtime.
 
+use super::auth::{self, AuthError};
 use super::{LinkConfig, LinkEvent, Peer, Session, Shared};
 use crate::wire::{self, FrameReader, NodeMsg, WireError};
 use crate::{NodeId, NodeKey};
 use bytes::Bytes;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsStream;
 use tracing::{debug, info, warn};
 
 /// Why the handshake failed (the socket is closed; the dialer retries with backoff).
@@ -22,6 +24,8 @@ enum HandshakeError {
     Io(#[from] std::io::Error),
     #[error("bad frame: {0}")]
     Wire(#[from] WireError),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
     #[error("first frame is not hello")]
     NotHello,
     #[error("peer is in cluster {0:?}")]
@@ -32,24 +36,51 @@ enum HandshakeError {
     StaleGeneration { got: u64, want: u64 },
 }
 
+/// The two halves of a secured link.
+type LinkRead = ReadHalf<TlsStream<TcpStream>>;
+type LinkWrite = WriteHalf<TlsStream<TcpStream>>;
+
+/// Counts a refused handshake and logs it, at most once per address per 10 s.
+fn refused(shared: &Shared, addr: SocketAddr, what: &str, error: &dyn std::fmt::Display) {
+    shared
+        .counters
+        .handshakes_refused
+        .fetch_add(1, Ordering::Relaxed);
+    let verdict = shared
+        .warn
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .check(addr.ip(), Instant::now());
+    if let Some(suppressed) = verdict {
+        warn!(%addr, suppressed, error = %error, "{what}");
+    }
+}
+
 pub(super) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     loop {
         match listener.accept().await {
             Ok((stream, addr)) => {
+                let Ok(permit) = shared.handshakes.clone().try_acquire_owned() else {
+                    drop(stream);
+                    refused(
+                        &shared,
+                        addr,
+                        "refused incoming link",
+                        &"too many handshakes at once",
+                    );
+                    continue;
+                };
                 let shared = shared.clone();
                 tokio::spawn(async move {
                     let timeout = shared.cfg.handshake_timeout;
-                    match tokio::time::timeout(timeout, accept_handshake(&shared, stream)).await {
+                    let done =
+                        tokio::time::timeout(timeout, accept_handshake(&shared, stream)).await;
+                    drop(permit);
+                    match done {
                         Ok(Ok((peer, r, w, reader))) => {
                             run_session(shared, peer, r, w, reader).await
                         }
-                        Ok(Err(e)) => {
-                            shared
-                                .counters
-                                .handshakes_refused
-                                .fetch_add(1, Ordering::Relaxed);
-                            warn!(%addr, error = %e, "refused incoming link");
-                        }
+                        Ok(Err(e)) => refused(&shared, addr, "refused incoming link", &e),
                         Err(_) => debug!(%addr, "incoming link handshake timed out"),
                     }
                 });
@@ -70,10 +101,7 @@ fn hello(cfg: &LinkConfig) -> Result<Vec<u8>, WireError> {
     })
 }
 
-async fn read_msg(
-    r: &mut OwnedReadHalf,
-    reader: &mut FrameReader,
-) -> Result<NodeMsg, HandshakeError> {
+async fn read_msg(r: &mut LinkRead, reader: &mut FrameReader) -> Result<NodeMsg, HandshakeError> {
     let mut buf = [0u8; 4096];
     loop {
         if let Some(m) = reader.next_msg()? {
@@ -107,25 +135,34 @@ fn check_hello(cfg: &LinkConfig, msg: NodeMsg) -> Result<NodeKey, HandshakeError
     Ok(NodeKey::new(id, generation))
 }
 
-type Handshaken = (NodeKey, OwnedReadHalf, OwnedWriteHalf, FrameReader);
+type Handshaken = (NodeKey, LinkRead, LinkWrite, FrameReader);
 
 async fn accept_handshake(
     shared: &Shared,
     stream: TcpStream,
 ) -> Result<Handshaken, HandshakeError> {
     stream.set_nodelay(true)?;
-    let (mut r, mut w) = stream.into_split();
+    // The keys in force now; a reload during the handshake applies to the next one.
+    let keys = shared.cfg.keyring.keys();
+    let tls = shared.tls.accept(&keys, stream).await?;
+    let (mut r, mut w) = tokio::io::split(tls);
     let mut reader = FrameReader::new(shared.cfg.max_body);
     let peer = check_hello(&shared.cfg, read_msg(&mut r, &mut reader).await?)?;
     w.write_all(&hello(&shared.cfg)?).await?;
+    auth::flush(&mut w).await?;
     Ok((peer, r, w, reader))
 }
 
 async fn dial_handshake(shared: &Shared, peer: &Peer) -> Result<Handshaken, HandshakeError> {
     let stream = TcpStream::connect(peer.addr).await?;
     stream.set_nodelay(true)?;
-    let (mut r, mut w) = stream.into_split();
+    let keys = shared.cfg.keyring.keys();
+    let (tls, exporter) = shared.tls.dial(&keys, stream).await?;
+    let (mut r, mut w) = tokio::io::split(tls);
+    // Our proof and our `Hello` leave in one flight.
     w.write_all(&hello(&shared.cfg)?).await?;
+    auth::flush(&mut w).await?;
+    auth::check_acceptor(&keys, &exporter, &mut r).await?;
     let mut reader = FrameReader::new(shared.cfg.max_body);
     let got = check_hello(&shared.cfg, read_msg(&mut r, &mut reader).await?)?;
     if got.id != peer.key.id {
@@ -159,12 +196,9 @@ pub(super) async fn dial_loop(shared: Arc<Shared>, peer: Peer, mut cancel: watch
                     HandshakeError::WrongCluster(_)
                         | HandshakeError::WrongNode(_)
                         | HandshakeError::StaleGeneration { .. }
+                        | HandshakeError::Auth(AuthError::BadProof | AuthError::Alpn)
                 ) {
-                    shared
-                        .counters
-                        .handshakes_refused
-                        .fetch_add(1, Ordering::Relaxed);
-                    warn!(peer = %peer.key, addr = %peer.addr, error = %e, "link handshake refused");
+                    refused(&shared, peer.addr, "link handshake refused", &e);
                 } else {
                     debug!(peer = %peer.key, addr = %peer.addr, error = %e, "link dial failed");
                 }
@@ -186,8 +220,8 @@ pub(super) async fn dial_loop(shared: Arc<Shared>, peer: Peer, mut cancel: watch
 async fn run_session(
     shared: Arc<Shared>,
     peer: NodeKey,
-    r: OwnedReadHalf,
-    w: OwnedWriteHalf,
+    r: LinkRead,
+    w: LinkWrite,
     reader: FrameReader,
 ) {
     let id = shared.next_session.fetch_add(1, Ordering::Relaxed);
@@ -245,7 +279,7 @@ async fn read_loop(
     shared: &Shared,
     peer: &NodeKey,
     session: u64,
-    mut r: OwnedReadHalf,
+    mut r: LinkRead,
     mut reader: FrameReader,
     tx: mpsc::Sender<Bytes>,
     mut stop: watch::Receiver<bool>,
@@ -299,7 +333,7 @@ async fn read_loop(
 
 async fn write_loop(
     shared: Arc<Shared>,
-    mut w: OwnedWriteHalf,
+    mut w: LinkWrite,
     mut rx: mpsc::Receiver<Bytes>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -352,11 +386,13 @@ async fn write_loop(
                     batch.extend_from_slice(&f);
                 }
                 let _ = w.write_all(&batch).await;
+                let _ = w.flush().await;
                 let _ = w.shutdown().await;
                 return;
             }
         }
-        if w.write_all(&batch).await.is_err() {
+        // TLS keeps what the socket did not take until flushed.
+        if w.write_all(&batch).await.is_err() || w.flush().await.is_err() {
             break;
         }
     }

@@ -194,6 +194,18 @@ pub async fn metrics(shard: &Rc<Shard>) -> Response {
         "counter",
         c.bridge_dropped,
     );
+    gauge(
+        "cluster_handshakes_refused_total",
+        "Link handshakes refused: no TLS, no accepted cluster secret proven, wrong cluster or node.",
+        "counter",
+        c.handshakes_refused,
+    );
+    gauge(
+        "cluster_gossip_rejected_total",
+        "Gossip datagrams dropped: not sealed with an accepted cluster secret, malformed, or skewed.",
+        "counter",
+        c.gossip_rejected,
+    );
     let q = s.cluster_queries;
     gauge(
         "cluster_queries_total",

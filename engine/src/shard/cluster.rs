@@ -59,13 +59,16 @@ impl ClusterNode {
         c: &crate::config::ClusterSettings,
     ) -> Result<(ClusterNode, GatewayParts), String> {
         let id = raptor_cluster::NodeId::new(&c.node_id).map_err(|e| format!("node id: {e}"))?;
-        let cfg = raptor_cluster::runtime::ClusterConfig::new(
+        let mut cfg = raptor_cluster::runtime::ClusterConfig::new(
             id,
             c.cluster_id.clone(),
+            secrets_of(c)?,
             c.gossip,
             c.seeds.clone(),
             c.peer,
         );
+        cfg.advertise_peer_addr = c.advertise_peer;
+        cfg.advertise_gossip_addr = c.advertise_gossip;
         let mut handle =
             raptor_cluster::runtime::ClusterHandle::start(cfg).map_err(|e| e.to_string())?;
         tracing::info!(node = %c.node_id, gossip = %c.gossip, peer = %c.peer, "cluster node started");
@@ -87,6 +90,52 @@ impl ClusterNode {
     /// of waiting for failure detection.
     pub fn leave(self) {
         self.0.leave();
+    }
+
+    /// What SIGHUP does (on the signal thread): re-read the cluster secrets.
+    pub fn secrets_reload(&self, c: &crate::config::ClusterSettings) -> SecretsReload {
+        SecretsReload {
+            keyring: self.0.keyring(),
+            settings: c.clone(),
+        }
+    }
+}
+
+/// The cluster secrets as `raptor-cluster` takes them, from `[cluster]`.
+fn secrets_of(
+    c: &crate::config::ClusterSettings,
+) -> Result<raptor_cluster::secret::Secrets, String> {
+    let list = c.load_secrets().map_err(|e| e.to_string())?;
+    raptor_cluster::secret::Secrets::new(list.iter().map(|s| s.expose().as_bytes()))
+        .map_err(|e| format!("cluster secrets: {e}"))
+}
+
+/// Re-reads `cluster.secret_file` and puts its secrets in force: the next gossip datagram
+/// and the next link use them; established links go on (docs/cluster.md, "Rotating the
+/// secret"). `Send`: called from the signal thread, never from a shard.
+pub struct SecretsReload {
+    keyring: Arc<raptor_cluster::secret::Keyring>,
+    settings: crate::config::ClusterSettings,
+}
+
+impl SecretsReload {
+    pub fn reload(&self) {
+        if self.settings.secret_file.is_none() {
+            tracing::warn!("SIGHUP: the cluster secrets come from the configuration or the environment and are not re-read; set cluster.secret_file (or --cluster-secret-file) to rotate them without a restart");
+            return;
+        }
+        match secrets_of(&self.settings) {
+            Ok(s) => {
+                self.keyring.replace(&s);
+                tracing::info!(
+                    accepted = s.len(),
+                    "cluster secrets reloaded: new gossip and new links use them now"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cluster secrets not reloaded; the previous ones stay in force")
+            }
+        }
     }
 }
 
@@ -126,6 +175,7 @@ impl Gateway {
             dropped_no_link: l.dropped_no_link,
             sessions_up: l.sessions_up,
             handshakes_refused: l.handshakes_refused,
+            gossip_rejected: l.gossip_rejected,
             bridge_dropped: self.commands.dropped(),
             publish_not_owner: n.publish_not_owner,
             deliver_unwanted: n.deliver_unwanted,

@@ -30,6 +30,19 @@ pub struct Cluster {
     pub nodes: Vec<Option<Server>>,
     /// Config file contents every node starts with ("" for the defaults).
     pub toml: String,
+    /// The cluster secret every node gets in `RAPTOR_CLUSTER_SECRET` (random per cluster),
+    /// unless `secret_dir` is set.
+    pub secret: String,
+    /// When set, node `i` reads its secrets from `secret_dir/node-{i}.secrets`
+    /// (`--cluster-secret-file`, re-read on SIGHUP) instead; the test writes the files.
+    pub secret_dir: Option<std::path::PathBuf>,
+    /// When set, node `i`'s stderr goes to `log_dir/node-{i}.log` instead of the test's.
+    pub log_dir: Option<std::path::PathBuf>,
+}
+
+/// A random cluster secret (32 hex digits).
+pub fn random_secret() -> String {
+    format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
 
 impl Cluster {
@@ -38,19 +51,43 @@ impl Cluster {
     }
 
     pub fn start_with(n: usize, toml: &str) -> Cluster {
-        let ports = free_ports(n);
-        let id = format!("test-{}", fastrand::u32(..));
-        let mut c = Cluster {
-            ports,
-            id,
+        let mut c = Cluster::unstarted(n, toml);
+        c.start_all();
+        c
+    }
+
+    /// The cluster's ports, id and secret, no node started yet (set `secret_dir` or
+    /// `log_dir` first, then [`Cluster::start_all`]).
+    pub fn unstarted(n: usize, toml: &str) -> Cluster {
+        Cluster {
+            ports: free_ports(n),
+            id: format!("test-{}", fastrand::u32(..)),
             nodes: Vec::new(),
             toml: toml.to_string(),
-        };
-        for i in 0..n {
+            secret: random_secret(),
+            secret_dir: None,
+            log_dir: None,
+        }
+    }
+
+    /// Starts every node of [`Cluster::unstarted`].
+    pub fn start_all(&mut self) {
+        let c = self;
+        for i in 0..c.ports.len() {
             let s = c.start_node(i);
             c.nodes.push(Some(s));
         }
-        c
+    }
+
+    /// The secret file of node `i` when `secret_dir` is set.
+    pub fn secret_file(&self, i: usize) -> Option<std::path::PathBuf> {
+        let dir = self.secret_dir.as_ref()?;
+        Some(dir.join(format!("node-{i}.secrets")))
+    }
+
+    /// Where node `i`'s stderr goes when `log_dir` is set.
+    pub fn log_file(&self, i: usize) -> Option<std::path::PathBuf> {
+        Some(self.log_dir.as_ref()?.join(format!("node-{i}.log")))
     }
 
     /// Starts node `i`; if its ports were taken meanwhile (tests run in parallel), picks new
@@ -76,21 +113,30 @@ impl Cluster {
         let gossip = format!("127.0.0.1:{g}");
         let peer = format!("127.0.0.1:{p}");
         let seeds = seeds.join(",");
-        Server::try_start_args(
-            &self.toml,
-            &[
-                "--node-id",
-                &node_id,
-                "--gossip",
-                &gossip,
-                "--peer",
-                &peer,
-                "--seeds",
-                &seeds,
-                "--cluster-id",
-                &self.id,
-            ],
-        )
+        let mut args = vec![
+            "--node-id",
+            &node_id,
+            "--gossip",
+            &gossip,
+            "--peer",
+            &peer,
+            "--seeds",
+            &seeds,
+            "--cluster-id",
+            &self.id,
+        ];
+        let mut opts = StartOpts {
+            stderr: self.log_file(i),
+            ..StartOpts::default()
+        };
+        let file = self.secret_file(i).map(|f| f.display().to_string());
+        match &file {
+            Some(f) => args.extend(["--cluster-secret-file", f]),
+            None => opts
+                .env
+                .push(("RAPTOR_CLUSTER_SECRET".into(), self.secret.clone())),
+        }
+        Server::try_start_opts(&self.toml, &args, &opts)
     }
 
     pub fn node(&self, i: usize) -> &Server {

@@ -21,6 +21,16 @@ pub const KEY: &str = "app-key";
 pub const SECRET: &str = "app-secret";
 pub const APP_ID: &str = "1";
 
+/// How to start a server beyond its config and flags ([`Server::try_start_opts`]).
+#[derive(Debug, Default, Clone)]
+pub struct StartOpts {
+    /// Extra environment variables (e.g. `RAPTOR_CLUSTER_SECRET`).
+    pub env: Vec<(String, String)>,
+    /// Append the server's stderr to this file instead of the test's stderr (to count its
+    /// log lines).
+    pub stderr: Option<std::path::PathBuf>,
+}
+
 /// A running server process, killed on drop.
 pub struct Server {
     pub child: Child,
@@ -63,6 +73,11 @@ impl Server {
     /// unless `extra` has a `--metrics-bind` (the default 9601 would collide between the
     /// servers tests run in parallel).
     pub fn try_start_args(toml: &str, extra: &[&str]) -> Result<Server, String> {
+        Server::try_start_opts(toml, extra, &StartOpts::default())
+    }
+
+    /// [`Server::try_start_args`] with an environment and, optionally, stderr in a file.
+    pub fn try_start_opts(toml: &str, extra: &[&str], opts: &StartOpts) -> Result<Server, String> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_raptor"));
         cmd.args(["serve", "--bind", "127.0.0.1:0", "--shards", "2"]);
         let metrics_bind = extra.iter().position(|a| *a == "--metrics-bind");
@@ -91,6 +106,15 @@ impl Server {
         cmd.env("RAPTOR_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        cmd.envs(opts.env.iter().map(|(k, v)| (k, v)));
+        if let Some(path) = &opts.stderr {
+            let log = std::fs::File::options()
+                .create(true)
+                .append(true)
+                .open(path)
+                .expect("open the stderr file");
+            cmd.stderr(log);
+        }
         let mut child = cmd.spawn().expect("start raptor");
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
