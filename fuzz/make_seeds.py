@@ -115,3 +115,47 @@ for name, (split, data) in {
     "too_big_header": (255, bytes([0x81, 0xFF]) + struct.pack("!Q", 1 << 40) + b"\x01\x02\x03\x04"),
 }.items():
     write("ws_frames", name, bytes([split]) + data)
+
+
+# --- gossip_open: [mode][...]; mode 0 = a stranger's datagram, 1 = [skew i16 s][id][message] ---
+def chitchat_syn(cluster_id):
+    """A plaintext chitchat V0 Syn with an empty digest (what an unsealed node sends)."""
+    return struct.pack("<HBBH", 45139, 0, 0, 0) + struct.pack("<H", len(cluster_id)) + cluster_id.encode()
+
+
+for name, data in {
+    "stranger_plain_syn": b"\x00" + chitchat_syn("raptor"),
+    "stranger_short": b"\x00\x01\x02",
+    "stranger_sealed_shape": b"\x00\x01" + bytes(range(24)) + bytes(14) + b"\xaa" * 16,
+    "stranger_wrong_version": b"\x00\x02" + bytes(64),
+    "sealed_syn": b"\x01" + struct.pack("<hB", 0, 7) + chitchat_syn("prod"),
+    "sealed_empty": b"\x01" + struct.pack("<hB", 0, 1),
+    "sealed_skewed": b"\x01" + struct.pack("<hB", 200, 2) + b"late",
+    "sealed_big": b"\x01" + struct.pack("<hB", -30, 3) + b"interest." * 400,
+}.items():
+    write("gossip_open", name, data)
+
+
+# --- link_handshake: [mode][...]; 0 = raw bytes to the acceptor, 1 = after TLS without the
+# proof, 2 = after TLS and a valid proof (frames follow) ---
+def node_frame(tag, body):
+    """An inter-node frame (docs/cluster-protocol.md §4): header, body padded to 8."""
+    pad = (8 - len(body) % 8) % 8
+    return b"RPTR" + bytes([1, tag, 0, 0]) + struct.pack("<Q", len(body)) + body + bytes(pad)
+
+
+ping = node_frame(9, b"\x08" + bytes(7) + struct.pack("<Q", 1) + bytes(64))
+interest = node_frame(
+    4, b"\x03\x00\x00\x00" + b"1" + b"\xff" * 7 + b"room" + b"\xff" * 4 + b"\x01\x00\x00\x00" + struct.pack("<Q", 7) + bytes(48)
+)
+for name, data in {
+    "raw_plaintext_ping": b"\x00" + ping,
+    "raw_tls_junk": b"\x00\x16\x03\x01\x00\x05\x01\x00\x00\x01\x00",
+    "raw_tls12_hello_head": b"\x00\x16\x03\x01\x00\x2f\x01\x00\x00\x2b\x03\x03" + bytes(32) + b"\x00\x00\x02\x00\x2f\x01\x00",
+    "after_tls_no_proof": b"\x01" + ping,
+    "after_tls_short": b"\x01" + b"\x00" * 31,
+    "after_proof_ping": b"\x02" + ping,
+    "after_proof_interest_ping": b"\x02" + interest + ping,
+    "after_proof_bad_magic": b"\x02" + b"XXXX" + ping[4:],
+}.items():
+    write("link_handshake", name, data)
