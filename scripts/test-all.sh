@@ -3,6 +3,8 @@
 # 127.0.0.1), then the interop suite with clients nobody here wrote (pusher-js, the npm and
 # PyPI `pusher` SDKs), installing their packages from the committed lockfiles, then the
 # Autobahn WebSocket conformance run (kosoku, pinned) diffed against its expected results,
+# the packaging checks (builds the Debian package with cargo-deb, a release build, and checks
+# its contents, the container files and the seccomp profile; installs cargo-deb if missing),
 # and a short fuzz smoke run of every cargo-fuzz target (installs cargo-fuzz if missing).
 #
 # Usage: scripts/test-all.sh
@@ -24,6 +26,9 @@ RAPTOR_BIN="$(pwd)/target/debug/raptor" tests/interop/run.sh
 
 echo "=== conformance (tests/conformance/run.sh)"
 RAPTOR_BIN="$(pwd)/target/debug/raptor" tests/conformance/run.sh
+
+echo "=== packaging (tests/packaging/run.sh)"
+tests/packaging/run.sh
 
 echo "=== fuzz smoke (tests/fuzz/smoke.sh)"
 tests/fuzz/smoke.sh
