@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, RaptorProc, exercise, expect_drain_close, run
+from conftest import REPO, RaptorProc, exercise, expect_drain_close
 from test_container import IO_URING_CALLS, PROFILE
 
 # glibc tries clone3 first and falls back to clone on ENOSYS, the answer Docker's profile
