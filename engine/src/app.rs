@@ -3,8 +3,8 @@
 use crate::config::{AppConfig, WebhookConfig};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Index of an app in [`Apps`]; shard tables key channels by it instead of the id string.
 pub type AppIdx = u32;
@@ -84,10 +84,12 @@ impl App {
             } else {
                 return Err(1);
             };
-            match self
-                .api_window
-                .compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
+            match self.api_window.compare_exchange_weak(
+                cur,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return Ok(()),
                 Err(seen) => cur = seen,
             }

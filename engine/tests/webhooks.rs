@@ -141,7 +141,15 @@ impl HookReceiver {
                 });
             }
         });
-        (HookReceiver { port, rx, tls: true }, ca.pem(), failed)
+        (
+            HookReceiver {
+                port,
+                rx,
+                tls: true,
+            },
+            ca.pem(),
+            failed,
+        )
     }
 
     fn url(&self) -> String {
@@ -490,7 +498,8 @@ async fn server_debounces_a_quick_reconnect() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_delivers_https_webhooks_verified_against_the_configured_ca() {
     let (recv, ca_pem, failed) = HookReceiver::start_tls();
-    let ca_file = std::env::temp_dir().join(format!("raptor-webhook-ca-{}.pem", std::process::id()));
+    let ca_file =
+        std::env::temp_dir().join(format!("raptor-webhook-ca-{}.pem", std::process::id()));
     std::fs::write(&ca_file, &ca_pem).unwrap();
     let app = format!(
         "[[apps]]\nid = \"1\"\nkey = \"{KEY}\"\nsecret = \"{SECRET}\"\n\n[[apps.webhooks]]\nurl = \"{}\"\n",
@@ -517,6 +526,8 @@ async fn server_delivers_https_webhooks_verified_against_the_configured_ca() {
     let mut c = Client::connect(&server).await;
     c.subscribe("webhook-https-untrusted").await;
     blocking(|| recv.expect_silence(Duration::from_millis(2500)));
-    assert!(failed.load(Ordering::SeqCst) >= 1, "no TLS handshake was tried");
+    assert!(
+        failed.load(Ordering::SeqCst) >= 1,
+        "no TLS handshake was tried"
+    );
 }
-
