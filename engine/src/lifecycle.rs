@@ -40,23 +40,24 @@ impl Node {
 /// What SIGHUP does, when something can be reloaded (a cluster node's secrets).
 pub type Reload = Box<dyn Fn() + Send + 'static>;
 
-/// Waits (blocking, on the signal thread) for SIGTERM or SIGINT, then sets the flag. With a
-/// `reload`, SIGHUP runs it (on this thread, never on a shard) and keeps waiting; without
-/// one, SIGHUP keeps its default action.
+/// Waits (blocking, on the signal thread) for SIGTERM or SIGINT, then sets the flag. SIGHUP
+/// runs `reload` (on this thread, never on a shard) and keeps waiting; without one it is
+/// logged and ignored. Never SIGHUP's default action: `systemctl reload` or a stray `kill
+/// -HUP` must not stop a server (which systemd would count as a clean exit, not restart).
 pub fn watch_signals(node: Arc<Node>, reload: Option<Reload>) -> std::io::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let mut wanted = vec![SIGTERM, SIGINT];
-    if reload.is_some() {
-        wanted.push(SIGHUP);
-    }
-    let mut signals = signal_hook::iterator::Signals::new(wanted)?;
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     std::thread::Builder::new()
         .name("raptor-signals".into())
         .spawn(move || {
             for sig in signals.forever() {
                 if sig == SIGHUP {
-                    if let Some(r) = &reload {
-                        r();
+                    match &reload {
+                        Some(r) => r(),
+                        None => tracing::info!(
+                            "SIGHUP: nothing to reload (only a cluster node's secret file is re-read; \
+                             other settings need a restart)"
+                        ),
                     }
                     continue;
                 }

@@ -241,6 +241,24 @@ async fn channel_quota_is_exact_across_shards() {
     }
 }
 
+/// SIGHUP (`systemctl reload`, a log rotation script) never stops a single node: it has
+/// nothing to reload, says so, and keeps serving the connections it has.
+#[tokio::test]
+async fn sighup_does_not_stop_a_single_node() {
+    let mut s = Server::start();
+    let mut c = Client::connect(&s).await;
+    c.subscribe("hup").await;
+    unsafe { libc::kill(s.pid() as i32, libc::SIGHUP) };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(s.child.try_wait().unwrap().is_none(), "the server exited on SIGHUP");
+    let mut h = Http::connect(&s).await;
+    assert_eq!(h.publish("hup", "e", "still here").await.status, 200);
+    assert_eq!(
+        c.recv_text().await,
+        r#"{"event":"e","channel":"hup","data":"still here"}"#
+    );
+}
+
 #[test]
 fn sigterm_sends_4200_and_exits_0() {
     let s = Server::start();
