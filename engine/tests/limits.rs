@@ -250,7 +250,10 @@ async fn sighup_does_not_stop_a_single_node() {
     c.subscribe("hup").await;
     unsafe { libc::kill(s.pid() as i32, libc::SIGHUP) };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(s.child.try_wait().unwrap().is_none(), "the server exited on SIGHUP");
+    assert!(
+        s.child.try_wait().unwrap().is_none(),
+        "the server exited on SIGHUP"
+    );
     let mut h = Http::connect(&s).await;
     assert_eq!(h.publish("hup", "e", "still here").await.status, 200);
     assert_eq!(
