@@ -105,7 +105,9 @@ async fn run(shard: Rc<Shard>, stream: Transport, app: Arc<crate::app::App>, lef
                     // (the client feels TCP backpressure). Then on with what was read.
                     io.inb.drain(..io.pos);
                     io.pos = 0;
-                    shard.publish_client_event(ev).await;
+                    // Boxed: this task lives as long as the socket, and an unboxed await
+                    // would keep the event's space in every idle connection's future.
+                    Box::pin(shard.publish_client_event(ev)).await;
                     continue;
                 }
             }
