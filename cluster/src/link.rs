@@ -420,6 +420,17 @@ mod tests {
         Arc::new(Keyring::new(cluster, &secrets))
     }
 
+    /// Tells nodes "a" and "b" (generation 1) about each other; returns the peer list.
+    fn introduce(a: &Links, b: &Links) -> [Peer; 2] {
+        let peers = [("a", a), ("b", b)].map(|(id, l)| Peer {
+            key: key(id, 1),
+            addr: l.local_addr(),
+        });
+        a.set_peers(&peers);
+        b.set_peers(&peers);
+        peers
+    }
+
     async fn node(id: &str, cluster: &str) -> (Links, BridgeRx<LinkEvent>) {
         node_with(id, cluster, SECRET).await
     }
@@ -446,18 +457,7 @@ mod tests {
     async fn links_up_exchange_and_go_down() {
         let (a, mut a_rx) = node("a", "c1").await;
         let (b, mut b_rx) = node("b", "c1").await;
-        let peers = vec![
-            Peer {
-                key: key("a", 1),
-                addr: a.local_addr(),
-            },
-            Peer {
-                key: key("b", 1),
-                addr: b.local_addr(),
-            },
-        ];
-        a.set_peers(&peers);
-        b.set_peers(&peers);
+        let peers = introduce(&a, &b);
         assert!(matches!(next(&mut a_rx).await, LinkEvent::Up { peer, .. } if peer == key("b", 1)));
         assert!(matches!(next(&mut b_rx).await, LinkEvent::Up { peer, .. } if peer == key("a", 1)));
         let f = Bytes::from(
@@ -494,18 +494,7 @@ mod tests {
     async fn other_clusters_are_refused() {
         let (a, _a_rx) = node("a", "one").await;
         let (b, _b_rx) = node("b", "two").await;
-        let peers = vec![
-            Peer {
-                key: key("a", 1),
-                addr: a.local_addr(),
-            },
-            Peer {
-                key: key("b", 1),
-                addr: b.local_addr(),
-            },
-        ];
-        a.set_peers(&peers);
-        b.set_peers(&peers);
+        introduce(&a, &b);
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert!(a.connected().is_empty() && b.connected().is_empty());
         assert!(a.stats().handshakes_refused + b.stats().handshakes_refused >= 1);
@@ -519,18 +508,7 @@ mod tests {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let (a, _a_rx) = node_with("a", "c", "the-first-secret-0123").await;
         let (b, _b_rx) = node_with("b", "c", "another-secret-456789").await;
-        let peers = vec![
-            Peer {
-                key: key("a", 1),
-                addr: a.local_addr(),
-            },
-            Peer {
-                key: key("b", 1),
-                addr: b.local_addr(),
-            },
-        ];
-        a.set_peers(&peers);
-        b.set_peers(&peers);
+        introduce(&a, &b);
         tokio::time::sleep(Duration::from_millis(600)).await;
         assert!(a.connected().is_empty() && b.connected().is_empty());
         assert!(b.stats().handshakes_refused >= 1, "{:?}", b.stats());
@@ -562,18 +540,7 @@ mod tests {
         let (a, mut a_rx) = node("a", "c").await;
         let (b, _b_rx) = node("b", "c").await;
         let b_addr = b.local_addr();
-        let peers = vec![
-            Peer {
-                key: key("a", 1),
-                addr: a.local_addr(),
-            },
-            Peer {
-                key: key("b", 1),
-                addr: b_addr,
-            },
-        ];
-        a.set_peers(&peers);
-        b.set_peers(&peers);
+        let peers = introduce(&a, &b);
         assert!(matches!(next(&mut a_rx).await, LinkEvent::Up { .. }));
         b.shutdown();
         drop(b);
