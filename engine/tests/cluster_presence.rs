@@ -34,8 +34,16 @@ async fn overlapping_joins_show_each_member_once() {
         for c in clients.iter_mut() {
             views.push(PresenceView::succeeded(c, ch).await);
         }
-        assert_eq!(h.publish(ch, "marker", "m").await.status, 200);
+        // Every client reaches the full member set. (Not "before a marker published on node
+        // 0": a join on node 2 reaches node 1 over the 2→1 link, the marker over 0→1, and
+        // nothing orders the two; that made this test fail about one run in four.)
         let all = set(&["w", "u0", "u1", "u2", "u3", "u4", "u5"]);
+        for (i, (c, v)) in clients.iter_mut().zip(views.iter_mut()).enumerate() {
+            let r = v.until_members(c, &all, Duration::from_secs(5)).await;
+            assert_eq!(r, Ok(()), "round {round}, u{i}");
+        }
+        // And nothing more: a duplicate member_added before the marker is an error.
+        assert_eq!(h.publish(ch, "marker", "m").await.status, 200);
         for (i, (c, v)) in clients.iter_mut().zip(views.iter_mut()).enumerate() {
             let r = v.until_marker(c, "marker").await;
             assert_eq!(r, Ok(()), "round {round}, u{i}");

@@ -579,24 +579,51 @@ impl PresenceView {
         PresenceView { members }
     }
 
+    /// Applies member events until the members are `want` (a duplicate `member_added` or a
+    /// `member_removed` of an absent member is an error), for at most `within`. For joins on
+    /// other nodes: their `member_added` crosses another link than a later marker would, so
+    /// only the member set, not the order against a marker, is guaranteed.
+    pub async fn until_members(
+        &mut self,
+        c: &mut Client,
+        want: &std::collections::BTreeSet<String>,
+        within: std::time::Duration,
+    ) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + within;
+        while &self.members != want {
+            let Ok(v) = tokio::time::timeout_at(deadline, c.recv()).await else {
+                return Err(format!("members {:?} after {within:?}", self.members));
+            };
+            self.apply(&v)?;
+        }
+        Ok(())
+    }
+
+    /// Applies one member event (anything else is ignored).
+    fn apply(&mut self, v: &Value) -> Result<(), String> {
+        let user = || {
+            let data: Value = serde_json::from_str(v["data"].as_str().unwrap()).unwrap();
+            data["user_id"].as_str().unwrap().to_string()
+        };
+        match v["event"].as_str().unwrap() {
+            "pusher_internal:member_added" if !self.members.insert(user()) => {
+                Err(format!("duplicate member_added: {v}"))
+            }
+            "pusher_internal:member_removed" if !self.members.remove(&user()) => {
+                Err(format!("member_removed of an absent member: {v}"))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Applies member events until an event named `marker` arrives on the channel.
     pub async fn until_marker(&mut self, c: &mut Client, marker: &str) -> Result<(), String> {
         loop {
             let v = c.recv().await;
-            let user = || {
-                let data: Value = serde_json::from_str(v["data"].as_str().unwrap()).unwrap();
-                data["user_id"].as_str().unwrap().to_string()
-            };
-            match v["event"].as_str().unwrap() {
-                e if e == marker => return Ok(()),
-                "pusher_internal:member_added" if !self.members.insert(user()) => {
-                    return Err(format!("duplicate member_added: {v}"));
-                }
-                "pusher_internal:member_removed" if !self.members.remove(&user()) => {
-                    return Err(format!("member_removed of an absent member: {v}"));
-                }
-                _ => {}
+            if v["event"] == marker {
+                return Ok(());
             }
+            self.apply(&v)?;
         }
     }
 }
