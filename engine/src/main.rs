@@ -122,10 +122,8 @@ fn args_from_env<T: argh::TopLevelCommand>() -> T {
 
 /// `raptor config check FILE`: everything a start checks before binding.
 fn config_check(file: &std::path::Path) -> i32 {
-    let checked = Config::load(Some(file), &Overrides::default()).and_then(|cfg| {
-        cfg.tls.as_ref().map(raptor_engine::tls::load).transpose()?;
-        raptor_engine::webhook::tls::roots(&cfg.webhooks).map(|_| ())
-    });
+    let checked = Config::load(Some(file), &Overrides::default())
+        .and_then(|cfg| raptor_engine::server::read_files(&cfg).map(|_| ()));
     match checked {
         Ok(()) => {
             let mut out = std::io::stdout();

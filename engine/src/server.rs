@@ -115,6 +115,22 @@ const BIND_RETRY: Duration = Duration::from_millis(500);
 const METRICS_SHARD: usize = 0;
 
 /// Runs the server until the process is stopped. `on_ready` gets the bound address, the
+/// What a start reads besides the config file itself.
+pub struct Files {
+    pub tls: Option<crate::tls::Tls>,
+    pub webhook_roots: ureq::tls::RootCerts,
+}
+
+/// Reads the files the configuration names (TLS certificate and key, the webhook CA file or
+/// the system roots): the one place both a start and `raptor config check` do it, so a check
+/// fails exactly where a start would. Errors name the field.
+pub fn read_files(cfg: &Config) -> Result<Files, crate::config::ConfigError> {
+    Ok(Files {
+        tls: cfg.tls.as_ref().map(crate::tls::load).transpose()?,
+        webhook_roots: crate::webhook::tls::roots(&cfg.webhooks)?,
+    })
+}
+
 /// number of shards and the metrics listener's address once every shard listens.
 pub fn run(
     cfg: Config,
@@ -131,20 +147,14 @@ pub fn run(
         tracing::warn!(%m, "the metrics listener is not on loopback and metrics.token is not set: whoever reaches it reads this node's figures");
     }
     let apps = Arc::new(Apps::new(&cfg.apps));
-    let tls = cfg
-        .tls
-        .as_ref()
-        .map(crate::tls::load)
-        .transpose()
-        .map_err(StartError::Tls)?;
+    let Files { tls, webhook_roots } = read_files(&cfg).map_err(StartError::Tls)?;
     let limits = Arc::new(cfg.limits.clone());
     crate::ws::echo::set_enabled(cfg.testing.ws_echo);
     if cfg.testing.ws_echo {
         tracing::warn!("testing.ws_echo is on: /echo echoes WebSocket messages up to 64 MiB; never use this in production");
     }
     let mesh = (nr > 1).then(|| MeshBuilder::<ShardMsg, _>::full(nr, limits.mesh_queue_capacity));
-    let roots = crate::webhook::tls::roots(&cfg.webhooks).map_err(StartError::Tls)?;
-    let webhooks = crate::webhook::Webhooks::start_with(&apps, roots);
+    let webhooks = crate::webhook::Webhooks::start_with(&apps, webhook_roots);
     let node = Arc::new(crate::lifecycle::Node::default());
     let (mut cluster, parts) = match &cfg.cluster {
         Some(c) => {
