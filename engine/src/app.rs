@@ -1,4 +1,7 @@
-//! Applications (tenants). Immutable after start and shared read-only by every shard.
+//! Applications (tenants). A set of apps ([`Apps`]) is immutable: a reload builds a new set
+//! and swaps it in whole ([`crate::live`]). What changes while the server runs (connection
+//! and channel counts, the API rate window) lives in each app's [`AppCounters`], which a
+//! reload carries over to the app's new version.
 
 use crate::config::{AppConfig, WebhookConfig};
 use std::collections::HashMap;
@@ -7,9 +10,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Index of an app in [`Apps`]; shard tables key channels by it instead of the id string.
+/// Stable for the life of the process: an app keeps its index across reloads (found by its
+/// id), and the index of a removed app is never given to another.
 pub type AppIdx = u32;
 
-/// One application.
+/// One application: its configuration as of the last reload, and its live counters.
 #[derive(Debug)]
 pub struct App {
     /// Position in [`Apps::list`].
@@ -29,8 +34,20 @@ pub struct App {
     pub max_api_requests_per_second: u32,
     pub allowed_origins: Vec<String>,
     pub webhooks: Vec<WebhookConfig>,
-    /// Live WebSocket connections of this app, on every shard. An atomic counter, not a lock:
-    /// shards only add and subtract.
+    /// A reload removed the app: it is found by neither key nor id, and its connections are
+    /// closed with 4001. Kept in [`Apps::list`] so its index stays taken.
+    pub removed: bool,
+    /// Shared by every version of this app (a reload keeps them).
+    pub counters: Arc<AppCounters>,
+    /// The configuration it was made from, to tell what a reload changed.
+    config: AppConfig,
+}
+
+/// What the shards count for an app, node-wide. Atomics, not a lock: shards only add and
+/// subtract, and a reload hands the same counters to the app's next version.
+#[derive(Debug)]
+pub struct AppCounters {
+    /// Live WebSocket connections of this app, on every shard.
     pub connections: AtomicUsize,
     /// Occupied channels of this app, on every shard.
     pub channels: AtomicUsize,
@@ -41,20 +58,79 @@ pub struct App {
     epoch: Instant,
 }
 
+impl Default for AppCounters {
+    fn default() -> Self {
+        AppCounters {
+            connections: AtomicUsize::new(0),
+            channels: AtomicUsize::new(0),
+            api_window: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+}
+
 /// All apps, looked up by key (WebSocket path) or id (HTTP API path).
 #[derive(Debug)]
 pub struct Apps {
+    /// Every app the process has served, by index; removed ones stay (`App::removed`).
     pub list: Vec<Arc<App>>,
     by_key: HashMap<String, AppIdx>,
     by_id: HashMap<String, AppIdx>,
 }
 
+/// What a reload did to the apps, by id.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AppChanges {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    /// Apps whose configuration changed (a rotated secret, a new limit, new webhooks...).
+    pub changed: Vec<String>,
+}
+
+impl AppChanges {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+}
+
 impl App {
+    fn from_config(idx: AppIdx, c: &AppConfig, counters: Arc<AppCounters>) -> App {
+        App {
+            idx,
+            id: c.id.clone(),
+            key: c.key.clone(),
+            secret: c.secret.clone(),
+            enable_client_events: c.enable_client_events,
+            client_events_per_second: c.client_events_per_second,
+            enable_user_authentication: c.enable_user_authentication,
+            enable_subscription_count: c.enable_subscription_count,
+            max_presence_members: c.max_presence_members,
+            max_presence_user_info_bytes: c.max_presence_user_info_bytes,
+            authorized_connections_timeout_secs: c.authorized_connections_timeout_secs,
+            max_connections: c.max_connections,
+            max_channels: c.max_channels,
+            max_api_requests_per_second: c.max_api_requests_per_second,
+            allowed_origins: c.allowed_origins.clone(),
+            webhooks: c.webhooks.clone(),
+            removed: false,
+            counters,
+            config: c.clone(),
+        }
+    }
+
+    /// The same app, removed by a reload.
+    fn as_removed(&self) -> App {
+        let mut a = App::from_config(self.idx, &self.config, self.counters.clone());
+        a.removed = true;
+        a
+    }
+
     /// Counts one more occupied channel, unless that would pass `max_channels`: false at the
     /// limit. One read-modify-write, so owner shards opening channels at the same moment
     /// never overshoot the bound (a check and a later increment could, by shards - 1).
     pub fn open_channel(&self) -> bool {
-        self.channels
+        self.counters
+            .channels
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
                 match self.max_channels {
                     Some(max) if n >= max => None,
@@ -71,10 +147,11 @@ impl App {
     pub fn admit_api(&self) -> Result<(), u64> {
         const COUNT_BITS: u32 = 24;
         const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
-        let now_ms = self.epoch.elapsed().as_millis() as u64;
+        let window = &self.counters.api_window;
+        let now_ms = self.counters.epoch.elapsed().as_millis() as u64;
         // Rates above 2^24 - 1 per second are not limits; the count field holds that much.
         let max = u64::from(self.max_api_requests_per_second).min(COUNT_MASK);
-        let mut cur = self.api_window.load(Ordering::Relaxed);
+        let mut cur = window.load(Ordering::Relaxed);
         loop {
             let (start_ms, n) = (cur >> COUNT_BITS, cur & COUNT_MASK);
             let next = if now_ms.saturating_sub(start_ms) >= 1000 || cur == 0 {
@@ -84,12 +161,7 @@ impl App {
             } else {
                 return Err(1);
             };
-            match self.api_window.compare_exchange_weak(
-                cur,
-                next,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
+            match window.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => return Ok(()),
                 Err(seen) => cur = seen,
             }
@@ -98,47 +170,78 @@ impl App {
 
     /// The last subscriber of a channel left.
     pub fn close_channel(&self) {
-        self.channels.fetch_sub(1, Ordering::Relaxed);
+        self.counters.channels.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 impl Apps {
     pub fn new(configs: &[AppConfig]) -> Apps {
-        let mut list = Vec::new();
+        Apps::empty().reloaded(configs).0
+    }
+
+    fn empty() -> Apps {
+        Apps {
+            list: Vec::new(),
+            by_key: HashMap::new(),
+            by_id: HashMap::new(),
+        }
+    }
+
+    /// The apps of `configs`, as the next version of these: an app keeps its index and its
+    /// counters (found by id, removed ones included, so an app removed and added back counts
+    /// on), a new one gets the next free index, and one that is no longer configured stays
+    /// in the list as removed. `configs` has been validated (ids and keys unique).
+    pub fn reloaded(&self, configs: &[AppConfig]) -> (Apps, AppChanges) {
+        let mut changes = AppChanges::default();
+        let old_by_id: HashMap<&str, &Arc<App>> =
+            self.list.iter().map(|a| (a.id.as_str(), a)).collect();
+        let mut list: Vec<Option<Arc<App>>> = vec![None; self.list.len()];
         let mut by_key = HashMap::new();
         let mut by_id = HashMap::new();
-        for (i, c) in configs.iter().enumerate() {
-            let idx = i as AppIdx;
-            list.push(Arc::new(App {
-                idx,
-                id: c.id.clone(),
-                key: c.key.clone(),
-                secret: c.secret.clone(),
-                enable_client_events: c.enable_client_events,
-                client_events_per_second: c.client_events_per_second,
-                enable_user_authentication: c.enable_user_authentication,
-                enable_subscription_count: c.enable_subscription_count,
-                max_presence_members: c.max_presence_members,
-                max_presence_user_info_bytes: c.max_presence_user_info_bytes,
-                authorized_connections_timeout_secs: c.authorized_connections_timeout_secs,
-                max_connections: c.max_connections,
-                max_channels: c.max_channels,
-                max_api_requests_per_second: c.max_api_requests_per_second,
-                allowed_origins: c.allowed_origins.clone(),
-                webhooks: c.webhooks.clone(),
-                connections: AtomicUsize::new(0),
-                channels: AtomicUsize::new(0),
-                api_window: AtomicU64::new(0),
-                epoch: Instant::now(),
-            }));
-            by_key.insert(c.key.clone(), idx);
-            by_id.insert(c.id.clone(), idx);
+        let mut next = self.list.len();
+        for c in configs {
+            let app = match old_by_id.get(c.id.as_str()) {
+                Some(old) => {
+                    if old.removed {
+                        changes.added.push(c.id.clone());
+                    } else if old.config != *c {
+                        changes.changed.push(c.id.clone());
+                    }
+                    App::from_config(old.idx, c, old.counters.clone())
+                }
+                None => {
+                    changes.added.push(c.id.clone());
+                    list.push(None);
+                    next += 1;
+                    App::from_config((next - 1) as AppIdx, c, Arc::default())
+                }
+            };
+            by_key.insert(c.key.clone(), app.idx);
+            by_id.insert(c.id.clone(), app.idx);
+            let idx = app.idx as usize;
+            list[idx] = Some(Arc::new(app));
         }
-        Apps {
-            list,
-            by_key,
-            by_id,
-        }
+        let list = list
+            .into_iter()
+            .zip(self.list.iter().map(Some).chain(std::iter::repeat(None)))
+            .map(|(new, old)| match (new, old) {
+                (Some(a), _) => a,
+                (None, Some(old)) if old.removed => old.clone(),
+                (None, Some(old)) => {
+                    changes.removed.push(old.id.clone());
+                    Arc::new(old.as_removed())
+                }
+                (None, None) => unreachable!("every new index is filled by its config"),
+            })
+            .collect();
+        (
+            Apps {
+                list,
+                by_key,
+                by_id,
+            },
+            changes,
+        )
     }
 
     pub fn by_key(&self, key: &str) -> Option<&Arc<App>> {
@@ -149,8 +252,52 @@ impl Apps {
         self.by_id.get(id).map(|&i| &self.list[i as usize])
     }
 
+    /// The app at `idx` (which this set, or an earlier one, gave out), removed or not.
     pub fn get(&self, idx: AppIdx) -> &Arc<App> {
         &self.list[idx as usize]
+    }
+}
+
+/// A shard's table per app, indexed by [`AppIdx`]. A reload can add apps while the shards
+/// run, so a table grows when a new index is first written, and reads past its end find
+/// nothing.
+#[derive(Debug)]
+pub struct PerApp<T>(Vec<T>);
+
+impl<T: Default> PerApp<T> {
+    pub fn new() -> PerApp<T> {
+        PerApp(Vec::new())
+    }
+
+    pub fn get(&self, app: AppIdx) -> Option<&T> {
+        self.0.get(app as usize)
+    }
+
+    pub fn get_mut(&mut self, app: AppIdx) -> Option<&mut T> {
+        self.0.get_mut(app as usize)
+    }
+
+    /// The table of `app`, made (with every index before it) if it is new.
+    pub fn entry(&mut self, app: AppIdx) -> &mut T {
+        let i = app as usize;
+        if i >= self.0.len() {
+            self.0.resize_with(i + 1, T::default);
+        }
+        &mut self.0[i]
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, T> {
+        self.0.iter()
+    }
+
+    pub fn iter_mut(&mut self) -> std::slice::IterMut<'_, T> {
+        self.0.iter_mut()
+    }
+}
+
+impl<T: Default> Default for PerApp<T> {
+    fn default() -> Self {
+        PerApp::new()
     }
 }
 
@@ -172,7 +319,7 @@ mod tests {
             workers.into_iter().map(|w| w.join().unwrap()).sum()
         });
         assert_eq!(opened, 100);
-        assert_eq!(app.channels.load(Ordering::Relaxed), 100);
+        assert_eq!(app.counters.channels.load(Ordering::Relaxed), 100);
         app.close_channel();
         assert!(app.open_channel());
         assert!(!app.open_channel());
@@ -193,5 +340,58 @@ mod tests {
         // 400 attempts well within the second the first one opened.
         assert_eq!(admitted, 50);
         assert_eq!(app.admit_api(), Err(1));
+    }
+
+    /// A reload keeps each app's index and counters (found by id), gives a new app the next
+    /// index, keeps a removed one as removed (found by neither key nor id), and gives an app
+    /// added back its old index.
+    #[test]
+    fn reloaded_keeps_indexes_and_counters() {
+        let a = AppConfig::new("a", "ka", "sa");
+        let b = AppConfig::new("b", "kb", "sb");
+        let v1 = Apps::new(&[a.clone(), b.clone()]);
+        v1.get(1).counters.connections.store(7, Ordering::Relaxed);
+
+        let mut b2 = b.clone();
+        b2.secret = "rotated".into();
+        let c = AppConfig::new("c", "kc", "sc");
+        let (v2, changes) = v1.reloaded(&[b2, c.clone()]);
+        assert_eq!(
+            changes,
+            AppChanges {
+                added: vec!["c".into()],
+                removed: vec!["a".into()],
+                changed: vec!["b".into()],
+            }
+        );
+        let b_now = v2.by_key("kb").unwrap();
+        assert_eq!((b_now.idx, b_now.secret.as_str()), (1, "rotated"));
+        assert_eq!(b_now.counters.connections.load(Ordering::Relaxed), 7);
+        assert_eq!(v2.by_id("c").unwrap().idx, 2);
+        assert!(v2.by_id("a").is_none() && v2.by_key("ka").is_none());
+        assert!(v2.get(0).removed && !v2.get(1).removed);
+
+        let (v3, changes) = v2.reloaded(&[a, c]);
+        assert_eq!(changes.added, vec!["a".to_string()]);
+        assert_eq!(changes.removed, vec!["b".to_string()]);
+        assert!(changes.changed.is_empty());
+        assert_eq!(v3.by_key("ka").unwrap().idx, 0);
+        assert_eq!(v3.list.len(), 3);
+        assert!(v3.get(1).removed);
+        let (_, none) = v3.reloaded(&[
+            AppConfig::new("a", "ka", "sa"),
+            AppConfig::new("c", "kc", "sc"),
+        ]);
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn per_app_tables_grow_on_write_and_read_nothing_past_the_end() {
+        let mut t: PerApp<Vec<u8>> = PerApp::new();
+        assert!(t.get(3).is_none());
+        t.entry(3).push(1);
+        assert_eq!(t.get(3), Some(&vec![1]));
+        assert_eq!(t.get(0), Some(&vec![]));
+        assert!(t.get(4).is_none());
     }
 }

@@ -1,6 +1,6 @@
 //! A WebSocket connection's state as the shard sees it.
 
-use crate::app::App;
+use crate::app::{App, AppCounters, AppIdx};
 use crate::channel::local::ConnId;
 use crate::outbox::SocketOut;
 use crate::socket_id::SocketId;
@@ -43,7 +43,11 @@ pub struct SignedIn {
 pub struct Connection {
     pub id: ConnId,
     pub socket_id: SocketId,
-    pub app: Arc<App>,
+    /// The app; its current version is `Shard::app(conn.app)` (a reload may have rotated
+    /// its secret or changed its options since the connection opened).
+    pub app: AppIdx,
+    /// The app's counters, to count this connection out when it closes.
+    pub counters: Arc<AppCounters>,
     pub out: Rc<SocketOut>,
     /// Channel → subscription. Bounded by `limits.max_subscriptions_per_connection`.
     pub subs: RefCell<HashMap<Arc<str>, Sub>>,
@@ -60,12 +64,13 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(id: ConnId, socket_id: SocketId, app: Arc<App>, out: Rc<SocketOut>) -> Connection {
+    pub fn new(id: ConnId, socket_id: SocketId, app: &App, out: Rc<SocketOut>) -> Connection {
         let now = Instant::now();
         Connection {
             id,
             socket_id,
-            app,
+            app: app.idx,
+            counters: app.counters.clone(),
             out,
             subs: RefCell::new(HashMap::new()),
             last_seen: Cell::new(now),

@@ -14,11 +14,12 @@
 //!
 //! The main thread then flushes webhooks (same grace) and exits 0.
 //!
-//! SIGHUP, on a cluster node only: re-read the cluster secret file (docs/cluster.md,
-//! "Rotating the secret"), on the signal thread.
+//! SIGHUP: reload the configuration ([`crate::reload`]: apps, limits, the TLS certificate, a
+//! cluster node's secret file), on the signal thread.
 
+use crate::reload::Reloader;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 #[derive(Default)]
@@ -29,6 +30,8 @@ pub struct Node {
     pub shutdown: AtomicBool,
     /// Shards that finished draining.
     pub drained: AtomicUsize,
+    /// Re-reads the configuration (SIGHUP, `POST /admin/reload`); set once at start.
+    pub reloader: OnceLock<Arc<Reloader>>,
 }
 
 impl Node {
@@ -37,14 +40,11 @@ impl Node {
     }
 }
 
-/// What SIGHUP does, when something can be reloaded (a cluster node's secrets).
-pub type Reload = Box<dyn Fn() + Send + 'static>;
-
 /// Waits (blocking, on the signal thread) for SIGTERM or SIGINT, then sets the flag. SIGHUP
-/// runs `reload` (on this thread, never on a shard) and keeps waiting; without one it is
-/// logged and ignored. Never SIGHUP's default action: `systemctl reload` or a stray `kill
-/// -HUP` must not stop a server (which systemd would count as a clean exit, not restart).
-pub fn watch_signals(node: Arc<Node>, reload: Option<Reload>) -> std::io::Result<()> {
+/// reloads the configuration (on this thread, never on a shard) and keeps waiting. Never
+/// SIGHUP's default action: `systemctl reload` or a stray `kill -HUP` must not stop a server
+/// (which systemd would count as a clean exit, not restart).
+pub fn watch_signals(node: Arc<Node>) -> std::io::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     std::thread::Builder::new()
@@ -52,12 +52,9 @@ pub fn watch_signals(node: Arc<Node>, reload: Option<Reload>) -> std::io::Result
         .spawn(move || {
             for sig in signals.forever() {
                 if sig == SIGHUP {
-                    match &reload {
-                        Some(r) => r(),
-                        None => tracing::info!(
-                            "SIGHUP: nothing to reload (only a cluster node's secret file is re-read; \
-                             other settings need a restart)"
-                        ),
+                    match node.reloader.get() {
+                        Some(r) => r.reload_logged(),
+                        None => tracing::warn!("SIGHUP before the server started; ignored"),
                     }
                     continue;
                 }

@@ -123,7 +123,7 @@ fn args_from_env<T: argh::TopLevelCommand>() -> T {
 /// `raptor config check FILE`: everything a start checks before binding.
 fn config_check(file: &std::path::Path) -> i32 {
     let checked = Config::load(Some(file), &Overrides::default())
-        .and_then(|cfg| raptor_engine::server::read_files(&cfg).map(|_| ()));
+        .and_then(|cfg| raptor_engine::live::read_files(&cfg).map(|_| ()));
     match checked {
         Ok(()) => {
             let mut out = std::io::stdout();
@@ -188,7 +188,7 @@ fn main() {
         .map(|a| format!("{} (key {})", a.id, a.key))
         .collect();
     let metrics_token = cfg.metrics.token.is_some();
-    let res = raptor_engine::server::run(cfg, |addr, nr, metrics| {
+    let res = raptor_engine::server::run(cfg, file, over, |addr, nr, metrics| {
         let metrics_listener = metrics.map_or_else(|| "off".to_string(), |m| m.to_string());
         tracing::info!(%addr, shards = nr, apps = ?apps, metrics_listener, metrics_token, "ready");
         // Tests and scripts wait for the first line on stdout; the metrics line follows it

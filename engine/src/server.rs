@@ -5,7 +5,9 @@
 use crate::app::Apps;
 use crate::config::Config;
 use crate::http::admin::{Access, OperatorToken, Surface};
+use crate::live::{read_files, Files, Live};
 use crate::outbox::FlushQueue;
+use crate::reload::Reloader;
 use crate::shard::cluster::{ClusterNode, Gateway, GATEWAY};
 use crate::shard::mesh::MeshOut;
 use crate::shard::msg::ShardMsg;
@@ -115,25 +117,12 @@ const BIND_RETRY: Duration = Duration::from_millis(500);
 const METRICS_SHARD: usize = 0;
 
 /// Runs the server until the process is stopped. `on_ready` gets the bound address, the
-/// What a start reads besides the config file itself.
-pub struct Files {
-    pub tls: Option<crate::tls::Tls>,
-    pub webhook_roots: ureq::tls::RootCerts,
-}
-
-/// Reads the files the configuration names (TLS certificate and key, the webhook CA file or
-/// the system roots): the one place both a start and `raptor config check` do it, so a check
-/// fails exactly where a start would. Errors name the field.
-pub fn read_files(cfg: &Config) -> Result<Files, crate::config::ConfigError> {
-    Ok(Files {
-        tls: cfg.tls.as_ref().map(crate::tls::load).transpose()?,
-        webhook_roots: crate::webhook::tls::roots(&cfg.webhooks)?,
-    })
-}
-
-/// number of shards and the metrics listener's address once every shard listens.
+/// number of shards and the metrics listener's address once every shard listens. `file` and
+/// `over`: where `cfg` came from, read again by every reload (SIGHUP, `POST /admin/reload`).
 pub fn run(
     cfg: Config,
+    file: Option<std::path::PathBuf>,
+    over: crate::config::Overrides,
     on_ready: impl FnOnce(SocketAddr, usize, Option<SocketAddr>),
 ) -> Result<(), StartError> {
     let nr = cfg.effective_shards();
@@ -146,15 +135,18 @@ pub fn run(
     if let Some(m) = metrics_addr.filter(|m| token.is_none() && !m.ip().is_loopback()) {
         tracing::warn!(%m, "the metrics listener is not on loopback and metrics.token is not set: whoever reaches it reads this node's figures");
     }
-    let apps = Arc::new(Apps::new(&cfg.apps));
     let Files { tls, webhook_roots } = read_files(&cfg).map_err(StartError::Tls)?;
-    let limits = Arc::new(cfg.limits.clone());
+    let apps = Apps::new(&cfg.apps);
+    let limits = cfg.limits.clone();
     crate::ws::echo::set_enabled(cfg.testing.ws_echo);
     if cfg.testing.ws_echo {
         tracing::warn!("testing.ws_echo is on: /echo echoes WebSocket messages up to 64 MiB; never use this in production");
     }
     let mesh = (nr > 1).then(|| MeshBuilder::<ShardMsg, _>::full(nr, limits.mesh_queue_capacity));
     let webhooks = crate::webhook::Webhooks::start_with(&apps, webhook_roots);
+    let grace = Duration::from_secs(limits.shutdown_grace_secs);
+    let mesh_capacity = limits.mesh_queue_capacity;
+    let live = Arc::new(Live::new(apps, limits, tls));
     let node = Arc::new(crate::lifecycle::Node::default());
     let (mut cluster, parts) = match &cfg.cluster {
         Some(c) => {
@@ -165,13 +157,21 @@ pub fn run(
     };
     let clustered = cluster.is_some();
     let gateway_parts = Arc::new(HandOff::new(parts));
-    let reload = cfg.cluster.as_ref().zip(cluster.as_ref()).map(|(c, n)| {
+    let secrets = cfg.cluster.as_ref().zip(cluster.as_ref()).map(|(c, n)| {
         let r = n.secrets_reload(c);
-        Box::new(move || r.reload()) as crate::lifecycle::Reload
+        Box::new(move || r.reload()) as crate::reload::ReloadSecrets
     });
-    crate::lifecycle::watch_signals(node.clone(), reload)
+    let reloader = Arc::new(Reloader::new(
+        file,
+        over,
+        cfg.clone(),
+        live.clone(),
+        webhooks.clone(),
+        secrets,
+    ));
+    let _ = node.reloader.set(reloader);
+    crate::lifecycle::watch_signals(node.clone())
         .map_err(|e| StartError::Executors(format!("signal handler: {e}")))?;
-    let grace = Duration::from_secs(limits.shutdown_grace_secs);
     let ready = Arc::new(AtomicUsize::new(0));
     let failed = Arc::new(AtomicUsize::new(0));
 
@@ -189,9 +189,8 @@ pub fn run(
         .name(startup::SHARD_THREAD)
         .io_memory(64 << 10)
         .on_all_shards(move || {
-            let (apps, limits, mesh, ready, failed) = (
-                apps.clone(),
-                limits.clone(),
+            let (live, mesh, ready, failed) = (
+                live.clone(),
                 mesh.clone(),
                 r2.clone(),
                 f2.clone(),
@@ -199,7 +198,6 @@ pub fn run(
             let gateway_parts = gateway_parts.clone();
             let webhooks = webhooks.clone();
             let node = node.clone();
-            let tls = tls.clone();
             async move {
                 let (senders, receivers) = match mesh {
                     Some(m) => {
@@ -209,9 +207,8 @@ pub fn run(
                     None => (None, None),
                 };
                 let id = senders.as_ref().map_or(0, |s| s.peer_id());
-                let out = Rc::new(MeshOut::new(id, nr, senders, limits.mesh_queue_capacity));
-                let shard =
-                    Shard::new(id, nr, apps, limits, out.clone(), webhooks, node, clustered);
+                let out = Rc::new(MeshOut::new(id, nr, senders, mesh_capacity));
+                let shard = Shard::new(id, nr, live, out.clone(), webhooks, node, clustered);
                 if id == GATEWAY {
                     if let Some(parts) = gateway_parts.take() {
                         Gateway::start(&shard, parts);
@@ -234,11 +231,8 @@ pub fn run(
                 }
                 start_tasks(&shard, receivers, listener.clone());
                 ready.fetch_add(1, Ordering::SeqCst);
-                let tls = tls
-                    .as_ref()
-                    .map(|t| Rc::new(crate::transport::LocalAcceptor::new(t)));
                 let access = Rc::new(Access::new(Surface::Public, token));
-                accept_loop(shard, listener, tls, access).await;
+                accept_loop(shard, listener, access).await;
                 // The drain stopped the listener. The executor stops when this future ends,
                 // and its tasks with it: keep it running for the connections still open
                 // until the main thread ends the process.
@@ -277,7 +271,7 @@ fn start_metrics_listener(
 ) -> std::io::Result<()> {
     let listener = Rc::new(Listener::bind(addr)?);
     let access = Rc::new(Access::new(Surface::Metrics, token));
-    glommio::spawn_local(accept_loop(shard.clone(), listener, None, access)).detach();
+    glommio::spawn_local(accept_loop(shard.clone(), listener, access)).detach();
     Ok(())
 }
 
@@ -329,7 +323,7 @@ async fn drain_on_shutdown(shard: Rc<Shard>, listener: Rc<Listener>) {
         ));
     }
     let deadline =
-        std::time::Instant::now() + Duration::from_secs(shard.limits.shutdown_grace_secs);
+        std::time::Instant::now() + Duration::from_secs(shard.limits().shutdown_grace_secs);
     // Done once every close frame is in the kernel's hands (the client's reply is not needed).
     let flushed = |s: &Shard| {
         s.conns.borrow().values().all(|c| {

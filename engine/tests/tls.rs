@@ -50,6 +50,14 @@ impl Cert {
         }
     }
 
+    /// Puts `other`'s certificate and key in this one's files (a renewal in place, as
+    /// certbot does).
+    fn renew_with(&self, other: &Cert) {
+        for f in ["cert.pem", "key.pem"] {
+            std::fs::copy(other.dir.join(f), self.dir.join(f)).unwrap();
+        }
+    }
+
     /// The `[tls]` table for these files.
     fn toml(&self, only: bool) -> String {
         format!(
@@ -152,6 +160,42 @@ async fn wss_subscribe_and_https_publish() {
         .expect("tls to the IP");
     let r = Http::over(ip).request("GET", "/health", "").await;
     assert_eq!((r.status, r.body.as_str()), (200, r#"{"ok":true}"#));
+}
+
+/// certbot's deploy hook: the renewed certificate in the same files, then SIGHUP
+/// (`systemctl reload`). New connections get the new certificate; connections open before
+/// keep theirs and stay up.
+#[tokio::test]
+async fn a_reload_serves_a_renewed_certificate_and_keeps_connections() {
+    let old = Cert::new();
+    let s = Server::start_with(&old.toml(false));
+    let mut before = wss_client(&s, &old).await;
+    before.subscribe("renew").await;
+
+    let renewed = Cert::new();
+    old.renew_with(&renewed);
+    s.sighup();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // Each shard's acceptor takes the new certificate with its next connection, and the
+    // kernel spreads connections over the shards: try until one handshake succeeds, then
+    // several in a row must.
+    while tls_connect(&s, &[&renewed], "localhost").await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the renewed certificate is not served"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for _ in 0..8 {
+        tls_connect(&s, &[&renewed], "localhost")
+            .await
+            .expect("the renewed certificate on every shard");
+        let refused = tls_connect(&s, &[&old], "localhost").await;
+        assert!(refused.is_err(), "the old certificate is still served");
+    }
+    let mut h = Http::over(tls(&s, &renewed).await);
+    assert_eq!(h.publish("renew", "e", "after").await.status, 200);
+    assert_eq!(before.recv_text().await, event("renew", "after"));
 }
 
 #[tokio::test]

@@ -492,6 +492,59 @@ async fn server_debounces_a_quick_reconnect() {
     assert!(held >= Duration::from_millis(2900), "held {held:?}");
 }
 
+/// A reload adds a webhook to a running server (no app had one at start, so the delivery
+/// threads start then), and a later reload rotates the secret its requests are signed with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_reload_adds_a_webhook_and_signs_with_the_rotated_secret() {
+    let recv = HookReceiver::start(0);
+    let app =
+        |secret: &str| format!("[[apps]]\nid = \"1\"\nkey = \"{KEY}\"\nsecret = \"{secret}\"\n");
+    let server = Server::start_with(&app(SECRET));
+    let mut c = Client::connect(&server).await;
+    c.subscribe("before").await;
+    blocking(|| recv.expect_silence(Duration::from_millis(300)));
+
+    let hooked = |secret: &str| {
+        format!(
+            "{}[[apps.webhooks]]\nurl = \"{}\"\n",
+            app(secret),
+            recv.url()
+        )
+    };
+    let reload = |toml: String| async {
+        std::fs::write(server.config_path(), toml).unwrap();
+        let mut m = common::Http::metrics(&server).await;
+        let r = m.request("POST", "/admin/reload", "").await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["apps"].clone()
+    };
+    assert_eq!(
+        reload(hooked(SECRET)).await,
+        json!({"added": [], "removed": [], "changed": ["1"]})
+    );
+    c.subscribe("after").await;
+    let h = blocking(|| recv.expect(secs(3), "channel_occupied"));
+    h.assert_valid(KEY, SECRET);
+    assert_eq!(
+        h.events(),
+        json!([{"name":"channel_occupied","channel":"after"}])
+    );
+
+    reload(hooked("rotated")).await;
+    c.subscribe("rotated").await;
+    let h = blocking(|| recv.expect(secs(3), "channel_occupied"));
+    h.assert_valid(KEY, "rotated");
+    assert_eq!(
+        h.events(),
+        json!([{"name":"channel_occupied","channel":"rotated"}])
+    );
+
+    // Removed again: nothing more is sent.
+    reload(app("rotated")).await;
+    c.subscribe("unhooked").await;
+    blocking(|| recv.expect_silence(Duration::from_millis(500)));
+}
+
 /// An `https://` webhook is verified against `[webhooks] ca_file`: delivered and signed
 /// when the file holds the receiver's CA, refused by the TLS handshake (never sent in
 /// clear, never to an unverified receiver) with the system's roots instead.

@@ -3,7 +3,7 @@
 //! owning node sends cache events to every node, and each node's owner shard keeps its own
 //! copy (docs/cluster.md).
 
-use crate::app::AppIdx;
+use crate::app::{AppIdx, PerApp};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,14 +20,15 @@ pub struct Cached {
     pub stored: Instant,
 }
 
+#[derive(Default)]
 pub struct ChannelCache {
-    apps: Vec<HashMap<Arc<str>, Cached>>,
+    apps: PerApp<HashMap<Arc<str>, Cached>>,
 }
 
 impl ChannelCache {
-    pub fn new(nr_apps: usize) -> ChannelCache {
+    pub fn new() -> ChannelCache {
         ChannelCache {
-            apps: (0..nr_apps).map(|_| HashMap::new()).collect(),
+            apps: PerApp::new(),
         }
     }
 
@@ -39,7 +40,7 @@ impl ChannelCache {
         data: Arc<str>,
         now: Instant,
     ) {
-        self.apps[app as usize].insert(
+        self.apps.entry(app).insert(
             channel.clone(),
             Cached {
                 frame,
@@ -51,14 +52,14 @@ impl ChannelCache {
 
     /// The live entry, if any, and its remaining TTL.
     pub fn get(&self, app: AppIdx, channel: &str, now: Instant) -> Option<(&Cached, Duration)> {
-        let c = self.apps[app as usize].get(channel)?;
+        let c = self.apps.get(app)?.get(channel)?;
         let age = now.saturating_duration_since(c.stored);
         (age < CACHE_TTL).then(|| (c, CACHE_TTL - age))
     }
 
     /// Drops expired entries (called by the sweeper), bounding memory by live channels.
     pub fn expire(&mut self, now: Instant) {
-        for t in &mut self.apps {
+        for t in self.apps.iter_mut() {
             t.retain(|_, c| now.saturating_duration_since(c.stored) < CACHE_TTL);
         }
     }

@@ -1,6 +1,6 @@
 //! Subscribers on this shard, per app and channel. The fanout loop lives here.
 
-use crate::app::AppIdx;
+use crate::app::{AppIdx, PerApp};
 use crate::outbox::SocketOut;
 use crate::socket_id::SocketId;
 use bytes::Bytes;
@@ -23,26 +23,30 @@ pub struct Subscriber {
 
 /// `app → channel → subscribers`. `IndexMap` gives O(1) removal (swap_remove) and a dense,
 /// cache-friendly iteration for fanout.
+#[derive(Default)]
 pub struct LocalChannels {
-    apps: Vec<HashMap<Arc<str>, IndexMap<ConnId, Subscriber>>>,
+    apps: PerApp<HashMap<Arc<str>, IndexMap<ConnId, Subscriber>>>,
 }
 
 impl LocalChannels {
-    pub fn new(nr_apps: usize) -> LocalChannels {
+    pub fn new() -> LocalChannels {
         LocalChannels {
-            apps: (0..nr_apps).map(|_| HashMap::new()).collect(),
+            apps: PerApp::new(),
         }
     }
 
     pub fn add(&mut self, app: AppIdx, channel: &Arc<str>, conn: ConnId, sub: Subscriber) {
-        self.apps[app as usize]
+        self.apps
+            .entry(app)
             .entry(channel.clone())
             .or_default()
             .insert(conn, sub);
     }
 
     pub fn remove(&mut self, app: AppIdx, channel: &str, conn: ConnId) {
-        let table = &mut self.apps[app as usize];
+        let Some(table) = self.apps.get_mut(app) else {
+            return;
+        };
         if let Some(subs) = table.get_mut(channel) {
             subs.swap_remove(&conn);
             if subs.is_empty() {
@@ -60,7 +64,7 @@ impl LocalChannels {
         exclude: Option<SocketId>,
         privileged_only: bool,
     ) -> usize {
-        let Some(subs) = self.apps[app as usize].get(channel) else {
+        let Some(subs) = self.apps.get(app).and_then(|t| t.get(channel)) else {
             return 0;
         };
         let mut n = 0;
@@ -76,6 +80,9 @@ impl LocalChannels {
 
     /// Subscribers of one channel on this shard.
     pub fn count(&self, app: AppIdx, channel: &str) -> usize {
-        self.apps[app as usize].get(channel).map_or(0, |s| s.len())
+        self.apps
+            .get(app)
+            .and_then(|t| t.get(channel))
+            .map_or(0, |s| s.len())
     }
 }

@@ -4,7 +4,7 @@
 //! **Invariant:** only the owner shard ([`crate::placement::shard_for`]) has an entry for a
 //! channel, and a channel with no subscriptions anywhere has no entry.
 
-use crate::app::AppIdx;
+use crate::app::{AppIdx, PerApp};
 use crate::placement::ShardId;
 use indexmap::IndexMap;
 use std::collections::HashMap;
@@ -46,14 +46,14 @@ pub struct Change {
 
 pub struct OwnedChannels {
     nr_shards: usize,
-    apps: Vec<HashMap<Arc<str>, Owned>>,
+    apps: PerApp<HashMap<Arc<str>, Owned>>,
 }
 
 impl OwnedChannels {
-    pub fn new(nr_apps: usize, nr_shards: usize) -> OwnedChannels {
+    pub fn new(nr_shards: usize) -> OwnedChannels {
         OwnedChannels {
             nr_shards,
-            apps: (0..nr_apps).map(|_| HashMap::new()).collect(),
+            apps: PerApp::new(),
         }
     }
 
@@ -66,7 +66,9 @@ impl OwnedChannels {
         member: Option<(&Arc<str>, Option<&str>)>,
     ) -> Change {
         let n = self.nr_shards;
-        let e = self.apps[app as usize]
+        let e = self
+            .apps
+            .entry(app)
             .entry(channel.clone())
             .or_insert_with(|| Owned {
                 name: channel.clone(),
@@ -102,7 +104,9 @@ impl OwnedChannels {
         shard: ShardId,
         user: Option<&str>,
     ) -> Change {
-        let table = &mut self.apps[app as usize];
+        let Some(table) = self.apps.get_mut(app) else {
+            return Change::default();
+        };
         let Some(e) = table.get_mut(channel) else {
             return Change::default();
         };
@@ -138,11 +142,11 @@ impl OwnedChannels {
     }
 
     pub fn get(&self, app: AppIdx, channel: &str) -> Option<&Owned> {
-        self.apps[app as usize].get(channel)
+        self.apps.get(app)?.get(channel)
     }
 
     pub fn get_mut(&mut self, app: AppIdx, channel: &str) -> Option<&mut Owned> {
-        self.apps[app as usize].get_mut(channel)
+        self.apps.get_mut(app)?.get_mut(channel)
     }
 
     /// Would a new member fit into `channel`?
@@ -153,8 +157,10 @@ impl OwnedChannels {
 
     /// Occupied channels of `app` whose name starts with `prefix`: (name, subscriptions, members).
     pub fn list(&self, app: AppIdx, prefix: &str) -> Vec<(String, u32, u32)> {
-        self.apps[app as usize]
-            .values()
+        self.apps
+            .get(app)
+            .into_iter()
+            .flat_map(|t| t.values())
             .filter(|o| o.name.starts_with(prefix))
             .map(|o| (o.name.to_string(), o.total, o.members.len() as u32))
             .collect()
@@ -167,7 +173,7 @@ mod tests {
 
     #[test]
     fn counts_and_vacancy() {
-        let mut t = OwnedChannels::new(1, 2);
+        let mut t = OwnedChannels::new(2);
         let c: Arc<str> = Arc::from("c");
         assert!(t.subscribe(0, &c, 0, None).occupancy);
         assert!(!t.subscribe(0, &c, 1, None).occupancy);
@@ -188,7 +194,7 @@ mod tests {
 
     #[test]
     fn presence_multi_tab() {
-        let mut t = OwnedChannels::new(1, 2);
+        let mut t = OwnedChannels::new(2);
         let c: Arc<str> = Arc::from("presence-r");
         let u: Arc<str> = Arc::from("u1");
         assert_eq!(

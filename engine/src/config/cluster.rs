@@ -6,7 +6,7 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 
 /// Cluster membership and data-plane addresses of this node.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterSettings {
     /// Unique name of this node in the cluster.

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 /// listener when no token is set. A loopback peer on the public port proves nothing (a
 /// reverse proxy on the same host makes every client look local), and an app's signature
 /// speaks for one tenant, not for node-wide figures.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     /// The metrics listener: a second address serving only `/metrics`, `/stats` and `/health`

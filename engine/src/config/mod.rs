@@ -101,7 +101,7 @@ impl std::fmt::Debug for Secret {
 
 /// The `[tls]` table: a certificate and key in PEM files, read once at start (a new
 /// certificate needs a restart; docs/operations.md says why).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM file with the certificate chain, leaf first.
@@ -115,7 +115,7 @@ pub struct TlsConfig {
 }
 
 /// `[webhooks]`: settings shared by every app's webhooks.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSettings {
     /// PEM file of the CA certificates trusted for `https://` webhook URLs, instead of the
@@ -125,7 +125,7 @@ pub struct WebhookSettings {
 }
 
 /// Switches for test tooling. **Never enable these in production.**
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Testing {
     /// Serve `GET /echo` as a WebSocket echo endpoint, for the Autobahn conformance suite
@@ -136,7 +136,7 @@ pub struct Testing {
 }
 
 /// One application (tenant): its credentials and options.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppConfig {
     /// App id as used in `/apps/{id}/...`. The PyPI `pusher` SDK requires it numeric, so the
@@ -190,7 +190,7 @@ pub struct AppConfig {
 }
 
 /// One webhook endpoint of an app.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// `http://` or `https://` URL receiving `POST {"time_ms":..,"events":[..]}` (https is
@@ -245,7 +245,7 @@ impl AppConfig {
 }
 
 /// Every bound the server enforces. Each has a default; docs/limits.md says what happens at it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Largest WebSocket message a client may send, in bytes; beyond it the socket is closed

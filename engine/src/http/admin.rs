@@ -20,7 +20,8 @@ use subtle::ConstantTimeEq;
 pub enum Surface {
     /// `bind`: WebSockets, the app API and `/health`; operator routes only with the token.
     Public,
-    /// `metrics.bind`: `/metrics`, `/stats` and `/health`, nothing else (404).
+    /// `metrics.bind`: `/metrics`, `/stats`, `POST /admin/reload` and `/health`, nothing
+    /// else (404).
     Metrics,
 }
 

@@ -116,7 +116,7 @@ pub async fn channel_attributes(
 }
 
 pub async fn info(shard: &Rc<Shard>, app: &App, req: &Request, channel: &str) -> Response {
-    if let Err(e) = name::validate(channel, shard.limits.max_channel_name_bytes) {
+    if let Err(e) = name::validate(channel, shard.limits().max_channel_name_bytes) {
         return Response::error(400, &format!("invalid channel: {e}"));
     }
     let info = info_list(req.param("info"));
@@ -205,7 +205,7 @@ async fn cluster_list(
 
 /// `GET /apps/{id}/channels/{name}/users`: presence channels only.
 pub async fn users(shard: &Rc<Shard>, app: &App, channel: &str) -> Response {
-    if name::validate(channel, shard.limits.max_channel_name_bytes).is_err()
+    if name::validate(channel, shard.limits().max_channel_name_bytes).is_err()
         || !ChannelKind::of(channel).is_presence()
     {
         return Response::error(400, "users are only available for presence channels");

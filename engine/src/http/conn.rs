@@ -10,6 +10,7 @@ use crate::transport::{LocalAcceptor, Transport};
 use futures_lite::AsyncWriteExt;
 use glommio::net::TcpStream;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Serves one accepted socket. With `tls` (the shard's acceptor, when `[tls]` is configured)
@@ -22,7 +23,7 @@ pub async fn serve(
     access: Rc<Access>,
 ) {
     let _ = stream.set_nodelay(true);
-    let limits = shard.limits.clone();
+    let limits = Arc::clone(&shard.limits());
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     // The TLS handshake and the first request share the handshake timeout: a client that
     // dawdles in either is cut at the same deadline (slowloris defence).
@@ -186,13 +187,13 @@ mod tests {
     fn a_connection_task_stays_small() {
         glommio::LocalExecutorBuilder::default()
             .spawn(|| async {
-                let apps = Arc::new(Apps::new(&[AppConfig::new("1", "k", "s")]));
+                let apps = Apps::new(&[AppConfig::new("1", "k", "s")]);
+                let live = Arc::new(crate::live::Live::new(apps, Limits::default(), None));
                 let mesh = Rc::new(crate::shard::mesh::MeshOut::new(0, 1, None, 16));
                 let shard = Shard::new(
                     0,
                     1,
-                    apps,
-                    Arc::new(Limits::default()),
+                    live,
                     mesh,
                     crate::webhook::Webhooks::disabled(),
                     Arc::default(),

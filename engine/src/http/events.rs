@@ -95,7 +95,7 @@ pub async fn batch(shard: &Rc<Shard>, app: &App, req: &Request) -> Response {
         Ok(b) => b,
         Err(_) => return Response::error(400, "body must be {\"batch\":[...]}"),
     };
-    let max = shard.limits.max_batch_events;
+    let max = shard.limits().max_batch_events;
     if b.batch.len() > max {
         return Response::error(400, &format!("at most {max} events per batch"));
     }
@@ -153,7 +153,7 @@ async fn send(shard: &Rc<Shard>, app: &App, ev: &Checked) -> Result<(), Response
 }
 
 fn check(shard: &Shard, ev: EventBody, multi: bool) -> Result<Checked, Response> {
-    let l = &shard.limits;
+    let l = &shard.limits();
     let name = ev
         .name
         .filter(|n| !n.is_empty())

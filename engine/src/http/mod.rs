@@ -7,6 +7,7 @@ pub mod channels;
 pub mod conn;
 pub mod events;
 pub mod metrics;
+pub mod reload;
 pub mod request;
 pub mod response;
 pub mod router;

@@ -37,8 +37,11 @@ pub async fn route(shard: &Rc<Shard>, req: Request, access: &Access) -> Routed {
         ),
         ("GET", ["metrics"]) => operator(shard, &req, access, Operator::Metrics).await,
         ("GET", ["stats"]) => operator(shard, &req, access, Operator::Stats).await,
+        ("POST", ["admin", "reload"]) => operator(shard, &req, access, Operator::Reload).await,
         ("GET", ["health"]) => health(shard),
-        (_, [""]) | (_, ["health"]) => Response::error(405, "method not allowed"),
+        (_, [""]) | (_, ["health"]) | (_, ["admin", "reload"]) => {
+            Response::error(405, "method not allowed")
+        }
         // The PyPI SDK posts here without the /apps/{id} prefix; the signing key picks the app.
         ("POST", ["users", user, "terminate_connections"]) => match authed_by_key(shard, &req) {
             Err(resp) => resp,
@@ -75,8 +78,9 @@ async fn metrics_listener(
     match (req.method.as_str(), segs) {
         ("GET", ["metrics"]) => operator(shard, req, access, Operator::Metrics).await,
         ("GET", ["stats"]) => operator(shard, req, access, Operator::Stats).await,
+        ("POST", ["admin", "reload"]) => operator(shard, req, access, Operator::Reload).await,
         ("GET", ["health"]) => health(shard),
-        (_, ["health"]) => Response::error(405, "method not allowed"),
+        (_, ["health"]) | (_, ["admin", "reload"]) => Response::error(405, "method not allowed"),
         _ => Response::error(404, "no such endpoint"),
     }
 }
@@ -87,6 +91,7 @@ async fn metrics_listener(
 enum Operator {
     Metrics,
     Stats,
+    Reload,
 }
 
 /// Every operator route, on either listener, behind the one guard.
@@ -97,6 +102,7 @@ async fn operator(shard: &Rc<Shard>, req: &Request, access: &Access, route: Oper
     match route {
         Operator::Metrics => super::metrics::metrics(shard).await,
         Operator::Stats => super::metrics::stats(shard).await,
+        Operator::Reload => super::reload::reload(shard, req).await,
     }
 }
 
@@ -142,8 +148,8 @@ pub const TLS_ONLY_MESSAGE: &str =
 
 /// Finds the app named in the path and checks the request's signature.
 fn authed(shard: &Shard, id: &str, req: &Request) -> Result<Arc<App>, Response> {
-    let app = shard
-        .apps
+    let apps = shard.apps();
+    let app = apps
         .by_id(id)
         .ok_or_else(|| Response::error(404, &format!("unknown app `{id}`")))?;
     admit(app, req)
@@ -152,8 +158,8 @@ fn authed(shard: &Shard, id: &str, req: &Request) -> Result<Arc<App>, Response> 
 /// Like [`authed`], for paths without an app id: the app is the one whose key signed it.
 fn authed_by_key(shard: &Shard, req: &Request) -> Result<Arc<App>, Response> {
     let key = req.param("auth_key").unwrap_or_default();
-    let app = shard
-        .apps
+    let apps = shard.apps();
+    let app = apps
         .by_key(key)
         .ok_or_else(|| Response::error(401, "unknown auth_key"))?;
     admit(app, req)

@@ -1,7 +1,7 @@
 //! A shard's listening socket: binding it, accepting on it, and closing it when the drain
 //! starts.
 
-use crate::http::admin::Access;
+use crate::http::admin::{Access, Surface};
 use crate::shard::Shard;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
@@ -55,18 +55,28 @@ impl Listener {
     }
 }
 
-/// Accepts until the drain stops the listener. `tls`: this shard's TLS acceptor when `[tls]`
-/// is configured (each connection then starts by telling TLS from plain, in its own task).
-/// `access`: which routes this listener serves, and its guard of the operator routes.
-pub(super) async fn accept_loop(
-    shard: Rc<Shard>,
-    listener: Rc<Listener>,
-    tls: Option<Rc<crate::transport::LocalAcceptor>>,
-    access: Rc<Access>,
-) {
+/// Accepts until the drain stops the listener. `access`: which routes this listener serves,
+/// and its guard of the operator routes. The public listener serves TLS when `[tls]` is
+/// configured (each connection then starts by telling TLS from plain, in its own task),
+/// with this shard's acceptor for the certificate in force: a reload that read the
+/// certificate again gets a new acceptor before the next connection.
+pub(super) async fn accept_loop(shard: Rc<Shard>, listener: Rc<Listener>, access: Rc<Access>) {
+    let public = access.surface == Surface::Public;
+    let acceptor = |s: &Shard| {
+        s.live
+            .tls()
+            .filter(|_| public)
+            .map(|t| Rc::new(crate::transport::LocalAcceptor::new(&t)))
+    };
+    let mut generation = shard.live.generation();
+    let mut tls = acceptor(&shard);
     loop {
         match listener.socket.accept().await {
             Ok(stream) => {
+                if shard.live.generation() != generation {
+                    generation = shard.live.generation();
+                    tls = acceptor(&shard);
+                }
                 let serve = crate::http::serve(shard.clone(), stream, tls.clone(), access.clone());
                 glommio::spawn_local(serve).detach();
             }

@@ -275,7 +275,7 @@ impl Gateway {
 impl Shard {
     /// Member ids of a presence channel across the cluster (gateway shard only).
     pub(super) fn cluster_members(&self, app: AppIdx, channel: &str) -> Vec<String> {
-        let app_id = self.apps.get(app).id.clone();
+        let app_id = self.apps().get(app).id.clone();
         self.gw()
             .core
             .borrow()
@@ -287,7 +287,7 @@ impl Shard {
 
     /// The cluster-wide member count of a presence channel (gateway shard only).
     pub(super) fn cluster_member_count(&self, app: AppIdx, channel: &str) -> usize {
-        let app_id = self.apps.get(app).id.clone();
+        let app_id = self.apps().get(app).id.clone();
         self.gw().core.borrow().member_count(&app_id, channel)
     }
 
@@ -362,7 +362,7 @@ impl Shard {
                 t0,
                 ack,
             } => {
-                let app_id = self.apps.get(app).id.clone();
+                let app_id = self.apps().get(app).id.clone();
                 let actions = self.gw().core.borrow_mut().publish(
                     &app_id,
                     &channel,
@@ -389,7 +389,7 @@ impl Shard {
                 on,
                 ticket,
             } => {
-                let app_id = self.apps.get(app).id.clone();
+                let app_id = self.apps().get(app).id.clone();
                 let gw = self.gw();
                 let mut core = gw.core.borrow_mut();
                 let actions = if on {
@@ -405,7 +405,7 @@ impl Shard {
                 channel,
                 count,
             } => {
-                let app_id = self.apps.get(app).id.clone();
+                let app_id = self.apps().get(app).id.clone();
                 let actions = self.gw().core.borrow_mut().count(&app_id, &channel, count);
                 self.apply(actions);
             }
@@ -432,7 +432,7 @@ impl Shard {
                 // users flap (member_removed, then member_added from their new node).
             }
             ShardMsg::ClusterLeave { app, channel, user } => {
-                let app_id = self.apps.get(app).id.clone();
+                let app_id = self.apps().get(app).id.clone();
                 let actions = self
                     .gw()
                     .core
@@ -441,7 +441,7 @@ impl Shard {
                 self.apply(actions);
             }
             ShardMsg::ClusterTerminate { app, user } => {
-                let app_id = self.apps.get(app).id.clone();
+                let app_id = self.apps().get(app).id.clone();
                 let actions = self.gw().core.borrow_mut().terminate(&app_id, &user);
                 self.apply(actions);
             }
@@ -469,8 +469,8 @@ impl Shard {
         cache: Option<Bytes>,
         cache_miss: bool,
     ) {
-        let app_id = self.apps.get(app).id.clone();
-        let max = self.apps.get(app).max_presence_members;
+        let app_id = self.apps().get(app).id.clone();
+        let max = self.apps().get(app).max_presence_members;
         let (joined, room) = {
             let gw = self.gw();
             let core = gw.core.borrow();
@@ -547,7 +547,7 @@ impl Shard {
     /// once and goes the way of a published event (every node with subscribers, here
     /// included); the webhook fires here only.
     fn announce_count(&self, app: String, channel: String, count: u32) {
-        let Some(a) = self.apps.by_id(&app) else {
+        let Some(a) = self.apps().by_id(&app).cloned() else {
             return;
         };
         // A peer's word does not make a presence channel, or an app without the feature,
@@ -605,13 +605,13 @@ impl Shard {
                     privileged_only,
                     cache_data,
                 } => {
-                    let Some(a) = self.apps.by_id(&app) else {
+                    let Some(a) = self.apps().by_id(&app).cloned() else {
                         continue;
                     };
                     // The local owner keeps a cache channel's event for replay. Only for a
                     // valid cache channel: a peer's word does not put other names in the cache.
                     let cacheable = ChannelKind::of(&channel).cache
-                        && name::validate(&channel, self.limits.max_channel_name_bytes).is_ok();
+                        && name::validate(&channel, self.limits().max_channel_name_bytes).is_ok();
                     let cache_data = cache_data.filter(|_| cacheable).map(Arc::from);
                     let channel: Arc<str> = Arc::from(channel);
                     let owner = self.owner_of(a.idx, &channel);
@@ -629,7 +629,7 @@ impl Shard {
                     );
                 }
                 Action::Presence { event, webhook } => {
-                    let Some(a) = self.apps.by_id(&event.app) else {
+                    let Some(a) = self.apps().by_id(&event.app).cloned() else {
                         continue;
                     };
                     let kind = ChannelKind::of(&event.channel);
@@ -681,7 +681,7 @@ impl Shard {
                     channel,
                     occupied,
                 } => {
-                    if let Some(a) = self.apps.by_id(&app) {
+                    if let Some(a) = self.apps().by_id(&app).cloned() {
                         let hook = if occupied {
                             WebhookEvent::ChannelOccupied { channel }
                         } else {
@@ -691,7 +691,7 @@ impl Shard {
                     }
                 }
                 Action::Terminate { app, user } => {
-                    if let Some(a) = self.apps.by_id(&app) {
+                    if let Some(a) = self.apps().by_id(&app).cloned() {
                         self.terminate_local(a.idx, &user);
                     }
                 }
@@ -724,7 +724,7 @@ impl Shard {
                     channel,
                     ticket,
                 } => {
-                    if let Some(a) = self.apps.by_id(&app) {
+                    if let Some(a) = self.apps().by_id(&app).cloned() {
                         let channel: Arc<str> = Arc::from(channel);
                         let owner = self.owner_of(a.idx, &channel);
                         let msg = ShardMsg::ClusterInterestReady {

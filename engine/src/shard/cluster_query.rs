@@ -139,7 +139,7 @@ impl Shard {
     /// Gateway: a local shard asks the other nodes.
     pub(super) fn start_cluster_query(&self, from: ShardId, id: u64, app: AppIdx, ask: ClusterAsk) {
         let gw = self.query_gw();
-        let app_id = self.apps.get(app).id.clone();
+        let app_id = self.apps().get(app).id.clone();
         let kind = match ask {
             ClusterAsk::Channel(c) => QueryKind::Channel {
                 channel: c.to_string(),
@@ -251,7 +251,7 @@ impl Shard {
 async fn local_answer(shard: &Shard, id: u64, app: &str, kind: QueryKind) -> NodeMsg {
     let answer = |body| NodeMsg::Answer { id, body };
     // An app this node does not serve has nothing here.
-    let Some(app) = shard.apps.by_id(app).map(|a| a.idx) else {
+    let Some(app) = shard.apps().by_id(app).map(|a| a.idx) else {
         return match kind {
             QueryKind::Channel { .. } => answer(AnswerBody::Channel {
                 subscription_count: 0,

@@ -22,7 +22,7 @@ pub mod sweeper;
 mod tests;
 mod users;
 
-use crate::app::{AppIdx, Apps};
+use crate::app::{App, AppIdx, Apps};
 use crate::channel::cache::ChannelCache;
 use crate::channel::local::{ConnId, LocalChannels, Subscriber};
 use crate::channel::owned::OwnedChannels;
@@ -52,8 +52,10 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Shard {
     pub id: ShardId,
     pub nr_shards: usize,
-    pub apps: Arc<Apps>,
-    pub limits: Arc<Limits>,
+    /// The apps, limits and TLS settings in force (a reload swaps them).
+    pub live: Arc<crate::live::Live>,
+    /// The [`crate::live::Live::generation`] this shard last acted on.
+    seen_generation: Cell<u64>,
     pub flush: Rc<FlushQueue>,
     pub mesh: Rc<MeshOut>,
     pub webhooks: Webhooks,
@@ -96,20 +98,18 @@ impl Shard {
     pub fn new(
         id: ShardId,
         nr_shards: usize,
-        apps: Arc<Apps>,
-        limits: Arc<Limits>,
+        live: Arc<crate::live::Live>,
         mesh: Rc<MeshOut>,
         webhooks: Webhooks,
         node: Arc<crate::lifecycle::Node>,
         clustered: bool,
     ) -> Rc<Shard> {
-        let n_apps = apps.list.len();
         let stats = Rc::new(ShardStats::default());
         Rc::new(Shard {
             id,
             nr_shards,
-            apps,
-            limits,
+            seen_generation: Cell::new(live.generation()),
+            live,
             flush: FlushQueue::new(stats.clone()),
             mesh,
             webhooks,
@@ -119,10 +119,10 @@ impl Shard {
             conn_rate: Cell::new((std::time::Instant::now(), 0)),
             conns: RefCell::new(HashMap::new()),
             next_conn: Cell::new(0),
-            local: RefCell::new(LocalChannels::new(n_apps)),
-            owned: RefCell::new(OwnedChannels::new(n_apps, nr_shards)),
-            cache: RefCell::new(ChannelCache::new(n_apps)),
-            users: RefCell::new(users::UserRegistry::new(n_apps)),
+            local: RefCell::new(LocalChannels::new()),
+            owned: RefCell::new(OwnedChannels::new(nr_shards)),
+            cache: RefCell::new(ChannelCache::new()),
+            users: RefCell::new(users::UserRegistry::new()),
             count_dirty: RefCell::new(HashSet::new()),
             awaiting: RefCell::new(HashMap::new()),
             next_ticket: Cell::new(0),
@@ -133,8 +133,42 @@ impl Shard {
         })
     }
 
+    /// The apps in force. Hold the guard for one lookup, never across an `await`.
+    pub fn apps(&self) -> arc_swap::Guard<Arc<Apps>> {
+        self.live.apps()
+    }
+
+    /// The current version of app `idx` (its secret and options as of the last reload).
+    pub fn app(&self, idx: AppIdx) -> Arc<App> {
+        self.apps().get(idx).clone()
+    }
+
+    /// The limits in force. Hold the guard for one use, never across an `await`.
+    pub fn limits(&self) -> arc_swap::Guard<Arc<Limits>> {
+        self.live.limits()
+    }
+
+    /// After a reload (once per new [`crate::live::Live::generation`], from the sweeper):
+    /// closes this shard's connections of apps the reload removed, with 4001 as Pusher
+    /// does for an app that does not exist.
+    pub fn after_reload(&self) {
+        let generation = self.live.generation();
+        if generation == self.seen_generation.replace(generation) {
+            return;
+        }
+        let apps = self.apps();
+        for c in self.conns.borrow().values() {
+            if apps.get(c.app).removed {
+                c.out
+                    .push(frames::error(codes::APP_NOT_FOUND, "App removed"));
+                c.out
+                    .close_with(close_frame(codes::APP_NOT_FOUND, "App removed"));
+            }
+        }
+    }
+
     pub fn owner_of(&self, app: AppIdx, channel: &str) -> ShardId {
-        shard_for(&self.apps.get(app).id, channel, self.nr_shards)
+        shard_for(&self.apps().get(app).id, channel, self.nr_shards)
     }
 
     /// Users are placed like their `#server-to-user-{id}` channel.
@@ -161,25 +195,26 @@ impl Shard {
 
     /// Admits a new WebSocket connection of `app`, or says which close code refuses it.
     /// On success the node and app counters include it until [`Shard::remove_connection`].
-    pub fn admit(&self, app: &crate::app::App) -> Result<(), (u16, &'static str)> {
+    pub fn admit(&self, app: &App) -> Result<(), (u16, &'static str)> {
         use std::sync::atomic::Ordering::Relaxed;
         if self.node.shutting_down() {
             return Err((codes::RECONNECT, "server shutting down"));
         }
-        let per_shard = (self.limits.max_new_connections_per_second / self.nr_shards as u32).max(1);
+        let limits = self.limits();
+        let per_shard = (limits.max_new_connections_per_second / self.nr_shards as u32).max(1);
         if !take_token(&self.conn_rate, per_shard) {
             return Err((
                 codes::OVER_CAPACITY,
                 "too many new connections, retry later",
             ));
         }
-        if self.node.connections.fetch_add(1, Relaxed) >= self.limits.max_connections {
+        if self.node.connections.fetch_add(1, Relaxed) >= limits.max_connections {
             self.node.connections.fetch_sub(1, Relaxed);
             return Err((codes::OVER_CAPACITY, "Over connection quota"));
         }
-        let n = app.connections.fetch_add(1, Relaxed);
+        let n = app.counters.connections.fetch_add(1, Relaxed);
         if app.max_connections.is_some_and(|max| n >= max) {
-            app.connections.fetch_sub(1, Relaxed);
+            app.counters.connections.fetch_sub(1, Relaxed);
             self.node.connections.fetch_sub(1, Relaxed);
             return Err((codes::OVER_CAPACITY, "Over connection quota"));
         }
@@ -191,7 +226,7 @@ impl Shard {
     /// Starts a subscription (already authorized by the caller); the client hears back when
     /// the owner acknowledges.
     pub fn subscribe(&self, conn: &Rc<Connection>, channel: Arc<str>, join: Option<Join>) {
-        let app = conn.app.idx;
+        let app = conn.app;
         let seq = self.next_sub_seq.get() + 1;
         {
             let mut subs = conn.subs.borrow_mut();
@@ -234,7 +269,7 @@ impl Shard {
     }
 
     pub fn unsubscribe(&self, conn: &Rc<Connection>, channel: &str) {
-        let app = conn.app.idx;
+        let app = conn.app;
         let mut subs = conn.subs.borrow_mut();
         let Some((name, mut sub)) = subs.remove_entry(channel) else {
             return;
@@ -266,9 +301,9 @@ impl Shard {
         if self.conns.borrow_mut().remove(&conn.id).is_some() {
             use std::sync::atomic::Ordering::Relaxed;
             self.node.connections.fetch_sub(1, Relaxed);
-            conn.app.connections.fetch_sub(1, Relaxed);
+            conn.counters.connections.fetch_sub(1, Relaxed);
         }
-        let app = conn.app.idx;
+        let app = conn.app;
         let subs: Vec<(Arc<str>, Sub)> = conn.subs.borrow_mut().drain().collect();
         for (channel, sub) in subs {
             // Pending/Cancelled ones are undone when their acknowledgement finds no connection.
@@ -307,7 +342,7 @@ impl Shard {
 
     /// Binds a verified user to the connection and starts its watchlist.
     pub fn sign_in(&self, conn: &Rc<Connection>, user: SignedIn) {
-        let app = conn.app.idx;
+        let app = conn.app;
         let owner = self.owner_of_user(app, &user.id);
         self.mesh.send(
             owner,
@@ -573,7 +608,7 @@ impl Shard {
             ShardMsg::Terminate { app, user } => {
                 let conns: Vec<_> = self.conns.borrow().values().cloned().collect();
                 for c in conns {
-                    if c.app.idx == app && c.user_id().as_deref() == Some(&*user) {
+                    if c.app == app && c.user_id().as_deref() == Some(&*user) {
                         c.out.push(frames::error(
                             codes::UNAUTHORIZED,
                             "connection terminated by the app",

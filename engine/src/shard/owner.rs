@@ -60,7 +60,7 @@ impl Shard {
         socket_id: SocketId,
         join: Option<Join>,
     ) {
-        let a = self.apps.get(app).clone();
+        let a = self.apps().get(app).clone();
         let kind = ChannelKind::of(&channel);
         let user_id = join.as_ref().map(|j| j.user_id.clone());
         if let Some(j) = &join {
@@ -269,7 +269,7 @@ impl Shard {
             );
         }
         if change.occupancy {
-            self.apps.get(app).close_channel();
+            self.apps().get(app).close_channel();
             if !self.clustered {
                 // In a cluster the owning node fires this once (Action::Occupancy).
                 self.webhooks.emit(
@@ -305,7 +305,8 @@ impl Shard {
     /// cluster, "tell" means report this node's count to the channel's owning node, which
     /// tells every subscriber the cluster-wide sum (`send_count`).
     fn count_changed(&self, app: AppIdx, channel: &Arc<str>, now: Instant) {
-        if !self.apps.get(app).enable_subscription_count || ChannelKind::of(channel).is_presence() {
+        if !self.apps().get(app).enable_subscription_count || ChannelKind::of(channel).is_presence()
+        {
             return;
         }
         let throttled = {

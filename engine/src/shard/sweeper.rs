@@ -1,5 +1,6 @@
-//! Once a second: server pings for silent clients, 4201 for clients that never answer, and
-//! the end of the grace period for sockets that are closing.
+//! Once a second: server pings for silent clients, 4201 for clients that never answer, the
+//! end of the grace period for sockets that are closing, and what a reload asks of the
+//! shard ([`Shard::after_reload`]).
 
 use super::Shard;
 use crate::frame::close_frame;
@@ -16,19 +17,21 @@ pub async fn run(shard: Weak<Shard>) {
         let Some(shard) = shard.upgrade() else { return };
         let now = Instant::now();
         shard.tick(now);
+        shard.after_reload();
         sweep(&shard, now);
     }
 }
 
 fn sweep(shard: &Rc<Shard>, now: Instant) {
-    let activity = Duration::from_secs(shard.limits.activity_timeout_secs);
-    let pong = Duration::from_secs(shard.limits.pong_timeout_secs);
-    let grace = Duration::from_secs(shard.limits.close_grace_secs);
+    let activity = Duration::from_secs(shard.limits().activity_timeout_secs);
+    let pong = Duration::from_secs(shard.limits().pong_timeout_secs);
+    let grace = Duration::from_secs(shard.limits().close_grace_secs);
     let conns: Vec<_> = shard.conns.borrow().values().cloned().collect();
+    let apps = shard.apps();
     for c in conns {
         match c.out.state() {
             WriteState::Open => {
-                if let Some(t) = c.app.authorized_connections_timeout_secs {
+                if let Some(t) = apps.get(c.app).authorized_connections_timeout_secs {
                     if !c.authorized.get()
                         && now.saturating_duration_since(c.connected_at) >= Duration::from_secs(t)
                     {

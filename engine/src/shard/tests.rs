@@ -10,13 +10,13 @@ use std::sync::Arc;
 
 /// One shard of a one-shard node, in cluster mode or not, without a gateway.
 fn shard(clustered: bool) -> Rc<Shard> {
-    let apps = Arc::new(Apps::new(&[AppConfig::new("1", "k", "s")]));
+    let apps = Apps::new(&[AppConfig::new("1", "k", "s")]);
+    let live = Arc::new(crate::live::Live::new(apps, Limits::default(), None));
     let mesh = Rc::new(MeshOut::new(0, 1, None, 16));
     Shard::new(
         0,
         1,
-        apps,
-        Arc::new(Limits::default()),
+        live,
         mesh,
         crate::webhook::Webhooks::disabled(),
         Arc::default(),

@@ -4,7 +4,7 @@
 
 use super::msg::ShardMsg;
 use super::Shard;
-use crate::app::AppIdx;
+use crate::app::{AppIdx, PerApp};
 use crate::channel::local::ConnId;
 use crate::placement::ShardId;
 use std::collections::HashMap;
@@ -19,23 +19,25 @@ struct UserEntry {
 }
 
 pub(super) struct UserRegistry {
-    apps: Vec<HashMap<Arc<str>, UserEntry>>,
+    apps: PerApp<HashMap<Arc<str>, UserEntry>>,
 }
 
 impl UserRegistry {
-    pub(super) fn new(nr_apps: usize) -> UserRegistry {
+    pub(super) fn new() -> UserRegistry {
         UserRegistry {
-            apps: (0..nr_apps).map(|_| HashMap::new()).collect(),
+            apps: PerApp::new(),
         }
     }
 
     fn entry(&mut self, app: AppIdx, user: &Arc<str>) -> &mut UserEntry {
-        self.apps[app as usize].entry(user.clone()).or_default()
+        self.apps.entry(app).entry(user.clone()).or_default()
     }
 
     /// Forgets users nobody is signed in as and nobody watches.
     fn gc(&mut self, app: AppIdx, user: &str) {
-        let t = &mut self.apps[app as usize];
+        let Some(t) = self.apps.get_mut(app) else {
+            return;
+        };
         if t.get(user)
             .is_some_and(|e| e.conns == 0 && e.watchers.is_empty())
         {

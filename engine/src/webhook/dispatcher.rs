@@ -63,15 +63,7 @@ pub(crate) struct Core {
 
 impl Core {
     pub fn new(endpoints: Vec<Endpoint>, tuning: Tuning, counters: Arc<Counters>) -> Core {
-        let n_apps = endpoints
-            .iter()
-            .map(|e| e.app.idx as usize + 1)
-            .max()
-            .unwrap_or(0);
-        let mut by_app = vec![Vec::new(); n_apps];
-        for (i, e) in endpoints.iter().enumerate() {
-            by_app[e.app.idx as usize].push(i);
-        }
+        let by_app = by_app(&endpoints);
         Core {
             endpoints,
             by_app,
@@ -83,6 +75,29 @@ impl Core {
             next_endpoint: 0,
             scratch: Vec::new(),
         }
+    }
+
+    /// A reload: the endpoints of `apps` replace the configured ones. An endpoint configured
+    /// before and now keeps its queue (re-signed with the app's current secret); one no
+    /// longer configured finishes its queue and takes no new event; a new one starts empty.
+    /// Endpoints keep their index (a request in flight names it), so the list only grows,
+    /// by each `(app, url)` first configured by a reload.
+    pub fn reload(&mut self, apps: &crate::app::Apps) {
+        for e in &mut self.endpoints {
+            e.retire();
+        }
+        for next in Endpoint::from_apps(apps) {
+            match self.endpoints.iter_mut().find(|e| e.same_target(&next)) {
+                Some(e) => e.renew(next),
+                None => self.endpoints.push(next),
+            }
+        }
+        self.by_app = by_app(&self.endpoints);
+    }
+
+    /// Endpoints, retired ones included.
+    pub fn endpoints(&self) -> usize {
+        self.endpoints.len()
     }
 
     /// One event from a shard. `time_ms` is the wall clock, for a batch sealed now.
@@ -216,8 +231,59 @@ impl Core {
     }
 }
 
-/// Starts the delivery threads and the dispatcher thread. A thread that cannot start is
-/// logged; without the dispatcher, `rx` is dropped and every later `emit` counts as dropped.
+/// Endpoint indices per app, active endpoints only.
+fn by_app(endpoints: &[Endpoint]) -> Vec<Vec<usize>> {
+    let mut by_app: Vec<Vec<usize>> = Vec::new();
+    for (i, e) in endpoints.iter().enumerate().filter(|(_, e)| e.is_active()) {
+        let app = e.app.idx as usize;
+        if by_app.len() <= app {
+            by_app.resize_with(app + 1, Vec::new);
+        }
+        by_app[app].push(i);
+    }
+    by_app
+}
+
+/// The delivery threads: one per endpoint up to [`DELIVERY_THREADS`], started as endpoints
+/// appear (at start, or when a reload adds them).
+struct Workers {
+    jobs: Vec<SyncSender<Job>>,
+    /// Where finished requests are reported (the dispatcher's own queue).
+    done: SyncSender<Input>,
+    roots: ureq::tls::RootCerts,
+}
+
+impl Workers {
+    /// Starts threads until there are `min(endpoints, DELIVERY_THREADS)`; returns the ids
+    /// of those started. A thread that cannot start is logged (the others carry the load).
+    fn grow(&mut self, endpoints: usize) -> Vec<usize> {
+        let mut started = Vec::new();
+        while self.jobs.len() < DELIVERY_THREADS.min(endpoints) {
+            let id = self.jobs.len();
+            // Capacity 1: a job is only sent to an idle thread, so this never blocks.
+            let (job_tx, job_rx) = mpsc::sync_channel::<Job>(1);
+            let (done, roots) = (self.done.clone(), self.roots.clone());
+            let thread = std::thread::Builder::new()
+                .name(format!("raptor-wh-http{id}"))
+                .spawn(move || delivery::run(id, job_rx, done, roots));
+            match thread {
+                Ok(_) => {
+                    self.jobs.push(job_tx);
+                    started.push(id);
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start a webhook delivery thread");
+                    break;
+                }
+            }
+        }
+        started
+    }
+}
+
+/// Starts the dispatcher thread (and the delivery threads its endpoints need). A thread
+/// that cannot start is logged; without the dispatcher, `rx` is dropped and every later
+/// `emit` counts as dropped.
 pub(crate) fn spawn(
     endpoints: Vec<Endpoint>,
     rx: Receiver<Input>,
@@ -225,23 +291,12 @@ pub(crate) fn spawn(
     counters: Arc<Counters>,
     roots: ureq::tls::RootCerts,
 ) {
-    let mut workers = Vec::new();
-    for _ in 0..DELIVERY_THREADS.min(endpoints.len()) {
-        let id = workers.len();
-        // Capacity 1: a job is only sent to an idle thread, so this never blocks.
-        let (job_tx, job_rx) = mpsc::sync_channel::<Job>(1);
-        let done = tx.clone();
-        let roots = roots.clone();
-        let started = std::thread::Builder::new()
-            .name(format!("raptor-wh-http{id}"))
-            .spawn(move || delivery::run(id, job_rx, done, roots));
-        match started {
-            Ok(_) => workers.push(job_tx),
-            Err(e) => tracing::error!(error = %e, "cannot start a webhook delivery thread"),
-        }
-    }
-    drop(tx);
     let core = Core::new(endpoints, Tuning::DEFAULT, counters);
+    let workers = Workers {
+        jobs: Vec::new(),
+        done: tx,
+        roots,
+    };
     let started = std::thread::Builder::new()
         .name("raptor-webhooks".into())
         .spawn(move || run(core, rx, workers));
@@ -257,8 +312,9 @@ fn unix_ms() -> u64 {
 }
 
 /// The dispatcher loop: wait for input or the next deadline, handle, hand out jobs.
-fn run(mut core: Core, rx: Receiver<Input>, workers: Vec<SyncSender<Job>>) {
-    let mut idle: Vec<usize> = (0..workers.len()).rev().collect();
+fn run(mut core: Core, rx: Receiver<Input>, mut workers: Workers) {
+    let mut idle: Vec<usize> = workers.grow(core.endpoints());
+    idle.reverse();
     loop {
         let now = Instant::now();
         let first = match core.next_deadline(now, !idle.is_empty()) {
@@ -282,6 +338,10 @@ fn run(mut core: Core, rx: Receiver<Input>, workers: Vec<SyncSender<Job>>) {
                     idle.push(worker);
                     core.on_done(endpoint, &outcome, Instant::now());
                 }
+                Input::Reload(apps) => {
+                    core.reload(&apps);
+                    idle.extend(workers.grow(core.endpoints()));
+                }
                 Input::Shutdown => return,
             }
             budget -= 1;
@@ -293,7 +353,7 @@ fn run(mut core: Core, rx: Receiver<Input>, workers: Vec<SyncSender<Job>>) {
             let Some(job) = core.next_job(now) else { break };
             idle.pop();
             let endpoint = job.endpoint;
-            if workers[w].send(job).is_err() {
+            if workers.jobs[w].send(job).is_err() {
                 // The thread is gone (it cannot be, short of a bug): fail the attempt, which
                 // schedules a retry on another thread.
                 core.on_done(
@@ -547,5 +607,57 @@ mod tests {
         let b = c.next_job(t0 + ms(50)).unwrap();
         assert_ne!(a.endpoint, b.endpoint, "both endpoints in flight at once");
         assert_eq!(c.next_deadline(t0 + ms(50), true), None);
+    }
+
+    /// A reload re-signs what waits with the rotated secret (not the request in flight),
+    /// lets a removed endpoint finish its queue without taking new events, and routes to a
+    /// new endpoint at once.
+    #[test]
+    fn reload_resigns_waiting_batches_and_retires_removed_endpoints() {
+        let v1 = apps(&[("http://a/", None, None)]);
+        let (mut c, _) = core(&v1, Tuning::DEFAULT);
+        let t0 = Instant::now();
+        c.on_event(0, occupied("c1"), t0, T0_MS);
+        c.tick(t0 + ms(50), T0_MS);
+        let first = c.next_job(t0 + ms(50)).expect("first batch in flight");
+        c.on_event(0, occupied("c2"), t0 + ms(60), T0_MS);
+        c.tick(t0 + ms(110), T0_MS);
+
+        let mut cfg = AppConfig::new("7", "key", "rotated");
+        cfg.webhooks = vec![WebhookConfig {
+            url: "http://b/".into(),
+            event_types: None,
+            channel_prefix: None,
+        }];
+        let v2 = v1.reloaded(&[cfg, AppConfig::new("8", "other", "s2")]).0;
+        // `a` is gone from the config: it keeps its queue (re-signed), takes nothing new.
+        let mut same_url = AppConfig::new("7", "key", "rotated");
+        same_url.webhooks = vec![WebhookConfig {
+            url: "http://a/".into(),
+            event_types: None,
+            channel_prefix: None,
+        }];
+        let v2_same = v1
+            .reloaded(&[same_url, AppConfig::new("8", "other", "s2")])
+            .0;
+        c.reload(&v2_same);
+        assert!(verify_hex("secret", &first.body, &first.signature));
+        c.on_done(0, &Outcome::Status(200), t0 + ms(120));
+        let second = c.next_job(t0 + ms(120)).expect("the waiting batch");
+        assert!(body(&second).contains("c2"));
+        assert!(verify_hex("rotated", &second.body, &second.signature));
+        c.on_done(0, &Outcome::Status(200), t0 + ms(130));
+
+        c.reload(&v2);
+        assert_eq!(c.endpoints(), 2);
+        c.on_event(0, occupied("c3"), t0 + ms(200), T0_MS);
+        c.tick(t0 + ms(250), T0_MS);
+        let third = c.next_job(t0 + ms(250)).expect("to the new endpoint");
+        assert_eq!((&*third.url, third.endpoint), ("http://b/", 1));
+        assert!(verify_hex("rotated", &third.body, &third.signature));
+        assert!(
+            c.next_job(t0 + ms(250)).is_none(),
+            "nothing for the retired one"
+        );
     }
 }

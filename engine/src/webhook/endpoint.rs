@@ -70,7 +70,7 @@ impl Endpoint {
     /// Every distinct `(app, url)` of the configuration, in configuration order.
     pub fn from_apps(apps: &Apps) -> Vec<Endpoint> {
         let mut out: Vec<Endpoint> = Vec::new();
-        for app in &apps.list {
+        for app in apps.list.iter().filter(|a| !a.removed) {
             for w in &app.webhooks {
                 let filter = Filter::from_config(w);
                 match out
@@ -92,6 +92,34 @@ impl Endpoint {
             }
         }
         out
+    }
+
+    /// A reload configured this endpoint again as `next` (same app and URL): it takes the
+    /// app's new version and filters, and re-signs the batches waiting to be sent, so a
+    /// rotated secret applies to everything not yet on the wire.
+    pub fn renew(&mut self, next: Endpoint) {
+        self.app = next.app;
+        self.key = next.key;
+        self.filters = next.filters;
+        let skip = usize::from(self.in_flight);
+        for b in self.queue.iter_mut().skip(skip) {
+            b.signature = sign_hex(&self.app.secret, &b.body).into();
+        }
+    }
+
+    /// A reload removed this endpoint: no new event matches it. Batches already sealed are
+    /// still delivered (and retried) as before.
+    pub fn retire(&mut self) {
+        self.filters.clear();
+    }
+
+    /// Still configured (a retired endpoint only finishes its queue).
+    pub fn is_active(&self) -> bool {
+        !self.filters.is_empty()
+    }
+
+    pub fn same_target(&self, other: &Endpoint) -> bool {
+        self.app.idx == other.app.idx && self.url == other.url
     }
 
     pub fn matches(&self, ev: &WebhookEvent) -> bool {

@@ -40,6 +40,7 @@ mod stats;
 pub mod tls;
 
 use crate::app::{AppIdx, Apps};
+use arc_swap::ArcSwap;
 use event::KindSet;
 use serde::Serialize;
 use stats::Counters;
@@ -60,6 +61,8 @@ pub(crate) enum Input {
         endpoint: usize,
         outcome: delivery::Outcome,
     },
+    /// A reload: the endpoints of these apps replace the configured ones.
+    Reload(Arc<Apps>),
     /// The last handle was dropped.
     Shutdown,
 }
@@ -139,11 +142,12 @@ pub struct Webhooks {
     inner: Option<Arc<Shared>>,
 }
 
-/// What every handle shares. Read-only except for the atomics.
+/// What every handle shares. Read-only except for the atomics and `wanted`, which a reload
+/// swaps whole.
 struct Shared {
     tx: SyncSender<Input>,
     /// Per app, the event kinds worth handing over (see `event::wanted_by_app`).
-    wanted: Box<[KindSet]>,
+    wanted: ArcSwap<Box<[KindSet]>>,
     counters: Arc<Counters>,
 }
 
@@ -163,17 +167,12 @@ impl Webhooks {
         Webhooks::start_with(apps, roots)
     }
 
-    /// [`Webhooks::start`] with the roots `https://` URLs are verified against.
+    /// [`Webhooks::start`] with the roots `https://` URLs are verified against. The
+    /// dispatcher thread starts even when no app has webhooks yet (a reload may add some);
+    /// the delivery threads start with the first endpoints.
     pub fn start_with(apps: &Apps, roots: ureq::tls::RootCerts) -> Webhooks {
         let endpoints = endpoint::Endpoint::from_apps(apps);
-        if endpoints.is_empty() {
-            return Webhooks { inner: None };
-        }
-        let wanted = apps
-            .list
-            .iter()
-            .map(|a| event::wanted_by_app(&a.webhooks))
-            .collect();
+        let wanted = ArcSwap::from_pointee(wanted(apps));
         let counters = Arc::new(Counters::default());
         let (tx, rx) = mpsc::sync_channel(HANDOVER_CAPACITY);
         // If a thread cannot be started the receiver is gone, so every `emit` counts as dropped.
@@ -192,11 +191,22 @@ impl Webhooks {
         Webhooks { inner: None }
     }
 
+    /// A reload: `apps`' webhooks replace the configured ones. Blocks while the hand-over
+    /// queue is full (call it off the shards), so the change is never dropped.
+    pub fn reload(&self, apps: &Arc<Apps>) {
+        let Some(s) = &self.inner else { return };
+        s.wanted.store(Arc::new(wanted(apps)));
+        if s.tx.send(Input::Reload(apps.clone())).is_err() {
+            tracing::error!("the webhook thread is gone; webhook changes not applied");
+        }
+    }
+
     /// Queues an event for every matching webhook of `app`. Never blocks.
     pub fn emit(&self, app: AppIdx, ev: WebhookEvent) {
         let Some(s) = &self.inner else { return };
         let wanted = s
             .wanted
+            .load()
             .get(app as usize)
             .is_some_and(|k| k.contains(ev.kind()));
         if !wanted {
@@ -226,6 +236,17 @@ impl Webhooks {
             .as_ref()
             .map_or_else(WebhookStats::default, |s| s.counters.snapshot())
     }
+}
+
+/// Per app index, the event kinds its webhooks may want.
+fn wanted(apps: &Apps) -> Box<[KindSet]> {
+    apps.list
+        .iter()
+        .map(|a| match a.removed {
+            true => KindSet::default(),
+            false => event::wanted_by_app(&a.webhooks),
+        })
+        .collect()
 }
 
 impl Webhooks {

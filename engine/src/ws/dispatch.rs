@@ -68,12 +68,12 @@ fn subscribe(
     auth: Option<String>,
     channel_data: Option<String>,
 ) {
-    if let Err(e) = name::validate(&channel, shard.limits.max_channel_name_bytes) {
+    if let Err(e) = name::validate(&channel, shard.limits().max_channel_name_bytes) {
         conn.out
             .push(frames::error(codes::INVALID_CHANNEL, &e.to_string()));
         return;
     }
-    let limit = shard.limits.max_subscriptions_per_connection;
+    let limit = shard.limits().max_subscriptions_per_connection;
     if !conn.subs.borrow().contains_key(channel.as_str()) && conn.live_subscriptions() >= limit {
         conn.out.push(frames::error(
             codes::TOO_MANY_SUBSCRIPTIONS,
@@ -81,7 +81,7 @@ fn subscribe(
         ));
         return;
     }
-    let app = conn.app.clone();
+    let app = shard.app(conn.app);
     let socket_id = conn.socket_id.to_string();
     let auth = auth.unwrap_or_default();
     let join = match ChannelKind::of(&channel).access {
@@ -156,7 +156,7 @@ fn subscribe(
 }
 
 fn signin(shard: &Rc<Shard>, conn: &Rc<Connection>, auth: &str, user_data: &str) {
-    let app = &conn.app;
+    let app = shard.app(conn.app);
     if !app.enable_user_authentication {
         conn.out.push(frames::error(
             codes::SIGNIN_FAILED,
@@ -219,7 +219,7 @@ fn client_event(
     channel: &str,
     data: &str,
 ) -> Option<ClientEvent> {
-    let app = conn.app.clone();
+    let app = shard.app(conn.app);
     let refused = |msg: &str| {
         conn.out
             .push(frames::error(codes::CLIENT_EVENT_REFUSED, msg));
@@ -241,15 +241,15 @@ fn client_event(
     if kind.privileged && !sub.privileged {
         return refused("only privileged members may send client events on this channel");
     }
-    if event.len() > shard.limits.max_event_name_bytes {
+    if event.len() > shard.limits().max_event_name_bytes {
         return refused("event name too long");
     }
-    if data.len() > shard.limits.max_event_data_bytes {
+    if data.len() > shard.limits().max_event_data_bytes {
         conn.out.push(frames::error(
             codes::EVENT_TOO_LARGE,
             &format!(
                 "event data larger than {} bytes",
-                shard.limits.max_event_data_bytes
+                shard.limits().max_event_data_bytes
             ),
         ));
         return None;

@@ -25,6 +25,7 @@ use std::future::poll_fn;
 use std::io;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tungstenite::error::{CapacityError, Error as WsError};
 use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
@@ -53,7 +54,7 @@ pub fn enabled() -> bool {
 
 /// Runs an echo connection (after the 101 response) until it closes.
 pub async fn run(shard: Rc<Shard>, stream: Transport, leftover: Vec<u8>) {
-    let limits = shard.limits.clone();
+    let limits = Arc::clone(&shard.limits());
     // Room for one maximal echo plus whatever small frames are queued around it.
     let out = SocketOut::new(
         stream,

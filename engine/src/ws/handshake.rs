@@ -51,7 +51,7 @@ pub fn check(shard: &Shard, req: &Request) -> Result<Upgrade, Response> {
     let segs: Vec<&str> = req.raw_path.trim_start_matches('/').split('/').collect();
     let outcome = match segs.as_slice() {
         ["echo"] if super::echo::enabled() => Outcome::Echo,
-        ["app", key] => match shard.apps.by_key(key) {
+        ["app", key] => match shard.apps().by_key(key) {
             None => Outcome::Refuse {
                 code: codes::APP_NOT_FOUND,
                 message: "App key not in this cluster",

@@ -65,7 +65,7 @@ pub async fn start(shard: Rc<Shard>, mut stream: Transport, up: Upgrade, leftove
 }
 
 async fn run(shard: Rc<Shard>, stream: Transport, app: Arc<crate::app::App>, leftover: Vec<u8>) {
-    let limits = shard.limits.clone();
+    let limits = Arc::clone(&shard.limits());
     let (id, socket_id) = shard.next_ids();
     let out = SocketOut::new(
         stream,
@@ -75,7 +75,7 @@ async fn run(shard: Rc<Shard>, stream: Transport, app: Arc<crate::app::App>, lef
     );
     let opened = Instant::now();
     tracing::debug!(shard = shard.id, app = %app.id, %socket_id, "websocket opened");
-    let conn = Rc::new(Connection::new(id, socket_id, app, out.clone()));
+    let conn = Rc::new(Connection::new(id, socket_id, &app, out.clone()));
     shard.conns.borrow_mut().insert(id, conn.clone());
     out.push(frames::connection_established(
         &socket_id.to_string(),
@@ -131,7 +131,7 @@ async fn run(shard: Rc<Shard>, stream: Transport, app: Arc<crate::app::App>, lef
     shard.remove_connection(&conn);
     tracing::debug!(
         shard = shard.id,
-        app = %conn.app.id,
+        app = %shard.app(conn.app).id,
         %socket_id,
         user = conn.user_id().as_deref(),
         secs = opened.elapsed().as_secs(),

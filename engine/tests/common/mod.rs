@@ -140,6 +140,17 @@ impl Server {
     }
 
     /// The metrics listener's port; panics if it is off.
+    /// The config file the server was started with (a test may rewrite it and reload).
+    pub fn config_path(&self) -> &std::path::Path {
+        &self._config.as_ref().expect("started with a config file").0
+    }
+
+    /// Sends SIGHUP (reload).
+    pub fn sighup(&self) {
+        // SAFETY: kill(2) with a child's pid and a signal number; no memory is involved.
+        assert_eq!(unsafe { libc::kill(self.pid() as i32, libc::SIGHUP) }, 0);
+    }
+
     pub fn metrics_port(&self) -> u16 {
         self.metrics_port.expect("the metrics listener is off")
     }
@@ -306,11 +317,24 @@ pub fn signed(
     secret: &str,
     ts: u64,
 ) -> String {
+    signed_by(KEY, secret, method, path, params, body, ts)
+}
+
+/// [`signed`] for the app with `key` and `secret`.
+pub fn signed_by(
+    key: &str,
+    secret: &str,
+    method: &str,
+    path: &str,
+    params: &[(&str, &str)],
+    body: &str,
+    ts: u64,
+) -> String {
     let mut kv: Vec<(String, String)> = params
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    kv.push(("auth_key".into(), KEY.into()));
+    kv.push(("auth_key".into(), key.into()));
     kv.push(("auth_timestamp".into(), ts.to_string()));
     kv.push(("auth_version".into(), "1.0".into()));
     if !body.is_empty() {
