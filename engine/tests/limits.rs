@@ -241,8 +241,9 @@ async fn channel_quota_is_exact_across_shards() {
     }
 }
 
-/// SIGHUP (`systemctl reload`, a log rotation script) never stops a single node: it has
-/// nothing to reload, says so, and keeps serving the connections it has.
+/// SIGHUP (`systemctl reload`, a log rotation script) never stops a node, even one started
+/// without a config file (the reload reads the embedded defaults again: nothing changes),
+/// and it keeps serving the connections it has.
 #[tokio::test]
 async fn sighup_does_not_stop_a_single_node() {
     let mut s = Server::start();

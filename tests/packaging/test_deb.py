@@ -49,7 +49,7 @@ def test_control_fields(deb: Path) -> None:
     assert field(deb, "Section") == "net"
     assert re.fullmatch(r".+ <[^@ ]+@[^@ ]+>", field(deb, "Maintainer"))
     depends = [d.strip().split(" ")[0] for d in field(deb, "Depends").split(",")]
-    assert "adduser" in depends and "libc6" in depends, depends
+    assert {"adduser", "libc6", "procps"} <= set(depends), depends
     assert "change the app secret" in " ".join(field(deb, "Description").split())
 
 
@@ -111,12 +111,11 @@ def test_unit_hardening(deb_root: Path) -> None:
     assert {"io_uring_setup", "io_uring_enter", "io_uring_register"} <= set(allowed)
 
 
-def test_unit_has_no_reload() -> None:
-    """No ExecReload: apps, limits and certificates are read once, at start, and a server
-    with nothing to reload on SIGHUP keeps SIGHUP's default action, which ends it (and
-    systemd counts SIGHUP as a clean exit, so Restart=on-failure would not bring it back)."""
+def test_unit_reloads_with_sighup() -> None:
+    """`systemctl reload raptor` sends SIGHUP, which re-reads the configuration (the engine's
+    tests/reload.rs shows what it changes) and never ends the server."""
     unit = (REPO / "packaging/systemd/raptor.service").read_text()
-    assert "\nExecReload=" not in unit
+    assert "\nExecReload=/bin/kill -HUP $MAINPID\n" in unit
 
 
 def test_unit_verifies(deb_root: Path, tmp_path: Path) -> None:
@@ -126,6 +125,9 @@ def test_unit_verifies(deb_root: Path, tmp_path: Path) -> None:
     root = tmp_path / "root"
     shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
     shutil.copytree(deb_root, root, dirs_exist_ok=True, symlinks=True)
+    # ExecReload's /bin/kill, which the package's Depends (procps) brings.
+    (root / "bin").mkdir(exist_ok=True)
+    shutil.copy2("/bin/kill", root / "bin/kill")
     r = run("systemd-analyze", "verify", "--man=no", "--generators=no", f"--root={root}",
             "raptor.service")
     assert (r.returncode, r.stdout + r.stderr) == (0, "")

@@ -99,8 +99,8 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// The `[tls]` table: a certificate and key in PEM files, read once at start (a new
-/// certificate needs a restart; docs/operations.md says why).
+/// The `[tls]` table: a certificate and key in PEM files, read at start and again by every
+/// reload (a renewed certificate needs no restart; docs/operations.md, "Reloading").
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {

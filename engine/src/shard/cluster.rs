@@ -121,7 +121,7 @@ pub struct SecretsReload {
 impl SecretsReload {
     pub fn reload(&self) {
         if self.settings.secret_file.is_none() {
-            tracing::warn!("SIGHUP: the cluster secrets come from the configuration or the environment and are not re-read; set cluster.secret_file (or --cluster-secret-file) to rotate them without a restart");
+            tracing::info!("reload: the cluster secrets come from the configuration or the environment and are not re-read; set cluster.secret_file (or --cluster-secret-file) to rotate them without a restart");
             return;
         }
         match secrets_of(&self.settings) {
