@@ -44,6 +44,14 @@ pub const KEY_PRESENCE: &str = "presence";
 /// 13): a node sends a `Query` only to peers that say so, so an older node, which would
 /// refuse the unknown tag and drop the link, is never asked.
 pub const KEY_QUERIES: &str = "queries";
+/// A node's figures for the dashboard (compact JSON, at most [`MAX_SUMMARY_BYTES`]); kept
+/// out of [`LiveView`], which changes only with membership, not every second.
+pub const KEY_SUMMARY: &str = "summary";
+/// Largest `summary` value taken from gossip; a longer one is ignored.
+pub const MAX_SUMMARY_BYTES: usize = 2048;
+
+/// Each node's `summary` (ready and leaving nodes), by node id.
+pub type Summaries = BTreeMap<String, String>;
 pub const STATUS_READY: &str = "ready";
 pub const STATUS_LEAVING: &str = "leaving";
 
@@ -160,8 +168,19 @@ pub enum MembershipError {
 pub struct Membership {
     handle: Option<ChitchatHandle>,
     view: watch::Receiver<Arc<LiveView>>,
+    summaries: watch::Receiver<Arc<Summaries>>,
     pump: JoinHandle<()>,
     gossip_interval: Duration,
+}
+
+/// The `summary` key of every node in chitchat's live map (pure).
+fn to_summaries(live: &BTreeMap<ChitchatId, NodeState>) -> Summaries {
+    live.iter()
+        .filter_map(|(cid, state)| {
+            let s = state.get(KEY_SUMMARY)?;
+            (s.len() <= MAX_SUMMARY_BYTES).then(|| (cid.node_id.to_string(), s.to_owned()))
+        })
+        .collect()
 }
 
 /// Builds the view from chitchat's live map (pure; tested below).
@@ -248,12 +267,23 @@ impl Membership {
                 reason: e.to_string(),
             })?;
         let mut watcher = handle.chitchat().lock().await.live_nodes_watcher();
-        let first = to_view(&watcher.borrow_and_update());
+        let (first, first_summaries) = {
+            let live = watcher.borrow_and_update();
+            (to_view(&live), to_summaries(&live))
+        };
         let (tx, view) = watch::channel(Arc::new(first));
+        let (summaries_tx, summaries) = watch::channel(Arc::new(first_summaries));
         let me = cfg.node.clone();
         let pump = tokio::spawn(async move {
             while watcher.changed().await.is_ok() {
-                let v = to_view(&watcher.borrow_and_update());
+                let (v, s) = {
+                    let live = watcher.borrow_and_update();
+                    (to_view(&live), to_summaries(&live))
+                };
+                if **summaries_tx.borrow() != s {
+                    // Nobody may be watching; that is fine.
+                    let _ = summaries_tx.send(Arc::new(s));
+                }
                 if **tx.borrow() != v {
                     info!(node = %me, live = ?v.ids(), "live view changed");
                     if tx.send(Arc::new(v)).is_err() {
@@ -266,6 +296,7 @@ impl Membership {
         Ok(Membership {
             handle: Some(handle),
             view,
+            summaries,
             pump,
             gossip_interval: cfg.gossip_interval,
         })
@@ -275,6 +306,11 @@ impl Membership {
     /// from any runtime (tokio `watch`).
     pub fn view(&self) -> watch::Receiver<Arc<LiveView>> {
         self.view.clone()
+    }
+
+    /// Every node's `summary` as gossip last told it.
+    pub fn summaries(&self) -> watch::Receiver<Arc<Summaries>> {
+        self.summaries.clone()
     }
 
     /// Sets (`Some`) or deletes (`None`) own gossip keys.

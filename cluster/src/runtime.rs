@@ -117,6 +117,7 @@ pub struct ClusterHandle {
     commands: BridgeTx<Command>,
     events: Option<BridgeRx<LinkEvent>>,
     view: watch::Receiver<Arc<LiveView>>,
+    summaries: SummariesReceiver,
     links: Links,
     keyring: Arc<Keyring>,
     stop: Option<oneshot::Sender<()>>,
@@ -160,6 +161,9 @@ async fn start_inside(
 /// The live-view receiver handed to the engine; awaiting `changed()` works from any runtime.
 pub type ViewReceiver = watch::Receiver<Arc<LiveView>>;
 
+/// Every node's dashboard summary as gossip last told it (`membership::KEY_SUMMARY`).
+pub type SummariesReceiver = watch::Receiver<Arc<crate::membership::Summaries>>;
+
 impl ClusterHandle {
     /// Binds both addresses and starts the cluster thread. Returns once both are bound.
     pub fn start(cfg: ClusterConfig) -> Result<ClusterHandle, StartError> {
@@ -195,7 +199,8 @@ impl ClusterHandle {
                             }
                         };
                     let view = membership.view();
-                    let _ = ready_tx.send(Ok((links.clone(), view.clone(), bound)));
+                    let summaries = membership.summaries();
+                    let _ = ready_tx.send(Ok((links.clone(), view.clone(), summaries, bound)));
                     // Live view → links.
                     let peers_task = {
                         let links = links.clone();
@@ -261,7 +266,7 @@ impl ClusterHandle {
                 });
             })
             .map_err(StartError::Thread)?;
-        let (links, view, peer_addr) = match ready_rx.recv() {
+        let (links, view, summaries, peer_addr) = match ready_rx.recv() {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 let _ = thread.join();
@@ -281,6 +286,7 @@ impl ClusterHandle {
             commands,
             events: Some(events),
             view,
+            summaries,
             links,
             keyring,
             stop: Some(stop),
@@ -310,6 +316,11 @@ impl ClusterHandle {
     /// The live view; `borrow()` now, `changed().await` for the next (any runtime).
     pub fn view(&self) -> watch::Receiver<Arc<LiveView>> {
         self.view.clone()
+    }
+
+    /// Every node's dashboard summary; `borrow()` for the latest (any runtime).
+    pub fn summaries(&self) -> SummariesReceiver {
+        self.summaries.clone()
     }
 
     /// Peers with a link up now.

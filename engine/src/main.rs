@@ -174,6 +174,7 @@ fn main() {
         metrics_bind: s.metrics_bind.or_else(|| env("RAPTOR_METRICS_BIND")),
         metrics_token: env("RAPTOR_METRICS_TOKEN").map(raptor_engine::config::Secret::new),
         metrics_token_file: env("RAPTOR_METRICS_TOKEN_FILE"),
+        admin_password: env("RAPTOR_ADMIN_PASSWORD").map(raptor_engine::config::Secret::new),
     };
     let cfg = match Config::load(file.as_deref(), &over) {
         Ok(c) => c,

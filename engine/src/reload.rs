@@ -144,6 +144,7 @@ fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> {
     differs("pin_shards", old.pin_shards != new.pin_shards);
     differs("testing", old.testing != new.testing);
     differs("metrics", old.metrics != new.metrics);
+    differs("admin", old.admin != new.admin);
     differs("webhooks.ca_file", old.webhooks != new.webhooks);
     differs(
         "limits.mesh_queue_capacity",

@@ -147,6 +147,7 @@ pub fn run(
     let grace = Duration::from_secs(limits.shutdown_grace_secs);
     let mesh_capacity = limits.mesh_queue_capacity;
     let live = Arc::new(Live::new(apps, limits, tls));
+    let dashboard = crate::http::dashboard::Dashboard::from_config(&cfg.admin);
     let node = Arc::new(crate::lifecycle::Node::default());
     let (mut cluster, parts) = match &cfg.cluster {
         Some(c) => {
@@ -197,6 +198,7 @@ pub fn run(
             );
             let gateway_parts = gateway_parts.clone();
             let webhooks = webhooks.clone();
+            let dashboard = dashboard.clone();
             let node = node.clone();
             async move {
                 let (senders, receivers) = match mesh {
@@ -223,15 +225,19 @@ pub fn run(
                     }
                 };
                 if let Some(m) = metrics_addr.filter(|_| id == METRICS_SHARD) {
-                    if let Err(e) = start_metrics_listener(&shard, m, token) {
+                    if let Err(e) = start_metrics_listener(&shard, m, token, dashboard.clone()) {
                         tracing::error!(shard = id, addr = %m, error = %e, "cannot bind the metrics listener");
                         failed.fetch_add(1, Ordering::SeqCst);
                         return;
                     }
                 }
                 start_tasks(&shard, receivers, listener.clone());
+                if let Some(d) = dashboard.clone().filter(|_| id == METRICS_SHARD) {
+                    glommio::spawn_local(crate::http::dashboard::board::run(shard.clone(), d))
+                        .detach();
+                }
                 ready.fetch_add(1, Ordering::SeqCst);
-                let access = Rc::new(Access::new(Surface::Public, token));
+                let access = Rc::new(Access::new(Surface::Public, token).with_dashboard(dashboard));
                 accept_loop(shard, listener, access).await;
                 // The drain stopped the listener. The executor stops when this future ends,
                 // and its tasks with it: keep it running for the connections still open
@@ -268,9 +274,10 @@ fn start_metrics_listener(
     shard: &Rc<Shard>,
     addr: SocketAddr,
     token: Option<OperatorToken>,
+    dashboard: Option<Arc<crate::http::dashboard::Dashboard>>,
 ) -> std::io::Result<()> {
     let listener = Rc::new(Listener::bind(addr)?);
-    let access = Rc::new(Access::new(Surface::Metrics, token));
+    let access = Rc::new(Access::new(Surface::Metrics, token).with_dashboard(dashboard));
     glommio::spawn_local(accept_loop(shard.clone(), listener, access)).detach();
     Ok(())
 }

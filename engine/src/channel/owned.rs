@@ -5,6 +5,7 @@
 //! channel, and a channel with no subscriptions anywhere has no entry.
 
 use crate::app::{AppIdx, PerApp};
+use crate::channel::name::ChannelKind;
 use crate::placement::ShardId;
 use indexmap::IndexMap;
 use std::collections::HashMap;
@@ -33,6 +34,55 @@ pub struct Owned {
     pub members: IndexMap<Arc<str>, Member>,
     /// When a `subscription_count` event was last sent.
     pub count_sent_at: Option<Instant>,
+    /// Events ordered for the channel here, per second (the dashboard's message rate).
+    pub rate: Rate,
+}
+
+/// Whole seconds since the first call in this process: the clock of [`Rate`].
+pub fn rate_second() -> u64 {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    ORIGIN.get_or_init(Instant::now).elapsed().as_secs()
+}
+
+/// Events per second: the count of the current second and of the one before it.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Rate {
+    /// Whole seconds since the shard's clock origin of the current count.
+    second: u64,
+    current: u32,
+    last: u32,
+}
+
+impl Rate {
+    /// One more event at `second`.
+    pub fn note(&mut self, second: u64) {
+        self.roll(second);
+        self.current = self.current.saturating_add(1);
+    }
+
+    /// Events in the last whole second before `second`.
+    pub fn per_sec(&self, second: u64) -> u32 {
+        match second.saturating_sub(self.second) {
+            0 => self.last,
+            1 => self.current,
+            _ => 0,
+        }
+    }
+
+    fn roll(&mut self, second: u64) {
+        match second.saturating_sub(self.second) {
+            0 => {}
+            1 => {
+                self.last = self.current;
+                self.current = 0;
+            }
+            _ => {
+                self.last = 0;
+                self.current = 0;
+            }
+        }
+        self.second = second;
+    }
 }
 
 /// What a subscription or unsubscription changed.
@@ -76,6 +126,7 @@ impl OwnedChannels {
                 total: 0,
                 members: IndexMap::new(),
                 count_sent_at: None,
+                rate: Rate::default(),
             });
         e.per_shard[shard] += 1;
         e.total += 1;
@@ -153,6 +204,50 @@ impl OwnedChannels {
     pub fn has_room_for(&self, app: AppIdx, channel: &str, user: &str, max: usize) -> bool {
         self.get(app, channel)
             .is_none_or(|o| o.members.contains_key(user) || o.members.len() < max)
+    }
+
+    /// Per app with channels here: (app, channels, presence channels, presence members,
+    /// subscriptions).
+    pub fn app_figures(&self) -> Vec<(AppIdx, u64, u64, u64, u64)> {
+        self.apps
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| !t.is_empty())
+            .map(|(app, t)| {
+                let presence = t
+                    .values()
+                    .filter(|o| ChannelKind::of(&o.name).is_presence());
+                let (pc, pm) =
+                    presence.fold((0, 0), |(c, m), o| (c + 1, m + o.members.len() as u64));
+                let subs = t.values().map(|o| u64::from(o.total)).sum();
+                (app as AppIdx, t.len() as u64, pc, pm, subs)
+            })
+            .collect()
+    }
+
+    /// The `limit` channels of `app` with the most subscribers (or, `by_rate`, events per
+    /// second at `second`): (name, subscriptions, members, events per second).
+    pub fn top(
+        &self,
+        app: AppIdx,
+        by_rate: bool,
+        limit: usize,
+        second: u64,
+    ) -> Vec<(String, u32, u32, u32)> {
+        let mut all: Vec<(String, u32, u32, u32)> = self
+            .apps
+            .get(app)
+            .into_iter()
+            .flat_map(|t| t.values())
+            .map(|o| {
+                let r = o.rate.per_sec(second);
+                (o.name.to_string(), o.total, o.members.len() as u32, r)
+            })
+            .collect();
+        let key = |c: &(String, u32, u32, u32)| if by_rate { c.3 } else { c.1 };
+        all.sort_by(|a, b| key(b).cmp(&key(a)).then_with(|| a.0.cmp(&b.0)));
+        all.truncate(limit);
+        all
     }
 
     /// Occupied channels of `app` whose name starts with `prefix`: (name, subscriptions, members).
@@ -233,5 +328,41 @@ mod tests {
                 member: true
             }
         );
+    }
+
+    #[test]
+    fn rate_counts_the_last_whole_second() {
+        let mut r = Rate::default();
+        r.note(10);
+        r.note(10);
+        assert_eq!(r.per_sec(10), 0, "the current second is not whole yet");
+        assert_eq!(r.per_sec(11), 2);
+        r.note(11);
+        assert_eq!(r.per_sec(11), 2);
+        assert_eq!(r.per_sec(12), 1);
+        assert_eq!(r.per_sec(13), 0, "nothing in second 12");
+        r.note(20);
+        assert_eq!(r.per_sec(21), 1);
+    }
+
+    #[test]
+    fn top_and_app_figures() {
+        let mut t = OwnedChannels::new(2);
+        let (a, b, p): (Arc<str>, Arc<str>, Arc<str>) =
+            ("a".into(), "b".into(), "presence-p".into());
+        t.subscribe(0, &a, 0, None);
+        for _ in 0..3 {
+            t.subscribe(0, &b, 1, None);
+        }
+        let u: Arc<str> = "u".into();
+        t.subscribe(0, &p, 0, Some((&u, None)));
+        t.get_mut(0, "a").unwrap().rate.note(5);
+        t.get_mut(0, "a").unwrap().rate.note(5);
+        let names =
+            |v: Vec<(String, u32, u32, u32)>| v.into_iter().map(|c| c.0).collect::<Vec<_>>();
+        assert_eq!(names(t.top(0, false, 10, 6)), ["b", "a", "presence-p"]);
+        assert_eq!(names(t.top(0, true, 1, 6)), ["a"]);
+        assert!(t.top(1, false, 10, 6).is_empty());
+        assert_eq!(t.app_figures(), vec![(0, 3, 1, 1, 5)]);
     }
 }

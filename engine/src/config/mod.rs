@@ -3,9 +3,11 @@
 //!
 //! A bad configuration is refused at start with a message that names the field.
 
+mod admin;
 mod cluster;
 mod metrics;
 
+pub use admin::AdminConfig;
 pub use cluster::ClusterSettings;
 pub use metrics::MetricsConfig;
 use serde::Deserialize;
@@ -74,6 +76,9 @@ pub struct Config {
     /// Who may read `/metrics` and `/stats`, and the metrics listener (docs/security.md).
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// The dashboard and the admin API (docs/dashboard.md).
+    #[serde(default)]
+    pub admin: AdminConfig,
 }
 
 /// A credential from the configuration. `Debug` never shows it, so no log line or panic
@@ -358,6 +363,7 @@ impl Default for Config {
             tls: None,
             webhooks: WebhookSettings::default(),
             metrics: MetricsConfig::default(),
+            admin: AdminConfig::default(),
         }
     }
 }
@@ -389,6 +395,8 @@ pub struct Overrides {
     pub metrics_token: Option<Secret>,
     /// `RAPTOR_METRICS_TOKEN_FILE`.
     pub metrics_token_file: Option<String>,
+    /// `RAPTOR_ADMIN_PASSWORD`.
+    pub admin_password: Option<Secret>,
 }
 
 impl Config {
@@ -431,6 +439,8 @@ impl Config {
         cfg.apply_secret_overrides(over);
         cfg.apply_metrics_overrides(over)?;
         cfg.read_metrics_token_file()?;
+        cfg.apply_admin_overrides(over);
+        cfg.read_admin_password_file()?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -450,6 +460,7 @@ impl Config {
             c.load_secrets()?;
         }
         self.validate_metrics()?;
+        self.validate_admin()?;
         let mut ids = std::collections::HashSet::new();
         let mut keys = std::collections::HashSet::new();
         for (i, app) in self.apps.iter().enumerate() {

@@ -46,6 +46,9 @@ pub struct Access {
     /// `metrics.token`; `None`: the public port refuses every operator request, and the
     /// metrics listener admits every one.
     token: Option<OperatorToken>,
+    /// The dashboard and admin API, with their own credential (`[admin]`; docs/dashboard.md);
+    /// `None` when off (their routes are 404).
+    pub dashboard: Option<std::sync::Arc<super::dashboard::Dashboard>>,
 }
 
 /// `WWW-Authenticate` for a request without credentials (RFC 6750 §3: no error code).
@@ -56,7 +59,20 @@ const CHALLENGE_INVALID: &str =
 
 impl Access {
     pub fn new(surface: Surface, token: Option<OperatorToken>) -> Access {
-        Access { surface, token }
+        Access {
+            surface,
+            token,
+            dashboard: None,
+        }
+    }
+
+    /// The same, serving the dashboard and admin API too.
+    pub fn with_dashboard(
+        mut self,
+        dashboard: Option<std::sync::Arc<super::dashboard::Dashboard>>,
+    ) -> Access {
+        self.dashboard = dashboard;
+        self
     }
 
     /// May this request reach an operator route? `Err` is the 401 to send, with a JSON body

@@ -108,6 +108,7 @@ pub async fn serve(
         };
         let mut req = req;
         req.peer = stream.peer_addr();
+        req.tls = stream.is_tls();
         let close = req.close;
         // Copied only when debug logging is on: the request is moved into the router.
         let logged = tracing::enabled!(tracing::Level::DEBUG)
@@ -129,6 +130,11 @@ pub async fn serve(
                     finish(stream, grace).await;
                     return;
                 }
+            }
+            Routed::Stream(events) => {
+                drop(logged);
+                events.run(&shard, stream).await;
+                return;
             }
             Routed::Upgrade(up) => {
                 // Not kept across the session, which lasts as long as the socket.

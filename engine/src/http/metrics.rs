@@ -11,7 +11,7 @@ use serde::Serialize;
 use std::fmt::Write;
 use std::rc::Rc;
 
-async fn gather(shard: &Rc<Shard>) -> Result<Snapshot, Response> {
+pub(super) async fn gather(shard: &Rc<Shard>) -> Result<Snapshot, Response> {
     let mut total: Option<Snapshot> = None;
     for s in 0..shard.nr_shards {
         match shard.query(s, Query::Stats).await {

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod auth;
 pub mod channels;
 pub mod conn;
+pub mod dashboard;
 pub mod events;
 pub mod metrics;
 pub mod reload;

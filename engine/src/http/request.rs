@@ -27,6 +27,15 @@ pub struct Request {
     pub peer: Option<std::net::SocketAddr>,
     /// `Authorization` (the operator routes' bearer token); `Debug` does not show it.
     pub authorization: Option<crate::config::Secret>,
+    /// `Cookie` (the admin session); `Debug` does not show it.
+    pub cookie: Option<crate::config::Secret>,
+    /// `Host`, to tell a same-origin admin request from a cross-site one.
+    pub host: Option<String>,
+    /// `X-Raptor-CSRF: 1`: sent by the dashboard's own requests, which a cross-site form
+    /// cannot send.
+    pub csrf_header: bool,
+    /// It came over TLS (set by the connection, not parsed).
+    pub tls: bool,
 }
 
 impl Request {
@@ -157,6 +166,12 @@ fn from_httparse(req: &httparse::Request<'_, '_>) -> Result<Request, ReadError> 
             r.origin = Some(v.to_string());
         } else if name.eq_ignore_ascii_case("authorization") {
             r.authorization = Some(crate::config::Secret::new(v));
+        } else if name.eq_ignore_ascii_case("cookie") {
+            r.cookie = Some(crate::config::Secret::new(v));
+        } else if name.eq_ignore_ascii_case("host") {
+            r.host = Some(v.to_string());
+        } else if name.eq_ignore_ascii_case("x-raptor-csrf") {
+            r.csrf_header = v == "1";
         } else if name.eq_ignore_ascii_case("sec-websocket-version") {
             r.ws_version = Some(v.to_string());
         } else if name.eq_ignore_ascii_case("content-length") {

@@ -16,12 +16,20 @@ use std::sync::Arc;
 pub enum Routed {
     Respond(Response),
     Upgrade(Upgrade),
+    /// `GET /admin/api/stream`: the connection becomes an event stream.
+    Stream(super::dashboard::stream::EventStream),
 }
 
 /// Answers `req`, which came in on the listener `access` guards.
 pub async fn route(shard: &Rc<Shard>, req: Request, access: &Access) -> Routed {
     let path = req.raw_path.clone();
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    if let ["dashboard", ..] | ["admin", "api", ..] = segs.as_slice() {
+        return match &access.dashboard {
+            Some(d) => super::dashboard::api::route(shard, &req, d, &segs).await,
+            None => Routed::Respond(Response::error(404, "no such endpoint")),
+        };
+    }
     if access.surface == Surface::Metrics {
         return Routed::Respond(metrics_listener(shard, &req, &segs, access).await);
     }

@@ -42,6 +42,8 @@ pub struct GatewayParts {
     pub commands: BridgeTx<Command>,
     pub events: BridgeRx<LinkEvent>,
     pub view: ViewReceiver,
+    /// Every node's dashboard summary, from gossip.
+    pub summaries: raptor_cluster::runtime::SummariesReceiver,
     /// The links, for their counters.
     pub links: raptor_cluster::link::Links,
     /// `[cluster] query_timeout_ms`: how long channel queries wait for peers.
@@ -80,6 +82,7 @@ impl ClusterNode {
             commands: handle.commands(),
             events,
             view: handle.view(),
+            summaries: handle.summaries(),
             links: handle.links(),
             query_timeout: std::time::Duration::from_millis(c.query_timeout_ms),
         };
@@ -148,6 +151,21 @@ pub struct Gateway {
     pub(super) shard: Weak<Shard>,
     /// Channel queries this node waits on or answers (`shard::cluster_query`).
     pub(super) queries: ClusterQueries,
+    /// The live view and every node's summary, for the dashboard.
+    view: ViewReceiver,
+    summaries: raptor_cluster::runtime::SummariesReceiver,
+}
+
+/// One node as the dashboard lists it (docs/dashboard.md, `nodes`).
+#[derive(Debug, Clone)]
+pub struct NodeEntry {
+    pub id: String,
+    pub is_self: bool,
+    /// `ready` or `leaving`.
+    pub state: &'static str,
+    pub address: String,
+    /// The node's own figures as it gossips them (compact JSON), if any arrived yet.
+    pub summary: Option<String>,
 }
 
 /// The subscribe request a `ClusterJoin` answers: its shard, request and socket id.
@@ -196,6 +214,8 @@ impl Gateway {
             links: parts.links,
             shard: Rc::downgrade(shard),
             queries: ClusterQueries::new(parts.query_timeout, generation),
+            view: parts.view.clone(),
+            summaries: parts.summaries,
         });
         *shard.gateway.borrow_mut() = Some(gw.clone());
         let mut events = parts.events;
@@ -269,6 +289,40 @@ impl Gateway {
     /// The peers a channel query goes to.
     pub(super) fn core_query_peers(&self) -> Vec<raptor_cluster::NodeId> {
         self.core.borrow().query_peers()
+    }
+
+    /// Gossips this node's dashboard summary (compact JSON, at most 2 KiB).
+    pub fn publish_summary(&self, json: String) {
+        let key = raptor_cluster::membership::KEY_SUMMARY.to_owned();
+        self.commands
+            .send_or_drop(Command::SetKeys(vec![(key, Some(json))]));
+    }
+
+    /// Every live or leaving node, this one included, with its gossiped summary.
+    pub fn nodes(&self) -> Vec<NodeEntry> {
+        let me = self.core.borrow().me().clone();
+        let view = self.view.borrow().clone();
+        let summaries = self.summaries.borrow().clone();
+        let summary = |id: &str| summaries.get(id).cloned();
+        let mut out: Vec<NodeEntry> = view
+            .nodes
+            .iter()
+            .map(|n| NodeEntry {
+                id: n.id.to_string(),
+                is_self: n.id == me.id,
+                state: "ready",
+                address: n.peer_addr.to_string(),
+                summary: summary(n.id.as_str()),
+            })
+            .collect();
+        out.extend(view.leaving.iter().map(|k| NodeEntry {
+            id: k.id.to_string(),
+            is_self: k.id == me.id,
+            state: "leaving",
+            address: String::new(),
+            summary: summary(k.id.as_str()),
+        }));
+        out
     }
 }
 

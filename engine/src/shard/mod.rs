@@ -420,6 +420,7 @@ impl Shard {
         let dst = self.publish_target(ev.app, &ev.channel);
         self.mesh.wait_for_room(dst).await;
         stats::add(&self.stats.published, 1);
+        self.count_published(ev.app);
         let msg = self.publish_msg(
             ev.app,
             ev.channel,
@@ -449,6 +450,7 @@ impl Shard {
         let dst = self.publish_target(app, &channel);
         self.mesh.wait_for_room(dst).await;
         stats::add(&self.stats.published, 1);
+        self.count_published(app);
         let cache_data = crate::channel::name::ChannelKind::of(&channel)
             .cache
             .then(|| Arc::from(data));
@@ -457,6 +459,15 @@ impl Shard {
         let msg = self.publish_msg(app, channel, frame, exclude, cache_data, t0, ack);
         self.mesh.send_admitted(dst, msg);
         self.await_reply(id, reply).await.map(|_| ())
+    }
+
+    /// Counts an event entering this node in its app's figures.
+    fn count_published(&self, app: AppIdx) {
+        let apps = self.apps();
+        apps.get(app)
+            .counters
+            .published
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Closes the signed-in connections of `user` on every shard (and every node).
@@ -651,6 +662,7 @@ impl Shard {
                         .borrow_mut()
                         .store(app, &channel, frame.clone(), data, now);
                 }
+                self.note_event(app, &channel);
                 self.fan_out(app, &channel, &frame, exclude, privileged_only, t0);
             }
             ShardMsg::Query { from, id, query } => {

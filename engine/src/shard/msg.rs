@@ -240,6 +240,15 @@ pub enum Query {
     Members { app: AppIdx, channel: Arc<str> },
     /// This shard's counters and histograms.
     Stats,
+    /// Per app, the channels this shard owns: see [`Reply::AppFigures`].
+    AppFigures,
+    /// The `limit` channels of `app` this shard owns with the most subscribers (or events
+    /// per second, `by_rate`).
+    TopChannels {
+        app: AppIdx,
+        by_rate: bool,
+        limit: usize,
+    },
     /// Gateway only: cluster-wide member ids of a presence channel.
     ClusterMembers { app: AppIdx, channel: Arc<str> },
     /// Gateway only: cluster-wide member counts of these presence channels, in order.
@@ -280,6 +289,10 @@ pub enum Reply {
     List(Vec<(String, u32, u32)>),
     Members(Vec<String>),
     Stats(Box<crate::stats::Snapshot>),
+    /// (app, channels, presence channels, presence members, subscriptions).
+    AppFigures(Vec<(AppIdx, u64, u64, u64, u64)>),
+    /// (name, subscriptions, members, events per second).
+    Top(Vec<(String, u32, u32, u32)>),
     /// The owner has ordered and fanned out a published event.
     Published,
     Cluster(ClusterGather),

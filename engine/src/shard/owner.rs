@@ -297,7 +297,15 @@ impl Shard {
                 .borrow_mut()
                 .store(app, &channel, frame.clone(), data, Instant::now());
         }
+        self.note_event(app, &channel);
         self.fan_out(app, &channel, &frame, exclude, false, t0);
+    }
+
+    /// Counts an event ordered for `channel` in its message rate (the dashboard's).
+    pub(super) fn note_event(&self, app: AppIdx, channel: &str) {
+        if let Some(o) = self.owned.borrow_mut().get_mut(app, channel) {
+            o.rate.note(crate::channel::owned::rate_second());
+        }
     }
 
     /// A channel's subscription count changed: tell its subscribers now, or later when
@@ -412,6 +420,17 @@ impl Shard {
                 }
             }
             Query::List { app, prefix } => Reply::List(self.owned.borrow().list(app, &prefix)),
+            Query::AppFigures => Reply::AppFigures(self.owned.borrow().app_figures()),
+            Query::TopChannels {
+                app,
+                by_rate,
+                limit,
+            } => Reply::Top(self.owned.borrow().top(
+                app,
+                by_rate,
+                limit,
+                crate::channel::owned::rate_second(),
+            )),
             Query::Stats => {
                 let mut snap = self.stats.snapshot(
                     self.conns.borrow().len() as u64,

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 ///
 /// Units: `queued` counts events handed over by the shards. `sent`, `failed` and `dropped`
 /// count events per endpoint, so with two endpoints one queued event can be sent twice.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct WebhookStats {
     /// Events accepted into the hand-over queue.
     pub queued: u64,
