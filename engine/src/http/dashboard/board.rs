@@ -80,6 +80,8 @@ struct Overview<'a> {
     apps: Vec<AppFigures>,
     webhooks: crate::webhook::WebhookStats,
     latency_ms: Latency,
+    /// Slow readers cut with 4100 on this node since start.
+    slow_consumers_cut: u64,
     time_ms: u64,
 }
 
@@ -206,6 +208,7 @@ async fn sample(
         apps: app_figures,
         webhooks: shard.webhooks.stats(),
         latency_ms: latency,
+        slow_consumers_cut: snap.slow_consumers,
         time_ms,
     };
     let encoded = simd_json::to_vec(&overview).ok()?;
