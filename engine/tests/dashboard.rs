@@ -234,8 +234,9 @@ async fn figures_follow_connections_publishes_and_members() {
     assert_eq!(
         v["apps"],
         json!([{"id": "1", "key": "app-key", "connections": 2, "channels": 2,
-                "presence_channels": 1, "presence_members": 1,
-                "messages_in_per_sec": v["apps"][0]["messages_in_per_sec"]}])
+                "subscriptions": 3, "presence_channels": 1, "presence_members": 1,
+                "messages_in_per_sec": v["apps"][0]["messages_in_per_sec"],
+                "messages_out_per_sec": v["apps"][0]["messages_out_per_sec"]}])
     );
 
     // Publishing for a while shows as a rate in and out.
@@ -257,6 +258,7 @@ async fn figures_follow_connections_publishes_and_members() {
         }
     };
     assert!(v["apps"][0]["messages_in_per_sec"].as_f64().unwrap() > 0.0);
+    assert!(v["apps"][0]["messages_out_per_sec"].as_f64().unwrap() > 0.0);
     let r = get(&s, "/admin/api/series?range=15m", &[&bearer()]).await;
     let series = r.json();
     assert_eq!(series["resolution_secs"], 1);

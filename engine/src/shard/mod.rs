@@ -87,6 +87,8 @@ pub struct Shard {
     pending: RefCell<HashMap<u64, LocalSender<Reply>>>,
     next_query: Cell<u64>,
     pub stats: Rc<ShardStats>,
+    /// Frames delivered per app on this shard (the dashboard's messages out per app).
+    app_delivered: RefCell<crate::app::PerApp<u64>>,
 }
 
 /// Why a query to another shard failed. Internal; the HTTP layer answers 503.
@@ -130,6 +132,7 @@ impl Shard {
             pending: RefCell::new(HashMap::new()),
             next_query: Cell::new(0),
             stats,
+            app_delivered: RefCell::new(crate::app::PerApp::new()),
         })
     }
 
@@ -461,6 +464,22 @@ impl Shard {
         self.await_reply(id, reply).await.map(|_| ())
     }
 
+    /// Per app with anything on this shard: its [`AppFigure`](msg::AppFigure).
+    fn app_figures(&self) -> Vec<(AppIdx, msg::AppFigure)> {
+        let mut out: HashMap<AppIdx, msg::AppFigure> = HashMap::new();
+        for (app, channels, pc, pm, subs) in self.owned.borrow().app_figures() {
+            let f = out.entry(app).or_default();
+            (f.channels, f.presence_channels, f.members, f.subscriptions) =
+                (channels, pc, pm, subs);
+        }
+        for (app, &n) in self.app_delivered.borrow().iter().enumerate() {
+            if n > 0 {
+                out.entry(app as AppIdx).or_default().delivered = n;
+            }
+        }
+        out.into_iter().collect()
+    }
+
     /// Counts an event entering this node in its app's figures.
     fn count_published(&self, app: AppIdx) {
         let apps = self.apps();
@@ -596,6 +615,7 @@ impl Shard {
                         .borrow()
                         .deliver(app, &channel, &frame, exclude, privileged_only);
                 self.stats.note_delivery(t0, n);
+                *self.app_delivered.borrow_mut().entry(app) += n as u64;
             }
             ShardMsg::UserOnline { app, user } => self.user_online(app, user),
             ShardMsg::UserOffline { app, user } => self.user_offline(app, user),

@@ -277,6 +277,18 @@ pub struct ClusterGather {
     pub answered: u32,
 }
 
+/// One app's figures on one shard (the dashboard's), summed over the shards by the asker.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AppFigure {
+    /// Channels, presence channels, presence members and subscriptions this shard owns.
+    pub channels: u64,
+    pub presence_channels: u64,
+    pub members: u64,
+    pub subscriptions: u64,
+    /// Frames this shard wrote (queued) to the app's subscribers since start.
+    pub delivered: u64,
+}
+
 #[derive(Debug)]
 pub enum Reply {
     Channel {
@@ -289,8 +301,7 @@ pub enum Reply {
     List(Vec<(String, u32, u32)>),
     Members(Vec<String>),
     Stats(Box<crate::stats::Snapshot>),
-    /// (app, channels, presence channels, presence members, subscriptions).
-    AppFigures(Vec<(AppIdx, u64, u64, u64, u64)>),
+    AppFigures(Vec<(AppIdx, AppFigure)>),
     /// (name, subscriptions, members, events per second).
     Top(Vec<(String, u32, u32, u32)>),
     /// The owner has ordered and fanned out a published event.

@@ -5,7 +5,7 @@
 use super::history::{History, Point};
 use super::Dashboard;
 use crate::app::AppIdx;
-use crate::shard::msg::{Query, Reply};
+use crate::shard::msg::{AppFigure, Query, Reply};
 use crate::shard::Shard;
 use crate::stats::Snapshot;
 use hdrhistogram::Histogram;
@@ -59,9 +59,11 @@ struct AppFigures {
     key: String,
     connections: u64,
     channels: u64,
+    subscriptions: u64,
     presence_channels: u64,
     presence_members: u64,
     messages_in_per_sec: f64,
+    messages_out_per_sec: f64,
 }
 
 #[derive(Serialize, Debug)]
@@ -90,6 +92,7 @@ struct Previous {
     at: Instant,
     snap: Snapshot,
     published_by_app: HashMap<AppIdx, u64>,
+    delivered_by_app: HashMap<AppIdx, u64>,
     cpu_ticks: u64,
 }
 
@@ -112,13 +115,15 @@ async fn sample(
     prev: Option<Previous>,
 ) -> Option<Previous> {
     let snap = super::super::metrics::gather(shard).await.ok()?;
-    let mut by_app: HashMap<AppIdx, (u64, u64, u64)> = HashMap::new();
+    let mut by_app: HashMap<AppIdx, AppFigure> = HashMap::new();
     for s in 0..shard.nr_shards {
         if let Ok(Reply::AppFigures(v)) = shard.query(s, Query::AppFigures).await {
-            for (app, _channels, pc, pm, _subs) in v {
+            for (app, f) in v {
                 let e = by_app.entry(app).or_default();
-                e.0 += pc;
-                e.1 += pm;
+                e.presence_channels += f.presence_channels;
+                e.members += f.members;
+                e.subscriptions += f.subscriptions;
+                e.delivered += f.delivered;
             }
         }
     }
@@ -154,6 +159,7 @@ async fn sample(
     });
     let apps = shard.apps();
     let mut published_by_app = HashMap::new();
+    let mut delivered_by_app = HashMap::new();
     let app_figures: Vec<AppFigures> = apps
         .list
         .iter()
@@ -161,18 +167,23 @@ async fn sample(
         .map(|a| {
             let published = a.counters.published.load(Relaxed);
             published_by_app.insert(a.idx, published);
-            let old = prev
-                .as_ref()
-                .and_then(|p| p.published_by_app.get(&a.idx).copied());
-            let (pc, pm, _) = by_app.get(&a.idx).copied().unwrap_or_default();
+            let f = by_app.get(&a.idx).copied().unwrap_or_default();
+            delivered_by_app.insert(a.idx, f.delivered);
+            let old = |m: fn(&Previous) -> &HashMap<AppIdx, u64>| {
+                prev.as_ref().and_then(|p| m(p).get(&a.idx).copied())
+            };
+            let old_in = old(|p| &p.published_by_app);
+            let old_out = old(|p| &p.delivered_by_app);
             AppFigures {
                 id: a.id.clone(),
                 key: a.key.clone(),
                 connections: a.counters.connections.load(Relaxed) as u64,
                 channels: a.counters.channels.load(Relaxed) as u64,
-                presence_channels: pc,
-                presence_members: pm,
-                messages_in_per_sec: old.map_or(0.0, |o| rate(published, o)),
+                subscriptions: f.subscriptions,
+                presence_channels: f.presence_channels,
+                presence_members: f.members,
+                messages_in_per_sec: round2(old_in.map_or(0.0, |o| rate(published, o))),
+                messages_out_per_sec: round2(old_out.map_or(0.0, |o| rate(f.delivered, o))),
             }
         })
         .collect();
@@ -230,6 +241,7 @@ async fn sample(
         at: now,
         snap,
         published_by_app,
+        delivered_by_app,
         cpu_ticks,
     })
 }
