@@ -221,6 +221,10 @@ impl SocketOut {
         if self.state.get() != WriteState::Open {
             return;
         }
+        // A close frame with a status: `0x88`, a short length, then the code.
+        if let [0x88, _, hi, lo, ..] = close[..] {
+            crate::stats::note_close(u16::from_be_bytes([hi, lo]));
+        }
         {
             let mut q = self.queue.borrow_mut();
             if drop_queued {

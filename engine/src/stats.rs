@@ -51,6 +51,37 @@ impl Default for ShardStats {
     }
 }
 
+/// Close codes counted by [`note_close`]: the ones Raptor sends (docs/protocol.md), and
+/// "other" last.
+pub const CLOSE_CODES: [u16; 17] = [
+    1000, 1002, 1003, 1007, 1009, 4000, 4001, 4005, 4007, 4008, 4009, 4100, 4200, 4201, 4300, 4301,
+    0,
+];
+
+/// Connections closed by the server, per code in [`CLOSE_CODES`], node-wide since start.
+/// Atomics: closes are rare next to deliveries, and the dashboard reads them from any shard.
+static CLOSES: [std::sync::atomic::AtomicU64; 17] =
+    [const { std::sync::atomic::AtomicU64::new(0) }; 17];
+
+/// Counts one close frame the server sends.
+pub fn note_close(code: u16) {
+    let i = CLOSE_CODES
+        .iter()
+        .position(|&c| c == code)
+        .unwrap_or(CLOSE_CODES.len() - 1);
+    CLOSES[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// `(code, closes)` for every code seen at least once; code 0 is "any other".
+pub fn closes() -> Vec<(u16, u64)> {
+    CLOSE_CODES
+        .iter()
+        .zip(&CLOSES)
+        .map(|(&c, n)| (c, n.load(std::sync::atomic::Ordering::Relaxed)))
+        .filter(|&(_, n)| n > 0)
+        .collect()
+}
+
 pub fn add(c: &Cell<u64>, n: u64) {
     c.set(c.get().wrapping_add(n));
 }

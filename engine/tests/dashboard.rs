@@ -325,6 +325,11 @@ async fn terminate_closes_the_users_connections() {
         r#"{"event":"pusher:error","data":{"code":4009,"message":"connection terminated by the app"}}"#
     );
     assert_eq!(c.expect_close().await, 4009);
+    let v = overview_until(&s, "the close counted", |v| {
+        v["closes_by_code"]["4009"] == 1
+    })
+    .await;
+    assert_eq!(v["closes_by_code"], json!({"4009": 1}));
 }
 
 #[tokio::test]

@@ -84,6 +84,8 @@ struct Overview<'a> {
     latency_ms: Latency,
     /// Slow readers cut with 4100 on this node since start.
     slow_consumers_cut: u64,
+    /// Connections this node closed since start, by close code ("other" for the rest).
+    closes_by_code: std::collections::BTreeMap<String, u64>,
     time_ms: u64,
 }
 
@@ -220,6 +222,19 @@ async fn sample(
         webhooks: shard.webhooks.stats(),
         latency_ms: latency,
         slow_consumers_cut: snap.slow_consumers,
+        closes_by_code: crate::stats::closes()
+            .into_iter()
+            .map(|(c, n)| {
+                (
+                    if c == 0 {
+                        "other".into()
+                    } else {
+                        c.to_string()
+                    },
+                    n,
+                )
+            })
+            .collect(),
         time_ms,
     };
     let encoded = simd_json::to_vec(&overview).ok()?;
