@@ -53,6 +53,8 @@ pub struct AppCounters {
     pub channels: AtomicUsize,
     /// Events of this app that entered this node (API publishes and client events).
     pub published: AtomicU64,
+    /// Of those, client events.
+    pub client_events: AtomicU64,
     /// The API rate window, node-wide: its start (ms since `epoch`) in the high 40 bits, the
     /// requests admitted in it in the low 24. One word, so every shard counts in the same
     /// window with one compare-and-swap.
@@ -66,6 +68,7 @@ impl Default for AppCounters {
             connections: AtomicUsize::new(0),
             channels: AtomicUsize::new(0),
             published: AtomicU64::new(0),
+            client_events: AtomicU64::new(0),
             api_window: AtomicU64::new(0),
             epoch: Instant::now(),
         }

@@ -236,7 +236,8 @@ async fn figures_follow_connections_publishes_and_members() {
         json!([{"id": "1", "key": "app-key", "connections": 2, "channels": 2,
                 "subscriptions": 3, "presence_channels": 1, "presence_members": 1,
                 "messages_in_per_sec": v["apps"][0]["messages_in_per_sec"],
-                "messages_out_per_sec": v["apps"][0]["messages_out_per_sec"]}])
+                "messages_out_per_sec": v["apps"][0]["messages_out_per_sec"],
+                "client_events": 0}])
     );
 
     // Publishing for a while shows as a rate in and out.

@@ -424,6 +424,11 @@ impl Shard {
         self.mesh.wait_for_room(dst).await;
         stats::add(&self.stats.published, 1);
         self.count_published(ev.app);
+        self.apps()
+            .get(ev.app)
+            .counters
+            .client_events
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let msg = self.publish_msg(
             ev.app,
             ev.channel,

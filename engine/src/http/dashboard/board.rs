@@ -64,6 +64,8 @@ struct AppFigures {
     presence_members: u64,
     messages_in_per_sec: f64,
     messages_out_per_sec: f64,
+    /// Client events since start (they are part of `messages_in`).
+    client_events: u64,
 }
 
 #[derive(Serialize, Debug)]
@@ -186,6 +188,7 @@ async fn sample(
                 presence_members: f.members,
                 messages_in_per_sec: round2(old_in.map_or(0.0, |o| rate(published, o))),
                 messages_out_per_sec: round2(old_out.map_or(0.0, |o| rate(f.delivered, o))),
+                client_events: a.counters.client_events.load(Relaxed),
             }
         })
         .collect();
