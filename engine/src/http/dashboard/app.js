@@ -208,8 +208,8 @@
       await api('POST', '/admin/api/login', { password: pw.value });
       pw.value = '';
       hideMsg(tid('login-error'));
-      const ov = await api('GET', '/admin/api/overview');
-      startApp(ov);
+      $('#login').hidden = true;
+      await load();
     } catch (e) {
       showMsg(tid('login-error'), e.status === 401 ? 'Wrong password.' + (e.message ? ` (${e.message})` : '') : e.message, 'error');
       pw.select();
@@ -798,15 +798,16 @@
     load();
   }
 
+  /** The first overview; then the app. Retries while the node is starting or unreachable. */
   async function load() {
     try {
       const ov = await api('GET', '/admin/api/overview');
       startApp(ov);
     } catch (e) {
       if (e.status === 401) return; // api() showed the login form
-      setStatus('offline');
-      showMsg(tid('app-error'), `Cannot reach the admin API: ${e.message}. Retrying…`, 'error');
-      setTimeout(load, 2000);
+      setStatus(e.status === 503 ? 'starting' : 'offline');
+      showMsg(tid('app-error'), e.status === 503 ? `The node is not ready: ${e.message}` : `Cannot reach the admin API: ${e.message}. Retrying…`, 'error');
+      setTimeout(load, e.status === 503 ? 1000 : 2000);
     }
   }
 
