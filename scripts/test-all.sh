@@ -24,6 +24,9 @@ cargo test --workspace
 echo "=== interop (tests/interop/run.sh)"
 RAPTOR_BIN="$(pwd)/target/debug/raptor" tests/interop/run.sh
 
+echo "=== dashboard (tests/dashboard/run.sh)"
+RAPTOR_BIN="$(pwd)/target/debug/raptor" tests/dashboard/run.sh
+
 echo "=== conformance (tests/conformance/run.sh)"
 RAPTOR_BIN="$(pwd)/target/debug/raptor" tests/conformance/run.sh
 

@@ -135,6 +135,7 @@ test('subscribers show in the channels list (this node) and the inspector (clust
   const row = '#channels tbody tr[data-channel="news"]';
   await waitNum(`${row} td[data-col="subscription_count"]`, (v) => v === 1, 'news subscribers on n1 in the list');
   await waitNum('[data-testid=total-connections]', (v) => v >= 1, 'total connections');
+  await waitNum('#apps tbody tr[data-app-id="1"] td[data-col="subscriptions"]', (v) => v >= 1, 'app 1 subscriptions on n1');
 
   await page.click(row);
   await page.waitForSelector('#inspector-body', { state: 'visible', timeout: SEE_MS });
@@ -168,11 +169,13 @@ test('subscribers show in the channels list (this node) and the inspector (clust
   await page.screenshot({ path: join(SCREENSHOTS, '3-channels.png'), fullPage: true });
 });
 
-test('operations: publish from the page, terminate a user on another node (4009)', { timeout: 30000 }, async () => {
+test('operations: publish from the page, terminate a user on every node (4009)', { timeout: 30000 }, async () => {
   const sub = clients[0]; // on n1, subscribed to news
-  const user = await wsClient(nodes[2]);
-  clients.push(user);
+  const user = await wsClient(nodes[2]); // on n3
+  const here = await wsClient(nodes[0]); // the same user on n1
+  clients.push(user, here);
   await signin(user, 'u-1');
+  await signin(here, 'u-1');
 
   await page.click('#tab-operations');
   await page.waitForSelector('#view-operations', { state: 'visible' });
@@ -195,9 +198,13 @@ test('operations: publish from the page, terminate a user on another node (4009)
   await page.fill('#terminate-user', 'u-1');
   await page.click('#terminate-submit');
   await page.waitForSelector('[data-testid=terminate-result].ok', { timeout: SEE_MS });
-  const closed = await Promise.race([user.closed, sleep(SEE_MS).then(() => null)]);
-  assert.ok(closed, 'the signed-in user was not disconnected within 3 s');
-  assert.equal(closed.code, 4009);
+  for (const [c, where] of [[user, 'n3'], [here, 'n1']]) {
+    const closed = await Promise.race([c.closed, sleep(SEE_MS).then(() => null)]);
+    assert.ok(closed, `the signed-in user on ${where} was not disconnected within 3 s`);
+    assert.equal(closed.code, 4009, where);
+  }
+  // n1's overview counts the close it made.
+  await waitNum('#closes tbody tr[data-code="4009"] td[data-col="count"]', (v) => v >= 1, 'closes with 4009 on n1');
   await page.screenshot({ path: join(SCREENSHOTS, '4-operations.png'), fullPage: true });
 });
 

@@ -20,9 +20,15 @@
 //     [data-testid=node-count], [data-testid=total-connections], [data-testid=total-channels],
 //     [data-testid=total-messages-in], [data-testid=total-messages-out]   (data-value: raw)
 //     [data-testid=latency-p50|latency-p99|latency-p999]                     (data-value: raw)
-//     #apps tbody tr             one row per app, data-app-id, td[data-col=...] as above
-//     [data-testid=webhooks-queued|sent|failed|retried|dropped]  class "bad" when failed or
-//                                dropped > 0
+//     #apps tbody tr             one row per app, data-app-id, td[data-col=<field>]: id key
+//                                connections channels subscriptions presence_channels
+//                                presence_members messages_in_per_sec messages_out_per_sec
+//                                client_events
+//     [data-testid=webhooks-queued|sent|failed|retried|dropped|debounced]  class "bad" when
+//                                failed or dropped > 0
+//     [data-testid=slow-consumers-cut]  class "bad" when > 0
+//     #closes tbody tr           one row per close code, data-code="<code>",
+//                                td[data-col=code|meaning|count]; [data-testid=closes-empty]
 //     #range-15m, #range-24h     the chart range toggle
 //     #chart-rate svg, #chart-latency svg    data-points="<n>"; path.line-<series>
 //   Channels:
@@ -417,13 +423,14 @@
     }
   }
 
-  const APP_COLS = ['id', 'key', 'connections', 'channels', 'presence_channels', 'presence_members', 'messages_in_per_sec'];
+  const APP_COLS = ['id', 'key', 'connections', 'channels', 'subscriptions', 'presence_channels', 'presence_members',
+    'messages_in_per_sec', 'messages_out_per_sec', 'client_events'];
   const APP_NUM = APP_COLS.slice(2);
 
   function updateAppRow(tr, a) {
     for (const c of APP_COLS) {
       const td = $(`td[data-col="${c}"]`, tr);
-      if (c === 'messages_in_per_sec') setVal(td, a[c], fmtRate(a[c]));
+      if (c.endsWith('_per_sec')) setVal(td, a[c], fmtRate(a[c]));
       else if (APP_NUM.includes(c)) setVal(td, a[c], fmtInt(a[c]));
       else setVal(td, a[c], a[c] === undefined || a[c] === null ? '–' : String(a[c]));
     }
@@ -458,12 +465,36 @@
     updateAppSelects(apps);
 
     const w = ov.webhooks || {};
-    for (const k of ['queued', 'sent', 'failed', 'retried', 'dropped']) {
+    for (const k of ['queued', 'sent', 'failed', 'retried', 'dropped', 'debounced']) {
       const e = tid(`webhooks-${k}`);
       setVal(e, w[k], fmtInt(w[k]));
       e.classList.toggle('bad', (k === 'failed' || k === 'dropped') && isNum(w[k]) && w[k] > 0);
     }
+
+    const cut = tid('slow-consumers-cut');
+    setVal(cut, ov.slow_consumers_cut, fmtInt(ov.slow_consumers_cut));
+    cut.classList.toggle('bad', isNum(ov.slow_consumers_cut) && ov.slow_consumers_cut > 0);
+    const closes = Object.entries(ov.closes_by_code && typeof ov.closes_by_code === 'object' ? ov.closes_by_code : {})
+      .map(([code, count]) => ({ code, count }))
+      .sort((a, b) => (a.code === 'other') - (b.code === 'other') || Number(a.code) - Number(b.code));
+    syncRows($('#closes tbody'), closes, (c) => c.code, 'data-code', () => rowWithCols(['code', 'meaning', 'count'], ['count']),
+      (tr, c) => {
+        setVal($('td[data-col="code"]', tr), c.code, c.code);
+        setVal($('td[data-col="meaning"]', tr), CLOSE_MEANING[c.code] || '', CLOSE_MEANING[c.code] || '');
+        setVal($('td[data-col="count"]', tr), c.count, fmtInt(c.count));
+      });
+    tid('closes-empty').hidden = closes.length > 0;
+    $('#closes').hidden = closes.length === 0;
   }
+
+  /** docs/protocol.md, "Close codes". */
+  const CLOSE_MEANING = {
+    1002: 'invalid WebSocket framing', 1003: 'binary message', 1007: 'text that is not UTF-8',
+    1009: 'message too large', 4000: 'TLS only', 4001: 'unknown or removed app',
+    4005: 'path is not /app/{key}', 4007: 'unsupported protocol', 4008: 'protocol missing',
+    4009: 'not authorized in time, or terminated', 4100: 'too slow, or over quota',
+    4200: 'node draining: reconnect', 4201: 'no answer to a ping', other: 'other codes',
+  };
 
   function updateAppSelects(apps) {
     const ids = apps.map((a) => String(a.id));
