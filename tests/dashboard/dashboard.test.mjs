@@ -155,6 +155,12 @@ test('subscribers show in the channels list (this node) and the inspector (clust
   await b.closed;
   await waitNum('[data-testid=inspector-subscriptions]', (v) => v === 1, 'inspector subscriptions after one left');
 
+  // Sorted by rate instead: the same channels, no error.
+  await page.selectOption('#channels-sort', 'rate');
+  await waitNum(`${row} td[data-col="subscription_count"]`, (v) => v === 1, 'news in the list sorted by rate');
+  assert.equal(await page.isVisible('[data-testid=channels-error]'), false);
+  await page.selectOption('#channels-sort', 'subscribers');
+
   // A presence member on the third node, inspected by typing its channel's name.
   const m = await wsClient(nodes[2]);
   clients.push(m);
@@ -255,10 +261,22 @@ test('drain n3 from its own dashboard: it exits, n1 drops it', { timeout: 40000 
   assert.deepEqual(ov.nodes.map((n) => n.id).sort(), ['n1', 'n2']);
 });
 
+test('log out: back to the login form, the browser\'s session cookie cleared', { timeout: 15000 }, async () => {
+  await page.click('#logout');
+  await page.waitForSelector('#login-form', { state: 'visible', timeout: SEE_MS });
+  assert.equal(await page.isVisible('#app'), false);
+  assert.equal(await page.textContent('[data-testid=live-status]'), 'signed out');
+  const cookies = await page.context().cookies(nodes[0].base);
+  assert.deepEqual(cookies.filter((c) => c.name === 'raptor_admin' && c.value), [], 'the session cookie was not cleared');
+  await page.reload(); // the first overview is a 401 again (allowed below)
+  await page.waitForSelector('#login-form', { state: 'visible', timeout: SEE_MS });
+  assert.equal(await page.isVisible('#app'), false);
+});
+
 /**
  * The console errors the test provokes on purpose (Chromium logs every 4xx answer as "Failed
- * to load resource"): the page's first overview before signing in and the wrong password
- * (401), and the publish to an invalid channel name (400).
+ * to load resource"): the page's first overview before signing in (and after logging out) and
+ * the wrong password (401), and the publish to an invalid channel name (400).
  */
 function expectedError(e) {
   if (e.kind !== 'console') return false;
@@ -271,7 +289,7 @@ test('no console errors and no page errors', () => {
   const unexpected = errors.filter((e) => !expectedError(e));
   assert.deepEqual(unexpected, []);
   const count = (re, path) => errors.filter((e) => re.test(e.text) && e.url.endsWith(path)).length;
-  assert.ok(count(/401/, '/admin/api/overview') <= 1, `more than one 401 on the overview: ${JSON.stringify(errors)}`);
+  assert.ok(count(/401/, '/admin/api/overview') <= 2, `more than two 401s on the overview (first load, reload after logout): ${JSON.stringify(errors)}`);
   assert.ok(count(/401/, '/admin/api/login') <= 1, `more than one 401 on the login: ${JSON.stringify(errors)}`);
   assert.ok(count(/400/, '/admin/api/apps/1/publish') <= 1, `more than one refused publish: ${JSON.stringify(errors)}`);
 });
