@@ -62,7 +62,11 @@ test('without credentials: 401 and no data, on every route', async () => {
   for (const auth of [`Bearer ${PASSWORD}x`, 'Bearer ', `Basic ${Buffer.from(`admin:${PASSWORD}`).toString('base64')}`]) {
     assertRefused401(await http(url('/admin/api/overview'), { headers: { Authorization: auth } }), `Authorization: ${auth.slice(0, 8)}…`);
   }
-  for (const c of ['raptor_admin=v1.9999999999.' + '0'.repeat(64), 'raptor_admin=garbage', 'raptor_admin=']) {
+  // A real cookie name (one login), then forged values under it.
+  const login = await http(url('/admin/api/login'), { method: 'POST', headers: CSRF, body: JSON.stringify({ password: PASSWORD }) });
+  const name = login.headers.getSetCookie()[0].split('=')[0];
+  assert.match(name, /^raptor_admin_[0-9a-f]{8}$/);
+  for (const c of [`${name}=v1.9999999999.` + '0'.repeat(64), `${name}=garbage`, `${name}=`]) {
     assertRefused401(await http(url('/admin/api/overview'), { headers: { Cookie: c } }), `Cookie ${c.slice(0, 20)}…`);
   }
 });
@@ -87,7 +91,7 @@ test('login: wrong or missing password 401; without the CSRF header 403; then a 
   const set = r.headers.getSetCookie();
   assert.equal(set.length, 1, JSON.stringify(set));
   const attrs = set[0].split(';').map((s) => s.trim());
-  assert.match(attrs[0], /^raptor_admin=v1\.\d+\.[0-9a-f]{64}$/);
+  assert.match(attrs[0], /^raptor_admin_[0-9a-f]{8}=v1\.\d+\.[0-9a-f]{64}$/);
   assert.ok(attrs.includes('HttpOnly'), set[0]);
   assert.ok(attrs.some((a) => /^SameSite=Strict$/i.test(a)), set[0]);
   assert.ok(attrs.includes('Path=/'), set[0]);

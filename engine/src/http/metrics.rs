@@ -249,6 +249,18 @@ pub async fn metrics(shard: &Rc<Shard>) -> Response {
         "counter",
         w.dropped,
     );
+    gauge(
+        "webhook_requests_retried_total",
+        "Webhook requests that retried a failed request.",
+        "counter",
+        w.retried,
+    );
+    gauge(
+        "webhook_events_debounced_total",
+        "Webhook events cancelled by the debounce (a vacate or leave undone within 3 s).",
+        "counter",
+        w.debounced,
+    );
     for (name, help, h) in [
         (
             "publish_to_write_microseconds",

@@ -1,6 +1,6 @@
 //! The admin API's routes (docs/dashboard.md): who may call them, and what they answer.
 
-use super::session::{cookie, COOKIE};
+use super::session::cookie;
 use super::stream::EventStream;
 use super::Dashboard;
 use crate::app::App;
@@ -36,7 +36,7 @@ pub async fn route(
                 return Routed::Respond(refused);
             }
             match (req.method.as_str(), rest) {
-                ("POST", ["logout"]) => logout(req),
+                ("POST", ["logout"]) => logout(dash),
                 ("GET", ["overview"]) => overview(dash),
                 ("GET", ["series"]) => series(dash, req),
                 ("GET", ["stream"]) => return stream(dash),
@@ -99,7 +99,10 @@ fn admit(dash: &Dashboard, req: &Request) -> Result<(), Response> {
             false => Err(Response::error(401, "invalid credentials")),
         };
     }
-    let session = req.cookie.as_ref().and_then(|c| cookie(c.expose(), COOKIE));
+    let session = req
+        .cookie
+        .as_ref()
+        .and_then(|c| cookie(c.expose(), dash.auth.cookie_name()));
     match session {
         Some(s) if dash.auth.verify(s, unix_secs()) => not_cross_site(req),
         _ => Err(Response::error(401, "authentication required")),
@@ -142,17 +145,21 @@ fn login(dash: &Dashboard, req: &Request) -> Response {
     let mut r = Response::json(200, r#"{"ok":true}"#);
     let secure = if req.tls { "; Secure" } else { "" };
     r.extra_headers.push_str(&format!(
-        "Set-Cookie: {COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}\r\n",
+        "Set-Cookie: {}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}\r\n",
+        dash.auth.cookie_name(),
         dash.auth.issue(unix_secs()),
         dash.auth.session_secs()
     ));
     r
 }
 
-fn logout(_req: &Request) -> Response {
+/// Clears this browser's cookie. Sessions are stateless: the value itself stays valid until
+/// it expires (or the node restarts), which docs/dashboard.md says.
+fn logout(dash: &Dashboard) -> Response {
     let mut r = Response::json(200, r#"{"ok":true}"#);
     r.extra_headers.push_str(&format!(
-        "Set-Cookie: {COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0\r\n"
+        "Set-Cookie: {}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0\r\n",
+        dash.auth.cookie_name()
     ));
     r
 }

@@ -4,28 +4,42 @@
 //! made at start: any shard can check it without shared state, and a restart ends every
 //! session. Comparisons are constant-time (`subtle`), of digests, so neither a password nor
 //! its length leaks through timing.
+//!
+//! The cookie's name carries a tag of the key (`raptor_admin_<8 hex>`): browsers keep one
+//! cookie per host and name whatever the port, so with one name, logging in to a second
+//! node on the same host (a test cluster, a metrics listener) would replace the first
+//! node's session. The key is random rather than derived from the password on purpose: a
+//! stolen cookie must not allow guessing the password offline.
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-/// The cookie's name.
-pub const COOKIE: &str = "raptor_admin";
+/// The start of the cookie's name.
+pub const COOKIE_PREFIX: &str = "raptor_admin_";
 
 pub struct Auth {
     password: [u8; 32],
     key: [u8; 32],
     session_secs: u64,
+    cookie: String,
 }
 
 impl Auth {
     /// `password`: the configured one; `key`: random, made at start.
     pub fn new(password: &str, key: [u8; 32], session_secs: u64) -> Auth {
+        let tag = Sha256::digest(key);
         Auth {
             password: Sha256::digest(password.as_bytes()).into(),
             key,
             session_secs,
+            cookie: format!("{COOKIE_PREFIX}{}", hex::encode(&tag[..4])),
         }
+    }
+
+    /// This node's (and run's) cookie name.
+    pub fn cookie_name(&self) -> &str {
+        &self.cookie
     }
 
     pub fn password_matches(&self, given: &str) -> bool {
@@ -99,10 +113,14 @@ mod tests {
         assert!(a.password_matches("correct-horse-battery"));
         assert!(!a.password_matches("correct-horse-batter"));
         assert!(!a.password_matches(""));
-        assert_eq!(
-            cookie("a=1; raptor_admin=v1.2.ab; b=2", COOKIE),
-            Some("v1.2.ab")
+        let name = a.cookie_name();
+        assert!(name.starts_with(COOKIE_PREFIX) && name.len() == COOKIE_PREFIX.len() + 8);
+        assert_ne!(
+            name,
+            Auth::new("correct-horse-battery", [8; 32], 1).cookie_name()
         );
-        assert_eq!(cookie("xraptor_admin=1", COOKIE), None);
+        let header = format!("a=1; {name}=v1.2.ab; b=2");
+        assert_eq!(cookie(&header, name), Some("v1.2.ab"));
+        assert_eq!(cookie(&format!("x{name}=1"), name), None);
     }
 }
