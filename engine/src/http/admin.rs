@@ -1,5 +1,8 @@
-//! The operator surface's one guard. `/metrics`, `/stats`, and any admin endpoint added
-//! later, answer only after [`Access::admit`], and it knows two ways in (docs/security.md):
+//! The operator surface's one guard. `/metrics`, `/stats` and `POST /admin/reload` answer
+//! only after [`Access::admit`]; the dashboard and admin API (`/dashboard`, `/admin/api/*`)
+//! only after [`admit_admin`], which takes the admin credential instead (the password or
+//! its session cookie, docs/dashboard.md). [`Access::admit`] knows two ways in
+//! (docs/security.md):
 //!
 //! - the bearer token (`metrics.token`): `Authorization: Bearer <token>`, on either listener,
 //!   compared in constant time;
@@ -88,6 +91,51 @@ impl Access {
             )),
             (_, _, Some(_)) => Err(refusal("invalid bearer token", CHALLENGE_INVALID)),
         }
+    }
+}
+
+/// May this request reach the admin API? The admin password as a Bearer token (scripts), or
+/// a valid session cookie; a state-changing request with the cookie must also prove it is
+/// not cross-site ([`not_cross_site`]). Never the operator token: it reads figures, the
+/// admin API also acts.
+pub fn admit_admin(dash: &super::dashboard::Dashboard, req: &Request) -> Result<(), Response> {
+    let given = req.authorization.as_ref().map(|a| bearer(a.expose()));
+    if let Some(token) = given {
+        return match token.is_some_and(|t| dash.auth.password_matches(t)) {
+            true => Ok(()),
+            false => Err(Response::error(401, "invalid credentials")),
+        };
+    }
+    let session = req
+        .cookie
+        .as_ref()
+        .and_then(|c| super::dashboard::session::cookie(c.expose(), dash.auth.cookie_name()));
+    match session {
+        Some(s) if dash.auth.verify(s, super::dashboard::session::unix_secs()) => {
+            not_cross_site(req)
+        }
+        _ => Err(Response::error(401, "authentication required")),
+    }
+}
+
+/// For cookie-authenticated requests that change something (anything but GET): the
+/// dashboard's own header, which a cross-site form cannot send and no CORS answer of ours
+/// lets a script send, and an `Origin` (when sent) naming this `Host`.
+pub fn not_cross_site(req: &Request) -> Result<(), Response> {
+    if req.method == "GET" {
+        return Ok(());
+    }
+    let same_origin = match (&req.origin, &req.host) {
+        (None, _) => true,
+        (Some(o), Some(h)) => o
+            .split_once("://")
+            .is_some_and(|(_, host)| host.eq_ignore_ascii_case(h)),
+        (Some(_), None) => false,
+    };
+    if req.csrf_header && same_origin {
+        Ok(())
+    } else {
+        Err(Response::error(403, "cross-site request refused"))
     }
 }
 

@@ -1,10 +1,11 @@
 //! The admin API's routes (docs/dashboard.md): who may call them, and what they answer.
 
-use super::session::cookie;
+use super::session::unix_secs;
 use super::stream::EventStream;
 use super::Dashboard;
 use crate::app::App;
 use crate::channel::name::{self, ChannelKind};
+use crate::http::admin;
 use crate::http::channels::{channel_attributes, to_json};
 use crate::http::request::{decode, Request};
 use crate::http::response::Response;
@@ -32,7 +33,7 @@ pub async fn route(
         (_, ["dashboard", ..]) => Response::error(405, "method not allowed"),
         ("POST", ["admin", "api", "login"]) => login(dash, req),
         (_, ["admin", "api", rest @ ..]) => {
-            if let Err(refused) = admit(dash, req) {
+            if let Err(refused) = admin::admit_admin(dash, req) {
                 return Routed::Respond(refused);
             }
             match (req.method.as_str(), rest) {
@@ -84,53 +85,8 @@ fn page(file: &str) -> Response {
     }
 }
 
-/// A request with the admin credential: a valid session cookie, or the password as a Bearer
-/// token. A state-changing request with the cookie must also prove it is not cross-site.
-fn admit(dash: &Dashboard, req: &Request) -> Result<(), Response> {
-    let bearer = req
-        .authorization
-        .as_ref()
-        .and_then(|a| a.expose().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim());
-    if let Some(token) = bearer {
-        return match dash.auth.password_matches(token) {
-            true => Ok(()),
-            false => Err(Response::error(401, "invalid credentials")),
-        };
-    }
-    let session = req
-        .cookie
-        .as_ref()
-        .and_then(|c| cookie(c.expose(), dash.auth.cookie_name()));
-    match session {
-        Some(s) if dash.auth.verify(s, unix_secs()) => not_cross_site(req),
-        _ => Err(Response::error(401, "authentication required")),
-    }
-}
-
-/// For cookie-authenticated POSTs: the dashboard's own header, and an `Origin` (when sent)
-/// naming this host.
-fn not_cross_site(req: &Request) -> Result<(), Response> {
-    if req.method == "GET" {
-        return Ok(());
-    }
-    let same_origin = match (&req.origin, &req.host) {
-        (None, _) => true,
-        (Some(o), Some(h)) => o
-            .split_once("://")
-            .is_some_and(|(_, host)| host.eq_ignore_ascii_case(h)),
-        (Some(_), None) => false,
-    };
-    if req.csrf_header && same_origin {
-        Ok(())
-    } else {
-        Err(Response::error(403, "cross-site request refused"))
-    }
-}
-
 fn login(dash: &Dashboard, req: &Request) -> Response {
-    if let Err(r) = not_cross_site(req) {
+    if let Err(r) = admin::not_cross_site(req) {
         return r;
     }
     #[derive(Deserialize)]
@@ -361,10 +317,4 @@ fn drain(shard: &Shard) -> Response {
     tracing::warn!("drain requested through the admin API");
     shard.node.shutdown.store(true, Ordering::SeqCst);
     Response::json(202, r#"{"draining":true}"#)
-}
-
-fn unix_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

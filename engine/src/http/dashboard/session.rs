@@ -78,6 +78,13 @@ impl Auth {
     }
 }
 
+/// Now, in unix seconds (sessions' clock).
+pub fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// The value of cookie `name` in a `Cookie:` header.
 pub fn cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
     header.split(';').find_map(|kv| {
