@@ -143,11 +143,8 @@ mod tests {
             "rates are the mean"
         );
         assert_eq!(std::mem::size_of::<Point>(), 56);
-        assert!(
-            History::max_bytes() < 160 * 1024,
-            "{}",
-            History::max_bytes()
-        );
+        // docs/dashboard.md and docs/limits.md: 134,400 bytes (131 KiB) at most.
+        assert_eq!(History::max_bytes(), 134_400);
         assert!(h.seconds.capacity() <= SECONDS + 1 && h.minutes.capacity() <= MINUTES + 1);
     }
 
