@@ -107,8 +107,9 @@ pub fn admit_admin(dash: &super::dashboard::Dashboard, req: &Request) -> Result<
         };
     }
     let session = req
-        .cookie
+        .admin
         .as_ref()
+        .and_then(|a| a.cookie.as_ref())
         .and_then(|c| super::dashboard::session::cookie(c.expose(), dash.auth.cookie_name()));
     match session {
         Some(s) if dash.auth.verify(s, super::dashboard::session::unix_secs()) => {
@@ -125,14 +126,15 @@ pub fn not_cross_site(req: &Request) -> Result<(), Response> {
     if req.method == "GET" {
         return Ok(());
     }
-    let same_origin = match (&req.origin, &req.host) {
+    let admin = req.admin.as_deref();
+    let same_origin = match (&req.origin, admin.and_then(|a| a.host.as_ref())) {
         (None, _) => true,
         (Some(o), Some(h)) => o
             .split_once("://")
             .is_some_and(|(_, host)| host.eq_ignore_ascii_case(h)),
         (Some(_), None) => false,
     };
-    if req.csrf_header && same_origin {
+    if admin.is_some_and(|a| a.csrf_header) && same_origin {
         Ok(())
     } else {
         Err(Response::error(403, "cross-site request refused"))

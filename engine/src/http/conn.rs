@@ -216,7 +216,10 @@ mod tests {
                 let task = serve(shard, stream, None, access);
                 let size = std::mem::size_of_val(&task);
                 eprintln!("http::serve future: {size} bytes");
-                assert!(size <= 2_600, "http::serve future is {size} bytes");
+                // 2,504 bytes now. At 2,584 (+80, from fields added to `Request`, which the
+                // future holds while a request is read) the idle-connection benchmark showed
+                // +0.5 KiB of RSS per connection: the task crossed an allocator size class.
+                assert!(size <= 2_520, "http::serve future is {size} bytes");
             })
             .unwrap()
             .join()

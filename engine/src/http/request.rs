@@ -27,6 +27,17 @@ pub struct Request {
     pub peer: Option<std::net::SocketAddr>,
     /// `Authorization` (the operator routes' bearer token); `Debug` does not show it.
     pub authorization: Option<crate::config::Secret>,
+    /// The headers only the dashboard and admin API read, kept (boxed) only for their
+    /// paths: a `Request` lives in every connection's task future while it is read, so each
+    /// field here would cost every idle connection its size (docs/bench/notes.md).
+    pub admin: Option<Box<AdminHeaders>>,
+    /// It came over TLS (set by the connection, not parsed).
+    pub tls: bool,
+}
+
+/// See [`Request::admin`].
+#[derive(Debug, Default)]
+pub struct AdminHeaders {
     /// `Cookie` (the admin session); `Debug` does not show it.
     pub cookie: Option<crate::config::Secret>,
     /// `Host`, to tell a same-origin admin request from a cross-site one.
@@ -34,8 +45,11 @@ pub struct Request {
     /// `X-Raptor-CSRF: 1`: sent by the dashboard's own requests, which a cross-site form
     /// cannot send.
     pub csrf_header: bool,
-    /// It came over TLS (set by the connection, not parsed).
-    pub tls: bool,
+}
+
+/// Paths whose requests keep [`AdminHeaders`].
+fn is_admin_path(path: &str) -> bool {
+    path.starts_with("/admin/api/") || path.starts_with("/dashboard")
 }
 
 impl Request {
@@ -140,6 +154,7 @@ fn from_httparse(req: &httparse::Request<'_, '_>) -> Result<Request, ReadError> 
         raw_path: raw_path.to_string(),
         query: parse_query(qs),
         close: req.version == Some(0),
+        admin: is_admin_path(raw_path).then(Box::default),
         ..Request::default()
     };
     let mut seen_length = false;
@@ -166,12 +181,6 @@ fn from_httparse(req: &httparse::Request<'_, '_>) -> Result<Request, ReadError> 
             r.origin = Some(v.to_string());
         } else if name.eq_ignore_ascii_case("authorization") {
             r.authorization = Some(crate::config::Secret::new(v));
-        } else if name.eq_ignore_ascii_case("cookie") {
-            r.cookie = Some(crate::config::Secret::new(v));
-        } else if name.eq_ignore_ascii_case("host") {
-            r.host = Some(v.to_string());
-        } else if name.eq_ignore_ascii_case("x-raptor-csrf") {
-            r.csrf_header = v == "1";
         } else if name.eq_ignore_ascii_case("sec-websocket-version") {
             r.ws_version = Some(v.to_string());
         } else if name.eq_ignore_ascii_case("content-length") {
@@ -185,6 +194,14 @@ fn from_httparse(req: &httparse::Request<'_, '_>) -> Result<Request, ReadError> 
             r.content_length = n;
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             r.chunked = true;
+        } else if let Some(a) = r.admin.as_mut() {
+            if name.eq_ignore_ascii_case("cookie") {
+                a.cookie = Some(crate::config::Secret::new(v));
+            } else if name.eq_ignore_ascii_case("host") {
+                a.host = Some(v.to_string());
+            } else if name.eq_ignore_ascii_case("x-raptor-csrf") {
+                a.csrf_header = v == "1";
+            }
         }
     }
     Ok(r)
