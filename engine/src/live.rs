@@ -20,7 +20,7 @@ pub struct Live {
     apps: ArcSwap<Apps>,
     limits: ArcSwap<Limits>,
     tls: ArcSwapOption<Tls>,
-    /// Bumped after every reload that changed something, once the new values are in place.
+    /// Bumped after every reload, once the new values are in place.
     generation: AtomicU64,
 }
 

@@ -88,8 +88,7 @@ impl Reloader {
         let mut cfg = Config::load(self.file.as_deref(), &self.over)?;
         let Files { tls, .. } = read_files(&cfg)?;
         let restart_required = restart_required(&running, &cfg);
-        // The mesh rings were made with the old capacity.
-        cfg.limits.mesh_queue_capacity = running.limits.mesh_queue_capacity;
+        keep_running_values(&running, &mut cfg);
         let (apps, changes) = self.live.apps().reloaded(&cfg.apps);
         let report = Report {
             apps: changes,
@@ -128,6 +127,28 @@ impl Reloader {
         if let Err(e) = self.reload() {
             tracing::error!(error = %e, "reload refused; the running configuration stays");
         }
+    }
+}
+
+/// Puts the running values of the restart-only settings into `new`, so the configuration
+/// kept as running says what is in force, and the next reload still reports each of them
+/// that differs from the file.
+fn keep_running_values(running: &Config, new: &mut Config) {
+    new.bind = running.bind;
+    new.shards = running.shards;
+    new.pin_shards = running.pin_shards;
+    new.testing = running.testing.clone();
+    new.metrics = running.metrics.clone();
+    new.admin = running.admin.clone();
+    new.webhooks = running.webhooks.clone();
+    new.limits.mesh_queue_capacity = running.limits.mesh_queue_capacity;
+    if let (Some(n), Some(r)) = (new.cluster.as_mut(), running.cluster.as_ref()) {
+        // The secrets have their own reload; the rest is the node's identity.
+        let (secrets, file) = (n.secrets.clone(), n.secret_file.clone());
+        *n = r.clone();
+        (n.secrets, n.secret_file) = (secrets, file);
+    } else {
+        new.cluster = running.cluster.clone();
     }
 }
 

@@ -148,6 +148,9 @@ pub fn run(
     let mesh_capacity = limits.mesh_queue_capacity;
     let live = Arc::new(Live::new(apps, limits, tls));
     let dashboard = crate::http::dashboard::Dashboard::from_config(&cfg.admin);
+    // A generated password is in the log: the public port serves the admin API only once
+    // an operator chose a password.
+    let public_dashboard = dashboard.clone().filter(|_| cfg.admin.password.is_some());
     let node = Arc::new(crate::lifecycle::Node::default());
     let (mut cluster, parts) = match &cfg.cluster {
         Some(c) => {
@@ -199,6 +202,7 @@ pub fn run(
             let gateway_parts = gateway_parts.clone();
             let webhooks = webhooks.clone();
             let dashboard = dashboard.clone();
+            let public_dashboard = public_dashboard.clone();
             let node = node.clone();
             async move {
                 let (senders, receivers) = match mesh {
@@ -237,7 +241,8 @@ pub fn run(
                         .detach();
                 }
                 ready.fetch_add(1, Ordering::SeqCst);
-                let access = Rc::new(Access::new(Surface::Public, token).with_dashboard(dashboard));
+                let access =
+                    Rc::new(Access::new(Surface::Public, token).with_dashboard(public_dashboard));
                 accept_loop(shard, listener, access).await;
                 // The drain stopped the listener. The executor stops when this future ends,
                 // and its tasks with it: keep it running for the connections still open

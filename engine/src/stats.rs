@@ -82,6 +82,13 @@ pub fn closes() -> Vec<(u16, u64)> {
         .collect()
 }
 
+/// The wall clock in unix milliseconds (0 before 1970).
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 pub fn add(c: &Cell<u64>, n: u64) {
     c.set(c.get().wrapping_add(n));
 }

@@ -69,26 +69,32 @@ async fn login(s: &Server) -> String {
 #[tokio::test]
 async fn no_data_without_the_credential() {
     let s = Server::start_with(&admin_toml());
-    for path in [
+    let forged = format!("Cookie: {}=v1.99999999999.00ff", cookie_name(&s).await);
+    // Wrong passwords: 2 here and 2 logins below, under the 5 a second that get 401 (then 429).
+    for (i, path) in [
         "/admin/api/overview",
         "/admin/api/series",
         "/admin/api/stream",
         "/admin/api/apps/1/channels",
         "/admin/api/apps/1/channels/news",
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let r = get(&s, path, &[]).await;
         assert_eq!(
             (r.status, r.json()),
             (401, json!({"error": "authentication required"})),
             "{path}"
         );
-        let r = get(&s, path, &["Authorization: Bearer wrong-password-here"]).await;
-        assert_eq!(
-            (r.status, r.json()),
-            (401, json!({"error": "invalid credentials"})),
-            "{path}"
-        );
-        let forged = format!("Cookie: {}=v1.99999999999.00ff", cookie_name(&s).await);
+        if i < 2 {
+            let r = get(&s, path, &["Authorization: Bearer wrong-password-here"]).await;
+            assert_eq!(
+                (r.status, r.json()),
+                (401, json!({"error": "invalid credentials"})),
+                "{path}"
+            );
+        }
         let r = get(&s, path, &[&forged]).await;
         assert_eq!(r.status, 401, "a forged session: {path}");
     }
@@ -109,6 +115,52 @@ async fn no_data_without_the_credential() {
         .is_some_and(|c| c.starts_with("default-src 'self'")));
     assert!(!r.body.contains("http://") && !r.body.contains("https://"));
     assert_eq!(get(&s, "/dashboard/nope.js", &[]).await.status, 404);
+}
+
+/// Guessing is bounded node-wide: after 5 wrong passwords in a second, every check (the
+/// right password too) gets 429 with `Retry-After` until the second is over.
+#[tokio::test]
+async fn wrong_passwords_are_rate_limited() {
+    let s = Server::start_with(&admin_toml());
+    let wrong = "Authorization: Bearer wrong-password-here";
+    // Aligned to a fresh second, so all six attempts fall in one window.
+    let mut h = Http::connect(&s).await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(
+            h.request_with("GET", "/admin/api/overview", &[wrong], "")
+                .await
+                .status,
+        );
+    }
+    let refused = h
+        .request_with("GET", "/admin/api/overview", &[&bearer()], "")
+        .await;
+    let login = post(
+        &s,
+        "/admin/api/login",
+        &["X-Raptor-CSRF: 1"],
+        &json!({ "password": PASSWORD }).to_string(),
+    )
+    .await;
+    if statuses.iter().filter(|&&c| c == 401).count() == 5 && statuses.contains(&429) {
+        assert_eq!(refused.status, 429);
+        assert_eq!(refused.header("retry-after"), Some("1"));
+        assert_eq!(
+            refused.json(),
+            json!({"error": "too many wrong passwords; retry in a second"})
+        );
+        assert_eq!(login.status, 429);
+    } else {
+        // The attempts straddled a second boundary: the window started again.
+        assert!(
+            statuses.iter().all(|&c| c == 401 || c == 429),
+            "{statuses:?}"
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = get(&s, "/admin/api/overview", &[&bearer()]).await;
+    assert!(r.status == 200 || r.status == 503, "{}", r.status);
 }
 
 #[tokio::test]
@@ -183,7 +235,8 @@ async fn admin_disabled_is_404_everywhere() {
     }
 }
 
-/// Without a configured password the node makes one and logs it once; it works.
+/// Without a configured password the node makes one and logs it once; it works on the
+/// metrics listener, and the public port does not serve the admin API at all.
 #[tokio::test]
 async fn a_generated_password_is_logged_and_works() {
     let log = std::env::temp_dir().join(format!("raptor-admin-log-{}", std::process::id()));
@@ -214,9 +267,17 @@ async fn a_generated_password_is_logged_and_works() {
         .unwrap();
     assert_eq!(password.len(), 24);
     let auth = format!("Authorization: Bearer {password}");
+    let r = get(&s, "/admin/api/overview", &[&auth]).await;
+    assert_eq!(
+        (r.status, r.json()),
+        (404, json!({"error": "no such endpoint"}))
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let r = get(&s, "/admin/api/overview", &[&auth]).await;
+        let mut m = Http::metrics(&s).await;
+        let r = m
+            .request_with("GET", "/admin/api/overview", &[&auth], "")
+            .await;
         if r.status == 200 {
             break;
         }

@@ -149,19 +149,19 @@ async fn a_broken_file_keeps_the_running_configuration() {
         r.json(),
         json!({"error": "invalid config: field `apps[1].key`: duplicate key `app-key`; the running configuration stays"})
     );
-    // Not TOML at all: toml's own message, pointing at the line.
-    rewrite(&s, "[[apps]\nid = 1\n");
+    // Not TOML at all. toml's own message quotes the line (which may hold a secret): the
+    // answer names the file only, the log has the rest.
+    rewrite(&s, "[[apps]\nsecret = \"do-not-echo-me\n");
     let r = admin_reload(&s, &[]).await;
     assert_eq!(r.status, 422);
-    let msg = r.json()["error"].as_str().unwrap().to_string();
-    assert!(
-        msg.starts_with(&format!(
-            "invalid config file {}:\nTOML parse error at line 1",
+    assert_eq!(
+        r.json()["error"],
+        format!(
+            "invalid config file {}: not valid TOML or an unknown field (the log says where); \
+             the running configuration stays",
             s.config_path().display()
-        )),
-        "{msg}"
+        )
     );
-    assert!(msg.ends_with("; the running configuration stays"), "{msg}");
 
     // The old secret still works, the new one never took effect, the connection is up.
     let mut h = Http::connect(&s).await;
@@ -192,6 +192,7 @@ async fn admin_reload_reports_changes_and_closes_a_removed_apps_connections() {
 
     let mut next = config(SECRET, false);
     next.push_str("[limits]\nmax_event_data_bytes = 100\nmesh_queue_capacity = 64\n");
+    next.push_str("[admin]\nsession_hours = 2\n");
     rewrite(&s, &next);
     let r = admin_reload(&s, &[]).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -201,7 +202,7 @@ async fn admin_reload_reports_changes_and_closes_a_removed_apps_connections() {
             "apps": {"added": [], "removed": ["2"], "changed": []},
             "limits": true,
             "tls": false,
-            "restart_required": ["limits.mesh_queue_capacity"]
+            "restart_required": ["admin", "limits.mesh_queue_capacity"]
         })
     );
     assert_eq!(
@@ -224,7 +225,8 @@ async fn admin_reload_reports_changes_and_closes_a_removed_apps_connections() {
         200
     );
 
-    // Nothing changed since: an empty report.
+    // Nothing changed since: no change, and the settings still waiting for a restart are
+    // named again (the running values stayed).
     let r = admin_reload(&s, &[]).await;
     assert_eq!(
         r.json(),
@@ -232,7 +234,7 @@ async fn admin_reload_reports_changes_and_closes_a_removed_apps_connections() {
             "apps": {"added": [], "removed": [], "changed": []},
             "limits": false,
             "tls": false,
-            "restart_required": ["limits.mesh_queue_capacity"]
+            "restart_required": ["admin", "limits.mesh_queue_capacity"]
         })
     );
 

@@ -38,6 +38,11 @@ pub struct Owned {
     pub rate: Rate,
 }
 
+/// The order of a top list: the larger value first, then the name (a sort key).
+pub fn top_order(value: u32, name: &str) -> (std::cmp::Reverse<u32>, &str) {
+    (std::cmp::Reverse(value), name)
+}
+
 /// Whole seconds since the first call in this process: the clock of [`Rate`].
 pub fn rate_second() -> u64 {
     static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
@@ -97,6 +102,18 @@ pub struct Change {
 pub struct OwnedChannels {
     nr_shards: usize,
     apps: PerApp<HashMap<Arc<str>, Owned>>,
+    /// Per app, kept as subscriptions change, so the dashboard's figures never scan the
+    /// channels.
+    totals: PerApp<AppTotals>,
+}
+
+/// One app's channels on this owner shard.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AppTotals {
+    pub channels: u64,
+    pub presence_channels: u64,
+    pub members: u64,
+    pub subscriptions: u64,
 }
 
 impl OwnedChannels {
@@ -104,6 +121,7 @@ impl OwnedChannels {
         OwnedChannels {
             nr_shards,
             apps: PerApp::new(),
+            totals: PerApp::new(),
         }
     }
 
@@ -144,6 +162,13 @@ impl OwnedChannels {
             });
             m.conns += 1;
         }
+        let t = self.totals.entry(app);
+        t.subscriptions += 1;
+        if change.occupancy {
+            t.channels += 1;
+            t.presence_channels += u64::from(ChannelKind::of(channel).is_presence());
+        }
+        t.members += u64::from(change.member);
         change
     }
 
@@ -180,6 +205,14 @@ impl OwnedChannels {
             table.remove(channel);
             change.occupancy = true;
         }
+        if let Some(t) = self.totals.get_mut(app) {
+            t.subscriptions -= 1;
+            t.members -= u64::from(change.member);
+            if change.occupancy {
+                t.channels -= 1;
+                t.presence_channels -= u64::from(ChannelKind::of(channel).is_presence());
+            }
+        }
         change
     }
 
@@ -206,22 +239,13 @@ impl OwnedChannels {
             .is_none_or(|o| o.members.contains_key(user) || o.members.len() < max)
     }
 
-    /// Per app with channels here: (app, channels, presence channels, presence members,
-    /// subscriptions).
-    pub fn app_figures(&self) -> Vec<(AppIdx, u64, u64, u64, u64)> {
-        self.apps
+    /// Per app with subscriptions here, its totals (kept up to date, no scan).
+    pub fn app_totals(&self) -> Vec<(AppIdx, AppTotals)> {
+        self.totals
             .iter()
             .enumerate()
-            .filter(|(_, t)| !t.is_empty())
-            .map(|(app, t)| {
-                let presence = t
-                    .values()
-                    .filter(|o| ChannelKind::of(&o.name).is_presence());
-                let (pc, pm) =
-                    presence.fold((0, 0), |(c, m), o| (c + 1, m + o.members.len() as u64));
-                let subs = t.values().map(|o| u64::from(o.total)).sum();
-                (app as AppIdx, t.len() as u64, pc, pm, subs)
-            })
+            .filter(|(_, t)| t.subscriptions > 0)
+            .map(|(app, t)| (app as AppIdx, *t))
             .collect()
     }
 
@@ -234,20 +258,27 @@ impl OwnedChannels {
         limit: usize,
         second: u64,
     ) -> Vec<(String, u32, u32, u32)> {
-        let mut all: Vec<(String, u32, u32, u32)> = self
+        // One pass over references; only the `limit` kept are copied out.
+        let mut all: Vec<(&Owned, u32)> = self
             .apps
             .get(app)
             .into_iter()
             .flat_map(|t| t.values())
-            .map(|o| {
-                let r = o.rate.per_sec(second);
-                (o.name.to_string(), o.total, o.members.len() as u32, r)
-            })
+            .map(|o| (o, o.rate.per_sec(second)))
             .collect();
-        let key = |c: &(String, u32, u32, u32)| if by_rate { c.3 } else { c.1 };
-        all.sort_by(|a, b| key(b).cmp(&key(a)).then_with(|| a.0.cmp(&b.0)));
+        let value = |e: &(&Owned, u32)| if by_rate { e.1 } else { e.0.total };
+        let cmp = |a: &(&Owned, u32), b: &(&Owned, u32)| {
+            top_order(value(a), &a.0.name).cmp(&top_order(value(b), &b.0.name))
+        };
+        if all.len() > limit && limit > 0 {
+            all.select_nth_unstable_by(limit - 1, cmp);
+            all.truncate(limit);
+        }
+        all.sort_by(cmp);
         all.truncate(limit);
-        all
+        all.into_iter()
+            .map(|(o, r)| (o.name.to_string(), o.total, o.members.len() as u32, r))
+            .collect()
     }
 
     /// Occupied channels of `app` whose name starts with `prefix`: (name, subscriptions, members).
@@ -363,6 +394,31 @@ mod tests {
         assert_eq!(names(t.top(0, false, 10, 6)), ["b", "a", "presence-p"]);
         assert_eq!(names(t.top(0, true, 1, 6)), ["a"]);
         assert!(t.top(1, false, 10, 6).is_empty());
-        assert_eq!(t.app_figures(), vec![(0, 3, 1, 1, 5)]);
+        assert_eq!(
+            t.app_totals(),
+            vec![(
+                0,
+                AppTotals {
+                    channels: 3,
+                    presence_channels: 1,
+                    members: 1,
+                    subscriptions: 5
+                }
+            )]
+        );
+        t.unsubscribe(0, "presence-p", 0, Some("u"));
+        t.unsubscribe(0, "a", 0, None);
+        assert_eq!(
+            t.app_totals(),
+            vec![(
+                0,
+                AppTotals {
+                    channels: 1,
+                    presence_channels: 0,
+                    members: 0,
+                    subscriptions: 3
+                }
+            )]
+        );
     }
 }

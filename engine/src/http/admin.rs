@@ -23,8 +23,8 @@ use subtle::ConstantTimeEq;
 pub enum Surface {
     /// `bind`: WebSockets, the app API and `/health`; operator routes only with the token.
     Public,
-    /// `metrics.bind`: `/metrics`, `/stats`, `POST /admin/reload` and `/health`, nothing
-    /// else (404).
+    /// `metrics.bind`: `/metrics`, `/stats`, `POST /admin/reload`, `/health`, and the
+    /// dashboard and admin API (their own credential); nothing else (404).
     Metrics,
 }
 
@@ -99,12 +99,11 @@ impl Access {
 /// not cross-site ([`not_cross_site`]). Never the operator token: it reads figures, the
 /// admin API also acts.
 pub fn admit_admin(dash: &super::dashboard::Dashboard, req: &Request) -> Result<(), Response> {
-    let given = req.authorization.as_ref().map(|a| bearer(a.expose()));
+    // Only a Bearer credential is ours: a proxy's `Authorization: Basic` (nginx auth_basic
+    // forwards it) falls through to the session cookie.
+    let given = req.authorization.as_ref().and_then(|a| bearer(a.expose()));
     if let Some(token) = given {
-        return match token.is_some_and(|t| dash.auth.password_matches(t)) {
-            true => Ok(()),
-            false => Err(Response::error(401, "invalid credentials")),
-        };
+        return check_password(dash, token);
     }
     let session = req
         .admin
@@ -116,6 +115,21 @@ pub fn admit_admin(dash: &super::dashboard::Dashboard, req: &Request) -> Result<
             not_cross_site(req)
         }
         _ => Err(Response::error(401, "authentication required")),
+    }
+}
+
+/// One admin password check, within the node's failure rate (429 beyond it).
+pub fn check_password(dash: &super::dashboard::Dashboard, given: &str) -> Result<(), Response> {
+    if !dash.may_check_password() {
+        let mut r = Response::error(429, "too many wrong passwords; retry in a second");
+        r.extra_headers.push_str("Retry-After: 1\r\n");
+        return Err(r);
+    }
+    if dash.auth.password_matches(given) {
+        Ok(())
+    } else {
+        dash.note_failure();
+        Err(Response::error(401, "invalid credentials"))
     }
 }
 

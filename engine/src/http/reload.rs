@@ -9,6 +9,7 @@
 
 use super::request::Request;
 use super::response::Response;
+use crate::config::ConfigError;
 use crate::shard::Shard;
 
 pub async fn reload(shard: &Shard, req: &Request) -> Response {
@@ -27,6 +28,24 @@ pub async fn reload(shard: &Shard, req: &Request) -> Response {
             Ok(body) => Response::json(200, body),
             Err(e) => Response::error(500, &e.to_string()),
         },
-        Err(e) => Response::error(422, &format!("{e}; the running configuration stays")),
+        Err(e) => {
+            tracing::error!(error = %e, "reload refused; the running configuration stays");
+            Response::error(
+                422,
+                &format!("{}; the running configuration stays", answer(&e)),
+            )
+        }
+    }
+}
+
+/// The refusal as the answer says it. A TOML syntax error's own text quotes the offending
+/// line of the file, which may hold a secret: the answer names the file and where, the log
+/// (readable only by the host's operators) has the rest.
+fn answer(e: &ConfigError) -> String {
+    match e {
+        ConfigError::Parse { path, .. } => {
+            format!("invalid config file {path}: not valid TOML or an unknown field (the log says where)")
+        }
+        other => other.to_string(),
     }
 }

@@ -188,7 +188,7 @@ fn admit(app: &Arc<App>, req: &Request) -> Result<Arc<App>, Response> {
 
 /// `POST .../users/{id}/terminate_connections`: closes the user's signed-in connections on
 /// every shard.
-fn terminate(shard: &Shard, app: &App, user: &str) -> Response {
+pub(crate) fn terminate(shard: &Shard, app: &App, user: &str) -> Response {
     if user.is_empty() || user.len() > crate::protocol::identity::MAX_USER_ID {
         return Response::error(400, "invalid user id");
     }

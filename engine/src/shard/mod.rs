@@ -203,6 +203,12 @@ impl Shard {
         if self.node.shutting_down() {
             return Err((codes::RECONNECT, "server shutting down"));
         }
+        // The handshake found the app before the 101 was written; a reload may have removed
+        // it since, after this shard's sweep of removed apps' connections already ran. From
+        // here to the connection's insert nothing awaits, so checking now closes the gap.
+        if self.apps().get(app.idx).removed {
+            return Err((codes::APP_NOT_FOUND, "App removed"));
+        }
         let limits = self.limits();
         let per_shard = (limits.max_new_connections_per_second / self.nr_shards as u32).max(1);
         if !take_token(&self.conn_rate, per_shard) {
@@ -472,10 +478,10 @@ impl Shard {
     /// Per app with anything on this shard: its [`AppFigure`](msg::AppFigure).
     fn app_figures(&self) -> Vec<(AppIdx, msg::AppFigure)> {
         let mut out: HashMap<AppIdx, msg::AppFigure> = HashMap::new();
-        for (app, channels, pc, pm, subs) in self.owned.borrow().app_figures() {
+        for (app, t) in self.owned.borrow().app_totals() {
             let f = out.entry(app).or_default();
             (f.channels, f.presence_channels, f.members, f.subscriptions) =
-                (channels, pc, pm, subs);
+                (t.channels, t.presence_channels, t.members, t.subscriptions);
         }
         for (app, &n) in self.app_delivered.borrow().iter().enumerate() {
             if n > 0 {

@@ -73,3 +73,27 @@ fn gateway_messages_on_another_shard_do_not_panic() {
         });
     });
 }
+
+/// A connection whose handshake found its app just before a reload removed it is refused at
+/// admission with 4001 (the sweep of removed apps' connections may have run already).
+#[test]
+fn admission_refuses_an_app_removed_since_the_handshake() {
+    in_executor(|| {
+        let s = shard(false);
+        let old = s.app(0);
+        let (next, _) = s.apps().reloaded(&[AppConfig::new("2", "k2", "s2")]);
+        s.live.apply(crate::live::Update {
+            apps: Some(Arc::new(next)),
+            ..Default::default()
+        });
+        assert_eq!(s.admit(&old), Err((4001, "App removed")));
+        assert_eq!(
+            old.counters
+                .connections
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
+        let new = s.apps().by_key("k2").cloned().unwrap();
+        assert_eq!(s.admit(&new), Ok(()));
+    });
+}

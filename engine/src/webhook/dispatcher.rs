@@ -17,7 +17,7 @@ use super::{
 use crate::app::AppIdx;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// The numbers that shape the dispatcher; [`Tuning::DEFAULT`] in production, shorter in tests.
 #[derive(Debug, Clone, Copy)]
@@ -305,12 +305,6 @@ pub(crate) fn spawn(
     }
 }
 
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// The dispatcher loop: wait for input or the next deadline, handle, hand out jobs.
 fn run(mut core: Core, rx: Receiver<Input>, mut workers: Workers) {
     let mut idle: Vec<usize> = workers.grow(core.endpoints());
@@ -329,7 +323,9 @@ fn run(mut core: Core, rx: Receiver<Input>, mut workers: Workers) {
         let mut budget = DRAIN_BUDGET;
         while let Some(msg) = next {
             match msg {
-                Input::Event { app, ev } => core.on_event(app, ev, Instant::now(), unix_ms()),
+                Input::Event { app, ev } => {
+                    core.on_event(app, ev, Instant::now(), crate::stats::unix_ms())
+                }
                 Input::Done {
                     worker,
                     endpoint,
@@ -348,7 +344,7 @@ fn run(mut core: Core, rx: Receiver<Input>, mut workers: Workers) {
             next = if budget > 0 { rx.try_recv().ok() } else { None };
         }
         let now = Instant::now();
-        core.tick(now, unix_ms());
+        core.tick(now, crate::stats::unix_ms());
         while let Some(&w) = idle.last() {
             let Some(job) = core.next_job(now) else { break };
             idle.pop();

@@ -95,14 +95,14 @@ impl Endpoint {
     }
 
     /// A reload configured this endpoint again as `next` (same app and URL): it takes the
-    /// app's new version and filters, and re-signs the batches waiting to be sent, so a
-    /// rotated secret applies to everything not yet on the wire.
+    /// app's new version and filters, and re-signs every queued batch, so a rotated secret
+    /// applies to everything sent from now on. A request in flight keeps the signature its
+    /// job copied; if it fails, its retry goes with the new one (and the new key).
     pub fn renew(&mut self, next: Endpoint) {
         self.app = next.app;
         self.key = next.key;
         self.filters = next.filters;
-        let skip = usize::from(self.in_flight);
-        for b in self.queue.iter_mut().skip(skip) {
+        for b in self.queue.iter_mut() {
             b.signature = sign_hex(&self.app.secret, &b.body).into();
         }
     }

@@ -138,7 +138,7 @@ pub enum WebhookEvent {
 /// The webhook threads stop once every handle is dropped (events still waiting are lost).
 #[derive(Clone)]
 pub struct Webhooks {
-    /// `None` when no app has webhooks: `emit` is then a no-op.
+    /// `None` for [`Webhooks::disabled`] (tests): `emit` is then a no-op.
     inner: Option<Arc<Shared>>,
 }
 
@@ -159,7 +159,8 @@ impl Drop for Shared {
 }
 
 impl Webhooks {
-    /// Starts the dispatcher thread if any app has webhooks; `https://` URLs are verified
+    /// Starts the dispatcher thread (delivery threads start with the first endpoints);
+    /// `https://` URLs are verified
     /// against the system's roots.
     pub fn start(apps: &Apps) -> Webhooks {
         let roots = tls::roots(&crate::config::WebhookSettings::default())
@@ -186,7 +187,7 @@ impl Webhooks {
         }
     }
 
-    /// A handle that sends nothing (no app has webhooks).
+    /// A handle that sends nothing and starts no thread (tests).
     pub fn disabled() -> Webhooks {
         Webhooks { inner: None }
     }
@@ -230,7 +231,7 @@ impl Webhooks {
         }
     }
 
-    /// Counters since start; all zero when no app has webhooks.
+    /// Counters since start; all zero while no app has webhooks.
     pub fn stats(&self) -> WebhookStats {
         self.inner
             .as_ref()

@@ -5,11 +5,12 @@ use super::stream::EventStream;
 use super::Dashboard;
 use crate::app::App;
 use crate::channel::name::{self, ChannelKind};
+use crate::channel::owned::top_order;
 use crate::http::admin;
 use crate::http::channels::{channel_attributes, to_json};
 use crate::http::request::{decode, Request};
 use crate::http::response::Response;
-use crate::http::router::Routed;
+use crate::http::router::{terminate, Routed};
 use crate::shard::msg::{Query, Reply};
 use crate::shard::Shard;
 use serde::{Deserialize, Serialize};
@@ -95,8 +96,9 @@ fn login(dash: &Dashboard, req: &Request) -> Response {
     }
     let mut body = req.body.clone();
     let given: Option<Body> = simd_json::serde::from_slice(&mut body).ok();
-    if !given.is_some_and(|b| dash.auth.password_matches(&b.password)) {
-        return Response::error(401, "invalid credentials");
+    let password = given.map(|b| b.password).unwrap_or_default();
+    if let Err(refused) = admin::check_password(dash, &password) {
+        return refused;
     }
     let mut r = Response::json(200, r#"{"ok":true}"#);
     let secure = if req.tls { "; Secure" } else { "" };
@@ -194,7 +196,7 @@ async fn top(shard: &Rc<Shard>, app: Arc<App>, req: &Request) -> Response {
         }
     }
     let key = |c: &(String, u32, u32, u32)| if by_rate { c.3 } else { c.1 };
-    all.sort_by(|a, b| key(b).cmp(&key(a)).then_with(|| a.0.cmp(&b.0)));
+    all.sort_by(|a, b| top_order(key(a), &a.0).cmp(&top_order(key(b), &b.0)));
     all.truncate(limit);
     #[derive(Serialize)]
     struct Channel {
@@ -301,14 +303,6 @@ async fn publish(shard: &Rc<Shard>, app: Arc<App>, req: &Request) -> Response {
         ..Request::default()
     };
     crate::http::events::publish(shard, &app, &api).await
-}
-
-fn terminate(shard: &Shard, app: &App, user: &str) -> Response {
-    if user.is_empty() || user.len() > crate::protocol::identity::MAX_USER_ID {
-        return Response::error(400, "invalid user id");
-    }
-    shard.terminate_user(app.idx, user);
-    Response::json(200, "{}")
 }
 
 /// A graceful leave, as SIGTERM: the main thread sees the flag, leaves the cluster and

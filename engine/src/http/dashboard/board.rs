@@ -14,12 +14,14 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 const TICK: Duration = Duration::from_secs(1);
 
 /// What the handlers serve, made once a second.
 pub struct Board {
+    /// Counts the boards made (a stream sends each once).
+    pub seq: u64,
     /// `GET /admin/api/overview`, encoded.
     pub overview: Vec<u8>,
     pub seconds: Vec<Point>,
@@ -132,7 +134,7 @@ async fn sample(
         }
     }
     let now = Instant::now();
-    let time_ms = unix_ms();
+    let time_ms = crate::stats::unix_ms();
     let cpu_ticks = proc_cpu_ticks();
     let secs = prev
         .as_ref()
@@ -251,6 +253,7 @@ async fn sample(
         p99_ms: overview.latency_ms.p99,
     });
     dash.set_board(Board {
+        seq: dash.board().map_or(0, |b| b.seq + 1),
         overview: encoded,
         seconds: history.seconds(),
         minutes: history.minutes(),
@@ -327,12 +330,6 @@ fn interval_histogram(cur: &Histogram<u64>, prev: Option<&Previous>) -> Histogra
 
 fn round2(x: f64) -> f64 {
     (x * 100.0).round() / 100.0
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// This process's user + system CPU time in clock ticks (`/proc/self/stat`, fields 14 and

@@ -12,12 +12,17 @@ pub mod session;
 pub mod stream;
 
 use arc_swap::ArcSwapOption;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 /// Open `/admin/api/stream` connections a node serves at most.
 pub const MAX_STREAMS: usize = 64;
+
+/// Wrong admin passwords (login or Bearer) a node checks per second at most; beyond it every
+/// password check is refused with 429 until the second is over, right or wrong, so guessing
+/// runs at this rate whatever the connections and keep-alive requests.
+pub const MAX_FAILURES_PER_SEC: u64 = 5;
 
 pub struct Dashboard {
     pub auth: session::Auth,
@@ -25,6 +30,9 @@ pub struct Dashboard {
     /// Open event streams (bounded by [`MAX_STREAMS`]).
     pub streams: AtomicUsize,
     pub started: Instant,
+    /// Failed password checks in the current second: its start (whole seconds since
+    /// `started`) in the high 32 bits, the count in the low 32. One word, one CAS, any shard.
+    failures: AtomicU64,
 }
 
 impl Dashboard {
@@ -39,7 +47,7 @@ impl Dashboard {
             None => {
                 let p = random_password();
                 tracing::warn!(
-                    "admin: no admin.password set; generated for this run: {p} (the dashboard is at /dashboard; set admin.password or admin.password_file to keep one)"
+                    "admin: no admin.password set; generated for this run: {p} (the dashboard is at /dashboard on the metrics listener only; set admin.password or admin.password_file to keep one and serve it on the public port too)"
                 );
                 p
             }
@@ -51,7 +59,30 @@ impl Dashboard {
             board: ArcSwapOption::empty(),
             streams: AtomicUsize::new(0),
             started: Instant::now(),
+            failures: AtomicU64::new(0),
         }))
+    }
+
+    /// May a password be checked now? False while [`MAX_FAILURES_PER_SEC`] wrong ones came
+    /// in this second.
+    pub fn may_check_password(&self) -> bool {
+        let now = self.started.elapsed().as_secs();
+        let cur = self.failures.load(Ordering::Relaxed);
+        cur >> 32 != now || cur & 0xffff_ffff < MAX_FAILURES_PER_SEC
+    }
+
+    /// Counts a wrong password.
+    pub fn note_failure(&self) {
+        let now = self.started.elapsed().as_secs();
+        let _ = self
+            .failures
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
+                Some(if cur >> 32 == now {
+                    cur + 1
+                } else {
+                    (now << 32) | 1
+                })
+            });
     }
 
     /// The latest board, once the sampler made one.

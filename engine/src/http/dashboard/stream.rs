@@ -9,6 +9,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long one event may take to write before the stream is given up.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// One open stream; counted in [`Dashboard::streams`] until dropped.
 pub struct EventStream {
     dash: Arc<Dashboard>,
@@ -26,8 +29,9 @@ impl EventStream {
         taken.then_some(EventStream { dash })
     }
 
-    /// Writes the head, then an event a second until a write fails (the client went) or the
-    /// node drains.
+    /// Writes the head, then an event a second until a write fails (the client went), a
+    /// write takes longer than [`WRITE_TIMEOUT`] (a client that stopped reading frees its
+    /// slot), or the node drains.
     pub async fn run(self, shard: &Shard, mut stream: Transport) {
         let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\nX-Accel-Buffering: no\r\nConnection: close\r\n\r\n";
         if stream.send_all(head.as_bytes()).await.is_err() {
@@ -40,7 +44,7 @@ impl EventStream {
             }
             if let Some(b) = self.dash.board() {
                 // A new board once a second; a comment line keeps an idle stream alive.
-                let event = if last_sent.as_ref().is_some_and(|l| Arc::ptr_eq(l, &b)) {
+                let event = if last_sent == Some(b.seq) {
                     b": \n\n".to_vec()
                 } else {
                     let mut e = Vec::with_capacity(b.overview.len() + 8);
@@ -49,10 +53,14 @@ impl EventStream {
                     e.extend_from_slice(b"\n\n");
                     e
                 };
-                if stream.send_all(&event).await.is_err() {
+                last_sent = Some(b.seq);
+                drop(b);
+                let write = glommio::timer::timeout(WRITE_TIMEOUT, async {
+                    Ok(stream.send_all(&event).await)
+                });
+                if !matches!(write.await, Ok(Ok(()))) {
                     return;
                 }
-                last_sent = Some(b);
             }
             glommio::timer::sleep(Duration::from_secs(1)).await;
         }
