@@ -45,23 +45,8 @@ impl Config {
 
     /// Reads `admin.password_file` into `admin.password`.
     pub(super) fn read_admin_password_file(&mut self) -> Result<(), ConfigError> {
-        let Some(path) = self.admin.password_file.take() else {
-            return Ok(());
-        };
-        if self.admin.password.is_some() {
-            return Err(invalid(
-                "admin.password_file",
-                "set admin.password or admin.password_file, not both",
-            ));
-        }
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            invalid(
-                "admin.password_file",
-                format!("cannot read {}: {e}", path.display()),
-            )
-        })?;
-        self.admin.password = Some(Secret::new(text.trim()));
-        Ok(())
+        let a = &mut self.admin;
+        super::read_secret_file(&mut a.password, &mut a.password_file, "admin.password")
     }
 
     pub(super) fn validate_admin(&self) -> Result<(), ConfigError> {

@@ -81,23 +81,8 @@ impl Config {
 
     /// Reads `metrics.token_file` into `metrics.token`, once, at start.
     pub(super) fn read_metrics_token_file(&mut self) -> Result<(), ConfigError> {
-        let Some(path) = self.metrics.token_file.take() else {
-            return Ok(());
-        };
-        if self.metrics.token.is_some() {
-            return Err(invalid(
-                "metrics.token_file",
-                "set metrics.token or metrics.token_file, not both",
-            ));
-        }
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            invalid(
-                "metrics.token_file",
-                format!("cannot read {}: {e}", path.display()),
-            )
-        })?;
-        self.metrics.token = Some(Secret::new(text.trim()));
-        Ok(())
+        let m = &mut self.metrics;
+        super::read_secret_file(&mut m.token, &mut m.token_file, "metrics.token")
     }
 
     pub(super) fn validate_metrics(&self) -> Result<(), ConfigError> {

@@ -32,6 +32,29 @@ pub enum ConfigError {
     Invalid { field: String, message: String },
 }
 
+/// Reads a secret kept in its own file (`<field>_file`) into `value`, trimmed; an error names
+/// the field. Both set is an error: which one wins would be a guess.
+fn read_secret_file(
+    value: &mut Option<Secret>,
+    file: &mut Option<std::path::PathBuf>,
+    field: &str,
+) -> Result<(), ConfigError> {
+    let Some(path) = file.take() else {
+        return Ok(());
+    };
+    let file_field = format!("{field}_file");
+    if value.is_some() {
+        return Err(invalid(
+            &file_field,
+            format!("set {field} or {file_field}, not both"),
+        ));
+    }
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| invalid(&file_field, format!("cannot read {}: {e}", path.display())))?;
+    *value = Some(Secret::new(text.trim()));
+    Ok(())
+}
+
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         field: field.into(),
