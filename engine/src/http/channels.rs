@@ -4,8 +4,8 @@ use super::request::Request;
 use super::response::Response;
 use crate::app::App;
 use crate::channel::name::{self, ChannelKind};
-use crate::shard::msg::{ClusterAsk, Query, Reply};
-use crate::shard::Shard;
+use crate::shard::msg::ClusterAsk;
+use crate::shard::{ChannelFigures, Shard};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::rc::Rc;
@@ -56,47 +56,25 @@ pub async fn channel_attributes(
     info: &[String],
     occupied: bool,
 ) -> Result<ChannelAttrs, Response> {
-    let owner = shard.owner_of(app.idx, channel);
-    let reply = shard
-        .query(
-            owner,
-            Query::Channel {
-                app: app.idx,
-                channel: channel.clone(),
-            },
-        )
-        .await
-        .map_err(|e| Response::error(503, &e.to_string()))?;
-    let Reply::Channel {
+    let ChannelFigures {
         subscription_count,
         user_count,
         cache,
-    } = reply
-    else {
-        return Err(Response::error(500, "unexpected shard reply"));
-    };
+    } = shard.channel_figures(app.idx, channel).await?;
     let wants = |k: &str| info.iter().any(|i| i == k);
     let subscription_count = if shard.clustered && (occupied || wants("subscription_count")) {
         // The other nodes' subscribers; those that did not answer in time are left out.
         let ask = ClusterAsk::Channel(channel.clone());
-        match shard.cluster_gather(app.idx, ask).await {
-            Ok(g) => {
-                let total = u64::from(subscription_count) + g.subscription_count;
-                u32::try_from(total).unwrap_or(u32::MAX)
-            }
-            Err(e) => return Err(Response::error(503, &e.to_string())),
-        }
+        let g = shard.cluster_gather(app.idx, ask).await?;
+        let total = u64::from(subscription_count) + g.subscription_count;
+        u32::try_from(total).unwrap_or(u32::MAX)
     } else {
         subscription_count
     };
     let kind = ChannelKind::of(channel);
     let user_count = if shard.clustered && wants("user_count") && kind.is_presence() {
         // Members live on every node: the gateway holds the cluster-wide view.
-        match shard.members(app.idx, channel.clone()).await {
-            Ok(Reply::Members(ids)) => ids.len() as u32,
-            Ok(_) => return Err(Response::error(500, "unexpected shard reply")),
-            Err(e) => return Err(Response::error(503, &e.to_string())),
-        }
+        shard.member_ids(app.idx, channel.clone()).await?.len() as u32
     } else {
         user_count
     };
@@ -139,7 +117,7 @@ pub async fn list(shard: &Rc<Shard>, app: &App, req: &Request) -> Response {
     let mut channels: BTreeMap<String, ChannelAttrs> = BTreeMap::new();
     let local = match shard.local_list(app.idx, &prefix).await {
         Ok(items) => items,
-        Err(e) => return Response::error(503, &e.to_string()),
+        Err(e) => return e.into(),
     };
     for (name, _, users) in local {
         let attrs = ChannelAttrs {
@@ -171,10 +149,7 @@ async fn cluster_list(
     channels: &mut BTreeMap<String, ChannelAttrs>,
 ) -> Result<(), Response> {
     let ask = ClusterAsk::List(prefix.to_owned());
-    let g = shard
-        .cluster_gather(app.idx, ask)
-        .await
-        .map_err(|e| Response::error(503, &e.to_string()))?;
+    let g = shard.cluster_gather(app.idx, ask).await?;
     for name in g.channels {
         // A peer's list is data from the network: keep only what this query asked for.
         if name.starts_with(prefix) && name::validate(&name, usize::MAX).is_ok() {
@@ -185,22 +160,13 @@ async fn cluster_list(
         return Ok(());
     }
     let names: Vec<String> = channels.keys().cloned().collect();
-    let q = Query::UserCounts {
-        app: app.idx,
-        channels: names.clone(),
-    };
-    match shard.ask_gateway(q).await {
-        Ok(Reply::UserCounts(counts)) => {
-            for (name, n) in names.iter().zip(counts) {
-                if let Some(attrs) = channels.get_mut(name) {
-                    attrs.user_count = Some(n);
-                }
-            }
-            Ok(())
+    let counts = shard.user_counts(app.idx, names.clone()).await?;
+    for (name, n) in names.iter().zip(counts) {
+        if let Some(attrs) = channels.get_mut(name) {
+            attrs.user_count = Some(n);
         }
-        Ok(_) => Err(Response::error(500, "unexpected shard reply")),
-        Err(e) => Err(Response::error(503, &e.to_string())),
     }
+    Ok(())
 }
 
 /// `GET /apps/{id}/channels/{name}/users`: presence channels only.
@@ -210,8 +176,8 @@ pub async fn users(shard: &Rc<Shard>, app: &App, channel: &str) -> Response {
     {
         return Response::error(400, "users are only available for presence channels");
     }
-    match shard.members(app.idx, Arc::from(channel)).await {
-        Ok(Reply::Members(ids)) => {
+    match shard.member_ids(app.idx, Arc::from(channel)).await {
+        Ok(ids) => {
             #[derive(Serialize)]
             struct User {
                 id: String,
@@ -227,7 +193,6 @@ pub async fn users(shard: &Rc<Shard>, app: &App, channel: &str) -> Response {
                 }),
             )
         }
-        Ok(_) => Response::error(500, "unexpected shard reply"),
-        Err(e) => Response::error(503, &e.to_string()),
+        Err(e) => e.into(),
     }
 }

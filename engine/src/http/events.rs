@@ -146,8 +146,7 @@ async fn send(shard: &Rc<Shard>, app: &App, ev: &Checked) -> Result<(), Response
         let frame = frames::channel_event(&ev.name, c, &ev.data, None);
         shard
             .publish(app.idx, c.clone(), frame, ev.exclude, &ev.data)
-            .await
-            .map_err(|e| Response::error(503, &e.to_string()))?;
+            .await?;
     }
     Ok(())
 }

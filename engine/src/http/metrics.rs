@@ -3,7 +3,6 @@
 //! (`admin::Access`); nothing here checks who asks.
 
 use super::response::Response;
-use crate::shard::msg::{Query, Reply};
 use crate::shard::Shard;
 use crate::stats::Snapshot;
 use hdrhistogram::Histogram;
@@ -11,19 +10,8 @@ use serde::Serialize;
 use std::fmt::Write;
 use std::rc::Rc;
 
-pub(super) async fn gather(shard: &Rc<Shard>) -> Result<Snapshot, Response> {
-    let mut total: Option<Snapshot> = None;
-    for s in 0..shard.nr_shards {
-        match shard.query(s, Query::Stats).await {
-            Ok(Reply::Stats(snap)) => match &mut total {
-                None => total = Some(*snap),
-                Some(t) => t.merge(&snap),
-            },
-            Ok(_) => return Err(Response::error(500, "unexpected shard reply")),
-            Err(e) => return Err(Response::error(503, &e.to_string())),
-        }
-    }
-    Ok(total.expect("at least one shard"))
+async fn gather(shard: &Rc<Shard>) -> Result<Snapshot, Response> {
+    Ok(shard.node_stats().await?)
 }
 
 #[derive(Serialize)]

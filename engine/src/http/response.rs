@@ -11,6 +11,18 @@ pub struct Response {
     pub extra_headers: String,
 }
 
+/// A question the shards could not answer: 503 when they did not answer in time (the client
+/// may retry), 500 when it reached a shard that cannot answer it (a bug).
+impl From<crate::shard::AskError> for Response {
+    fn from(e: crate::shard::AskError) -> Response {
+        let status = match e {
+            crate::shard::AskError::Timeout => 503,
+            crate::shard::AskError::Misrouted => 500,
+        };
+        Response::error(status, &e.to_string())
+    }
+}
+
 impl Response {
     pub fn json(status: u16, body: impl Into<Vec<u8>>) -> Response {
         Response {

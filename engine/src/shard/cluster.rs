@@ -379,31 +379,6 @@ impl Shard {
         }
     }
 
-    /// Asks the gateway a gateway-only question (cluster mode); HTTP never names the shard.
-    pub async fn ask_gateway(
-        &self,
-        query: super::msg::Query,
-    ) -> Result<Reply, super::QueryTimeout> {
-        self.query(GATEWAY, query).await
-    }
-
-    /// The member ids of a presence channel: from its owner shard on a single node, from the
-    /// gateway's cluster-wide view in a cluster.
-    pub async fn members(
-        &self,
-        app: AppIdx,
-        channel: Arc<str>,
-    ) -> Result<Reply, super::QueryTimeout> {
-        use super::msg::Query;
-        if self.clustered {
-            self.ask_gateway(Query::ClusterMembers { app, channel })
-                .await
-        } else {
-            let owner = self.owner_of(app, &channel);
-            self.query(owner, Query::Members { app, channel }).await
-        }
-    }
-
     /// Handles a cluster-mode message on the gateway shard.
     pub(super) fn gateway_handle(&self, msg: ShardMsg) {
         match msg {

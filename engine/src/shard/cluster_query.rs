@@ -17,9 +17,8 @@
 //! waiting queries too (not by the query rate times the timeout). Nothing here awaits in a
 //! message handler: waiting happens in spawned tasks.
 
-use super::cluster::GATEWAY;
-use super::msg::{ClusterAsk, ClusterGather, Query, Reply, ShardMsg};
-use super::{QueryTimeout, Shard};
+use super::msg::{ClusterAsk, ClusterGather, Reply, ShardMsg};
+use super::Shard;
 use crate::app::AppIdx;
 use crate::placement::ShardId;
 use crate::stats::ClusterQueryFigures;
@@ -86,41 +85,6 @@ impl ClusterQueries {
 }
 
 impl Shard {
-    /// This node's channels with subscribers whose names start with `prefix`, asked of every
-    /// shard: `(name, subscription_count, user_count)` with this node's counts.
-    pub async fn local_list(
-        &self,
-        app: AppIdx,
-        prefix: &str,
-    ) -> Result<Vec<(String, u32, u32)>, QueryTimeout> {
-        let mut out = Vec::new();
-        for s in 0..self.nr_shards {
-            let q = Query::List {
-                app,
-                prefix: prefix.to_owned(),
-            };
-            if let Reply::List(items) = self.query(s, q).await? {
-                out.extend(items);
-            }
-        }
-        Ok(out)
-    }
-
-    /// What the other nodes say (HTTP side; cluster mode only). Returns at most the cluster
-    /// query timeout after the gateway got the question.
-    pub async fn cluster_gather(
-        &self,
-        app: AppIdx,
-        ask: ClusterAsk,
-    ) -> Result<ClusterGather, QueryTimeout> {
-        let from = self.id;
-        let msg = |id| ShardMsg::ClusterQuery { from, id, app, ask };
-        match self.request(GATEWAY, msg).await? {
-            Reply::Cluster(g) => Ok(g),
-            _ => Err(QueryTimeout),
-        }
-    }
-
     /// Cluster-wide member counts of presence channels (gateway shard only).
     pub(super) fn cluster_user_counts(&self, app: AppIdx, channels: &[String]) -> Vec<u32> {
         channels
@@ -262,12 +226,11 @@ async fn local_answer(shard: &Shard, id: u64, app: &str, kind: QueryKind) -> Nod
     match kind {
         QueryKind::Channel { channel } => {
             let channel: Arc<str> = Arc::from(channel);
-            let owner = shard.owner_of(app, &channel);
-            match shard.query(owner, Query::Channel { app, channel }).await {
-                Ok(Reply::Channel {
-                    subscription_count, ..
-                }) => answer(AnswerBody::Channel { subscription_count }),
-                _ => answer(AnswerBody::Refused),
+            match shard.channel_figures(app, &channel).await {
+                Ok(f) => answer(AnswerBody::Channel {
+                    subscription_count: f.subscription_count,
+                }),
+                Err(_) => answer(AnswerBody::Refused),
             }
         }
         QueryKind::List { prefix } => match shard.local_list(app, &prefix).await {

@@ -11,6 +11,7 @@
 //! handlers, and message dispatch; [`owner`] handles what an owner shard does for its
 //! channels, [`users`] what it does for its users.
 
+mod ask;
 pub mod cluster;
 mod cluster_query;
 mod held;
@@ -35,6 +36,7 @@ use crate::protocol::{codes, server as frames};
 use crate::socket_id::SocketId;
 use crate::stats::{self, ShardStats};
 use crate::webhook::Webhooks;
+pub use ask::{AskError, ChannelFigures};
 use bytes::Bytes;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use mesh::MeshOut;
@@ -459,7 +461,7 @@ impl Shard {
         frame: Bytes,
         exclude: Option<SocketId>,
         data: &str,
-    ) -> Result<(), QueryTimeout> {
+    ) -> Result<(), AskError> {
         let t0 = Instant::now();
         let dst = self.publish_target(app, &channel);
         self.mesh.wait_for_room(dst).await;
@@ -472,11 +474,12 @@ impl Shard {
         let ack = Some((self.id, id));
         let msg = self.publish_msg(app, channel, frame, exclude, cache_data, t0, ack);
         self.mesh.send_admitted(dst, msg);
-        self.await_reply(id, reply).await.map(|_| ())
+        self.await_reply(id, reply).await?;
+        Ok(())
     }
 
     /// Per app with anything on this shard: its [`AppFigure`](msg::AppFigure).
-    fn app_figures(&self) -> Vec<(AppIdx, msg::AppFigure)> {
+    fn local_app_figures(&self) -> Vec<(AppIdx, msg::AppFigure)> {
         let mut out: HashMap<AppIdx, msg::AppFigure> = HashMap::new();
         for (app, t) in self.owned.borrow().app_totals() {
             let f = out.entry(app).or_default();

@@ -420,7 +420,7 @@ impl Shard {
                 }
             }
             Query::List { app, prefix } => Reply::List(self.owned.borrow().list(app, &prefix)),
-            Query::AppFigures => Reply::AppFigures(self.app_figures()),
+            Query::AppFigures => Reply::AppFigures(self.local_app_figures()),
             Query::TopChannels {
                 app,
                 by_rate,

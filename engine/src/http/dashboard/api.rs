@@ -5,13 +5,11 @@ use super::stream::EventStream;
 use super::Dashboard;
 use crate::app::App;
 use crate::channel::name::{self, ChannelKind};
-use crate::channel::owned::top_order;
 use crate::http::admin;
 use crate::http::channels::{channel_attributes, to_json};
 use crate::http::request::{decode, Request};
 use crate::http::response::Response;
 use crate::http::router::{terminate, Routed};
-use crate::shard::msg::{Query, Reply};
 use crate::shard::Shard;
 use serde::{Deserialize, Serialize};
 use std::rc::Rc;
@@ -182,22 +180,10 @@ async fn top(shard: &Rc<Shard>, app: Arc<App>, req: &Request) -> Response {
         .and_then(|l| l.parse::<usize>().ok())
         .unwrap_or(20)
         .clamp(1, MAX_LIST);
-    let mut all = Vec::new();
-    for s in 0..shard.nr_shards {
-        let q = Query::TopChannels {
-            app: app.idx,
-            by_rate,
-            limit,
-        };
-        match shard.query(s, q).await {
-            Ok(Reply::Top(v)) => all.extend(v),
-            Ok(_) => return Response::error(500, "unexpected shard reply"),
-            Err(e) => return Response::error(503, &e.to_string()),
-        }
-    }
-    let key = |c: &(String, u32, u32, u32)| if by_rate { c.3 } else { c.1 };
-    all.sort_by(|a, b| top_order(key(a), &a.0).cmp(&top_order(key(b), &b.0)));
-    all.truncate(limit);
+    let all = match shard.top_channels(app.idx, by_rate, limit).await {
+        Ok(all) => all,
+        Err(e) => return e.into(),
+    };
     #[derive(Serialize)]
     struct Channel {
         name: String,
@@ -236,10 +222,9 @@ async fn inspect(shard: &Rc<Shard>, app: Arc<App>, channel: String) -> Response 
         Err(resp) => return resp,
     };
     let members = if kind.is_presence() {
-        match shard.members(app.idx, name.clone()).await {
-            Ok(Reply::Members(ids)) => Some(ids),
-            Ok(_) => return Response::error(500, "unexpected shard reply"),
-            Err(e) => return Response::error(503, &e.to_string()),
+        match shard.member_ids(app.idx, name.clone()).await {
+            Ok(ids) => Some(ids),
+            Err(e) => return e.into(),
         }
     } else {
         None

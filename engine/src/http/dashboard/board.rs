@@ -5,7 +5,6 @@
 use super::history::{History, Point};
 use super::Dashboard;
 use crate::app::AppIdx;
-use crate::shard::msg::{AppFigure, Query, Reply};
 use crate::shard::Shard;
 use crate::stats::Snapshot;
 use hdrhistogram::Histogram;
@@ -120,19 +119,8 @@ async fn sample(
     history: &mut History,
     prev: Option<Previous>,
 ) -> Option<Previous> {
-    let snap = super::super::metrics::gather(shard).await.ok()?;
-    let mut by_app: HashMap<AppIdx, AppFigure> = HashMap::new();
-    for s in 0..shard.nr_shards {
-        if let Ok(Reply::AppFigures(v)) = shard.query(s, Query::AppFigures).await {
-            for (app, f) in v {
-                let e = by_app.entry(app).or_default();
-                e.presence_channels += f.presence_channels;
-                e.members += f.members;
-                e.subscriptions += f.subscriptions;
-                e.delivered += f.delivered;
-            }
-        }
-    }
+    let snap = shard.node_stats().await.ok()?;
+    let by_app = shard.node_app_figures().await.ok()?;
     let now = Instant::now();
     let time_ms = crate::stats::unix_ms();
     let cpu_ticks = proc_cpu_ticks();
