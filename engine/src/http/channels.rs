@@ -4,7 +4,6 @@ use super::request::Request;
 use super::response::Response;
 use crate::app::App;
 use crate::channel::name::{self, ChannelKind};
-use crate::shard::msg::ClusterAsk;
 use crate::shard::{ChannelFigures, Shard};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -62,19 +61,18 @@ pub async fn channel_attributes(
         cache,
     } = shard.channel_figures(app.idx, channel).await?;
     let wants = |k: &str| info.iter().any(|i| i == k);
-    let subscription_count = if shard.clustered && (occupied || wants("subscription_count")) {
-        // The other nodes' subscribers; those that did not answer in time are left out.
-        let ask = ClusterAsk::Channel(channel.clone());
-        let g = shard.cluster_gather(app.idx, ask).await?;
-        let total = u64::from(subscription_count) + g.subscription_count;
-        u32::try_from(total).unwrap_or(u32::MAX)
+    let subscription_count = if occupied || wants("subscription_count") {
+        shard
+            .subscriptions_everywhere(app.idx, channel, subscription_count)
+            .await?
     } else {
         subscription_count
     };
     let kind = ChannelKind::of(channel);
-    let user_count = if shard.clustered && wants("user_count") && kind.is_presence() {
-        // Members live on every node: the gateway holds the cluster-wide view.
-        shard.member_ids(app.idx, channel.clone()).await?.len() as u32
+    let user_count = if wants("user_count") && kind.is_presence() {
+        shard
+            .members_everywhere(app.idx, channel, user_count)
+            .await?
     } else {
         user_count
     };
@@ -114,59 +112,28 @@ pub async fn list(shard: &Rc<Shard>, app: &App, req: &Request) -> Response {
     if user_count && !prefix.starts_with("presence-") {
         return Response::error(400, "user_count requires filter_by_prefix=presence-");
     }
-    let mut channels: BTreeMap<String, ChannelAttrs> = BTreeMap::new();
-    let local = match shard.local_list(app.idx, &prefix).await {
-        Ok(items) => items,
+    let found = match shard
+        .channels_everywhere(app.idx, &prefix, user_count)
+        .await
+    {
+        Ok(found) => found,
         Err(e) => return e.into(),
     };
-    for (name, _, users) in local {
-        let attrs = ChannelAttrs {
-            user_count: user_count.then_some(users),
-            ..ChannelAttrs::default()
-        };
-        channels.insert(name, attrs);
-    }
-    if shard.clustered {
-        match cluster_list(shard, app, &prefix, user_count, &mut channels).await {
-            Ok(()) => {}
-            Err(resp) => return resp,
-        }
-    }
+    let channels: BTreeMap<String, ChannelAttrs> = found
+        .into_iter()
+        .map(|(name, users)| {
+            let attrs = ChannelAttrs {
+                user_count: users,
+                ..ChannelAttrs::default()
+            };
+            (name, attrs)
+        })
+        .collect();
     #[derive(Serialize)]
     struct Out {
         channels: BTreeMap<String, ChannelAttrs>,
     }
     Response::json(200, to_json(&Out { channels }))
-}
-
-/// Adds the channels other nodes have subscribers for (those that answered in time), and
-/// in a cluster takes `user_count` from the cluster-wide presence view.
-async fn cluster_list(
-    shard: &Rc<Shard>,
-    app: &App,
-    prefix: &str,
-    user_count: bool,
-    channels: &mut BTreeMap<String, ChannelAttrs>,
-) -> Result<(), Response> {
-    let ask = ClusterAsk::List(prefix.to_owned());
-    let g = shard.cluster_gather(app.idx, ask).await?;
-    for name in g.channels {
-        // A peer's list is data from the network: keep only what this query asked for.
-        if name.starts_with(prefix) && name::validate(&name, usize::MAX).is_ok() {
-            channels.entry(name).or_default();
-        }
-    }
-    if !user_count {
-        return Ok(());
-    }
-    let names: Vec<String> = channels.keys().cloned().collect();
-    let counts = shard.user_counts(app.idx, names.clone()).await?;
-    for (name, n) in names.iter().zip(counts) {
-        if let Some(attrs) = channels.get_mut(name) {
-            attrs.user_count = Some(n);
-        }
-    }
-    Ok(())
 }
 
 /// `GET /apps/{id}/channels/{name}/users`: presence channels only.

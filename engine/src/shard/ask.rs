@@ -191,4 +191,74 @@ impl Shard {
             _ => Err(AskError::Misrouted),
         }
     }
+
+    /// A channel's subscriptions on every node: `local` (this node's, from
+    /// [`Shard::channel_figures`]) plus, in a cluster, what the other nodes that answered in
+    /// time have.
+    pub async fn subscriptions_everywhere(
+        &self,
+        app: AppIdx,
+        channel: &Arc<str>,
+        local: u32,
+    ) -> Result<u32, AskError> {
+        if !self.clustered {
+            return Ok(local);
+        }
+        let g = self
+            .cluster_gather(app, ClusterAsk::Channel(channel.clone()))
+            .await?;
+        Ok(u32::try_from(u64::from(local) + g.subscription_count).unwrap_or(u32::MAX))
+    }
+
+    /// A presence channel's members on every node: `local` on a single node, the gateway's
+    /// cluster-wide view in a cluster.
+    pub async fn members_everywhere(
+        &self,
+        app: AppIdx,
+        channel: &Arc<str>,
+        local: u32,
+    ) -> Result<u32, AskError> {
+        if !self.clustered {
+            return Ok(local);
+        }
+        Ok(self.member_ids(app, channel.clone()).await?.len() as u32)
+    }
+
+    /// The channels with subscribers anywhere whose names start with `prefix`, each with its
+    /// member count when `user_count` (presence channels): this node's, plus in a cluster
+    /// the other nodes' that answered in time, with cluster-wide member counts.
+    pub async fn channels_everywhere(
+        &self,
+        app: AppIdx,
+        prefix: &str,
+        user_count: bool,
+    ) -> Result<std::collections::BTreeMap<String, Option<u32>>, AskError> {
+        let mut out: std::collections::BTreeMap<String, Option<u32>> = self
+            .local_list(app, prefix)
+            .await?
+            .into_iter()
+            .map(|(name, _, users)| (name, user_count.then_some(users)))
+            .collect();
+        if !self.clustered {
+            return Ok(out);
+        }
+        let g = self
+            .cluster_gather(app, ClusterAsk::List(prefix.to_owned()))
+            .await?;
+        for name in g.channels {
+            // A peer's list is data from the network: keep only what this query asked for.
+            if name.starts_with(prefix) && crate::channel::name::validate(&name, usize::MAX).is_ok()
+            {
+                out.entry(name).or_default();
+            }
+        }
+        if user_count {
+            let names: Vec<String> = out.keys().cloned().collect();
+            let counts = self.user_counts(app, names.clone()).await?;
+            for (name, n) in names.into_iter().zip(counts) {
+                out.insert(name, Some(n));
+            }
+        }
+        Ok(out)
+    }
 }
