@@ -82,6 +82,14 @@ impl Connection {
         }
     }
 
+    /// Ends the session as Pusher refuses one: `pusher:error` with `code` and `message`, then
+    /// a close frame with the same code and `reason` (what pusher-js reads to decide whether
+    /// to reconnect).
+    pub fn close_with_error(&self, code: u16, message: &str, reason: &str) {
+        self.out.push(crate::protocol::server::error(code, message));
+        self.out.close_with(crate::frame::close_frame(code, reason));
+    }
+
     /// Subscriptions that count against the per-connection limit.
     pub fn live_subscriptions(&self) -> usize {
         self.subs

@@ -29,7 +29,6 @@ use crate::channel::local::{ConnId, LocalChannels, Subscriber};
 use crate::channel::owned::OwnedChannels;
 use crate::config::Limits;
 use crate::connection::{Connection, SignedIn, Sub, SubState};
-use crate::frame::close_frame;
 use crate::outbox::FlushQueue;
 use crate::placement::{shard_for, ShardId};
 use crate::protocol::{codes, server as frames};
@@ -164,10 +163,7 @@ impl Shard {
         let apps = self.apps();
         for c in self.conns.borrow().values() {
             if apps.get(c.app).removed {
-                c.out
-                    .push(frames::error(codes::APP_NOT_FOUND, "App removed"));
-                c.out
-                    .close_with(close_frame(codes::APP_NOT_FOUND, "App removed"));
+                c.close_with_error(codes::APP_NOT_FOUND, "App removed", "App removed");
             }
         }
     }
@@ -654,12 +650,8 @@ impl Shard {
                 let conns: Vec<_> = self.conns.borrow().values().cloned().collect();
                 for c in conns {
                     if c.app == app && c.user_id().as_deref() == Some(&*user) {
-                        c.out.push(frames::error(
-                            codes::UNAUTHORIZED,
-                            "connection terminated by the app",
-                        ));
-                        c.out
-                            .close_with(close_frame(codes::UNAUTHORIZED, "terminated"));
+                        let why = "connection terminated by the app";
+                        c.close_with_error(codes::UNAUTHORIZED, why, "terminated");
                     }
                 }
             }

@@ -35,14 +35,11 @@ fn sweep(shard: &Rc<Shard>, now: Instant) {
                     if !c.authorized.get()
                         && now.saturating_duration_since(c.connected_at) >= Duration::from_secs(t)
                     {
-                        c.out.push(frames::error(
+                        c.close_with_error(
                             codes::UNAUTHORIZED,
                             &format!("connection not authorized within {t} s"),
-                        ));
-                        c.out.close_with(close_frame(
-                            codes::UNAUTHORIZED,
                             "connection unauthorized",
-                        ));
+                        );
                         continue;
                     }
                 }
