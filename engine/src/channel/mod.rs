@@ -1,8 +1,9 @@
-//! Channel names and the two channel tables every shard keeps: [`local::LocalChannels`] (who
-//! on this shard is subscribed) and [`owned::OwnedChannels`] (for the channels this shard owns,
-//! which shards have subscribers).
+//! Channel names and the channel tables every shard keeps: [`local::LocalChannels`] (who on
+//! this shard is subscribed), [`owned::OwnedChannels`] (for the channels this shard owns,
+//! which shards have subscribers) and [`stream::ChannelStreams`] (what those channels
+//! remember of their events).
 
-pub mod cache;
 pub mod local;
 pub mod name;
 pub mod owned;
+pub mod stream;

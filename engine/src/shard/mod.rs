@@ -24,9 +24,9 @@ mod tests;
 mod users;
 
 use crate::app::{App, AppIdx, Apps};
-use crate::channel::cache::ChannelCache;
 use crate::channel::local::{ConnId, LocalChannels, Subscriber};
 use crate::channel::owned::OwnedChannels;
+use crate::channel::stream::ChannelStreams;
 use crate::config::Limits;
 use crate::connection::{Connection, SignedIn, Sub, SubState};
 use crate::outbox::FlushQueue;
@@ -73,7 +73,8 @@ pub struct Shard {
     next_conn: Cell<u64>,
     pub local: RefCell<LocalChannels>,
     pub owned: RefCell<OwnedChannels>,
-    pub cache: RefCell<ChannelCache>,
+    /// The streams of the channels this shard owns (`owner::order` appends to them).
+    pub streams: RefCell<ChannelStreams>,
     /// Users placed on this shard: signed-in connection counts and watchers.
     users: RefCell<users::UserRegistry>,
     /// Owned channels whose `subscription_count` changed while throttled.
@@ -124,7 +125,7 @@ impl Shard {
             next_conn: Cell::new(0),
             local: RefCell::new(LocalChannels::new()),
             owned: RefCell::new(OwnedChannels::new(nr_shards)),
-            cache: RefCell::new(ChannelCache::new()),
+            streams: RefCell::new(ChannelStreams::new()),
             users: RefCell::new(users::UserRegistry::new()),
             count_dirty: RefCell::new(HashSet::new()),
             awaiting: RefCell::new(HashMap::new()),
@@ -600,7 +601,8 @@ impl Shard {
                 t0,
                 ack,
             } => {
-                self.owner_publish(app, channel, frame, exclude, cache_data, t0);
+                // A single node: this owner shard is the channel's order point.
+                self.order(app, channel, frame, exclude, false, cache_data, t0);
                 if let Some((from, id)) = ack {
                     self.mesh.send(
                         from,
@@ -681,16 +683,15 @@ impl Shard {
                 privileged_only,
                 cache_data,
                 t0,
-            } => {
-                if let Some(data) = cache_data {
-                    let now = std::time::Instant::now();
-                    self.cache
-                        .borrow_mut()
-                        .store(app, &channel, frame.clone(), data, now);
-                }
-                self.note_event(app, &channel);
-                self.fan_out(app, &channel, &frame, exclude, privileged_only, t0);
-            }
+            } => self.order(
+                app,
+                channel,
+                frame,
+                exclude,
+                privileged_only,
+                cache_data,
+                t0,
+            ),
             ShardMsg::Query { from, id, query } => {
                 let reply = self.answer(query);
                 self.mesh.send(from, ShardMsg::Reply { id, reply });
@@ -780,7 +781,7 @@ impl Shard {
     /// Periodic owner work: throttled `subscription_count` events and cache expiry.
     pub fn tick(&self, now: std::time::Instant) {
         self.flush_counts(now);
-        self.cache.borrow_mut().expire(now);
+        self.streams.borrow_mut().expire(now);
     }
 }
 

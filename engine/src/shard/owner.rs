@@ -178,7 +178,7 @@ impl Shard {
     /// What a new subscriber of a cache channel gets after `subscription_succeeded`: the
     /// cached event, or `pusher:cache_miss` (`true`: a miss, for the webhook).
     pub(super) fn cache_replay(&self, app: AppIdx, channel: &str) -> (Bytes, bool) {
-        match self.cache.borrow().get(app, channel, Instant::now()) {
+        match self.streams.borrow().last(app, channel, Instant::now()) {
             Some((c, _)) => (c.frame.clone(), false),
             None => (frames::cache_miss(channel), true),
         }
@@ -283,22 +283,29 @@ impl Shard {
         self.count_changed(app, &channel, Instant::now());
     }
 
-    pub(super) fn owner_publish(
+    /// The one path of an ordered event at the owner shard, in both modes: a single node's
+    /// `Publish` (this shard is the order point) and a cluster's `LocalFanout` (the owning
+    /// node ordered it). The channel's stream keeps what it must (`retain`: a cache
+    /// channel's data), the dashboard's rate counts it, and it fans out to every shard with
+    /// subscribers. A new per-channel memory (history) belongs in the stream, not here.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn order(
         &self,
         app: AppIdx,
         channel: Arc<str>,
         frame: Bytes,
         exclude: Option<SocketId>,
-        cache_data: Option<Arc<str>>,
+        privileged_only: bool,
+        retain: Option<Arc<str>>,
         t0: Instant,
     ) {
-        if let Some(data) = cache_data {
-            self.cache
+        if let Some(data) = retain {
+            self.streams
                 .borrow_mut()
-                .store(app, &channel, frame.clone(), data, Instant::now());
+                .append(app, &channel, frame.clone(), data, Instant::now());
         }
         self.note_event(app, &channel);
-        self.fan_out(app, &channel, &frame, exclude, false, t0);
+        self.fan_out(app, &channel, &frame, exclude, privileged_only, t0);
     }
 
     /// Counts an event ordered for `channel` in its message rate (the dashboard's).
@@ -413,9 +420,9 @@ impl Shard {
                     subscription_count: o.map_or(0, |o| o.total),
                     user_count: o.map_or(0, |o| o.members.len() as u32),
                     cache: self
-                        .cache
+                        .streams
                         .borrow()
-                        .get(app, &channel, Instant::now())
+                        .last(app, &channel, Instant::now())
                         .map(|(c, ttl)| (c.data.clone(), ttl.as_secs())),
                 }
             }
