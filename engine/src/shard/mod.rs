@@ -8,7 +8,8 @@
 //! waiting on each other can form.
 //!
 //! This file holds the shard's state, the edge-side calls made by WebSocket sessions and HTTP
-//! handlers, and message dispatch; [`owner`] handles what an owner shard does for its
+//! handlers, and message dispatch; [`publish`] sends the edge's events to their order point,
+//! [`ask`] holds the edges' typed questions, [`owner`] what an owner shard does for its
 //! channels, [`users`] what it does for its users.
 
 mod ask;
@@ -18,6 +19,7 @@ mod held;
 pub mod mesh;
 pub mod msg;
 mod owner;
+mod publish;
 pub mod sweeper;
 #[cfg(test)]
 mod tests;
@@ -33,7 +35,7 @@ use crate::outbox::FlushQueue;
 use crate::placement::{shard_for, ShardId};
 use crate::protocol::{codes, server as frames};
 use crate::socket_id::SocketId;
-use crate::stats::{self, ShardStats};
+use crate::stats::ShardStats;
 use crate::webhook::Webhooks;
 pub use ask::{AskError, ChannelFigures};
 use bytes::Bytes;
@@ -45,7 +47,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long an HTTP handler waits for another shard's answer before giving up (503).
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -375,106 +377,6 @@ impl Shard {
         conn.authorized.set(true);
     }
 
-    /// The shard an event for `channel` goes to first: its owner shard, or the gateway,
-    /// which asks the owning node, in a cluster. Backpressure waits on this queue.
-    fn publish_target(&self, app: AppIdx, channel: &str) -> ShardId {
-        if self.clustered {
-            cluster::GATEWAY
-        } else {
-            self.owner_of(app, channel)
-        }
-    }
-
-    /// The message that carries an event to [`Shard::publish_target`].
-    #[allow(clippy::too_many_arguments)]
-    fn publish_msg(
-        &self,
-        app: AppIdx,
-        channel: Arc<str>,
-        frame: Bytes,
-        exclude: Option<SocketId>,
-        cache_data: Option<Arc<str>>,
-        t0: Instant,
-        ack: Option<(ShardId, u64)>,
-    ) -> ShardMsg {
-        if self.clustered {
-            // The gateway asks the owning node to order it; acked once it left in order.
-            ShardMsg::ClusterPublish {
-                app,
-                channel,
-                frame,
-                exclude,
-                cache_data,
-                t0,
-                ack,
-            }
-        } else {
-            ShardMsg::Publish {
-                app,
-                channel,
-                frame,
-                exclude,
-                cache_data,
-                t0,
-                ack,
-            }
-        }
-    }
-
-    /// Publishes a client event once the queue it goes to has room (the connection reads
-    /// nothing more meanwhile), then reports it to the app's webhooks.
-    pub async fn publish_client_event(&self, ev: ClientEvent) {
-        let t0 = Instant::now();
-        let dst = self.publish_target(ev.app, &ev.channel);
-        self.mesh.wait_for_room(dst).await;
-        stats::add(&self.stats.published, 1);
-        self.count_published(ev.app);
-        self.apps()
-            .get(ev.app)
-            .counters
-            .client_events
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let msg = self.publish_msg(
-            ev.app,
-            ev.channel,
-            ev.frame,
-            Some(ev.exclude),
-            None,
-            t0,
-            None,
-        );
-        self.mesh.send_admitted(dst, msg);
-        self.webhooks.emit(ev.app, ev.webhook);
-    }
-
-    // ---- called by the HTTP API ----------------------------------------------------------
-
-    /// Sends a finished event frame towards the channel's owner, waiting while the queue it
-    /// goes to is full, and returns once the owner has ordered it.
-    pub async fn publish(
-        &self,
-        app: AppIdx,
-        channel: Arc<str>,
-        frame: Bytes,
-        exclude: Option<SocketId>,
-        data: &str,
-    ) -> Result<(), AskError> {
-        let t0 = Instant::now();
-        let dst = self.publish_target(app, &channel);
-        self.mesh.wait_for_room(dst).await;
-        stats::add(&self.stats.published, 1);
-        self.count_published(app);
-        let cache_data = crate::channel::name::ChannelKind::of(&channel)
-            .cache
-            .then(|| Arc::from(data));
-        let (id, reply) = self.expect_reply();
-        let ack = Some((self.id, id));
-        let msg = self.publish_msg(app, channel, frame, exclude, cache_data, t0, ack);
-        self.mesh.send_admitted(dst, msg);
-        self.await_reply(id, reply).await?;
-        Ok(())
-    }
-
     /// Per app with anything on this shard: its [`AppFigure`](msg::AppFigure).
     fn local_app_figures(&self) -> Vec<(AppIdx, msg::AppFigure)> {
         let mut out: HashMap<AppIdx, msg::AppFigure> = HashMap::new();
@@ -489,15 +391,6 @@ impl Shard {
             }
         }
         out.into_iter().collect()
-    }
-
-    /// Counts an event entering this node in its app's figures.
-    fn count_published(&self, app: AppIdx) {
-        let apps = self.apps();
-        apps.get(app)
-            .counters
-            .published
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Closes the signed-in connections of `user` on every shard (and every node).

@@ -1,0 +1,122 @@
+//! The edge's publishes: an event from the HTTP API or a client goes to the queue of its
+//! channel's order point (the owner shard; the gateway in a cluster), waiting while that
+//! queue is full (the edge's backpressure), and is counted in its app's figures.
+
+use super::cluster;
+use super::msg::{ClientEvent, ShardMsg};
+use super::{AskError, Shard};
+use crate::app::AppIdx;
+use crate::placement::ShardId;
+use crate::socket_id::SocketId;
+use crate::stats;
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Instant;
+
+impl Shard {
+    /// The shard an event for `channel` goes to first: its owner shard, or the gateway,
+    /// which asks the owning node, in a cluster. Backpressure waits on this queue.
+    fn publish_target(&self, app: AppIdx, channel: &str) -> ShardId {
+        if self.clustered {
+            cluster::GATEWAY
+        } else {
+            self.owner_of(app, channel)
+        }
+    }
+
+    /// The message that carries an event to [`Shard::publish_target`].
+    #[allow(clippy::too_many_arguments)]
+    fn publish_msg(
+        &self,
+        app: AppIdx,
+        channel: Arc<str>,
+        frame: Bytes,
+        exclude: Option<SocketId>,
+        cache_data: Option<Arc<str>>,
+        t0: Instant,
+        ack: Option<(ShardId, u64)>,
+    ) -> ShardMsg {
+        if self.clustered {
+            // The gateway asks the owning node to order it; acked once it left in order.
+            ShardMsg::ClusterPublish {
+                app,
+                channel,
+                frame,
+                exclude,
+                cache_data,
+                t0,
+                ack,
+            }
+        } else {
+            ShardMsg::Publish {
+                app,
+                channel,
+                frame,
+                exclude,
+                cache_data,
+                t0,
+                ack,
+            }
+        }
+    }
+
+    /// Publishes a client event once the queue it goes to has room (the connection reads
+    /// nothing more meanwhile), then reports it to the app's webhooks.
+    pub async fn publish_client_event(&self, ev: ClientEvent) {
+        let t0 = Instant::now();
+        let dst = self.publish_target(ev.app, &ev.channel);
+        self.mesh.wait_for_room(dst).await;
+        stats::add(&self.stats.published, 1);
+        self.count_published(ev.app, true);
+        let msg = self.publish_msg(
+            ev.app,
+            ev.channel,
+            ev.frame,
+            Some(ev.exclude),
+            None,
+            t0,
+            None,
+        );
+        self.mesh.send_admitted(dst, msg);
+        self.webhooks.emit(ev.app, ev.webhook);
+    }
+
+    // ---- called by the HTTP API ----------------------------------------------------------
+
+    /// Sends a finished event frame towards the channel's owner, waiting while the queue it
+    /// goes to is full, and returns once the owner has ordered it.
+    pub async fn publish(
+        &self,
+        app: AppIdx,
+        channel: Arc<str>,
+        frame: Bytes,
+        exclude: Option<SocketId>,
+        data: &str,
+    ) -> Result<(), AskError> {
+        let t0 = Instant::now();
+        let dst = self.publish_target(app, &channel);
+        self.mesh.wait_for_room(dst).await;
+        stats::add(&self.stats.published, 1);
+        self.count_published(app, false);
+        let cache_data = crate::channel::name::ChannelKind::of(&channel)
+            .cache
+            .then(|| Arc::from(data));
+        let (id, reply) = self.expect_reply();
+        let ack = Some((self.id, id));
+        let msg = self.publish_msg(app, channel, frame, exclude, cache_data, t0, ack);
+        self.mesh.send_admitted(dst, msg);
+        self.await_reply(id, reply).await?;
+        Ok(())
+    }
+
+    /// Counts an event entering this node in its app's figures (`client`: a client event).
+    fn count_published(&self, app: AppIdx, client: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let apps = self.apps();
+        let counters = &apps.get(app).counters;
+        counters.published.fetch_add(1, Relaxed);
+        if client {
+            counters.client_events.fetch_add(1, Relaxed);
+        }
+    }
+}
