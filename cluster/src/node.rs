@@ -56,7 +56,7 @@ use crate::counts::CountTable;
 use crate::interest::{InterestTable, LocalInterest};
 use crate::ownership::owner;
 use crate::presence::{ClusterPresence, Digest, LocalChange, LocalPresence, Member, PresenceEvent};
-use crate::wire::{AnswerBody, Exclude, NodeMsg, QueryKind};
+use crate::wire::{AnswerBody, Exclude, NodeMsg, QueryKind, WireEvent};
 use crate::{NodeId, NodeKey};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -71,13 +71,25 @@ pub enum Action {
     Send { to: NodeId, msg: NodeMsg },
     /// Send to every linked peer.
     Broadcast(NodeMsg),
+    /// This node owns the channel: order the event, encode it once (the engine knows the
+    /// Pusher message; this crate does not), and hand the encoding to [`NodeCore::fanout`].
+    /// Calls to `fanout` in the order of these actions are the channel's order.
+    Order {
+        app: String,
+        channel: String,
+        event: WireEvent,
+        exclude: Exclude,
+        /// The channel keeps the event's data as its last event (see `Publish.retain`).
+        retain: bool,
+    },
     /// Write an event to this node's local subscribers of the channel. With `cache_data`
     /// (a cache channel's event) also keep it as the channel's last event, which is why it
     /// comes even when this node has no subscribers.
     DeliverLocal {
         app: String,
         channel: String,
-        frame: Vec<u8>,
+        /// The event's encoding (the Pusher message, without transport framing).
+        payload: Vec<u8>,
         exclude: Exclude,
         privileged_only: bool,
         cache_data: Option<String>,
@@ -477,18 +489,25 @@ impl NodeCore {
         out
     }
 
-    /// An event entered at this node.
+    /// An event entered at this node: ordered here if this node owns the channel
+    /// ([`Action::Order`]), sent to its owning node otherwise.
     pub fn publish(
         &mut self,
         app: &str,
         channel: &str,
-        frame: Vec<u8>,
+        event: WireEvent,
         exclude: Exclude,
-        cache_data: Option<String>,
+        retain: bool,
     ) -> Vec<Action> {
         let owner = self.owner_of(app, channel);
         if owner == self.me.id {
-            return self.fanout(app, channel, frame, exclude, false, cache_data);
+            return vec![Action::Order {
+                app: app.to_owned(),
+                channel: channel.to_owned(),
+                event,
+                exclude,
+                retain,
+            }];
         }
         self.origin_seq += 1;
         vec![Action::Send {
@@ -496,9 +515,9 @@ impl NodeCore {
             msg: NodeMsg::Publish {
                 app: app.to_owned(),
                 channel: channel.to_owned(),
-                frame,
+                event,
                 exclude,
-                cache_data,
+                retain,
                 origin_seq: self.origin_seq,
             },
         }]
@@ -515,7 +534,7 @@ impl NodeCore {
         &mut self,
         app: &str,
         channel: &str,
-        frame: Vec<u8>,
+        payload: Vec<u8>,
         exclude: Exclude,
         privileged_only: bool,
         cache_data: Option<String>,
@@ -540,7 +559,7 @@ impl NodeCore {
                 msg: NodeMsg::Deliver {
                     app: app.to_owned(),
                     channel: channel.to_owned(),
-                    frame: frame.clone(),
+                    payload: payload.clone(),
                     exclude,
                     privileged_only,
                     cache_data: cache_data.clone(),
@@ -551,7 +570,7 @@ impl NodeCore {
             out.push(Action::DeliverLocal {
                 app: app.to_owned(),
                 channel: channel.to_owned(),
-                frame,
+                payload,
                 exclude,
                 privileged_only,
                 cache_data,
@@ -666,20 +685,28 @@ impl NodeCore {
             NodeMsg::Publish {
                 app,
                 channel,
-                frame,
+                event,
                 exclude,
-                cache_data,
+                retain,
                 ..
             } => {
+                // Ordered here even when views disagree on the owner (counted): the sender
+                // had it as the owner, and an event is never dropped for that.
                 if !self.owns(&app, &channel) {
                     self.counters.publish_not_owner += 1;
                 }
-                self.fanout(&app, &channel, frame, exclude, false, cache_data)
+                vec![Action::Order {
+                    app,
+                    channel,
+                    event,
+                    exclude,
+                    retain,
+                }]
             }
             NodeMsg::Deliver {
                 app,
                 channel,
-                frame,
+                payload,
                 exclude,
                 privileged_only,
                 cache_data,
@@ -692,7 +719,7 @@ impl NodeCore {
                 vec![Action::DeliverLocal {
                     app,
                     channel,
-                    frame,
+                    payload,
                     exclude,
                     privileged_only,
                     cache_data,

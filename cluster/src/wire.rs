@@ -23,7 +23,7 @@ use rkyv::{Archive, Deserialize, Serialize};
 /// The first four bytes of every frame.
 pub const MAGIC: [u8; 4] = *b"RPTR";
 /// The format version this build speaks (byte 4). See docs/cluster-protocol.md for the rules.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// Bytes before the body.
 pub const HEADER_LEN: usize = 16;
 /// Default bound on a body: a Pusher event is at most ~10 KB, so 1 MiB leaves room for
@@ -32,6 +32,18 @@ pub const DEFAULT_MAX_BODY: usize = 1 << 20;
 
 /// `(hi, lo)` of the Pusher `socket_id` to skip at fanout, as the engine's `SocketId`.
 pub type Exclude = Option<(u64, u64)>;
+
+/// A channel event on its way to the channel's owning node, which orders and encodes it
+/// (version 2: a `Publish` carries the event, not an encoded frame).
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct WireEvent {
+    /// The event name (`my-event`, `client-typing`).
+    pub name: String,
+    /// The event's `data` string, as published.
+    pub data: String,
+    /// A client event's sender on a presence channel.
+    pub user_id: Option<String>,
+}
 
 /// One member in a [`NodeMsg::PresenceSync`] chunk.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -77,24 +89,27 @@ pub enum NodeMsg {
         node_id: String,
         generation: u64,
     },
-    /// Any node → the channel's owning node: order this event and fan it out.
+    /// Any node → the channel's owning node: order this event, encode it once, fan it out.
     Publish {
+        /// The channel keeps the event's data as its last event (a cache channel's API
+        /// event). First: it fits in the padding after the tag, which keeps the archived
+        /// union (the size of every message) at 80 bytes.
+        retain: bool,
         app: String,
         channel: String,
-        /// The finished WebSocket frame, encoded once at the edge where the event entered.
-        frame: Vec<u8>,
+        event: WireEvent,
         exclude: Exclude,
-        /// Event data a cache channel keeps as its last event (API events only).
-        cache_data: Option<String>,
         /// Per-sender counter (per link session), so the owner can see gaps in tests and
         /// stats; it does not change delivery.
         origin_seq: u64,
     },
-    /// Owning node → each node with subscribers: write `frame` to the local subscribers.
+    /// Owning node → each node with subscribers: write the event to the local subscribers.
     Deliver {
         app: String,
         channel: String,
-        frame: Vec<u8>,
+        /// The event's one encoding: the Pusher message (JSON text) every subscriber gets,
+        /// without any transport's framing (each node's transports add their own).
+        payload: Vec<u8>,
         exclude: Exclude,
         /// Only subscribers that joined as privileged members get it (member events of
         /// `presence-privileged-*` channels).

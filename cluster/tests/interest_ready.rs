@@ -24,7 +24,7 @@ fn cluster_with_channel(owner: &str) -> (Sim, String) {
 
 fn publish(sim: &mut Sim, at: &str, ch: &str, body: &str) {
     let frame = body.as_bytes().to_vec();
-    sim.act(at, |c| c.publish(APP, ch, frame, None, None));
+    sim.act(at, |c| c.publish(APP, ch, sim::event(frame), None, false));
 }
 
 fn delivered(sim: &Sim, at: &str, ch: &str) -> Vec<String> {

@@ -39,10 +39,16 @@ fn publish_reaches_all_interested_nodes_in_owner_order() {
         for id in ["a", "b", "c"] {
             for ch in &chs {
                 let frame = format!("{id}-{i}").into_bytes();
-                sim.act(id, |c| c.publish(APP, ch, frame, None, None));
+                sim.act(id, |c| c.publish(APP, ch, sim::event(frame), None, false));
             }
             sim.act(id, |c| {
-                c.publish(APP, "only-b", format!("{id}-{i}").into_bytes(), None, None)
+                c.publish(
+                    APP,
+                    "only-b",
+                    sim::event(format!("{id}-{i}").into_bytes()),
+                    None,
+                    false,
+                )
             });
         }
         if i % 3 == 0 {
@@ -85,13 +91,17 @@ fn ownership_moves_when_a_node_dies_and_delivery_goes_on() {
         sim.subscribe_all(&chs);
         sim.settle();
         for ch in &chs {
-            sim.act("c", |c| c.publish(APP, ch, b"before".to_vec(), None, None));
+            sim.act("c", |c| {
+                c.publish(APP, ch, sim::event(b"before".to_vec()), None, false)
+            });
         }
         sim.crash("c");
         sim.settle();
         sim.clear_logs();
         for ch in &chs {
-            sim.act("a", |c| c.publish(APP, ch, b"after".to_vec(), None, None));
+            sim.act("a", |c| {
+                c.publish(APP, ch, sim::event(b"after".to_vec()), None, false)
+            });
         }
         sim.settle();
         for ch in &chs {
@@ -110,7 +120,9 @@ fn ownership_moves_when_a_node_dies_and_delivery_goes_on() {
         sim.settle();
         sim.clear_logs();
         for ch in &chs {
-            sim.act("b", |c| c.publish(APP, ch, b"with-d".to_vec(), None, None));
+            sim.act("b", |c| {
+                c.publish(APP, ch, sim::event(b"with-d".to_vec()), None, false)
+            });
         }
         sim.settle();
         for ch in &chs {

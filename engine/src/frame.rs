@@ -1,6 +1,8 @@
-//! Server-to-client WebSocket frames, encoded once into shared [`Bytes`]. A leaf: below
-//! `protocol` (which serializes events into a [`FrameBuf`]), `shard` and `outbox` (which
-//! close sockets with [`close_frame`]); it imports nothing of the crate.
+//! Server-to-client messages, encoded once into shared [`Bytes`]: a [`Frame`] is the JSON
+//! payload with a WebSocket header in front. A WebSocket writes it as is; another transport
+//! (an HTTP stream, a poll answer) writes [`Frame::payload`] between its own prefix and
+//! suffix, without copying it. A leaf: below `protocol` (which serializes events into a
+//! [`FrameBuf`]), `shard` and `outbox`; it imports nothing of the crate.
 //!
 //! Why hand-written: tungstenite frames a message into each connection's own write buffer;
 //! fanout needs the frame bytes built once and shared by every recipient. Server frames are
@@ -10,6 +12,56 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 /// Largest header of a server frame: 1 byte opcode, 1 byte length marker, 8 bytes length.
 pub const MAX_HEADER: usize = 10;
+
+/// One server message, encoded once and shared by every recipient and every transport: the
+/// bytes of a WebSocket text frame, and where its payload starts. Cloning shares the bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    bytes: Bytes,
+    /// Length of the WebSocket header in front of the payload (2, 4 or 10).
+    head: u8,
+}
+
+impl Frame {
+    /// A text frame holding a copy of `payload` (for a payload that arrived elsewhere, such
+    /// as from another node).
+    pub fn text(payload: &[u8]) -> Frame {
+        let mut f = FrameBuf::with_capacity(payload.len());
+        f.payload().extend_from_slice(payload);
+        f.finish_text()
+    }
+
+    /// The whole WebSocket frame, as a socket writes it.
+    pub fn ws(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// The WebSocket frame, by value (shares the bytes).
+    pub fn into_ws(self) -> Bytes {
+        self.bytes
+    }
+
+    /// The message itself (the JSON text), without the WebSocket header.
+    pub fn payload(&self) -> &[u8] {
+        &self.bytes[usize::from(self.head)..]
+    }
+
+    /// The payload as shared bytes (no copy).
+    pub fn payload_bytes(&self) -> Bytes {
+        self.bytes.slice(usize::from(self.head)..)
+    }
+
+    /// Bytes of the WebSocket frame.
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Never true for a finished frame (its header is at least 2 bytes); for clippy's
+    /// `len_without_is_empty`.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
 
 /// A buffer with room for a frame header in front, so a JSON payload can be serialized
 /// straight into it and framed without a copy.
@@ -30,16 +82,18 @@ impl FrameBuf {
     }
 
     /// Finishes a text frame (FIN + opcode 1).
-    pub fn finish_text(self) -> Bytes {
-        self.finish(0x81)
+    pub fn finish_text(self) -> Frame {
+        let (bytes, head) = self.finish(0x81);
+        Frame { bytes, head }
     }
 
-    /// Finishes a binary frame (FIN + opcode 2).
+    /// Finishes a binary frame (FIN + opcode 2); only the test echo sends one.
     pub fn finish_binary(self) -> Bytes {
-        self.finish(0x82)
+        self.finish(0x82).0
     }
 
-    fn finish(mut self, first: u8) -> Bytes {
+    /// The frame, and the length of its header.
+    fn finish(mut self, first: u8) -> (Bytes, u8) {
         let len = self.buf.len() - MAX_HEADER;
         let mut head = [0u8; MAX_HEADER];
         head[0] = first;
@@ -59,15 +113,8 @@ impl FrameBuf {
         self.buf[start..MAX_HEADER].copy_from_slice(&head[..hlen]);
         let mut b = self.buf.freeze();
         let _ = b.split_to(start);
-        b
+        (b, hlen as u8)
     }
-}
-
-/// A text frame holding `payload`.
-pub fn text_frame(payload: &[u8]) -> Bytes {
-    let mut f = FrameBuf::with_capacity(payload.len());
-    f.payload().extend_from_slice(payload);
-    f.finish_text()
 }
 
 /// A binary frame holding `payload` (Pusher never sends one; the test echo does).
@@ -101,7 +148,10 @@ mod tests {
         // Round trip through tungstenite's own parser: header fields and payload survive.
         #[test]
         fn text_frames_parse_back(payload in proptest::collection::vec(any::<u8>(), 0..70_000)) {
-            let f = text_frame(&payload);
+            let frame = Frame::text(&payload);
+            prop_assert_eq!(frame.payload(), &payload[..]);
+            prop_assert_eq!(frame.payload_bytes(), &payload[..]);
+            let f = frame.ws();
             let mut cur = std::io::Cursor::new(&f[..]);
             let (h, len) = FrameHeader::parse(&mut cur).unwrap().unwrap();
             prop_assert!(h.is_final);

@@ -171,9 +171,16 @@ impl SocketOut {
         self.queue.borrow().frames.len()
     }
 
-    /// Queues one frame. Over the bound the socket is cut: queued frames are dropped and a
-    /// close frame with 4100 is queued instead.
-    pub fn push(self: &Rc<Self>, frame: Bytes) -> Push {
+    /// Queues one server message: a WebSocket writes the frame as it was encoded. Over the
+    /// bound the socket is cut: queued frames are dropped and a close frame with 4100 is
+    /// queued instead.
+    pub fn push(self: &Rc<Self>, frame: crate::frame::Frame) -> Push {
+        self.push_ws(frame.into_ws())
+    }
+
+    /// Queues one finished WebSocket frame of any kind (the test echo's binary frames), with
+    /// the bounds of [`SocketOut::push`].
+    pub fn push_ws(self: &Rc<Self>, frame: Bytes) -> Push {
         if self.state.get() != WriteState::Open || frame.is_empty() {
             // An empty frame could never be written (a zero-byte send makes no progress).
             return Push::Dropped;

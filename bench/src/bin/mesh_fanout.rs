@@ -121,7 +121,7 @@ fn fanout_case(shards: usize, subs: usize, secs: f64) -> anyhow::Result<(u64, Du
                     let mut n = 0u64;
                     loop {
                         // Encode once per publish, like the HTTP edge.
-                        let frame = channel_event("bench", "mesh-fanout", &data, None);
+                        let frame = channel_event("bench", "mesh-fanout", &data, None).into_ws();
                         for dst in 1..shards {
                             if let Err(glommio::GlommioError::WouldBlock(
                                 glommio::ResourceType::Channel(m),

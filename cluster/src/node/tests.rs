@@ -406,6 +406,43 @@ fn a_leave_holds_members_once_then_releases_them() {
     assert_eq!((releases(&again), presence_events(&again)), (0, 0));
 }
 
+/// What the engine does with an [`Action::Order`]: encode the event (here: its data as the
+/// payload) and fan it out; other actions pass through.
+fn ordered(n: &mut NodeCore, actions: Vec<Action>) -> Vec<Action> {
+    let mut out = Vec::new();
+    for a in actions {
+        match a {
+            Action::Order {
+                app,
+                channel,
+                event,
+                exclude,
+                retain,
+            } => {
+                let retained = retain.then(|| event.data.clone());
+                out.extend(n.fanout(
+                    &app,
+                    &channel,
+                    event.data.into_bytes(),
+                    exclude,
+                    false,
+                    retained,
+                ));
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn wire_event(data: &str) -> WireEvent {
+    WireEvent {
+        name: "e".into(),
+        data: data.into(),
+        user_id: None,
+    }
+}
+
 /// Where an event goes: the peers it is sent to, and whether it is delivered locally (with
 /// the cache data it carries).
 fn deliveries(actions: &[Action]) -> (Vec<String>, Option<Option<String>>) {
@@ -432,9 +469,11 @@ fn cache_events_reach_every_live_node_and_the_local_cache() {
     let b = key("b");
     // Only b has subscribers; a has none.
     a.on_msg(&b, interest(&ch, true));
-    let plain = a.publish("1", &ch, b"e".to_vec(), None, None);
+    let plain = a.publish("1", &ch, wire_event("e"), None, false);
+    let plain = ordered(&mut a, plain);
     assert_eq!(deliveries(&plain), (vec!["b:false".to_string()], None));
-    let cached = a.publish("1", &ch, b"e".to_vec(), None, Some("d".into()));
+    let cached = a.publish("1", &ch, wire_event("d"), None, true);
+    let cached = ordered(&mut a, cached);
     assert_eq!(
         deliveries(&cached),
         (
@@ -447,7 +486,7 @@ fn cache_events_reach_every_live_node_and_the_local_cache() {
     let deliver = |cache_data: Option<String>| NodeMsg::Deliver {
         app: "1".into(),
         channel: ch.clone(),
-        frame: b"e".to_vec(),
+        payload: b"e".to_vec(),
         exclude: None,
         privileged_only: false,
         cache_data,
@@ -461,13 +500,14 @@ fn cache_events_reach_every_live_node_and_the_local_cache() {
     let publish = NodeMsg::Publish {
         app: "1".into(),
         channel: ch.clone(),
-        frame: b"e".to_vec(),
+        event: wire_event("d"),
         exclude: None,
-        cache_data: Some("d".into()),
+        retain: true,
         origin_seq: 1,
     };
+    let actions = a.on_msg(&key("c"), publish);
     assert_eq!(
-        deliveries(&a.on_msg(&key("c"), publish)),
+        deliveries(&ordered(&mut a, actions)),
         (
             vec!["b:true".to_string(), "c:true".to_string()],
             Some(Some("d".to_string()))

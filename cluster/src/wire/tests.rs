@@ -34,21 +34,27 @@ pub(crate) fn any_msg() -> impl Strategy<Value = NodeMsg> {
         (
             s(),
             s(),
-            bytes.clone(),
+            (s(), s(), proptest::option::of(s())),
             exclude(),
-            proptest::option::of(s()),
+            any::<bool>(),
             any::<u64>()
         )
-            .prop_map(|(app, channel, frame, exclude, cache_data, origin_seq)| {
-                NodeMsg::Publish {
-                    app,
-                    channel,
-                    frame,
-                    exclude,
-                    cache_data,
-                    origin_seq,
+            .prop_map(
+                |(app, channel, (name, data, user_id), exclude, retain, origin_seq)| {
+                    NodeMsg::Publish {
+                        app,
+                        channel,
+                        event: WireEvent {
+                            name,
+                            data,
+                            user_id,
+                        },
+                        exclude,
+                        retain,
+                        origin_seq,
+                    }
                 }
-            }),
+            ),
         (
             s(),
             s(),
@@ -58,11 +64,11 @@ pub(crate) fn any_msg() -> impl Strategy<Value = NodeMsg> {
             proptest::option::of(s())
         )
             .prop_map(
-                |(app, channel, frame, exclude, privileged_only, cache_data)| {
+                |(app, channel, payload, exclude, privileged_only, cache_data)| {
                     NodeMsg::Deliver {
                         app,
                         channel,
-                        frame,
+                        payload,
                         exclude,
                         privileged_only,
                         cache_data,
@@ -234,8 +240,8 @@ fn header_errors_are_typed() {
     assert_eq!(decode(b"RP"), Ok(None));
 
     let mut frame = good.clone();
-    frame[4] = 2;
-    assert_eq!(decode(&frame), Err(WireError::UnsupportedVersion(2)));
+    frame[4] = 1;
+    assert_eq!(decode(&frame), Err(WireError::UnsupportedVersion(1)));
 
     let mut frame = good.clone();
     frame[5] = 200;
@@ -265,7 +271,7 @@ fn oversized_messages_are_not_encoded() {
     let msg = NodeMsg::Deliver {
         app: "1".into(),
         channel: "c".into(),
-        frame: vec![0; 2048],
+        payload: vec![0; 2048],
         exclude: None,
         privileged_only: false,
         cache_data: None,
@@ -286,7 +292,7 @@ fn oversized_messages_are_not_encoded() {
 #[test]
 fn ping_frame_is_small_and_exact() {
     let frame = encode(&NodeMsg::Ping(0x0102030405060708)).unwrap();
-    assert_eq!(&frame[..8], &[b'R', b'P', b'T', b'R', 1, 9, 0, 0]);
+    assert_eq!(&frame[..8], &[b'R', b'P', b'T', b'R', 2, 9, 0, 0]);
     let len = u64::from_le_bytes(frame[8..16].try_into().unwrap()) as usize;
     assert_eq!(frame.len(), HEADER_LEN + pad8(len));
     // An archived enum is as large as its largest variant (`Publish`), so even a ping
@@ -300,12 +306,12 @@ fn cache_deliver_frame_is_as_documented() {
     let msg = NodeMsg::Deliver {
         app: "1".into(),
         channel: "cache-x".into(),
-        frame: vec![1, 2, 3],
+        payload: vec![1, 2, 3],
         exclude: None,
         privileged_only: false,
         cache_data: Some("d".into()),
     };
-    let mut want = vec![b'R', b'P', b'T', b'R', 1, 3, 0, 0, 88, 0, 0, 0, 0, 0, 0, 0];
+    let mut want = vec![b'R', b'P', b'T', b'R', 2, 3, 0, 0, 88, 0, 0, 0, 0, 0, 0, 0];
     want.extend([1, 2, 3, 0, 0, 0, 0, 0]);
     want.extend([2, 0, 0, 0, b'1', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
     want.extend(b"cache-x\xff");
@@ -390,7 +396,7 @@ fn count_round_trips_with_tag_14_in_the_80_byte_union() {
     }
     // Byte-exact, as docs/cluster-protocol.md shows it.
     let frame = encode(&msgs[0]).unwrap();
-    let mut want = vec![0x52, 0x50, 0x54, 0x52, 1, 14, 0, 0, 80, 0, 0, 0, 0, 0, 0, 0];
+    let mut want = vec![0x52, 0x50, 0x54, 0x52, 2, 14, 0, 0, 80, 0, 0, 0, 0, 0, 0, 0];
     want.extend([13, 0, 0, 0, 0x31, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
     want.extend([0x72, 0x6f, 0x6f, 0x6d, 0xff, 0xff, 0xff, 0xff, 6, 0, 0, 0]);
     want.resize(96, 0);
@@ -457,7 +463,7 @@ fn interest_and_its_ack_are_as_documented() {
     for (msg, tag, want_body) in [(interest, 4, body(3, 1)), (ack, 15, body(14, 0))] {
         let frame = encode(&msg).unwrap();
         let mut want = vec![
-            b'R', b'P', b'T', b'R', 1, tag, 0, 0, 80, 0, 0, 0, 0, 0, 0, 0,
+            b'R', b'P', b'T', b'R', 2, tag, 0, 0, 80, 0, 0, 0, 0, 0, 0, 0,
         ];
         want.extend(want_body);
         assert_eq!(frame, want, "{msg:?}");

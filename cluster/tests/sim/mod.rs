@@ -233,12 +233,29 @@ impl Sim {
                         }
                     }
                 }
-                Action::DeliverLocal { channel, frame, .. } => {
+                Action::Order {
+                    app,
+                    channel,
+                    event,
+                    exclude,
+                    retain,
+                } => {
+                    // What the engine does: encode once (here, the payload is the event's
+                    // data), then fan out in this order.
+                    let retained = retain.then(|| event.data.clone());
+                    let core = &mut self.nodes.get_mut(at).unwrap().core;
+                    let payload = event.data.into_bytes();
+                    let actions = core.fanout(&app, &channel, payload, exclude, false, retained);
+                    self.apply(at, actions);
+                }
+                Action::DeliverLocal {
+                    channel, payload, ..
+                } => {
                     let node = self.nodes.get_mut(at).unwrap();
                     node.delivered
                         .entry(channel)
                         .or_default()
-                        .push(String::from_utf8(frame).unwrap());
+                        .push(String::from_utf8(payload).unwrap());
                 }
                 Action::Presence { event, webhook } => {
                     let node = self.nodes.get_mut(at).unwrap();
@@ -440,4 +457,13 @@ pub fn presence_cluster(chs: &[String]) -> Sim {
     assert_eq!(webhooks, chs.len() * 5);
     sim.clear_logs();
     sim
+}
+
+/// An event whose data (the sim's encoding of it) is `data`.
+pub fn event(data: impl Into<Vec<u8>>) -> raptor_cluster::wire::WireEvent {
+    raptor_cluster::wire::WireEvent {
+        name: "e".into(),
+        data: String::from_utf8(data.into()).expect("utf-8 test data"),
+        user_id: None,
+    }
 }

@@ -1,9 +1,9 @@
 //! Subscribers on this shard, per app and channel. The fanout loop lives here.
 
 use crate::app::{AppIdx, PerApp};
+use crate::frame::Frame;
 use crate::outbox::SocketOut;
 use crate::socket_id::SocketId;
-use bytes::Bytes;
 use indexmap::IndexMap;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -60,7 +60,7 @@ impl LocalChannels {
         &self,
         app: AppIdx,
         channel: &str,
-        frame: &Bytes,
+        frame: &Frame,
         exclude: Option<SocketId>,
         privileged_only: bool,
     ) -> usize {

@@ -13,7 +13,7 @@
 //! retained events all expired are dropped by [`ChannelStreams::expire`].
 
 use crate::app::{AppIdx, PerApp};
-use bytes::Bytes;
+use crate::frame::Frame;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +28,7 @@ const CACHE_CAPACITY: usize = 1;
 #[derive(Debug, Clone)]
 pub struct Stored {
     /// The finished frame, replayed as is.
-    pub frame: Bytes,
+    pub frame: Frame,
     /// The event's `data`, for `GET /channels/{name}?info=cache`.
     pub data: Arc<str>,
     pub stored: Instant,
@@ -81,7 +81,7 @@ impl ChannelStreams {
         &mut self,
         app: AppIdx,
         channel: &Arc<str>,
-        frame: Bytes,
+        frame: Frame,
         data: Arc<str>,
         now: Instant,
     ) {
@@ -113,7 +113,7 @@ mod tests {
 
     fn stored(data: &str, at: Instant) -> Stored {
         Stored {
-            frame: Bytes::from(data.to_owned()),
+            frame: Frame::text(data.as_bytes()),
             data: Arc::from(data),
             stored: at,
         }
@@ -139,7 +139,7 @@ mod tests {
         let t0 = Instant::now();
         let mut all = ChannelStreams::new();
         let c: Arc<str> = Arc::from("cache-x");
-        all.append(3, &c, Bytes::from_static(b"f"), Arc::from("d"), t0);
+        all.append(3, &c, Frame::text(b"f"), Arc::from("d"), t0);
         assert!(all.last(3, "cache-x", t0).is_some());
         assert!(all.last(0, "cache-x", t0).is_none());
         assert!(all.last(3, "cache-y", t0).is_none());

@@ -3,9 +3,9 @@
 use super::channels::{channel_attributes, info_list, to_json, ChannelAttrs};
 use super::response::Response;
 use crate::app::App;
+use crate::channel::event::{Event, Source};
 use crate::channel::name;
 use crate::http::request::Request;
-use crate::protocol::server as frames;
 use crate::shard::Shard;
 use crate::socket_id::SocketId;
 use serde::{Deserialize, Serialize};
@@ -33,8 +33,8 @@ struct BatchBody {
 
 /// A validated event, ready to publish.
 struct Checked {
-    name: String,
-    data: String,
+    name: Box<str>,
+    data: Arc<str>,
     channels: Vec<Arc<str>>,
     exclude: Option<SocketId>,
     info: Vec<String>,
@@ -141,12 +141,15 @@ pub async fn batch(shard: &Rc<Shard>, app: &App, req: &Request) -> Response {
 /// Publishes to every channel of `ev`; returns once each owner has ordered its event.
 async fn send(shard: &Rc<Shard>, app: &App, ev: &Checked) -> Result<(), Response> {
     for c in &ev.channels {
-        // Encoded once per channel (the channel name is part of the frame); every recipient
-        // on every shard gets these same bytes.
-        let frame = frames::channel_event(&ev.name, c, &ev.data, None);
-        shard
-            .publish(app.idx, c.clone(), frame, ev.exclude, &ev.data)
-            .await?;
+        // Encoded once per channel by its order point (the channel name is part of the
+        // message); every recipient on every shard gets those same bytes.
+        let event = Event {
+            name: ev.name.clone(),
+            data: ev.data.clone(),
+            user_id: None,
+            source: Source::Api,
+        };
+        shard.publish(app.idx, c.clone(), event, ev.exclude).await?;
     }
     Ok(())
 }
@@ -209,8 +212,8 @@ fn check(shard: &Shard, ev: EventBody, multi: bool) -> Result<Checked, Response>
     };
     let info = info_list(ev.info.as_deref());
     Ok(Checked {
-        name,
-        data,
+        name: name.into(),
+        data: data.into(),
         channels: channels.into_iter().map(Arc::from).collect(),
         exclude,
         info,

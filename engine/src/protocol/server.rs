@@ -1,9 +1,9 @@
-//! Encoding server→client events, each straight into a WebSocket frame (see
-//! [`crate::frame::FrameBuf`]). Pusher double-encodes: `data` is a JSON *string* holding
+//! Encoding server→client events, each straight into a [`Frame`] (the JSON payload with
+//! room for a WebSocket header in front, see [`crate::frame::FrameBuf`]). Pusher double-encodes: `data` is a JSON *string* holding
 //! JSON, except in `pusher:error`, whose `data` is an object (protocol doc §1.3).
 
-use crate::frame::FrameBuf;
-use bytes::{BufMut, Bytes};
+use crate::frame::{Frame, FrameBuf};
+use bytes::BufMut;
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -16,7 +16,7 @@ struct Event<'a> {
     user_id: Option<&'a str>,
 }
 
-fn encode<T: Serialize>(v: &T, size_hint: usize) -> Bytes {
+fn encode<T: Serialize>(v: &T, size_hint: usize) -> Frame {
     let mut f = FrameBuf::with_capacity(size_hint);
     // Writing into memory cannot fail, and our types always serialize.
     simd_json::to_writer(f.payload().writer(), v).expect("in-memory serialization");
@@ -24,7 +24,7 @@ fn encode<T: Serialize>(v: &T, size_hint: usize) -> Bytes {
 }
 
 /// A channel event, e.g. from the HTTP API: `{"event":..,"channel":..,"data":"<string>"}`.
-pub fn channel_event(event: &str, channel: &str, data: &str, user_id: Option<&str>) -> Bytes {
+pub fn channel_event(event: &str, channel: &str, data: &str, user_id: Option<&str>) -> Frame {
     encode(
         &Event {
             event,
@@ -36,7 +36,7 @@ pub fn channel_event(event: &str, channel: &str, data: &str, user_id: Option<&st
     )
 }
 
-pub fn connection_established(socket_id: &str, activity_timeout: u64) -> Bytes {
+pub fn connection_established(socket_id: &str, activity_timeout: u64) -> Frame {
     let data = format!(r#"{{"socket_id":"{socket_id}","activity_timeout":{activity_timeout}}}"#);
     encode(
         &Event {
@@ -49,7 +49,7 @@ pub fn connection_established(socket_id: &str, activity_timeout: u64) -> Bytes {
     )
 }
 
-pub fn subscription_succeeded(channel: &str) -> Bytes {
+pub fn subscription_succeeded(channel: &str) -> Frame {
     channel_event(
         "pusher_internal:subscription_succeeded",
         channel,
@@ -60,7 +60,7 @@ pub fn subscription_succeeded(channel: &str) -> Bytes {
 
 /// A channel-scoped refusal, in the shape soketi/sockudo send and pusher-js passes to
 /// `channel.bind('pusher:subscription_error')`.
-pub fn subscription_error(channel: &str, kind: &str, error: &str, status: u16) -> Bytes {
+pub fn subscription_error(channel: &str, kind: &str, error: &str, status: u16) -> Frame {
     #[derive(Serialize)]
     struct E<'a> {
         #[serde(rename = "type")]
@@ -78,7 +78,7 @@ pub fn subscription_error(channel: &str, kind: &str, error: &str, status: u16) -
 }
 
 /// `{"event":"pusher:error","data":{"code":..,"message":..}}`.
-pub fn error(code: u16, message: &str) -> Bytes {
+pub fn error(code: u16, message: &str) -> Frame {
     #[derive(Serialize)]
     struct D<'a> {
         code: u16,
@@ -108,7 +108,7 @@ fn json_str(s: &str) -> String {
 pub fn presence_succeeded<'a>(
     channel: &str,
     members: impl Iterator<Item = (&'a str, Option<&'a str>)>,
-) -> Bytes {
+) -> Frame {
     let mut ids = String::from("[");
     let mut hash = String::from("{");
     let mut count = 0usize;
@@ -135,7 +135,7 @@ pub fn presence_succeeded<'a>(
     )
 }
 
-pub fn member_added(channel: &str, user_id: &str, user_info: Option<&str>) -> Bytes {
+pub fn member_added(channel: &str, user_id: &str, user_info: Option<&str>) -> Frame {
     let data = match user_info {
         Some(info) => format!(r#"{{"user_id":{},"user_info":{info}}}"#, json_str(user_id)),
         None => format!(r#"{{"user_id":{}}}"#, json_str(user_id)),
@@ -143,12 +143,12 @@ pub fn member_added(channel: &str, user_id: &str, user_info: Option<&str>) -> By
     channel_event("pusher_internal:member_added", channel, &data, None)
 }
 
-pub fn member_removed(channel: &str, user_id: &str) -> Bytes {
+pub fn member_removed(channel: &str, user_id: &str) -> Frame {
     let data = format!(r#"{{"user_id":{}}}"#, json_str(user_id));
     channel_event("pusher_internal:member_removed", channel, &data, None)
 }
 
-pub fn subscription_count(channel: &str, n: u32) -> Bytes {
+pub fn subscription_count(channel: &str, n: u32) -> Frame {
     channel_event(
         "pusher_internal:subscription_count",
         channel,
@@ -158,8 +158,8 @@ pub fn subscription_count(channel: &str, n: u32) -> Bytes {
 }
 
 /// `{"event":"pusher:cache_miss","channel":"cache-x"}` (no data, like Pusher).
-pub fn cache_miss(channel: &str) -> Bytes {
-    crate::frame::text_frame(
+pub fn cache_miss(channel: &str) -> Frame {
+    Frame::text(
         format!(
             r#"{{"event":"pusher:cache_miss","channel":{}}}"#,
             json_str(channel)
@@ -169,8 +169,8 @@ pub fn cache_miss(channel: &str) -> Bytes {
 }
 
 /// `{"event":"pusher:signin_success","data":{"user_data":"<the signed string>"}}`.
-pub fn signin_success(user_data: &str) -> Bytes {
-    crate::frame::text_frame(
+pub fn signin_success(user_data: &str) -> Frame {
+    Frame::text(
         format!(
             r#"{{"event":"pusher:signin_success","data":{{"user_data":{}}}}}"#,
             json_str(user_data)
@@ -180,10 +180,10 @@ pub fn signin_success(user_data: &str) -> Bytes {
 }
 
 /// `pusher_internal:watchlist_events` with one `{name, user_ids}` entry.
-pub fn watchlist_event(online: bool, user_ids: &[&str]) -> Bytes {
+pub fn watchlist_event(online: bool, user_ids: &[&str]) -> Frame {
     let ids: Vec<String> = user_ids.iter().map(|i| json_str(i)).collect();
     let name = if online { "online" } else { "offline" };
-    crate::frame::text_frame(
+    Frame::text(
         format!(
             r#"{{"event":"pusher_internal:watchlist_events","data":{{"events":[{{"name":"{name}","user_ids":[{}]}}]}}}}"#,
             ids.join(",")
@@ -192,27 +192,20 @@ pub fn watchlist_event(online: bool, user_ids: &[&str]) -> Bytes {
     )
 }
 
-pub fn pong() -> Bytes {
-    crate::frame::text_frame(br#"{"event":"pusher:pong","data":"{}"}"#)
+pub fn pong() -> Frame {
+    Frame::text(br#"{"event":"pusher:pong","data":"{}"}"#)
 }
 
-pub fn ping() -> Bytes {
-    crate::frame::text_frame(br#"{"event":"pusher:ping","data":"{}"}"#)
+pub fn ping() -> Frame {
+    Frame::text(br#"{"event":"pusher:ping","data":"{}"}"#)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn payload(f: &Bytes) -> &str {
-        let skip = if f[1] < 126 {
-            2
-        } else if f[1] == 126 {
-            4
-        } else {
-            10
-        };
-        std::str::from_utf8(&f[skip..]).unwrap()
+    fn payload(f: &Frame) -> &str {
+        std::str::from_utf8(f.payload()).unwrap()
     }
 
     #[test]
@@ -281,6 +274,6 @@ mod tests {
     fn big_payload_uses_long_header() {
         let data = "x".repeat(70_000);
         let f = channel_event("e", "c", &data, None);
-        assert_eq!(f[1], 127);
+        assert_eq!(f.ws()[1], 127);
     }
 }

@@ -16,12 +16,13 @@ use super::cluster_query::ClusterQueries;
 use super::msg::{Join, Reply, ShardMsg, SubReq};
 use super::Shard;
 use crate::app::AppIdx;
+use crate::channel::event::Event;
 use crate::channel::name::{self, ChannelKind};
+use crate::frame::Frame;
 use crate::placement::ShardId;
 use crate::protocol::server as frames;
 use crate::socket_id::SocketId;
 use crate::webhook::WebhookEvent;
-use bytes::Bytes;
 use raptor_cluster::bridge::{BridgeRx, BridgeTx};
 use raptor_cluster::link::LinkEvent;
 use raptor_cluster::node::{Action, NodeCore, ViewNode};
@@ -177,6 +178,15 @@ struct Subscriber {
 
 fn exclude_of(s: Option<SocketId>) -> raptor_cluster::wire::Exclude {
     s.map(|s| (s.hi, s.lo))
+}
+
+/// An event as the cluster wire carries it to the owning node.
+fn wire_event(e: Event) -> raptor_cluster::wire::WireEvent {
+    raptor_cluster::wire::WireEvent {
+        name: e.name.into(),
+        data: e.data.to_string(),
+        user_id: e.user_id.map(|u| u.to_string()),
+    }
 }
 
 impl Gateway {
@@ -385,19 +395,19 @@ impl Shard {
             ShardMsg::ClusterPublish {
                 app,
                 channel,
-                frame,
+                event,
                 exclude,
-                cache_data,
                 t0,
                 ack,
             } => {
                 let app_id = self.apps().get(app).id.clone();
+                let retain = event.retained_by(&channel).is_some();
                 let actions = self.gw().core.borrow_mut().publish(
                     &app_id,
                     &channel,
-                    frame.to_vec(),
+                    wire_event(event),
                     exclude_of(exclude),
-                    cache_data.as_deref().map(str::to_string),
+                    retain,
                 );
                 // Ordered here when this node owns the channel: its local delivery is timed
                 // from the publish.
@@ -495,7 +505,7 @@ impl Shard {
         channel: Arc<str>,
         join: Join,
         sub: Subscriber,
-        cache: Option<Bytes>,
+        cache: Option<Frame>,
         cache_miss: bool,
     ) {
         let app_id = self.apps().get(app).id.clone();
@@ -585,17 +595,57 @@ impl Shard {
             return;
         }
         let frame = frames::subscription_count(&channel, count);
-        let actions =
-            self.gw()
-                .core
-                .borrow_mut()
-                .fanout(&app, &channel, frame.to_vec(), None, false, None);
+        let actions = self.gw().core.borrow_mut().fanout(
+            &app,
+            &channel,
+            frame.payload().to_vec(),
+            None,
+            false,
+            None,
+        );
         self.apply(actions);
         self.webhooks.emit(
             a.idx,
             WebhookEvent::SubscriptionCount {
                 channel,
                 subscription_count: count,
+            },
+        );
+    }
+
+    /// An event the owning node ordered, to this node's owner shard of the channel, which
+    /// enters it in the channel's stream and writes it to this node's subscribers.
+    #[allow(clippy::too_many_arguments)]
+    fn deliver_local(
+        &self,
+        app: &str,
+        channel: String,
+        frame: Frame,
+        exclude: raptor_cluster::wire::Exclude,
+        privileged_only: bool,
+        cache_data: Option<String>,
+        t0: Instant,
+    ) {
+        let Some(a) = self.apps().by_id(app).cloned() else {
+            return;
+        };
+        // The local owner keeps a cache channel's event for replay. Only for a valid cache
+        // channel: a peer's word does not put other names in the cache.
+        let cacheable = ChannelKind::of(&channel).cache
+            && name::validate(&channel, self.limits().max_channel_name_bytes).is_ok();
+        let retain = cache_data.filter(|_| cacheable).map(Arc::from);
+        let channel: Arc<str> = Arc::from(channel);
+        let owner = self.owner_of(a.idx, &channel);
+        self.mesh.send(
+            owner,
+            ShardMsg::LocalFanout {
+                app: a.idx,
+                channel,
+                frame,
+                exclude: exclude.map(|(hi, lo)| SocketId { hi, lo }),
+                privileged_only,
+                retain,
+                t0,
             },
         );
     }
@@ -626,37 +676,66 @@ impl Shard {
                 Action::Gossip(keys) => {
                     gw.commands.send_or_drop(Command::SetKeys(keys));
                 }
+                Action::Order {
+                    app,
+                    channel,
+                    event,
+                    exclude,
+                    retain,
+                } => {
+                    // This node is the channel's order point: the event is encoded here,
+                    // once; the payload goes to the other nodes, the frame to this node's
+                    // owner shard.
+                    let frame = frames::channel_event(
+                        &event.name,
+                        &channel,
+                        &event.data,
+                        event.user_id.as_deref(),
+                    );
+                    let retained = retain.then_some(event.data);
+                    let payload = frame.payload().to_vec();
+                    let actions = gw
+                        .core
+                        .borrow_mut()
+                        .fanout(&app, &channel, payload, exclude, false, retained);
+                    for action in actions {
+                        match action {
+                            Action::DeliverLocal {
+                                app,
+                                channel,
+                                exclude,
+                                privileged_only,
+                                cache_data,
+                                ..
+                            } => self.deliver_local(
+                                &app,
+                                channel,
+                                frame.clone(),
+                                exclude,
+                                privileged_only,
+                                cache_data,
+                                t0,
+                            ),
+                            other => self.apply_with(vec![other], joiner, Some(t0)),
+                        }
+                    }
+                }
                 Action::DeliverLocal {
                     app,
                     channel,
-                    frame,
+                    payload,
                     exclude,
                     privileged_only,
                     cache_data,
-                } => {
-                    let Some(a) = self.apps().by_id(&app).cloned() else {
-                        continue;
-                    };
-                    // The local owner keeps a cache channel's event for replay. Only for a
-                    // valid cache channel: a peer's word does not put other names in the cache.
-                    let cacheable = ChannelKind::of(&channel).cache
-                        && name::validate(&channel, self.limits().max_channel_name_bytes).is_ok();
-                    let cache_data = cache_data.filter(|_| cacheable).map(Arc::from);
-                    let channel: Arc<str> = Arc::from(channel);
-                    let owner = self.owner_of(a.idx, &channel);
-                    self.mesh.send(
-                        owner,
-                        ShardMsg::LocalFanout {
-                            app: a.idx,
-                            channel,
-                            frame: Bytes::from(frame),
-                            exclude: exclude.map(|(hi, lo)| SocketId { hi, lo }),
-                            privileged_only,
-                            cache_data,
-                            t0,
-                        },
-                    );
-                }
+                } => self.deliver_local(
+                    &app,
+                    channel,
+                    Frame::text(&payload),
+                    exclude,
+                    privileged_only,
+                    cache_data,
+                    t0,
+                ),
                 Action::Presence { event, webhook } => {
                     let Some(a) = self.apps().by_id(&event.app).cloned() else {
                         continue;
@@ -697,7 +776,7 @@ impl Shard {
                             frame,
                             exclude,
                             privileged_only: kind.privileged,
-                            cache_data: None,
+                            retain: None,
                             t0,
                         },
                     );

@@ -38,7 +38,6 @@ use crate::socket_id::SocketId;
 use crate::stats::ShardStats;
 use crate::webhook::Webhooks;
 pub use ask::{AskError, ChannelFigures};
-use bytes::Bytes;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use mesh::MeshOut;
 pub use msg::ClientEvent;
@@ -488,14 +487,13 @@ impl Shard {
             ShardMsg::Publish {
                 app,
                 channel,
-                frame,
+                event,
                 exclude,
-                cache_data,
                 t0,
                 ack,
             } => {
                 // A single node: this owner shard is the channel's order point.
-                self.order(app, channel, frame, exclude, false, cache_data, t0);
+                self.order_event(app, channel, event, exclude, t0);
                 if let Some((from, id)) = ack {
                     self.mesh.send(
                         from,
@@ -574,17 +572,9 @@ impl Shard {
                 frame,
                 exclude,
                 privileged_only,
-                cache_data,
+                retain,
                 t0,
-            } => self.order(
-                app,
-                channel,
-                frame,
-                exclude,
-                privileged_only,
-                cache_data,
-                t0,
-            ),
+            } => self.order(app, channel, frame, exclude, privileged_only, retain, t0),
             ShardMsg::Query { from, id, query } => {
                 let reply = self.answer(query);
                 self.mesh.send(from, ShardMsg::Reply { id, reply });
@@ -603,7 +593,7 @@ impl Shard {
         channel: Arc<str>,
         req: SubReq,
         ok: bool,
-        frames: Vec<Bytes>,
+        frames: Vec<crate::frame::Frame>,
         user_id: Option<Arc<str>>,
     ) {
         let conn = self.conns.borrow().get(&req.conn).cloned();

@@ -1,11 +1,12 @@
 //! Core↔core messages. **Boundary:** plain Rust values, moved (not copied) through glommio's
-//! lock-free rings; `Bytes` and `Arc<str>` are the only shared payloads.
+//! lock-free rings; [`Frame`]s (shared bytes) and `Arc<str>` are the only shared payloads.
 
 use crate::app::AppIdx;
+use crate::channel::event::Event;
 use crate::channel::local::ConnId;
+use crate::frame::Frame;
 use crate::placement::ShardId;
 use crate::socket_id::SocketId;
-use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,12 +18,12 @@ pub struct Join {
     pub privileged: bool,
 }
 
-/// A client event the edge (`ws::dispatch`) checked and encoded, ready for
+/// A client event the edge (`ws::dispatch`) checked, ready for
 /// [`Shard::publish_client_event`](super::Shard::publish_client_event).
 pub struct ClientEvent {
     pub app: AppIdx,
     pub channel: Arc<str>,
-    pub frame: Bytes,
+    pub event: Event,
     /// The sender, who does not receive its own event.
     pub exclude: SocketId,
     pub webhook: crate::webhook::WebhookEvent,
@@ -58,7 +59,7 @@ pub enum ShardMsg {
         channel: Arc<str>,
         req: SubReq,
         ok: bool,
-        frames: Vec<Bytes>,
+        frames: Vec<Frame>,
         /// The presence member the subscription joined as, so an undo can leave as it.
         user_id: Option<Arc<str>>,
     },
@@ -69,15 +70,13 @@ pub enum ShardMsg {
         from: ShardId,
         user_id: Option<Arc<str>>,
     },
-    /// Edge shard → owner: an event to order and fan out. `frame` is the finished WebSocket
-    /// frame, encoded once at the edge. `cache_data` is set for events that cache channels
-    /// keep (API events, not client events).
+    /// Edge shard → owner (a single node's order point): an event to order, encode once
+    /// and fan out.
     Publish {
         app: AppIdx,
         channel: Arc<str>,
-        frame: Bytes,
+        event: Event,
         exclude: Option<SocketId>,
-        cache_data: Option<Arc<str>>,
         /// When the event entered the server (for publish→write latency).
         t0: Instant,
         /// `(shard, query id)` to answer with [`Reply::Published`] once the owner has ordered
@@ -89,7 +88,7 @@ pub enum ShardMsg {
     Deliver {
         app: AppIdx,
         channel: Arc<str>,
-        frame: Bytes,
+        frame: Frame,
         exclude: Option<SocketId>,
         privileged_only: bool,
         t0: Instant,
@@ -128,13 +127,13 @@ pub enum ShardMsg {
         user: Arc<str>,
     },
     // ---- cluster mode: shards ↔ the gateway on shard 0 (see `shard::cluster`) ----------
-    /// Edge → gateway: an event entering this node; `ack` as for `Publish`.
+    /// Edge → gateway: an event entering this node, for the owning node to order and
+    /// encode; `ack` as for `Publish`.
     ClusterPublish {
         app: AppIdx,
         channel: Arc<str>,
-        frame: Bytes,
+        event: Event,
         exclude: Option<SocketId>,
-        cache_data: Option<Arc<str>>,
         /// When the event entered this node (as for `Publish`).
         t0: Instant,
         ack: Option<(ShardId, u64)>,
@@ -175,7 +174,7 @@ pub enum ShardMsg {
         from: ShardId,
         req: SubReq,
         socket_id: SocketId,
-        cache: Option<Bytes>,
+        cache: Option<Frame>,
         cache_miss: bool,
     },
     /// Local owner → gateway: the user's last connection on this node left the channel.
@@ -205,14 +204,16 @@ pub enum ShardMsg {
         to: ShardId,
         msg: Box<ShardMsg>,
     },
-    /// Gateway → local owner: write `frame` to this node's subscribers only.
+    /// Gateway → local owner: an event the owning node ordered and encoded; the owner
+    /// enters it in the channel's stream (`retain`: what the stream keeps) and writes it to
+    /// this node's subscribers only.
     LocalFanout {
         app: AppIdx,
         channel: Arc<str>,
-        frame: Bytes,
+        frame: Frame,
         exclude: Option<SocketId>,
         privileged_only: bool,
-        cache_data: Option<Arc<str>>,
+        retain: Option<Arc<str>>,
         /// When the event entered this node: its publish here, or its arrival from the
         /// owning node (clocks of other nodes are not comparable).
         t0: Instant,

@@ -5,12 +5,13 @@
 use super::msg::{Join, Query, Reply, ShardMsg, SubReq};
 use super::Shard;
 use crate::app::AppIdx;
+use crate::channel::event::Event;
 use crate::channel::name::ChannelKind;
+use crate::frame::Frame;
 use crate::placement::ShardId;
 use crate::protocol::server as frames;
 use crate::socket_id::SocketId;
 use crate::webhook::WebhookEvent;
-use bytes::Bytes;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,7 +26,7 @@ impl Shard {
         &self,
         app: AppIdx,
         channel: &str,
-        frame: &Bytes,
+        frame: &Frame,
         exclude: Option<SocketId>,
         privileged_only: bool,
         t0: Instant,
@@ -177,7 +178,7 @@ impl Shard {
 
     /// What a new subscriber of a cache channel gets after `subscription_succeeded`: the
     /// cached event, or `pusher:cache_miss` (`true`: a miss, for the webhook).
-    pub(super) fn cache_replay(&self, app: AppIdx, channel: &str) -> (Bytes, bool) {
+    pub(super) fn cache_replay(&self, app: AppIdx, channel: &str) -> (Frame, bool) {
         match self.streams.borrow().last(app, channel, Instant::now()) {
             Some((c, _)) => (c.frame.clone(), false),
             None => (frames::cache_miss(channel), true),
@@ -283,17 +284,33 @@ impl Shard {
         self.count_changed(app, &channel, Instant::now());
     }
 
+    /// A single node's order point: the event is encoded here, once, and takes the one
+    /// path of an ordered event ([`Shard::order`]).
+    pub(super) fn order_event(
+        &self,
+        app: AppIdx,
+        channel: Arc<str>,
+        event: Event,
+        exclude: Option<SocketId>,
+        t0: Instant,
+    ) {
+        let frame = event.encode(&channel);
+        let retain = event.retained_by(&channel);
+        self.order(app, channel, frame, exclude, false, retain, t0);
+    }
+
     /// The one path of an ordered event at the owner shard, in both modes: a single node's
-    /// `Publish` (this shard is the order point) and a cluster's `LocalFanout` (the owning
-    /// node ordered it). The channel's stream keeps what it must (`retain`: a cache
-    /// channel's data), the dashboard's rate counts it, and it fans out to every shard with
-    /// subscribers. A new per-channel memory (history) belongs in the stream, not here.
+    /// `Publish` (this shard is the order point, [`Shard::order_event`]) and a cluster's
+    /// `LocalFanout` (the owning node ordered and encoded it). The channel's stream keeps
+    /// what it must (`retain`: a cache channel's data), the dashboard's rate counts it, and
+    /// it fans out to every shard with subscribers. A new per-channel memory (history)
+    /// belongs in the stream, not here.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn order(
         &self,
         app: AppIdx,
         channel: Arc<str>,
-        frame: Bytes,
+        frame: Frame,
         exclude: Option<SocketId>,
         privileged_only: bool,
         retain: Option<Arc<str>>,

@@ -1,15 +1,16 @@
-//! The edge's publishes: an event from the HTTP API or a client goes to the queue of its
-//! channel's order point (the owner shard; the gateway in a cluster), waiting while that
-//! queue is full (the edge's backpressure), and is counted in its app's figures.
+//! The edge's publishes: a typed [`Event`] from the HTTP API or a client goes, not yet
+//! encoded, to the queue of its channel's order point (the owner shard; the gateway, for the
+//! owning node, in a cluster), waiting while that queue is full (the edge's backpressure),
+//! and is counted in its app's figures.
 
 use super::cluster;
 use super::msg::{ClientEvent, ShardMsg};
 use super::{AskError, Shard};
 use crate::app::AppIdx;
+use crate::channel::event::Event;
 use crate::placement::ShardId;
 use crate::socket_id::SocketId;
 use crate::stats;
-use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -25,14 +26,12 @@ impl Shard {
     }
 
     /// The message that carries an event to [`Shard::publish_target`].
-    #[allow(clippy::too_many_arguments)]
     fn publish_msg(
         &self,
         app: AppIdx,
         channel: Arc<str>,
-        frame: Bytes,
+        event: Event,
         exclude: Option<SocketId>,
-        cache_data: Option<Arc<str>>,
         t0: Instant,
         ack: Option<(ShardId, u64)>,
     ) -> ShardMsg {
@@ -41,9 +40,8 @@ impl Shard {
             ShardMsg::ClusterPublish {
                 app,
                 channel,
-                frame,
+                event,
                 exclude,
-                cache_data,
                 t0,
                 ack,
             }
@@ -51,9 +49,8 @@ impl Shard {
             ShardMsg::Publish {
                 app,
                 channel,
-                frame,
+                event,
                 exclude,
-                cache_data,
                 t0,
                 ack,
             }
@@ -68,42 +65,30 @@ impl Shard {
         self.mesh.wait_for_room(dst).await;
         stats::add(&self.stats.published, 1);
         self.count_published(ev.app, true);
-        let msg = self.publish_msg(
-            ev.app,
-            ev.channel,
-            ev.frame,
-            Some(ev.exclude),
-            None,
-            t0,
-            None,
-        );
+        let msg = self.publish_msg(ev.app, ev.channel, ev.event, Some(ev.exclude), t0, None);
         self.mesh.send_admitted(dst, msg);
         self.webhooks.emit(ev.app, ev.webhook);
     }
 
     // ---- called by the HTTP API ----------------------------------------------------------
 
-    /// Sends a finished event frame towards the channel's owner, waiting while the queue it
-    /// goes to is full, and returns once the owner has ordered it.
+    /// Sends an event towards the channel's order point, waiting while the queue it goes to
+    /// is full, and returns once the order point has ordered it.
     pub async fn publish(
         &self,
         app: AppIdx,
         channel: Arc<str>,
-        frame: Bytes,
+        event: Event,
         exclude: Option<SocketId>,
-        data: &str,
     ) -> Result<(), AskError> {
         let t0 = Instant::now();
         let dst = self.publish_target(app, &channel);
         self.mesh.wait_for_room(dst).await;
         stats::add(&self.stats.published, 1);
         self.count_published(app, false);
-        let cache_data = crate::channel::name::ChannelKind::of(&channel)
-            .cache
-            .then(|| Arc::from(data));
         let (id, reply) = self.expect_reply();
         let ack = Some((self.id, id));
-        let msg = self.publish_msg(app, channel, frame, exclude, cache_data, t0, ack);
+        let msg = self.publish_msg(app, channel, event, exclude, t0, ack);
         self.mesh.send_admitted(dst, msg);
         self.await_reply(id, reply).await?;
         Ok(())

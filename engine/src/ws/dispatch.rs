@@ -1,6 +1,7 @@
 //! What each client message does: the Pusher commands, checked at the edge (names, limits,
 //! signatures, permissions) before anything reaches the shard's tables.
 
+use crate::channel::event::{Event, Source};
 use crate::channel::name::{self, Access, ChannelKind};
 use crate::connection::{Connection, SignedIn};
 use crate::protocol::client::{decode, ClientMsg};
@@ -262,11 +263,15 @@ fn client_event(
         return None;
     }
     let user_id = sub.user_id.as_deref();
-    let frame = frames::channel_event(event, channel, data, user_id);
     Some(ClientEvent {
         app: app.idx,
         channel: Arc::from(channel),
-        frame,
+        event: Event {
+            name: event.into(),
+            data: data.into(),
+            user_id: sub.user_id.clone(),
+            source: Source::Client,
+        },
         exclude: conn.socket_id,
         webhook: WebhookEvent::ClientEvent {
             channel: channel.to_string(),

@@ -15,7 +15,7 @@
 //! messages.
 
 use super::sansio::SansIo;
-use crate::frame::{binary_frame, close_frame, text_frame};
+use crate::frame::{binary_frame, close_frame, Frame};
 use crate::outbox::{SocketOut, WriteState};
 use crate::protocol::codes;
 use crate::shard::Shard;
@@ -113,7 +113,7 @@ fn process(out: &Rc<SocketOut>, ctx: &mut WebSocketContext, io: &mut SansIo) -> 
             let _ = ctx.flush(io);
         }
         let echo = match res {
-            Ok(Message::Text(t)) => text_frame(t.as_bytes()),
+            Ok(Message::Text(t)) => Frame::text(t.as_bytes()).into_ws(),
             Ok(Message::Binary(b)) => binary_frame(&b),
             Ok(Message::Close(_)) => {
                 // tungstenite's reply echoes the peer's code (1002 for a code not allowed on
@@ -143,7 +143,7 @@ fn process(out: &Rc<SocketOut>, ctx: &mut WebSocketContext, io: &mut SansIo) -> 
             }
         };
         push_control(out, io);
-        out.push(echo);
+        out.push_ws(echo);
         if out.state() != WriteState::Open {
             // The outbox overflowed and is closing with 4100.
             return true;

@@ -43,7 +43,7 @@ pub async fn start(shard: Rc<Shard>, mut stream: Transport, up: Upgrade, leftove
     match outcome {
         Outcome::Refuse { code, message } => {
             tracing::debug!(shard = shard.id, code, message, "websocket refused");
-            let mut bytes = frames::error(code, message).to_vec();
+            let mut bytes = frames::error(code, message).ws().to_vec();
             bytes.extend_from_slice(&close_frame(code, message));
             let _ = stream.send_all(&bytes).await;
             // Give the client a moment to read before the socket goes away.
@@ -107,7 +107,7 @@ async fn run(shard: Rc<Shard>, stream: Transport, app: Arc<crate::app::App>, lef
                     io.pos = 0;
                     // Boxed: this task lives as long as the socket, and an unboxed await
                     // would keep the event's space in every idle connection's future.
-                    Box::pin(shard.publish_client_event(ev)).await;
+                    Box::pin(shard.publish_client_event(*ev)).await;
                     continue;
                 }
             }
@@ -147,7 +147,7 @@ enum Step {
     /// The connection is closing.
     Closing,
     /// A client event to publish before the next message is handled.
-    Publish(ClientEvent),
+    Publish(Box<ClientEvent>),
 }
 
 /// Handles the complete messages in `io`, up to the first client event to publish.
@@ -167,7 +167,7 @@ fn process(
             Ok(Message::Text(t)) => {
                 let mut bytes = t.as_bytes().to_vec();
                 if let Some(ev) = super::dispatch::on_message(shard, conn, &mut bytes) {
-                    break Step::Publish(ev);
+                    break Step::Publish(Box::new(ev));
                 }
             }
             Ok(Message::Binary(_)) => {

@@ -1,0 +1,85 @@
+//! The unit of the ordered-event pipeline: a channel event as an edge builds it (typed, not
+//! yet encoded), on its way to its channel's order point, which encodes it once
+//! ([`Event::encode`]) into the [`Frame`] every recipient and every transport shares.
+//!
+//! Edges (the HTTP API, a client event) build an [`Event`]; the order point (the channel's
+//! owner shard on one node, the owning node's gateway in a cluster) encodes it and enters it
+//! in the channel's stream (`Shard::order`). A new kind of ordered event (an edit, a delete,
+//! one chunk of a large payload) is a new [`Event`] shape here and its encoding; the path
+//! from edge to fan-out stays the one below.
+
+use crate::channel::name::ChannelKind;
+use crate::frame::Frame;
+use crate::protocol::server as frames;
+use std::sync::Arc;
+
+/// Where an event entered: what the channel's stream keeps of it depends on this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `POST /apps/{id}/events` or `/batch_events`.
+    Api,
+    /// A client event (`client-*`) from a subscribed connection.
+    Client,
+}
+
+/// One channel event, as published: its name, its `data` (the string Pusher relays) and,
+/// for a client event on a presence channel, the sender's user id.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub name: Box<str>,
+    /// Shared with what a cache channel's stream retains for `info=cache`.
+    pub data: Arc<str>,
+    pub user_id: Option<Arc<str>>,
+    pub source: Source,
+}
+
+impl Event {
+    /// The event's one encoding for `channel` (the channel name is part of the message).
+    pub fn encode(&self, channel: &str) -> Frame {
+        frames::channel_event(&self.name, channel, &self.data, self.user_id.as_deref())
+    }
+
+    /// What `channel`'s stream keeps of this event, if anything: a cache channel keeps the
+    /// `data` of its API events (Pusher replays neither client events nor member events).
+    pub fn retained_by(&self, channel: &str) -> Option<Arc<str>> {
+        (self.source == Source::Api && ChannelKind::of(channel).cache).then(|| self.data.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(source: Source, user_id: Option<&str>) -> Event {
+        Event {
+            name: "my-event".into(),
+            data: Arc::from(r#"{"a":1}"#),
+            user_id: user_id.map(Arc::from),
+            source,
+        }
+    }
+
+    #[test]
+    fn encodes_the_pusher_message_once() {
+        let f = event(Source::Client, Some("u1")).encode("presence-r");
+        assert_eq!(
+            std::str::from_utf8(f.payload()).unwrap(),
+            r#"{"event":"my-event","channel":"presence-r","data":"{\"a\":1}","user_id":"u1"}"#
+        );
+        assert_eq!(f.ws().len(), 2 + f.payload().len());
+    }
+
+    #[test]
+    fn only_api_events_on_cache_channels_are_retained() {
+        let api = event(Source::Api, None);
+        assert_eq!(api.retained_by("cache-x").as_deref(), Some(r#"{"a":1}"#));
+        assert_eq!(
+            api.retained_by("private-cache-x").as_deref(),
+            Some(r#"{"a":1}"#)
+        );
+        assert!(api.retained_by("x").is_none());
+        assert!(event(Source::Client, None)
+            .retained_by("private-cache-x")
+            .is_none());
+    }
+}
