@@ -8,7 +8,7 @@ use crate::http::admin::{Access, OperatorToken, Surface};
 use crate::live::{read_files, Files, Live};
 use crate::outbox::FlushQueue;
 use crate::reload::Reloader;
-use crate::shard::cluster::{ClusterNode, Gateway, GATEWAY};
+use crate::shard::gateway::{ClusterNode, Gateway, GATEWAY};
 use crate::shard::mesh::MeshOut;
 use crate::shard::msg::ShardMsg;
 use crate::shard::{sweeper, Shard};

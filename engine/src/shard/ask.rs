@@ -3,7 +3,7 @@
 //! [`Reply`], never name a shard or the gateway, and map one error type to HTTP
 //! (`http::response`): a step of the core reshape (issue 11), which asks for typed replies.
 
-use super::msg::{AppFigure, ClusterAsk, ClusterGather, Query, Reply};
+use super::msg::{AppFigure, ClusterAsk, ClusterGather, GatewayMsg, Query, Reply};
 use super::{QueryTimeout, Shard};
 use crate::app::AppIdx;
 use crate::stats::Snapshot;
@@ -70,8 +70,13 @@ impl Shard {
         channel: Arc<str>,
     ) -> Result<Vec<String>, AskError> {
         let reply = if self.clustered {
-            let q = Query::ClusterMembers { app, channel };
-            self.query(super::cluster::GATEWAY, q).await?
+            self.ask_gateway(|from, id| GatewayMsg::Members {
+                from,
+                id,
+                app,
+                channel,
+            })
+            .await?
         } else {
             let owner = self.owner_of(app, &channel);
             self.query(owner, Query::Members { app, channel }).await?
@@ -88,8 +93,13 @@ impl Shard {
         app: AppIdx,
         channels: Vec<String>,
     ) -> Result<Vec<u32>, AskError> {
-        let q = Query::UserCounts { app, channels };
-        match self.query(super::cluster::GATEWAY, q).await? {
+        let ask = |from, id| GatewayMsg::UserCounts {
+            from,
+            id,
+            app,
+            channels,
+        };
+        match self.ask_gateway(ask).await? {
             Reply::UserCounts(counts) => Ok(counts),
             _ => Err(AskError::Misrouted),
         }
@@ -184,9 +194,8 @@ impl Shard {
         app: AppIdx,
         ask: ClusterAsk,
     ) -> Result<ClusterGather, AskError> {
-        let from = self.id;
-        let msg = |id| super::msg::ShardMsg::ClusterQuery { from, id, app, ask };
-        match self.request(super::cluster::GATEWAY, msg).await? {
+        let msg = |from, id| GatewayMsg::Query { from, id, app, ask };
+        match self.ask_gateway(msg).await? {
             Reply::Cluster(g) => Ok(g),
             _ => Err(AskError::Misrouted),
         }

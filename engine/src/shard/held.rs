@@ -10,7 +10,7 @@
 //! and their `Unsubscribe` cannot arrive before the answer (the subscriber's shard undoes a
 //! subscription only once it is acknowledged).
 
-use super::msg::{Join, ShardMsg, SubReq};
+use super::msg::{GatewayMsg, Join, ShardMsg, SubReq};
 use super::Shard;
 use crate::app::AppIdx;
 use crate::channel::name::ChannelKind;
@@ -50,13 +50,12 @@ impl Shard {
                 .entry(key.clone())
                 .or_default()
                 .ticket = ticket;
-            let msg = ShardMsg::ClusterInterest {
+            self.to_gateway(GatewayMsg::Interest {
                 app,
                 channel: channel.clone(),
                 on: true,
                 ticket,
-            };
-            self.mesh.send(super::cluster::GATEWAY, msg);
+            });
         }
         let sub = match self.awaiting.borrow_mut().get_mut(&key) {
             Some(w) => {
@@ -121,7 +120,7 @@ impl Shard {
             };
             return self.mesh.send(sub.from, msg);
         };
-        let msg = ShardMsg::ClusterJoin {
+        self.to_gateway(GatewayMsg::Join {
             app,
             channel: channel.clone(),
             join,
@@ -130,7 +129,6 @@ impl Shard {
             socket_id: sub.socket_id,
             cache,
             cache_miss,
-        };
-        self.mesh.send(super::cluster::GATEWAY, msg);
+        });
     }
 }

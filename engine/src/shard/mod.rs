@@ -13,8 +13,7 @@
 //! channels, [`users`] what it does for its users.
 
 mod ask;
-pub mod cluster;
-mod cluster_query;
+pub mod gateway;
 mod held;
 pub mod mesh;
 pub mod msg;
@@ -64,7 +63,7 @@ pub struct Shard {
     /// Running as one node of a cluster: events and presence go through the gateway.
     pub clustered: bool,
     /// Shard 0 in cluster mode: this node's protocol state and links.
-    pub gateway: RefCell<Option<Rc<cluster::Gateway>>>,
+    pub gateway: RefCell<Option<Rc<gateway::Gateway>>>,
     /// Node-wide connection count and shutdown flag.
     pub node: Arc<crate::lifecycle::Node>,
     /// New-connection rate window: (start of the current second, admitted in it).
@@ -396,8 +395,7 @@ impl Shard {
     pub fn terminate_user(&self, app: AppIdx, user: &str) {
         if self.clustered {
             let user: Arc<str> = Arc::from(user);
-            self.mesh
-                .send(cluster::GATEWAY, ShardMsg::ClusterTerminate { app, user });
+            self.to_gateway(msg::GatewayMsg::Terminate { app, user });
             return;
         }
         self.terminate_local(app, user);
@@ -548,19 +546,7 @@ impl Shard {
                     }
                 }
             }
-            msg @ (ShardMsg::ClusterPublish { .. }
-            | ShardMsg::ClusterInterest { .. }
-            | ShardMsg::ClusterCount { .. }
-            | ShardMsg::ClusterJoin { .. }
-            | ShardMsg::ClusterLeave { .. }
-            | ShardMsg::ClusterTerminate { .. }
-            | ShardMsg::ClusterQuery { .. }) => {
-                if self.is_gateway() {
-                    self.gateway_handle(msg);
-                } else {
-                    self.misrouted(msg);
-                }
-            }
+            ShardMsg::Gateway(msg) => self.on_gateway_msg(msg),
             ShardMsg::ClusterInterestReady {
                 app,
                 channel,

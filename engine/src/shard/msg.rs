@@ -126,75 +126,16 @@ pub enum ShardMsg {
         app: AppIdx,
         user: Arc<str>,
     },
-    // ---- cluster mode: shards ↔ the gateway on shard 0 (see `shard::cluster`) ----------
-    /// Edge → gateway: an event entering this node, for the owning node to order and
-    /// encode; `ack` as for `Publish`.
-    ClusterPublish {
-        app: AppIdx,
-        channel: Arc<str>,
-        event: Event,
-        exclude: Option<SocketId>,
-        /// When the event entered this node (as for `Publish`).
-        t0: Instant,
-        ack: Option<(ShardId, u64)>,
-    },
-    /// Local owner → gateway: this node has (or no longer has) subscribers of a channel.
-    /// With `on`, the owner holds the channel's subscribers until `ClusterInterestReady`
-    /// with the same `ticket` (not 0) comes back.
-    ClusterInterest {
-        app: AppIdx,
-        channel: Arc<str>,
-        on: bool,
-        ticket: u64,
-    },
+    // ---- cluster mode: the gateway on shard 0 (see `shard::gateway`) ------------------
+    /// Any shard → the gateway: sent only by `Shard::to_gateway`/`ask_gateway`, which
+    /// address shard 0 (the wrapper cannot be built elsewhere).
+    Gateway(super::gateway::ToGateway),
     /// Gateway → local owner: the owning node has taken this node's interest in the
     /// channel (or did not answer in time); answer the subscriptions held under `ticket`.
     ClusterInterestReady {
         app: AppIdx,
         channel: Arc<str>,
         ticket: u64,
-    },
-    /// Local owner → gateway: this node's subscriptions to a counted channel (an app with
-    /// `enable_subscription_count`), when its throttled count is due; 0 when none are left.
-    /// The channel's owning node sums every node's count and sends the event.
-    ClusterCount {
-        app: AppIdx,
-        channel: Arc<str>,
-        count: u32,
-    },
-    /// Local owner → gateway: a presence subscription was counted; the gateway checks the
-    /// member limit against the cluster-wide members, then answers the subscriber's shard
-    /// with the cluster-wide member list, or refuses it and sends the owner the
-    /// `Unsubscribe` that undoes the count. `cache` is the replay of a cache channel
-    /// (`cache_miss` when it is `pusher:cache_miss`), appended to an accepted answer.
-    ClusterJoin {
-        app: AppIdx,
-        channel: Arc<str>,
-        join: Join,
-        from: ShardId,
-        req: SubReq,
-        socket_id: SocketId,
-        cache: Option<Frame>,
-        cache_miss: bool,
-    },
-    /// Local owner → gateway: the user's last connection on this node left the channel.
-    ClusterLeave {
-        app: AppIdx,
-        channel: Arc<str>,
-        user: Arc<str>,
-    },
-    /// HTTP → gateway: terminate the user's connections on every node.
-    ClusterTerminate {
-        app: AppIdx,
-        user: Arc<str>,
-    },
-    /// HTTP → gateway: ask every other node about `app`; answered with [`Reply::Cluster`]
-    /// once the peers answered or the cluster query timeout passed (`shard::cluster_query`).
-    ClusterQuery {
-        from: ShardId,
-        id: u64,
-        app: AppIdx,
-        ask: ClusterAsk,
     },
     /// Gateway → local owner: pass `msg` on to shard `to`. The gateway answers a presence
     /// subscription this way, so the answer keeps its place among the owner's deliveries
@@ -230,6 +171,86 @@ pub enum ShardMsg {
     },
 }
 
+/// What this node's shards ask of the gateway (cluster mode). Wrapped in a
+/// [`ToGateway`](super::gateway::ToGateway), so it only ever reaches shard 0.
+#[derive(Debug)]
+pub enum GatewayMsg {
+    /// Edge → gateway: an event entering this node, for the owning node to order and
+    /// encode; `ack` as for `Publish`.
+    Publish {
+        app: AppIdx,
+        channel: Arc<str>,
+        event: Event,
+        exclude: Option<SocketId>,
+        /// When the event entered this node (as for `Publish`).
+        t0: Instant,
+        ack: Option<(ShardId, u64)>,
+    },
+    /// Local owner → gateway: this node has (or no longer has) subscribers of a channel.
+    /// With `on`, the owner holds the channel's subscribers until [`ShardMsg::ClusterInterestReady`]
+    /// with the same `ticket` (not 0) comes back.
+    Interest {
+        app: AppIdx,
+        channel: Arc<str>,
+        on: bool,
+        ticket: u64,
+    },
+    /// Local owner → gateway: this node's subscriptions to a counted channel (an app with
+    /// `enable_subscription_count`), when its throttled count is due; 0 when none are left.
+    /// The channel's owning node sums every node's count and sends the event.
+    Count {
+        app: AppIdx,
+        channel: Arc<str>,
+        count: u32,
+    },
+    /// Local owner → gateway: a presence subscription was counted; the gateway checks the
+    /// member limit against the cluster-wide members, then answers the subscriber's shard
+    /// with the cluster-wide member list, or refuses it and sends the owner the
+    /// `Unsubscribe` that undoes the count. `cache` is the replay of a cache channel
+    /// (`cache_miss` when it is `pusher:cache_miss`), appended to an accepted answer.
+    Join {
+        app: AppIdx,
+        channel: Arc<str>,
+        join: Join,
+        from: ShardId,
+        req: SubReq,
+        socket_id: SocketId,
+        cache: Option<Frame>,
+        cache_miss: bool,
+    },
+    /// Local owner → gateway: the user's last connection on this node left the channel.
+    Leave {
+        app: AppIdx,
+        channel: Arc<str>,
+        user: Arc<str>,
+    },
+    /// HTTP → gateway: terminate the user's connections on every node.
+    Terminate { app: AppIdx, user: Arc<str> },
+    /// HTTP → gateway: ask every other node about `app`; answered with [`Reply::Cluster`]
+    /// once the peers answered or the cluster query timeout passed (`shard::cluster_query`).
+    Query {
+        from: ShardId,
+        id: u64,
+        app: AppIdx,
+        ask: ClusterAsk,
+    },
+    /// Cluster-wide member ids of a presence channel; answered with [`Reply::Members`].
+    Members {
+        from: ShardId,
+        id: u64,
+        app: AppIdx,
+        channel: Arc<str>,
+    },
+    /// Cluster-wide member counts of these presence channels, in order; answered with
+    /// [`Reply::UserCounts`].
+    UserCounts {
+        from: ShardId,
+        id: u64,
+        app: AppIdx,
+        channels: Vec<String>,
+    },
+}
+
 #[derive(Debug)]
 pub enum Query {
     /// Counts (and cache) of one channel.
@@ -250,13 +271,9 @@ pub enum Query {
         by_rate: bool,
         limit: usize,
     },
-    /// Gateway only: cluster-wide member ids of a presence channel.
-    ClusterMembers { app: AppIdx, channel: Arc<str> },
-    /// Gateway only: cluster-wide member counts of these presence channels, in order.
-    UserCounts { app: AppIdx, channels: Vec<String> },
 }
 
-/// What a [`ShardMsg::ClusterQuery`] asks the other nodes.
+/// What a [`GatewayMsg::Query`] asks the other nodes.
 #[derive(Debug, Clone)]
 pub enum ClusterAsk {
     /// Their subscriptions to one channel.
@@ -265,7 +282,7 @@ pub enum ClusterAsk {
     List(String),
 }
 
-/// The other nodes' answers to a [`ShardMsg::ClusterQuery`], merged (this node's own part
+/// The other nodes' answers to a [`GatewayMsg::Query`], merged (this node's own part
 /// is not included: the asker adds it).
 #[derive(Debug, Default)]
 pub struct ClusterGather {

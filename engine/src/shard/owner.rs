@@ -2,7 +2,7 @@
 //! members, order and fan out events, keep cache-channel events, send subscription counts,
 //! and emit the channel webhooks. Because only the owner does this, every webhook fires once.
 
-use super::msg::{Join, Query, Reply, ShardMsg, SubReq};
+use super::msg::{GatewayMsg, Join, Query, Reply, ShardMsg, SubReq};
 use super::Shard;
 use crate::app::AppIdx;
 use crate::channel::event::Event;
@@ -233,23 +233,21 @@ impl Shard {
             .unsubscribe(app, &channel, from, user_id.as_deref());
         if change.occupancy && self.clustered {
             self.release_held(app, &channel);
-            let msg = ShardMsg::ClusterInterest {
+            self.to_gateway(GatewayMsg::Interest {
                 app,
                 channel: channel.clone(),
                 on: false,
                 ticket: 0,
-            };
-            self.mesh.send(super::cluster::GATEWAY, msg);
+            });
         }
         if change.member && self.clustered {
             // Cluster-wide presence decides member_removed (the user may be on another node).
             let user = user_id.clone().expect("member change implies a user");
-            let msg = ShardMsg::ClusterLeave {
+            self.to_gateway(GatewayMsg::Leave {
                 app,
                 channel: channel.clone(),
                 user,
-            };
-            self.mesh.send(super::cluster::GATEWAY, msg);
+            });
         } else if change.member {
             let user_id = user_id.expect("member change implies a user");
             let removed = frames::member_removed(&channel, &user_id);
@@ -395,12 +393,11 @@ impl Shard {
 
     /// Cluster mode: this node's count goes to the gateway, for the channel's owning node.
     fn report_count(&self, app: AppIdx, channel: &Arc<str>, count: u32) {
-        let msg = ShardMsg::ClusterCount {
+        self.to_gateway(GatewayMsg::Count {
             app,
             channel: channel.clone(),
             count,
-        };
-        self.mesh.send(super::cluster::GATEWAY, msg);
+        });
     }
 
     /// Sends the throttled counts whose time has come.
@@ -462,16 +459,10 @@ impl Shard {
                 );
                 snap.mesh_overflow_peak = self.mesh.overflow_peak() as u64;
                 if let Some(gw) = self.gateway.borrow().as_ref() {
-                    snap.cluster_queries = gw.queries.figures();
+                    snap.cluster_queries = gw.query_figures();
                     snap.cluster = gw.figures();
                 }
                 Reply::Stats(Box::new(snap))
-            }
-            Query::UserCounts { app, channels } if self.is_gateway() => {
-                Reply::UserCounts(self.cluster_user_counts(app, &channels))
-            }
-            Query::ClusterMembers { app, channel } if self.is_gateway() => {
-                Reply::Members(self.cluster_members(app, &channel))
             }
             Query::Members { app, channel } if !self.clustered => Reply::Members(
                 self.owned
@@ -480,9 +471,7 @@ impl Shard {
                     .map(|o| o.members.keys().map(|k| k.to_string()).collect())
                     .unwrap_or_default(),
             ),
-            q @ (Query::UserCounts { .. }
-            | Query::ClusterMembers { .. }
-            | Query::Members { .. }) => {
+            q @ Query::Members { .. } => {
                 tracing::error!(shard = self.id, query = ?q, "query sent to a shard that cannot answer it");
                 Reply::Misrouted
             }

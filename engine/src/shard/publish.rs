@@ -3,8 +3,8 @@
 //! owning node, in a cluster), waiting while that queue is full (the edge's backpressure),
 //! and is counted in its app's figures.
 
-use super::cluster;
-use super::msg::{ClientEvent, ShardMsg};
+use super::gateway::{ToGateway, GATEWAY};
+use super::msg::{ClientEvent, GatewayMsg, ShardMsg};
 use super::{AskError, Shard};
 use crate::app::AppIdx;
 use crate::channel::event::Event;
@@ -19,13 +19,13 @@ impl Shard {
     /// which asks the owning node, in a cluster. Backpressure waits on this queue.
     fn publish_target(&self, app: AppIdx, channel: &str) -> ShardId {
         if self.clustered {
-            cluster::GATEWAY
+            GATEWAY
         } else {
             self.owner_of(app, channel)
         }
     }
 
-    /// The message that carries an event to [`Shard::publish_target`].
+    /// The message that carries an event to [`Shard::publish_target`], and its address.
     fn publish_msg(
         &self,
         app: AppIdx,
@@ -34,26 +34,28 @@ impl Shard {
         exclude: Option<SocketId>,
         t0: Instant,
         ack: Option<(ShardId, u64)>,
-    ) -> ShardMsg {
+    ) -> (ShardId, ShardMsg) {
         if self.clustered {
             // The gateway asks the owning node to order it; acked once it left in order.
-            ShardMsg::ClusterPublish {
+            ToGateway::addressed(GatewayMsg::Publish {
                 app,
                 channel,
                 event,
                 exclude,
                 t0,
                 ack,
-            }
+            })
         } else {
-            ShardMsg::Publish {
+            let owner = self.owner_of(app, &channel);
+            let msg = ShardMsg::Publish {
                 app,
                 channel,
                 event,
                 exclude,
                 t0,
                 ack,
-            }
+            };
+            (owner, msg)
         }
     }
 
@@ -65,8 +67,9 @@ impl Shard {
         self.mesh.wait_for_room(dst).await;
         stats::add(&self.stats.published, 1);
         self.count_published(ev.app, true);
-        let msg = self.publish_msg(ev.app, ev.channel, ev.event, Some(ev.exclude), t0, None);
-        self.mesh.send_admitted(dst, msg);
+        let (to, msg) = self.publish_msg(ev.app, ev.channel, ev.event, Some(ev.exclude), t0, None);
+        debug_assert_eq!(to, dst);
+        self.mesh.send_admitted(to, msg);
         self.webhooks.emit(ev.app, ev.webhook);
     }
 
@@ -88,8 +91,9 @@ impl Shard {
         self.count_published(app, false);
         let (id, reply) = self.expect_reply();
         let ack = Some((self.id, id));
-        let msg = self.publish_msg(app, channel, event, exclude, t0, ack);
-        self.mesh.send_admitted(dst, msg);
+        let (to, msg) = self.publish_msg(app, channel, event, exclude, t0, ack);
+        debug_assert_eq!(to, dst);
+        self.mesh.send_admitted(to, msg);
         self.await_reply(id, reply).await?;
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! cluster from any node (docs/cluster.md, "Channel queries").
 //!
 //! The asking side: an HTTP handler asks its own shards as on a single node, and sends
-//! [`ShardMsg::ClusterQuery`] to the gateway. The gateway scatters a `Query` to every linked
+//! [`GatewayMsg::Query`](crate::shard::msg::GatewayMsg::Query) to the gateway. The gateway scatters a `Query` to every linked
 //! live peer ([`raptor_cluster::query::Queries`]), gathers the `Answer`s, and replies with
 //! [`Reply::Cluster`] when all peers answered, their links went down, or the timeout
 //! (`[cluster] query_timeout_ms`) passed — then with what arrived. The handler merges.
@@ -17,10 +17,11 @@
 //! waiting queries too (not by the query rate times the timeout). Nothing here awaits in a
 //! message handler: waiting happens in spawned tasks.
 
-use super::msg::{ClusterAsk, ClusterGather, Reply, ShardMsg};
-use super::Shard;
+use super::Gateway;
 use crate::app::AppIdx;
 use crate::placement::ShardId;
+use crate::shard::msg::{ClusterAsk, ClusterGather, Reply, ShardMsg};
+use crate::shard::Shard;
 use crate::stats::ClusterQueryFigures;
 use glommio::timer::TimerActionOnce;
 use raptor_cluster::node::Action;
@@ -84,26 +85,31 @@ impl ClusterQueries {
     }
 }
 
-impl Shard {
+impl Gateway {
     /// Cluster-wide member counts of presence channels (gateway shard only).
-    pub(super) fn cluster_user_counts(&self, app: AppIdx, channels: &[String]) -> Vec<u32> {
+    pub(super) fn user_counts(
+        self: &Rc<Self>,
+        shard: &Shard,
+        app: AppIdx,
+        channels: &[String],
+    ) -> Vec<u32> {
         channels
             .iter()
-            .map(|c| self.cluster_member_count(app, c) as u32)
+            .map(|c| self.member_count(shard, app, c) as u32)
             .collect()
     }
 
-    fn query_gw(&self) -> Rc<super::cluster::Gateway> {
-        self.gateway
-            .borrow()
-            .clone()
-            .expect("cluster queries run on the gateway shard")
-    }
-
     /// Gateway: a local shard asks the other nodes.
-    pub(super) fn start_cluster_query(&self, from: ShardId, id: u64, app: AppIdx, ask: ClusterAsk) {
-        let gw = self.query_gw();
-        let app_id = self.apps().get(app).id.clone();
+    pub(super) fn start_query(
+        self: &Rc<Self>,
+        shard: &Shard,
+        from: ShardId,
+        id: u64,
+        app: AppIdx,
+        ask: ClusterAsk,
+    ) {
+        let gw = self;
+        let app_id = shard.apps().get(app).id.clone();
         let kind = match ask {
             ClusterAsk::Channel(c) => QueryKind::Channel {
                 channel: c.to_string(),
@@ -118,51 +124,52 @@ impl Shard {
             .start(peers, &app_id, kind, (from, id));
         let token: ReplyTo = (from, id);
         match start {
-            Start::Done(f) => self.finish_query(f),
+            Start::Done(f) => self.finish_query(shard, f),
             Start::Sent { id, actions } => {
-                self.apply(actions);
-                let Some(shard) = gw.shard.upgrade() else {
+                self.apply(shard, actions);
+                let Some(home) = gw.home.upgrade() else {
                     return;
                 };
-                let timer = TimerActionOnce::do_in(gw.queries.timeout, async move {
-                    let gw = shard.query_gw();
+                let gw = self.clone();
+                let timer = TimerActionOnce::do_in(self.queries.timeout, async move {
                     // Our own entry: dropped (which detaches), not destroyed, since this
                     // task is the one running.
                     drop(gw.queries.timers.borrow_mut().remove(&token));
                     let done = gw.queries.pending.borrow_mut().expire(id);
                     if let Some(f) = done {
-                        shard.finish_query(f);
+                        gw.finish_query(&home, f);
                     }
                 });
-                gw.queries.timers.borrow_mut().insert(token, timer);
+                self.queries.timers.borrow_mut().insert(token, timer);
             }
         }
     }
 
     /// Gateway: a peer answered one of our queries.
-    pub(super) fn on_peer_answer(&self, from: &NodeId, id: u64, body: AnswerBody) {
-        let done = self
-            .query_gw()
-            .queries
-            .pending
-            .borrow_mut()
-            .on_answer(from, id, body);
+    pub(super) fn on_peer_answer(
+        self: &Rc<Self>,
+        shard: &Shard,
+        from: &NodeId,
+        id: u64,
+        body: AnswerBody,
+    ) {
+        let done = self.queries.pending.borrow_mut().on_answer(from, id, body);
         if let Some(f) = done {
-            self.finish_query(f);
+            self.finish_query(shard, f);
         }
     }
 
     /// Gateway: the link to `peer` went down; queries waiting only on it finish now.
-    pub(super) fn queries_peer_gone(&self, peer: &NodeId) {
-        let done = self.query_gw().queries.pending.borrow_mut().peer_gone(peer);
+    pub(super) fn peer_gone(self: &Rc<Self>, shard: &Shard, peer: &NodeId) {
+        let done = self.queries.pending.borrow_mut().peer_gone(peer);
         for f in done {
-            self.finish_query(f);
+            self.finish_query(shard, f);
         }
     }
 
-    fn finish_query(&self, f: Finished<ReplyTo>) {
+    fn finish_query(self: &Rc<Self>, shard: &Shard, f: Finished<ReplyTo>) {
         // Finished before its timeout: the timer has nothing left to do.
-        if let Some(t) = self.query_gw().queries.timers.borrow_mut().remove(&f.token) {
+        if let Some(t) = self.queries.timers.borrow_mut().remove(&f.token) {
             t.destroy();
         }
         let (to, id) = f.token;
@@ -173,15 +180,21 @@ impl Shard {
             asked: g.asked,
             answered: g.answered,
         });
-        self.mesh.send(to, ShardMsg::Reply { id, reply });
+        shard.mesh.send(to, ShardMsg::Reply { id, reply });
     }
 
     /// Gateway: a peer asks about our channels. Answers from a task (asking the shards
     /// awaits); refuses at once when [`MAX_ANSWERING`] are in progress.
-    pub(super) fn answer_peer(&self, from: NodeId, id: u64, app: String, kind: QueryKind) {
-        let gw = self.query_gw();
-        let q = &gw.queries;
-        let shard = match gw.shard.upgrade() {
+    pub(super) fn answer_peer(
+        self: &Rc<Self>,
+        shard: &Shard,
+        from: NodeId,
+        id: u64,
+        app: String,
+        kind: QueryKind,
+    ) {
+        let q = &self.queries;
+        let home = match self.home.upgrade() {
             Some(s) if q.answering.get() < MAX_ANSWERING => s,
             _ => {
                 q.refused.set(q.refused.get() + 1);
@@ -189,13 +202,13 @@ impl Shard {
                     id,
                     body: AnswerBody::Refused,
                 };
-                return self.apply(vec![Action::Send { to: from, msg }]);
+                return self.apply(shard, vec![Action::Send { to: from, msg }]);
             }
         };
         q.answering.set(q.answering.get() + 1);
+        let gw = self.clone();
         glommio::spawn_local(async move {
-            let msg = local_answer(&shard, id, &app, kind).await;
-            let gw = shard.query_gw();
+            let msg = local_answer(&home, id, &app, kind).await;
             let q = &gw.queries;
             q.answering.set(q.answering.get() - 1);
             match &msg {
@@ -205,7 +218,7 @@ impl Shard {
                 } => q.refused.set(q.refused.get() + 1),
                 _ => q.answered.set(q.answered.get() + 1),
             }
-            shard.apply(vec![Action::Send { to: from, msg }]);
+            gw.apply(&home, vec![Action::Send { to: from, msg }]);
         })
         .detach();
     }

@@ -1,0 +1,266 @@
+//! The gateway carries out what this node's `NodeCore` decided ([`Action`]s): frames to
+//! peers, gossip keys, and shard messages: an event to order and encode (this node owns its
+//! channel), deliveries and member events to the local owner shards, webhooks, terminations.
+
+use super::Gateway;
+use crate::channel::name::{self, ChannelKind};
+use crate::frame::Frame;
+use crate::protocol::server as frames;
+use crate::shard::msg::ShardMsg;
+use crate::shard::Shard;
+use crate::socket_id::SocketId;
+use crate::webhook::WebhookEvent;
+use raptor_cluster::node::Action;
+use raptor_cluster::presence::Change;
+use raptor_cluster::runtime::Command;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+impl Gateway {
+    /// An event the owning node ordered, to this node's owner shard of the channel, which
+    /// enters it in the channel's stream and writes it to this node's subscribers.
+    #[allow(clippy::too_many_arguments)]
+    fn deliver_local(
+        self: &Rc<Self>,
+        shard: &Shard,
+        app: &str,
+        channel: String,
+        frame: Frame,
+        exclude: raptor_cluster::wire::Exclude,
+        privileged_only: bool,
+        cache_data: Option<String>,
+        t0: Instant,
+    ) {
+        let Some(a) = shard.apps().by_id(app).cloned() else {
+            return;
+        };
+        // The local owner keeps a cache channel's event for replay. Only for a valid cache
+        // channel: a peer's word does not put other names in the cache.
+        let cacheable = ChannelKind::of(&channel).cache
+            && name::validate(&channel, shard.limits().max_channel_name_bytes).is_ok();
+        let retain = cache_data.filter(|_| cacheable).map(Arc::from);
+        let channel: Arc<str> = Arc::from(channel);
+        let owner = shard.owner_of(a.idx, &channel);
+        shard.mesh.send(
+            owner,
+            ShardMsg::LocalFanout {
+                app: a.idx,
+                channel,
+                frame,
+                exclude: exclude.map(|(hi, lo)| SocketId { hi, lo }),
+                privileged_only,
+                retain,
+                t0,
+            },
+        );
+    }
+
+    pub(super) fn apply(self: &Rc<Self>, shard: &Shard, actions: Vec<Action>) {
+        self.apply_with(shard, actions, None, None);
+    }
+
+    /// `joiner`: excluded from a `member_added` among the actions. `t0`: when the event
+    /// behind the actions entered this node (now, when not given).
+    pub(super) fn apply_with(
+        self: &Rc<Self>,
+        shard: &Shard,
+        actions: Vec<Action>,
+        joiner: Option<SocketId>,
+        t0: Option<Instant>,
+    ) {
+        let t0 = t0.unwrap_or_else(Instant::now);
+        let gw = self;
+        for action in actions {
+            match action {
+                Action::Send { to, msg } => match raptor_cluster::runtime::encode(&msg) {
+                    Ok(frame) => {
+                        gw.commands.send_or_drop(Command::Send { to, frame });
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot encode a node message"),
+                },
+                Action::Broadcast(msg) => match raptor_cluster::runtime::encode(&msg) {
+                    Ok(frame) => {
+                        gw.commands.send_or_drop(Command::Broadcast { frame });
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot encode a node message"),
+                },
+                Action::Gossip(keys) => {
+                    gw.commands.send_or_drop(Command::SetKeys(keys));
+                }
+                Action::Order {
+                    app,
+                    channel,
+                    event,
+                    exclude,
+                    retain,
+                } => {
+                    // This node is the channel's order point: the event is encoded here,
+                    // once; the payload goes to the other nodes, the frame to this node's
+                    // owner shard.
+                    let frame = frames::channel_event(
+                        &event.name,
+                        &channel,
+                        &event.data,
+                        event.user_id.as_deref(),
+                    );
+                    let retained = retain.then_some(event.data);
+                    let payload = frame.payload().to_vec();
+                    let actions = gw
+                        .core
+                        .borrow_mut()
+                        .fanout(&app, &channel, payload, exclude, false, retained);
+                    for action in actions {
+                        match action {
+                            Action::DeliverLocal {
+                                app,
+                                channel,
+                                exclude,
+                                privileged_only,
+                                cache_data,
+                                ..
+                            } => self.deliver_local(
+                                shard,
+                                &app,
+                                channel,
+                                frame.clone(),
+                                exclude,
+                                privileged_only,
+                                cache_data,
+                                t0,
+                            ),
+                            other => self.apply_with(shard, vec![other], joiner, Some(t0)),
+                        }
+                    }
+                }
+                Action::DeliverLocal {
+                    app,
+                    channel,
+                    payload,
+                    exclude,
+                    privileged_only,
+                    cache_data,
+                } => self.deliver_local(
+                    shard,
+                    &app,
+                    channel,
+                    Frame::text(&payload),
+                    exclude,
+                    privileged_only,
+                    cache_data,
+                    t0,
+                ),
+                Action::Presence { event, webhook } => {
+                    let Some(a) = shard.apps().by_id(&event.app).cloned() else {
+                        continue;
+                    };
+                    let kind = ChannelKind::of(&event.channel);
+                    let (frame, hook) = match &event.change {
+                        Change::Added { user_info } => (
+                            frames::member_added(
+                                &event.channel,
+                                &event.user_id,
+                                user_info.as_deref(),
+                            ),
+                            WebhookEvent::MemberAdded {
+                                channel: event.channel.clone(),
+                                user_id: event.user_id.clone(),
+                            },
+                        ),
+                        Change::Removed => (
+                            frames::member_removed(&event.channel, &event.user_id),
+                            WebhookEvent::MemberRemoved {
+                                channel: event.channel.clone(),
+                                user_id: event.user_id.clone(),
+                            },
+                        ),
+                    };
+                    let channel: Arc<str> = Arc::from(event.channel.as_str());
+                    let owner = shard.owner_of(a.idx, &channel);
+                    let exclude = if matches!(event.change, Change::Added { .. }) {
+                        joiner
+                    } else {
+                        None
+                    };
+                    shard.mesh.send(
+                        owner,
+                        ShardMsg::LocalFanout {
+                            app: a.idx,
+                            channel,
+                            frame,
+                            exclude,
+                            privileged_only: kind.privileged,
+                            retain: None,
+                            t0,
+                        },
+                    );
+                    if webhook {
+                        shard.webhooks.emit(a.idx, hook);
+                    }
+                }
+                Action::Occupancy {
+                    app,
+                    channel,
+                    occupied,
+                } => {
+                    if let Some(a) = shard.apps().by_id(&app).cloned() {
+                        let hook = if occupied {
+                            WebhookEvent::ChannelOccupied { channel }
+                        } else {
+                            WebhookEvent::ChannelVacated { channel }
+                        };
+                        shard.webhooks.emit(a.idx, hook);
+                    }
+                }
+                Action::Terminate { app, user } => {
+                    if let Some(a) = shard.apps().by_id(&app).cloned() {
+                        shard.terminate_local(a.idx, &user);
+                    }
+                }
+                Action::ReleaseLater { node, after } => {
+                    // One timer per leave (a handful at most).
+                    let Some(home) = self.home.upgrade() else {
+                        continue;
+                    };
+                    let gw = self.clone();
+                    glommio::spawn_local(async move {
+                        glommio::timer::sleep(after).await;
+                        let actions = gw.core.borrow_mut().release(&node);
+                        gw.apply(&home, actions);
+                    })
+                    .detach();
+                }
+                Action::PeerQuery {
+                    from,
+                    id,
+                    app,
+                    kind,
+                } => self.answer_peer(shard, from, id, app, kind),
+                Action::PeerAnswer { from, id, body } => {
+                    self.on_peer_answer(shard, &from, id, body)
+                }
+                Action::SubscriptionCount {
+                    app,
+                    channel,
+                    count,
+                } => self.announce_count(shard, app, channel, count),
+                Action::InterestReady {
+                    app,
+                    channel,
+                    ticket,
+                } => {
+                    if let Some(a) = shard.apps().by_id(&app).cloned() {
+                        let channel: Arc<str> = Arc::from(channel);
+                        let owner = shard.owner_of(a.idx, &channel);
+                        let msg = ShardMsg::ClusterInterestReady {
+                            app: a.idx,
+                            channel,
+                            ticket,
+                        };
+                        shard.mesh.send(owner, msg);
+                    }
+                }
+            }
+        }
+    }
+}
