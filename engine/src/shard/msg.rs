@@ -187,8 +187,8 @@ pub enum GatewayMsg {
         ack: Option<(ShardId, u64)>,
     },
     /// Local owner → gateway: this node has (or no longer has) subscribers of a channel.
-    /// With `on`, the owner holds the channel's subscribers until [`ShardMsg::ClusterInterestReady`]
-    /// with the same `ticket` (not 0) comes back.
+    /// With `on`, the owner holds the channel's subscribers until
+    /// [`ShardMsg::ClusterInterestReady`] with the same `ticket` (not 0) comes back.
     Interest {
         app: AppIdx,
         channel: Arc<str>,
@@ -227,7 +227,7 @@ pub enum GatewayMsg {
     /// HTTP → gateway: terminate the user's connections on every node.
     Terminate { app: AppIdx, user: Arc<str> },
     /// HTTP → gateway: ask every other node about `app`; answered with [`Reply::Cluster`]
-    /// once the peers answered or the cluster query timeout passed (`shard::cluster_query`).
+    /// once the peers answered or the cluster query timeout passed (`shard::gateway::queries`).
     Query {
         from: ShardId,
         id: u64,

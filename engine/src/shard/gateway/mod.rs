@@ -170,7 +170,7 @@ pub struct NodeEntry {
     pub summary: Option<String>,
 }
 
-/// The subscribe request a `ClusterJoin` answers: its shard, request and socket id.
+/// The subscribe request a `GatewayMsg::Join` answers: its shard, request and socket id.
 struct Subscriber {
     from: ShardId,
     req: SubReq,
