@@ -9,6 +9,10 @@
 //! not added them to their local tables: an event delivered meanwhile reaches none of them,
 //! and their `Unsubscribe` cannot arrive before the answer (the subscriber's shard undoes a
 //! subscription only once it is acknowledged).
+//!
+//! The bookkeeping (tickets, which subscriptions wait, which to answer) is [`Holds`], which
+//! does no I/O and is unit-tested below; the `impl Shard` part announces interest to the
+//! gateway and answers the subscriptions it returns.
 
 use super::msg::{GatewayMsg, Join, ShardMsg, SubReq};
 use super::Shard;
@@ -17,6 +21,8 @@ use crate::channel::name::ChannelKind;
 use crate::placement::ShardId;
 use crate::protocol::server as frames;
 use crate::socket_id::SocketId;
+use std::cell::Cell;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// One subscription waiting for the answer.
@@ -27,12 +33,99 @@ pub(super) struct Held {
     pub join: Option<Join>,
 }
 
+/// An owned channel of an app.
+type Key = (AppIdx, Arc<str>);
+
 /// The held subscriptions of one channel, released by the `ClusterInterestReady` with
-/// `ticket`. Bounded by the channel's subscriptions on this node.
-#[derive(Default)]
-pub(super) struct Awaiting {
+/// `ticket`. Bounded by the channel's subscriptions on this node. (`T` is [`Held`] but for
+/// the unit tests.)
+pub(super) struct Awaiting<T = Held> {
     ticket: u64,
-    held: Vec<Held>,
+    held: Vec<T>,
+}
+
+impl<T> Default for Awaiting<T> {
+    fn default() -> Self {
+        Awaiting {
+            ticket: 0,
+            held: Vec::new(),
+        }
+    }
+}
+
+/// What to do with one counted subscription ([`Holds::hold`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Hold<T> {
+    /// Announce this node's interest in the channel to the gateway under this ticket.
+    pub announce: Option<u64>,
+    /// Answer the subscription now (else it is held).
+    pub answer_now: Option<T>,
+}
+
+/// The hold-and-release rules over a shard's table of awaited channels and its last ticket
+/// (the `awaiting` and `next_ticket` fields of [`Shard`]).
+pub(super) struct Holds<'a, T = Held> {
+    awaiting: &'a mut HashMap<Key, Awaiting<T>>,
+    next_ticket: &'a Cell<u64>,
+}
+
+impl<'a, T> Holds<'a, T> {
+    pub(super) fn new(
+        awaiting: &'a mut HashMap<Key, Awaiting<T>>,
+        next_ticket: &'a Cell<u64>,
+    ) -> Holds<'a, T> {
+        Holds {
+            awaiting,
+            next_ticket,
+        }
+    }
+
+    /// A subscription the owner just counted (`first`: the channel's first one on this
+    /// node). The first one is announced under a new ticket and held; any other is held
+    /// while the channel awaits a ready, and answered now otherwise.
+    pub(super) fn hold(&mut self, key: &Key, first: bool, sub: T) -> Hold<T> {
+        let mut announce = None;
+        if first {
+            let ticket = self.next_ticket.get() + 1;
+            self.next_ticket.set(ticket);
+            // An entry left by an earlier announcement keeps its subscriptions.
+            self.awaiting.entry(key.clone()).or_default().ticket = ticket;
+            announce = Some(ticket);
+        }
+        let answer_now = match self.awaiting.get_mut(key) {
+            Some(w) => {
+                w.held.push(sub);
+                None
+            }
+            None => Some(sub),
+        };
+        Hold {
+            announce,
+            answer_now,
+        }
+    }
+
+    /// The interest announced under `ticket` is in place: the subscriptions held for it,
+    /// in arrival order. A ready for an older ticket (or a channel not awaited) releases
+    /// nothing.
+    pub(super) fn ready(&mut self, key: &Key, ticket: u64) -> Vec<T> {
+        if self.awaiting.get(key).is_none_or(|w| w.ticket != ticket) {
+            return Vec::new();
+        }
+        self.awaiting
+            .remove(key)
+            .map(|w| w.held)
+            .unwrap_or_default()
+    }
+
+    /// The channel's last subscription on this node is gone, so no ready will come: every
+    /// subscription still held, to answer now. The channel awaits nothing after this.
+    pub(super) fn release(&mut self, key: &Key) -> Vec<T> {
+        self.awaiting
+            .remove(key)
+            .map(|w| w.held)
+            .unwrap_or_default()
+    }
 }
 
 impl Shard {
@@ -41,15 +134,9 @@ impl Shard {
     /// unanswered, or answer it now.
     pub(super) fn hold_or_answer(&self, app: AppIdx, channel: &Arc<str>, first: bool, sub: Held) {
         let key = (app, channel.clone());
-        if first {
-            let ticket = self.next_ticket.get() + 1;
-            self.next_ticket.set(ticket);
-            // An entry left by an earlier announcement keeps its subscriptions.
-            self.awaiting
-                .borrow_mut()
-                .entry(key.clone())
-                .or_default()
-                .ticket = ticket;
+        let hold =
+            Holds::new(&mut self.awaiting.borrow_mut(), &self.next_ticket).hold(&key, first, sub);
+        if let Some(ticket) = hold.announce {
             self.to_gateway(GatewayMsg::Interest {
                 app,
                 channel: channel.clone(),
@@ -57,27 +144,17 @@ impl Shard {
                 ticket,
             });
         }
-        let sub = match self.awaiting.borrow_mut().get_mut(&key) {
-            Some(w) => {
-                w.held.push(sub);
-                return;
-            }
-            None => sub,
-        };
-        self.answer_clustered(app, channel, sub);
+        if let Some(sub) = hold.answer_now {
+            self.answer_clustered(app, channel, sub);
+        }
     }
 
     /// The gateway says the interest announced under `ticket` is in place: answer the
     /// subscriptions held for it. A ready for an older ticket is ignored.
     pub(super) fn interest_ready(&self, app: AppIdx, channel: Arc<str>, ticket: u64) {
         let key = (app, channel);
-        let held = {
-            let mut awaiting = self.awaiting.borrow_mut();
-            if awaiting.get(&key).is_none_or(|w| w.ticket != ticket) {
-                return;
-            }
-            awaiting.remove(&key).map(|w| w.held).unwrap_or_default()
-        };
+        let held =
+            Holds::new(&mut self.awaiting.borrow_mut(), &self.next_ticket).ready(&key, ticket);
         for sub in held {
             self.answer_clustered(app, &key.1, sub);
         }
@@ -88,8 +165,9 @@ impl Shard {
     /// subscriptions cannot be the ones that left; this only keeps a hold from outliving
     /// its channel.)
     pub(super) fn release_held(&self, app: AppIdx, channel: &Arc<str>) {
-        let held = self.awaiting.borrow_mut().remove(&(app, channel.clone()));
-        for sub in held.map(|w| w.held).unwrap_or_default() {
+        let held = Holds::new(&mut self.awaiting.borrow_mut(), &self.next_ticket)
+            .release(&(app, channel.clone()));
+        for sub in held {
             self.answer_clustered(app, channel, sub);
         }
     }
@@ -130,5 +208,131 @@ impl Shard {
             cache,
             cache_miss,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A shard's hold state, with subscriptions as numbers.
+    #[derive(Default)]
+    struct State {
+        awaiting: HashMap<Key, Awaiting<u32>>,
+        next_ticket: Cell<u64>,
+    }
+
+    impl State {
+        fn holds(&mut self) -> Holds<'_, u32> {
+            Holds::new(&mut self.awaiting, &self.next_ticket)
+        }
+    }
+
+    /// Nothing to answer.
+    const NONE: [u32; 0] = [];
+
+    fn key(app: AppIdx, channel: &str) -> Key {
+        (app, Arc::from(channel))
+    }
+
+    fn announce_and_hold(ticket: u64) -> Hold<u32> {
+        Hold {
+            announce: Some(ticket),
+            answer_now: None,
+        }
+    }
+
+    fn held() -> Hold<u32> {
+        Hold {
+            announce: None,
+            answer_now: None,
+        }
+    }
+
+    fn answer(sub: u32) -> Hold<u32> {
+        Hold {
+            announce: None,
+            answer_now: Some(sub),
+        }
+    }
+
+    #[test]
+    fn the_first_subscription_announces_and_every_one_waits_for_its_ready() {
+        let mut s = State::default();
+        let c = key(0, "c");
+        assert_eq!(s.holds().hold(&c, true, 1), announce_and_hold(1));
+        assert_eq!(s.holds().hold(&c, false, 2), held());
+        assert_eq!(s.holds().hold(&c, false, 3), held());
+        assert_eq!(s.holds().ready(&c, 1), [1, 2, 3], "in arrival order");
+        assert!(s.awaiting.is_empty());
+        assert_eq!(
+            s.holds().hold(&c, false, 4),
+            answer(4),
+            "the interest is in place"
+        );
+    }
+
+    #[test]
+    fn a_subscription_to_a_channel_not_awaited_is_answered_now() {
+        let mut s = State::default();
+        assert_eq!(s.holds().hold(&key(0, "c"), false, 7), answer(7));
+        assert_eq!(s.next_ticket.get(), 0, "no ticket handed out");
+    }
+
+    #[test]
+    fn a_ready_for_an_older_ticket_is_ignored() {
+        let mut s = State::default();
+        let c = key(0, "c");
+        assert_eq!(s.holds().hold(&c, true, 1), announce_and_hold(1));
+        // The channel emptied (releasing 1) and filled again before ticket 1's ready came.
+        assert_eq!(s.holds().release(&c), [1]);
+        assert_eq!(s.holds().hold(&c, true, 2), announce_and_hold(2));
+        assert_eq!(s.holds().ready(&c, 1), NONE, "the late ready of ticket 1");
+        assert_eq!(
+            s.holds().hold(&c, false, 3),
+            held(),
+            "still awaiting ticket 2"
+        );
+        assert_eq!(s.holds().ready(&c, 2), [2, 3]);
+        assert_eq!(s.holds().ready(&c, 2), NONE, "a duplicate ready");
+    }
+
+    #[test]
+    fn a_new_announcement_keeps_the_subscriptions_already_held() {
+        let mut s = State::default();
+        let c = key(0, "c");
+        s.holds().hold(&c, true, 1);
+        assert_eq!(s.holds().hold(&c, true, 2), announce_and_hold(2));
+        assert_eq!(s.holds().ready(&c, 1), NONE);
+        assert_eq!(s.holds().ready(&c, 2), [1, 2]);
+    }
+
+    #[test]
+    fn release_answers_everything_held_and_ends_the_wait() {
+        let mut s = State::default();
+        let c = key(0, "c");
+        assert_eq!(s.holds().release(&c), NONE, "nothing awaited");
+        s.holds().hold(&c, true, 1);
+        s.holds().hold(&c, false, 2);
+        assert_eq!(s.holds().release(&c), [1, 2]);
+        assert_eq!(s.holds().ready(&c, 1), NONE, "its ready comes too late");
+        assert_eq!(s.holds().hold(&c, false, 3), answer(3));
+    }
+
+    #[test]
+    fn channels_wait_apart_with_tickets_from_one_counter() {
+        let mut s = State::default();
+        let (a, b, other_app) = (key(0, "a"), key(0, "b"), key(1, "a"));
+        assert_eq!(s.holds().hold(&a, true, 1), announce_and_hold(1));
+        assert_eq!(s.holds().hold(&b, true, 2), announce_and_hold(2));
+        assert_eq!(s.holds().hold(&other_app, true, 3), announce_and_hold(3));
+        assert_eq!(
+            s.holds().ready(&a, 2),
+            NONE,
+            "b's ticket does not release a"
+        );
+        assert_eq!(s.holds().ready(&b, 2), [2]);
+        assert_eq!(s.holds().release(&other_app), [3]);
+        assert_eq!(s.holds().ready(&a, 1), [1]);
     }
 }

@@ -1,6 +1,12 @@
 //! What a shard does as the owner of its channels: count subscriptions, keep presence
 //! members, order and fan out events, keep cache-channel events, send subscription counts,
 //! and emit the channel webhooks. Because only the owner does this, every webhook fires once.
+//!
+//! The decisions (limits, what a subscription change means in each mode, the count
+//! throttle) are [`rules`], which do no I/O and are unit-tested; this file is the shell
+//! that builds the frames, sends them and emits the webhooks.
+
+mod rules;
 
 use super::msg::{GatewayMsg, Join, Query, Reply, ShardMsg, SubReq};
 use super::Shard;
@@ -12,13 +18,9 @@ use crate::placement::ShardId;
 use crate::protocol::server as frames;
 use crate::socket_id::SocketId;
 use crate::webhook::WebhookEvent;
+use rules::{Counts, OnSubscribe, OnUnsubscribe};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// Above this many subscribers, `subscription_count` events are sent at most every
-/// [`COUNT_THROTTLE`] (Pusher's rule).
-const COUNT_THROTTLE_ABOVE: u32 = 100;
-const COUNT_THROTTLE: Duration = Duration::from_secs(5);
+use std::time::Instant;
 
 impl Shard {
     /// Sends `frame` to every shard with subscribers of `channel` (itself included).
@@ -59,74 +61,51 @@ impl Shard {
         from: ShardId,
         req: SubReq,
         socket_id: SocketId,
-        join: Option<Join>,
+        mut join: Option<Join>,
     ) {
         let a = self.apps().get(app).clone();
-        let kind = ChannelKind::of(&channel);
-        let user_id = join.as_ref().map(|j| j.user_id.clone());
-        if let Some(j) = &join {
-            if !self
-                .owned
-                .borrow()
-                .has_room_for(app, &channel, &j.user_id, a.max_presence_members)
-            {
-                let why = format!(
-                    "presence channel is full ({} members)",
-                    a.max_presence_members
-                );
-                return self.refuse_limit(from, app, channel, req, user_id, &why);
-            }
-        }
-        // The channel is counted before it exists, in one step across every owner shard.
-        let opens = self.owned.borrow().get(app, &channel).is_none();
-        if opens && !a.open_channel() {
-            let max = a.max_channels.unwrap_or_default();
-            let why = format!("the app has {max} channels already");
-            return self.refuse_limit(from, app, channel, req, user_id, &why);
-        }
-        let change = self.owned.borrow_mut().subscribe(
+        let admitted = rules::admit(
+            &mut self.owned.borrow_mut(),
             app,
+            &a,
             &channel,
             from,
             join.as_ref().map(|j| (&j.user_id, j.user_info.as_deref())),
         );
-        debug_assert_eq!(
-            change.occupancy, opens,
-            "a channel opens with its first subscriber"
-        );
-        if self.clustered {
-            // Answered once the owning node has this node's interest (`held`); a presence
-            // subscription through the gateway, which knows the cluster-wide members, and
-            // where the owning node fires `channel_occupied` once (Action::Occupancy).
-            let sub = super::held::Held {
-                from,
-                req,
-                socket_id,
-                join,
-            };
-            self.hold_or_answer(app, &channel, change.occupancy, sub);
-            self.count_changed(app, &channel, Instant::now());
-            return;
-        }
-        if change.occupancy {
-            self.webhooks.emit(
-                app,
-                WebhookEvent::ChannelOccupied {
-                    channel: channel.to_string(),
-                },
-            );
-        }
-        let mut out = Vec::with_capacity(2);
-        match &join {
-            Some(j) => {
-                if change.member {
+        let change = match admitted {
+            Ok(change) => change,
+            Err(refusal) => {
+                let user_id = join.map(|j| j.user_id);
+                return self.refuse_limit(from, app, channel, req, user_id, &refusal.why());
+            }
+        };
+        for action in rules::on_subscribe(&change, self.clustered) {
+            match action {
+                OnSubscribe::Hold { first } => {
+                    let sub = super::held::Held {
+                        from,
+                        req,
+                        socket_id,
+                        join: join.take(),
+                    };
+                    self.hold_or_answer(app, &channel, first, sub);
+                }
+                OnSubscribe::Occupied => self.webhooks.emit(
+                    app,
+                    WebhookEvent::ChannelOccupied {
+                        channel: channel.to_string(),
+                    },
+                ),
+                OnSubscribe::MemberAdded => {
+                    let j = join.as_ref().expect("a member change implies a join");
                     let added = frames::member_added(&channel, &j.user_id, j.user_info.as_deref());
+                    let privileged = ChannelKind::of(&channel).privileged;
                     self.fan_out(
                         app,
                         &channel,
                         &added,
                         Some(socket_id),
-                        kind.privileged,
+                        privileged,
                         Instant::now(),
                     );
                     self.webhooks.emit(
@@ -137,29 +116,51 @@ impl Shard {
                         },
                     );
                 }
+                OnSubscribe::Answer => {
+                    self.answer_subscribe(app, &channel, from, req, join.as_ref())
+                }
+                OnSubscribe::CountChanged => self.count_changed(app, &channel, Instant::now()),
+            }
+        }
+    }
+
+    /// Single node: answers a counted subscription with `subscription_succeeded` (a
+    /// presence one with the members it may see) and a cache channel's replay.
+    fn answer_subscribe(
+        &self,
+        app: AppIdx,
+        channel: &Arc<str>,
+        from: ShardId,
+        req: SubReq,
+        join: Option<&Join>,
+    ) {
+        let kind = ChannelKind::of(channel);
+        let mut out = Vec::with_capacity(2);
+        match join {
+            Some(j) => {
                 let owned = self.owned.borrow();
-                let o = owned.get(app, &channel).expect("just subscribed");
+                let o = owned.get(app, channel).expect("just subscribed");
                 if kind.privileged && !j.privileged {
                     // Unprivileged members of a privileged channel see only themselves.
                     let me = o.members.get(&j.user_id).and_then(|m| m.info.as_deref());
                     out.push(frames::presence_succeeded(
-                        &channel,
+                        channel,
                         std::iter::once((&*j.user_id, me)),
                     ));
                 } else {
                     out.push(frames::presence_succeeded(
-                        &channel,
+                        channel,
                         o.members.iter().map(|(id, m)| (&**id, m.info.as_deref())),
                     ));
                 }
             }
-            None => out.push(frames::subscription_succeeded(&channel)),
+            None => out.push(frames::subscription_succeeded(channel)),
         }
         if kind.cache {
-            let (frame, miss) = self.cache_replay(app, &channel);
+            let (frame, miss) = self.cache_replay(app, channel);
             out.push(frame);
             if miss {
-                self.emit_cache_miss(app, &channel);
+                self.emit_cache_miss(app, channel);
             }
         }
         self.mesh.send(
@@ -170,10 +171,9 @@ impl Shard {
                 req,
                 ok: true,
                 frames: out,
-                user_id,
+                user_id: join.map(|j| j.user_id.clone()),
             },
         );
-        self.count_changed(app, &channel, Instant::now());
     }
 
     /// What a new subscriber of a cache channel gets after `subscription_succeeded`: the
@@ -226,60 +226,52 @@ impl Shard {
         from: ShardId,
         user_id: Option<Arc<str>>,
     ) {
-        let kind = ChannelKind::of(&channel);
         let change = self
             .owned
             .borrow_mut()
             .unsubscribe(app, &channel, from, user_id.as_deref());
-        if change.occupancy && self.clustered {
-            self.release_held(app, &channel);
-            self.to_gateway(GatewayMsg::Interest {
-                app,
-                channel: channel.clone(),
-                on: false,
-                ticket: 0,
-            });
-        }
-        if change.member && self.clustered {
-            // Cluster-wide presence decides member_removed (the user may be on another node).
-            let user = user_id.clone().expect("member change implies a user");
-            self.to_gateway(GatewayMsg::Leave {
-                app,
-                channel: channel.clone(),
-                user,
-            });
-        } else if change.member {
-            let user_id = user_id.expect("member change implies a user");
-            let removed = frames::member_removed(&channel, &user_id);
-            self.fan_out(
-                app,
-                &channel,
-                &removed,
-                None,
-                kind.privileged,
-                Instant::now(),
-            );
-            self.webhooks.emit(
-                app,
-                WebhookEvent::MemberRemoved {
-                    channel: channel.to_string(),
-                    user_id: user_id.to_string(),
-                },
-            );
-        }
-        if change.occupancy {
-            self.apps().get(app).close_channel();
-            if !self.clustered {
-                // In a cluster the owning node fires this once (Action::Occupancy).
-                self.webhooks.emit(
+        for action in rules::on_unsubscribe(&change, self.clustered) {
+            match action {
+                OnUnsubscribe::WithdrawInterest => {
+                    self.release_held(app, &channel);
+                    self.to_gateway(GatewayMsg::Interest {
+                        app,
+                        channel: channel.clone(),
+                        on: false,
+                        ticket: 0,
+                    });
+                }
+                OnUnsubscribe::Leave => {
+                    let user = user_id.clone().expect("a member change implies a user");
+                    self.to_gateway(GatewayMsg::Leave {
+                        app,
+                        channel: channel.clone(),
+                        user,
+                    });
+                }
+                OnUnsubscribe::MemberRemoved => {
+                    let user_id = user_id.as_ref().expect("a member change implies a user");
+                    let removed = frames::member_removed(&channel, user_id);
+                    let privileged = ChannelKind::of(&channel).privileged;
+                    self.fan_out(app, &channel, &removed, None, privileged, Instant::now());
+                    self.webhooks.emit(
+                        app,
+                        WebhookEvent::MemberRemoved {
+                            channel: channel.to_string(),
+                            user_id: user_id.to_string(),
+                        },
+                    );
+                }
+                OnUnsubscribe::CloseChannel => self.apps().get(app).close_channel(),
+                OnUnsubscribe::Vacated => self.webhooks.emit(
                     app,
                     WebhookEvent::ChannelVacated {
                         channel: channel.to_string(),
                     },
-                );
+                ),
+                OnUnsubscribe::CountChanged => self.count_changed(app, &channel, Instant::now()),
             }
         }
-        self.count_changed(app, &channel, Instant::now());
     }
 
     /// A single node's order point: the event is encoded here, once, and takes the one
@@ -331,48 +323,29 @@ impl Shard {
     }
 
     /// A channel's subscription count changed: tell its subscribers now, or later when
-    /// throttled. Only for apps that enabled it, and never on presence channels. In a
-    /// cluster, "tell" means report this node's count to the channel's owning node, which
-    /// tells every subscriber the cluster-wide sum (`send_count`).
+    /// throttled ([`Counts::changed`]).
     fn count_changed(&self, app: AppIdx, channel: &Arc<str>, now: Instant) {
-        if !self.apps().get(app).enable_subscription_count || ChannelKind::of(channel).is_presence()
-        {
-            return;
-        }
-        let throttled = {
-            let owned = self.owned.borrow();
-            let Some(o) = owned.get(app, channel) else {
-                if self.clustered {
-                    // The last subscriber here left: the other nodes may still have some.
-                    self.count_dirty
-                        .borrow_mut()
-                        .remove(&(app, channel.clone()));
-                    self.report_count(app, channel, 0);
-                }
-                return;
-            };
-            o.total > COUNT_THROTTLE_ABOVE
-                && o.count_sent_at
-                    .is_some_and(|t| now.saturating_duration_since(t) < COUNT_THROTTLE)
-        };
-        if throttled {
-            self.count_dirty.borrow_mut().insert((app, channel.clone()));
-        } else {
-            self.send_count(app, channel, now);
+        let enabled = self.apps().get(app).enable_subscription_count;
+        let send = Counts::new(
+            &mut self.owned.borrow_mut(),
+            &mut self.count_dirty.borrow_mut(),
+        )
+        .changed(app, channel, enabled, self.clustered, now);
+        if let Some(total) = send {
+            self.send_count(app, channel, total, now);
         }
     }
 
-    fn send_count(&self, app: AppIdx, channel: &Arc<str>, now: Instant) {
-        let total = {
-            let mut owned = self.owned.borrow_mut();
-            let Some(o) = owned.get_mut(app, channel) else {
-                return;
-            };
-            o.count_sent_at = Some(now);
-            o.total
-        };
+    /// Sends a channel's subscription count: on a single node to its subscribers (and the
+    /// webhook); in a cluster this node's count to the channel's owning node, which tells
+    /// every subscriber the cluster-wide sum.
+    fn send_count(&self, app: AppIdx, channel: &Arc<str>, total: u32, now: Instant) {
         if self.clustered {
-            return self.report_count(app, channel, total);
+            return self.to_gateway(GatewayMsg::Count {
+                app,
+                channel: channel.clone(),
+                count: total,
+            });
         }
         self.fan_out(
             app,
@@ -391,37 +364,15 @@ impl Shard {
         );
     }
 
-    /// Cluster mode: this node's count goes to the gateway, for the channel's owning node.
-    fn report_count(&self, app: AppIdx, channel: &Arc<str>, count: u32) {
-        self.to_gateway(GatewayMsg::Count {
-            app,
-            channel: channel.clone(),
-            count,
-        });
-    }
-
-    /// Sends the throttled counts whose time has come.
+    /// Sends the throttled counts whose time has come ([`Counts::due`]).
     pub(super) fn flush_counts(&self, now: Instant) {
-        let due: Vec<(AppIdx, Arc<str>)> = {
-            let owned = self.owned.borrow();
-            let mut dirty = self.count_dirty.borrow_mut();
-            let due: Vec<_> = dirty
-                .iter()
-                .filter(|(a, c)| {
-                    owned.get(*a, c).is_none_or(|o| {
-                        o.count_sent_at
-                            .is_none_or(|t| now.saturating_duration_since(t) >= COUNT_THROTTLE)
-                    })
-                })
-                .cloned()
-                .collect();
-            for d in &due {
-                dirty.remove(d);
-            }
-            due
-        };
-        for (app, channel) in due {
-            self.send_count(app, &channel, now);
+        let due = Counts::new(
+            &mut self.owned.borrow_mut(),
+            &mut self.count_dirty.borrow_mut(),
+        )
+        .due(now);
+        for (app, channel, total) in due {
+            self.send_count(app, &channel, total, now);
         }
     }
 
