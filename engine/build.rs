@@ -3,30 +3,36 @@
 //! A plain `git` call rather than a crate (vergen and the like pull in libgit2 or gix for one
 //! string); outside a git checkout (a source tarball) the revision is "unknown".
 
-use std::path::Path;
 use std::process::Command;
 
-fn main() {
-    let rev = Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
+/// `git <args>`'s output, trimmed; `None` outside a git checkout or without git.
+fn git(args: &[&str]) -> Option<String> {
+    Command::new("git")
+        .args(args)
         .output()
         .ok()
         .filter(|o| o.status.success())
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "unknown".into());
+}
+
+fn main() {
+    let rev = git(&["rev-parse", "--short=12", "HEAD"]).unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=RAPTOR_GIT_REV={rev}");
-    // Rebuild when HEAD moves: HEAD itself (a checkout) and the branch it points to (a commit).
-    let git = Path::new("../.git");
-    if git.join("HEAD").exists() {
-        println!("cargo:rerun-if-changed=../.git/HEAD");
-        if let Ok(head) = std::fs::read_to_string(git.join("HEAD")) {
-            if let Some(r) = head.trim().strip_prefix("ref: ") {
-                println!("cargo:rerun-if-changed=../.git/{r}");
+    // Rebuild when HEAD moves: HEAD itself (a checkout) and the branch it points to (a
+    // commit). Git names the files, so this also holds in a worktree, whose `.git` is a file
+    // and whose branches live in the main checkout's directory.
+    if let Some(head) = git(&["rev-parse", "--git-path", "HEAD"]) {
+        println!("cargo:rerun-if-changed={head}");
+        if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"]) {
+            if let Some(path) = git(&["rev-parse", "--git-path", &branch]) {
+                println!("cargo:rerun-if-changed={path}");
             }
         }
-        println!("cargo:rerun-if-changed=../.git/packed-refs");
+        if let Some(packed) = git(&["rev-parse", "--git-path", "packed-refs"]) {
+            println!("cargo:rerun-if-changed={packed}");
+        }
     }
     println!("cargo:rerun-if-changed=build.rs");
 }
