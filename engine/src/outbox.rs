@@ -79,6 +79,7 @@ pub struct WsWriter {
     /// writer uses it to wait for readiness (plain) or to write through rustls (TLS).
     /// Borrowed only inside a poll.
     stream: RefCell<Transport>,
+    /// This transport's own bytes, while there are any.
     control: RefCell<Option<Box<Control>>>,
     flush: Rc<FlushQueue>,
     /// When the writer was woken with an idle queue, for queue delay: the coarse clock in

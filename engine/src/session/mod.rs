@@ -1,6 +1,6 @@
 //! A Pusher session: socket id, app, signed-in user, subscriptions, the client-event rate
 //! window, and the bounded outbound queue ([`Outbound`]) its messages wait in. A session
-//! exists without a socket: a transport (today the WebSocket, [`crate::ws`]) feeds it client
+//! exists without a socket: a transport (today the WebSocket, `crate::ws`) feeds it client
 //! messages ([`commands`]) and attaches a writer to its queue.
 //!
 //! **Boundary:** nothing here names a transport. Closing a session is

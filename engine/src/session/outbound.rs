@@ -10,7 +10,7 @@
 //! socket, never one per frame.
 //!
 //! **Boundary:** imports no transport. How a frame or a close looks on the wire is the
-//! writer's business (the WebSocket writer is [`crate::outbox`]).
+//! writer's business (the WebSocket writer is `crate::outbox`).
 //!
 //! **Invariant:** frames leave in push order, and a partially written frame is finished
 //! before anything else; [`Outbound::cut`] drops only frames not yet started.
