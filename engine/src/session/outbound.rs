@@ -131,25 +131,33 @@ impl Queue {
 /// deliver to it, and its writer; it lives on one shard only.
 ///
 /// Kept small (every connection has one): the state is a phase byte and an instant rather
-/// than a [`WriteState`], and the close is boxed (a session closes once).
+/// than a [`WriteState`], and what a close needs is boxed (a session closes once; an open one
+/// pays one word for it).
 pub struct Outbound {
     queue: RefCell<Queue>,
-    /// Start of the grace period, from the moment closing starts.
-    since: Cell<Option<Instant>>,
     phase: Cell<Phase>,
     /// The writer was woken and has not reported idle: a push need not wake it again.
     scheduled: Cell<bool>,
     /// Frames written since the start (wrapping): with the queue's length, it places a
     /// transport's own bytes between two frames ([`Outbound::mark`]).
     written: Cell<u32>,
-    /// The close to send once the queue is drained: set when closing starts, taken by the
-    /// writer ([`Outbound::take_close`]).
-    close: Cell<Option<Box<(u16, &'static str)>>>,
+    /// Set when closing starts (phases `Closing` and `ShutWrite`).
+    closing: Cell<Option<Box<Closing>>>,
     /// Weak: the writer holds the queue, not the other way round.
     writer: Cell<Option<Weak<dyn Writer>>>,
     max_frames: u32,
     max_bytes: u32,
     stats: Rc<ShardStats>,
+}
+
+/// A close under way.
+struct Closing {
+    /// Start of the grace period.
+    since: Instant,
+    code: u16,
+    reason: &'static str,
+    /// The writer took the close ([`Outbound::take_close`]).
+    taken: bool,
 }
 
 /// [`WriteState`] without its instant.
@@ -166,11 +174,10 @@ impl Outbound {
     pub fn new(max_frames: usize, max_bytes: usize, stats: Rc<ShardStats>) -> Rc<Outbound> {
         Rc::new(Outbound {
             queue: RefCell::new(Queue::default()),
-            since: Cell::new(None),
             phase: Cell::new(Phase::Open),
             scheduled: Cell::new(false),
             written: Cell::new(0),
-            close: Cell::new(None),
+            closing: Cell::new(None),
             writer: Cell::new(None),
             max_frames: u32::try_from(max_frames).unwrap_or(u32::MAX),
             max_bytes: u32::try_from(max_bytes).unwrap_or(u32::MAX),
@@ -179,7 +186,10 @@ impl Outbound {
     }
 
     pub fn state(&self) -> WriteState {
-        let since = || self.since.get().expect("set when closing starts");
+        let since = || {
+            self.with_closing(|c| c.since)
+                .expect("set when closing starts")
+        };
         match self.phase.get() {
             Phase::Open => WriteState::Open,
             Phase::Closing => WriteState::Closing { since: since() },
@@ -245,8 +255,12 @@ impl Outbound {
         if drop_queued {
             self.queue.borrow_mut().truncate_unstarted();
         }
-        self.close.set(Some(Box::new((code, reason))));
-        self.since.set(Some(Instant::now()));
+        self.closing.set(Some(Box::new(Closing {
+            since: Instant::now(),
+            code,
+            reason,
+            taken: false,
+        })));
         self.phase.set(Phase::Closing);
         self.schedule();
     }
@@ -259,7 +273,7 @@ impl Outbound {
             return;
         }
         self.phase.set(Phase::Closed);
-        self.close.set(None);
+        self.closing.set(None);
         self.queue.borrow_mut().clear();
         if let Some(w) = self.writer() {
             w.abort();
@@ -342,11 +356,7 @@ impl Outbound {
 
     /// A close is queued that the writer has not taken yet.
     pub fn close_pending(&self) -> bool {
-        // Read without taking: the box is put back.
-        let close = self.close.take();
-        let pending = close.is_some();
-        self.close.set(close);
-        pending
+        self.with_closing(|c| !c.taken).unwrap_or(false)
     }
 
     /// The close (`code`, `reason`) to write now, once every frame is written; taken once.
@@ -354,7 +364,20 @@ impl Outbound {
         if !self.queue.borrow().is_empty() {
             return None;
         }
-        self.close.take().map(|c| *c)
+        self.with_closing(|c| {
+            let take = !c.taken;
+            c.taken = true;
+            take.then_some((c.code, c.reason))
+        })
+        .flatten()
+    }
+
+    /// Runs `f` on the close under way, if any (the box is taken out and put back).
+    fn with_closing<R>(&self, f: impl FnOnce(&mut Closing) -> R) -> Option<R> {
+        let mut closing = self.closing.take()?;
+        let r = f(&mut closing);
+        self.closing.set(Some(closing));
+        Some(r)
     }
 
     /// The writer wrote everything including the close, and shut its write side.
