@@ -435,4 +435,47 @@ mod tests {
         assert_eq!(out.take_close(), Some((4100, "over capacity")));
         assert_eq!(out.push(Frame::text(b"d")), Push::Dropped);
     }
+
+    /// A writer that counts its wake-ups and takes nothing.
+    #[derive(Default)]
+    struct Counting {
+        wakes: Cell<u32>,
+        aborts: Cell<u32>,
+    }
+
+    impl Writer for Counting {
+        fn wake(self: Rc<Self>) {
+            self.wakes.set(self.wakes.get() + 1);
+        }
+        fn abort(&self) {
+            self.aborts.set(self.aborts.get() + 1);
+        }
+    }
+
+    #[test]
+    fn a_writer_is_woken_once_per_pass_and_on_attach() {
+        let out = Outbound::new(16, 1 << 20, Rc::new(ShardStats::default()));
+        out.push(Frame::text(b"waits for a writer"));
+        let w = Rc::new(Counting::default());
+        let weak: Weak<dyn Writer> = Rc::downgrade(&w) as Weak<Counting>;
+        out.attach(weak);
+        assert_eq!(w.wakes.get(), 1, "attach hands over what is queued");
+        out.push(Frame::text(b"a"));
+        out.push(Frame::text(b"b"));
+        assert_eq!(w.wakes.get(), 1, "no wake-up while scheduled");
+        out.idle();
+        out.push(Frame::text(b"c"));
+        assert_eq!(w.wakes.get(), 2);
+        let all = out.queue().unwritten().map(<[u8]>::len).sum();
+        out.advance(all);
+        assert_eq!(out.queued_frames(), 0);
+        out.idle();
+        out.detach();
+        out.close(1000, "bye");
+        assert_eq!(w.wakes.get(), 2, "a detached writer is not woken");
+        assert!(out.close_pending());
+        out.abort();
+        assert_eq!(out.state(), WriteState::Closed);
+        assert_eq!(w.aborts.get(), 0, "nor aborted");
+    }
 }
