@@ -98,6 +98,14 @@ impl Writer for WsWriter {
         *self.control.borrow_mut() = None;
         let _ = self.with_sock(|s| s.shutdown(std::net::Shutdown::Both));
     }
+
+    fn cut(&self) {
+        let mut ctl = self.control.borrow_mut();
+        if let Some(c) = ctl.as_deref_mut() {
+            // Only a partially written item stays, so the stream stays well-framed.
+            c.items.truncate(usize::from(c.written > 0));
+        }
+    }
 }
 
 impl WsWriter {

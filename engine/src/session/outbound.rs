@@ -54,6 +54,9 @@ pub trait Writer {
     /// The session is over ([`Outbound::abort`]): tear the transport down, so its reader
     /// sees the end.
     fn abort(&self);
+    /// The queue was cut ([`Outbound::cut`]): drop what the writer holds of its own that
+    /// has not started, as the queue dropped its unstarted frames.
+    fn cut(&self);
 }
 
 /// The frames waiting, in push order.
@@ -254,6 +257,9 @@ impl Outbound {
         }
         if drop_queued {
             self.queue.borrow_mut().truncate_unstarted();
+            if let Some(w) = self.writer() {
+                w.cut();
+            }
         }
         self.closing.set(Some(Box::new(Closing {
             since: Instant::now(),
@@ -450,6 +456,7 @@ mod tests {
         fn abort(&self) {
             self.aborts.set(self.aborts.get() + 1);
         }
+        fn cut(&self) {}
     }
 
     #[test]
