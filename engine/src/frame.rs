@@ -88,8 +88,9 @@ impl FrameBuf {
     }
 
     /// Finishes a binary frame (FIN + opcode 2); only the test echo sends one.
-    pub fn finish_binary(self) -> Bytes {
-        self.finish(0x82).0
+    pub fn finish_binary(self) -> Frame {
+        let (bytes, head) = self.finish(0x82);
+        Frame { bytes, head }
     }
 
     /// The frame, and the length of its header.
@@ -118,7 +119,7 @@ impl FrameBuf {
 }
 
 /// A binary frame holding `payload` (Pusher never sends one; the test echo does).
-pub fn binary_frame(payload: &[u8]) -> Bytes {
+pub fn binary_frame(payload: &[u8]) -> Frame {
     let mut f = FrameBuf::with_capacity(payload.len());
     f.payload().extend_from_slice(payload);
     f.finish_binary()

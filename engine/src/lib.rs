@@ -18,22 +18,26 @@
 //!   No `Mutex` or `RwLock` is on any path a request or event takes (`clippy.toml` forbids
 //!   them); the one exception, allowed by name, is the start-up hand-off in [`server`] that
 //!   gives the cluster's receivers to the gateway shard, taken once per shard at start.
-//! * **Encode once, send bytes.** A published event becomes one immutable WebSocket frame
-//!   ([`bytes::Bytes`]) at the edge where it enters; every recipient's outbox holds a clone
-//!   of the same bytes, and the per-shard flusher writes all pending frames of a socket with
-//!   one vectored `sendmsg` ([`outbox`]).
+//! * **Encode once, send bytes.** A published event becomes one immutable frame
+//!   ([`frame::Frame`], shared bytes) at its order point; every recipient session's queue
+//!   ([`session::Outbound`]) holds a clone of the same bytes, and the per-shard flusher of
+//!   the WebSocket writer writes all pending frames of a socket with one vectored `sendmsg`
+//!   ([`outbox`]).
 //! * **Everything is bounded** ([`config::Limits`]): outbound queues per socket (a slow reader
 //!   is cut with close code 4100), message and body sizes, header sizes and timeouts.
 //!
-//! Data flows one way: `http`/`ws` (the edge) → `shard` (routing, channel tables) →
-//! `outbox` (per-socket queue and writes). Lower layers never call upper ones.
+//! Data flows one way: `http`/`ws` (the edge; `ws` is one transport of a session) →
+//! `session` (Pusher commands, the session's bounded queue) ⇄ `shard` (routing, channel
+//! tables) → `outbox` (the WebSocket writer of a session's queue). Nothing below the
+//! transports names WebSocket: `session`, `shard` and `channel` push frames and close with a
+//! code and reason. `http1` (HTTP/1.1 messages) sits below both `http` and `ws`.
 
 pub mod app;
 pub mod channel;
 pub mod config;
-pub mod connection;
 pub mod frame;
 pub mod http;
+pub mod http1;
 pub mod lifecycle;
 pub mod live;
 pub mod logging;
@@ -42,6 +46,7 @@ pub mod placement;
 pub mod protocol;
 pub mod reload;
 pub mod server;
+pub mod session;
 pub mod shard;
 pub mod signature;
 pub mod socket_id;

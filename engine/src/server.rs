@@ -329,10 +329,8 @@ async fn drain_on_shutdown(shard: Rc<Shard>, listener: Rc<Listener>) {
     drop(listener);
     let conns: Vec<_> = shard.conns.borrow().values().cloned().collect();
     for c in conns {
-        c.out.close_with(crate::frame::close_frame(
-            crate::protocol::codes::RECONNECT,
-            "server shutting down",
-        ));
+        c.out
+            .close(crate::protocol::codes::RECONNECT, "server shutting down");
     }
     let deadline =
         std::time::Instant::now() + Duration::from_secs(shard.limits().shutdown_grace_secs);
@@ -341,7 +339,7 @@ async fn drain_on_shutdown(shard: Rc<Shard>, listener: Rc<Listener>) {
         s.conns.borrow().values().all(|c| {
             matches!(
                 c.out.state(),
-                crate::outbox::WriteState::ShutWrite { .. } | crate::outbox::WriteState::Closed
+                crate::session::WriteState::ShutWrite { .. } | crate::session::WriteState::Closed
             )
         })
     };

@@ -2,21 +2,21 @@
 
 use crate::app::{AppIdx, PerApp};
 use crate::frame::Frame;
-use crate::outbox::SocketOut;
+use crate::session::Outbound;
 use crate::socket_id::SocketId;
 use indexmap::IndexMap;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 
-/// Shard-local connection number (unique within a shard for its lifetime).
-pub type ConnId = u64;
+/// Re-exported: the shard's messages still name it here.
+pub use crate::session::ConnId;
 
 /// One subscribed socket as the fanout loop needs it.
 pub struct Subscriber {
     /// For `socket_id` exclusion.
     pub socket_id: SocketId,
-    pub out: Rc<SocketOut>,
+    pub out: Rc<Outbound>,
     /// Receives member events on `presence-privileged-*` channels.
     pub privileged: bool,
 }

@@ -9,8 +9,9 @@ pub mod dashboard;
 pub mod events;
 pub mod metrics;
 pub mod reload;
-pub mod request;
-pub mod response;
 pub mod router;
 
 pub use conn::serve;
+// The HTTP/1.1 messages live one layer down, in `crate::http1`, so `ws` can use them without
+// importing this module; re-exported so the handlers here keep their short paths.
+pub use crate::http1::{request, response};

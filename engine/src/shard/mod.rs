@@ -25,14 +25,14 @@ mod tests;
 mod users;
 
 use crate::app::{App, AppIdx, Apps};
-use crate::channel::local::{ConnId, LocalChannels, Subscriber};
+use crate::channel::local::{LocalChannels, Subscriber};
 use crate::channel::owned::OwnedChannels;
 use crate::channel::stream::ChannelStreams;
 use crate::config::Limits;
-use crate::connection::{Connection, SignedIn, Sub, SubState};
 use crate::outbox::FlushQueue;
 use crate::placement::{shard_for, ShardId};
 use crate::protocol::{codes, server as frames};
+use crate::session::{ConnId, Connection, SignedIn, Sub, SubState};
 use crate::socket_id::SocketId;
 use crate::stats::ShardStats;
 use crate::webhook::Webhooks;

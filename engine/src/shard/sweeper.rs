@@ -3,9 +3,8 @@
 //! shard ([`Shard::after_reload`]).
 
 use super::Shard;
-use crate::frame::close_frame;
-use crate::outbox::WriteState;
 use crate::protocol::{codes, server as frames};
+use crate::session::WriteState;
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
@@ -49,10 +48,8 @@ fn sweep(shard: &Rc<Shard>, now: Instant) {
                     c.out.push(frames::ping());
                 } else if c.pinged.get() && idle >= activity + pong {
                     tracing::info!(socket_id = %c.socket_id, "no pong after server ping, closing");
-                    c.out.close_with(close_frame(
-                        codes::PONG_NOT_RECEIVED,
-                        "pong reply not received",
-                    ));
+                    c.out
+                        .close(codes::PONG_NOT_RECEIVED, "pong reply not received");
                 }
             }
             WriteState::Closing { since } | WriteState::ShutWrite { since } => {

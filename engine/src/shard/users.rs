@@ -9,8 +9,8 @@
 use super::msg::ShardMsg;
 use super::Shard;
 use crate::app::{AppIdx, PerApp};
-use crate::channel::local::ConnId;
 use crate::placement::ShardId;
+use crate::session::ConnId;
 use std::collections::HashMap;
 use std::sync::Arc;
 

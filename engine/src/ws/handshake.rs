@@ -5,8 +5,8 @@
 //! the client gets `pusher:error` and a close frame with the code, so pusher-js can act on it.
 
 use crate::app::App;
-use crate::http::request::Request;
-use crate::http::response::Response;
+use crate::http1::request::Request;
+use crate::http1::response::Response;
 use crate::protocol::codes;
 use crate::shard::Shard;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! The adapter that lets tungstenite's `WebSocketContext` (a blocking-style `Read + Write`
 //! API) run over our own buffers: the session reads the socket itself, with glommio, and
 //! hands tungstenite the bytes; tungstenite's own output (pongs, close replies) is collected
-//! here and queued on the socket's [`SocketOut`](crate::outbox::SocketOut) by the caller.
+//! here and queued on the socket's [`WsWriter`](crate::outbox::WsWriter) by the read loop.
 //!
 //! **Invariant:** `read` never blocks: with nothing buffered it says `WouldBlock`, which
 //! tungstenite passes up unchanged, so "no complete message yet" is that error.

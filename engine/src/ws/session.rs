@@ -1,23 +1,19 @@
-//! One WebSocket connection's read side: frames in through tungstenite's sans-IO
-//! `WebSocketContext`, Pusher messages dispatched to the shard. Everything the connection
-//! sends goes through its [`SocketOut`](crate::outbox::SocketOut).
+//! A Pusher session over a WebSocket: completes the upgrade, creates the session
+//! ([`Connection`]) with its queue, attaches the WebSocket writer to it, and runs the shared
+//! read loop ([`super::reader`]) with a handler that dispatches each text message as a Pusher
+//! command ([`crate::session::commands`]).
 
 use super::handshake::{switching_protocols, Outcome, Upgrade};
-use super::sansio::SansIo;
-use crate::connection::Connection;
+use super::reader::{self, Handler, Next};
 use crate::frame::close_frame;
-use crate::outbox::{SocketOut, WriteState};
+use crate::outbox::WsWriter;
 use crate::protocol::{codes, server as frames};
+use crate::session::{Connection, Outbound};
 use crate::shard::{ClientEvent, Shard};
 use crate::transport::Transport;
-use bytes::Bytes;
-use std::future::poll_fn;
-use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tungstenite::error::{CapacityError, Error as WsError};
-use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 use tungstenite::Message;
 
 /// Bytes read from the socket per read call. Small on purpose: idle connections keep this
@@ -65,152 +61,86 @@ pub async fn start(shard: Rc<Shard>, mut stream: Transport, up: Upgrade, leftove
 }
 
 async fn run(shard: Rc<Shard>, stream: Transport, app: Arc<crate::app::App>, leftover: Vec<u8>) {
-    let limits = Arc::clone(&shard.limits());
-    let (id, socket_id) = shard.next_ids();
-    let out = SocketOut::new(
-        stream,
-        shard.flush.clone(),
-        limits.outbox_max_frames,
-        limits.outbox_max_bytes,
-    );
+    let (conn, writer, max_message) = open(&shard, stream, app);
     let opened = Instant::now();
-    tracing::debug!(shard = shard.id, app = %app.id, %socket_id, "websocket opened");
-    let conn = Rc::new(Connection::new(id, socket_id, &app, out.clone()));
-    shard.conns.borrow_mut().insert(id, conn.clone());
-    out.push(frames::connection_established(
-        &socket_id.to_string(),
-        limits.activity_timeout_secs,
-    ));
-
-    let config = WebSocketConfig::default()
-        .read_buffer_size(READ_CHUNK)
-        .max_message_size(Some(limits.max_ws_message_bytes))
-        .max_frame_size(Some(limits.max_ws_message_bytes));
-    let mut ctx = WebSocketContext::new(Role::Server, Some(config));
-    let mut io = SansIo {
-        inb: leftover,
-        pos: 0,
-        out: Vec::new(),
-    };
-    // Once we start closing, input is read and discarded until the peer goes away or the
-    // sweeper ends the grace period.
-    let mut closing = false;
-    loop {
-        if !closing {
-            match process(&shard, &conn, &mut ctx, &mut io) {
-                Step::Read => {}
-                Step::Closing => closing = true,
-                Step::Publish(ev) => {
-                    // Waits while the event's queue is full: meanwhile nothing more is read
-                    // (the client feels TCP backpressure). Then on with what was read.
-                    io.inb.drain(..io.pos);
-                    io.pos = 0;
-                    // Boxed: this task lives as long as the socket, and an unboxed await
-                    // would keep the event's space in every idle connection's future.
-                    Box::pin(shard.publish_client_event(*ev)).await;
-                    continue;
-                }
-            }
-        }
-        io.inb.drain(..io.pos);
-        io.pos = 0;
-        if out.state() == WriteState::Closed {
-            break;
-        }
-        let old = io.inb.len();
-        io.inb.resize(old + READ_CHUNK, 0);
-        let n = poll_fn(|cx| out.poll_read(cx, &mut io.inb[old..])).await;
-        match n {
-            Ok(n) if n > 0 => io.inb.truncate(old + n),
-            _ => break,
-        }
-        if closing {
-            io.inb.clear();
-        }
-    }
+    let mut pusher = Pusher { shard, conn };
+    reader::run(&writer, leftover, max_message, &mut pusher).await;
+    let Pusher { shard, conn } = pusher;
     shard.remove_connection(&conn);
     tracing::debug!(
         shard = shard.id,
         app = %shard.app(conn.app).id,
-        %socket_id,
+        socket_id = %conn.socket_id,
         user = conn.user_id().as_deref(),
         secs = opened.elapsed().as_secs(),
         "websocket closed"
     );
-    out.abort();
+    conn.out.abort();
 }
 
-/// What the read loop does after [`process`].
-enum Step {
-    /// Every complete message was handled: read more.
-    Read,
-    /// The connection is closing.
-    Closing,
-    /// A client event to publish before the next message is handled.
-    Publish(Box<ClientEvent>),
-}
-
-/// Handles the complete messages in `io`, up to the first client event to publish.
-fn process(
+/// Opens the session: its queue with the WebSocket writer attached, in the shard's table,
+/// `pusher:connection_established` queued. Not async, so none of this stays in the future
+/// of an idle connection.
+fn open(
     shard: &Rc<Shard>,
-    conn: &Rc<Connection>,
-    ctx: &mut WebSocketContext,
-    io: &mut SansIo,
-) -> Step {
-    let step = loop {
-        let res = ctx.read(io);
-        if res.is_ok() {
-            conn.last_seen.set(Instant::now());
-            conn.pinged.set(false);
-        }
-        match res {
-            Ok(Message::Text(t)) => {
+    stream: Transport,
+    app: Arc<crate::app::App>,
+) -> (Rc<Connection>, Rc<WsWriter>, usize) {
+    let limits = shard.limits();
+    let (id, socket_id) = shard.next_ids();
+    let out = Outbound::new(
+        limits.outbox_max_frames,
+        limits.outbox_max_bytes,
+        shard.stats.clone(),
+    );
+    let writer = WsWriter::attach(stream, out.clone(), shard.flush.clone());
+    tracing::debug!(shard = shard.id, app = %app.id, %socket_id, "websocket opened");
+    let conn = Rc::new(Connection::new(id, socket_id, &app, out));
+    shard.conns.borrow_mut().insert(id, conn.clone());
+    conn.out.push(frames::connection_established(
+        &socket_id.to_string(),
+        limits.activity_timeout_secs,
+    ));
+    (conn, writer, limits.max_ws_message_bytes)
+}
+
+/// The Pusher side of the read loop.
+struct Pusher {
+    shard: Rc<Shard>,
+    conn: Rc<Connection>,
+}
+
+impl Handler for Pusher {
+    type Wait = Box<ClientEvent>;
+    const READ_CHUNK: usize = READ_CHUNK;
+    // No grace of its own: the shard's sweeper ends a closing session's grace period.
+
+    fn on_frame(&mut self) {
+        // Anything from the client counts as activity (drives server pings and 4201).
+        self.conn.last_seen.set(Instant::now());
+        self.conn.pinged.set(false);
+    }
+
+    fn on_message(&mut self, msg: Message) -> Next<Box<ClientEvent>> {
+        match msg {
+            Message::Text(t) => {
                 let mut bytes = t.as_bytes().to_vec();
-                if let Some(ev) = super::dispatch::on_message(shard, conn, &mut bytes) {
-                    break Step::Publish(Box::new(ev));
+                match crate::session::commands::on_message(&self.shard, &self.conn, &mut bytes) {
+                    Some(ev) => Next::Wait(Box::new(ev)),
+                    None => Next::Read,
                 }
             }
-            Ok(Message::Binary(_)) => {
-                conn.out.close_with(close_frame(
-                    codes::WS_UNSUPPORTED_DATA,
-                    "binary frames are not supported",
-                ));
-                return Step::Closing;
-            }
-            Ok(Message::Close(_)) => {
-                // tungstenite queued the close reply; send it as our last frame, after what is
-                // already queued.
-                let _ = ctx.flush(io);
-                conn.out
-                    .close_with(Bytes::from(std::mem::take(&mut io.out)));
-                return Step::Closing;
-            }
-            Ok(_) => {} // ping (pong queued by tungstenite), pong, raw frame
-            Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break Step::Read,
-            Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => return Step::Closing,
-            Err(WsError::Capacity(CapacityError::MessageTooLong { .. })) => {
-                conn.out
-                    .close_with(close_frame(codes::WS_TOO_BIG, "message too big"));
-                return Step::Closing;
-            }
-            Err(WsError::Utf8(_)) => {
-                conn.out
-                    .close_with(close_frame(codes::WS_INVALID_PAYLOAD, "invalid utf-8"));
-                return Step::Closing;
-            }
-            Err(e) => {
-                tracing::debug!(socket_id = %conn.socket_id, error = %e, "websocket protocol error");
-                conn.out
-                    .close_with(close_frame(codes::WS_PROTOCOL_ERROR, "protocol error"));
-                return Step::Closing;
-            }
+            _ => Next::Close(
+                codes::WS_UNSUPPORTED_DATA,
+                "binary frames are not supported",
+            ),
         }
-    };
-    // Pongs and other control replies tungstenite produced.
-    let _ = ctx.flush(io);
-    if !io.out.is_empty() {
-        conn.out
-            .push_control(Bytes::from(std::mem::take(&mut io.out)));
     }
-    step
+
+    /// A client event that passed every check: published once its queue has room.
+    async fn wait(&mut self, ev: Box<ClientEvent>) {
+        // Boxed: this task lives as long as the socket, and an unboxed await would keep the
+        // event's space in every idle connection's future.
+        Box::pin(self.shard.publish_client_event(*ev)).await;
+    }
 }

@@ -1,9 +1,9 @@
 //! What each client message does: the Pusher commands, checked at the edge (names, limits,
 //! signatures, permissions) before anything reaches the shard's tables.
 
+use super::{Connection, SignedIn};
 use crate::channel::event::{Event, Source};
 use crate::channel::name::{self, Access, ChannelKind};
-use crate::connection::{Connection, SignedIn};
 use crate::protocol::client::{decode, ClientMsg};
 use crate::protocol::identity::{self, presence_data};
 use crate::protocol::{codes, server as frames};

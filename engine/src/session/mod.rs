@@ -1,8 +1,18 @@
-//! A WebSocket connection's state as the shard sees it.
+//! A Pusher session: socket id, app, signed-in user, subscriptions, the client-event rate
+//! window, and the bounded outbound queue ([`Outbound`]) its messages wait in. A session
+//! exists without a socket: a transport (today the WebSocket, `crate::ws`) feeds it client
+//! messages ([`commands`]) and attaches a writer to its queue.
+//!
+//! **Boundary:** nothing here names a transport. Closing a session is
+//! [`Outbound::close`] with a code and a reason; how that looks on the wire (a WebSocket
+//! close frame) is the transport writer's business.
+
+pub mod commands;
+pub mod outbound;
+
+pub use outbound::{Outbound, Push, WriteState};
 
 use crate::app::{App, AppCounters, AppIdx};
-use crate::channel::local::ConnId;
-use crate::outbox::SocketOut;
 use crate::socket_id::SocketId;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -40,6 +50,9 @@ pub struct SignedIn {
     pub watchlist: Vec<Arc<str>>,
 }
 
+/// Shard-local connection number (unique within a shard for its lifetime).
+pub type ConnId = u64;
+
 pub struct Connection {
     pub id: ConnId,
     pub socket_id: SocketId,
@@ -48,7 +61,7 @@ pub struct Connection {
     pub app: AppIdx,
     /// The app's counters, to count this connection out when it closes.
     pub counters: Arc<AppCounters>,
-    pub out: Rc<SocketOut>,
+    pub out: Rc<Outbound>,
     /// Channel → subscription. Bounded by `limits.max_subscriptions_per_connection`.
     pub subs: RefCell<HashMap<Arc<str>, Sub>>,
     /// Last time anything arrived from the client (drives server pings and 4201).
@@ -64,7 +77,7 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(id: ConnId, socket_id: SocketId, app: &App, out: Rc<SocketOut>) -> Connection {
+    pub fn new(id: ConnId, socket_id: SocketId, app: &App, out: Rc<Outbound>) -> Connection {
         let now = Instant::now();
         Connection {
             id,
@@ -83,11 +96,11 @@ impl Connection {
     }
 
     /// Ends the session as Pusher refuses one: `pusher:error` with `code` and `message`, then
-    /// a close frame with the same code and `reason` (what pusher-js reads to decide whether
-    /// to reconnect).
-    pub fn close_with_error(&self, code: u16, message: &str, reason: &str) {
+    /// a close with the same code and `reason` (what pusher-js reads to decide whether to
+    /// reconnect).
+    pub fn close_with_error(&self, code: u16, message: &str, reason: &'static str) {
         self.out.push(crate::protocol::server::error(code, message));
-        self.out.close_with(crate::frame::close_frame(code, reason));
+        self.out.close(code, reason);
     }
 
     /// Subscriptions that count against the per-connection limit.
