@@ -26,14 +26,16 @@
 //! * **Everything is bounded** ([`config::Limits`]): outbound queues per socket (a slow reader
 //!   is cut with close code 4100), message and body sizes, header sizes and timeouts.
 //!
-//! Data flows one way: `http`/`ws` (the edge; `ws` is one transport of a session) →
-//! `session` (Pusher commands, the session's bounded queue) ⇄ `shard` (routing, channel
-//! tables) → `outbox` (the WebSocket writer of a session's queue). Nothing below the
-//! transports names WebSocket: `session`, `shard` and `channel` push frames and close with a
-//! code and reason. `http1` (HTTP/1.1 messages) sits below both `http` and `ws`.
+//! Data flows one way: `http`/`ws` (the edges; `ws` is one transport of a session) →
+//! `commands` (a session's Pusher commands) → `shard` (routing, order points, channel
+//! tables) → `channel` → `outbox` (the WebSocket writer of a session's queue) → `session`
+//! (a session's state and its bounded queue of frames) → `frame`/`protocol`. Nothing below
+//! the transports names WebSocket: `commands`, `shard`, `channel` and `session` push frames
+//! and close with a code and reason. `http1` (HTTP/1.1 messages) sits below `http` and `ws`.
 
 pub mod app;
 pub mod channel;
+pub mod commands;
 pub mod config;
 pub mod frame;
 pub mod http;

@@ -2,15 +2,12 @@
 
 use crate::app::{AppIdx, PerApp};
 use crate::frame::Frame;
-use crate::session::Outbound;
+use crate::session::{ConnId, Outbound};
 use crate::socket_id::SocketId;
 use indexmap::IndexMap;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
-
-/// Re-exported: the shard's messages still name it here.
-pub use crate::session::ConnId;
 
 /// One subscribed socket as the fanout loop needs it.
 pub struct Subscriber {

@@ -1,13 +1,14 @@
 //! A Pusher session: socket id, app, signed-in user, subscriptions, the client-event rate
 //! window, and the bounded outbound queue ([`Outbound`]) its messages wait in. A session
-//! exists without a socket: a transport (today the WebSocket, `crate::ws`) feeds it client
-//! messages ([`commands`]) and attaches a writer to its queue.
+//! exists without a socket: a transport (today the WebSocket, `crate::ws`) feeds its client
+//! messages to [`crate::commands`] and attaches a writer to its queue.
 //!
-//! **Boundary:** nothing here names a transport. Closing a session is
-//! [`Outbound::close`] with a code and a reason; how that looks on the wire (a WebSocket
-//! close frame) is the transport writer's business.
+//! **Boundary:** a bottom layer, like `frame`: the shard's and channels' tables hold
+//! sessions and their queues, so this imports nothing above it (no shard, no channel, no
+//! transport); the commands, which act on the shard, live above in [`crate::commands`].
+//! Closing a session is [`Outbound::close`] with a code and a reason; how that looks on the
+//! wire (a WebSocket close frame) is the transport writer's business.
 
-pub mod commands;
 pub mod outbound;
 
 pub use outbound::{Outbound, Push, WriteState};

@@ -3,9 +3,9 @@
 
 use crate::app::AppIdx;
 use crate::channel::event::Event;
-use crate::channel::local::ConnId;
 use crate::frame::Frame;
 use crate::placement::ShardId;
+use crate::session::ConnId;
 use crate::socket_id::SocketId;
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,7 +18,7 @@ pub struct Join {
     pub privileged: bool,
 }
 
-/// A client event the edge (`ws::dispatch`) checked, ready for
+/// A client event the edge (`commands`) checked, ready for
 /// [`Shard::publish_client_event`](super::Shard::publish_client_event).
 pub struct ClientEvent {
     pub app: AppIdx,

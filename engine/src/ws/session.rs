@@ -1,7 +1,7 @@
 //! A Pusher session over a WebSocket: completes the upgrade, creates the session
 //! ([`Connection`]) with its queue, attaches the WebSocket writer to it, and runs the shared
 //! read loop ([`super::reader`]) with a handler that dispatches each text message as a Pusher
-//! command ([`crate::session::commands`]).
+//! command ([`crate::commands`]).
 
 use super::handshake::{switching_protocols, Outcome, Upgrade};
 use super::reader::{self, Handler, Next};
@@ -125,7 +125,7 @@ impl Handler for Pusher {
         match msg {
             Message::Text(t) => {
                 let mut bytes = t.as_bytes().to_vec();
-                match crate::session::commands::on_message(&self.shard, &self.conn, &mut bytes) {
+                match crate::commands::on_message(&self.shard, &self.conn, &mut bytes) {
                     Some(ev) => Next::Wait(Box::new(ev)),
                     None => Next::Read,
                 }

@@ -1,12 +1,17 @@
-//! What each client message does: the Pusher commands, checked at the edge (names, limits,
-//! signatures, permissions) before anything reaches the shard's tables.
+//! What each client message does: the Pusher commands of a session, checked at the edge
+//! (names, limits, signatures, permissions) before anything reaches the shard's tables.
+//! Transport-neutral: every transport's reader hands its client messages here (today the
+//! WebSocket's, `crate::ws::session`), so a check made here holds for every transport.
+//!
+//! **Layer:** between the transports and the shard: it imports the shard and the session's
+//! state ([`crate::session`]), and nothing above it.
 
-use super::{Connection, SignedIn};
 use crate::channel::event::{Event, Source};
 use crate::channel::name::{self, Access, ChannelKind};
 use crate::protocol::client::{decode, ClientMsg};
 use crate::protocol::identity::{self, presence_data};
 use crate::protocol::{codes, server as frames};
+use crate::session::{Connection, SignedIn};
 use crate::shard::msg::Join;
 use crate::shard::{ClientEvent, Shard};
 use crate::signature::verify_client_auth;
