@@ -56,7 +56,7 @@ use crate::counts::CountTable;
 use crate::interest::{InterestTable, LocalInterest};
 use crate::ownership::owner;
 use crate::presence::{ClusterPresence, Digest, LocalChange, LocalPresence, Member, PresenceEvent};
-use crate::wire::{AnswerBody, Exclude, NodeMsg, QueryKind, WireEvent};
+use crate::wire::{Exclude, NodeMsg, WireEvent};
 use crate::{NodeId, NodeKey};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -64,89 +64,7 @@ use std::time::Duration;
 /// Presence sync chunks stay well under the 1 MiB frame bound.
 const SYNC_CHUNK_BYTES: usize = 256 * 1024;
 
-/// What the node must do.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
-    /// Send to one peer (over its link; dropped if there is none).
-    Send { to: NodeId, msg: NodeMsg },
-    /// Send to every linked peer.
-    Broadcast(NodeMsg),
-    /// This node owns the channel: order the event, encode it once (the engine knows the
-    /// Pusher message; this crate does not), and hand the encoding to [`NodeCore::fanout`].
-    /// Calls to `fanout` in the order of these actions are the channel's order.
-    Order {
-        app: String,
-        channel: String,
-        event: WireEvent,
-        exclude: Exclude,
-        /// The channel keeps the event's data as its last event (see `Publish.retain`).
-        retain: bool,
-    },
-    /// Write an event to this node's local subscribers of the channel. With `cache_data`
-    /// (a cache channel's event) also keep it as the channel's last event, which is why it
-    /// comes even when this node has no subscribers.
-    DeliverLocal {
-        app: String,
-        channel: String,
-        /// The event's encoding (the Pusher message, without transport framing).
-        payload: Vec<u8>,
-        exclude: Exclude,
-        privileged_only: bool,
-        cache_data: Option<String>,
-    },
-    /// The cluster-wide member set of a channel changed in this node's view: send the
-    /// `member_added`/`member_removed` to this node's own subscribers of the channel. When
-    /// `webhook` is set this node owns the channel and also fires the webhook (once in the
-    /// cluster while views agree).
-    Presence { event: PresenceEvent, webhook: bool },
-    /// Close the local signed-in connections of `user`.
-    Terminate { app: String, user: String },
-    /// Write these own gossip keys (`None` deletes).
-    Gossip(Vec<(String, Option<String>)>),
-    /// This node owns the channel, and the set of live nodes with subscribers to it (this
-    /// node included) became non-empty (`occupied: true`: fire `channel_occupied`) or empty
-    /// (`false`: fire `channel_vacated`). Only the owner emits it, so once in the cluster
-    /// while views agree; the rules are in the module documentation.
-    Occupancy {
-        app: String,
-        channel: String,
-        occupied: bool,
-    },
-    /// Call [`NodeCore::release`] for `node` after `after` (the presence hold of a node
-    /// that left on purpose). The caller owns the clock.
-    ReleaseLater { node: NodeKey, after: Duration },
-    /// A peer asks what this node knows locally about `app`: answer `from` with one
-    /// `NodeMsg::Answer { id, .. }` (see [`crate::query`]).
-    PeerQuery {
-        from: NodeId,
-        id: u64,
-        app: String,
-        kind: QueryKind,
-    },
-    /// A peer answered one of this node's queries: hand it to [`crate::query::Queries`].
-    PeerAnswer {
-        from: NodeId,
-        id: u64,
-        body: AnswerBody,
-    },
-    /// This node owns the channel and its subscriptions summed over every live node
-    /// changed to `count` (above 0): build `pusher_internal:subscription_count` once, send
-    /// it through [`NodeCore::fanout`] (every node with subscribers, this one included),
-    /// and fire the `subscription_count` webhook. Only the owner emits it, so once in the
-    /// cluster while views agree.
-    SubscriptionCount {
-        app: String,
-        channel: String,
-        count: u32,
-    },
-    /// The interest announced by [`NodeCore::await_interest`] with `ticket` is in place
-    /// (or its owner did not answer in time): the held subscribers may be answered.
-    InterestReady {
-        app: String,
-        channel: String,
-        ticket: u64,
-    },
-}
+pub use action::Action;
 
 /// How often the caller calls [`NodeCore::tick`].
 pub const TICK: Duration = Duration::from_millis(250);
@@ -816,6 +734,7 @@ impl NodeCore {
     }
 }
 
+mod action;
 mod counts;
 mod interest_wait;
 mod occupancy;
