@@ -2,6 +2,7 @@
 use super::*;
 use crate::interest::InterestFilter;
 use crate::ownership::channel_key;
+use crate::wire::{AnswerBody, QueryKind};
 
 fn key(id: &str) -> NodeKey {
     NodeKey::new(NodeId::new(id).unwrap(), 1)
