@@ -64,7 +64,7 @@ use std::time::Duration;
 /// Presence sync chunks stay well under the 1 MiB frame bound.
 const SYNC_CHUNK_BYTES: usize = 256 * 1024;
 
-pub use action::Action;
+pub use action::{Action, Order};
 
 /// How often the caller calls [`NodeCore::tick`].
 pub const TICK: Duration = Duration::from_millis(250);
@@ -419,13 +419,13 @@ impl NodeCore {
     ) -> Vec<Action> {
         let owner = self.owner_of(app, channel);
         if owner == self.me.id {
-            return vec![Action::Order {
+            return vec![Action::Order(Order {
                 app: app.to_owned(),
                 channel: channel.to_owned(),
                 event,
                 exclude,
                 retain,
-            }];
+            })];
         }
         self.origin_seq += 1;
         vec![Action::Send {
@@ -439,6 +439,15 @@ impl NodeCore {
                 origin_seq: self.origin_seq,
             },
         }]
+    }
+
+    /// Owner side, for an event this node ordered ([`Action::Order`]) and the engine
+    /// encoded as `payload`: [`NodeCore::fanout`], keeping the event's data when the channel
+    /// retains it.
+    pub fn ordered(&mut self, order: Order, payload: Vec<u8>) -> Vec<Action> {
+        let retained = order.retain.then_some(order.event.data);
+        let (app, channel) = (&order.app, &order.channel);
+        self.fanout(app, channel, payload, order.exclude, false, retained)
     }
 
     /// Owner side: one `Deliver` per interested peer, and local delivery if we have
@@ -613,13 +622,13 @@ impl NodeCore {
                 if !self.owns(&app, &channel) {
                     self.counters.publish_not_owner += 1;
                 }
-                vec![Action::Order {
+                vec![Action::Order(Order {
                     app,
                     channel,
                     event,
                     exclude,
                     retain,
-                }]
+                })]
             }
             NodeMsg::Deliver {
                 app,

@@ -6,6 +6,17 @@ use crate::wire::{AnswerBody, Exclude, NodeMsg, QueryKind, WireEvent};
 use crate::{NodeId, NodeKey};
 use std::time::Duration;
 
+/// An event this node orders, as [`Action::Order`] carries it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Order {
+    pub app: String,
+    pub channel: String,
+    pub event: WireEvent,
+    pub exclude: Exclude,
+    /// The channel keeps the event's data as its last event (see `Publish.retain`).
+    pub retain: bool,
+}
+
 /// What the node must do.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
@@ -14,16 +25,10 @@ pub enum Action {
     /// Send to every linked peer.
     Broadcast(NodeMsg),
     /// This node owns the channel: order the event, encode it once (the engine knows the
-    /// Pusher message; this crate does not), and hand the encoding to [`NodeCore::fanout`].
-    /// Calls to `fanout` in the order of these actions are the channel's order.
-    Order {
-        app: String,
-        channel: String,
-        event: WireEvent,
-        exclude: Exclude,
-        /// The channel keeps the event's data as its last event (see `Publish.retain`).
-        retain: bool,
-    },
+    /// Pusher message; this crate does not), and hand the encoding to
+    /// [`NodeCore::ordered`](super::NodeCore::ordered). Calls in the order of these actions
+    /// are the channel's order.
+    Order(Order),
     /// Write an event to this node's local subscribers of the channel. With `cache_data`
     /// (a cache channel's event) also keep it as the channel's last event, which is why it
     /// comes even when this node has no subscribers.

@@ -413,22 +413,9 @@ fn ordered(n: &mut NodeCore, actions: Vec<Action>) -> Vec<Action> {
     let mut out = Vec::new();
     for a in actions {
         match a {
-            Action::Order {
-                app,
-                channel,
-                event,
-                exclude,
-                retain,
-            } => {
-                let retained = retain.then(|| event.data.clone());
-                out.extend(n.fanout(
-                    &app,
-                    &channel,
-                    event.data.into_bytes(),
-                    exclude,
-                    false,
-                    retained,
-                ));
+            Action::Order(order) => {
+                let payload = order.event.data.clone().into_bytes();
+                out.extend(n.ordered(order, payload));
             }
             other => out.push(other),
         }

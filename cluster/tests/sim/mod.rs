@@ -233,19 +233,11 @@ impl Sim {
                         }
                     }
                 }
-                Action::Order {
-                    app,
-                    channel,
-                    event,
-                    exclude,
-                    retain,
-                } => {
+                Action::Order(order) => {
                     // What the engine does: encode once (here, the payload is the event's
                     // data), then fan out in this order.
-                    let retained = retain.then(|| event.data.clone());
-                    let core = &mut self.nodes.get_mut(at).unwrap().core;
-                    let payload = event.data.into_bytes();
-                    let actions = core.fanout(&app, &channel, payload, exclude, false, retained);
+                    let payload = order.event.data.clone().into_bytes();
+                    let actions = self.nodes.get_mut(at).unwrap().core.ordered(order, payload);
                     self.apply(at, actions);
                 }
                 Action::DeliverLocal {

@@ -492,15 +492,7 @@ impl Shard {
             } => {
                 // A single node: this owner shard is the channel's order point.
                 self.order_event(app, channel, event, exclude, t0);
-                if let Some((from, id)) = ack {
-                    self.mesh.send(
-                        from,
-                        ShardMsg::Reply {
-                            id,
-                            reply: Reply::Published,
-                        },
-                    );
-                }
+                self.ack_published(ack);
             }
             ShardMsg::Deliver {
                 app,

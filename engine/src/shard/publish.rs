@@ -98,6 +98,15 @@ impl Shard {
         Ok(())
     }
 
+    /// The order point has ordered (and, in a cluster, passed on in order) the event a
+    /// publish waits for: answer it, so the HTTP publish returns 200 only now.
+    pub(super) fn ack_published(&self, ack: Option<(ShardId, u64)>) {
+        if let Some((from, id)) = ack {
+            let reply = super::msg::Reply::Published;
+            self.mesh.send(from, ShardMsg::Reply { id, reply });
+        }
+    }
+
     /// Counts an event entering this node in its app's figures (`client`: a client event).
     fn count_published(&self, app: AppIdx, client: bool) {
         use std::sync::atomic::Ordering::Relaxed;

@@ -70,6 +70,19 @@ impl Gateway {
         t0: Option<Instant>,
     ) {
         let t0 = t0.unwrap_or_else(Instant::now);
+        self.carry_out(shard, actions, joiner, t0, None);
+    }
+
+    /// Carries out `actions`; `encoded`: the frame of the event this node just ordered,
+    /// which its local delivery reuses instead of framing the payload again.
+    fn carry_out(
+        self: &Rc<Self>,
+        shard: &Shard,
+        actions: Vec<Action>,
+        joiner: Option<SocketId>,
+        t0: Instant,
+        encoded: Option<&Frame>,
+    ) {
         let gw = self;
         for action in actions {
             match action {
@@ -88,50 +101,20 @@ impl Gateway {
                 Action::Gossip(keys) => {
                     gw.commands.send_or_drop(Command::SetKeys(keys));
                 }
-                Action::Order {
-                    app,
-                    channel,
-                    event,
-                    exclude,
-                    retain,
-                } => {
+                Action::Order(order) => {
                     // This node is the channel's order point: the event is encoded here,
                     // once; the payload goes to the other nodes, the frame to this node's
                     // owner shard.
+                    let e = &order.event;
                     let frame = frames::channel_event(
-                        &event.name,
-                        &channel,
-                        &event.data,
-                        event.user_id.as_deref(),
+                        &e.name,
+                        &order.channel,
+                        &e.data,
+                        e.user_id.as_deref(),
                     );
-                    let retained = retain.then_some(event.data);
                     let payload = frame.payload().to_vec();
-                    let actions = gw
-                        .core
-                        .borrow_mut()
-                        .fanout(&app, &channel, payload, exclude, false, retained);
-                    for action in actions {
-                        match action {
-                            Action::DeliverLocal {
-                                app,
-                                channel,
-                                exclude,
-                                privileged_only,
-                                cache_data,
-                                ..
-                            } => self.deliver_local(
-                                shard,
-                                &app,
-                                channel,
-                                frame.clone(),
-                                exclude,
-                                privileged_only,
-                                cache_data,
-                                t0,
-                            ),
-                            other => self.apply_with(shard, vec![other], joiner, Some(t0)),
-                        }
-                    }
+                    let actions = gw.core.borrow_mut().ordered(order, payload);
+                    self.carry_out(shard, actions, joiner, t0, Some(&frame));
                 }
                 Action::DeliverLocal {
                     app,
@@ -144,7 +127,7 @@ impl Gateway {
                     shard,
                     &app,
                     channel,
-                    Frame::text(&payload),
+                    encoded.cloned().unwrap_or_else(|| Frame::text(&payload)),
                     exclude,
                     privileged_only,
                     cache_data,

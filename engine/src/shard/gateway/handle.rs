@@ -37,15 +37,7 @@ impl Gateway {
                 // Ordered here when this node owns the channel: its local delivery is timed
                 // from the publish.
                 self.apply_with(shard, actions, None, Some(t0));
-                if let Some((from, id)) = ack {
-                    shard.mesh.send(
-                        from,
-                        ShardMsg::Reply {
-                            id,
-                            reply: Reply::Published,
-                        },
-                    );
-                }
+                shard.ack_published(ack);
             }
             GatewayMsg::Interest {
                 app,
