@@ -30,7 +30,7 @@ use crate::frame::close_frame;
 use crate::session::outbound::{Outbound, WriteState, Writer, NO_STATUS};
 use crate::stats::ShardStats;
 use crate::transport::Transport;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -56,8 +56,12 @@ const TLS_RECORD: usize = 16 * 1024;
 /// them. Boxed and only while in use, so an idle socket pays one pointer.
 #[derive(Debug, Default)]
 struct Control {
-    /// Bytes, each after the frames in front of its mark.
-    items: VecDeque<(u32, Bytes)>,
+    /// Bytes, each after the frames in front of its mark. Replies with the same mark share
+    /// one buffer (a burst of pings costs one item), and all of them count against the
+    /// session's byte bound ([`Outbound::has_room_for`]).
+    items: VecDeque<(u32, BytesMut)>,
+    /// Unwritten bytes in `items`.
+    bytes: usize,
     /// Bytes of `items[0]` already written.
     written: usize,
     /// tungstenite's reply to the peer's close, sent instead of a close frame rendered from
@@ -104,6 +108,7 @@ impl Writer for WsWriter {
         if let Some(c) = ctl.as_deref_mut() {
             // Only a partially written item stays, so the stream stays well-framed.
             c.items.truncate(usize::from(c.written > 0));
+            c.bytes = c.items.front().map_or(0, |(_, b)| b.len() - c.written);
         }
     }
 }
@@ -144,16 +149,27 @@ impl WsWriter {
 
     /// Queues a control reply tungstenite produced (a pong): written after the frames
     /// queued so far and before any queued later. Dropped once the session is closing, as a
-    /// peer's ping after a close gets no pong.
+    /// peer's ping after a close gets no pong. A client that pings without reading is cut
+    /// with 4100 once its pongs and the queued frames pass `outbox_max_bytes`, as a slow
+    /// consumer of frames is.
     pub fn push_control(&self, bytes: Vec<u8>) {
         if self.out.state() != WriteState::Open || bytes.is_empty() {
             return;
         }
-        self.control
-            .borrow_mut()
-            .get_or_insert_with(Box::default)
-            .items
-            .push_back((self.out.mark(), Bytes::from(bytes)));
+        {
+            let mut ctl = self.control.borrow_mut();
+            let c = ctl.get_or_insert_with(Box::default);
+            if !self.out.has_room_for(c.bytes + bytes.len()) {
+                drop(ctl);
+                return self.out.overflow();
+            }
+            c.bytes += bytes.len();
+            let mark = self.out.mark();
+            match c.items.back_mut() {
+                Some((m, b)) if *m == mark => b.extend_from_slice(&bytes),
+                _ => c.items.push_back((mark, BytesMut::from(&bytes[..]))),
+            }
+        }
         self.out.schedule();
     }
 
@@ -204,7 +220,9 @@ impl WsWriter {
         };
         // Empty only when tungstenite had no reply: then nothing is sent.
         if !close.is_empty() {
-            ctl.items.push_back((self.out.mark(), close));
+            ctl.bytes += close.len();
+            ctl.items
+                .push_back((self.out.mark(), BytesMut::from(&close[..])));
         }
     }
 
@@ -245,6 +263,7 @@ impl WsWriter {
                 Some((mark, b)) if self.out.frames_before(*mark) == 0 => {
                     let k = n.min(b.len() - c.written);
                     c.written += k;
+                    c.bytes -= k;
                     n -= k;
                     if c.written == b.len() {
                         c.items.pop_front();

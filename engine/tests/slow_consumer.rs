@@ -97,6 +97,68 @@ async fn slow_reader_is_cut_with_4100_and_others_get_everything() {
     assert_eq!(close, 4100);
 }
 
+/// A client that sends pings and never reads makes the server queue pongs: they count
+/// against `outbox_max_bytes` like frames do, so the client is cut with 4100 instead of
+/// growing the server's memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pinging_without_reading_is_cut_with_4100() {
+    const PINGS: usize = 100_000;
+    let s = Server::start_with(
+        "[limits]
+outbox_max_bytes = 65536
+close_grace_secs = 60
+",
+    );
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let slow = sock.connect(([127, 0, 0, 1], s.port).into()).await.unwrap();
+    let (mut rd, mut wr) = slow.into_split();
+    wr.write_all(b"GET /app/app-key?protocol=7 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("connection_established") {
+        let n = rd.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        seen.extend_from_slice(&buf[..n]);
+    }
+    // 100,000 masked pings with the largest control payload (125 bytes): 12.7 MB of pongs
+    // to queue, far past the kernel's buffers and the 64 KiB bound.
+    let mut ping = vec![0x89u8, 0x80 | 125, 0, 0, 0, 0];
+    ping.extend_from_slice(&[b'p'; 125]);
+    let burst: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 100)
+        .collect();
+    let writer = tokio::spawn(async move {
+        for _ in 0..PINGS / 100 {
+            if wr.write_all(&burst).await.is_err() {
+                break;
+            }
+        }
+        wr
+    });
+    let _wr = tokio::time::timeout(std::time::Duration::from_secs(60), writer)
+        .await
+        .expect("the server stopped reading pings")
+        .unwrap();
+    let mut all = seen;
+    loop {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), rd.read(&mut buf))
+            .await
+            .expect("the pinging client never got closed")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        all.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(find_close(&all), Some(4100), "{} bytes read", all.len());
+    // Far fewer pongs than pings came back: the rest were never queued.
+    assert!(all.len() < PINGS * 127 / 2, "{} bytes read", all.len());
+}
+
 /// Walks server frames (unmasked) and returns the close code of the close frame.
 fn find_close(mut b: &[u8]) -> Option<u16> {
     // Skip the HTTP response head.
@@ -112,7 +174,7 @@ fn find_close(mut b: &[u8]) -> Option<u16> {
             n => (n as usize, 2),
         };
         assert!(
-            b[0] == 0x81 || b[0] == 0x88,
+            b[0] == 0x81 || b[0] == 0x88 || b[0] == 0x8a,
             "misframed stream at {} bytes before the end: {:02x?}",
             b.len(),
             &b[..b.len().min(16)]

@@ -201,6 +201,23 @@ impl Outbound {
         }
     }
 
+    /// Whether `extra` bytes that a transport keeps of its own (a WebSocket's pongs) still
+    /// fit beside the queued frames in the byte bound: a transport's own bytes count against
+    /// the same bound as the frames, so a client cannot grow them without limit.
+    pub fn has_room_for(&self, extra: usize) -> bool {
+        self.queue.borrow().bytes + extra <= self.max_bytes as usize
+    }
+
+    /// Cuts the session as a slow consumer (4100), counted like a queue overflow: for a
+    /// transport whose own bytes outgrew the bound ([`Outbound::has_room_for`]).
+    pub fn overflow(&self) {
+        tracing::warn!(
+            "slow consumer: the transport's own bytes outgrew the bound, closing with 4100"
+        );
+        crate::stats::add(&self.stats.slow_consumers, 1);
+        self.cut(crate::protocol::codes::OVER_CAPACITY, "over capacity");
+    }
+
     /// Frames waiting to be written (for tests and stats).
     pub fn queued_frames(&self) -> usize {
         self.queue.borrow().frames.len()

@@ -94,8 +94,10 @@ impl Shard {
         let (to, msg) = self.publish_msg(app, channel, event, exclude, t0, ack);
         debug_assert_eq!(to, dst);
         self.mesh.send_admitted(to, msg);
-        self.await_reply(id, reply).await?;
-        Ok(())
+        match self.await_reply(id, reply).await? {
+            super::msg::Reply::Published => Ok(()),
+            _ => Err(AskError::Misrouted),
+        }
     }
 
     /// The order point has ordered (and, in a cluster, passed on in order) the event a

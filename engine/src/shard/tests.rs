@@ -70,6 +70,19 @@ fn gateway_messages_on_another_shard_do_not_panic() {
             app: 0,
             channels: vec!["presence-a".into()],
         }));
+        s.handle(by_hand(GatewayMsg::Publish {
+            app: 0,
+            channel: Arc::from("a"),
+            event: crate::channel::event::Event {
+                name: "e".into(),
+                data: Arc::from("{}"),
+                user_id: None,
+                source: crate::channel::event::Source::Api,
+            },
+            exclude: None,
+            t0: std::time::Instant::now(),
+            ack: Some((0, 2)),
+        }));
     });
 }
 

@@ -391,8 +391,13 @@ impl Shard {
                 );
                 if let GatewayMsg::Query { from, id, .. }
                 | GatewayMsg::Members { from, id, .. }
-                | GatewayMsg::UserCounts { from, id, .. } = msg.0
+                | GatewayMsg::UserCounts { from, id, .. }
+                | GatewayMsg::Publish {
+                    ack: Some((from, id)),
+                    ..
+                } = msg.0
                 {
+                    // Its caller answers 500 at once rather than 503 after the timeout.
                     let reply = Reply::Misrouted;
                     self.mesh.send(from, ShardMsg::Reply { id, reply });
                 }
