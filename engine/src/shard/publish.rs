@@ -25,37 +25,39 @@ impl Shard {
         }
     }
 
-    /// The message that carries an event to [`Shard::publish_target`], and its address.
+    /// The message that carries an event to `dst`, its [`Shard::publish_target`].
+    #[allow(clippy::too_many_arguments)]
     fn publish_msg(
         &self,
+        dst: ShardId,
         app: AppIdx,
         channel: Arc<str>,
         event: Event,
         exclude: Option<SocketId>,
         t0: Instant,
         ack: Option<(ShardId, u64)>,
-    ) -> (ShardId, ShardMsg) {
+    ) -> ShardMsg {
         if self.clustered {
             // The gateway asks the owning node to order it; acked once it left in order.
-            ToGateway::addressed(GatewayMsg::Publish {
+            let (gateway, msg) = ToGateway::addressed(GatewayMsg::Publish {
                 app,
                 channel,
                 event,
                 exclude,
                 t0,
                 ack,
-            })
+            });
+            debug_assert_eq!(gateway, dst);
+            msg
         } else {
-            let owner = self.owner_of(app, &channel);
-            let msg = ShardMsg::Publish {
+            ShardMsg::Publish {
                 app,
                 channel,
                 event,
                 exclude,
                 t0,
                 ack,
-            };
-            (owner, msg)
+            }
         }
     }
 
@@ -67,9 +69,9 @@ impl Shard {
         self.mesh.wait_for_room(dst).await;
         stats::add(&self.stats.published, 1);
         self.count_published(ev.app, true);
-        let (to, msg) = self.publish_msg(ev.app, ev.channel, ev.event, Some(ev.exclude), t0, None);
-        debug_assert_eq!(to, dst);
-        self.mesh.send_admitted(to, msg);
+        let exclude = Some(ev.exclude);
+        let msg = self.publish_msg(dst, ev.app, ev.channel, ev.event, exclude, t0, None);
+        self.mesh.send_admitted(dst, msg);
         self.webhooks.emit(ev.app, ev.webhook);
     }
 
@@ -91,9 +93,8 @@ impl Shard {
         self.count_published(app, false);
         let (id, reply) = self.expect_reply();
         let ack = Some((self.id, id));
-        let (to, msg) = self.publish_msg(app, channel, event, exclude, t0, ack);
-        debug_assert_eq!(to, dst);
-        self.mesh.send_admitted(to, msg);
+        let msg = self.publish_msg(dst, app, channel, event, exclude, t0, ack);
+        self.mesh.send_admitted(dst, msg);
         match self.await_reply(id, reply).await? {
             super::msg::Reply::Published => Ok(()),
             _ => Err(AskError::Misrouted),

@@ -3,6 +3,7 @@
 //! channel), deliveries and member events to the local owner shards, webhooks, terminations.
 
 use super::Gateway;
+use crate::app::AppIdx;
 use crate::channel::name::{self, ChannelKind};
 use crate::frame::Frame;
 use crate::protocol::server as frames;
@@ -40,20 +41,14 @@ impl Gateway {
         let cacheable = ChannelKind::of(&channel).cache
             && name::validate(&channel, shard.limits().max_channel_name_bytes).is_ok();
         let retain = cache_data.filter(|_| cacheable).map(Arc::from);
-        let channel: Arc<str> = Arc::from(channel);
-        let owner = shard.owner_of(a.idx, &channel);
-        shard.mesh.send(
-            owner,
-            ShardMsg::LocalFanout {
-                app: a.idx,
-                channel,
-                frame,
-                exclude: exclude.map(|(hi, lo)| SocketId { hi, lo }),
-                privileged_only,
-                retain,
-                t0,
-            },
-        );
+        let exclude = exclude.map(|(hi, lo)| SocketId { hi, lo });
+        let to_owner = LocalFanout {
+            frame,
+            exclude,
+            privileged_only,
+            retain,
+        };
+        to_owner.send(shard, a.idx, &channel, t0);
     }
 
     pub(super) fn apply(self: &Rc<Self>, shard: &Shard, actions: Vec<Action>) {
@@ -158,25 +153,18 @@ impl Gateway {
                             },
                         ),
                     };
-                    let channel: Arc<str> = Arc::from(event.channel.as_str());
-                    let owner = shard.owner_of(a.idx, &channel);
                     let exclude = if matches!(event.change, Change::Added { .. }) {
                         joiner
                     } else {
                         None
                     };
-                    shard.mesh.send(
-                        owner,
-                        ShardMsg::LocalFanout {
-                            app: a.idx,
-                            channel,
-                            frame,
-                            exclude,
-                            privileged_only: kind.privileged,
-                            retain: None,
-                            t0,
-                        },
-                    );
+                    let to_owner = LocalFanout {
+                        frame,
+                        exclude,
+                        privileged_only: kind.privileged,
+                        retain: None,
+                    };
+                    to_owner.send(shard, a.idx, &event.channel, t0);
                     if webhook {
                         shard.webhooks.emit(a.idx, hook);
                     }
@@ -245,5 +233,31 @@ impl Gateway {
                 }
             }
         }
+    }
+}
+
+/// An event for this node's owner shard of its channel (`ShardMsg::LocalFanout`): a
+/// delivery the owning node ordered, or a member event of the cluster-wide view.
+struct LocalFanout {
+    frame: Frame,
+    exclude: Option<SocketId>,
+    privileged_only: bool,
+    retain: Option<Arc<str>>,
+}
+
+impl LocalFanout {
+    fn send(self, shard: &Shard, app: AppIdx, channel: &str, t0: Instant) {
+        let channel: Arc<str> = Arc::from(channel);
+        let owner = shard.owner_of(app, &channel);
+        let msg = ShardMsg::LocalFanout {
+            app,
+            channel,
+            frame: self.frame,
+            exclude: self.exclude,
+            privileged_only: self.privileged_only,
+            retain: self.retain,
+            t0,
+        };
+        shard.mesh.send(owner, msg);
     }
 }
