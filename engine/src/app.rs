@@ -3,7 +3,7 @@
 //! and channel counts, the API rate window) lives in each app's [`AppCounters`], which a
 //! reload carries over to the app's new version.
 
-use crate::config::{AppConfig, WebhookConfig};
+use crate::config::{AppConfig, HistoryRule, WebhookConfig};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -34,6 +34,8 @@ pub struct App {
     pub max_api_requests_per_second: u32,
     pub allowed_origins: Vec<String>,
     pub webhooks: Vec<WebhookConfig>,
+    /// Which channels keep history.
+    pub history: HistoryRules,
     /// A reload removed the app: it is found by neither key nor id, and its connections are
     /// closed with 4001. Kept in [`Apps::list`] so its index stays taken.
     pub removed: bool,
@@ -41,6 +43,38 @@ pub struct App {
     pub counters: Arc<AppCounters>,
     /// The configuration it was made from, to tell what a reload changed.
     config: AppConfig,
+}
+
+/// An app's `[[apps.history]]` rules, compiled (the first that matches a channel applies).
+#[derive(Debug, Default, Clone)]
+pub struct HistoryRules(Vec<(globset::GlobMatcher, HistoryRule)>);
+
+impl HistoryRules {
+    /// Compiles validated rules (a rule whose glob does not compile is skipped; validation
+    /// refused it before).
+    pub fn new(rules: &[HistoryRule]) -> HistoryRules {
+        HistoryRules(
+            rules
+                .iter()
+                .filter_map(|r| {
+                    let g = globset::Glob::new(&r.channels).ok()?;
+                    Some((g.compile_matcher(), r.clone()))
+                })
+                .collect(),
+        )
+    }
+
+    /// The rule `channel`'s history follows, if any. No rules (the default): no cost.
+    pub fn rule_for(&self, channel: &str) -> Option<&HistoryRule> {
+        self.0
+            .iter()
+            .find(|(g, _)| g.is_match(channel))
+            .map(|(_, r)| r)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// What the shards count for an app, node-wide. Atomics, not a lock: shards only add and
@@ -118,6 +152,7 @@ impl App {
             max_api_requests_per_second: c.max_api_requests_per_second,
             allowed_origins: c.allowed_origins.clone(),
             webhooks: c.webhooks.clone(),
+            history: HistoryRules::new(&c.history),
             removed: false,
             counters,
             config: c.clone(),

@@ -7,6 +7,7 @@
 //! state ([`crate::session`]), and nothing above it.
 
 use crate::channel::event::{Event, Source};
+use crate::channel::history::Position;
 use crate::channel::name::{self, Access, ChannelKind};
 use crate::protocol::client::{decode, ClientMsg};
 use crate::protocol::identity::{self, presence_data};
@@ -40,7 +41,26 @@ pub fn on_message(
             channel,
             auth,
             channel_data,
-        } => subscribe(shard, conn, channel, auth, channel_data),
+            recover,
+        } => {
+            // A position in the subscribe itself wins over one a `raptor:recover` left.
+            let pending = conn.recover_from.borrow_mut().remove(channel.as_str());
+            let recover = recover
+                .map(|r| Position {
+                    offset: r.offset,
+                    epoch: Arc::from(r.epoch),
+                })
+                .or(pending.map(|(offset, epoch)| Position { epoch, offset }));
+            subscribe(shard, conn, channel, auth, channel_data, recover)
+        }
+        ClientMsg::Recover { positions } => {
+            let limit = shard.limits().max_subscriptions_per_connection;
+            *conn.recover_from.borrow_mut() = positions
+                .into_iter()
+                .take(limit)
+                .map(|(c, r)| (c.into_boxed_str(), (r.offset, Arc::from(r.epoch))))
+                .collect();
+        }
         ClientMsg::Unsubscribe { channel } => shard.unsubscribe(conn, &channel),
         ClientMsg::Ping => {
             conn.out.push(frames::pong());
@@ -73,6 +93,7 @@ fn subscribe(
     channel: String,
     auth: Option<String>,
     channel_data: Option<String>,
+    recover: Option<Position>,
 ) {
     if let Err(e) = name::validate(&channel, shard.limits().max_channel_name_bytes) {
         conn.out
@@ -158,7 +179,7 @@ fn subscribe(
             None
         }
     };
-    shard.subscribe(conn, Arc::from(channel), join);
+    shard.subscribe(conn, Arc::from(channel), join, recover);
 }
 
 fn signin(shard: &Rc<Shard>, conn: &Rc<Connection>, auth: &str, user_data: &str) {

@@ -187,6 +187,7 @@ pub fn run(
         PoolPlacement::Unbound(nr)
     };
     let (r2, f2) = (ready.clone(), failed.clone());
+    let history = cfg.history.clone();
     let (main_node, main_webhooks) = (node.clone(), webhooks.clone());
     startup::quiet_shard_panics();
     let handles = LocalExecutorPoolBuilder::new(placement)
@@ -204,6 +205,7 @@ pub fn run(
             let dashboard = dashboard.clone();
             let public_dashboard = public_dashboard.clone();
             let node = node.clone();
+            let history = history.clone();
             async move {
                 let (senders, receivers) = match mesh {
                     Some(m) => {
@@ -215,6 +217,7 @@ pub fn run(
                 let id = senders.as_ref().map_or(0, |s| s.peer_id());
                 let out = Rc::new(MeshOut::new(id, nr, senders, mesh_capacity));
                 let shard = Shard::new(id, nr, live, out.clone(), webhooks, node, clustered);
+                shard.set_history(history);
                 if id == GATEWAY {
                     if let Some(parts) = gateway_parts.take() {
                         Gateway::start(&shard, parts);

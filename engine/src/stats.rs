@@ -34,6 +34,9 @@ pub struct ShardStats {
     pub fanout: RefCell<Histogram<u64>>,
     /// Time a socket's queue stayed non-empty before the flusher drained it.
     pub queue_delay_us: RefCell<Histogram<u64>>,
+    /// Recovery requests answered "recovered" and "not recovered" (docs/history.md).
+    pub recovered: Cell<u64>,
+    pub not_recovered: Cell<u64>,
 }
 
 impl Default for ShardStats {
@@ -47,6 +50,8 @@ impl Default for ShardStats {
             publish_to_write_us: RefCell::new(hist()),
             fanout: RefCell::new(hist()),
             queue_delay_us: RefCell::new(hist()),
+            recovered: Cell::new(0),
+            not_recovered: Cell::new(0),
         }
     }
 }
@@ -118,6 +123,18 @@ impl ShardStats {
         }
     }
 
+    /// Counts one answered recovery request.
+    pub fn note_recovery(&self, recovered: bool) {
+        add(
+            if recovered {
+                &self.recovered
+            } else {
+                &self.not_recovered
+            },
+            1,
+        );
+    }
+
     pub fn snapshot(&self, connections: u64, channels: u64) -> Snapshot {
         Snapshot {
             connections,
@@ -132,6 +149,11 @@ impl ShardStats {
             cluster_queries: ClusterQueryFigures::default(),
             cluster: ClusterFigures::default(),
             mesh_overflow_peak: 0,
+            history: HistoryFigures {
+                recovered: self.recovered.get(),
+                not_recovered: self.not_recovered.get(),
+                ..HistoryFigures::default()
+            },
         }
     }
 }
@@ -242,6 +264,27 @@ pub struct Snapshot {
     pub cluster: ClusterFigures,
     /// The longest cross-shard overflow an admitted publish joined (merged as the maximum).
     pub mesh_overflow_peak: u64,
+    pub history: HistoryFigures,
+}
+
+/// Channel history on this node (docs/history.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct HistoryFigures {
+    /// Channels with a history position, and the bytes their stored events hold.
+    pub channels: u64,
+    pub bytes: u64,
+    /// Recovery requests answered "recovered" / "not recovered".
+    pub recovered: u64,
+    pub not_recovered: u64,
+}
+
+impl HistoryFigures {
+    fn merge(&mut self, o: &HistoryFigures) {
+        self.channels += o.channels;
+        self.bytes += o.bytes;
+        self.recovered += o.recovered;
+        self.not_recovered += o.not_recovered;
+    }
 }
 
 impl Snapshot {
@@ -258,6 +301,7 @@ impl Snapshot {
         self.cluster_queries.merge(&o.cluster_queries);
         self.cluster.merge(&o.cluster);
         self.mesh_overflow_peak = self.mesh_overflow_peak.max(o.mesh_overflow_peak);
+        self.history.merge(&o.history);
     }
 }
 

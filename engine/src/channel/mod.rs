@@ -4,6 +4,7 @@
 //! remember of their events), and the [`event::Event`] they order.
 
 pub mod event;
+pub mod history;
 pub mod local;
 pub mod name;
 pub mod owned;

@@ -1,20 +1,23 @@
 //! Channel streams: what a channel remembers of its ordered events, kept by the shard that
-//! owns the channel on this node and entered by one call ([`ChannelStreams::append`]) in
-//! both modes: on a single node the owner shard ordered the event itself; in a cluster the
-//! owning node ordered it and every node's owner shard appends the same event.
+//! owns the channel on this node and entered only by the one path of an ordered event
+//! (`Shard::order`).
 //!
-//! Today a stream retains at most one event, for cache channels: the last one, for
-//! [`CACHE_TTL`], replayed to new subscribers and answered to `info=cache` (docs/cluster.md
-//! for the cluster copies). A stream is also where a channel's position (an epoch and an
-//! offset, +1 per event) will live, and a history of more than one event: the history issue
-//! fills [`ChannelStream`], and nothing else needs to change.
+//! A stream holds two memories: a cache channel's last API event (for [`CACHE_TTL`],
+//! replayed to new subscribers and answered to `info=cache`; docs/cluster.md for the
+//! cluster copies), and, for a channel an `[[apps.history]]` rule matches, its
+//! [`History`] (position and ring, channel/history.rs).
 //!
-//! **Invariant:** bounded: a stream holds at most its capacity (1 today), and streams whose
-//! retained events all expired are dropped by [`ChannelStreams::expire`].
+//! **Invariants:** bounded: a cache stream holds at most one event; the history of all
+//! streams of a shard holds at most `max_bytes` (beyond it the events of the channel
+//! appended to least recently are dropped, its position kept) and at most `max_channels`
+//! positions (beyond it the least recently appended position is forgotten); streams with
+//! nothing left are dropped by [`ChannelStreams::expire`].
 
+use super::history::{new_epoch, Entry, History, Position};
 use crate::app::{AppIdx, PerApp};
+use crate::config::{HistoryRule, HistorySettings};
 use crate::frame::Frame;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,7 +27,7 @@ pub const CACHE_TTL: Duration = Duration::from_secs(30 * 60);
 /// Events a cache channel's stream retains.
 const CACHE_CAPACITY: usize = 1;
 
-/// One retained event.
+/// One retained cache event.
 #[derive(Debug, Clone)]
 pub struct Stored {
     /// The finished frame, replayed as is.
@@ -39,10 +42,21 @@ pub struct Stored {
 pub struct ChannelStream {
     /// Oldest first, at most [`CACHE_CAPACITY`].
     retained: VecDeque<Stored>,
+    history: Option<HistoryState>,
+}
+
+/// A history and where it sits in the shard's recency order.
+#[derive(Debug)]
+struct HistoryState {
+    history: History,
+    /// Key in [`ChannelStreams::recent`] (and in `holding` while it holds events).
+    seq: u64,
+    /// Last append (or creation), for the position ttl.
+    touched: Instant,
 }
 
 impl ChannelStream {
-    /// Retains `event`, dropping the oldest beyond the capacity.
+    /// Retains a cache channel's `event`, dropping the oldest beyond the capacity.
     pub fn append(&mut self, event: Stored) {
         if self.retained.len() == CACHE_CAPACITY {
             self.retained.pop_front();
@@ -57,11 +71,10 @@ impl ChannelStream {
         (age < CACHE_TTL).then(|| (e, CACHE_TTL - age))
     }
 
-    /// Drops what expired at `now`; true when nothing is left.
-    fn expire(&mut self, now: Instant) -> bool {
+    /// Drops cache events that expired at `now`.
+    fn expire_cache(&mut self, now: Instant) {
         self.retained
             .retain(|e| now.saturating_duration_since(e.stored) < CACHE_TTL);
-        self.retained.is_empty()
     }
 }
 
@@ -69,14 +82,32 @@ impl ChannelStream {
 #[derive(Default)]
 pub struct ChannelStreams {
     apps: PerApp<HashMap<Arc<str>, ChannelStream>>,
+    settings: HistorySettings,
+    /// Bytes held by every history ([`History::bytes`]).
+    bytes: usize,
+    /// Every history by last append, oldest first: the position bound forgets from here.
+    recent: BTreeMap<u64, (AppIdx, Arc<str>)>,
+    /// Histories holding at least one event, by last append: the byte bound drops from here.
+    holding: BTreeMap<u64, (AppIdx, Arc<str>)>,
+    next_seq: u64,
+}
+
+/// Figures for /stats.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryFigures {
+    pub channels: usize,
+    pub bytes: usize,
 }
 
 impl ChannelStreams {
-    pub fn new() -> ChannelStreams {
-        ChannelStreams::default()
+    pub fn new(settings: HistorySettings) -> ChannelStreams {
+        ChannelStreams {
+            settings,
+            ..ChannelStreams::default()
+        }
     }
 
-    /// Appends an ordered event that the channel retains (a cache channel's API events).
+    /// Retains a cache channel's API event.
     pub fn append(
         &mut self,
         app: AppIdx,
@@ -93,61 +124,206 @@ impl ChannelStreams {
         });
     }
 
-    /// The newest live retained event of `channel`, if any, and its remaining TTL.
+    /// The newest live retained cache event of `channel`, if any, and its remaining TTL.
     pub fn last(&self, app: AppIdx, channel: &str, now: Instant) -> Option<(&Stored, Duration)> {
         self.apps.get(app)?.get(channel)?.last(now)
     }
 
-    /// Drops expired events and the streams left empty (called by the sweeper), bounding
-    /// memory by the channels with a live retained event.
+    /// Events one history read returns at most.
+    pub fn max_read(&self) -> usize {
+        self.settings.max_read
+    }
+
+    pub fn figures(&self) -> HistoryFigures {
+        HistoryFigures {
+            channels: self.recent.len(),
+            bytes: self.bytes,
+        }
+    }
+
+    /// The history of `channel` under `rule`, created (a new epoch, offset 0) if it has
+    /// none, its bounds set to the rule's (a reload may have changed them).
+    fn history_mut(
+        &mut self,
+        app: AppIdx,
+        channel: &Arc<str>,
+        rule: &HistoryRule,
+        now: Instant,
+    ) -> &mut HistoryState {
+        let stream = self.apps.entry(app).entry(channel.clone()).or_default();
+        let ttl = Duration::from_secs(rule.ttl_secs);
+        if stream.history.is_none() {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.recent.insert(seq, (app, channel.clone()));
+            stream.history = Some(HistoryState {
+                history: History::new(new_epoch(), 0, rule.size, ttl),
+                seq,
+                touched: now,
+            });
+        }
+        let h = stream.history.as_mut().expect("just made");
+        self.bytes -= h.history.set_bounds(rule.size, ttl);
+        h
+    }
+
+    /// The position of `channel` under `rule` (creating its stream: a subscriber told a
+    /// position must be able to recover from it, so the epoch it saw has to stay).
+    pub fn position(
+        &mut self,
+        app: AppIdx,
+        channel: &Arc<str>,
+        rule: &HistoryRule,
+        now: Instant,
+    ) -> Position {
+        let p = self.history_mut(app, channel, rule, now).history.position();
+        self.bound_positions(app, channel);
+        p
+    }
+
+    /// Appends the event `make(offset)` builds to `channel`'s history (the order point
+    /// chose `offset`) and returns its frame.
+    pub fn append_history(
+        &mut self,
+        app: AppIdx,
+        channel: &Arc<str>,
+        rule: &HistoryRule,
+        now: Instant,
+        make: impl FnOnce(u64) -> Entry,
+    ) -> Frame {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let h = self.history_mut(app, channel, rule, now);
+        let entry = make(h.history.next_offset());
+        let frame = entry.frame.clone();
+        let added = entry.bytes();
+        let freed = h.history.push(entry);
+        let old = std::mem::replace(&mut h.seq, seq);
+        h.touched = now;
+        self.bytes = self.bytes + added - freed;
+        self.recent.remove(&old);
+        self.holding.remove(&old);
+        self.recent.insert(seq, (app, channel.clone()));
+        self.holding.insert(seq, (app, channel.clone()));
+        self.bound_bytes(app, channel);
+        self.bound_positions(app, channel);
+        frame
+    }
+
+    /// Frees history until within `max_bytes`, least recently appended first; `keep` (the
+    /// channel appended to just now) goes last.
+    fn bound_bytes(&mut self, keep_app: AppIdx, keep: &Arc<str>) {
+        while self.bytes > self.settings.max_bytes_per_shard {
+            let victim = self
+                .holding
+                .iter()
+                .find(|(_, (a, c))| !(*a == keep_app && c == keep))
+                .or_else(|| self.holding.iter().next())
+                .map(|(&seq, v)| (seq, v.clone()));
+            let Some((seq, (app, channel))) = victim else {
+                return;
+            };
+            self.holding.remove(&seq);
+            if let Some(h) = self.history_of(app, &channel) {
+                let freed = h.history.clear();
+                self.bytes -= freed;
+            }
+        }
+    }
+
+    /// Forgets positions beyond `max_channels`, least recently appended first (never
+    /// `keep`).
+    fn bound_positions(&mut self, keep_app: AppIdx, keep: &Arc<str>) {
+        while self.recent.len() > self.settings.max_channels_per_shard {
+            let Some((&seq, (app, channel))) = self.recent.iter().next() else {
+                return;
+            };
+            if *app == keep_app && channel == keep {
+                return;
+            }
+            let (app, channel) = (*app, channel.clone());
+            self.forget(app, &channel, seq);
+        }
+    }
+
+    fn forget(&mut self, app: AppIdx, channel: &Arc<str>, seq: u64) {
+        self.recent.remove(&seq);
+        self.holding.remove(&seq);
+        let Some(table) = self.apps.get_mut(app) else {
+            return;
+        };
+        if let Some(stream) = table.get_mut(channel) {
+            if let Some(h) = stream.history.take() {
+                self.bytes -= h.history.bytes();
+            }
+            if stream.retained.is_empty() {
+                table.remove(channel);
+            }
+        }
+    }
+
+    fn history_of(&mut self, app: AppIdx, channel: &str) -> Option<&mut HistoryState> {
+        self.apps.get_mut(app)?.get_mut(channel)?.history.as_mut()
+    }
+
+    /// `channel`'s history, if it has one.
+    pub fn history(&self, app: AppIdx, channel: &str) -> Option<&History> {
+        Some(&self.apps.get(app)?.get(channel)?.history.as_ref()?.history)
+    }
+
+    /// Changes `channel`'s history in place with `f` (an edit, a delete, a removal), keeping
+    /// the byte count.
+    pub fn change<R>(
+        &mut self,
+        app: AppIdx,
+        channel: &str,
+        f: impl FnOnce(&mut History) -> R,
+    ) -> Option<R> {
+        let h = self.history_of(app, channel)?;
+        let before = h.history.bytes();
+        let seq = h.seq;
+        let r = f(&mut h.history);
+        let (after, empty) = (h.history.bytes(), h.history.is_empty());
+        self.bytes = self.bytes + after - before;
+        if empty {
+            self.holding.remove(&seq);
+        }
+        Some(r)
+    }
+
+    /// Drops expired cache events, expired history events, positions older than the
+    /// position ttl, and the streams left empty (called by the sweeper).
     pub fn expire(&mut self, now: Instant) {
+        let position_ttl = Duration::from_secs(self.settings.position_ttl_secs);
+        let mut freed = 0;
+        let mut emptied = Vec::new();
+        let mut forgotten = Vec::new();
         for t in self.apps.iter_mut() {
-            t.retain(|_, s| !s.expire(now));
+            t.retain(|_, s| {
+                s.expire_cache(now);
+                if let Some(h) = &mut s.history {
+                    freed += h.history.expire(now);
+                    if h.history.is_empty() {
+                        emptied.push(h.seq);
+                    }
+                    if now.saturating_duration_since(h.touched) >= position_ttl {
+                        forgotten.push(h.seq);
+                        freed += h.history.bytes();
+                        s.history = None;
+                    }
+                }
+                !(s.retained.is_empty() && s.history.is_none())
+            });
+        }
+        self.bytes -= freed;
+        for seq in emptied {
+            self.holding.remove(&seq);
+        }
+        for seq in forgotten {
+            self.recent.remove(&seq);
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn stored(data: &str, at: Instant) -> Stored {
-        Stored {
-            frame: Frame::text(data.as_bytes()),
-            data: Arc::from(data),
-            stored: at,
-        }
-    }
-
-    #[test]
-    fn a_cache_stream_keeps_the_last_event_for_its_ttl() {
-        let t0 = Instant::now();
-        let mut s = ChannelStream::default();
-        assert!(s.last(t0).is_none());
-        s.append(stored("one", t0));
-        s.append(stored("two", t0 + Duration::from_secs(1)));
-        let (e, left) = s.last(t0 + Duration::from_secs(1)).unwrap();
-        assert_eq!((&*e.data, left), ("two", CACHE_TTL));
-        assert_eq!(s.retained.len(), 1, "capacity 1");
-        let late = t0 + Duration::from_secs(1) + CACHE_TTL;
-        assert!(s.last(late).is_none());
-        assert!(s.expire(late));
-    }
-
-    #[test]
-    fn streams_are_per_app_and_channel_and_expire_whole() {
-        let t0 = Instant::now();
-        let mut all = ChannelStreams::new();
-        let c: Arc<str> = Arc::from("cache-x");
-        all.append(3, &c, Frame::text(b"f"), Arc::from("d"), t0);
-        assert!(all.last(3, "cache-x", t0).is_some());
-        assert!(all.last(0, "cache-x", t0).is_none());
-        assert!(all.last(3, "cache-y", t0).is_none());
-        all.expire(t0 + CACHE_TTL);
-        assert!(
-            all.last(3, "cache-x", t0).is_none(),
-            "the stream itself is gone"
-        );
-        assert!(all.apps.get(3).unwrap().is_empty());
-    }
-}
+mod tests;

@@ -5,10 +5,12 @@
 
 mod admin;
 mod cluster;
+mod history;
 mod metrics;
 
 pub use admin::AdminConfig;
 pub use cluster::ClusterSettings;
+pub use history::{HistoryRule, HistorySettings};
 pub use metrics::MetricsConfig;
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -102,6 +104,9 @@ pub struct Config {
     /// The dashboard and the admin API (docs/dashboard.md).
     #[serde(default)]
     pub admin: AdminConfig,
+    /// Bounds of channel history and its data directory (docs/history.md).
+    #[serde(default)]
+    pub history: HistorySettings,
 }
 
 /// A credential from the configuration. `Debug` never shows it, so no log line or panic
@@ -215,6 +220,9 @@ pub struct AppConfig {
     /// Webhook endpoints; empty means none.
     #[serde(default)]
     pub webhooks: Vec<WebhookConfig>,
+    /// Which channels keep history (docs/history.md); empty means none do.
+    #[serde(default)]
+    pub history: Vec<HistoryRule>,
 }
 
 /// One webhook endpoint of an app.
@@ -268,6 +276,7 @@ impl AppConfig {
             max_api_requests_per_second: default_api_rate(),
             allowed_origins: Vec::new(),
             webhooks: Vec::new(),
+            history: Vec::new(),
         }
     }
 }
@@ -382,6 +391,7 @@ impl Default for Config {
             limits: Limits::default(),
             apps: default_apps(),
             testing: Testing::default(),
+            history: HistorySettings::default(),
             cluster: None,
             tls: None,
             webhooks: WebhookSettings::default(),
@@ -484,9 +494,13 @@ impl Config {
         }
         self.validate_metrics()?;
         self.validate_admin()?;
+        self.history.validate()?;
         let mut ids = std::collections::HashSet::new();
         let mut keys = std::collections::HashSet::new();
         for (i, app) in self.apps.iter().enumerate() {
+            for (j, rule) in app.history.iter().enumerate() {
+                rule.validate(&format!("apps[{i}].history[{j}]"))?;
+            }
             let ok_id = !app.id.is_empty()
                 && app.id.len() <= 64
                 && app

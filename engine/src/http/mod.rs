@@ -7,6 +7,7 @@ pub mod channels;
 pub mod conn;
 pub mod dashboard;
 pub mod events;
+pub mod history;
 pub mod metrics;
 pub mod reload;
 pub mod router;

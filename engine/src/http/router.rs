@@ -4,7 +4,7 @@ use super::admin::{Access, Surface};
 use super::auth;
 use super::request::{decode, Request};
 use super::response::Response;
-use super::{channels, events};
+use super::{channels, events, history};
 use crate::app::App;
 use crate::protocol::codes;
 use crate::shard::Shard;
@@ -63,6 +63,20 @@ pub async fn route(shard: &Rc<Shard>, req: Request, access: &Access) -> Routed {
                 ("GET", ["channels"]) => channels::list(shard, &app, &req).await,
                 ("GET", ["channels", name]) => channels::info(shard, &app, &req, &decode(name)).await,
                 ("GET", ["channels", name, "users"]) => channels::users(shard, &app, &decode(name)).await,
+                ("GET", ["channels", name, "history"]) => history::read(shard, &app, &req, &decode(name)).await,
+                ("POST", ["channels", name, "history", "remove"]) => history::remove(shard, &app, &decode(name)).await,
+                ("POST", ["channels", name, "history", offset, "edit"]) => {
+                    history::edit(shard, &app, &req, &decode(name), offset).await
+                }
+                ("POST", ["channels", name, "history", offset, "delete"]) => {
+                    history::delete(shard, &app, &decode(name), offset).await
+                }
+                (
+                    _,
+                    ["channels", _, "history"]
+                    | ["channels", _, "history", "remove"]
+                    | ["channels", _, "history", _, "edit" | "delete"],
+                ) => Response::error(405, "method not allowed"),
                 ("POST", ["users", user, "terminate_connections"]) => terminate(shard, &app, &decode(user)),
                 (_, ["events"] | ["batch_events"] | ["channels"] | ["channels", _] | ["channels", _, "users"]) => {
                     Response::error(405, "method not allowed")

@@ -9,6 +9,17 @@ use std::borrow::Cow;
 /// Deepest JSON nesting accepted from a client; deeper input is refused before any recursion.
 pub const MAX_DEPTH: usize = 32;
 
+/// Positions one `raptor:recover` may carry at most.
+pub const MAX_RECOVER_POSITIONS: usize = 1000;
+
+/// A position a client asks to recover from (docs/history.md): after the event `offset`
+/// of `epoch`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoverFrom {
+    pub offset: u64,
+    pub epoch: String,
+}
+
 /// A decoded client message.
 #[derive(Debug, PartialEq)]
 pub enum ClientMsg {
@@ -16,6 +27,13 @@ pub enum ClientMsg {
         channel: String,
         auth: Option<String>,
         channel_data: Option<String>,
+        /// Raptor's extension: `"recover":true,"offset":..,"epoch":..` in the data.
+        recover: Option<RecoverFrom>,
+    },
+    /// `raptor:recover`: positions to recover from in the next subscribe of each channel
+    /// (how an unmodified pusher-js, whose subscribe frame is fixed, asks to recover).
+    Recover {
+        positions: Vec<(String, RecoverFrom)>,
     },
     Unsubscribe {
         channel: String,
@@ -111,11 +129,35 @@ pub fn decode(buf: &mut [u8]) -> Result<ClientMsg, DecodeError> {
                     event: "pusher:subscribe",
                     what: "data.channel is required",
                 })?;
+            let recover = match d.get("recover").and_then(|v| v.as_bool()) {
+                Some(true) => Some(position(&d, "pusher:subscribe")?),
+                _ => None,
+            };
             ClientMsg::Subscribe {
                 channel,
                 auth: opt_str(&d, "auth", "pusher:subscribe")?,
                 channel_data: opt_str(&d, "channel_data", "pusher:subscribe")?,
+                recover,
             }
+        }
+        "raptor:recover" => {
+            let d = data_obj("raptor:recover")?;
+            let bad = DecodeError::BadField {
+                event: "raptor:recover",
+                what: "data.positions must be an object of {offset, epoch} (at most 1000)",
+            };
+            let all = d
+                .get("positions")
+                .and_then(|p| p.as_object())
+                .ok_or(bad.clone())?;
+            if all.len() > MAX_RECOVER_POSITIONS {
+                return Err(bad);
+            }
+            let mut positions = Vec::with_capacity(all.len());
+            for (channel, p) in all.iter() {
+                positions.push((channel.to_string(), position(p, "raptor:recover")?));
+            }
+            ClientMsg::Recover { positions }
         }
         "pusher:unsubscribe" => {
             let d = data_obj("pusher:unsubscribe")?;
@@ -163,6 +205,26 @@ pub fn decode(buf: &mut [u8]) -> Result<ClientMsg, DecodeError> {
     })
 }
 
+/// `{"offset": <u64>, "epoch": <string>}` within `v`.
+fn position(v: &OwnedValue, event: &'static str) -> Result<RecoverFrom, DecodeError> {
+    let bad = DecodeError::BadField {
+        event,
+        what: "a position needs offset (an unsigned integer) and epoch (a string)",
+    };
+    let offset = v
+        .get("offset")
+        .and_then(|o| o.as_u64())
+        .ok_or(bad.clone())?;
+    let epoch = v.get("epoch").and_then(|e| e.as_str()).ok_or(bad.clone())?;
+    if epoch.is_empty() || epoch.len() > 64 {
+        return Err(bad);
+    }
+    Ok(RecoverFrom {
+        offset,
+        epoch: epoch.to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,7 +241,8 @@ mod tests {
             ClientMsg::Subscribe {
                 channel: "public-chan".into(),
                 auth: Some(String::new()),
-                channel_data: None
+                channel_data: None,
+                recover: None
             }
         );
         assert_eq!(
@@ -207,9 +270,43 @@ mod tests {
             ClientMsg::Subscribe {
                 channel: "x".into(),
                 auth: None,
-                channel_data: None
+                channel_data: None,
+                recover: None
             }
         );
+    }
+
+    #[test]
+    fn recovery_requests() {
+        let from = RecoverFrom {
+            offset: 41,
+            epoch: "qFhv".into(),
+        };
+        assert_eq!(
+            d(r#"{"event":"pusher:subscribe","data":{"channel":"chat","recover":true,"offset":41,"epoch":"qFhv"}}"#)
+                .unwrap(),
+            ClientMsg::Subscribe {
+                channel: "chat".into(),
+                auth: None,
+                channel_data: None,
+                recover: Some(from.clone())
+            }
+        );
+        assert_eq!(
+            d(r#"{"event":"raptor:recover","data":{"positions":{"chat":{"offset":41,"epoch":"qFhv"}}}}"#)
+                .unwrap(),
+            ClientMsg::Recover {
+                positions: vec![("chat".into(), from)]
+            }
+        );
+        for bad in [
+            r#"{"event":"pusher:subscribe","data":{"channel":"c","recover":true,"offset":-1,"epoch":"e"}}"#,
+            r#"{"event":"pusher:subscribe","data":{"channel":"c","recover":true,"offset":1}}"#,
+            r#"{"event":"raptor:recover","data":{"positions":[]}}"#,
+            r#"{"event":"raptor:recover","data":{"positions":{"c":{"offset":"1","epoch":"e"}}}}"#,
+        ] {
+            assert!(matches!(d(bad), Err(DecodeError::BadField { .. })), "{bad}");
+        }
     }
 
     #[test]

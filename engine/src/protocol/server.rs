@@ -14,6 +14,10 @@ struct Event<'a> {
     data: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     user_id: Option<&'a str>,
+    /// The event's position in its channel's history (Raptor's extension, docs/history.md);
+    /// pusher-js drops unknown top-level fields, so only history-aware clients see it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offset: Option<u64>,
 }
 
 fn encode<T: Serialize>(v: &T, size_hint: usize) -> Frame {
@@ -25,15 +29,49 @@ fn encode<T: Serialize>(v: &T, size_hint: usize) -> Frame {
 
 /// A channel event, e.g. from the HTTP API: `{"event":..,"channel":..,"data":"<string>"}`.
 pub fn channel_event(event: &str, channel: &str, data: &str, user_id: Option<&str>) -> Frame {
+    history_event(event, channel, data, user_id, None)
+}
+
+/// A channel event of a channel with history: [`channel_event`] with its `"offset"`.
+pub fn history_event(
+    event: &str,
+    channel: &str,
+    data: &str,
+    user_id: Option<&str>,
+    offset: Option<u64>,
+) -> Frame {
     encode(
         &Event {
             event,
             channel: Some(channel),
             data,
             user_id,
+            offset,
         },
-        48 + event.len() + channel.len() + data.len() + data.len() / 8,
+        64 + event.len() + channel.len() + data.len() + data.len() / 8,
     )
+}
+
+/// What a subscription to a channel with history learns of its position, right after
+/// `subscription_succeeded` (docs/history.md, "Recovery"): `raptor:recovery`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecoveryResult<'a> {
+    /// The client asked to recover (sent a position).
+    pub was_recovering: bool,
+    /// Everything after the client's position follows this event, exactly once, in order.
+    /// False: nothing is replayed.
+    pub recovered: bool,
+    pub epoch: &'a str,
+    /// The position the client is at once it has processed this event: its own when
+    /// recovered (the replayed events advance it), the channel's newest otherwise.
+    pub offset: u64,
+    /// Events replayed after this one.
+    pub replayed: usize,
+}
+
+pub fn recovery(channel: &str, r: &RecoveryResult<'_>) -> Frame {
+    let data = simd_json::to_string(r).expect("in-memory serialization");
+    channel_event("raptor:recovery", channel, &data, None)
 }
 
 pub fn connection_established(socket_id: &str, activity_timeout: u64) -> Frame {
@@ -44,6 +82,7 @@ pub fn connection_established(socket_id: &str, activity_timeout: u64) -> Frame {
             channel: None,
             data: &data,
             user_id: None,
+            offset: None,
         },
         128,
     )

@@ -54,6 +54,9 @@ pub struct SignedIn {
 /// Shard-local connection number (unique within a shard for its lifetime).
 pub type ConnId = u64;
 
+/// Positions to recover from, by channel: `(offset, epoch)`.
+pub type PendingRecovery = HashMap<Box<str>, (u64, Arc<str>)>;
+
 pub struct Connection {
     pub id: ConnId,
     pub socket_id: SocketId,
@@ -75,6 +78,10 @@ pub struct Connection {
     pub authorized: Cell<bool>,
     /// Client-event rate window: (start of the current second, events in it).
     rate: Cell<(Instant, u32)>,
+    /// Positions a `raptor:recover` asked to recover from, by channel: `(offset, epoch)`,
+    /// taken by the next subscribe of that channel. Each `raptor:recover` replaces them;
+    /// bounded by `limits.max_subscriptions_per_connection`.
+    pub recover_from: RefCell<PendingRecovery>,
 }
 
 impl Connection {
@@ -93,6 +100,7 @@ impl Connection {
             user: RefCell::new(None),
             authorized: Cell::new(false),
             rate: Cell::new((now, 0)),
+            recover_from: RefCell::new(HashMap::new()),
         }
     }
 

@@ -31,6 +31,8 @@ pub(super) struct Held {
     pub req: SubReq,
     pub socket_id: SocketId,
     pub join: Option<Join>,
+    /// The position the client asked to recover from.
+    pub recover: Option<crate::channel::history::Position>,
 }
 
 /// An owned channel of an app.

@@ -15,6 +15,7 @@
 mod ask;
 pub mod gateway;
 mod held;
+mod history;
 pub mod mesh;
 pub mod msg;
 mod owner;
@@ -25,6 +26,7 @@ mod tests;
 mod users;
 
 use crate::app::{App, AppIdx, Apps};
+use crate::channel::history::Position;
 use crate::channel::local::{LocalChannels, Subscriber};
 use crate::channel::owned::OwnedChannels;
 use crate::channel::stream::ChannelStreams;
@@ -38,6 +40,7 @@ use crate::stats::ShardStats;
 use crate::webhook::Webhooks;
 pub use ask::{AskError, ChannelFigures};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+pub use history::{HistoryAnswer, HistoryError, HistoryEvent, HistoryOp};
 use mesh::MeshOut;
 pub use msg::ClientEvent;
 use msg::{Join, Query, Reply, ShardMsg, SubReq};
@@ -125,7 +128,7 @@ impl Shard {
             next_conn: Cell::new(0),
             local: RefCell::new(LocalChannels::new()),
             owned: RefCell::new(OwnedChannels::new(nr_shards)),
-            streams: RefCell::new(ChannelStreams::new()),
+            streams: RefCell::new(ChannelStreams::new(Default::default())),
             users: RefCell::new(users::UserRegistry::new()),
             count_dirty: RefCell::new(HashSet::new()),
             awaiting: RefCell::new(HashMap::new()),
@@ -233,7 +236,15 @@ impl Shard {
 
     /// Starts a subscription (already authorized by the caller); the client hears back when
     /// the owner acknowledges.
-    pub fn subscribe(&self, conn: &Rc<Connection>, channel: Arc<str>, join: Option<Join>) {
+    /// Subscribes `conn` to `channel` (as `join`, on a presence channel), recovering from
+    /// `recover` on a channel with history (docs/history.md).
+    pub fn subscribe(
+        &self,
+        conn: &Rc<Connection>,
+        channel: Arc<str>,
+        join: Option<Join>,
+        recover: Option<Position>,
+    ) {
         let app = conn.app;
         let seq = self.next_sub_seq.get() + 1;
         {
@@ -272,6 +283,7 @@ impl Shard {
                 req: SubReq { conn: conn.id, seq },
                 socket_id: conn.socket_id,
                 join,
+                recover,
             },
         );
     }
@@ -466,7 +478,8 @@ impl Shard {
                 req,
                 socket_id,
                 join,
-            } => self.owner_subscribe(app, channel, from, req, socket_id, join),
+                recover,
+            } => self.owner_subscribe(app, channel, from, req, socket_id, join, recover),
             ShardMsg::SubscribeAck {
                 app,
                 channel,
@@ -637,6 +650,11 @@ impl Shard {
                 );
             }
         }
+    }
+
+    /// Puts the node's history bounds in force (before the shard takes connections).
+    pub fn set_history(&self, settings: crate::config::HistorySettings) {
+        *self.streams.borrow_mut() = ChannelStreams::new(settings);
     }
 
     /// Periodic owner work: throttled `subscription_count` events and cache expiry.

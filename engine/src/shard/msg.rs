@@ -3,6 +3,7 @@
 
 use crate::app::AppIdx;
 use crate::channel::event::Event;
+use crate::channel::history::Position;
 use crate::frame::Frame;
 use crate::placement::ShardId;
 use crate::session::ConnId;
@@ -50,6 +51,8 @@ pub enum ShardMsg {
         req: SubReq,
         socket_id: SocketId,
         join: Option<Join>,
+        /// The position the client asked to recover from (docs/history.md).
+        recover: Option<Position>,
     },
     /// Owner → subscriber shard: the answer to `Subscribe`. When `ok`, the subscription is
     /// counted and `frames` (subscription_succeeded, then a cached event or cache_miss) go to
@@ -271,6 +274,12 @@ pub enum Query {
         by_rate: bool,
         limit: usize,
     },
+    /// A history API request, for the channel's owner shard (single node).
+    History {
+        app: AppIdx,
+        channel: Arc<str>,
+        op: super::history::HistoryOp,
+    },
 }
 
 /// What a [`GatewayMsg::Query`] asks the other nodes.
@@ -326,6 +335,7 @@ pub enum Reply {
     Published,
     Cluster(ClusterGather),
     UserCounts(Vec<u32>),
+    History(Result<super::history::HistoryAnswer, super::history::HistoryError>),
     /// The question reached a shard that cannot answer it (a gateway query on a shard
     /// without the gateway, or a single-node query in a cluster). Never data: the caller
     /// answers 500.

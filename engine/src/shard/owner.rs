@@ -12,6 +12,7 @@ use super::msg::{GatewayMsg, Join, Query, Reply, ShardMsg, SubReq};
 use super::Shard;
 use crate::app::AppIdx;
 use crate::channel::event::Event;
+use crate::channel::history::{Kind, Position};
 use crate::channel::name::ChannelKind;
 use crate::frame::Frame;
 use crate::placement::ShardId;
@@ -62,6 +63,7 @@ impl Shard {
         req: SubReq,
         socket_id: SocketId,
         mut join: Option<Join>,
+        mut recover: Option<Position>,
     ) {
         let a = self.apps().get(app).clone();
         let admitted = rules::admit(
@@ -87,6 +89,7 @@ impl Shard {
                         req,
                         socket_id,
                         join: join.take(),
+                        recover: recover.take(),
                     };
                     self.hold_or_answer(app, &channel, first, sub);
                 }
@@ -117,7 +120,7 @@ impl Shard {
                     );
                 }
                 OnSubscribe::Answer => {
-                    self.answer_subscribe(app, &channel, from, req, join.as_ref())
+                    self.answer_subscribe(app, &channel, from, req, join.as_ref(), recover.as_ref())
                 }
                 OnSubscribe::CountChanged => self.count_changed(app, &channel, Instant::now()),
             }
@@ -125,7 +128,10 @@ impl Shard {
     }
 
     /// Single node: answers a counted subscription with `subscription_succeeded` (a
-    /// presence one with the members it may see) and a cache channel's replay.
+    /// presence one with the members it may see), a cache channel's replay, and a history
+    /// channel's position and recovery (`Shard::recovery_frames`). Live events this shard
+    /// orders later reach the subscriber's shard after this answer (one FIFO queue), so the
+    /// replay and the live events meet with no gap and no duplicate.
     fn answer_subscribe(
         &self,
         app: AppIdx,
@@ -133,6 +139,7 @@ impl Shard {
         from: ShardId,
         req: SubReq,
         join: Option<&Join>,
+        recover: Option<&Position>,
     ) {
         let kind = ChannelKind::of(channel);
         let mut out = Vec::with_capacity(2);
@@ -163,6 +170,7 @@ impl Shard {
                 self.emit_cache_miss(app, channel);
             }
         }
+        self.recovery_frames(app, channel, recover, &mut out);
         self.mesh.send(
             from,
             ShardMsg::SubscribeAck {
@@ -274,8 +282,9 @@ impl Shard {
         }
     }
 
-    /// A single node's order point: the event is encoded here, once, and takes the one
-    /// path of an ordered event ([`Shard::order`]).
+    /// A single node's order point: the event is encoded here, once (with the channel's
+    /// next offset when it keeps history, `Shard::encode_ordered`), and takes the one path
+    /// of an ordered event ([`Shard::order`]).
     pub(super) fn order_event(
         &self,
         app: AppIdx,
@@ -284,8 +293,8 @@ impl Shard {
         exclude: Option<SocketId>,
         t0: Instant,
     ) {
-        let frame = event.encode(&channel);
         let retain = event.retained_by(&channel);
+        let frame = self.encode_ordered(app, &channel, event, Kind::Message);
         self.order(app, channel, frame, exclude, false, retain, t0);
     }
 
@@ -409,6 +418,8 @@ impl Shard {
                     self.owned.borrow().len() as u64,
                 );
                 snap.mesh_overflow_peak = self.mesh.overflow_peak() as u64;
+                let h = self.streams.borrow().figures();
+                (snap.history.channels, snap.history.bytes) = (h.channels as u64, h.bytes as u64);
                 if let Some(gw) = self.gateway.borrow().as_ref() {
                     snap.cluster_queries = gw.query_figures();
                     snap.cluster = gw.figures();
@@ -422,6 +433,7 @@ impl Shard {
                     .map(|o| o.members.keys().map(|k| k.to_string()).collect())
                     .unwrap_or_default(),
             ),
+            Query::History { app, channel, op } => self.answer_history(app, channel, op),
             q @ Query::Members { .. } => {
                 tracing::error!(shard = self.id, query = ?q, "query sent to a shard that cannot answer it");
                 Reply::Misrouted

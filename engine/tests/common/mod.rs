@@ -373,11 +373,12 @@ impl Resp {
 
 impl Http {
     pub async fn connect(server: &Server) -> Http {
-        Http::over(
-            TcpStream::connect(("127.0.0.1", server.port))
-                .await
-                .unwrap(),
-        )
+        Http::connect_port(server.port).await
+    }
+
+    /// A connection to the server on `port` (for a task that cannot borrow the server).
+    pub async fn connect_port(port: u16) -> Http {
+        Http::over(TcpStream::connect(("127.0.0.1", port)).await.unwrap())
     }
 
     /// A connection to the server's metrics listener (`/metrics`, `/stats`, `/health`).
