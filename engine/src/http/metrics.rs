@@ -72,6 +72,7 @@ pub async fn stats(shard: &Rc<Shard>) -> Response {
         queue_delay_us: Quantiles,
         cluster_queries: crate::stats::ClusterQueryFigures,
         cluster: crate::stats::ClusterFigures,
+        history: crate::stats::HistoryFigures,
     }
     let out = Out {
         shards: shard.nr_shards,
@@ -94,6 +95,7 @@ pub async fn stats(shard: &Rc<Shard>) -> Response {
         queue_delay_us: quantiles(&s.queue_delay_us),
         cluster_queries: s.cluster_queries,
         cluster: s.cluster,
+        history: s.history,
     };
     Response::json(
         200,
@@ -150,6 +152,31 @@ pub async fn metrics(shard: &Rc<Shard>) -> Response {
         "Longest cross-shard overflow queue an admitted publish joined (at most limits.mesh_queue_capacity + 1).",
         "gauge",
         s.mesh_overflow_peak,
+    );
+    let h = s.history;
+    gauge(
+        "history_channels",
+        "Channels with a history position on this node.",
+        "gauge",
+        h.channels,
+    );
+    gauge(
+        "history_bytes",
+        "Bytes the stored history events hold (bounded by history.max_bytes_per_shard per shard).",
+        "gauge",
+        h.bytes,
+    );
+    gauge(
+        "history_recovered_total",
+        "Recovery requests answered with every missed event.",
+        "counter",
+        h.recovered,
+    );
+    gauge(
+        "history_not_recovered_total",
+        "Recovery requests answered \"not recovered\" (nothing replayed).",
+        "counter",
+        h.not_recovered,
     );
     let c = s.cluster;
     gauge(
