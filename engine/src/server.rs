@@ -188,6 +188,13 @@ pub fn run(
     };
     let (r2, f2) = (ready.clone(), failed.clone());
     let history = cfg.history.clone();
+    // Every shard's log is read here, once; each shard takes back the channels it owns.
+    let restored = match &history.data_dir {
+        Some(dir) => Some(Arc::new(crate::shard::persist::load(dir).map_err(|e| {
+            StartError::Executors(format!("history data directory {}: {e}", dir.display()))
+        })?)),
+        None => None,
+    };
     let (main_node, main_webhooks) = (node.clone(), webhooks.clone());
     startup::quiet_shard_panics();
     let handles = LocalExecutorPoolBuilder::new(placement)
@@ -206,6 +213,7 @@ pub fn run(
             let public_dashboard = public_dashboard.clone();
             let node = node.clone();
             let history = history.clone();
+            let restored = restored.clone();
             async move {
                 let (senders, receivers) = match mesh {
                     Some(m) => {
@@ -217,7 +225,14 @@ pub fn run(
                 let id = senders.as_ref().map_or(0, |s| s.peer_id());
                 let out = Rc::new(MeshOut::new(id, nr, senders, mesh_capacity));
                 let shard = Shard::new(id, nr, live, out.clone(), webhooks, node, clustered);
-                shard.set_history(history);
+                shard.set_history(history.clone());
+                if let (Some(dir), Some(restored)) = (&history.data_dir, &restored) {
+                    if let Err(e) = shard.open_history_log(&history, dir, restored).await {
+                        tracing::error!(shard = id, dir = %dir.display(), error = %e, "cannot write the history data directory");
+                        failed.fetch_add(1, Ordering::SeqCst);
+                        return;
+                    }
+                }
                 if id == GATEWAY {
                     if let Some(parts) = gateway_parts.take() {
                         Gateway::start(&shard, parts);
@@ -256,6 +271,9 @@ pub fn run(
         .map_err(|e| StartError::Executors(e.to_string()))?;
 
     let handles = startup::wait_for_shards(handles, &ready, &failed, nr, &main_node)?;
+    if let Some(dir) = &cfg.history.data_dir {
+        crate::shard::persist::remove_extra_logs(dir, nr);
+    }
     on_ready(addr, nr, metrics_addr);
     // The shards run until a signal; then they close every connection with 4200 and drain.
     while !main_node.shutting_down() {
@@ -349,6 +367,7 @@ async fn drain_on_shutdown(shard: Rc<Shard>, listener: Rc<Listener>) {
     while !flushed(&shard) && std::time::Instant::now() < deadline {
         glommio::timer::sleep(Duration::from_millis(20)).await;
     }
+    shard.close_history_log().await;
     shard.node.drained.fetch_add(1, Ordering::SeqCst);
 }
 

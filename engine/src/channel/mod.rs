@@ -5,6 +5,7 @@
 
 pub mod event;
 pub mod history;
+pub mod journal;
 pub mod local;
 pub mod name;
 pub mod owned;

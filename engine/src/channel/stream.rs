@@ -13,7 +13,8 @@
 //! positions (beyond it the least recently appended position is forgotten); streams with
 //! nothing left are dropped by [`ChannelStreams::expire`].
 
-use super::history::{new_epoch, Entry, History, Position};
+use super::history::{new_epoch, Entry, History, Kind, Position};
+use super::journal::{Record, RestoredStream};
 use crate::app::{AppIdx, PerApp};
 use crate::config::{HistoryRule, HistorySettings};
 use crate::frame::Frame;
@@ -90,6 +91,50 @@ pub struct ChannelStreams {
     /// Histories holding at least one event, by last append: the byte bound drops from here.
     holding: BTreeMap<u64, (AppIdx, Arc<str>)>,
     next_seq: u64,
+    /// Changes not yet written to the data directory; `None` without one.
+    journal: Option<Journal>,
+}
+
+/// A change to some history, for the log (channel/journal.rs writes it as a [`Record`]).
+#[derive(Debug, Clone)]
+pub enum Change {
+    Stream {
+        epoch: Arc<str>,
+        top: u64,
+    },
+    Event {
+        epoch: Arc<str>,
+        entry: Entry,
+    },
+    Edit {
+        epoch: Arc<str>,
+        offset: u64,
+        data: Arc<str>,
+    },
+    Delete {
+        epoch: Arc<str>,
+        offset: u64,
+    },
+    Remove,
+    Forget,
+}
+
+/// Most changes kept between two writes; beyond it they are dropped and the next write is a
+/// whole snapshot instead (a stalled disk never grows memory).
+const JOURNAL_MAX: usize = 100_000;
+
+#[derive(Debug, Default)]
+struct Journal {
+    changes: Vec<(AppIdx, Arc<str>, Change)>,
+    overflowed: bool,
+}
+
+/// What the writer takes from [`ChannelStreams::take_journal`].
+pub enum Pending {
+    /// These changes, in order.
+    Changes(Vec<(AppIdx, Arc<str>, Change)>),
+    /// Too many piled up: write a snapshot.
+    Snapshot,
 }
 
 /// Figures for /stats.
@@ -156,8 +201,16 @@ impl ChannelStreams {
             let seq = self.next_seq;
             self.next_seq += 1;
             self.recent.insert(seq, (app, channel.clone()));
+            let epoch = new_epoch();
+            if let Some(j) = &mut self.journal {
+                let change = Change::Stream {
+                    epoch: epoch.clone(),
+                    top: 0,
+                };
+                note(j, app, channel, change);
+            }
             stream.history = Some(HistoryState {
-                history: History::new(new_epoch(), 0, rule.size, ttl),
+                history: History::new(epoch, 0, rule.size, ttl),
                 seq,
                 touched: now,
             });
@@ -193,9 +246,14 @@ impl ChannelStreams {
     ) -> Frame {
         let seq = self.next_seq;
         self.next_seq += 1;
+        let journaling = self.journal.is_some();
         let h = self.history_mut(app, channel, rule, now);
         let entry = make(h.history.next_offset());
         let frame = entry.frame.clone();
+        let logged = journaling.then(|| Change::Event {
+            epoch: h.history.epoch().clone(),
+            entry: entry.clone(),
+        });
         let added = entry.bytes();
         let freed = h.history.push(entry);
         let old = std::mem::replace(&mut h.seq, seq);
@@ -205,6 +263,9 @@ impl ChannelStreams {
         self.holding.remove(&old);
         self.recent.insert(seq, (app, channel.clone()));
         self.holding.insert(seq, (app, channel.clone()));
+        if let Some(change) = logged {
+            self.note(app, channel, change);
+        }
         self.bound_bytes(app, channel);
         self.bound_positions(app, channel);
         frame
@@ -227,6 +288,7 @@ impl ChannelStreams {
             if let Some(h) = self.history_of(app, &channel) {
                 let freed = h.history.clear();
                 self.bytes -= freed;
+                self.note(app, &channel, Change::Remove);
             }
         }
     }
@@ -249,6 +311,7 @@ impl ChannelStreams {
     fn forget(&mut self, app: AppIdx, channel: &Arc<str>, seq: u64) {
         self.recent.remove(&seq);
         self.holding.remove(&seq);
+        self.note(app, channel, Change::Forget);
         let Some(table) = self.apps.get_mut(app) else {
             return;
         };
@@ -298,8 +361,9 @@ impl ChannelStreams {
         let mut freed = 0;
         let mut emptied = Vec::new();
         let mut forgotten = Vec::new();
-        for t in self.apps.iter_mut() {
-            t.retain(|_, s| {
+        let mut forgot = Vec::new();
+        for (app, t) in self.apps.iter_mut().enumerate() {
+            t.retain(|name, s| {
                 s.expire_cache(now);
                 if let Some(h) = &mut s.history {
                     freed += h.history.expire(now);
@@ -308,6 +372,7 @@ impl ChannelStreams {
                     }
                     if now.saturating_duration_since(h.touched) >= position_ttl {
                         forgotten.push(h.seq);
+                        forgot.push((app as AppIdx, name.clone()));
                         freed += h.history.bytes();
                         s.history = None;
                     }
@@ -322,6 +387,181 @@ impl ChannelStreams {
         for seq in forgotten {
             self.recent.remove(&seq);
         }
+        for (app, channel) in forgot {
+            self.note(app, &channel, Change::Forget);
+        }
+    }
+
+    /// Keeps changes for the data directory from now on (before any event is appended).
+    pub fn keep_journal(&mut self) {
+        self.journal = Some(Journal::default());
+    }
+
+    /// Records `change` of `channel` for the data directory, if there is one.
+    pub fn note(&mut self, app: AppIdx, channel: &Arc<str>, change: Change) {
+        if let Some(j) = &mut self.journal {
+            note(j, app, channel, change);
+        }
+    }
+
+    /// The changes since the last call, for the writer.
+    pub fn take_journal(&mut self) -> Option<Pending> {
+        let j = self.journal.as_mut()?;
+        Some(if std::mem::take(&mut j.overflowed) {
+            Pending::Snapshot
+        } else {
+            Pending::Changes(std::mem::take(&mut j.changes))
+        })
+    }
+
+    /// Every history as log records (a snapshot), channels named by `app_id`.
+    pub fn snapshot(&self, app_id: impl Fn(AppIdx) -> Option<String>) -> Vec<Record> {
+        let mut out = Vec::new();
+        for (app, t) in self.apps.iter().enumerate() {
+            let Some(id) = app_id(app as AppIdx) else {
+                continue;
+            };
+            for (name, s) in t {
+                let Some(h) = &s.history else { continue };
+                let epoch = h.history.epoch().clone();
+                let stream = Change::Stream {
+                    epoch: epoch.clone(),
+                    top: h.history.top(),
+                };
+                out.push(record(&id, name, stream));
+                for e in h.history.entries() {
+                    let change = Change::Event {
+                        epoch: epoch.clone(),
+                        entry: e.clone(),
+                    };
+                    out.push(record(&id, name, change));
+                }
+            }
+        }
+        out
+    }
+
+    /// Puts a channel's history back as a log had it: its epoch kept when the log proves
+    /// continuity, a new one otherwise (clients are then told "not recovered"). Events are
+    /// re-encoded with `encode`; those past the rule's ttl are dropped by the next expiry.
+    pub fn restore(
+        &mut self,
+        app: AppIdx,
+        channel: &Arc<str>,
+        rule: &HistoryRule,
+        restored: &RestoredStream,
+        now: Instant,
+        now_ms: u64,
+        encode: impl Fn(&Entry) -> Frame,
+    ) {
+        let epoch: Arc<str> = if restored.continuous {
+            Arc::from(restored.epoch.as_str())
+        } else {
+            new_epoch()
+        };
+        let first = restored
+            .events
+            .first()
+            .map_or(restored.top, |e| e.offset - 1);
+        let ttl = Duration::from_secs(rule.ttl_secs);
+        let mut history = History::new(epoch, first, rule.size, ttl);
+        for e in &restored.events {
+            let age = Duration::from_millis(now_ms.saturating_sub(e.time_ms));
+            let mut entry = Entry {
+                offset: e.offset,
+                kind: match e.kind {
+                    'e' => Kind::Edit,
+                    'd' => Kind::Delete,
+                    _ => Kind::Message,
+                },
+                name: e.name.as_str().into(),
+                data: Arc::from(e.data.as_str()),
+                user_id: e.user_id.as_deref().map(Arc::from),
+                frame: Frame::text(b""),
+                time_ms: e.time_ms,
+                stored: now.checked_sub(age).unwrap_or(now),
+                edited: e.edited,
+                deleted: e.deleted,
+            };
+            if !entry.deleted {
+                entry.frame = encode(&entry);
+            }
+            history.push(entry);
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.bytes += history.bytes();
+        self.recent.insert(seq, (app, channel.clone()));
+        if !history.is_empty() {
+            self.holding.insert(seq, (app, channel.clone()));
+        }
+        let stream = self.apps.entry(app).entry(channel.clone()).or_default();
+        stream.history = Some(HistoryState {
+            history,
+            seq,
+            touched: now,
+        });
+    }
+}
+
+fn note(j: &mut Journal, app: AppIdx, channel: &Arc<str>, change: Change) {
+    if j.overflowed {
+        return;
+    }
+    if j.changes.len() >= JOURNAL_MAX {
+        j.changes = Vec::new();
+        j.overflowed = true;
+        return;
+    }
+    j.changes.push((app, channel.clone(), change));
+}
+
+/// `change` of `channel` of app `app` as a log record.
+pub fn record(app: &str, channel: &str, change: Change) -> Record {
+    let (app, ch) = (app.to_string(), channel.to_string());
+    match change {
+        Change::Stream { epoch, top } => Record::Stream {
+            app,
+            ch,
+            epoch: epoch.to_string(),
+            top,
+        },
+        Change::Event { epoch, entry: e } => Record::Event {
+            app,
+            ch,
+            epoch: epoch.to_string(),
+            offset: e.offset,
+            kind: match e.kind {
+                Kind::Message => 'm',
+                Kind::Edit => 'e',
+                Kind::Delete => 'd',
+            },
+            name: e.name.to_string(),
+            data: e.data.to_string(),
+            user_id: e.user_id.as_deref().map(str::to_string),
+            time_ms: e.time_ms,
+            edited: e.edited,
+            deleted: e.deleted,
+        },
+        Change::Edit {
+            epoch,
+            offset,
+            data,
+        } => Record::Edit {
+            app,
+            ch,
+            epoch: epoch.to_string(),
+            offset,
+            data: data.to_string(),
+        },
+        Change::Delete { epoch, offset } => Record::Delete {
+            app,
+            ch,
+            epoch: epoch.to_string(),
+            offset,
+        },
+        Change::Remove => Record::Remove { app, ch },
+        Change::Forget => Record::Forget { app, ch },
     }
 }
 

@@ -9,6 +9,7 @@ use super::Shard;
 use crate::app::AppIdx;
 use crate::channel::event::Event;
 use crate::channel::history::{ChangeError, Entry, Kind, Position};
+use crate::channel::stream::Change;
 use crate::frame::Frame;
 use crate::protocol::server::{self as frames, RecoveryResult};
 use crate::shard::ask::AskError;
@@ -206,9 +207,10 @@ impl Shard {
                 Ok(answer(events))
             }
             HistoryOp::Remove => {
-                self.streams
-                    .borrow_mut()
-                    .change(app, &channel, |h| h.clear());
+                let mut streams = self.streams.borrow_mut();
+                streams.change(app, &channel, |h| h.clear());
+                streams.note(app, &channel, Change::Remove);
+                drop(streams);
                 Ok(answer(None))
             }
             HistoryOp::Edit { offset, data } => {
@@ -232,6 +234,12 @@ impl Shard {
                         })
                     })
                     .expect("position made it")?;
+                let change = Change::Edit {
+                    epoch: top.epoch.clone(),
+                    offset,
+                    data: data.clone(),
+                };
+                self.streams.borrow_mut().note(app, &channel, change);
                 self.order_change(app, &channel, Event::edit(offset, &name, &data), Kind::Edit);
                 Ok(answer(None))
             }
@@ -244,6 +252,11 @@ impl Shard {
                         h.delete(offset).map(|_| name)
                     })
                     .expect("position made it")?;
+                let change = Change::Delete {
+                    epoch: top.epoch.clone(),
+                    offset,
+                };
+                self.streams.borrow_mut().note(app, &channel, change);
                 self.order_change(app, &channel, Event::delete(offset, &name), Kind::Delete);
                 Ok(answer(None))
             }

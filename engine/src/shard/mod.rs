@@ -19,6 +19,7 @@ mod history;
 pub mod mesh;
 pub mod msg;
 mod owner;
+pub mod persist;
 mod publish;
 pub mod sweeper;
 #[cfg(test)]
@@ -78,6 +79,8 @@ pub struct Shard {
     pub owned: RefCell<OwnedChannels>,
     /// The streams of the channels this shard owns (`owner::order` appends to them).
     pub streams: RefCell<ChannelStreams>,
+    /// Where the histories of `streams` are written (`[history] data_dir`), if anywhere.
+    history_log: RefCell<Option<Rc<persist::HistoryLog>>>,
     /// Users placed on this shard: signed-in connection counts and watchers.
     users: RefCell<users::UserRegistry>,
     /// Owned channels whose `subscription_count` changed while throttled.
@@ -129,6 +132,7 @@ impl Shard {
             local: RefCell::new(LocalChannels::new()),
             owned: RefCell::new(OwnedChannels::new(nr_shards)),
             streams: RefCell::new(ChannelStreams::new(Default::default())),
+            history_log: RefCell::new(None),
             users: RefCell::new(users::UserRegistry::new()),
             count_dirty: RefCell::new(HashSet::new()),
             awaiting: RefCell::new(HashMap::new()),
