@@ -64,7 +64,7 @@ use std::time::Duration;
 /// Presence sync chunks stay well under the 1 MiB frame bound.
 const SYNC_CHUNK_BYTES: usize = 256 * 1024;
 
-pub use action::{Action, Order};
+pub use action::{Action, Confirm, Order};
 
 /// How often the caller calls [`NodeCore::tick`].
 pub const TICK: Duration = Duration::from_millis(250);
@@ -416,6 +416,7 @@ impl NodeCore {
         event: WireEvent,
         exclude: Exclude,
         retain: bool,
+        confirm: bool,
     ) -> Vec<Action> {
         let owner = self.owner_of(app, channel);
         if owner == self.me.id {
@@ -425,20 +426,39 @@ impl NodeCore {
                 event,
                 exclude,
                 retain,
+                confirm: confirm.then_some(Confirm::Here),
             })];
         }
         self.origin_seq += 1;
-        vec![Action::Send {
-            to: owner,
+        let origin_seq = self.origin_seq;
+        let mut out = vec![Action::Send {
+            to: owner.clone(),
             msg: NodeMsg::Publish {
                 app: app.to_owned(),
                 channel: channel.to_owned(),
                 event,
                 exclude,
                 retain,
-                origin_seq: self.origin_seq,
+                confirm,
+                origin_seq,
             },
-        }]
+        }];
+        if confirm {
+            out.push(Action::AwaitPublished { origin_seq });
+        }
+        out
+    }
+
+    /// The node that would own `channel` if this one were gone: the one its history is
+    /// copied to. `None` when this node is alone in its view.
+    pub fn successor_of(&self, app: &str, channel: &str) -> Option<NodeId> {
+        let others: Vec<NodeId> = self
+            .live_ids
+            .iter()
+            .filter(|n| **n != self.me.id)
+            .cloned()
+            .collect();
+        crate::ownership::owner(app, channel, &others).cloned()
     }
 
     /// Owner side, for an event this node ordered ([`Action::Order`]) and the engine
@@ -615,21 +635,31 @@ impl NodeCore {
                 event,
                 exclude,
                 retain,
-                ..
+                confirm,
+                origin_seq,
             } => {
                 // Ordered here even when views disagree on the owner (counted): the sender
                 // had it as the owner, and an event is never dropped for that.
                 if !self.owns(&app, &channel) {
                     self.counters.publish_not_owner += 1;
                 }
+                let confirm = confirm.then(|| Confirm::To {
+                    node: from.id.clone(),
+                    origin_seq,
+                });
                 vec![Action::Order(Order {
                     app,
                     channel,
                     event,
                     exclude,
                     retain,
+                    confirm,
                 })]
             }
+            NodeMsg::History(msg) => vec![Action::History {
+                from: from.id.clone(),
+                msg: *msg,
+            }],
             NodeMsg::Deliver {
                 app,
                 channel,

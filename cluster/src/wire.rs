@@ -95,12 +95,15 @@ pub enum NodeMsg {
         /// event). First: it fits in the padding after the tag, which keeps the archived
         /// union (the size of every message) at 80 bytes.
         retain: bool,
+        /// The sender waits for `History(Published { origin_seq })` before it acknowledges
+        /// the publish (a channel with history: ordered, copied to the successor, and
+        /// delivered; docs/history.md). Also in the padding after the discriminant.
+        confirm: bool,
         app: String,
         channel: String,
         event: WireEvent,
         exclude: Exclude,
-        /// Per-sender counter (per link session), so the owner can see gaps in tests and
-        /// stats; it does not change delivery.
+        /// Per-sender counter, unique per sending node: a `confirm` answer names it.
         origin_seq: u64,
     },
     /// Owning node → each node with subscribers: write the event to the local subscribers.
@@ -190,6 +193,110 @@ pub enum NodeMsg {
     /// Node → peer: what I hold about your presence members does not match the digest you
     /// gossip; send me your full list again (answered with `PresenceSync` chunks).
     PresenceResync,
+    /// Channel history between nodes (docs/history.md, "In a cluster"). Boxed: its
+    /// variants are large, and the union of every message stays 80 bytes.
+    History(Box<HistoryMsg>),
+}
+
+/// One stored event of a channel with history, as its owning node copies it.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct WireEntry {
+    pub offset: u64,
+    /// `m` message, `e` edit event, `d` delete event (as the history log writes it).
+    pub kind: u8,
+    pub name: String,
+    pub data: String,
+    pub user_id: Option<String>,
+    pub time_ms: u64,
+}
+
+/// A change in place that an event of a channel's history brings along.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum WireChange {
+    /// The message at `offset` now carries `data`.
+    Edit { offset: u64, data: String },
+    /// The message at `offset` was deleted.
+    Delete { offset: u64 },
+    /// Every stored event was dropped (the position stays).
+    Remove,
+}
+
+/// A position to recover from.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct WirePosition {
+    pub offset: u64,
+    pub epoch: String,
+}
+
+/// What a node asks a channel's owning node about its history.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum HistoryAsk {
+    /// A subscription on the asking node: its `raptor:recovery` and what it missed since
+    /// `from`, answered on the link its live events take, so none is missing or doubled.
+    Recover {
+        from: Option<WirePosition>,
+    },
+    /// The history API, answered with the HTTP status and JSON body the owner computed.
+    Read {
+        since: Option<u64>,
+        epoch: Option<String>,
+        limit: Option<u64>,
+        newest_first: bool,
+    },
+    Remove,
+    Edit {
+        offset: u64,
+        data: String,
+    },
+    Delete {
+        offset: u64,
+    },
+}
+
+/// The owning node's answer to a [`HistoryAsk`].
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum HistoryReply {
+    /// `Recover`: the payloads to write after `subscription_succeeded`.
+    Frames(Vec<Vec<u8>>),
+    /// The API's answer, as the owner would have answered it itself.
+    Http { status: u16, body: Vec<u8> },
+}
+
+/// Channel history between nodes.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum HistoryMsg {
+    /// Owning node → the node that would own the channel next: keep this event (and its
+    /// change in place) of `channel`'s history, epoch `epoch`. Answered with `Replicated`.
+    /// The owner delivers the event only after that answer, so no subscriber ever sees an
+    /// event the successor lacks.
+    Replicate {
+        ack: u64,
+        app: String,
+        channel: String,
+        epoch: String,
+        entry: Option<WireEntry>,
+        change: Option<WireChange>,
+    },
+    /// Successor → owning node: `Replicate { ack }` is kept.
+    Replicated {
+        ack: u64,
+    },
+    /// Owning node → the sender of a `Publish { confirm: true }`: it is ordered, copied and
+    /// delivered; the sender may answer 200.
+    Published {
+        origin_seq: u64,
+    },
+    /// Any node → the owning node of `channel`; answered with `Reply` with the same `id`.
+    Ask {
+        id: u64,
+        app: String,
+        channel: String,
+        ask: HistoryAsk,
+    },
+    Reply {
+        id: u64,
+        reply: HistoryReply,
+    },
 }
 
 /// Message kind in byte 5 of the header: quick dispatch and compatibility checks without
@@ -213,6 +320,7 @@ pub enum Tag {
     Count = 14,
     InterestAck = 15,
     PresenceResync = 16,
+    History = 17,
 }
 
 impl Tag {
@@ -234,6 +342,7 @@ impl Tag {
             14 => Tag::Count,
             15 => Tag::InterestAck,
             16 => Tag::PresenceResync,
+            17 => Tag::History,
             _ => return None,
         })
     }
@@ -258,6 +367,7 @@ impl NodeMsg {
             NodeMsg::Count { .. } => Tag::Count,
             NodeMsg::InterestAck { .. } => Tag::InterestAck,
             NodeMsg::PresenceResync => Tag::PresenceResync,
+            NodeMsg::History(_) => Tag::History,
         }
     }
 }
@@ -281,6 +391,7 @@ impl ArchivedNodeMsg {
             ArchivedNodeMsg::Count { .. } => Tag::Count,
             ArchivedNodeMsg::InterestAck { .. } => Tag::InterestAck,
             ArchivedNodeMsg::PresenceResync => Tag::PresenceResync,
+            ArchivedNodeMsg::History(_) => Tag::History,
         }
     }
 }

@@ -24,7 +24,9 @@ fn cluster_with_channel(owner: &str) -> (Sim, String) {
 
 fn publish(sim: &mut Sim, at: &str, ch: &str, body: &str) {
     let frame = body.as_bytes().to_vec();
-    sim.act(at, |c| c.publish(APP, ch, sim::event(frame), None, false));
+    sim.act(at, |c| {
+        c.publish(APP, ch, sim::event(frame), None, false, false)
+    });
 }
 
 fn delivered(sim: &Sim, at: &str, ch: &str) -> Vec<String> {

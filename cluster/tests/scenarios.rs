@@ -39,7 +39,9 @@ fn publish_reaches_all_interested_nodes_in_owner_order() {
         for id in ["a", "b", "c"] {
             for ch in &chs {
                 let frame = format!("{id}-{i}").into_bytes();
-                sim.act(id, |c| c.publish(APP, ch, sim::event(frame), None, false));
+                sim.act(id, |c| {
+                    c.publish(APP, ch, sim::event(frame), None, false, false)
+                });
             }
             sim.act(id, |c| {
                 c.publish(
@@ -47,6 +49,7 @@ fn publish_reaches_all_interested_nodes_in_owner_order() {
                     "only-b",
                     sim::event(format!("{id}-{i}").into_bytes()),
                     None,
+                    false,
                     false,
                 )
             });
@@ -92,7 +95,7 @@ fn ownership_moves_when_a_node_dies_and_delivery_goes_on() {
         sim.settle();
         for ch in &chs {
             sim.act("c", |c| {
-                c.publish(APP, ch, sim::event(b"before".to_vec()), None, false)
+                c.publish(APP, ch, sim::event(b"before".to_vec()), None, false, false)
             });
         }
         sim.crash("c");
@@ -100,7 +103,7 @@ fn ownership_moves_when_a_node_dies_and_delivery_goes_on() {
         sim.clear_logs();
         for ch in &chs {
             sim.act("a", |c| {
-                c.publish(APP, ch, sim::event(b"after".to_vec()), None, false)
+                c.publish(APP, ch, sim::event(b"after".to_vec()), None, false, false)
             });
         }
         sim.settle();
@@ -121,7 +124,7 @@ fn ownership_moves_when_a_node_dies_and_delivery_goes_on() {
         sim.clear_logs();
         for ch in &chs {
             sim.act("b", |c| {
-                c.publish(APP, ch, sim::event(b"with-d".to_vec()), None, false)
+                c.publish(APP, ch, sim::event(b"with-d".to_vec()), None, false, false)
             });
         }
         sim.settle();

@@ -15,6 +15,18 @@ pub struct Order {
     pub exclude: Exclude,
     /// The channel keeps the event's data as its last event (see `Publish.retain`).
     pub retain: bool,
+    /// Whom to tell once the event is ordered, copied and delivered (a channel with
+    /// history); `None`: nobody waits.
+    pub confirm: Option<Confirm>,
+}
+
+/// Who waits for an ordered event of a channel with history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Confirm {
+    /// A publish that entered this node.
+    Here,
+    /// A publish `node` forwarded with `origin_seq`: answer `History(Published)`.
+    To { node: NodeId, origin_seq: u64 },
 }
 
 /// What the node must do.
@@ -85,6 +97,14 @@ pub enum Action {
         app: String,
         channel: String,
         count: u32,
+    },
+    /// This node forwarded a `Publish { confirm: true }` with `origin_seq`: the publish is
+    /// acknowledged when `History(Published { origin_seq })` comes back.
+    AwaitPublished { origin_seq: u64 },
+    /// A history message from `from` (docs/history.md): the engine keeps histories.
+    History {
+        from: NodeId,
+        msg: crate::wire::HistoryMsg,
     },
     /// The interest announced by [`NodeCore::await_interest`] with `ticket` is in place
     /// (or its owner did not answer in time): the held subscribers may be answered.

@@ -457,10 +457,10 @@ fn cache_events_reach_every_live_node_and_the_local_cache() {
     let b = key("b");
     // Only b has subscribers; a has none.
     a.on_msg(&b, interest(&ch, true));
-    let plain = a.publish("1", &ch, wire_event("e"), None, false);
+    let plain = a.publish("1", &ch, wire_event("e"), None, false, false);
     let plain = ordered(&mut a, plain);
     assert_eq!(deliveries(&plain), (vec!["b:false".to_string()], None));
-    let cached = a.publish("1", &ch, wire_event("d"), None, true);
+    let cached = a.publish("1", &ch, wire_event("d"), None, true, false);
     let cached = ordered(&mut a, cached);
     assert_eq!(
         deliveries(&cached),
@@ -491,6 +491,7 @@ fn cache_events_reach_every_live_node_and_the_local_cache() {
         event: wire_event("d"),
         exclude: None,
         retain: true,
+        confirm: false,
         origin_seq: 1,
     };
     let actions = a.on_msg(&key("c"), publish);
@@ -672,4 +673,63 @@ fn counts_are_refused_unless_owned_live_and_plausible() {
         vec![(mine.clone(), 4)]
     );
     assert_eq!(a.counters().counts_refused, 3);
+}
+
+#[test]
+fn a_confirmed_publish_is_awaited_and_its_order_names_whom_to_confirm() {
+    let ch = channel(&[(&["a", "b", "c"], "a")]);
+    let mut b = node("b", &["a", "b", "c"]);
+    // Forwarded with `confirm`: the sender waits for `Published` with its origin_seq.
+    let out = b.publish("1", &ch, wire_event("e"), None, false, true);
+    let seq = match &out[..] {
+        [Action::Send {
+            to,
+            msg:
+                NodeMsg::Publish {
+                    confirm: true,
+                    origin_seq,
+                    ..
+                },
+        }, Action::AwaitPublished {
+            origin_seq: awaited,
+        }] => {
+            assert_eq!((to.as_str(), origin_seq), ("a", awaited));
+            *origin_seq
+        }
+        other => panic!("unexpected {other:?}"),
+    };
+    // The owner orders it with the sender and its origin_seq to confirm to.
+    let mut a = node("a", &["a", "b", "c"]);
+    let publish = match out.into_iter().next() {
+        Some(Action::Send { msg, .. }) => msg,
+        _ => unreachable!(),
+    };
+    match &a.on_msg(&key("b"), publish)[..] {
+        [Action::Order(o)] => assert_eq!(
+            o.confirm,
+            Some(Confirm::To {
+                node: key("b").id,
+                origin_seq: seq
+            })
+        ),
+        other => panic!("unexpected {other:?}"),
+    }
+    // Published here: confirmed here; the successor is the next owner without `a`.
+    match &a.publish("1", &ch, wire_event("e"), None, false, true)[..] {
+        [Action::Order(o)] => assert_eq!(o.confirm, Some(Confirm::Here)),
+        other => panic!("unexpected {other:?}"),
+    }
+    let without_a = owner("1", &ch, &ids(&["b", "c"])).unwrap().clone();
+    assert_eq!(a.successor_of("1", &ch), Some(without_a));
+    // History messages are the engine's: passed through as they came.
+    let msg = crate::wire::HistoryMsg::Replicated { ack: 3 };
+    assert_eq!(
+        a.on_msg(&key("b"), NodeMsg::History(Box::new(msg.clone()))),
+        vec![Action::History {
+            from: key("b").id,
+            msg
+        }]
+    );
+    let alone = node("a", &["a"]);
+    assert!(alone.successor_of("1", &ch).is_none());
 }

@@ -51,6 +51,7 @@ pub(crate) fn any_msg() -> impl Strategy<Value = NodeMsg> {
                         },
                         exclude,
                         retain,
+                        confirm: !retain,
                         origin_seq,
                     }
                 }
@@ -470,4 +471,63 @@ fn interest_and_its_ack_are_as_documented() {
         let (back, used) = decode(&frame).unwrap().unwrap();
         assert_eq!((back, used), (msg, frame.len()));
     }
+}
+
+/// Tag 17 carries every history message boxed: the union stays 80 bytes.
+#[test]
+fn history_messages_round_trip_with_tag_17() {
+    use crate::wire::{HistoryAsk, HistoryMsg, HistoryReply, WireChange, WireEntry, WirePosition};
+    let msgs = [
+        HistoryMsg::Replicate {
+            ack: 7,
+            app: "1".into(),
+            channel: "chat-a-much-longer-channel-name".into(),
+            epoch: "AbCdEf123456".into(),
+            entry: Some(WireEntry {
+                offset: 42,
+                kind: b'm',
+                name: "e".into(),
+                data: "{\"n\":1}".into(),
+                user_id: Some("u".into()),
+                time_ms: 1_700_000_000_000,
+            }),
+            change: Some(WireChange::Edit {
+                offset: 3,
+                data: "x".into(),
+            }),
+        },
+        HistoryMsg::Replicated { ack: 7 },
+        HistoryMsg::Published { origin_seq: 9 },
+        HistoryMsg::Ask {
+            id: 1,
+            app: "1".into(),
+            channel: "chat".into(),
+            ask: HistoryAsk::Recover {
+                from: Some(WirePosition {
+                    offset: 5,
+                    epoch: "E".into(),
+                }),
+            },
+        },
+        HistoryMsg::Reply {
+            id: 1,
+            reply: HistoryReply::Frames(vec![b"{}".to_vec(), vec![1; 300]]),
+        },
+        HistoryMsg::Reply {
+            id: 2,
+            reply: HistoryReply::Http {
+                status: 404,
+                body: b"{\"error\":\"x\"}".to_vec(),
+            },
+        },
+    ];
+    for m in msgs {
+        let msg = NodeMsg::History(Box::new(m));
+        let frame = encode(&msg).unwrap();
+        assert_eq!(frame[5], 17, "{msg:?}");
+        let (back, used) = decode(&frame).unwrap().unwrap();
+        assert_eq!((back, used), (msg, frame.len()));
+    }
+    let ping = encode(&NodeMsg::Ping(1)).unwrap();
+    assert_eq!(u64::from_le_bytes(ping[8..16].try_into().unwrap()), 80);
 }

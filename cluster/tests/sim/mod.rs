@@ -276,8 +276,12 @@ impl Sim {
                 }
                 Action::ReleaseLater { node, .. } => self.holds.push((at.to_owned(), node)),
                 // Queries are scatter-gather over real links: engine/tests/cluster_queries.rs.
-                Action::Terminate { .. } | Action::PeerQuery { .. } | Action::PeerAnswer { .. } => {
-                }
+                // History is the engine's (engine/tests/cluster_history.rs).
+                Action::Terminate { .. }
+                | Action::PeerQuery { .. }
+                | Action::PeerAnswer { .. }
+                | Action::AwaitPublished { .. }
+                | Action::History { .. } => {}
                 Action::Occupancy {
                     channel, occupied, ..
                 } => self.occupancy.push((at.to_owned(), channel, occupied)),

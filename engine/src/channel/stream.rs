@@ -174,6 +174,10 @@ impl ChannelStreams {
         self.apps.get(app)?.get(channel)?.last(now)
     }
 
+    pub fn settings(&self) -> &HistorySettings {
+        &self.settings
+    }
+
     /// Events one history read returns at most.
     pub fn max_read(&self) -> usize {
         self.settings.max_read
@@ -269,6 +273,49 @@ impl ChannelStreams {
         self.bound_bytes(app, channel);
         self.bound_positions(app, channel);
         frame
+    }
+
+    /// Keeps a copy of `entry`, ordered by the channel's owning node in `epoch` (this node
+    /// would own the channel next). A copy of another epoch, or one that missed events,
+    /// starts over at the entry: it never holds a history with a hole.
+    pub fn keep_copy(
+        &mut self,
+        app: AppIdx,
+        channel: &Arc<str>,
+        rule: &HistoryRule,
+        epoch: Arc<str>,
+        entry: Entry,
+        now: Instant,
+    ) {
+        let offset = entry.offset;
+        if offset == 0 {
+            return; // offsets start at 1: not a copy of an ordered event
+        }
+        let stale = match self.history(app, channel) {
+            Some(h) => *h.epoch() != epoch || offset > h.top() + 1,
+            None => true,
+        };
+        if stale {
+            if let Some(seq) = self.history_of(app, channel).map(|h| h.seq) {
+                self.forget(app, channel, seq);
+            }
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.recent.insert(seq, (app, channel.clone()));
+            let ttl = Duration::from_secs(rule.ttl_secs);
+            let stream = self.apps.entry(app).entry(channel.clone()).or_default();
+            stream.history = Some(HistoryState {
+                history: History::new(epoch, offset - 1, rule.size, ttl),
+                seq,
+                touched: now,
+            });
+        } else if self
+            .history(app, channel)
+            .is_some_and(|h| offset <= h.top())
+        {
+            return; // a copy it already has
+        }
+        self.append_history(app, channel, rule, now, |_| entry);
     }
 
     /// Frees history until within `max_bytes`, least recently appended first; `keep` (the

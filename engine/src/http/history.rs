@@ -6,13 +6,11 @@
 //! - `POST /apps/{id}/channels/{name}/history/{offset}/edit` with `{"data": ".."}`
 //! - `POST /apps/{id}/channels/{name}/history/{offset}/delete`
 
-use super::channels::to_json;
 use super::request::Request;
 use super::response::Response;
 use crate::app::App;
-use crate::channel::history::ChangeError;
 use crate::channel::name;
-use crate::shard::{HistoryError, HistoryOp, Shard};
+use crate::shard::{HistoryOp, Shard};
 use serde::Deserialize;
 use simd_json::prelude::*;
 use simd_json::OwnedValue;
@@ -99,14 +97,7 @@ async fn run(shard: &Rc<Shard>, app: &App, channel: &str, op: HistoryOp) -> Resp
         return Response::error(400, &e.to_string());
     }
     match shard.history(app.idx, Arc::from(channel), op).await {
-        Ok(answer) => Response::json(200, to_json(&answer)),
-        Err(HistoryError::Ask(e)) => e.into(),
-        Err(e) => {
-            let status = match e {
-                HistoryError::NoHistory | HistoryError::Change(ChangeError::NotFound) => 404,
-                _ => 409,
-            };
-            Response::error(status, &e.to_string())
-        }
+        Ok((status, body)) => Response::json(status, body),
+        Err(e) => e.into(),
     }
 }

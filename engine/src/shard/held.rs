@@ -18,12 +18,14 @@ use super::msg::{GatewayMsg, Join, ShardMsg, SubReq};
 use super::Shard;
 use crate::app::AppIdx;
 use crate::channel::name::ChannelKind;
+use crate::frame::Frame;
 use crate::placement::ShardId;
 use crate::protocol::server as frames;
 use crate::socket_id::SocketId;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// One subscription waiting for the answer.
 pub(super) struct Held {
@@ -34,6 +36,12 @@ pub(super) struct Held {
     /// The position the client asked to recover from.
     pub recover: Option<crate::channel::history::Position>,
 }
+
+/// A subscription waiting for its recovery frames: it, its channel, and since when.
+pub(super) type Recovering = HashMap<u64, (Held, AppIdx, Arc<str>, Instant)>;
+
+/// How long a subscription waits for the owning node's recovery frames.
+pub(super) const RECOVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// An owned channel of an app.
 type Key = (AppIdx, Arc<str>);
@@ -178,7 +186,73 @@ impl Shard {
     /// gateway (which knows the cluster-wide members and the member limit), any other with
     /// `subscription_succeeded`. A cache channel's replay is looked up now, so an event that
     /// arrived while the subscription was held is the one replayed.
+    ///
+    /// A channel with history needs the owning node's `raptor:recovery` (and replay) first:
+    /// the subscription waits for it under a ticket ([`Shard::recovered`]); a presence one
+    /// gets it through the gateway's answer.
     fn answer_clustered(&self, app: AppIdx, channel: &Arc<str>, sub: Held) {
+        let history = self.apps().get(app).history.rule_for(channel).is_some();
+        if history && sub.join.is_none() {
+            let ticket = self.next_ticket.get() + 1;
+            self.next_ticket.set(ticket);
+            let from = sub.recover.clone();
+            self.recovering
+                .borrow_mut()
+                .insert(ticket, (sub, app, channel.clone(), Instant::now()));
+            return self.to_gateway(GatewayMsg::Recover {
+                app,
+                channel: channel.clone(),
+                from,
+                shard: self.id,
+                ticket,
+            });
+        }
+        self.answer_clustered_with(app, channel, sub, Vec::new(), history);
+    }
+
+    /// The owning node's recovery frames for the subscription held under `ticket`: answer
+    /// it now. Every delivery this shard passed on before holds nothing the frames lack;
+    /// every later one comes after the answer.
+    pub(super) fn recovered(
+        &self,
+        app: AppIdx,
+        channel: Arc<str>,
+        ticket: u64,
+        frames: Vec<Frame>,
+    ) {
+        let held = self.recovering.borrow_mut().remove(&ticket);
+        if let Some((sub, ..)) = held {
+            self.answer_clustered_with(app, &channel, sub, frames, true);
+        }
+    }
+
+    /// Subscriptions whose recovery the owning node did not answer within
+    /// [`RECOVERY_WAIT`] are answered without it (a plain subscription).
+    pub(super) fn expire_recovering(&self, now: Instant) {
+        let late: Vec<u64> = self
+            .recovering
+            .borrow()
+            .iter()
+            .filter(|(_, (.., at))| now.saturating_duration_since(*at) >= RECOVERY_WAIT)
+            .map(|(&t, _)| t)
+            .collect();
+        for ticket in late {
+            let taken = self.recovering.borrow_mut().remove(&ticket);
+            if let Some((sub, app, channel, _)) = taken {
+                tracing::warn!(%channel, "no recovery answer from the owning node in time; subscribed without it");
+                self.answer_clustered_with(app, &channel, sub, Vec::new(), false);
+            }
+        }
+    }
+
+    fn answer_clustered_with(
+        &self,
+        app: AppIdx,
+        channel: &Arc<str>,
+        sub: Held,
+        extra: Vec<Frame>,
+        history: bool,
+    ) {
         let kind = ChannelKind::of(channel);
         let (cache, cache_miss) = match kind.cache.then(|| self.cache_replay(app, channel)) {
             Some((frame, miss)) => (Some(frame), miss),
@@ -187,6 +261,7 @@ impl Shard {
         let Some(join) = sub.join else {
             let mut frames = vec![frames::subscription_succeeded(channel)];
             frames.extend(cache);
+            frames.extend(extra);
             if cache_miss {
                 self.emit_cache_miss(app, channel);
             }
@@ -209,6 +284,7 @@ impl Shard {
             socket_id: sub.socket_id,
             cache,
             cache_miss,
+            recover: history.then_some(sub.recover),
         });
     }
 }

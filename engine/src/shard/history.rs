@@ -4,15 +4,18 @@
 //! edit, delete). The decisions are in `channel::history` (sans-IO, unit-tested); this is
 //! the shell that encodes and sends.
 
-use super::msg::{Query, Reply};
+use super::msg::{GatewayMsg, Query, Reply};
 use super::Shard;
 use crate::app::AppIdx;
 use crate::channel::event::Event;
 use crate::channel::history::{ChangeError, Entry, Kind, Position};
-use crate::channel::stream::Change;
+use crate::channel::stream::{Change, ChannelStreams};
+use crate::config::HistoryRule;
 use crate::frame::Frame;
 use crate::protocol::server::{self as frames, RecoveryResult};
 use crate::shard::ask::AskError;
+use crate::stats::ShardStats;
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -84,13 +87,189 @@ pub enum HistoryError {
     /// An edit or delete could not apply: 404 (not found) or 409.
     #[error("{0}")]
     Change(#[from] ChangeError),
-    #[error(transparent)]
-    Ask(#[from] AskError),
+}
+
+/// A history answer as the HTTP API sends it: status and JSON body (the same on the node
+/// that asked and on the owning node that answered).
+pub fn http_answer(r: Result<HistoryAnswer, HistoryError>) -> (u16, Vec<u8>) {
+    match r {
+        Ok(a) => (200, simd_json::to_vec(&a).expect("in-memory serialization")),
+        Err(e) => {
+            let status = match e {
+                HistoryError::NoHistory | HistoryError::Change(ChangeError::NotFound) => 404,
+                _ => 409,
+            };
+            #[derive(serde::Serialize)]
+            struct E {
+                error: String,
+            }
+            let body = E {
+                error: e.to_string(),
+            };
+            (
+                status,
+                simd_json::to_vec(&body).expect("in-memory serialization"),
+            )
+        }
+    }
+}
+
+/// Appends `event` to `channel`'s history in `streams` at the next offset and returns its
+/// frame (with the offset). The one place an event of a channel with history is encoded.
+pub(crate) fn append(
+    streams: &RefCell<ChannelStreams>,
+    app: AppIdx,
+    channel: &Arc<str>,
+    rule: &HistoryRule,
+    event: Event,
+    kind: Kind,
+) -> Frame {
+    let now = Instant::now();
+    streams
+        .borrow_mut()
+        .append_history(app, channel, rule, now, |offset| {
+            event.into_entry(channel, kind, offset, now)
+        })
+}
+
+/// What a subscriber of a channel with history gets after `subscription_succeeded`:
+/// `raptor:recovery` with its position, then, when it asked to recover from `from` and
+/// can, every event it missed (all of them or none).
+pub(crate) fn recovery(
+    streams: &RefCell<ChannelStreams>,
+    stats: &ShardStats,
+    rule: &HistoryRule,
+    app: AppIdx,
+    channel: &Arc<str>,
+    from: Option<&Position>,
+) -> Vec<Frame> {
+    let mut streams = streams.borrow_mut();
+    let top = streams.position(app, channel, rule, Instant::now());
+    let history = streams.history(app, channel).expect("position made it");
+    let (recovered, replay) = match from {
+        Some(from) => {
+            let r = history.recover(from, rule.recover_max);
+            stats.note_recovery(r.recovered);
+            (r.recovered, r.frames)
+        }
+        None => (false, Vec::new()),
+    };
+    let result = RecoveryResult {
+        was_recovering: from.is_some(),
+        recovered,
+        epoch: &top.epoch,
+        offset: match from {
+            Some(f) if recovered => f.offset,
+            _ => top.offset,
+        },
+        replayed: replay.len(),
+    };
+    let mut out = Vec::with_capacity(1 + replay.len());
+    out.push(frames::recovery(channel, &result));
+    out.extend(replay);
+    out
+}
+
+/// Runs a history API request on `streams` (the owner shard's on one node, the owning
+/// node's gateway's in a cluster). An edit or delete changes the stored message here and
+/// hands its event, with the change, to `order`, which orders it like any event (so it
+/// takes its own offset and reaches subscribers and, in a cluster, the successor's copy).
+pub(crate) fn run_op(
+    streams: &RefCell<ChannelStreams>,
+    rule: &HistoryRule,
+    app: AppIdx,
+    channel: &Arc<str>,
+    op: HistoryOp,
+    order: impl FnOnce(Event, Kind, Change),
+) -> Result<HistoryAnswer, HistoryError> {
+    let now = Instant::now();
+    let top = streams.borrow_mut().position(app, channel, rule, now);
+    let answer = |events| {
+        let p = streams.borrow_mut().position(app, channel, rule, now);
+        HistoryAnswer {
+            epoch: p.epoch.to_string(),
+            offset: p.offset,
+            events,
+        }
+    };
+    match op {
+        HistoryOp::Read {
+            since,
+            epoch,
+            limit,
+            newest_first,
+        } => {
+            if epoch.as_deref().is_some_and(|e| *e != *top.epoch) {
+                return Err(HistoryError::Epoch(top.epoch.to_string()));
+            }
+            let events = limit.map(|limit| {
+                let streams = streams.borrow();
+                let h = streams.history(app, channel).expect("position made it");
+                h.read(since, limit.min(streams.max_read()), newest_first)
+                    .into_iter()
+                    .map(HistoryEvent::of)
+                    .collect()
+            });
+            Ok(answer(events))
+        }
+        HistoryOp::Remove => {
+            let mut s = streams.borrow_mut();
+            s.change(app, channel, |h| h.clear());
+            s.note(app, channel, Change::Remove);
+            drop(s);
+            Ok(answer(None))
+        }
+        HistoryOp::Edit { offset, data } => {
+            let mut s = streams.borrow_mut();
+            let name = s
+                .change(app, channel, |h| {
+                    let name = h.changeable(offset)?;
+                    h.edit(offset, data.clone(), |e| {
+                        frames::history_event(
+                            &e.name,
+                            channel,
+                            &e.data,
+                            e.user_id.as_deref(),
+                            Some(e.offset),
+                        )
+                    })
+                    .map(|_| name)
+                })
+                .expect("position made it")?;
+            let change = Change::Edit {
+                epoch: top.epoch.clone(),
+                offset,
+                data: data.clone(),
+            };
+            s.note(app, channel, change.clone());
+            drop(s);
+            order(Event::edit(offset, &name, &data), Kind::Edit, change);
+            Ok(answer(None))
+        }
+        HistoryOp::Delete { offset } => {
+            let mut s = streams.borrow_mut();
+            let name = s
+                .change(app, channel, |h| {
+                    let name = h.changeable(offset)?;
+                    h.delete(offset).map(|_| name)
+                })
+                .expect("position made it")?;
+            let change = Change::Delete {
+                epoch: top.epoch.clone(),
+                offset,
+            };
+            s.note(app, channel, change.clone());
+            drop(s);
+            order(Event::delete(offset, &name), Kind::Delete, change);
+            Ok(answer(None))
+        }
+    }
 }
 
 impl Shard {
-    /// The frame of `event` ordered now on `channel`: with history, the event takes the
-    /// channel's next offset and is stored; without, it is simply encoded.
+    /// The frame of `event` ordered now on `channel` by this owner shard (a single node):
+    /// with history, the event takes the channel's next offset and is stored; without, it
+    /// is simply encoded.
     pub(super) fn encode_ordered(
         &self,
         app: AppIdx,
@@ -99,24 +278,13 @@ impl Shard {
         kind: Kind,
     ) -> Frame {
         let apps = self.apps();
-        let a = apps.get(app);
-        match a.history.rule_for(channel) {
+        match apps.get(app).history.rule_for(channel) {
             None => event.encode(channel),
-            Some(rule) => {
-                let now = Instant::now();
-                self.streams
-                    .borrow_mut()
-                    .append_history(app, channel, rule, now, |offset| {
-                        event.into_entry(channel, kind, offset, now)
-                    })
-            }
+            Some(rule) => append(&self.streams, app, channel, rule, event, kind),
         }
     }
 
-    /// Appends what a subscriber of a channel with history gets after
-    /// `subscription_succeeded` to `out`: `raptor:recovery` with its position, then, when it
-    /// asked to recover from `from` and can, every event it missed. Nothing for a channel
-    /// without history.
+    /// Single node: appends a history channel's `raptor:recovery` and replay to `out`.
     pub(super) fn recovery_frames(
         &self,
         app: AppIdx,
@@ -125,178 +293,66 @@ impl Shard {
         out: &mut Vec<Frame>,
     ) {
         let apps = self.apps();
-        let Some(rule) = apps.get(app).history.rule_for(channel) else {
-            return;
-        };
-        let mut streams = self.streams.borrow_mut();
-        let top = streams.position(app, channel, rule, Instant::now());
-        let history = streams.history(app, channel).expect("position made it");
-        let (recovered, replay) = match from {
-            Some(from) => {
-                let r = history.recover(from, rule.recover_max);
-                self.stats.note_recovery(r.recovered);
-                (r.recovered, r.frames)
-            }
-            None => (false, Vec::new()),
-        };
-        let result = RecoveryResult {
-            was_recovering: from.is_some(),
-            recovered,
-            epoch: &top.epoch,
-            offset: match from {
-                Some(f) if recovered => f.offset,
-                _ => top.offset,
-            },
-            replayed: replay.len(),
-        };
-        out.push(frames::recovery(channel, &result));
-        out.extend(replay);
-    }
-
-    /// Answers a history request for a channel this shard owns; an edit or delete is
-    /// ordered (and fanned out) like any event, so it takes its own offset.
-    fn history_op(
-        &self,
-        app: AppIdx,
-        channel: Arc<str>,
-        op: HistoryOp,
-    ) -> Result<HistoryAnswer, HistoryError> {
-        let apps = self.apps();
-        let rule = apps
-            .get(app)
-            .history
-            .rule_for(&channel)
-            .ok_or(HistoryError::NoHistory)?
-            .clone();
-        drop(apps);
-        let now = Instant::now();
-        let top = self
-            .streams
-            .borrow_mut()
-            .position(app, &channel, &rule, now);
-        let answer = |events| {
-            let p = self
-                .streams
-                .borrow_mut()
-                .position(app, &channel, &rule, now);
-            HistoryAnswer {
-                epoch: p.epoch.to_string(),
-                offset: p.offset,
-                events,
-            }
-        };
-        match op {
-            HistoryOp::Read {
-                since,
-                epoch,
-                limit,
-                newest_first,
-            } => {
-                if epoch.as_deref().is_some_and(|e| *e != *top.epoch) {
-                    return Err(HistoryError::Epoch(top.epoch.to_string()));
-                }
-                let events = limit.map(|limit| {
-                    let streams = self.streams.borrow();
-                    let h = streams.history(app, &channel).expect("position made it");
-                    let max = streams.max_read();
-                    h.read(since, limit.min(max), newest_first)
-                        .into_iter()
-                        .map(HistoryEvent::of)
-                        .collect()
-                });
-                Ok(answer(events))
-            }
-            HistoryOp::Remove => {
-                let mut streams = self.streams.borrow_mut();
-                streams.change(app, &channel, |h| h.clear());
-                streams.note(app, &channel, Change::Remove);
-                drop(streams);
-                Ok(answer(None))
-            }
-            HistoryOp::Edit { offset, data } => {
-                let name = self
-                    .streams
-                    .borrow_mut()
-                    .change(app, &channel, |h| h.changeable(offset))
-                    .expect("position made it")?;
-                let ch = channel.clone();
-                self.streams
-                    .borrow_mut()
-                    .change(app, &channel, |h| {
-                        h.edit(offset, data.clone(), |e| {
-                            frames::history_event(
-                                &e.name,
-                                &ch,
-                                &e.data,
-                                e.user_id.as_deref(),
-                                Some(e.offset),
-                            )
-                        })
-                    })
-                    .expect("position made it")?;
-                let change = Change::Edit {
-                    epoch: top.epoch.clone(),
-                    offset,
-                    data: data.clone(),
-                };
-                self.streams.borrow_mut().note(app, &channel, change);
-                self.order_change(app, &channel, Event::edit(offset, &name, &data), Kind::Edit);
-                Ok(answer(None))
-            }
-            HistoryOp::Delete { offset } => {
-                let name = self
-                    .streams
-                    .borrow_mut()
-                    .change(app, &channel, |h| {
-                        let name = h.changeable(offset)?;
-                        h.delete(offset).map(|_| name)
-                    })
-                    .expect("position made it")?;
-                let change = Change::Delete {
-                    epoch: top.epoch.clone(),
-                    offset,
-                };
-                self.streams.borrow_mut().note(app, &channel, change);
-                self.order_change(app, &channel, Event::delete(offset, &name), Kind::Delete);
-                Ok(answer(None))
-            }
+        if let Some(rule) = apps.get(app).history.rule_for(channel) {
+            out.extend(recovery(
+                &self.streams,
+                &self.stats,
+                rule,
+                app,
+                channel,
+                from,
+            ));
         }
     }
 
-    /// Orders an edit or delete event: stored with its own offset and fanned out.
-    fn order_change(&self, app: AppIdx, channel: &Arc<str>, event: Event, kind: Kind) {
-        let frame = self.encode_ordered(app, channel, event, kind);
-        self.order(
-            app,
-            channel.clone(),
-            frame,
-            None,
-            false,
-            None,
-            Instant::now(),
-        );
-    }
-
-    /// Answers [`Query::History`].
+    /// Answers [`Query::History`] (a single node's owner shard).
     pub(super) fn answer_history(&self, app: AppIdx, channel: Arc<str>, op: HistoryOp) -> Reply {
-        Reply::History(self.history_op(app, channel, op))
+        let apps = self.apps();
+        let Some(rule) = apps.get(app).history.rule_for(&channel).cloned() else {
+            return Reply::History(http_answer(Err(HistoryError::NoHistory)));
+        };
+        drop(apps);
+        let order = |event: Event, kind: Kind, _: Change| {
+            let frame = self.encode_ordered(app, &channel, event, kind);
+            self.order(
+                app,
+                channel.clone(),
+                frame,
+                None,
+                false,
+                None,
+                Instant::now(),
+            );
+        };
+        let r = run_op(&self.streams, &rule, app, &channel, op, order);
+        Reply::History(http_answer(r))
     }
 
-    /// A history request, asked of the channel's owner shard.
+    /// A history API request: to the channel's owner shard on one node, to the owning
+    /// node (through the gateway) in a cluster. The answer is the HTTP status and body.
     pub async fn history(
         &self,
         app: AppIdx,
         channel: Arc<str>,
         op: HistoryOp,
-    ) -> Result<HistoryAnswer, HistoryError> {
-        let owner = self.owner_of(app, &channel);
-        match self
-            .query(owner, Query::History { app, channel, op })
-            .await
-            .map_err(AskError::from)?
-        {
-            Reply::History(r) => r,
-            _ => Err(AskError::Misrouted.into()),
+    ) -> Result<(u16, Vec<u8>), AskError> {
+        let reply = if self.clustered {
+            self.ask_gateway(|from, id| GatewayMsg::History {
+                from,
+                id,
+                app,
+                channel,
+                op,
+            })
+            .await?
+        } else {
+            let owner = self.owner_of(app, &channel);
+            self.query(owner, Query::History { app, channel, op })
+                .await?
+        };
+        match reply {
+            Reply::History(answer) => Ok(answer),
+            _ => Err(AskError::Misrouted),
         }
     }
 }

@@ -88,6 +88,9 @@ pub struct Shard {
     /// Cluster mode: owned channels whose first subscriptions wait for the owning node's
     /// ack (`held`), and the last ticket handed out for such a wait.
     awaiting: RefCell<HashMap<(AppIdx, Arc<str>), held::Awaiting>>,
+    /// Cluster mode: subscriptions to channels with history waiting for their recovery
+    /// frames from the owning node, by ticket (bounded by `held::RECOVERY_WAIT`).
+    recovering: RefCell<held::Recovering>,
     next_ticket: Cell<u64>,
     /// The last `SubReq::seq` this shard gave a subscribe request.
     next_sub_seq: Cell<u64>,
@@ -136,6 +139,7 @@ impl Shard {
             users: RefCell::new(users::UserRegistry::new()),
             count_dirty: RefCell::new(HashSet::new()),
             awaiting: RefCell::new(HashMap::new()),
+            recovering: RefCell::new(HashMap::new()),
             next_ticket: Cell::new(0),
             next_sub_seq: Cell::new(0),
             pending: RefCell::new(HashMap::new()),
@@ -561,6 +565,12 @@ impl Shard {
                 channel,
                 ticket,
             } => self.interest_ready(app, channel, ticket),
+            ShardMsg::Recovered {
+                app,
+                channel,
+                ticket,
+                frames,
+            } => self.recovered(app, channel, ticket, frames),
             ShardMsg::LocalFanout {
                 app,
                 channel,
@@ -665,6 +675,7 @@ impl Shard {
     pub fn tick(&self, now: std::time::Instant) {
         self.flush_counts(now);
         self.streams.borrow_mut().expire(now);
+        self.expire_recovering(now);
     }
 }
 

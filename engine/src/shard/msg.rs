@@ -140,6 +140,15 @@ pub enum ShardMsg {
         channel: Arc<str>,
         ticket: u64,
     },
+    /// Gateway → owner shard: the recovery frames of the subscription held under
+    /// `ticket` (empty when the owning node did not answer in time). They come after every
+    /// delivery they do not hold, and before every one they do not.
+    Recovered {
+        app: AppIdx,
+        channel: Arc<str>,
+        ticket: u64,
+        frames: Vec<Frame>,
+    },
     /// Gateway → local owner: pass `msg` on to shard `to`. The gateway answers a presence
     /// subscription this way, so the answer keeps its place among the owner's deliveries
     /// to that shard: member events from before the answer's member list arrive before it
@@ -220,6 +229,28 @@ pub enum GatewayMsg {
         socket_id: SocketId,
         cache: Option<Frame>,
         cache_miss: bool,
+        /// A channel with history: the answer also carries `raptor:recovery` and the
+        /// replay from this position (`Some(None)`: a plain subscribe, position only).
+        recover: Option<Option<Position>>,
+    },
+    /// Owner shard → gateway: a subscription to a channel with history, held under
+    /// `ticket`, needs its `raptor:recovery` and replay from the channel's owning node;
+    /// answered with [`ShardMsg::Recovered`].
+    Recover {
+        app: AppIdx,
+        channel: Arc<str>,
+        from: Option<Position>,
+        shard: ShardId,
+        ticket: u64,
+    },
+    /// HTTP → gateway: a history API request for the channel's owning node; answered with
+    /// [`Reply::History`].
+    History {
+        from: ShardId,
+        id: u64,
+        app: AppIdx,
+        channel: Arc<str>,
+        op: super::history::HistoryOp,
     },
     /// Local owner → gateway: the user's last connection on this node left the channel.
     Leave {
@@ -335,7 +366,8 @@ pub enum Reply {
     Published,
     Cluster(ClusterGather),
     UserCounts(Vec<u32>),
-    History(Result<super::history::HistoryAnswer, super::history::HistoryError>),
+    /// A history API answer: HTTP status and JSON body.
+    History((u16, Vec<u8>)),
     /// The question reached a shard that cannot answer it (a gateway query on a shard
     /// without the gateway, or a single-node query in a cluster). Never data: the caller
     /// answers 500.

@@ -423,6 +423,9 @@ impl Shard {
                 if let Some(gw) = self.gateway.borrow().as_ref() {
                     snap.cluster_queries = gw.query_figures();
                     snap.cluster = gw.figures();
+                    let h = gw.history_figures();
+                    snap.history.channels += h.channels as u64;
+                    snap.history.bytes += h.bytes as u64;
                 }
                 Reply::Stats(Box::new(snap))
             }

@@ -68,6 +68,38 @@ impl Gateway {
         self.carry_out(shard, actions, joiner, t0, None);
     }
 
+    /// Carries out the actions of an event this node ordered and encoded as `frame`.
+    pub(super) fn carry_out_encoded(
+        self: &Rc<Self>,
+        shard: &Shard,
+        actions: Vec<Action>,
+        t0: Instant,
+        frame: &Frame,
+    ) {
+        self.carry_out(shard, actions, None, t0, Some(frame));
+    }
+
+    /// Sends frames to peers (actions that touch no shard).
+    pub(super) fn carry_out_plain(&self, actions: Vec<Action>) {
+        for action in actions {
+            if let Action::Send { to, msg } = action {
+                match raptor_cluster::runtime::encode(&msg) {
+                    Ok(frame) => {
+                        self.commands.send_or_drop(Command::Send { to, frame });
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot encode a node message"),
+                }
+            }
+        }
+    }
+
+    /// The ordered event's channel keeps history (an `[[apps.history]]` rule matches).
+    fn has_history(&self, shard: &Shard, order: &raptor_cluster::node::Order) -> bool {
+        let apps = shard.apps();
+        apps.by_id(&order.app)
+            .is_some_and(|a| !a.history.is_empty() && a.history.rule_for(&order.channel).is_some())
+    }
+
     /// Carries out `actions`; `encoded`: the frame of the event this node just ordered,
     /// which its local delivery reuses instead of framing the payload again.
     fn carry_out(
@@ -95,6 +127,11 @@ impl Gateway {
                 },
                 Action::Gossip(keys) => {
                     gw.commands.send_or_drop(Command::SetKeys(keys));
+                }
+                Action::Order(order) if gw.has_history(shard, &order) => {
+                    // Appended, copied to the successor, delivered once copied.
+                    let kind = crate::channel::history::Kind::Message;
+                    self.order_with_history(shard, order, kind, None, t0);
                 }
                 Action::Order(order) => {
                     // This node is the channel's order point: the event is encoded here,
@@ -215,6 +252,8 @@ impl Gateway {
                     channel,
                     count,
                 } => self.announce_count(shard, app, channel, count),
+                Action::AwaitPublished { origin_seq } => self.await_published(origin_seq),
+                Action::History { from, msg } => self.on_history(shard, from, msg),
                 Action::InterestReady {
                     app,
                     channel,

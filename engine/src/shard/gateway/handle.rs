@@ -25,19 +25,28 @@ impl Gateway {
                 t0,
                 ack,
             } => {
-                let app_id = shard.apps().get(app).id.clone();
+                let a = shard.apps().get(app).clone();
                 let retain = event.retained_by(&channel).is_some();
+                // A channel with history: acknowledged once ordered, copied to the
+                // successor and delivered (gateway/history.rs), wherever that happens.
+                let confirm = ack.is_some() && a.history.rule_for(&channel).is_some();
                 let actions = self.core.borrow_mut().publish(
-                    &app_id,
+                    &a.id,
                     &channel,
                     wire_event(event),
                     exclude_of(exclude),
                     retain,
+                    confirm,
                 );
+                if confirm {
+                    self.publish_here(ack);
+                }
                 // Ordered here when this node owns the channel: its local delivery is timed
                 // from the publish.
                 self.apply_with(shard, actions, None, Some(t0));
-                shard.ack_published(ack);
+                if !confirm {
+                    shard.ack_published(ack);
+                }
             }
             GatewayMsg::Interest {
                 app,
@@ -74,14 +83,37 @@ impl Gateway {
                 socket_id,
                 cache,
                 cache_miss,
+                recover,
             } => {
                 let sub = Subscriber {
                     from,
                     req,
                     socket_id,
                 };
-                self.join(shard, app, channel, join, sub, cache, cache_miss)
+                self.join(shard, app, channel, join, sub, cache, cache_miss, recover)
             }
+            GatewayMsg::Recover {
+                app,
+                channel,
+                from,
+                shard: to,
+                ticket,
+            } => {
+                let target = super::history::Target::Shard {
+                    shard: to,
+                    ticket,
+                    app,
+                    channel: channel.clone(),
+                };
+                self.recover(shard, app, channel, from, target);
+            }
+            GatewayMsg::History {
+                from,
+                id,
+                app,
+                channel,
+                op,
+            } => self.api(shard, from, id, app, channel, op),
             GatewayMsg::Leave { .. } if shard.node.shutting_down() => {
                 // Draining: our clients were told to reconnect elsewhere. Peers hold our
                 // members for the leave hold; telling them each user left would make those
@@ -130,6 +162,7 @@ impl Gateway {
     /// members, not from the owner's "first connection on this node": after a refusal the
     /// owner counts the refused connection until its undo arrives, so a second tab of the
     /// same user may reach the gateway as "not first" without ever having joined.
+    #[allow(clippy::too_many_arguments)]
     fn join(
         self: &Rc<Self>,
         shard: &Shard,
@@ -139,6 +172,7 @@ impl Gateway {
         sub: Subscriber,
         cache: Option<Frame>,
         cache_miss: bool,
+        recover: Option<Option<crate::channel::history::Position>>,
     ) {
         let app_id = shard.apps().get(app).id.clone();
         let max = shard.apps().get(app).max_presence_members;
@@ -195,14 +229,37 @@ impl Gateway {
         if cache_miss {
             shard.emit_cache_miss(app, &channel);
         }
-        let user_id = Some(join.user_id.clone());
+        if let Some(from) = recover {
+            // A channel with history: the answer waits for its recovery frames.
+            let target = super::history::Target::Join {
+                app,
+                channel: channel.clone(),
+                sub,
+                frames,
+                user_id: join.user_id.clone(),
+            };
+            return self.recover(shard, app, channel, from, target);
+        }
+        self.finish_join(shard, app, channel, sub, frames, join.user_id.clone());
+    }
+
+    /// Answers a presence subscription with `frames`, through the local owner shard.
+    pub(super) fn finish_join(
+        &self,
+        shard: &Shard,
+        app: AppIdx,
+        channel: Arc<str>,
+        sub: Subscriber,
+        frames: Vec<Frame>,
+        user_id: Arc<str>,
+    ) {
         let answer = ShardMsg::SubscribeAck {
             app,
             channel: channel.clone(),
             req: sub.req,
             ok: true,
             frames,
-            user_id,
+            user_id: Some(user_id),
         };
         // Through the owner shard: the member events applied before `members` was read
         // went there first, so they reach the subscriber's shard before this answer and

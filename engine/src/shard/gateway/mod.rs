@@ -18,6 +18,7 @@
 
 mod apply;
 mod handle;
+mod history;
 mod queries;
 
 use super::msg::{GatewayMsg, Reply, ShardMsg, SubReq};
@@ -156,6 +157,8 @@ pub struct Gateway {
     /// The live view and every node's summary, for the dashboard.
     view: ViewReceiver,
     summaries: raptor_cluster::runtime::SummariesReceiver,
+    /// Histories of the channels this node owns, and the successor's copies ([`history`]).
+    history: history::ClusterHistory,
 }
 
 /// One node as the dashboard lists it (docs/dashboard.md, `nodes`).
@@ -191,6 +194,11 @@ fn wire_event(e: Event) -> raptor_cluster::wire::WireEvent {
 }
 
 impl Gateway {
+    /// The histories this node keeps for the cluster (owned and copies).
+    pub fn history_figures(&self) -> crate::channel::stream::HistoryFigures {
+        self.history.figures()
+    }
+
     /// The channel-query counters for `/stats` and `/metrics`.
     pub fn query_figures(&self) -> crate::stats::ClusterQueryFigures {
         self.queries.figures()
@@ -232,6 +240,7 @@ impl Gateway {
             queries: ClusterQueries::new(parts.query_timeout, generation),
             view: parts.view.clone(),
             summaries: parts.summaries,
+            history: history::ClusterHistory::new(shard.streams.borrow().settings().clone()),
         });
         *shard.gateway.borrow_mut() = Some(gw.clone());
         let mut events = parts.events;
@@ -270,6 +279,7 @@ impl Gateway {
                 glommio::timer::sleep(raptor_cluster::node::TICK).await;
                 let actions = g.core.borrow_mut().tick();
                 g.apply(&s, actions);
+                g.history_tick(&s);
             }
         })
         .detach();

@@ -1,0 +1,729 @@
+//! Channel history in a cluster (docs/history.md, "In a cluster"; ADR 0010).
+//!
+//! The order point of a channel is its owning node's gateway, so its history lives here, in
+//! the gateway's own [`ChannelStreams`], beside the copies this node keeps as the
+//! *successor* of other nodes' channels (the node that would own them next). For a channel
+//! with history, ordering an event is:
+//!
+//! 1. append it at the next offset (encoded once, with its offset);
+//! 2. copy it to the successor (`Replicate`), and wait for its `Replicated`;
+//! 3. only then deliver it (every node, this one included) and confirm the publish (200 on
+//!    this node, `Published` to the node it came from).
+//!
+//! So a `kill -9` of the owner loses no event that got a 200, and no subscriber ever saw an
+//! event the successor lacks: the successor continues the same epoch with the next offset.
+//! Events of one channel wait in one queue, released in order; a recovery answer joins the
+//! queue behind them, so it holds every event delivered before it and none after. The
+//! successor answers every `Replicate`; one not copied within [`COPY_WAIT`] (the successor
+//! died) is delivered unconfirmed (its publish gets no 200).
+
+use super::{Gateway, Subscriber};
+use crate::app::AppIdx;
+use crate::channel::event::{Event, Source};
+use crate::channel::history::{Entry, Kind, Position};
+use crate::channel::stream::{Change, ChannelStreams};
+use crate::frame::Frame;
+use crate::placement::ShardId;
+use crate::protocol::server as frames;
+use crate::shard::history::{self as shard_history, HistoryOp};
+use crate::shard::msg::{Reply, ShardMsg};
+use crate::shard::Shard;
+use raptor_cluster::node::{Action, Confirm, Order};
+use raptor_cluster::wire::{
+    HistoryAsk, HistoryMsg, HistoryReply, NodeMsg, WireChange, WireEntry, WireEvent, WirePosition,
+};
+use raptor_cluster::NodeId;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long an ordered event waits for the successor's copy before it is delivered anyway
+/// (unconfirmed).
+pub(super) const COPY_WAIT: Duration = Duration::from_secs(1);
+/// How long this node waits for an owning node's answer to an `Ask`.
+const ASK_WAIT: Duration = Duration::from_secs(3);
+/// Forwarded publishes waiting for `Published` at most (beyond: answered by their timeout).
+const MAX_AWAITING: usize = 65_536;
+
+type Key = (String, String);
+
+/// Where a recovery answer goes.
+pub(super) enum Target {
+    /// A non-presence subscription held by owner shard `shard` under `ticket`.
+    Shard {
+        shard: ShardId,
+        ticket: u64,
+        app: AppIdx,
+        channel: Arc<str>,
+    },
+    /// A presence subscription: its answer so far, finished with the frames and relayed
+    /// through the local owner shard.
+    Join {
+        app: AppIdx,
+        channel: Arc<str>,
+        sub: Subscriber,
+        frames: Vec<Frame>,
+        user_id: Arc<str>,
+    },
+    /// Another node asked (`Ask { Recover }`): `Reply { id, Frames }`.
+    Peer { node: NodeId, id: u64 },
+}
+
+enum Waiting {
+    Order {
+        ack: u64,
+        copied: bool,
+        since: Instant,
+        order: Order,
+        frame: Frame,
+        t0: Instant,
+        here: Option<(ShardId, u64)>,
+    },
+    Answer(Target, Vec<Frame>),
+}
+
+enum Asked {
+    Recover(Target),
+    Api { from: ShardId, id: u64 },
+}
+
+#[derive(Default)]
+pub(super) struct ClusterHistory {
+    store: RefCell<ChannelStreams>,
+    queues: RefCell<HashMap<Key, VecDeque<Waiting>>>,
+    by_ack: RefCell<HashMap<u64, Key>>,
+    next_ack: Cell<u64>,
+    /// The HTTP publish whose actions are being applied right now.
+    here: Cell<Option<(ShardId, u64)>>,
+    /// Publishes forwarded with `confirm`, by `origin_seq`.
+    awaiting: RefCell<HashMap<u64, ((ShardId, u64), Instant)>>,
+    asks: RefCell<HashMap<u64, (Asked, Instant)>>,
+    next_ask: Cell<u64>,
+}
+
+impl ClusterHistory {
+    pub(super) fn new(settings: crate::config::HistorySettings) -> ClusterHistory {
+        ClusterHistory {
+            store: RefCell::new(ChannelStreams::new(settings)),
+            ..ClusterHistory::default()
+        }
+    }
+
+    pub(super) fn figures(&self) -> crate::channel::stream::HistoryFigures {
+        self.store.borrow().figures()
+    }
+}
+
+fn entry_kind(kind: Kind) -> u8 {
+    match kind {
+        Kind::Message => b'm',
+        Kind::Edit => b'e',
+        Kind::Delete => b'd',
+    }
+}
+
+fn wire_change(c: Change) -> Option<WireChange> {
+    match c {
+        Change::Edit { offset, data, .. } => Some(WireChange::Edit {
+            offset,
+            data: data.to_string(),
+        }),
+        Change::Delete { offset, .. } => Some(WireChange::Delete { offset }),
+        Change::Remove => Some(WireChange::Remove),
+        _ => None,
+    }
+}
+
+impl Gateway {
+    /// Publishes entering this node: the HTTP ack to answer once the event is confirmed.
+    pub(super) fn publish_here(&self, ack: Option<(ShardId, u64)>) {
+        self.history.here.set(ack);
+    }
+
+    /// `Action::AwaitPublished`: the publish applied now was forwarded with `confirm`.
+    pub(super) fn await_published(&self, origin_seq: u64) {
+        if let Some(ack) = self.history.here.take() {
+            let mut awaiting = self.history.awaiting.borrow_mut();
+            if awaiting.len() < MAX_AWAITING {
+                awaiting.insert(origin_seq, (ack, Instant::now()));
+            }
+        }
+    }
+
+    /// `Action::Order` of a channel with history (`rule` matched): append, copy, and
+    /// deliver once copied.
+    pub(super) fn order_with_history(
+        self: &Rc<Self>,
+        shard: &Shard,
+        order: Order,
+        kind: Kind,
+        change: Option<Change>,
+        t0: Instant,
+    ) {
+        let Some(a) = shard.apps().by_id(&order.app).cloned() else {
+            return;
+        };
+        let Some(rule) = a.history.rule_for(&order.channel).cloned() else {
+            return;
+        };
+        let channel: Arc<str> = Arc::from(order.channel.as_str());
+        let event = Event {
+            name: order.event.name.as_str().into(),
+            data: Arc::from(order.event.data.as_str()),
+            user_id: order.event.user_id.as_deref().map(Arc::from),
+            source: Source::Api,
+        };
+        let frame = shard_history::append(&self.history.store, a.idx, &channel, &rule, event, kind);
+        let here = match order.confirm {
+            Some(Confirm::Here) => self.history.here.take(),
+            _ => None,
+        };
+        let successor = self.core.borrow().successor_of(&order.app, &order.channel);
+        let Some(successor) = successor else {
+            // Alone: nothing to copy to.
+            return self.release(shard, order, frame, t0, here);
+        };
+        let ack = self.history.next_ack.get() + 1;
+        self.history.next_ack.set(ack);
+        let entry = {
+            let store = self.history.store.borrow();
+            let h = store.history(a.idx, &channel).expect("just appended");
+            let e = h.entries().last().expect("just appended");
+            (h.epoch().to_string(), wire_entry(e))
+        };
+        let msg = HistoryMsg::Replicate {
+            ack,
+            app: order.app.clone(),
+            channel: order.channel.clone(),
+            epoch: entry.0,
+            entry: Some(entry.1),
+            change: change.and_then(wire_change),
+        };
+        self.send_history(successor, msg);
+        let key = (order.app.clone(), order.channel.clone());
+        self.history.by_ack.borrow_mut().insert(ack, key.clone());
+        self.history
+            .queues
+            .borrow_mut()
+            .entry(key)
+            .or_default()
+            .push_back(Waiting::Order {
+                ack,
+                copied: false,
+                since: Instant::now(),
+                order,
+                frame,
+                t0,
+                here,
+            });
+    }
+
+    /// Delivers an ordered event (its frame here, its payload elsewhere) and confirms it.
+    fn release(
+        self: &Rc<Self>,
+        shard: &Shard,
+        mut order: Order,
+        frame: Frame,
+        t0: Instant,
+        here: Option<(ShardId, u64)>,
+    ) {
+        let confirm = order.confirm.take();
+        let payload = frame.payload().to_vec();
+        let actions = self.core.borrow_mut().ordered(order, payload);
+        self.carry_out_encoded(shard, actions, t0, &frame);
+        match confirm {
+            Some(Confirm::Here) => shard.ack_published(here),
+            Some(Confirm::To { node, origin_seq }) => {
+                self.send_history(node, HistoryMsg::Published { origin_seq })
+            }
+            None => {}
+        }
+    }
+
+    /// Releases what leads a channel's queue: copied events in order, and the answers
+    /// queued behind them; `force` also releases events whose copy is overdue.
+    fn drain(self: &Rc<Self>, shard: &Shard, key: &Key, now: Option<Instant>) {
+        loop {
+            let next = {
+                let mut queues = self.history.queues.borrow_mut();
+                let Some(q) = queues.get_mut(key) else { return };
+                let ready = match q.front() {
+                    None => {
+                        queues.remove(key);
+                        return;
+                    }
+                    Some(Waiting::Answer(..)) => true,
+                    Some(Waiting::Order { copied, since, .. }) => {
+                        *copied
+                            || now.is_some_and(|n| n.saturating_duration_since(*since) >= COPY_WAIT)
+                    }
+                };
+                if !ready {
+                    return;
+                }
+                q.pop_front().expect("front exists")
+            };
+            match next {
+                Waiting::Order {
+                    ack,
+                    copied,
+                    order,
+                    frame,
+                    t0,
+                    here,
+                    ..
+                } => {
+                    self.history.by_ack.borrow_mut().remove(&ack);
+                    if copied {
+                        self.release(shard, order, frame, t0, here);
+                    } else {
+                        // The successor did not copy it in time: delivered, not confirmed.
+                        tracing::warn!(channel = %order.channel, "history copy not confirmed by the successor in time; delivered without a 200");
+                        let mut order = order;
+                        order.confirm = None;
+                        self.release(shard, order, frame, t0, None);
+                    }
+                }
+                Waiting::Answer(target, frames) => self.send_recovery(shard, target, frames),
+            }
+        }
+    }
+
+    /// The gateway's tick: overdue copies are released, unanswered asks dropped (a held
+    /// subscription is answered without recovery), stale publish waits forgotten.
+    pub(super) fn history_tick(self: &Rc<Self>, shard: &Shard) {
+        let now = Instant::now();
+        let keys: Vec<Key> = self.history.queues.borrow().keys().cloned().collect();
+        for key in keys {
+            self.drain(shard, &key, Some(now));
+        }
+        let late: Vec<u64> = self
+            .history
+            .asks
+            .borrow()
+            .iter()
+            .filter(|(_, (_, at))| now.saturating_duration_since(*at) >= ASK_WAIT)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in late {
+            let asked = self.history.asks.borrow_mut().remove(&id);
+            if let Some((Asked::Recover(target), _)) = asked {
+                self.send_recovery(shard, target, Vec::new());
+            }
+        }
+        self.history
+            .awaiting
+            .borrow_mut()
+            .retain(|_, (_, at)| now.saturating_duration_since(*at) < ASK_WAIT * 2);
+        self.history.store.borrow_mut().expire(now);
+    }
+
+    fn send_history(&self, to: NodeId, msg: HistoryMsg) {
+        let actions = vec![Action::Send {
+            to,
+            msg: NodeMsg::History(Box::new(msg)),
+        }];
+        self.carry_out_plain(actions);
+    }
+
+    /// The recovery frames of a subscription to `channel` on this node or another.
+    pub(super) fn recover(
+        self: &Rc<Self>,
+        shard: &Shard,
+        app: AppIdx,
+        channel: Arc<str>,
+        from: Option<Position>,
+        target: Target,
+    ) {
+        let app_id = shard.apps().get(app).id.clone();
+        let owner = self.core.borrow().owner_of(&app_id, &channel);
+        if owner == self.core.borrow().me().id {
+            return self.recover_here(shard, app, &channel, from.as_ref(), target);
+        }
+        let id = self.history.next_ask.get() + 1;
+        self.history.next_ask.set(id);
+        self.history
+            .asks
+            .borrow_mut()
+            .insert(id, (Asked::Recover(target), Instant::now()));
+        let ask = HistoryAsk::Recover {
+            from: from.map(|p| WirePosition {
+                offset: p.offset,
+                epoch: p.epoch.to_string(),
+            }),
+        };
+        let msg = HistoryMsg::Ask {
+            id,
+            app: app_id,
+            channel: channel.to_string(),
+            ask,
+        };
+        self.send_history(owner, msg);
+    }
+
+    /// This node owns the channel: its recovery frames now, sent behind every event
+    /// ordered before (still waiting for its copy, or not).
+    fn recover_here(
+        self: &Rc<Self>,
+        shard: &Shard,
+        app: AppIdx,
+        channel: &Arc<str>,
+        from: Option<&Position>,
+        target: Target,
+    ) {
+        let apps = shard.apps();
+        let a = apps.get(app).clone();
+        drop(apps);
+        let frames = match a.history.rule_for(channel) {
+            Some(rule) => {
+                shard_history::recovery(&self.history.store, &shard.stats, rule, app, channel, from)
+            }
+            None => Vec::new(),
+        };
+        let key = (a.id.clone(), channel.to_string());
+        let mut queues = self.history.queues.borrow_mut();
+        match queues.get_mut(&key) {
+            Some(q) if !q.is_empty() => q.push_back(Waiting::Answer(target, frames)),
+            _ => {
+                drop(queues);
+                self.send_recovery(shard, target, frames);
+            }
+        }
+    }
+
+    fn send_recovery(self: &Rc<Self>, shard: &Shard, target: Target, frames: Vec<Frame>) {
+        match target {
+            Target::Shard {
+                shard: to,
+                ticket,
+                app,
+                channel,
+            } => shard.mesh.send(
+                to,
+                ShardMsg::Recovered {
+                    app,
+                    channel,
+                    ticket,
+                    frames,
+                },
+            ),
+            Target::Join {
+                app,
+                channel,
+                sub,
+                frames: mut answer,
+                user_id,
+            } => {
+                answer.extend(frames);
+                self.finish_join(shard, app, channel, sub, answer, user_id);
+            }
+            Target::Peer { node, id } => {
+                let reply =
+                    HistoryReply::Frames(frames.iter().map(|f| f.payload().to_vec()).collect());
+                self.send_history(node, HistoryMsg::Reply { id, reply });
+            }
+        }
+    }
+
+    /// A history API request from a shard of this node.
+    pub(super) fn api(
+        self: &Rc<Self>,
+        shard: &Shard,
+        from: ShardId,
+        id: u64,
+        app: AppIdx,
+        channel: Arc<str>,
+        op: HistoryOp,
+    ) {
+        let app_id = shard.apps().get(app).id.clone();
+        let owner = self.core.borrow().owner_of(&app_id, &channel);
+        if owner == self.core.borrow().me().id {
+            let reply = Reply::History(self.api_here(shard, app, &channel, op));
+            return shard.mesh.send(from, ShardMsg::Reply { id, reply });
+        }
+        let ask_id = self.history.next_ask.get() + 1;
+        self.history.next_ask.set(ask_id);
+        self.history
+            .asks
+            .borrow_mut()
+            .insert(ask_id, (Asked::Api { from, id }, Instant::now()));
+        let ask = match op {
+            HistoryOp::Read {
+                since,
+                epoch,
+                limit,
+                newest_first,
+            } => HistoryAsk::Read {
+                since,
+                epoch,
+                limit: limit.map(|l| l as u64),
+                newest_first,
+            },
+            HistoryOp::Remove => HistoryAsk::Remove,
+            HistoryOp::Edit { offset, data } => HistoryAsk::Edit {
+                offset,
+                data: data.to_string(),
+            },
+            HistoryOp::Delete { offset } => HistoryAsk::Delete { offset },
+        };
+        let msg = HistoryMsg::Ask {
+            id: ask_id,
+            app: app_id,
+            channel: channel.to_string(),
+            ask,
+        };
+        self.send_history(owner, msg);
+    }
+
+    /// Runs a history API request on this node's store (it owns the channel).
+    fn api_here(
+        self: &Rc<Self>,
+        shard: &Shard,
+        app: AppIdx,
+        channel: &Arc<str>,
+        op: HistoryOp,
+    ) -> (u16, Vec<u8>) {
+        let a = shard.apps().get(app).clone();
+        let Some(rule) = a.history.rule_for(channel).cloned() else {
+            return shard_history::http_answer(Err(shard_history::HistoryError::NoHistory));
+        };
+        let order = |event: Event, kind: Kind, change: Change| {
+            let order = Order {
+                app: a.id.clone(),
+                channel: channel.to_string(),
+                event: WireEvent {
+                    name: event.name.to_string(),
+                    data: event.data.to_string(),
+                    user_id: None,
+                },
+                exclude: None,
+                retain: false,
+                confirm: None,
+            };
+            self.order_with_history(shard, order, kind, Some(change), Instant::now());
+        };
+        let remove = matches!(op, HistoryOp::Remove);
+        let r = shard_history::run_op(&self.history.store, &rule, app, channel, op, order);
+        if let (true, Ok(answer)) = (remove, &r) {
+            // Nothing to order, but the successor's copy drops its events too.
+            let successor = self.core.borrow().successor_of(&a.id, channel);
+            if let Some(to) = successor {
+                let msg = HistoryMsg::Replicate {
+                    ack: 0,
+                    app: a.id.clone(),
+                    channel: channel.to_string(),
+                    epoch: answer.epoch.clone(),
+                    entry: None,
+                    change: Some(WireChange::Remove),
+                };
+                self.send_history(to, msg);
+            }
+        }
+        shard_history::http_answer(r)
+    }
+
+    /// A history message from `from`.
+    pub(super) fn on_history(self: &Rc<Self>, shard: &Shard, from: NodeId, msg: HistoryMsg) {
+        match msg {
+            HistoryMsg::Replicate {
+                ack,
+                app,
+                channel,
+                epoch,
+                entry,
+                change,
+            } => {
+                self.keep_copy(shard, &app, &channel, &epoch, entry, change);
+                self.send_history(from, HistoryMsg::Replicated { ack });
+            }
+            HistoryMsg::Replicated { ack } => {
+                let key = self.history.by_ack.borrow().get(&ack).cloned();
+                let Some(key) = key else { return };
+                if let Some(q) = self.history.queues.borrow_mut().get_mut(&key) {
+                    for w in q.iter_mut() {
+                        if let Waiting::Order { ack: a, copied, .. } = w {
+                            if *a == ack {
+                                *copied = true;
+                            }
+                        }
+                    }
+                }
+                self.drain(shard, &key, None);
+            }
+            HistoryMsg::Published { origin_seq } => {
+                let waiting = self.history.awaiting.borrow_mut().remove(&origin_seq);
+                if let Some((ack, _)) = waiting {
+                    shard.ack_published(Some(ack));
+                }
+            }
+            HistoryMsg::Ask {
+                id,
+                app,
+                channel,
+                ask,
+            } => self.on_ask(shard, from, id, app, channel, ask),
+            HistoryMsg::Reply { id, reply } => {
+                let asked = self.history.asks.borrow_mut().remove(&id);
+                match (asked, reply) {
+                    (Some((Asked::Recover(target), _)), HistoryReply::Frames(payloads)) => {
+                        let frames = payloads.iter().map(|p| Frame::text(p)).collect();
+                        self.send_recovery(shard, target, frames);
+                    }
+                    (Some((Asked::Api { from, id }, _)), HistoryReply::Http { status, body }) => {
+                        let reply = Reply::History((status, body));
+                        shard.mesh.send(from, ShardMsg::Reply { id, reply });
+                    }
+                    (Some((Asked::Recover(target), _)), _) => {
+                        self.send_recovery(shard, target, Vec::new())
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn on_ask(
+        self: &Rc<Self>,
+        shard: &Shard,
+        from: NodeId,
+        id: u64,
+        app: String,
+        channel: String,
+        ask: HistoryAsk,
+    ) {
+        let Some(a) = shard.apps().by_id(&app).cloned() else {
+            let reply = HistoryReply::Http {
+                status: 404,
+                body: br#"{"error":"unknown app"}"#.to_vec(),
+            };
+            return self.send_history(from, HistoryMsg::Reply { id, reply });
+        };
+        if crate::channel::name::validate(&channel, shard.limits().max_channel_name_bytes).is_err()
+        {
+            return;
+        }
+        let channel: Arc<str> = Arc::from(channel);
+        let op = match ask {
+            HistoryAsk::Recover { from: position } => {
+                let position = position.map(|p| Position {
+                    offset: p.offset,
+                    epoch: Arc::from(p.epoch),
+                });
+                let target = Target::Peer { node: from, id };
+                return self.recover_here(shard, a.idx, &channel, position.as_ref(), target);
+            }
+            HistoryAsk::Read {
+                since,
+                epoch,
+                limit,
+                newest_first,
+            } => HistoryOp::Read {
+                since,
+                epoch,
+                limit: limit.map(|l| l.min(usize::MAX as u64) as usize),
+                newest_first,
+            },
+            HistoryAsk::Remove => HistoryOp::Remove,
+            HistoryAsk::Edit { offset, data } => HistoryOp::Edit {
+                offset,
+                data: Arc::from(data),
+            },
+            HistoryAsk::Delete { offset } => HistoryOp::Delete { offset },
+        };
+        let (status, body) = self.api_here(shard, a.idx, &channel, op);
+        let reply = HistoryReply::Http { status, body };
+        self.send_history(from, HistoryMsg::Reply { id, reply });
+    }
+
+    /// Keeps the copy of an event of a channel this node would own next.
+    fn keep_copy(
+        &self,
+        shard: &Shard,
+        app: &str,
+        channel: &str,
+        epoch: &str,
+        entry: Option<WireEntry>,
+        change: Option<WireChange>,
+    ) {
+        let Some(a) = shard.apps().by_id(app).cloned() else {
+            return;
+        };
+        if crate::channel::name::validate(channel, shard.limits().max_channel_name_bytes).is_err() {
+            return;
+        }
+        let Some(rule) = a.history.rule_for(channel) else {
+            return;
+        };
+        let channel: Arc<str> = Arc::from(channel);
+        let mut store = self.history.store.borrow_mut();
+        if let Some(change) = change {
+            store.change(a.idx, &channel, |h| {
+                if **h.epoch() != *epoch {
+                    return;
+                }
+                let _ = match change {
+                    WireChange::Edit { offset, data } => h.edit(offset, Arc::from(data), |e| {
+                        frames::history_event(
+                            &e.name,
+                            &channel,
+                            &e.data,
+                            e.user_id.as_deref(),
+                            Some(e.offset),
+                        )
+                    }),
+                    WireChange::Delete { offset } => h.delete(offset),
+                    WireChange::Remove => {
+                        h.clear();
+                        Ok(())
+                    }
+                };
+            });
+        }
+        if let Some(e) = entry {
+            let kind = match e.kind {
+                b'e' => Kind::Edit,
+                b'd' => Kind::Delete,
+                _ => Kind::Message,
+            };
+            let entry = Entry {
+                offset: e.offset,
+                kind,
+                frame: frames::history_event(
+                    &e.name,
+                    &channel,
+                    &e.data,
+                    e.user_id.as_deref(),
+                    Some(e.offset),
+                ),
+                name: e.name.into(),
+                data: Arc::from(e.data),
+                user_id: e.user_id.map(Arc::from),
+                time_ms: e.time_ms,
+                stored: Instant::now(),
+                edited: false,
+                deleted: false,
+            };
+            store.keep_copy(
+                a.idx,
+                &channel,
+                rule,
+                Arc::from(epoch),
+                entry,
+                Instant::now(),
+            );
+        }
+    }
+}
+
+fn wire_entry(e: &Entry) -> WireEntry {
+    WireEntry {
+        offset: e.offset,
+        kind: entry_kind(e.kind),
+        name: e.name.to_string(),
+        data: e.data.to_string(),
+        user_id: e.user_id.as_deref().map(str::to_string),
+        time_ms: e.time_ms,
+    }
+}
