@@ -449,6 +449,16 @@ impl NodeCore {
         out
     }
 
+    /// The channels this node has subscribers to and `peer` owns (in this node's view):
+    /// what may have missed a delivery when the link to `peer` goes down.
+    pub fn interest_owned_by(&self, peer: &NodeId) -> Vec<(String, String)> {
+        self.local_interest
+            .channels()
+            .filter(|(app, ch)| owner(app, ch, &self.live_ids) == Some(peer))
+            .cloned()
+            .collect()
+    }
+
     /// The node that would own `channel` if this one were gone: the one its history is
     /// copied to. `None` when this node is alone in its view.
     pub fn successor_of(&self, app: &str, channel: &str) -> Option<NodeId> {

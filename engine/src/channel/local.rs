@@ -75,6 +75,15 @@ impl LocalChannels {
         n
     }
 
+    /// Closes the connections of every subscriber of `channel` on this shard with `code`.
+    pub fn close(&self, app: AppIdx, channel: &str, code: u16, reason: &'static str) {
+        if let Some(subs) = self.apps.get(app).and_then(|t| t.get(channel)) {
+            for sub in subs.values() {
+                sub.out.close(code, reason);
+            }
+        }
+    }
+
     /// Subscribers of one channel on this shard.
     pub fn count(&self, app: AppIdx, channel: &str) -> usize {
         self.apps

@@ -40,6 +40,21 @@ pub(super) struct Held {
 /// A subscription waiting for its recovery frames: it, its channel, and since when.
 pub(super) type Recovering = HashMap<u64, (Held, AppIdx, Arc<str>, Instant)>;
 
+/// What a subscription gets when the owning node did not answer in time (it is
+/// unreachable, or the cluster is moving the channel): "not recovered", with no epoch
+/// (`""`, which no stream has), so a client never takes silence for a recovery; the app
+/// reloads what it shows, as after any "not recovered".
+fn unavailable(channel: &str, sub: &Held) -> Vec<Frame> {
+    let result = frames::RecoveryResult {
+        was_recovering: sub.recover.is_some(),
+        recovered: false,
+        epoch: "",
+        offset: 0,
+        replayed: 0,
+    };
+    vec![frames::recovery(channel, &result)]
+}
+
 /// How long a subscription waits for the owning node's recovery frames.
 pub(super) const RECOVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
@@ -222,6 +237,11 @@ impl Shard {
     ) {
         let held = self.recovering.borrow_mut().remove(&ticket);
         if let Some((sub, ..)) = held {
+            let frames = if frames.is_empty() {
+                unavailable(&channel, &sub)
+            } else {
+                frames
+            };
             self.answer_clustered_with(app, &channel, sub, frames, true);
         }
     }
@@ -239,8 +259,9 @@ impl Shard {
         for ticket in late {
             let taken = self.recovering.borrow_mut().remove(&ticket);
             if let Some((sub, app, channel, _)) = taken {
-                tracing::warn!(%channel, "no recovery answer from the owning node in time; subscribed without it");
-                self.answer_clustered_with(app, &channel, sub, Vec::new(), false);
+                tracing::warn!(%channel, "no recovery answer from the owning node in time");
+                let frames = unavailable(&channel, &sub);
+                self.answer_clustered_with(app, &channel, sub, frames, true);
             }
         }
     }

@@ -565,6 +565,11 @@ impl Shard {
                 channel,
                 ticket,
             } => self.interest_ready(app, channel, ticket),
+            ShardMsg::CloseSubscribers { app, channel } => {
+                self.local
+                    .borrow()
+                    .close(app, &channel, codes::RECONNECT, HISTORY_GAP)
+            }
             ShardMsg::Recovered {
                 app,
                 channel,
@@ -678,6 +683,9 @@ impl Shard {
         self.expire_recovering(now);
     }
 }
+
+/// The close reason of a subscriber that may have missed events of a channel with history.
+pub const HISTORY_GAP: &str = "events may have been missed: reconnect and recover";
 
 /// A one-second window counter: true if another event fits in `per_second`.
 fn take_token(window: &Cell<(std::time::Instant, u32)>, per_second: u32) -> bool {

@@ -140,6 +140,13 @@ pub enum ShardMsg {
         channel: Arc<str>,
         ticket: u64,
     },
+    /// Gateway → every shard: close the connections subscribed to `channel` with 4200
+    /// (deliveries of this channel with history may have been lost; they reconnect and
+    /// recover).
+    CloseSubscribers {
+        app: AppIdx,
+        channel: Arc<str>,
+    },
     /// Gateway → owner shard: the recovery frames of the subscription held under
     /// `ticket` (empty when the owning node did not answer in time). They come after every
     /// delivery they do not hold, and before every one they do not.

@@ -427,6 +427,29 @@ impl Gateway {
         }
     }
 
+    /// The link to the owner of these channels went down: deliveries may have been lost
+    /// on it, so the local subscribers of those that keep history are closed with 4200
+    /// (pusher-js reconnects at once) and recover what they missed.
+    pub(super) fn close_gapped(&self, shard: &Shard, channels: Vec<(String, String)>) {
+        let apps = shard.apps();
+        for (app, channel) in channels {
+            let Some(a) = apps.by_id(&app) else { continue };
+            if a.history.rule_for(&channel).is_none() {
+                continue;
+            }
+            let channel: Arc<str> = Arc::from(channel);
+            for s in 0..shard.nr_shards {
+                shard.mesh.send(
+                    s,
+                    ShardMsg::CloseSubscribers {
+                        app: a.idx,
+                        channel: channel.clone(),
+                    },
+                );
+            }
+        }
+    }
+
     /// A history API request from a shard of this node.
     pub(super) fn api(
         self: &Rc<Self>,

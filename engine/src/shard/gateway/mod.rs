@@ -248,11 +248,14 @@ impl Gateway {
         glommio::spawn_local(async move {
             while let Some(ev) = events.recv().await {
                 let mut gone = None;
+                let mut gap = Vec::new();
                 let actions = {
                     let mut core = g.core.borrow_mut();
                     match ev {
                         LinkEvent::Up { peer, .. } => core.link_up(&peer),
                         LinkEvent::Down { peer, .. } => {
+                            // Before the view moves the channels: which ones it owned.
+                            gap = core.interest_owned_by(&peer.id);
                             let actions = core.link_down(&peer);
                             // A late `Down` of an old session must not end the waits on a
                             // newer session of the same node id.
@@ -265,6 +268,7 @@ impl Gateway {
                     }
                 };
                 g.apply(&s, actions);
+                g.close_gapped(&s, gap);
                 if let Some(peer) = gone {
                     g.peer_gone(&s, &peer);
                 }
