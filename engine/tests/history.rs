@@ -260,7 +260,7 @@ async fn the_history_api_reads_removes_edits_and_deletes() {
     }
     let path = "/apps/1/channels/chat-api/history";
     let get = |params: Vec<(&'static str, String)>| {
-        let mut h = Http::connect_port(s.port);
+        let h = Http::connect_port(s.port);
         async move {
             let p: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
             h.await.signed("GET", path, &p, "").await

@@ -48,6 +48,8 @@ const ASK_WAIT: Duration = Duration::from_secs(3);
 const MAX_AWAITING: usize = 65_536;
 
 type Key = (String, String);
+/// An HTTP publish waiting for its answer: its shard and request id.
+type Ack = (ShardId, u64);
 
 /// Where a recovery answer goes.
 pub(super) enum Target {
@@ -98,7 +100,7 @@ pub(super) struct ClusterHistory {
     /// The HTTP publish whose actions are being applied right now.
     here: Cell<Option<(ShardId, u64)>>,
     /// Publishes forwarded with `confirm`, by `origin_seq`.
-    awaiting: RefCell<HashMap<u64, ((ShardId, u64), Instant)>>,
+    awaiting: RefCell<HashMap<u64, (Ack, Instant)>>,
     asks: RefCell<HashMap<u64, (Asked, Instant)>>,
     next_ask: Cell<u64>,
 }
