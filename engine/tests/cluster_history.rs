@@ -21,6 +21,9 @@ channels = "chat-*"
 size = 5000
 ttl_secs = 600
 recover_max = 10000
+
+[[apps.history]]
+channels = "presence-chat-*"
 "#;
 
 async fn subscribe_from(c: &mut Client, channel: &str, from: Option<(u64, &str)>) -> Value {
@@ -261,4 +264,48 @@ async fn subscribers_are_told_to_recover_when_the_owner_link_is_lost() {
     );
     assert_eq!(h.publish(&ch, "e", "2").await.status, 200);
     assert_eq!(c.recv_text().await, event(&ch, "2", 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_presence_channel_with_history_recovers_across_nodes() {
+    let cl = Cluster::start_with(3, CONFIG);
+    wait_linked(&cl, 3).await;
+    let ch = owned_by("presence-chat-", 2);
+    let mut a = Client::connect(cl.node(0)).await;
+    let members = a.join(&ch, r#"{"user_id":"ann"}"#).await;
+    assert_eq!(members["count"], 1);
+    let r = a.recv().await;
+    assert_eq!(r["event"], "raptor:recovery");
+    let first: Value = serde_json::from_str(r["data"].as_str().unwrap()).unwrap();
+    let epoch = first["epoch"].as_str().unwrap().to_string();
+    let mut h = Http::connect(cl.node(1)).await;
+    for n in 1..=3 {
+        assert_eq!(h.publish(&ch, "e", &n.to_string()).await.status, 200);
+    }
+    for n in 1..=3 {
+        assert_eq!(a.recv_text().await, event(&ch, &n.to_string(), n));
+    }
+    // Bob joins on node 1 recovering from offset 1 (he saw event 1 before): 2 and 3 come
+    // after his member list; Ann sees him join; live events go on.
+    let mut b = Client::connect(cl.node(1)).await;
+    let data = r#"{"user_id":"bob"}"#;
+    let auth = presence_auth(&b.socket_id, &ch, data);
+    b.send(json!({"event": "pusher:subscribe", "data": {"channel": ch, "auth": auth, "channel_data": data, "recover": true, "offset": 1, "epoch": epoch}}))
+        .await;
+    assert_eq!(
+        b.recv().await["event"],
+        "pusher_internal:subscription_succeeded"
+    );
+    let r = b.recv().await;
+    let r: Value = serde_json::from_str(r["data"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        r,
+        json!({"was_recovering": true, "recovered": true, "epoch": epoch, "offset": 1, "replayed": 2})
+    );
+    assert_eq!(b.recv_text().await, event(&ch, "2", 2));
+    assert_eq!(b.recv_text().await, event(&ch, "3", 3));
+    assert_eq!(a.recv().await["event"], "pusher_internal:member_added");
+    assert_eq!(h.publish(&ch, "e", "4").await.status, 200);
+    assert_eq!(b.recv_text().await, event(&ch, "4", 4));
+    assert_eq!(a.recv_text().await, event(&ch, "4", 4));
 }

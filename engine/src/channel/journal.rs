@@ -156,7 +156,7 @@ fn apply(log: &mut HashMap<(String, String), RestoredStream>, rec: Record) {
             top,
         } => {
             let s = stream(log, app, ch, &epoch);
-            if top > s.top {
+            if top > s.top && top <= crate::channel::stream::MAX_OFFSET {
                 s.events.clear();
                 s.top = top;
             }
@@ -175,8 +175,8 @@ fn apply(log: &mut HashMap<(String, String), RestoredStream>, rec: Record) {
             deleted,
         } => {
             let s = stream(log, app, ch, &epoch);
-            if offset <= s.top {
-                return; // already known
+            if offset <= s.top || offset > crate::channel::stream::MAX_OFFSET {
+                return; // already known, or absurd
             }
             if offset != s.top + 1 {
                 s.events.clear(); // a gap: only what follows it is continuous

@@ -25,6 +25,10 @@ use std::time::{Duration, Instant};
 /// How long a cache channel's event is retained (Pusher: 30 minutes).
 pub const CACHE_TTL: Duration = Duration::from_secs(30 * 60);
 
+/// The largest offset taken from a peer or a log (2^53: far beyond any real channel, and
+/// exact in JavaScript), so `top + 1` never overflows.
+pub const MAX_OFFSET: u64 = 1 << 53;
+
 /// Events a cache channel's stream retains.
 const CACHE_CAPACITY: usize = 1;
 
@@ -288,8 +292,8 @@ impl ChannelStreams {
         now: Instant,
     ) {
         let offset = entry.offset;
-        if offset == 0 {
-            return; // offsets start at 1: not a copy of an ordered event
+        if offset == 0 || offset > MAX_OFFSET {
+            return; // offsets start at 1; a peer's absurd offset is not kept
         }
         let stale = match self.history(app, channel) {
             Some(h) => *h.epoch() != epoch || offset > h.top() + 1,

@@ -103,6 +103,8 @@ pub(super) struct ClusterHistory {
     awaiting: RefCell<HashMap<u64, (Ack, Instant)>>,
     asks: RefCell<HashMap<u64, (Asked, Instant)>>,
     next_ask: Cell<u64>,
+    /// When the store last expired old events.
+    expired_at: Cell<Option<Instant>>,
 }
 
 impl ClusterHistory {
@@ -319,7 +321,16 @@ impl Gateway {
             .awaiting
             .borrow_mut()
             .retain(|_, (_, at)| now.saturating_duration_since(*at) < ASK_WAIT * 2);
-        self.history.store.borrow_mut().expire(now);
+        // Expiry walks every stream: once a second, as the shards' sweeper does.
+        let due = self
+            .history
+            .expired_at
+            .get()
+            .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1));
+        if due {
+            self.history.expired_at.set(Some(now));
+            self.history.store.borrow_mut().expire(now);
+        }
     }
 
     fn send_history(&self, to: NodeId, msg: HistoryMsg) {
