@@ -141,6 +141,7 @@ fn keep_running_values(running: &Config, new: &mut Config) {
     new.metrics = running.metrics.clone();
     new.admin = running.admin.clone();
     new.webhooks = running.webhooks.clone();
+    new.history = running.history.clone();
     new.limits.mesh_queue_capacity = running.limits.mesh_queue_capacity;
     if let (Some(n), Some(r)) = (new.cluster.as_mut(), running.cluster.as_ref()) {
         // The secrets have their own reload; the rest is the node's identity.
@@ -167,6 +168,7 @@ fn restart_required(old: &Config, new: &Config) -> Vec<&'static str> {
     differs("metrics", old.metrics != new.metrics);
     differs("admin", old.admin != new.admin);
     differs("webhooks.ca_file", old.webhooks != new.webhooks);
+    differs("history", old.history != new.history);
     differs(
         "limits.mesh_queue_capacity",
         old.limits.mesh_queue_capacity != new.limits.mesh_queue_capacity,
