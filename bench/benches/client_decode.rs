@@ -50,6 +50,7 @@ fn decode_serde_json(buf: &[u8]) -> Option<ClientMsg> {
                 channel: field(d, "channel")?,
                 auth: field(d, "auth"),
                 channel_data: field(d, "channel_data"),
+                recover: None,
             }
         }
         "pusher:ping" => ClientMsg::Ping,
