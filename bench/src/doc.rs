@@ -98,6 +98,8 @@ fn rows(s: Scenario) -> Vec<Row> {
                 " µs",
             ),
         ],
+        // its own tables: crate::history::report
+        Scenario::History => Vec::new(),
     }
 }
 
@@ -138,11 +140,15 @@ fn title(s: Scenario, p: &Plan) -> String {
             "Connect-storm: open, handshake, subscribe, close ({} in flight)",
             p.storm_concurrency
         ),
+        Scenario::History => format!(
+            "History: fanout and publishing with history on vs off, recovering {} events, memory per 1,000 stored events",
+            crate::history::RECOVER_EVENTS
+        ),
     }
 }
 
 /// An integer count with thousands separators.
-fn fmt_int(n: u64) -> String {
+pub(crate) fn fmt_int(n: u64) -> String {
     if n >= 1000 {
         fmt_num(n as f64)
     } else {
@@ -150,7 +156,7 @@ fn fmt_int(n: u64) -> String {
     }
 }
 
-fn cell(st: Option<summary::Stat>, unit: &str) -> String {
+pub(crate) fn cell(st: Option<summary::Stat>, unit: &str) -> String {
     match st {
         Some(s) if s.n > 1 => format!(
             "{}{unit} ({}–{}, ±{:.0} %, n={})",
@@ -496,6 +502,11 @@ pub fn render(info: &RunInfo) -> String {
          number of rounds). Ratios divide medians from this run only.\n"
     );
     for s in &info.scenarios {
+        if *s == Scenario::History {
+            let _ = writeln!(w, "### {}\n", title(*s, p));
+            let _ = writeln!(w, "{}", crate::history::report::section(info));
+            continue;
+        }
         let names: Vec<&str> = info
             .contenders
             .iter()
@@ -556,8 +567,23 @@ pub fn render(info: &RunInfo) -> String {
         "|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|"
     );
     for smp in &info.samples {
-        let (headline, lost, ooo, errs, status) = match (&smp.report, &smp.error) {
-            (Some(r), _) => (
+        let (headline, lost, ooo, errs, status) = match (&smp.report, &smp.error, &smp.history) {
+            (_, _, Some(h)) => {
+                let (l, o, e) = crate::history::report::tallies(h);
+                let problems = crate::history::report::problems(h);
+                (
+                    crate::history::report::headline(h),
+                    l.to_string(),
+                    o.to_string(),
+                    e.to_string(),
+                    if problems.is_empty() {
+                        "clean".to_string()
+                    } else {
+                        format!("**unclean**: {}", problems.join("; ").replace('|', "/"))
+                    },
+                )
+            }
+            (Some(r), _, _) => (
                 match smp.rate {
                     Some(rate) => format!(
                         "{} at {}/s publishes (probes: {})",
@@ -581,7 +607,7 @@ pub fn render(info: &RunInfo) -> String {
                     format!("**unclean**: {}", r.problems().join("; ").replace('|', "/"))
                 },
             ),
-            (None, e) => (
+            (None, e, None) => (
                 "–".into(),
                 "–".into(),
                 "–".into(),
@@ -644,6 +670,8 @@ fn headline(s: Scenario, r: &raptor_loadtest::Report) -> String {
             r.connects_per_sec.map_or("–".into(), fmt_num),
             fmt_num(l.p50)
         ),
+        // a history sample has no report; its headline is crate::history::report::headline
+        (Scenario::History, _) => String::new(),
     }
 }
 

@@ -3,6 +3,7 @@
 //! and stopped. Rounds alternate the servers (A, B, A, B, …) so slow drift of the machine
 //! hits all of them alike, and results are compared only within one invocation.
 
+use crate::history::HistoryResult;
 use crate::machine::{loadavg, CoresUsed, CpuShare};
 use crate::raw;
 use crate::server::ServerProc;
@@ -35,15 +36,19 @@ pub enum Scenario {
     /// connect, subscribe, close, repeat: handshakes per second.
     #[serde(rename = "connect-storm")]
     Storm,
+    /// Channel history (Raptor only): fanout and flat-out publishing with history on vs
+    /// off, time to recover 300 events, memory per 1,000 stored events ([`crate::history`]).
+    History,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::Fanout,
         Scenario::FlatOut,
         Scenario::Latency,
         Scenario::Idle,
         Scenario::Storm,
+        Scenario::History,
     ];
 
     pub fn name(self) -> &'static str {
@@ -53,6 +58,7 @@ impl Scenario {
             Scenario::Latency => "latency",
             Scenario::Idle => "idle",
             Scenario::Storm => "connect-storm",
+            Scenario::History => "history",
         }
     }
 
@@ -87,6 +93,32 @@ pub struct Plan {
     pub fanout_start_rate: f64,
     /// seconds of each probe in the fanout rate search
     pub probe_secs: f64,
+    /// seconds of each fanout run of the history scenario (history off and on)
+    #[serde(default = "default_history_secs")]
+    pub history_secs: f64,
+    /// channels of the history scenario's publish shape (1 subscriber each)
+    #[serde(default = "default_history_channels")]
+    pub history_channels: u64,
+    /// events stored for the history scenario's memory figure
+    #[serde(default = "default_history_events")]
+    pub history_events: u64,
+    /// recoveries of 300 events timed per round of the history scenario
+    #[serde(default = "default_history_recoveries")]
+    pub history_recoveries: usize,
+}
+
+// Defaults of the history fields, also for a results.json written before they existed.
+fn default_history_secs() -> f64 {
+    2.0
+}
+fn default_history_channels() -> u64 {
+    100
+}
+fn default_history_events() -> u64 {
+    100_000
+}
+fn default_history_recoveries() -> usize {
+    20
 }
 
 /// A server under test.
@@ -117,9 +149,14 @@ pub struct Contender {
 }
 
 impl Contender {
-    /// Whether this contender takes part in `s` (the raw ceiling speaks no protocol).
+    /// Whether this contender takes part in `s` (the raw ceiling speaks no protocol; only
+    /// Raptor has history).
     pub fn runs(&self, s: Scenario) -> bool {
-        !matches!(self.kind, Kind::Raw { .. }) || s == Scenario::Fanout
+        match self.kind {
+            Kind::Raw { .. } => s == Scenario::Fanout,
+            Kind::Peer { .. } => s != Scenario::History,
+            Kind::Raptor { .. } => true,
+        }
     }
 
     /// The command line that starts it, for the report.
@@ -165,12 +202,17 @@ pub struct Sample {
     /// fanout: the publish rate of the measured run, and the probes that found it
     pub rate: Option<f64>,
     pub probes: Vec<String>,
+    /// history: everything the round measured (`report` is `None` there)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistoryResult>,
 }
 
 impl Sample {
-    /// A run counts when it finished without loss, reordering or errors.
+    /// A run counts when it finished without loss, reordering or errors (history: every
+    /// part finished and every fanout run was clean).
     pub fn clean(&self) -> bool {
         self.report.as_ref().is_some_and(Report::is_clean)
+            || self.history.as_ref().is_some_and(HistoryResult::clean)
     }
 
     /// Whether the run goes into medians: clean, or flat out (where loss is the finding).
@@ -211,6 +253,21 @@ pub fn loadtest_command(s: Scenario, plan: &Plan) -> String {
             "raptor-loadtest --port $PORT --server-pid $SERVER_PID --threads {} --connect-concurrency {} connect-storm --duration {}",
             plan.client_threads, plan.storm_concurrency, plan.secs
         ),
+        Scenario::History => crate::history::shapes(plan)
+            .iter()
+            .map(|s| {
+                format!(
+                    "{common} fanout --channels {} --subscribers {}{} --publishers {} --payload-bytes {} --duration {}   # history: against history-off.toml and history-on.toml",
+                    s.channels,
+                    s.subscribers,
+                    s.rate.map_or(String::new(), |r| format!(" --rate {r}")),
+                    s.publishers,
+                    plan.payload_bytes,
+                    plan.history_secs
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
     }
 }
 
@@ -226,9 +283,21 @@ pub fn run_one(
 ) -> Sample {
     let mut cores = CoresUsed::default();
     let mut search = Search::default();
-    let result = run_inner(s, c, plan, log, &mut cores, memory, &mut search);
+    let mut history = None;
+    let result = match (&c.kind, s) {
+        (Kind::Raptor { bin, shards }, Scenario::History) => {
+            match crate::history::run(bin, *shards, plan, round, log, &mut cores) {
+                Ok(h) => {
+                    history = Some(h);
+                    Ok(None)
+                }
+                Err(e) => Err(e.context("history against raptor")),
+            }
+        }
+        _ => run_inner(s, c, plan, log, &mut cores, memory, &mut search).map(Some),
+    };
     let (report, error) = match result {
-        Ok(r) => (Some(r), None),
+        Ok(r) => (r, None),
         Err(e) => (None, Some(format!("{e:#}"))),
     };
     Sample {
@@ -244,6 +313,7 @@ pub fn run_one(
         loadavg_1m: loadavg()[0],
         rate: search.rate,
         probes: search.probes,
+        history,
     }
 }
 
@@ -328,6 +398,7 @@ fn run_inner(
             channels: plan.idle_channels,
             hold: Duration::from_secs_f64(plan.idle_hold),
         }),
+        Scenario::History => Err(anyhow::anyhow!("history runs against raptor only")),
         Scenario::Storm => {
             common.connect_concurrency = plan.storm_concurrency;
             connect_storm::run(&ConnectStormOpts {

@@ -15,13 +15,16 @@
 //!
 //! Modules: [`machine`] (what the run ran on, and who else used the CPU), [`server`] (starting
 //! and stopping servers under test), [`raw`] (the raw loopback ceiling: server and reader),
-//! [`harness`] (scenarios and rounds), [`cluster`] (fanout across 3 cluster nodes against one), [`summary`] (medians and targets), [`doc`] (the
-//! markdown), [`charts`] (SVG).
+//! [`harness`] (scenarios and rounds), [`history`] (channel history on vs off, recovery and
+//! memory; [`api`] is its HTTP client), [`cluster`] (fanout across 3 cluster nodes against
+//! one), [`summary`] (medians and targets), [`doc`] (the markdown), [`charts`] (SVG).
 
+pub mod api;
 pub mod charts;
 pub mod cluster;
 pub mod doc;
 pub mod harness;
+pub mod history;
 pub mod machine;
 pub mod raw;
 pub mod server;

@@ -54,7 +54,8 @@ struct Run {
     /// rounds; each runs every scenario against every server once (default 3)
     #[argh(option, default = "3")]
     rounds: usize,
-    /// scenario to run: fanout, latency, idle, connect-storm; repeat (default: all)
+    /// scenario to run: fanout, fanout-flat-out, latency, idle, connect-storm, history;
+    /// repeat (default: all)
     #[argh(option)]
     only: Vec<String>,
     /// measurement seconds of fanout, latency, connect-storm and raw ceiling (default 5)
@@ -117,6 +118,18 @@ struct Run {
     /// seconds per probe of the fanout rate search (default 2)
     #[argh(option, default = "2.0")]
     probe_secs: f64,
+    /// seconds of each fanout run of the history scenario, history off and on (default 2)
+    #[argh(option, default = "2.0")]
+    history_secs: f64,
+    /// channels of the history scenario's publish shape, 1 subscriber each (default 100)
+    #[argh(option, default = "100")]
+    history_channels: u64,
+    /// events with 64-byte data stored for the history memory figure (default 100000)
+    #[argh(option, default = "100_000")]
+    history_events: u64,
+    /// recoveries of 300 events timed per round of the history scenario (default 20)
+    #[argh(option, default = "20")]
+    history_recoveries: usize,
     /// skip the mesh_fanout in-process benchmark
     #[argh(switch)]
     no_mesh: bool,
@@ -241,6 +254,17 @@ fn run(a: Run) -> anyhow::Result<bool> {
     {
         bail!("--rounds must be positive; --secs and --idle-hold in (0, 60]");
     }
+    let history_ok = a.history_secs > 0.0
+        && a.history_secs <= 60.0
+        && a.history_channels > 0
+        && (1..=300_000).contains(&a.history_events)
+        && (1..=10_000).contains(&a.history_recoveries);
+    if !history_ok {
+        bail!(
+            "--history-secs in (0, 60], --history-channels positive, --history-events in \
+             1..=300000, --history-recoveries in 1..=10000"
+        );
+    }
     let scenarios: Vec<Scenario> = if a.only.is_empty() {
         Scenario::ALL.to_vec()
     } else {
@@ -283,6 +307,10 @@ fn run(a: Run) -> anyhow::Result<bool> {
         raw_batch: a.raw_batch,
         fanout_start_rate: a.fanout_start_rate,
         probe_secs: a.probe_secs,
+        history_secs: a.history_secs,
+        history_channels: a.history_channels,
+        history_events: a.history_events,
+        history_recoveries: a.history_recoveries,
     };
     let mut contenders = vec![Contender {
         name: "raptor".into(),
@@ -511,6 +539,9 @@ fn render(r: Render) -> anyhow::Result<()> {
 }
 
 fn progress_line(s: &Sample) -> String {
+    if let Some(h) = &s.history {
+        return raptor_bench::history::report::headline(h);
+    }
     let rate = s.rate.map_or(String::new(), |r| {
         format!("at {r:.0}/s [{}] ", s.probes.join(", "))
     });

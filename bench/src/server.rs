@@ -21,6 +21,8 @@ const STOP_GRACE: Duration = Duration::from_secs(3);
 pub struct ServerProc {
     child: Child,
     pub port: u16,
+    /// the metrics listener's port (`/stats`), when it was started with one
+    pub metrics_port: Option<u16>,
 }
 
 impl ServerProc {
@@ -39,19 +41,22 @@ impl ServerProc {
         extra: &[String],
         log: &Path,
     ) -> anyhow::Result<Self> {
-        let mut cmd = Command::new(bin);
-        cmd.args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--shards",
-            &shards.to_string(),
-            "--metrics-bind",
-            "off",
-        ])
-        .args(extra)
-        .env("RAPTOR_LOG", "warn");
-        Self::spawn_and_read_port(cmd, log)
+        let mut cmd = serve_cmd(bin, shards, "off");
+        cmd.args(extra);
+        Self::spawn_and_read_port(cmd, log, false)
+    }
+
+    /// `raptor serve --config FILE` with the metrics listener on an ephemeral loopback port
+    /// (read from its `raptor metrics on ADDR` line), for scenarios that read `/stats`.
+    pub fn raptor_config(
+        bin: &Path,
+        shards: usize,
+        config: &Path,
+        log: &Path,
+    ) -> anyhow::Result<Self> {
+        let mut cmd = serve_cmd(bin, shards, "127.0.0.1:0");
+        cmd.arg("--config").arg(config);
+        Self::spawn_and_read_port(cmd, log, true)
     }
 
     /// `raptor-bench raw-server …` (this very executable).
@@ -75,7 +80,7 @@ impl ServerProc {
             "--secs",
             &secs.to_string(),
         ]);
-        Self::spawn_and_read_port(cmd, log)
+        Self::spawn_and_read_port(cmd, log, false)
     }
 
     /// A peer server: `sh -c "exec CMD"` (so the pid is the server's own, for CPU and RSS),
@@ -100,7 +105,11 @@ impl ServerProc {
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
                 // Listening is not always serving (workers may still be starting).
                 thread::sleep(Duration::from_millis(500));
-                return Ok(Self { child, port });
+                return Ok(Self {
+                    child,
+                    port,
+                    metrics_port: None,
+                });
             }
             if started.elapsed() > START_TIMEOUT {
                 let _ = child.kill();
@@ -111,36 +120,52 @@ impl ServerProc {
         }
     }
 
-    fn spawn_and_read_port(mut cmd: Command, log: &Path) -> anyhow::Result<Self> {
+    /// Starts `cmd` and waits for its `listening on 127.0.0.1:PORT` line (and, with
+    /// `metrics`, the `raptor metrics on ADDR` line that follows it).
+    fn spawn_and_read_port(mut cmd: Command, log: &Path, metrics: bool) -> anyhow::Result<Self> {
         cmd.stdout(Stdio::piped())
             .stderr(Stdio::from(open_log(log)?));
         let mut child = cmd.spawn().with_context(|| format!("starting {cmd:?}"))?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let (tx, rx) = mpsc::channel();
-        // Reads the ready line, then keeps draining stdout so the server never blocks on it.
+        // Reads the ready lines, then keeps draining stdout so the server never blocks on it.
         thread::spawn(move || {
-            let mut sent = false;
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if !sent {
-                    if let Some(port) = parse_port(&line) {
-                        let _ = tx.send(port);
-                        sent = true;
-                    }
+                if let Some(port) = parse_port(&line) {
+                    let _ = tx.send((false, port));
+                } else if let Some(port) = parse_metrics_port(&line) {
+                    let _ = tx.send((true, port));
                 }
             }
         });
-        match rx.recv_timeout(START_TIMEOUT) {
-            Ok(port) => Ok(Self { child, port }),
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                Err(anyhow!(
-                    "{cmd:?} printed no `listening on 127.0.0.1:PORT` line; see {}",
-                    log.display()
-                ))
+        let deadline = Instant::now() + START_TIMEOUT;
+        let (mut port, mut metrics_port) = (None, None);
+        while port.is_none() || (metrics && metrics_port.is_none()) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok((false, p)) => port = port.or(Some(p)),
+                Ok((true, p)) => metrics_port = metrics_port.or(Some(p)),
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(anyhow!(
+                        "{cmd:?} printed no `listening on 127.0.0.1:PORT` line{}; see {}",
+                        if metrics {
+                            " or no `raptor metrics on ADDR` line"
+                        } else {
+                            ""
+                        },
+                        log.display()
+                    ));
+                }
             }
         }
+        Ok(Self {
+            child,
+            port: port.expect("loop ends with a port"),
+            metrics_port,
+        })
     }
 
     pub fn pid(&self) -> u32 {
@@ -184,6 +209,29 @@ fn open_log(path: &Path) -> anyhow::Result<File> {
         .with_context(|| format!("opening log {}", path.display()))
 }
 
+/// `raptor serve --bind 127.0.0.1:0 --shards N --metrics-bind METRICS`, logging warn and up.
+fn serve_cmd(bin: &Path, shards: usize, metrics: &str) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.args([
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--shards",
+        &shards.to_string(),
+        "--metrics-bind",
+        metrics,
+    ])
+    .env("RAPTOR_LOG", "warn");
+    cmd
+}
+
+/// The port in a `raptor metrics on 127.0.0.1:PORT` line.
+pub fn parse_metrics_port(line: &str) -> Option<u16> {
+    let (_, rest) = line.split_once("metrics on ")?;
+    let addr: SocketAddr = rest.split_whitespace().next()?.parse().ok()?;
+    Some(addr.port())
+}
+
 /// The port in a `… listening on 127.0.0.1:PORT …` line.
 pub fn parse_port(line: &str) -> Option<u16> {
     let (_, rest) = line.split_once("listening on ")?;
@@ -221,7 +269,7 @@ pub fn release_raptor() -> anyhow::Result<PathBuf> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_port;
+    use super::{parse_metrics_port, parse_port};
 
     #[test]
     fn ready_lines() {
@@ -231,5 +279,10 @@ mod tests {
         );
         assert_eq!(parse_port("raw-server listening on 127.0.0.1:9"), Some(9));
         assert_eq!(parse_port("starting"), None);
+        assert_eq!(
+            parse_metrics_port("raptor metrics on 127.0.0.1:9601"),
+            Some(9601)
+        );
+        assert_eq!(parse_port("raptor metrics on 127.0.0.1:9601"), None);
     }
 }

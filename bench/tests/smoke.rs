@@ -1,7 +1,7 @@
 //! Smoke test of the harness: `raptor-bench run` in a tiny configuration (1 round, 50
 //! subscribers, 1 s per scenario, the raw ceiling included) against the real server binary,
 //! then the report and `results.json` are checked for sane figures. Bounded: the harness is
-//! killed after 90 s; it normally takes ~15 s.
+//! killed after 90 s; it normally takes ~20 s.
 //!
 //! The server binary is `$RAPTOR_BIN`, else `raptor` in the target directory's `debug/` or
 //! `release/`, else it is built with `cargo build -p raptor-engine --bin raptor`.
@@ -70,6 +70,7 @@ fn tiny_run_writes_a_sane_report() {
         ])
         .args(["--storm-concurrency", "16", "--no-mesh"])
         .args(["--probe-secs", "0.5", "--fanout-start-rate", "200"])
+        .args(HISTORY_TINY)
         .arg("--raptor-bin")
         .arg(&raptor)
         .arg("--out")
@@ -123,6 +124,12 @@ fn tiny_run_writes_a_sane_report() {
         fanout["rate"].as_f64().unwrap() > 0.0,
         "the rate search found a clean rate"
     );
+    assert!(
+        samples
+            .iter()
+            .any(|s| s["scenario"] == "history" && s["history"].is_object()),
+        "the default set includes history"
+    );
     let raw = find("fanout", "raw-ceiling");
     assert!(raw["deliveries"].as_u64().unwrap() > 0);
     assert_eq!(raw["errors"], 0, "raw frames stayed aligned");
@@ -138,6 +145,100 @@ fn tiny_run_writes_a_sane_report() {
     }
     assert!(charts.join("fanout-throughput.svg").is_file());
     assert!(charts.join("latency-percentiles.svg").is_file());
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// The history scenario at its smallest: 0.5 s fanout runs, 10 channels in the publish
+/// shape, 3 recoveries, 2,000 stored events.
+const HISTORY_TINY: [&str; 8] = [
+    "--history-secs",
+    "0.5",
+    "--history-channels",
+    "10",
+    "--history-recoveries",
+    "3",
+    "--history-events",
+    "2000",
+];
+
+/// `raptor-bench run --only history` in a tiny configuration: both workloads ran clean with
+/// history off and on, three recoveries of 300 events were timed, the stored events were
+/// accounted, and the report shows the on ÷ off ratios and the figures.
+#[test]
+fn tiny_history_run_compares_on_and_off() {
+    let tmp =
+        std::env::temp_dir().join(format!("raptor-bench-history-smoke-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).unwrap();
+    let out = tmp.join("benchmarks.md");
+    let charts = tmp.join("bench");
+    let child = Command::new(env!("CARGO_BIN_EXE_raptor-bench"))
+        .arg("run")
+        .args(["--only", "history", "--rounds", "1", "--subscribers", "50"])
+        .args(HISTORY_TINY)
+        .arg("--no-mesh")
+        .arg("--raptor-bin")
+        .arg(raptor_bin())
+        .arg("--out")
+        .arg(&out)
+        .arg("--chart-dir")
+        .arg(&charts)
+        .arg("--notes")
+        .arg(tmp.join("no-notes.md"))
+        .arg("--log-dir")
+        .arg(tmp.join("logs"))
+        .spawn()
+        .expect("start raptor-bench");
+    let status = wait_bounded(child, Duration::from_secs(60));
+    assert!(status.success(), "raptor-bench exited with {status}");
+
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(charts.join("results.json")).unwrap())
+            .unwrap();
+    let samples = json["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), 1, "one round against raptor only");
+    let h = &samples[0]["history"];
+    let pairs = h["pairs"].as_array().unwrap();
+    assert_eq!(
+        pairs
+            .iter()
+            .map(|p| p["shape"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["fanout", "publish"]
+    );
+    for p in pairs {
+        for which in ["off", "on"] {
+            let r = &p[which];
+            assert!(r["deliveries"].as_u64().unwrap() > 0, "{which}: {r}");
+            assert_eq!(r["lost"], 0, "{which}: {r}");
+            assert_eq!(r["errors"], 0, "{which}: {r}");
+            assert!(r["server_cpu_us_per_delivery"].as_f64().unwrap() > 0.0);
+        }
+    }
+    let ms = h["recovery"]["ms"].as_array().unwrap();
+    assert_eq!(ms.len(), 3);
+    assert!(ms.iter().all(|m| m.as_f64().unwrap() > 0.0));
+    let m = &h["memory"];
+    assert_eq!(
+        (m["events"].as_u64(), m["channels"].as_u64()),
+        (Some(2000), Some(2))
+    );
+    let accounted =
+        m["accounted_after"].as_u64().unwrap() - m["accounted_before"].as_u64().unwrap();
+    // at least the data itself
+    assert!(accounted >= 2000 * 64, "{m}");
+
+    let md = std::fs::read_to_string(&out).unwrap();
+    for needle in [
+        "### History:",
+        "| on ÷ off |",
+        "server CPU per delivery",
+        "recover 300 events: subscribe sent → 300th replayed event received | median ",
+        "per 1,000 stored 64-byte events",
+        "`/stats` `history.bytes`",
+    ] {
+        assert!(md.contains(needle), "report lacks {needle:?}:\n{md}");
+    }
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
