@@ -56,7 +56,10 @@ export function enableRecovery(pusher, options = {}) {
       } catch {
         return;
       }
-      positions.set(m.channel, { offset: r.offset, epoch: r.epoch });
+      // An empty epoch: the server could not say (the owning node was unreachable);
+      // nothing to recover from next time.
+      if (r.epoch) positions.set(m.channel, { offset: r.offset, epoch: r.epoch });
+      else positions.delete(m.channel);
       onRecovery(m.channel, r);
       return;
     }

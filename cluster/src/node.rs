@@ -449,6 +449,11 @@ impl NodeCore {
         out
     }
 
+    /// The live nodes of this node's view, itself included.
+    pub fn live_ids(&self) -> &[NodeId] {
+        &self.live_ids
+    }
+
     /// The channels this node has subscribers to and `peer` owns (in this node's view):
     /// what may have missed a delivery when the link to `peer` goes down.
     pub fn interest_owned_by(&self, peer: &NodeId) -> Vec<(String, String)> {

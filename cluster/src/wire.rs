@@ -219,6 +219,9 @@ pub enum WireChange {
     Delete { offset: u64 },
     /// Every stored event was dropped (the position stays).
     Remove,
+    /// Forget the copy, position included: the owner delivered an event the copy may lack,
+    /// so the copy cannot continue the epoch.
+    Forget,
 }
 
 /// A position to recover from.

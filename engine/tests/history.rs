@@ -238,11 +238,26 @@ async fn raptor_recover_before_a_plain_subscribe_recovers() {
         .await;
     let r = subscribe_from(&mut c, "chat-2", None).await;
     assert_eq!(r["was_recovering"], json!(false));
-    // Malformed positions: a `pusher:error`, and the connection stays.
+    // A malformed position is left out (that channel subscribes without recovering); a
+    // malformed message gets a `pusher:error`, and the connection stays.
+    c.send(json!({"event": "pusher:unsubscribe", "data": {"channel": "chat-2"}}))
+        .await;
     c.send_raw(r#"{"event":"raptor:recover","data":{"positions":{"chat-2":{"offset":"x"}}}}"#)
+        .await;
+    let r = subscribe_from(&mut c, "chat-2", None).await;
+    assert_eq!(r["was_recovering"], json!(false));
+    c.send_raw(r#"{"event":"raptor:recover","data":{"positions":[]}}"#)
         .await;
     let e = c.recv().await;
     assert_eq!(e["event"], "pusher:error");
+    // An empty epoch (what an unavailable answer gives) is "not recovered".
+    c.send(json!({"event": "pusher:unsubscribe", "data": {"channel": "chat-2"}}))
+        .await;
+    let r = subscribe_from(&mut c, "chat-2", Some((3, ""))).await;
+    assert_eq!(
+        r,
+        json!({"was_recovering": true, "recovered": false, "epoch": epoch, "offset": 4, "replayed": 0})
+    );
 }
 
 #[tokio::test]

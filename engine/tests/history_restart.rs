@@ -121,6 +121,18 @@ async fn a_graceful_restart_keeps_the_epoch_and_clients_recover_across_it() {
         c.recv_text().await,
         r#"{"event":"e","channel":"chat-r","data":"11","offset":11}"#
     );
+    // A second restart (the first one rewrote the log at start): all 11 events are there.
+    let before = history(&s, "chat-r").await;
+    assert_eq!(before["events"].as_array().unwrap().len(), 11);
+    stop(s, libc::SIGTERM);
+    let s = Server::start_with(&cfg);
+    assert_eq!(history(&s, "chat-r").await, before);
+    let mut c = Client::connect(&s).await;
+    let r = subscribe_from(&mut c, "chat-r", Some((8, &epoch))).await;
+    assert_eq!(
+        (r["recovered"].as_bool(), r["replayed"].as_u64()),
+        (Some(true), Some(3))
+    );
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -223,6 +235,11 @@ async fn the_log_is_rewritten_at_its_disk_bound() {
         after["events"], before["events"],
         "nothing lost by the rewrite"
     );
+    // Killed right after the rewrite at start: still all there.
+    stop(s, libc::SIGKILL);
+    let s = Server::start_with(&cfg);
+    let again = history(&s, "chat-big").await;
+    assert_eq!(again["events"], before["events"], "nor by the next start");
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -167,6 +167,12 @@ impl History {
         freed
     }
 
+    /// Drops the oldest event (the shard's byte bound, when this channel alone is over
+    /// it); returns the bytes freed.
+    pub fn pop_oldest(&mut self) -> usize {
+        self.pop_front()
+    }
+
     fn pop_front(&mut self) -> usize {
         let b = self.entries.pop_front().map_or(0, |e| e.bytes());
         self.bytes -= b;
@@ -200,11 +206,13 @@ impl History {
         self.entries.back().map(|e| e.stored)
     }
 
-    /// Everything after `from`, at most `max` events, or nothing (never a partial replay):
-    /// recovered only when the epoch is this one, `from` is not ahead of the top, and every
-    /// event after it is still stored and there are at most `max` of them. Deleted events
-    /// count for continuity but are not replayed (their delete event is).
-    pub fn recover(&self, from: &Position, max: usize) -> Recovery {
+    /// Everything after `from`, at most `max` events of at most `max_bytes` together, or
+    /// nothing (never a partial replay): recovered only when the epoch is this one, `from`
+    /// is not ahead of the top, and every event after it is still stored and within both
+    /// caps (a replay larger than the connection's queue would cut it as a slow consumer,
+    /// again at every reconnect). Deleted events count for continuity but are not replayed
+    /// (their delete event is).
+    pub fn recover(&self, from: &Position, max: usize, max_bytes: usize) -> Recovery {
         let none = Recovery {
             recovered: false,
             frames: Vec::new(),
@@ -224,15 +232,14 @@ impl History {
         }
         let start = self.entries.len() - missed as usize;
         debug_assert_eq!(self.entries[start].offset, from.offset + 1);
-        let frames = self
-            .entries
-            .range(start..)
-            .filter(|e| !e.deleted)
-            .map(|e| e.frame.clone())
-            .collect();
+        let replay = || self.entries.range(start..).filter(|e| !e.deleted);
+        let bytes: usize = replay().map(|e| e.frame.payload().len()).sum();
+        if bytes > max_bytes {
+            return none;
+        }
         Recovery {
             recovered: true,
-            frames,
+            frames: replay().map(|e| e.frame.clone()).collect(),
         }
     }
 

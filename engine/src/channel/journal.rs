@@ -61,6 +61,9 @@ pub enum Record {
     Forget { app: String, ch: String },
     /// A graceful shutdown closed the log here.
     Clean,
+    /// The history changed after the clean mark (an event ordered during the drain): the
+    /// log is not clean, whatever follows.
+    Dirty,
 }
 
 impl Record {
@@ -224,7 +227,7 @@ fn apply(log: &mut HashMap<(String, String), RestoredStream>, rec: Record) {
         Record::Forget { app, ch } => {
             log.remove(&(app, ch));
         }
-        Record::Clean => {}
+        Record::Clean | Record::Dirty => {}
     }
 }
 

@@ -131,6 +131,9 @@ const JOURNAL_MAX: usize = 100_000;
 struct Journal {
     changes: Vec<(AppIdx, Arc<str>, Change)>,
     overflowed: bool,
+    /// The clean mark is written: a change now must mark the log dirty at once.
+    sealed: bool,
+    dirty: bool,
 }
 
 /// What the writer takes from [`ChannelStreams::take_journal`].
@@ -300,9 +303,7 @@ impl ChannelStreams {
             None => true,
         };
         if stale {
-            if let Some(seq) = self.history_of(app, channel).map(|h| h.seq) {
-                self.forget(app, channel, seq);
-            }
+            self.forget_channel(app, channel);
             let seq = self.next_seq;
             self.next_seq += 1;
             self.recent.insert(seq, (app, channel.clone()));
@@ -322,24 +323,35 @@ impl ChannelStreams {
         self.append_history(app, channel, rule, now, |_| entry);
     }
 
-    /// Frees history until within `max_bytes`, least recently appended first; `keep` (the
-    /// channel appended to just now) goes last.
+    /// Frees history until within `max_bytes`, least recently appended first: other
+    /// channels lose all their events; when only `keep` (the channel appended to just now)
+    /// is left, its oldest events go, never its newest.
     fn bound_bytes(&mut self, keep_app: AppIdx, keep: &Arc<str>) {
         while self.bytes > self.settings.max_bytes_per_shard {
             let victim = self
                 .holding
                 .iter()
                 .find(|(_, (a, c))| !(*a == keep_app && c == keep))
-                .or_else(|| self.holding.iter().next())
                 .map(|(&seq, v)| (seq, v.clone()));
-            let Some((seq, (app, channel))) = victim else {
-                return;
-            };
-            self.holding.remove(&seq);
-            if let Some(h) = self.history_of(app, &channel) {
-                let freed = h.history.clear();
-                self.bytes -= freed;
-                self.note(app, &channel, Change::Remove);
+            match victim {
+                Some((seq, (app, channel))) => {
+                    self.holding.remove(&seq);
+                    if let Some(h) = self.history_of(app, &channel) {
+                        let freed = h.history.clear();
+                        self.bytes -= freed;
+                        self.note(app, &channel, Change::Remove);
+                    }
+                }
+                None => {
+                    let Some(h) = self.history_of(keep_app, keep) else {
+                        return;
+                    };
+                    if h.history.len() <= 1 {
+                        return;
+                    }
+                    let freed = h.history.pop_oldest();
+                    self.bytes -= freed;
+                }
             }
         }
     }
@@ -373,6 +385,18 @@ impl ChannelStreams {
             if stream.retained.is_empty() {
                 table.remove(channel);
             }
+        }
+    }
+
+    /// Every channel with a history (a position), for a cluster node to review its roles.
+    pub fn history_channels(&self) -> Vec<(AppIdx, Arc<str>)> {
+        self.recent.values().cloned().collect()
+    }
+
+    /// Forgets `channel`'s history, position included: its next event starts a new epoch.
+    pub fn forget_channel(&mut self, app: AppIdx, channel: &Arc<str>) {
+        if let Some(seq) = self.history_of(app, channel).map(|h| h.seq) {
+            self.forget(app, channel, seq);
         }
     }
 
@@ -437,6 +461,7 @@ impl ChannelStreams {
         }
         for seq in forgotten {
             self.recent.remove(&seq);
+            self.holding.remove(&seq);
         }
         for (app, channel) in forgot {
             self.note(app, &channel, Change::Forget);
@@ -452,6 +477,34 @@ impl ChannelStreams {
     pub fn note(&mut self, app: AppIdx, channel: &Arc<str>, change: Change) {
         if let Some(j) = &mut self.journal {
             note(j, app, channel, change);
+        }
+    }
+
+    /// The next write must be a whole rewrite (the last write failed, so the changes it
+    /// took are not in the log).
+    pub fn must_rewrite(&mut self) {
+        if let Some(j) = &mut self.journal {
+            j.changes = Vec::new();
+            j.overflowed = true;
+        }
+    }
+
+    /// The log was closed clean: from now on a change must mark it dirty at once.
+    pub fn seal(&mut self) {
+        if let Some(j) = &mut self.journal {
+            j.sealed = true;
+        }
+    }
+
+    /// True once, for the first change after [`ChannelStreams::seal`].
+    pub fn take_dirty(&mut self) -> bool {
+        match &mut self.journal {
+            Some(j) if j.dirty => {
+                j.dirty = false;
+                j.sealed = false;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -475,9 +528,16 @@ impl ChannelStreams {
             for (name, s) in t {
                 let Some(h) = &s.history else { continue };
                 let epoch = h.history.epoch().clone();
+                // The position before the first kept event (the top when none is kept):
+                // the events that follow then continue it when the log is read back.
+                let before = h
+                    .history
+                    .entries()
+                    .next()
+                    .map_or(h.history.top(), |e| e.offset - 1);
                 let stream = Change::Stream {
                     epoch: epoch.clone(),
-                    top: h.history.top(),
+                    top: before,
                 };
                 out.push(record(&id, name, stream));
                 for e in h.history.entries() {
@@ -552,10 +612,15 @@ impl ChannelStreams {
             seq,
             touched: now,
         });
+        self.bound_bytes(app, channel);
+        self.bound_positions(app, channel);
     }
 }
 
 fn note(j: &mut Journal, app: AppIdx, channel: &Arc<str>, change: Change) {
+    if j.sealed {
+        j.dirty = true;
+    }
     if j.overflowed {
         return;
     }

@@ -495,11 +495,24 @@ impl Config {
         self.validate_metrics()?;
         self.validate_admin()?;
         self.history.validate()?;
+        if self.cluster.is_some() && self.history.data_dir.is_some() {
+            return Err(invalid(
+                "history.data_dir",
+                "applies to a single node; in a cluster history survives a node's failure through the successor's copy (docs/history.md)",
+            ));
+        }
         let mut ids = std::collections::HashSet::new();
         let mut keys = std::collections::HashSet::new();
         for (i, app) in self.apps.iter().enumerate() {
             for (j, rule) in app.history.iter().enumerate() {
-                rule.validate(&format!("apps[{i}].history[{j}]"))?;
+                let at = format!("apps[{i}].history[{j}]");
+                rule.validate(&at)?;
+                if rule.ttl_secs > self.history.position_ttl_secs {
+                    return Err(invalid(
+                        format!("{at}.ttl_secs"),
+                        "at most history.position_ttl_secs (a position outlives its events)",
+                    ));
+                }
             }
             let ok_id = !app.id.is_empty()
                 && app.id.len() <= 64
@@ -667,6 +680,42 @@ mod tests {
         assert_eq!(c.shards, 3);
         assert_eq!(c.limits.pong_timeout_secs, 5);
         assert_eq!(c.limits.activity_timeout_secs, 120);
+    }
+
+    #[test]
+    fn history_rules_and_bounds_are_checked() {
+        let app = "[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\n";
+        let ok = format!("{app}[[apps.history]]\nchannels = \"chat-*\"\n");
+        let c = Config::from_toml(&ok, "t").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.apps[0].history[0], HistoryRule::new("chat-*"));
+        for (extra, field) in [
+            ("channels = \"[\"", "apps[0].history[0].channels"),
+            ("channels = \"*\"\nsize = 0", "apps[0].history[0].size"),
+            (
+                "channels = \"*\"\nttl_secs = 0",
+                "apps[0].history[0].ttl_secs",
+            ),
+            (
+                "channels = \"*\"\nrecover_max = 20000",
+                "apps[0].history[0].recover_max",
+            ),
+        ] {
+            let c = Config::from_toml(&format!("{app}[[apps.history]]\n{extra}\n"), "t").unwrap();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(field), "{e}");
+        }
+        let long = format!("[history]\nposition_ttl_secs = 60\n{app}[[apps.history]]\nchannels = \"*\"\nttl_secs = 61\n");
+        let e = Config::from_toml(&long, "t")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("ttl_secs"), "{e}");
+        let e = Config::from_toml("[history]\nflush_ms = 0\n", "t")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(e.to_string().contains("history.flush_ms"), "{e}");
     }
 
     #[test]

@@ -153,10 +153,12 @@ pub fn decode(buf: &mut [u8]) -> Result<ClientMsg, DecodeError> {
             if all.len() > MAX_RECOVER_POSITIONS {
                 return Err(bad);
             }
-            let mut positions = Vec::with_capacity(all.len());
-            for (channel, p) in all.iter() {
-                positions.push((channel.to_string(), position(p, "raptor:recover")?));
-            }
+            // A malformed position is left out: the others still count (its channel
+            // subscribes without recovering, and says so).
+            let positions = all
+                .iter()
+                .filter_map(|(channel, p)| Some((channel.to_string(), position(p, "x").ok()?)))
+                .collect();
             ClientMsg::Recover { positions }
         }
         "pusher:unsubscribe" => {
@@ -216,7 +218,9 @@ fn position(v: &OwnedValue, event: &'static str) -> Result<RecoverFrom, DecodeEr
         .and_then(|o| o.as_u64())
         .ok_or(bad.clone())?;
     let epoch = v.get("epoch").and_then(|e| e.as_str()).ok_or(bad.clone())?;
-    if epoch.is_empty() || epoch.len() > 64 {
+    // An empty epoch is a position no stream has ("not recovered"), as after an
+    // unavailable answer; it is not malformed.
+    if epoch.len() > 64 {
         return Err(bad);
     }
     Ok(RecoverFrom {
@@ -299,11 +303,24 @@ mod tests {
                 positions: vec![("chat".into(), from)]
             }
         );
+        assert_eq!(
+            d(r#"{"event":"raptor:recover","data":{"positions":{"a":{"offset":"1","epoch":"e"},"b":{"offset":2,"epoch":""}}}}"#)
+                .unwrap(),
+            ClientMsg::Recover {
+                positions: vec![(
+                    "b".into(),
+                    RecoverFrom {
+                        offset: 2,
+                        epoch: String::new()
+                    }
+                )]
+            },
+            "a malformed position is left out, an empty epoch is kept"
+        );
         for bad in [
             r#"{"event":"pusher:subscribe","data":{"channel":"c","recover":true,"offset":-1,"epoch":"e"}}"#,
             r#"{"event":"pusher:subscribe","data":{"channel":"c","recover":true,"offset":1}}"#,
             r#"{"event":"raptor:recover","data":{"positions":[]}}"#,
-            r#"{"event":"raptor:recover","data":{"positions":{"c":{"offset":"1","epoch":"e"}}}}"#,
         ] {
             assert!(matches!(d(bad), Err(DecodeError::BadField { .. })), "{bad}");
         }

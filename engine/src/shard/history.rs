@@ -135,10 +135,25 @@ pub(crate) fn append(
 /// What a subscriber of a channel with history gets after `subscription_succeeded`:
 /// `raptor:recovery` with its position, then, when it asked to recover from `from` and
 /// can, every event it missed (all of them or none).
+/// How much one replay may hold: half a connection's queue (`outbox_max_frames`,
+/// `outbox_max_bytes`), so the replay never cuts the connection it is for, and at most
+/// [`MAX_REPLAY_BYTES`] (a cluster answer travels in one node message).
+pub(crate) fn replay_caps(limits: &crate::config::Limits) -> (usize, usize) {
+    (
+        limits.outbox_max_frames / 2,
+        (limits.outbox_max_bytes / 2).min(MAX_REPLAY_BYTES),
+    )
+}
+
+/// The largest replay in bytes, whatever the queue bounds: one node message is at most
+/// 1 MiB, and a replay crosses as one.
+pub(crate) const MAX_REPLAY_BYTES: usize = 768 << 10;
+
 pub(crate) fn recovery(
     streams: &RefCell<ChannelStreams>,
     stats: &ShardStats,
     rule: &HistoryRule,
+    (max_frames, max_bytes): (usize, usize),
     app: AppIdx,
     channel: &Arc<str>,
     from: Option<&Position>,
@@ -148,7 +163,8 @@ pub(crate) fn recovery(
     let history = streams.history(app, channel).expect("position made it");
     let (recovered, replay) = match from {
         Some(from) => {
-            let r = history.recover(from, rule.recover_max);
+            let max = rule.recover_max.min(max_frames);
+            let r = history.recover(from, max, max_bytes);
             stats.note_recovery(r.recovered);
             (r.recovered, r.frames)
         }
@@ -280,7 +296,11 @@ impl Shard {
         let apps = self.apps();
         match apps.get(app).history.rule_for(channel) {
             None => event.encode(channel),
-            Some(rule) => append(&self.streams, app, channel, rule, event, kind),
+            Some(rule) => {
+                let frame = append(&self.streams, app, channel, rule, event, kind);
+                self.mark_log_if_dirty();
+                frame
+            }
         }
     }
 
@@ -294,10 +314,12 @@ impl Shard {
     ) {
         let apps = self.apps();
         if let Some(rule) = apps.get(app).history.rule_for(channel) {
+            let caps = replay_caps(&self.limits());
             out.extend(recovery(
                 &self.streams,
                 &self.stats,
                 rule,
+                caps,
                 app,
                 channel,
                 from,
@@ -325,6 +347,7 @@ impl Shard {
             );
         };
         let r = run_op(&self.streams, &rule, app, &channel, op, order);
+        self.mark_log_if_dirty();
         Reply::History(http_answer(r))
     }
 

@@ -133,6 +133,19 @@ impl Shard {
         }
     }
 
+    /// After the clean mark, the first change marks the log dirty at once (a blocking
+    /// append of one line, once per shutdown): the process may end before the writer runs
+    /// again, and a log that ends clean must hold everything.
+    pub(super) fn mark_log_if_dirty(&self) {
+        if !self.streams.borrow_mut().take_dirty() {
+            return;
+        }
+        let log = self.history_log.borrow().clone();
+        if let Some(log) = log {
+            log.mark_dirty();
+        }
+    }
+
     /// App `idx`'s id, for the log (`None`: removed by a reload; its history is not kept).
     fn app_id(&self, idx: AppIdx) -> Option<String> {
         let apps = self.apps();
@@ -183,13 +196,40 @@ impl HistoryLog {
             self.append(buf).await
         };
         match result {
-            Ok(()) => self.failing.set(false),
-            Err(e) if !self.failing.replace(true) => {
-                tracing::warn!(path = %self.path.display(), error = %e, "cannot write the history log; history is kept in memory only until it works again");
+            Ok(()) => {
+                self.failing.set(false);
+                if clean {
+                    shard.streams.borrow_mut().seal();
+                }
             }
-            Err(_) => {}
+            Err(e) => {
+                // The changes taken are not in the log: the next write is a whole rewrite
+                // (and no clean mark was written, so a restart starts new epochs).
+                shard.streams.borrow_mut().must_rewrite();
+                if !self.failing.replace(true) {
+                    tracing::warn!(path = %self.path.display(), error = %e, "cannot write the history log; history is kept in memory only until it works again");
+                }
+            }
         }
         self.busy.set(false);
+    }
+
+    /// Appends [`Record::Dirty`] now, with plain blocking I/O (see
+    /// [`Shard::mark_log_if_dirty`]).
+    fn mark_dirty(&self) {
+        use std::io::Write;
+        let mut line = Vec::new();
+        Record::Dirty.line(&mut line);
+        let written = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .and_then(|mut f| f.write_all(&line).and_then(|_| f.sync_data()));
+        match written {
+            Ok(()) => self.pos.set(self.pos.get() + line.len() as u64),
+            Err(e) => {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot mark the history log dirty")
+            }
+        }
     }
 
     async fn append(&self, buf: Vec<u8>) -> std::io::Result<()> {

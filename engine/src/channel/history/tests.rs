@@ -50,22 +50,22 @@ fn offsets_are_dense_and_the_ring_keeps_size() {
 #[test]
 fn recovers_everything_after_a_position_or_nothing() {
     let h = filled(10, 5, Instant::now());
-    let r = h.recover(&at("E", 7), 300);
+    let r = h.recover(&at("E", 7), 300, usize::MAX);
     assert!(r.recovered);
     assert_eq!(payloads(&r), ["f8:d8", "f9:d9", "f10:d10"]);
     // At the top: recovered, nothing to replay.
-    let r = h.recover(&at("E", 10), 300);
+    let r = h.recover(&at("E", 10), 300, usize::MAX);
     assert!(r.recovered && r.frames.is_empty());
     // The oldest kept event is 6: from 5 is still complete, from 4 is not.
-    assert!(h.recover(&at("E", 5), 300).recovered);
-    let r = h.recover(&at("E", 4), 300);
+    assert!(h.recover(&at("E", 5), 300, usize::MAX).recovered);
+    let r = h.recover(&at("E", 4), 300, usize::MAX);
     assert!(!r.recovered && r.frames.is_empty());
     // Another epoch, a position ahead of the top, more than the cap: nothing.
-    assert!(!h.recover(&at("X", 9), 300).recovered);
-    assert!(!h.recover(&at("E", 11), 300).recovered);
-    let r = h.recover(&at("E", 7), 2);
+    assert!(!h.recover(&at("X", 9), 300, usize::MAX).recovered);
+    assert!(!h.recover(&at("E", 11), 300, usize::MAX).recovered);
+    let r = h.recover(&at("E", 7), 2, usize::MAX);
     assert!(!r.recovered && r.frames.is_empty());
-    assert!(h.recover(&at("E", 7), 3).recovered);
+    assert!(h.recover(&at("E", 7), 3, usize::MAX).recovered);
 }
 
 #[test]
@@ -78,8 +78,14 @@ fn the_position_outlives_expired_and_removed_events() {
     h.expire(t0 + Duration::from_secs(60));
     assert!(h.is_empty());
     assert_eq!((h.top(), h.bytes()), (4, 0));
-    assert!(h.recover(&at("E", 4), 300).recovered, "at the top");
-    assert!(!h.recover(&at("E", 3), 300).recovered, "data aged out");
+    assert!(
+        h.recover(&at("E", 4), 300, usize::MAX).recovered,
+        "at the top"
+    );
+    assert!(
+        !h.recover(&at("E", 3), 300, usize::MAX).recovered,
+        "data aged out"
+    );
     let mut h = filled(4, 10, t0);
     assert!(h.clear() > 0);
     assert_eq!((h.top(), h.next_offset()), (4, 5));
@@ -100,7 +106,7 @@ fn edits_change_the_entry_and_deletes_leave_a_tombstone() {
     assert_eq!(h.delete(3), Err(ChangeError::Deleted));
     assert_eq!(h.changeable(4), Err(ChangeError::NotFound));
     assert_eq!(h.changeable(0), Err(ChangeError::NotFound));
-    let r = h.recover(&at("E", 0), 300);
+    let r = h.recover(&at("E", 0), 300, usize::MAX);
     assert_eq!(
         payloads(&r),
         ["f1:d1", "f2:new data"],
@@ -137,4 +143,13 @@ fn epochs_differ() {
     let a = new_epoch();
     assert_eq!(a.len(), 12);
     assert_ne!(a, new_epoch());
+}
+
+#[test]
+fn a_replay_over_the_byte_cap_is_not_recovered() {
+    let h = filled(10, 10, Instant::now());
+    // Frames "f8:d8", "f9:d9", "f10:d10": 5 + 5 + 7 bytes.
+    assert!(h.recover(&at("E", 7), 300, 17).recovered);
+    let r = h.recover(&at("E", 7), 300, 16);
+    assert!(!r.recovered && r.frames.is_empty());
 }

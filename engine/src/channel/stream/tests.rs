@@ -101,13 +101,22 @@ fn the_byte_bound_drops_the_least_recently_appended_channel_first() {
         assert_eq!(all.history(0, n).unwrap().len(), 1);
     }
     assert_eq!(all.figures().bytes, 3 * one);
-    // A channel alone over the bound keeps nothing, but keeps counting.
-    let big = entry(0, 10 * one, t0);
-    let cap = big.bytes();
-    let mut all = ChannelStreams::new(settings(cap - 1, 100));
-    all.append_history(0, &names[0], &rule, t0, |o| entry(o, 10 * one, t0));
-    assert_eq!(all.figures().bytes, 0);
-    assert_eq!(all.history(0, "a").unwrap().top(), 1);
+    // A channel alone over the bound loses its oldest events, never its newest.
+    let mut all = ChannelStreams::new(settings(3 * one, 100));
+    for _ in 0..5 {
+        all.append_history(0, &names[0], &rule, t0, |o| entry(o, 1000, t0));
+    }
+    let a = all.history(0, "a").unwrap();
+    let offs: Vec<u64> = a.entries().map(|e| e.offset).collect();
+    assert_eq!((a.top(), offs), (5, vec![3, 4, 5]));
+    assert_eq!(all.figures().bytes, 3 * one);
+    let mut all = ChannelStreams::new(settings(one - 1, 100));
+    all.append_history(0, &names[0], &rule, t0, |o| entry(o, 1000, t0));
+    assert_eq!(
+        all.history(0, "a").unwrap().len(),
+        1,
+        "one event always fits"
+    );
 }
 
 #[test]
@@ -161,4 +170,54 @@ fn changes_keep_the_byte_count() {
     all.change(0, "a", |h| h.clear()).unwrap();
     assert_eq!(all.figures().bytes, 0);
     assert!(all.change(0, "zz", |h| h.clear()).is_none());
+}
+
+#[test]
+fn a_snapshot_reads_back_whole() {
+    use crate::channel::journal::Restored;
+    let t0 = Instant::now();
+    let mut all = ChannelStreams::new(HistorySettings::default());
+    let mut rule = HistoryRule::new("*");
+    rule.size = 3;
+    let (a, empty): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("empty"));
+    for _ in 0..5 {
+        all.append_history(0, &a, &rule, t0, |o| entry(o, 10, t0));
+    }
+    all.position(0, &empty, &rule, t0);
+    let mut bytes = Vec::new();
+    for r in all.snapshot(|_| Some("1".to_string())) {
+        r.line(&mut bytes);
+    }
+    Record::Clean.line(&mut bytes);
+    let mut back = Restored::default();
+    back.read_log(&bytes);
+    let s = &back.streams[&("1".to_string(), "a".to_string())];
+    let offs: Vec<u64> = s.events.iter().map(|e| e.offset).collect();
+    assert_eq!(
+        (s.top, offs),
+        (5, vec![3, 4, 5]),
+        "the kept ring, not only the position"
+    );
+    assert_eq!(s.epoch, **all.history(0, "a").unwrap().epoch());
+    let e = &back.streams[&("1".to_string(), "empty".to_string())];
+    assert_eq!((e.top, e.events.len()), (0, 0));
+}
+
+#[test]
+fn a_change_after_the_clean_mark_is_reported_once() {
+    let t0 = Instant::now();
+    let mut all = ChannelStreams::new(HistorySettings::default());
+    all.keep_journal();
+    let rule = HistoryRule::new("*");
+    let a: Arc<str> = Arc::from("a");
+    all.append_history(0, &a, &rule, t0, |o| entry(o, 10, t0));
+    assert!(!all.take_dirty(), "not sealed yet");
+    all.seal();
+    assert!(!all.take_dirty(), "nothing changed since");
+    all.append_history(0, &a, &rule, t0, |o| entry(o, 10, t0));
+    assert!(all.take_dirty());
+    assert!(!all.take_dirty(), "once");
+    // A failed write: the next one is a whole rewrite.
+    all.must_rewrite();
+    assert!(matches!(all.take_journal(), Some(Pending::Snapshot)));
 }

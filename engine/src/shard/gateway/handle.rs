@@ -208,39 +208,53 @@ impl Gateway {
             // The joiner must not hear its own member_added.
             self.apply_with(shard, actions, Some(sub.socket_id), None);
         }
-        let members = self.core.borrow().members(&app_id, &channel);
-        let kind = ChannelKind::of(&channel);
-        let frame = if kind.privileged && !join.privileged {
-            let me = members.iter().find(|(id, _)| **id == *join.user_id);
-            let info = me
-                .and_then(|(_, i)| i.as_deref())
-                .or(join.user_info.as_deref());
-            frames::presence_succeeded(&channel, std::iter::once((&*join.user_id, info)))
-        } else {
-            frames::presence_succeeded(
-                &channel,
-                members
-                    .iter()
-                    .map(|(id, info)| (id.as_str(), info.as_deref())),
-            )
-        };
-        let mut frames = vec![frame];
-        frames.extend(cache);
         if cache_miss {
             shard.emit_cache_miss(app, &channel);
         }
         if let Some(from) = recover {
-            // A channel with history: the answer waits for its recovery frames.
+            // A channel with history: the answer waits for its recovery frames (and its
+            // member list is read when they are there, so no member event falls between).
             let target = super::history::Target::Join {
                 app,
                 channel: channel.clone(),
                 sub,
-                frames,
-                user_id: join.user_id.clone(),
+                join,
+                cache,
+                recovering: from.is_some(),
             };
             return self.recover(shard, app, channel, from, target);
         }
+        let mut frames = vec![self.member_list(shard, app, &channel, &join)];
+        frames.extend(cache);
         self.finish_join(shard, app, channel, sub, frames, join.user_id.clone());
+    }
+
+    /// A presence subscription's `subscription_succeeded` with the cluster-wide members it
+    /// may see, as they are now.
+    pub(super) fn member_list(
+        &self,
+        shard: &Shard,
+        app: AppIdx,
+        channel: &str,
+        join: &Join,
+    ) -> Frame {
+        let app_id = shard.apps().get(app).id.clone();
+        let members = self.core.borrow().members(&app_id, channel);
+        let kind = ChannelKind::of(channel);
+        if kind.privileged && !join.privileged {
+            let me = members.iter().find(|(id, _)| **id == *join.user_id);
+            let info = me
+                .and_then(|(_, i)| i.as_deref())
+                .or(join.user_info.as_deref());
+            frames::presence_succeeded(channel, std::iter::once((&*join.user_id, info)))
+        } else {
+            frames::presence_succeeded(
+                channel,
+                members
+                    .iter()
+                    .map(|(id, info)| (id.as_str(), info.as_deref())),
+            )
+        }
     }
 
     /// Answers a presence subscription with `frames`, through the local owner shard.

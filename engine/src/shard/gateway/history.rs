@@ -26,7 +26,7 @@ use crate::frame::Frame;
 use crate::placement::ShardId;
 use crate::protocol::server as frames;
 use crate::shard::history::{self as shard_history, HistoryOp};
-use crate::shard::msg::{Reply, ShardMsg};
+use crate::shard::msg::{Join, Reply, ShardMsg};
 use crate::shard::Shard;
 use raptor_cluster::node::{Action, Confirm, Order};
 use raptor_cluster::wire::{
@@ -60,14 +60,17 @@ pub(super) enum Target {
         app: AppIdx,
         channel: Arc<str>,
     },
-    /// A presence subscription: its answer so far, finished with the frames and relayed
-    /// through the local owner shard.
+    /// A presence subscription: answered, once the frames are there, with the member list
+    /// as it is then, its cache replay and the frames, relayed through the local owner
+    /// shard.
     Join {
         app: AppIdx,
         channel: Arc<str>,
         sub: Subscriber,
-        frames: Vec<Frame>,
-        user_id: Arc<str>,
+        join: Join,
+        cache: Option<Frame>,
+        /// It asked to recover (sent a position).
+        recovering: bool,
     },
     /// Another node asked (`Ask { Recover }`): `Reply { id, Frames }`.
     Peer { node: NodeId, id: u64 },
@@ -185,17 +188,48 @@ impl Gateway {
             _ => None,
         };
         let successor = self.core.borrow().successor_of(&order.app, &order.channel);
-        let Some(successor) = successor else {
-            // Alone: nothing to copy to.
-            return self.release(shard, order, frame, t0, here);
-        };
+        let key = (order.app.clone(), order.channel.clone());
         let ack = self.history.next_ack.get() + 1;
         self.history.next_ack.set(ack);
+        let Some(successor) = successor else {
+            // Alone: nothing to copy to. Released at once, but behind what the channel's
+            // queue still holds (events waiting for a successor that just left).
+            let queued = self
+                .history
+                .queues
+                .borrow()
+                .get(&key)
+                .is_some_and(|q| !q.is_empty());
+            if !queued {
+                return self.release(shard, order, frame, t0, here);
+            }
+            let copied = Waiting::Order {
+                ack,
+                copied: true,
+                since: Instant::now(),
+                order,
+                frame,
+                t0,
+                here,
+            };
+            self.history
+                .queues
+                .borrow_mut()
+                .entry(key.clone())
+                .or_default()
+                .push_back(copied);
+            return self.drain(shard, &key, None);
+        };
         let entry = {
             let store = self.history.store.borrow();
-            let h = store.history(a.idx, &channel).expect("just appended");
-            let e = h.entries().last().expect("just appended");
-            (h.epoch().to_string(), wire_entry(e))
+            store.history(a.idx, &channel).and_then(|h| {
+                let e = h.entries().last()?;
+                Some((h.epoch().to_string(), wire_entry(e)))
+            })
+        };
+        let Some(entry) = entry else {
+            // Not kept (cannot happen: the newest event always stays); deliver it.
+            return self.release(shard, order, frame, t0, here);
         };
         let msg = HistoryMsg::Replicate {
             ack,
@@ -206,7 +240,6 @@ impl Gateway {
             change: change.and_then(wire_change),
         };
         self.send_history(successor, msg);
-        let key = (order.app.clone(), order.channel.clone());
         self.history.by_ack.borrow_mut().insert(ack, key.clone());
         self.history
             .queues
@@ -283,8 +316,22 @@ impl Gateway {
                     if copied {
                         self.release(shard, order, frame, t0, here);
                     } else {
-                        // The successor did not copy it in time: delivered, not confirmed.
+                        // The successor did not copy it in time: delivered, not confirmed,
+                        // and the successor's copy is told to go (it may lack this event,
+                        // so it must not continue the epoch after a failover).
                         tracing::warn!(channel = %order.channel, "history copy not confirmed by the successor in time; delivered without a 200");
+                        let successor = self.core.borrow().successor_of(&order.app, &order.channel);
+                        if let Some(to) = successor {
+                            let msg = HistoryMsg::Replicate {
+                                ack: 0,
+                                app: order.app.clone(),
+                                channel: order.channel.clone(),
+                                epoch: String::new(),
+                                entry: None,
+                                change: Some(WireChange::Forget),
+                            };
+                            self.send_history(to, msg);
+                        }
                         let mut order = order;
                         order.confirm = None;
                         self.release(shard, order, frame, t0, None);
@@ -390,9 +437,15 @@ impl Gateway {
         let a = apps.get(app).clone();
         drop(apps);
         let frames = match a.history.rule_for(channel) {
-            Some(rule) => {
-                shard_history::recovery(&self.history.store, &shard.stats, rule, app, channel, from)
-            }
+            Some(rule) => shard_history::recovery(
+                &self.history.store,
+                &shard.stats,
+                rule,
+                shard_history::replay_caps(&shard.limits()),
+                app,
+                channel,
+                from,
+            ),
             None => Vec::new(),
         };
         let key = (a.id.clone(), channel.to_string());
@@ -426,11 +479,27 @@ impl Gateway {
                 app,
                 channel,
                 sub,
-                frames: mut answer,
-                user_id,
+                join,
+                cache,
+                recovering,
             } => {
+                let mut answer = vec![self.member_list(shard, app, &channel, &join)];
+                answer.extend(cache);
+                if frames.is_empty() {
+                    // The owning node did not answer: say so rather than nothing.
+                    answer.push(frames::recovery(
+                        &channel,
+                        &frames::RecoveryResult {
+                            was_recovering: recovering,
+                            recovered: false,
+                            epoch: "",
+                            offset: 0,
+                            replayed: 0,
+                        },
+                    ));
+                }
                 answer.extend(frames);
-                self.finish_join(shard, app, channel, sub, answer, user_id);
+                self.finish_join(shard, app, channel, sub, answer, join.user_id.clone());
             }
             Target::Peer { node, id } => {
                 let reply =
@@ -668,7 +737,15 @@ impl Gateway {
             },
             HistoryAsk::Delete { offset } => HistoryOp::Delete { offset },
         };
-        let (status, body) = self.api_here(shard, a.idx, &channel, op);
+        let (mut status, mut body) = self.api_here(shard, a.idx, &channel, op);
+        if body.len() > shard_history::MAX_REPLAY_BYTES {
+            // One node message carries the answer: ask for fewer events.
+            (status, body) = (
+                413,
+                br#"{"error":"history read too large to cross nodes; use a smaller limit"}"#
+                    .to_vec(),
+            );
+        }
         let reply = HistoryReply::Http { status, body };
         self.send_history(from, HistoryMsg::Reply { id, reply });
     }
@@ -694,6 +771,9 @@ impl Gateway {
         };
         let channel: Arc<str> = Arc::from(channel);
         let mut store = self.history.store.borrow_mut();
+        if let Some(WireChange::Forget) = change {
+            return store.forget_channel(a.idx, &channel);
+        }
         if let Some(change) = change {
             store.change(a.idx, &channel, |h| {
                 if **h.epoch() != *epoch {
@@ -714,6 +794,7 @@ impl Gateway {
                         h.clear();
                         Ok(())
                     }
+                    WireChange::Forget => Ok(()),
                 };
             });
         }
@@ -749,6 +830,46 @@ impl Gateway {
                 entry,
                 Instant::now(),
             );
+        }
+    }
+}
+
+impl Gateway {
+    /// The live view changed: keep only the histories this node may still continue. A
+    /// channel's owner keeps its history if it owned the channel before or was its
+    /// successor (a failover); its successor keeps its copy if it was the successor or the
+    /// owner before. Any other history is stale (another node may have ordered the
+    /// channel meanwhile): forgotten, so it never continues an epoch with a hole.
+    pub(super) fn review_histories(&self, shard: &Shard, before: &[NodeId]) {
+        let core = self.core.borrow();
+        let me = core.me().id.clone();
+        let after = core.live_ids().to_vec();
+        drop(core);
+        let roles = |live: &[NodeId], app: &str, ch: &str| {
+            let owner = raptor_cluster::ownership::owner(app, ch, live).cloned();
+            let others: Vec<NodeId> = live
+                .iter()
+                .filter(|n| Some(*n) != owner.as_ref())
+                .cloned()
+                .collect();
+            let successor = raptor_cluster::ownership::owner(app, ch, &others);
+            (owner.as_ref() == Some(&me), successor == Some(&me))
+        };
+        let apps = shard.apps();
+        let channels = self.history.store.borrow().history_channels();
+        for (app, channel) in channels {
+            let Some(a) = apps.list.get(app as usize) else {
+                continue;
+            };
+            let (owned, followed) = roles(before, &a.id, &channel);
+            let (owns, follows) = roles(&after, &a.id, &channel);
+            let keep = (owns || follows) && (owned || followed);
+            if !keep {
+                self.history
+                    .store
+                    .borrow_mut()
+                    .forget_channel(app, &channel);
+            }
         }
     }
 }

@@ -302,8 +302,10 @@ impl Gateway {
                     let actions = gw.core.borrow_mut().peer_left(k);
                     gw.apply(&s, actions);
                 }
+                let before = gw.core.borrow().live_ids().to_vec();
                 let actions = gw.core.borrow_mut().set_view(nodes);
                 gw.apply(&s, actions);
+                gw.review_histories(&s, &before);
                 if view.changed().await.is_err() {
                     return;
                 }
