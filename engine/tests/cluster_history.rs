@@ -5,6 +5,7 @@
 
 mod common;
 use common::cluster::*;
+use common::history::{event, history, subscribe_from};
 use common::*;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -26,28 +27,6 @@ recover_max = 10000
 channels = "presence-chat-*"
 "#;
 
-async fn subscribe_from(c: &mut Client, channel: &str, from: Option<(u64, &str)>) -> Value {
-    let mut data = json!({"auth": "", "channel": channel});
-    if let Some((offset, epoch)) = from {
-        data["recover"] = json!(true);
-        data["offset"] = json!(offset);
-        data["epoch"] = json!(epoch);
-    }
-    c.send(json!({"event": "pusher:subscribe", "data": data}))
-        .await;
-    assert_eq!(
-        c.recv().await["event"],
-        "pusher_internal:subscription_succeeded"
-    );
-    let r = c.recv().await;
-    assert_eq!(r["event"], "raptor:recovery", "{r}");
-    serde_json::from_str(r["data"].as_str().unwrap()).unwrap()
-}
-
-fn event(channel: &str, data: &str, offset: u64) -> String {
-    format!(r#"{{"event":"e","channel":"{channel}","data":"{data}","offset":{offset}}}"#)
-}
-
 /// Until `node` sees `n` live nodes.
 async fn wait_live(node: &Server, n: u64) {
     let want = format!("raptor_cluster_live_nodes {n}\n");
@@ -59,14 +38,6 @@ async fn wait_live(node: &Server, n: u64) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("never saw {n} live nodes");
-}
-
-async fn history(node: &Server, channel: &str) -> Value {
-    let mut h = Http::connect(node).await;
-    let path = format!("/apps/1/channels/{channel}/history");
-    let r = h.signed("GET", &path, &[("limit", "5000")], "").await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.json()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,8 +3,9 @@
 //! with nothing replayed, and the history API with edit and delete.
 
 mod common;
+use common::history::*;
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::Duration;
 
 const CONFIG: &str = r#"
@@ -31,46 +32,6 @@ recover_max = 50
 channels = "brief-*"
 ttl_secs = 1
 "#;
-
-/// The exact frame of event `e` with plain `data` (no characters JSON escapes).
-fn event(channel: &str, data: &str, offset: u64) -> String {
-    format!(r#"{{"event":"e","channel":"{channel}","data":"{data}","offset":{offset}}}"#)
-}
-
-/// Reads `subscription_succeeded` and `raptor:recovery`; returns the recovery's data.
-async fn subscribed(c: &mut Client, channel: &str) -> Value {
-    assert_eq!(
-        c.recv_text().await,
-        format!(
-            r#"{{"event":"pusher_internal:subscription_succeeded","channel":"{channel}","data":"{{}}"}}"#
-        )
-    );
-    let r = c.recv().await;
-    assert_eq!(
-        (r["event"].as_str(), r["channel"].as_str()),
-        (Some("raptor:recovery"), Some(channel))
-    );
-    serde_json::from_str(r["data"].as_str().unwrap()).unwrap()
-}
-
-async fn subscribe_from(c: &mut Client, channel: &str, from: Option<(u64, &str)>) -> Value {
-    let mut data = json!({"auth": "", "channel": channel});
-    if let Some((offset, epoch)) = from {
-        data["recover"] = json!(true);
-        data["offset"] = json!(offset);
-        data["epoch"] = json!(epoch);
-    }
-    c.send(json!({"event": "pusher:subscribe", "data": data}))
-        .await;
-    subscribed(c, channel).await
-}
-
-async fn publish_n(h: &mut Http, channel: &str, range: std::ops::RangeInclusive<u64>) {
-    for n in range {
-        let r = h.publish(channel, "e", &n.to_string()).await;
-        assert_eq!(r.status, 200, "{}", r.body);
-    }
-}
 
 #[tokio::test]
 async fn a_reconnecting_subscriber_recovers_every_missed_event_exactly_once() {

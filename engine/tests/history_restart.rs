@@ -4,8 +4,9 @@
 //! recovered" instead of being replayed a history with a hole.
 
 mod common;
+use common::history::{history, subscribe_from};
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::{Duration, Instant};
 
 fn config(dir: &std::path::Path) -> String {
@@ -34,37 +35,11 @@ fn data_dir(name: &str) -> std::path::PathBuf {
     d
 }
 
-async fn subscribe_from(c: &mut Client, channel: &str, from: Option<(u64, &str)>) -> Value {
-    let mut data = json!({"auth": "", "channel": channel});
-    if let Some((offset, epoch)) = from {
-        data["recover"] = json!(true);
-        data["offset"] = json!(offset);
-        data["epoch"] = json!(epoch);
-    }
-    c.send(json!({"event": "pusher:subscribe", "data": data}))
-        .await;
-    assert_eq!(
-        c.recv().await["event"],
-        "pusher_internal:subscription_succeeded"
-    );
-    let r = c.recv().await;
-    assert_eq!(r["event"], "raptor:recovery");
-    serde_json::from_str(r["data"].as_str().unwrap()).unwrap()
-}
-
-async fn publish_n(s: &Server, channel: &str, range: std::ops::RangeInclusive<u64>) {
+async fn publish_on(s: &Server, channel: &str, range: std::ops::RangeInclusive<u64>) {
     let mut h = Http::connect(s).await;
     for n in range {
         assert_eq!(h.publish(channel, "e", &n.to_string()).await.status, 200);
     }
-}
-
-async fn history(s: &Server, channel: &str) -> Value {
-    let mut h = Http::connect(s).await;
-    let path = format!("/apps/1/channels/{channel}/history");
-    let r = h.signed("GET", &path, &[("limit", "1000")], "").await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    r.json()
 }
 
 fn stop(mut s: Server, signal: i32) {
@@ -87,13 +62,13 @@ async fn a_graceful_restart_keeps_the_epoch_and_clients_recover_across_it() {
         .as_str()
         .unwrap()
         .to_string();
-    publish_n(&s, "chat-r", 1..=5).await;
+    publish_on(&s, "chat-r", 1..=5).await;
     for _ in 1..=5 {
         c.recv().await;
     }
     // The client's connection dies; 5 more go by; the server restarts gracefully.
     drop(c);
-    publish_n(&s, "chat-r", 6..=10).await;
+    publish_on(&s, "chat-r", 6..=10).await;
     let before = history(&s, "chat-r").await;
     stop(s, libc::SIGTERM);
 
@@ -116,7 +91,7 @@ async fn a_graceful_restart_keeps_the_epoch_and_clients_recover_across_it() {
         );
     }
     // And the position goes on from there.
-    publish_n(&s, "chat-r", 11..=11).await;
+    publish_on(&s, "chat-r", 11..=11).await;
     assert_eq!(
         c.recv_text().await,
         r#"{"event":"e","channel":"chat-r","data":"11","offset":11}"#
@@ -147,7 +122,7 @@ async fn after_kill_9_the_history_stays_under_a_new_epoch() {
         .as_str()
         .unwrap()
         .to_string();
-    publish_n(&s, "chat-k", 1..=10).await;
+    publish_on(&s, "chat-k", 1..=10).await;
     let mut h = Http::connect(&s).await;
     let r = h
         .signed(

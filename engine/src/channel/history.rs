@@ -57,6 +57,18 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The entry's frame for `channel`: the event with its offset, as live subscribers got
+    /// it (re-made after an edit, a restart, or a copy from another node).
+    pub fn encode(&self, channel: &str) -> Frame {
+        crate::protocol::server::history_event(
+            &self.name,
+            channel,
+            &self.data,
+            self.user_id.as_deref(),
+            Some(self.offset),
+        )
+    }
+
     /// Memory the entry holds, for the shard's history bound: its bytes and a fixed
     /// overhead for the entry, its allocations and the allocator's rounding. 280 makes the
     /// count match the RSS the history benchmark measured (480 B per 64-byte event,
@@ -276,17 +288,12 @@ impl History {
         self.find_mut(offset).map(|e| e.name.clone())
     }
 
-    /// Replaces the data of the message at `offset` (and its frame, `encode(entry)`).
-    pub fn edit(
-        &mut self,
-        offset: u64,
-        data: Arc<str>,
-        encode: impl FnOnce(&Entry) -> Frame,
-    ) -> Result<(), ChangeError> {
+    /// Replaces the data of the message at `offset` of `channel` (and its frame).
+    pub fn edit(&mut self, offset: u64, data: Arc<str>, channel: &str) -> Result<(), ChangeError> {
         let e = self.find_mut(offset)?;
         let before = e.bytes();
         e.data = data;
-        e.frame = encode(e);
+        e.frame = e.encode(channel);
         e.edited = true;
         let after = e.bytes();
         self.bytes = self.bytes + after - before;

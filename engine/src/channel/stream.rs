@@ -554,7 +554,7 @@ impl ChannelStreams {
 
     /// Puts a channel's history back as a log had it: its epoch kept when the log proves
     /// continuity, a new one otherwise (clients are then told "not recovered"). Events are
-    /// re-encoded with `encode`; those past the rule's ttl are dropped by the next expiry.
+    /// re-encoded; those past the rule's ttl are dropped by the next expiry.
     pub fn restore(
         &mut self,
         app: AppIdx,
@@ -563,7 +563,6 @@ impl ChannelStreams {
         restored: &RestoredStream,
         now: Instant,
         now_ms: u64,
-        encode: impl Fn(&Entry) -> Frame,
     ) {
         let epoch: Arc<str> = if restored.continuous {
             Arc::from(restored.epoch.as_str())
@@ -595,7 +594,7 @@ impl ChannelStreams {
                 deleted: e.deleted,
             };
             if !entry.deleted {
-                entry.frame = encode(&entry);
+                entry.frame = entry.encode(channel);
             }
             history.push(entry);
         }

@@ -240,16 +240,7 @@ pub(crate) fn run_op(
             let name = s
                 .change(app, channel, |h| {
                     let name = h.changeable(offset)?;
-                    h.edit(offset, data.clone(), |e| {
-                        frames::history_event(
-                            &e.name,
-                            channel,
-                            &e.data,
-                            e.user_id.as_deref(),
-                            Some(e.offset),
-                        )
-                    })
-                    .map(|_| name)
+                    h.edit(offset, data.clone(), channel).map(|_| name)
                 })
                 .expect("position made it")?;
             let change = Change::Edit {

@@ -14,7 +14,6 @@ use crate::app::AppIdx;
 use crate::channel::journal::{Record, Restored};
 use crate::channel::stream::{record, Pending};
 use crate::config::HistorySettings;
-use crate::protocol::server as frames;
 use glommio::io::{BufferedFile, OpenOptions};
 use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
@@ -113,15 +112,7 @@ impl Shard {
             let Some(rule) = app.history.rule_for(&channel) else {
                 continue;
             };
-            streams.restore(app.idx, &channel, rule, s, now, now_ms, |e| {
-                frames::history_event(
-                    &e.name,
-                    &channel,
-                    &e.data,
-                    e.user_id.as_deref(),
-                    Some(e.offset),
-                )
-            });
+            streams.restore(app.idx, &channel, rule, s, now, now_ms);
         }
     }
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod history;
 
 use futures_util::{SinkExt, StreamExt};
 use hmac::{Hmac, Mac};

@@ -96,12 +96,17 @@ fn edits_change_the_entry_and_deletes_leave_a_tombstone() {
     let t0 = Instant::now();
     let mut h = filled(3, 10, t0);
     let before = h.bytes();
-    h.edit(2, Arc::from("new data"), |e| {
-        Frame::text(format!("f{}:{}", e.offset, e.data).as_bytes())
-    })
-    .unwrap();
-    assert_eq!(h.bytes(), before + "new data".len() * 2 - 4);
-    assert!(h.entries().nth(1).unwrap().edited);
+    h.edit(2, Arc::from("new data"), "c").unwrap();
+    let edited = h.entries().nth(1).unwrap();
+    assert!(edited.edited);
+    assert_eq!(
+        std::str::from_utf8(edited.frame.payload()).unwrap(),
+        r#"{"event":"m","channel":"c","data":"new data","offset":2}"#
+    );
+    assert_eq!(
+        h.bytes(),
+        before - "f2:d2d2".len() + edited.frame.payload().len() + 8
+    );
     h.delete(3).unwrap();
     assert_eq!(h.delete(3), Err(ChangeError::Deleted));
     assert_eq!(h.changeable(4), Err(ChangeError::NotFound));
@@ -109,7 +114,10 @@ fn edits_change_the_entry_and_deletes_leave_a_tombstone() {
     let r = h.recover(&at("E", 0), 300, usize::MAX);
     assert_eq!(
         payloads(&r),
-        ["f1:d1", "f2:new data"],
+        [
+            "f1:d1",
+            r#"{"event":"m","channel":"c","data":"new data","offset":2}"#
+        ],
         "the tombstone is skipped"
     );
     let read: Vec<u64> = h.read(None, 10, false).iter().map(|e| e.offset).collect();

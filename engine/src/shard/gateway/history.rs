@@ -23,7 +23,6 @@ use crate::channel::history::{Entry, Kind};
 use crate::channel::stream::{Change, ChannelStreams};
 use crate::frame::Frame;
 use crate::placement::ShardId;
-use crate::protocol::server as frames;
 use crate::shard::history as shard_history;
 use crate::shard::msg::{Reply, ShardMsg};
 use crate::shard::Shard;
@@ -454,15 +453,7 @@ impl Gateway {
                     return;
                 }
                 let _ = match change {
-                    WireChange::Edit { offset, data } => h.edit(offset, Arc::from(data), |e| {
-                        frames::history_event(
-                            &e.name,
-                            &channel,
-                            &e.data,
-                            e.user_id.as_deref(),
-                            Some(e.offset),
-                        )
-                    }),
+                    WireChange::Edit { offset, data } => h.edit(offset, Arc::from(data), &channel),
                     WireChange::Delete { offset } => h.delete(offset),
                     WireChange::Remove => {
                         h.clear();
@@ -478,16 +469,10 @@ impl Gateway {
                 b'd' => Kind::Delete,
                 _ => Kind::Message,
             };
-            let entry = Entry {
+            let mut entry = Entry {
                 offset: e.offset,
                 kind,
-                frame: frames::history_event(
-                    &e.name,
-                    &channel,
-                    &e.data,
-                    e.user_id.as_deref(),
-                    Some(e.offset),
-                ),
+                frame: Frame::text(b""),
                 name: e.name.into(),
                 data: Arc::from(e.data),
                 user_id: e.user_id.map(Arc::from),
@@ -496,6 +481,7 @@ impl Gateway {
                 edited: false,
                 deleted: false,
             };
+            entry.frame = entry.encode(&channel);
             store.keep_copy(
                 a.idx,
                 &channel,
