@@ -137,6 +137,19 @@ async function subscribeCollecting(client, channel) {
   return got;
 }
 
+/**
+ * Kills `client`'s connection through proxy `p`, runs `during` while new connections wait,
+ * then lets it reconnect and waits until it has.
+ */
+async function whileAway(p, client, during) {
+  p.hold();
+  p.cut();
+  await waitState(client, 'connecting');
+  await during();
+  p.release();
+  await waitState(client, 'connected', 10_000);
+}
+
 async function publishRange(channel, from, to) {
   for (let n = from; n <= to; n++) {
     const res = await sdk.trigger(channel, 'e', { n });
@@ -159,12 +172,7 @@ test('pusher-js with the helper recovers 200 events missed while its TCP connect
     assert.deepEqual(results.map((r) => [r.was_recovering, r.recovered, r.offset]), [[false, false, 0]]);
 
     // The socket dies; new connections wait until 200 events went by.
-    p.hold();
-    p.cut();
-    await waitState(client, 'connecting');
-    await publishRange(channel, 6, 205);
-    p.release();
-    await waitState(client, 'connected', 10_000);
+    await whileAway(p, client, () => publishRange(channel, 6, 205));
     await got.waitFor(7, 10_000); // the second raptor:recovery: then publish live ones
     await publishRange(channel, 206, 215);
     const all = await got.waitFor(1 + 215 + 1, 15_000);
@@ -195,12 +203,7 @@ test('a gap larger than the history is "not recovered" with zero replayed events
     const got = await subscribeCollecting(client, channel);
     await publishRange(channel, 1, 2);
     await got.waitFor(3);
-    p.hold();
-    p.cut();
-    await waitState(client, 'connecting');
-    await publishRange(channel, 3, 30); // the ring keeps 10
-    p.release();
-    await waitState(client, 'connected', 10_000);
+    await whileAway(p, client, () => publishRange(channel, 3, 30)); // the ring keeps 10
     await sleep(300);
     await publishRange(channel, 31, 31);
     await got.waitFor(5, 10_000);
@@ -246,13 +249,10 @@ test('the history API through the SDK: read, edit and delete reach pusher-js, an
     assert.deepEqual(live[4], { event: 'raptor:message_edit', data: { offset: 2, event: 'e', data: '{"n":20}' } });
 
     // A delete while the subscriber is away: recovery replays it.
-    p.hold();
-    p.cut();
-    await waitState(client, 'connecting');
-    const del = await jsonBody(await sdk.post({ path: `${path}/1/delete`, body: {} }));
-    assert.deepEqual(del, { epoch: results[0].epoch, offset: 5 });
-    p.release();
-    await waitState(client, 'connected', 10_000);
+    await whileAway(p, client, async () => {
+      const del = await jsonBody(await sdk.post({ path: `${path}/1/delete`, body: {} }));
+      assert.deepEqual(del, { epoch: results[0].epoch, offset: 5 });
+    });
     const after = await got.waitFor(7, 10_000);
     assert.deepEqual(after.slice(5), [
       { event: 'raptor:recovery', data: { was_recovering: true, recovered: true, epoch: results[0].epoch, offset: 4, replayed: 1 } },
@@ -287,11 +287,7 @@ test('Laravel Echo (on pusher-js) recovers through the same helper', async () =>
     await until(() => results.length === 1, 'subscribed');
     await publishRange(channel, 1, 3);
     await until(() => seen.length === 3, '3 live events');
-    p.hold();
-    p.cut();
-    await waitState(echo.connector.pusher, 'connecting');
-    await publishRange(channel, 4, 50);
-    p.release();
+    await whileAway(p, echo.connector.pusher, () => publishRange(channel, 4, 50));
     await until(() => results.length === 2, 'recovered');
     await publishRange(channel, 51, 52);
     await until(() => seen.length === 52, 'all 52');
