@@ -54,6 +54,7 @@ pub mod signature;
 pub mod socket_id;
 pub mod stats;
 pub mod tls;
+pub mod token;
 pub mod transport;
 pub mod webhook;
 pub mod ws;
