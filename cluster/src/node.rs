@@ -675,6 +675,10 @@ impl NodeCore {
                 from: from.id.clone(),
                 msg: *msg,
             }],
+            NodeMsg::Token(msg) => vec![Action::Token {
+                from: from.id.clone(),
+                msg: *msg,
+            }],
             NodeMsg::Deliver {
                 app,
                 channel,

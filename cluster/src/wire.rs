@@ -196,6 +196,34 @@ pub enum NodeMsg {
     /// Channel history between nodes (docs/history.md, "In a cluster"). Boxed: its
     /// variants are large, and the union of every message stays 80 bytes.
     History(Box<HistoryMsg>),
+    /// Access tokens between nodes (docs/tokens.md): revocations and counted uses. Boxed.
+    Token(Box<TokenMsg>),
+}
+
+/// Access tokens between nodes.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub enum TokenMsg {
+    /// Any node → every peer: refuse the token `jti` (or every token of `user`) until
+    /// `until`, and close the sessions using it.
+    Revoke {
+        app: String,
+        jti: Option<String>,
+        user: Option<String>,
+        until: u64,
+    },
+    /// A session's node → the node owning the token id: count `session`'s use. Only a
+    /// refusal is answered (`Refused { id }`).
+    Use {
+        id: u64,
+        app: String,
+        jti: String,
+        session: String,
+        uses: u32,
+        until: u64,
+    },
+    Refused {
+        id: u64,
+    },
 }
 
 /// One stored event of a channel with history, as its owning node copies it.
@@ -324,6 +352,7 @@ pub enum Tag {
     InterestAck = 15,
     PresenceResync = 16,
     History = 17,
+    Token = 18,
 }
 
 impl Tag {
@@ -346,6 +375,7 @@ impl Tag {
             15 => Tag::InterestAck,
             16 => Tag::PresenceResync,
             17 => Tag::History,
+            18 => Tag::Token,
             _ => return None,
         })
     }
@@ -371,6 +401,7 @@ impl NodeMsg {
             NodeMsg::InterestAck { .. } => Tag::InterestAck,
             NodeMsg::PresenceResync => Tag::PresenceResync,
             NodeMsg::History(_) => Tag::History,
+            NodeMsg::Token(_) => Tag::Token,
         }
     }
 }
@@ -395,6 +426,7 @@ impl ArchivedNodeMsg {
             ArchivedNodeMsg::InterestAck { .. } => Tag::InterestAck,
             ArchivedNodeMsg::PresenceResync => Tag::PresenceResync,
             ArchivedNodeMsg::History(_) => Tag::History,
+            ArchivedNodeMsg::Token(_) => Tag::Token,
         }
     }
 }

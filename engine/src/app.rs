@@ -36,6 +36,8 @@ pub struct App {
     pub webhooks: Vec<WebhookConfig>,
     /// Which channels keep history.
     pub history: HistoryRules,
+    /// Subscriptions and client events need access-token grants (docs/tokens.md).
+    pub require_tokens: bool,
     /// A reload removed the app: it is found by neither key nor id, and its connections are
     /// closed with 4001. Kept in [`Apps::list`] so its index stays taken.
     pub removed: bool,
@@ -153,6 +155,7 @@ impl App {
             allowed_origins: c.allowed_origins.clone(),
             webhooks: c.webhooks.clone(),
             history: HistoryRules::new(&c.history),
+            require_tokens: c.require_tokens,
             removed: false,
             counters,
             config: c.clone(),

@@ -6,6 +6,8 @@
 //! **Layer:** between the transports and the shard: it imports the shard and the session's
 //! state ([`crate::session`]), and nothing above it.
 
+pub mod tokens;
+
 use crate::channel::event::{Event, Source};
 use crate::channel::history::Position;
 use crate::channel::name::{self, Access, ChannelKind};
@@ -111,8 +113,23 @@ fn subscribe(
     let app = shard.app(conn.app);
     let socket_id = conn.socket_id.to_string();
     let auth = auth.unwrap_or_default();
+    // An access token in `auth`, or the session's: its read grants authorize the channel.
+    let granted = match grant(shard, conn, &auth, &channel) {
+        Ok(g) => g,
+        Err(e) => return refuse(conn, &channel, "TokenError", &e.to_string(), 401),
+    };
+    if app.require_tokens && !granted.read {
+        return refuse(
+            conn,
+            &channel,
+            "TokenRequired",
+            "this app needs an access token with a read grant for this channel",
+            403,
+        );
+    }
     let join = match ChannelKind::of(&channel).access {
         Access::Public => None,
+        Access::Private if granted.read => None,
         Access::Private => {
             if !verify_client_auth(
                 &app.key,
@@ -140,12 +157,15 @@ fn subscribe(
                     401,
                 );
             };
-            if !verify_client_auth(
-                &app.key,
-                &app.secret,
-                &auth,
-                &format!("{socket_id}:{channel}:{data}"),
-            ) {
+            let signed = || {
+                verify_client_auth(
+                    &app.key,
+                    &app.secret,
+                    &auth,
+                    &format!("{socket_id}:{channel}:{data}"),
+                )
+            };
+            if !granted.read && !signed() {
                 return refuse(
                     conn,
                     &channel,
@@ -155,6 +175,16 @@ fn subscribe(
                 );
             }
             match presence_data(&data, app.max_presence_user_info_bytes) {
+                // Authorized by a token: the member is the token's user.
+                Ok(p) if granted.sub.as_deref().is_some_and(|s| s != p.user_id) => {
+                    return refuse(
+                        conn,
+                        &channel,
+                        "TokenError",
+                        "channel_data user_id is not the token's sub",
+                        401,
+                    );
+                }
                 Ok(p) => Some(Join {
                     user_id: Arc::from(p.user_id),
                     user_info: p.user_info.map(Box::from),
@@ -190,6 +220,9 @@ fn signin(shard: &Rc<Shard>, conn: &Rc<Connection>, auth: &str, user_data: &str)
             "user authentication is disabled for this app",
         ));
         return;
+    }
+    if crate::token::looks_like_token(auth) {
+        return tokens::signin(shard, conn, auth, user_data);
     }
     let to_sign = format!("{}::user::{user_data}", conn.socket_id);
     if !verify_client_auth(&app.key, &app.secret, auth, &to_sign) {
@@ -256,7 +289,16 @@ fn client_event(
         return refused("client events are disabled for this app");
     }
     let kind = ChannelKind::of(channel);
-    if !matches!(kind.access, Access::Private | Access::Presence) {
+    let written = conn
+        .token
+        .borrow()
+        .as_ref()
+        .is_some_and(|t| t.may_write(channel));
+    if app.require_tokens && !written {
+        return refused("this app needs an access token with a write grant for this channel");
+    }
+    // A write grant names the channels, whatever their kind (docs/tokens.md).
+    if !written && !matches!(kind.access, Access::Private | Access::Presence) {
         return refused("client events are only allowed on private and presence channels");
     }
     if kind.encrypted {
@@ -305,6 +347,42 @@ fn client_event(
             data: data.to_string(),
             socket_id: conn.socket_id.to_string(),
             user_id: user_id.map(str::to_string),
+        },
+    })
+}
+
+/// What the access tokens of a subscribe allow for its channel.
+struct Granted {
+    /// A token (in `auth`, or the session's) has a read grant for the channel.
+    read: bool,
+    /// That token's user, if it names one.
+    sub: Option<String>,
+}
+
+/// The read grant for `channel` of the token in `auth` (verified here) or else of the
+/// session's token. A malformed, forged, expired or revoked token in `auth` is an error.
+fn grant(
+    shard: &Shard,
+    conn: &Connection,
+    auth: &str,
+    channel: &str,
+) -> Result<Granted, crate::token::TokenError> {
+    if crate::token::looks_like_token(auth) {
+        let t = tokens::verify(shard, conn, auth)?;
+        return Ok(Granted {
+            read: t.may_read(channel),
+            sub: t.claims.sub.clone(),
+        });
+    }
+    let session = conn.token.borrow();
+    Ok(match session.as_ref().filter(|t| t.may_read(channel)) {
+        Some(t) => Granted {
+            read: true,
+            sub: t.claims.sub.clone(),
+        },
+        None => Granted {
+            read: false,
+            sub: None,
         },
     })
 }

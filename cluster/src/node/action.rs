@@ -101,6 +101,11 @@ pub enum Action {
     /// This node forwarded a `Publish { confirm: true }` with `origin_seq`: the publish is
     /// acknowledged when `History(Published { origin_seq })` comes back.
     AwaitPublished { origin_seq: u64 },
+    /// An access-token message from `from` (docs/tokens.md): the engine keeps tokens.
+    Token {
+        from: NodeId,
+        msg: crate::wire::TokenMsg,
+    },
     /// A history message from `from` (docs/history.md): the engine keeps histories.
     History {
         from: NodeId,

@@ -281,7 +281,8 @@ impl Sim {
                 | Action::PeerQuery { .. }
                 | Action::PeerAnswer { .. }
                 | Action::AwaitPublished { .. }
-                | Action::History { .. } => {}
+                | Action::History { .. }
+                | Action::Token { .. } => {}
                 Action::Occupancy {
                     channel, occupied, ..
                 } => self.occupancy.push((at.to_owned(), channel, occupied)),

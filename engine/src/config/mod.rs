@@ -223,6 +223,10 @@ pub struct AppConfig {
     /// Which channels keep history (docs/history.md); empty means none do.
     #[serde(default)]
     pub history: Vec<HistoryRule>,
+    /// Every subscription (public ones included) needs a read grant of an access token,
+    /// and client events a write grant (docs/tokens.md). Default false.
+    #[serde(default)]
+    pub require_tokens: bool,
 }
 
 /// One webhook endpoint of an app.
@@ -277,6 +281,7 @@ impl AppConfig {
             allowed_origins: Vec::new(),
             webhooks: Vec::new(),
             history: Vec::new(),
+            require_tokens: false,
         }
     }
 }

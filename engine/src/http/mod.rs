@@ -11,6 +11,7 @@ pub mod history;
 pub mod metrics;
 pub mod reload;
 pub mod router;
+pub mod tokens;
 
 pub use conn::serve;
 // The HTTP/1.1 messages live one layer down, in `crate::http1`, so `ws` can use them without

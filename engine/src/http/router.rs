@@ -4,7 +4,7 @@ use super::admin::{Access, Surface};
 use super::auth;
 use super::request::{decode, Request};
 use super::response::Response;
-use super::{channels, events, history};
+use super::{channels, events, history, tokens};
 use crate::app::App;
 use crate::protocol::codes;
 use crate::shard::Shard;
@@ -78,6 +78,9 @@ pub async fn route(shard: &Rc<Shard>, req: Request, access: &Access) -> Routed {
                     | ["channels", _, "history", _, "edit" | "delete"],
                 ) => Response::error(405, "method not allowed"),
                 ("POST", ["users", user, "terminate_connections"]) => terminate(shard, &app, &decode(user)),
+                ("POST", ["tokens"]) => tokens::mint(&app, &req),
+                ("POST", ["tokens", "revoke"]) => tokens::revoke(shard, &app, &req),
+                (_, ["tokens"] | ["tokens", "revoke"]) => Response::error(405, "method not allowed"),
                 (_, ["events"] | ["batch_events"] | ["channels"] | ["channels", _] | ["channels", _, "users"]) => {
                     Response::error(405, "method not allowed")
                 }

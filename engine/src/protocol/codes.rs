@@ -39,6 +39,9 @@ pub const WS_TOO_BIG: u16 = 1009;
 /// Close / error: the connection is not authorized (authorized-connections timeout, or the
 /// app terminated the user's connections).
 pub const UNAUTHORIZED: u16 = 4009;
+/// Close: the session's access token expired (4100-4199: pusher-js reconnects after a
+/// backoff, and its handlers can present a fresh token). docs/tokens.md.
+pub const TOKEN_EXPIRED: u16 = 4102;
 /// Error event: client event rate limit (Pusher).
 pub const CLIENT_EVENT_RATE_LIMIT: u16 = 4301;
 /// Error event: watchlist longer than 100; the first 100 are kept (Pusher).

@@ -82,6 +82,9 @@ pub struct Connection {
     /// taken by the next subscribe of that channel. Each `raptor:recover` replaces them;
     /// bounded by `limits.max_subscriptions_per_connection`.
     pub recover_from: RefCell<PendingRecovery>,
+    /// The access token the session signed in with (`pusher:signin` or `?token=`), whose
+    /// grants its subscriptions and client events may use (docs/tokens.md).
+    pub token: RefCell<Option<Rc<crate::token::Token>>>,
 }
 
 impl Connection {
@@ -101,6 +104,7 @@ impl Connection {
             authorized: Cell::new(false),
             rate: Cell::new((now, 0)),
             recover_from: RefCell::new(HashMap::new()),
+            token: RefCell::new(None),
         }
     }
 

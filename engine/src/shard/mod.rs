@@ -24,6 +24,7 @@ mod publish;
 pub mod sweeper;
 #[cfg(test)]
 mod tests;
+pub mod tokens;
 mod users;
 
 use crate::app::{App, AppIdx, Apps};
@@ -81,6 +82,10 @@ pub struct Shard {
     pub streams: RefCell<ChannelStreams>,
     /// Where the histories of `streams` are written (`[history] data_dir`), if anywhere.
     history_log: RefCell<Option<Rc<persist::HistoryLog>>>,
+    /// Access-token revocations in force (every shard holds all of them), and the uses of
+    /// the tokens this shard owns (docs/tokens.md).
+    revocations: RefCell<tokens::Revocations>,
+    uses: RefCell<tokens::Uses>,
     /// Users placed on this shard: signed-in connection counts and watchers.
     users: RefCell<users::UserRegistry>,
     /// Owned channels whose `subscription_count` changed while throttled.
@@ -136,6 +141,8 @@ impl Shard {
             owned: RefCell::new(OwnedChannels::new(nr_shards)),
             streams: RefCell::new(ChannelStreams::new(Default::default())),
             history_log: RefCell::new(None),
+            revocations: RefCell::new(tokens::Revocations::default()),
+            uses: RefCell::new(tokens::Uses::default()),
             users: RefCell::new(users::UserRegistry::new()),
             count_dirty: RefCell::new(HashSet::new()),
             awaiting: RefCell::new(HashMap::new()),
@@ -565,6 +572,17 @@ impl Shard {
                 channel,
                 ticket,
             } => self.interest_ready(app, channel, ticket),
+            ShardMsg::TokenUse {
+                app,
+                jti,
+                session,
+                uses,
+                until,
+                from,
+                conn,
+            } => self.token_use(app, jti, &session, uses, until, from, conn),
+            ShardMsg::TokenUseRefused { conn } => self.token_use_refused(conn),
+            ShardMsg::Revoke { app, what, until } => self.revoke_here(app, what, until),
             ShardMsg::CloseSubscribers { app, channel } => {
                 self.local
                     .borrow()
@@ -681,6 +699,7 @@ impl Shard {
         self.flush_counts(now);
         self.streams.borrow_mut().expire(now);
         self.expire_recovering(now);
+        self.expire_tokens();
     }
 }
 

@@ -140,6 +140,27 @@ pub enum ShardMsg {
         channel: Arc<str>,
         ticket: u64,
     },
+    /// A session → the owner shard of token `jti`: count `session`'s use (docs/tokens.md);
+    /// a refusal comes back as [`ShardMsg::TokenUseRefused`].
+    TokenUse {
+        app: AppIdx,
+        jti: Arc<str>,
+        session: Box<str>,
+        uses: u32,
+        until: u64,
+        from: ShardId,
+        conn: ConnId,
+    },
+    /// The token's owner refused the use: close `conn` with 4009.
+    TokenUseRefused {
+        conn: ConnId,
+    },
+    /// → every shard: a revocation in force until `until` (seconds since the epoch).
+    Revoke {
+        app: AppIdx,
+        what: super::tokens::Revoke,
+        until: u64,
+    },
     /// Gateway → every shard: close the connections subscribed to `channel` with 4200
     /// (deliveries of this channel with history may have been lost; they reconnect and
     /// recover).
@@ -249,6 +270,22 @@ pub enum GatewayMsg {
         from: Option<Position>,
         shard: ShardId,
         ticket: u64,
+    },
+    /// HTTP → gateway: a revocation, for every node.
+    Revoke {
+        app: AppIdx,
+        what: super::tokens::Revoke,
+        until: u64,
+    },
+    /// A session's shard → gateway: count a use of token `jti` at the node that owns it.
+    TokenUse {
+        app: AppIdx,
+        jti: Arc<str>,
+        session: Box<str>,
+        uses: u32,
+        until: u64,
+        from: ShardId,
+        conn: ConnId,
     },
     /// HTTP → gateway: a history API request for the channel's owning node; answered with
     /// [`Reply::History`].

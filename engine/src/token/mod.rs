@@ -26,7 +26,7 @@ pub struct Claims {
     pub sub: Option<String>,
     /// The user's info (shown to presence members, like `user_info`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub info: Option<serde_json::Value>,
+    pub info: Option<simd_json::OwnedValue>,
     /// Channels (names or globs) the holder may subscribe to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub read: Vec<String>,
@@ -82,6 +82,11 @@ pub enum TokenError {
     UsedUp,
 }
 
+/// Seconds since the Unix epoch: the clock tokens are checked against.
+pub fn now_secs() -> u64 {
+    crate::stats::unix_ms() / 1000
+}
+
 /// Does `s` look like a JWT (rather than a Pusher `key:signature`)? Tokens start with the
 /// base64 of `{"` and have three dot-separated parts.
 pub fn looks_like_token(s: &str) -> bool {
@@ -93,8 +98,12 @@ pub fn mint(key: &str, secret: &str, claims: &Claims) -> String {
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some(key.to_string());
     // Signing with an HMAC key and serializable claims cannot fail.
-    jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret.as_bytes()))
-        .expect("HS256 signing")
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("HS256 signing")
 }
 
 /// Verifies `token` for the app (`key`, `secret`) at `now` (seconds since the epoch).
@@ -105,7 +114,9 @@ pub fn verify(key: &str, secret: &str, token: &str, now: u64) -> Result<Token, T
     let header =
         jsonwebtoken::decode_header(token).map_err(|e| TokenError::Malformed(e.to_string()))?;
     if header.alg != Algorithm::HS256 {
-        return Err(TokenError::Malformed("only HS256 tokens are accepted".into()));
+        return Err(TokenError::Malformed(
+            "only HS256 tokens are accepted".into(),
+        ));
     }
     if header.kid.as_deref().is_some_and(|kid| kid != key) {
         return Err(TokenError::WrongApp);

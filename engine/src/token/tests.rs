@@ -28,23 +28,44 @@ fn a_minted_token_verifies_with_its_grants() {
 #[test]
 fn refusals_are_typed() {
     let t = mint("app-key", "secret", &claims());
-    assert_eq!(verify("app-key", "other", &t, NOW).unwrap_err(), TokenError::BadSignature);
-    assert_eq!(verify("other-key", "secret", &t, NOW).unwrap_err(), TokenError::WrongApp);
-    assert_eq!(verify("app-key", "secret", &t, NOW + 100).unwrap_err(), TokenError::Expired);
+    assert_eq!(
+        verify("app-key", "other", &t, NOW).unwrap_err(),
+        TokenError::BadSignature
+    );
+    assert_eq!(
+        verify("other-key", "secret", &t, NOW).unwrap_err(),
+        TokenError::WrongApp
+    );
+    assert_eq!(
+        verify("app-key", "secret", &t, NOW + 100).unwrap_err(),
+        TokenError::Expired
+    );
     let mut c = claims();
     c.nbf = Some(NOW + 100);
     let t = mint("app-key", "secret", &c);
-    assert_eq!(verify("app-key", "secret", &t, NOW).unwrap_err(), TokenError::NotYetValid);
+    assert_eq!(
+        verify("app-key", "secret", &t, NOW).unwrap_err(),
+        TokenError::NotYetValid
+    );
     let mut c = claims();
     c.read = (0..101).map(|i| format!("c{i}")).collect();
     let t = mint("app-key", "secret", &c);
-    assert_eq!(verify("app-key", "secret", &t, NOW).unwrap_err(), TokenError::TooManyGrants);
+    assert_eq!(
+        verify("app-key", "secret", &t, NOW).unwrap_err(),
+        TokenError::TooManyGrants
+    );
     let mut c = claims();
     c.read = vec!["[".into()];
     let t = mint("app-key", "secret", &c);
-    assert!(matches!(verify("app-key", "secret", &t, NOW), Err(TokenError::BadGrant(_))));
+    assert!(matches!(
+        verify("app-key", "secret", &t, NOW),
+        Err(TokenError::BadGrant(_))
+    ));
     let big = format!("{}.{}.{}", "eyJ", "a".repeat(MAX_TOKEN_BYTES), "b");
-    assert_eq!(verify("app-key", "secret", &big, NOW).unwrap_err(), TokenError::TooLarge);
+    assert_eq!(
+        verify("app-key", "secret", &big, NOW).unwrap_err(),
+        TokenError::TooLarge
+    );
 }
 
 #[test]
@@ -53,11 +74,24 @@ fn alg_none_truncated_and_garbage_are_malformed() {
     let parts: Vec<&str> = t.split('.').collect();
     // {"alg":"none","typ":"JWT"}
     let none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.", parts[1]);
-    assert!(matches!(verify("app-key", "secret", &none, NOW), Err(TokenError::Malformed(_))));
+    assert!(matches!(
+        verify("app-key", "secret", &none, NOW),
+        Err(TokenError::Malformed(_))
+    ));
     // {"alg":"HS512","typ":"JWT"}, correctly shaped but another algorithm.
-    let hs512 = format!("eyJhbGciOiJIUzUxMiIsInR5cCI6IkpXVCJ9.{}.{}", parts[1], parts[2]);
+    let hs512 = format!(
+        "eyJhbGciOiJIUzUxMiIsInR5cCI6IkpXVCJ9.{}.{}",
+        parts[1], parts[2]
+    );
     assert!(verify("app-key", "secret", &hs512, NOW).is_err());
-    for bad in [&t[..t.len() - 5], &t[..20], "eyJ..", "a.b.c", "", "eyJhbGciOiJIUzI1NiJ9.e30"] {
+    for bad in [
+        &t[..t.len() - 5],
+        &t[..20],
+        "eyJ..",
+        "a.b.c",
+        "",
+        "eyJhbGciOiJIUzI1NiJ9.e30",
+    ] {
         assert!(verify("app-key", "secret", bad, NOW).is_err(), "{bad}");
     }
     // No claims at all is a token that grants nothing.

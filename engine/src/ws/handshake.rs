@@ -19,6 +19,9 @@ pub struct Upgrade {
     /// The `Sec-WebSocket-Accept` value.
     pub accept: String,
     pub outcome: Outcome,
+    /// An access token in the URL (`?token=`, docs/tokens.md), checked once the session is
+    /// open (a refusal is a Pusher close, 4009, not an HTTP answer).
+    pub token: Option<String>,
 }
 
 pub enum Outcome {
@@ -77,7 +80,12 @@ pub fn check(shard: &Shard, req: &Request) -> Result<Upgrade, Response> {
             message: "Path not found (expected /app/{key})",
         },
     };
-    Ok(Upgrade { accept, outcome })
+    let token = req.param("token").map(str::to_string);
+    Ok(Upgrade {
+        accept,
+        outcome,
+        token,
+    })
 }
 
 /// The 101 response. No extension is accepted: permessage-deflate is declined by omission.

@@ -55,13 +55,22 @@ pub async fn start(shard: Rc<Shard>, mut stream: Transport, up: Upgrade, leftove
             })
             .await;
         }
-        Outcome::Open(app) => run(shard, stream, app, leftover).await,
+        Outcome::Open(app) => run(shard, stream, app, up.token, leftover).await,
         Outcome::Echo => super::echo::run(shard, stream, leftover).await,
     }
 }
 
-async fn run(shard: Rc<Shard>, stream: Transport, app: Arc<crate::app::App>, leftover: Vec<u8>) {
+async fn run(
+    shard: Rc<Shard>,
+    stream: Transport,
+    app: Arc<crate::app::App>,
+    token: Option<String>,
+    leftover: Vec<u8>,
+) {
     let (conn, writer, max_message) = open(&shard, stream, app);
+    if let Some(t) = token {
+        crate::commands::tokens::at_connect(&shard, &conn, &t);
+    }
     let opened = Instant::now();
     let mut pusher = Pusher { shard, conn };
     reader::run(&writer, leftover, max_message, &mut pusher).await;

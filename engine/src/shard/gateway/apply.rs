@@ -93,6 +93,16 @@ impl Gateway {
         }
     }
 
+    /// Sends `msg` to every linked peer (an action that touches no shard).
+    pub(super) fn carry_out_plain_broadcast(&self, msg: raptor_cluster::wire::NodeMsg) {
+        match raptor_cluster::runtime::encode(&msg) {
+            Ok(frame) => {
+                self.commands.send_or_drop(Command::Broadcast { frame });
+            }
+            Err(e) => tracing::error!(error = %e, "cannot encode a node message"),
+        }
+    }
+
     /// The ordered event's channel keeps history (an `[[apps.history]]` rule matches).
     fn has_history(&self, shard: &Shard, order: &raptor_cluster::node::Order) -> bool {
         let apps = shard.apps();
@@ -254,6 +264,7 @@ impl Gateway {
                 } => self.announce_count(shard, app, channel, count),
                 Action::AwaitPublished { origin_seq } => self.await_published(origin_seq),
                 Action::History { from, msg } => self.on_history(shard, from, msg),
+                Action::Token { from, msg } => self.on_token(shard, from, msg),
                 Action::InterestReady {
                     app,
                     channel,

@@ -114,6 +114,16 @@ impl Gateway {
                 channel,
                 op,
             } => self.api(shard, from, id, app, channel, op),
+            GatewayMsg::Revoke { app, what, until } => self.revoke(shard, app, what, until),
+            GatewayMsg::TokenUse {
+                app,
+                jti,
+                session,
+                uses,
+                until,
+                from,
+                conn,
+            } => self.token_use(shard, app, jti, &session, uses, until, from, conn),
             GatewayMsg::Leave { .. } if shard.node.shutting_down() => {
                 // Draining: our clients were told to reconnect elsewhere. Peers hold our
                 // members for the leave hold; telling them each user left would make those

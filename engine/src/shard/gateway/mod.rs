@@ -20,6 +20,7 @@ mod apply;
 mod handle;
 mod history;
 mod queries;
+mod tokens;
 
 use super::msg::{GatewayMsg, Reply, ShardMsg, SubReq};
 use super::{AskError, Shard};
@@ -159,6 +160,8 @@ pub struct Gateway {
     summaries: raptor_cluster::runtime::SummariesReceiver,
     /// Histories of the channels this node owns, and the successor's copies ([`history`]).
     history: history::ClusterHistory,
+    /// Token uses this node counts or asked about ([`tokens`]).
+    tokens: tokens::ClusterTokens,
 }
 
 /// One node as the dashboard lists it (docs/dashboard.md, `nodes`).
@@ -241,6 +244,7 @@ impl Gateway {
             view: parts.view.clone(),
             summaries: parts.summaries,
             history: history::ClusterHistory::new(shard.streams.borrow().settings().clone()),
+            tokens: tokens::ClusterTokens::default(),
         });
         *shard.gateway.borrow_mut() = Some(gw.clone());
         let mut events = parts.events;
@@ -284,6 +288,7 @@ impl Gateway {
                 let actions = g.core.borrow_mut().tick();
                 g.apply(&s, actions);
                 g.history_tick(&s);
+                g.tokens_tick();
             }
         })
         .detach();
