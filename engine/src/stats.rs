@@ -58,15 +58,15 @@ impl Default for ShardStats {
 
 /// Close codes counted by [`note_close`]: the ones Raptor sends (docs/protocol.md), and
 /// "other" last.
-pub const CLOSE_CODES: [u16; 17] = [
-    1000, 1002, 1003, 1007, 1009, 4000, 4001, 4005, 4007, 4008, 4009, 4100, 4200, 4201, 4300, 4301,
-    0,
+pub const CLOSE_CODES: [u16; 18] = [
+    1000, 1002, 1003, 1007, 1009, 4000, 4001, 4005, 4007, 4008, 4009, 4100, 4102, 4200, 4201, 4300,
+    4301, 0,
 ];
 
 /// Connections closed by the server, per code in [`CLOSE_CODES`], node-wide since start.
 /// Atomics: closes are rare next to deliveries, and the dashboard reads them from any shard.
-static CLOSES: [std::sync::atomic::AtomicU64; 17] =
-    [const { std::sync::atomic::AtomicU64::new(0) }; 17];
+static CLOSES: [std::sync::atomic::AtomicU64; CLOSE_CODES.len()] =
+    [const { std::sync::atomic::AtomicU64::new(0) }; CLOSE_CODES.len()];
 
 /// Counts one close frame the server sends.
 pub fn note_close(code: u16) {
