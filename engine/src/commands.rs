@@ -118,7 +118,10 @@ fn subscribe(
         Ok(g) => g,
         Err(e) => return refuse(conn, &channel, "TokenError", &e.to_string(), 401),
     };
-    if app.require_tokens && !granted.read {
+    // A signed-in user's own `#server-to-user-` channel needs no grant (pusher-js subscribes
+    // to it by itself after a sign-in; only that user may, see below).
+    let own_channel = ChannelKind::of(&channel).access == Access::User;
+    if app.require_tokens && !granted.read && !own_channel {
         return refuse(
             conn,
             &channel,
