@@ -20,8 +20,11 @@ pub struct Upgrade {
     pub accept: String,
     pub outcome: Outcome,
     /// An access token in the URL (`?token=`, docs/tokens.md), checked once the session is
-    /// open (a refusal is a Pusher close, 4009, not an HTTP answer).
-    pub token: Option<String>,
+    /// open (a refusal is a Pusher close, 4009, not an HTTP answer). A thin box: this value
+    /// lives in every connection task's future while it upgrades (`http::conn` keeps that
+    /// future small).
+    #[allow(clippy::box_collection)]
+    pub token: Option<Box<String>>,
 }
 
 pub enum Outcome {
@@ -80,7 +83,7 @@ pub fn check(shard: &Shard, req: &Request) -> Result<Upgrade, Response> {
             message: "Path not found (expected /app/{key})",
         },
     };
-    let token = req.param("token").map(str::to_string);
+    let token = req.param("token").map(|t| Box::new(t.to_string()));
     Ok(Upgrade {
         accept,
         outcome,

@@ -60,11 +60,13 @@ pub async fn start(shard: Rc<Shard>, mut stream: Transport, up: Upgrade, leftove
     }
 }
 
+// `Box<String>`: a thin pointer, see `Upgrade::token`.
+#[allow(clippy::box_collection)]
 async fn run(
     shard: Rc<Shard>,
     stream: Transport,
     app: Arc<crate::app::App>,
-    token: Option<String>,
+    token: Option<Box<String>>,
     leftover: Vec<u8>,
 ) {
     let (conn, writer, max_message) = open(&shard, stream, app);
