@@ -32,9 +32,13 @@
 //! (a session's state and its bounded queue of frames) → `frame`/`protocol`. Nothing below
 //! the transports names WebSocket: `commands`, `shard`, `channel` and `session` push frames
 //! and close with a code and reason. `http1` (HTTP/1.1 messages) sits below `http` and `ws`.
+//! `cli` sits above them all: it runs the server (`raptor serve`), and its operator commands
+//! reach a running server over HTTP only, like any client.
 
 pub mod app;
 pub mod channel;
+#[macro_use]
+pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod frame;

@@ -2,16 +2,17 @@
 //! how long a login lasts.
 
 use super::{invalid, Config, ConfigError, Overrides, Secret};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The `[admin]` table.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// Serve `/dashboard` and `/admin/api/*`. Default true; false: both are 404.
     pub enabled: bool,
     /// The admin password (at least 12 characters). Absent (and no `password_file`): a
     /// random one is made at start and logged once. Also `RAPTOR_ADMIN_PASSWORD`.
+    #[serde(skip_serializing)]
     pub password: Option<Secret>,
     /// A file holding the password (surrounding whitespace ignored). Not together with
     /// `password`.

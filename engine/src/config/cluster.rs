@@ -2,11 +2,11 @@
 //! and environment variables.
 
 use super::{invalid, Config, ConfigError, Overrides, Secret};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
 /// Cluster membership and data-plane addresses of this node.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterSettings {
     /// Unique name of this node in the cluster.
@@ -26,7 +26,7 @@ pub struct ClusterSettings {
     /// accepted from other nodes (two during a rotation). 1 to 4, each at least 16 bytes (e.g.
     /// `openssl rand -base64 32`). Also `RAPTOR_CLUSTER_SECRET` (comma-separated). Never
     /// logged. Required, here or in `secret_file`: a cluster node without one does not start.
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     pub secrets: Vec<Secret>,
     /// A file holding the secrets instead, one per line (the first sends; `#` comments),
     /// re-read on SIGHUP so a rotation needs no restart. Not together with `secrets`. Also

@@ -3,12 +3,12 @@
 //! what each does; docs/limits.md what happens at each bound.
 
 use super::{invalid, ConfigError};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 /// One `[[apps.history]]` rule: the channels it matches keep their last `size` events for
 /// `ttl_secs`. The first rule that matches a channel applies; no rule, no history.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryRule {
     /// A glob over channel names: `*` is any run of characters (including none), `?` one
@@ -64,7 +64,7 @@ impl HistoryRule {
 }
 
 /// `[history]`: node-wide bounds and the data directory.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HistorySettings {
     /// Bytes of stored events one shard may hold (all apps). At the bound the events of the

@@ -2,7 +2,7 @@
 //! environment variables and checks.
 
 use super::{invalid, Config, ConfigError, Overrides, Secret};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 
 /// The `[metrics]` table: the operator surface (`/metrics`, `/stats`, and any admin endpoint
@@ -10,19 +10,20 @@ use std::net::SocketAddr;
 /// listener when no token is set. A loopback peer on the public port proves nothing (a
 /// reverse proxy on the same host makes every client look local), and an app's signature
 /// speaks for one tenant, not for node-wide figures.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     /// The metrics listener: a second address serving only `/metrics`, `/stats` and `/health`
     /// (never WebSocket or the app API), on shard 0, plain HTTP. Default `127.0.0.1:9601`
     /// (sockudo's); `"off"` for none. Without `token` it answers whoever reaches it: keep it
     /// on loopback or a network only operators reach.
-    #[serde(deserialize_with = "off_or_addr")]
+    #[serde(deserialize_with = "off_or_addr", serialize_with = "ser_off_or_addr")]
     pub bind: Option<SocketAddr>,
     /// When set, every operator request needs `Authorization: Bearer <token>`, on the public
     /// port and on the metrics listener alike. Absent: the public port refuses them all (401).
     /// At least 16 printable ASCII characters, no spaces. Compared in constant time; never
     /// logged. Also `RAPTOR_METRICS_TOKEN`.
+    #[serde(skip_serializing)]
     pub token: Option<Secret>,
     /// A file holding the token (surrounding whitespace ignored), read once at start, so the
     /// token can live apart from the config file. Not together with `token`. Also
@@ -56,6 +57,14 @@ fn parse_metrics_bind(v: &str) -> Result<Option<SocketAddr>, String> {
 
 fn off_or_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
     parse_metrics_bind(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+}
+
+/// The inverse of [`off_or_addr`]: `None` is `"off"`.
+fn ser_off_or_addr<S: serde::Serializer>(v: &Option<SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(addr) => s.collect_str(addr),
+        None => s.serialize_str("off"),
+    }
 }
 
 /// Shortest token accepted: 16 characters of a random source are beyond guessing over HTTP.

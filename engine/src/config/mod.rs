@@ -12,7 +12,7 @@ pub use admin::AdminConfig;
 pub use cluster::ClusterSettings;
 pub use history::{HistoryRule, HistorySettings};
 pub use metrics::MetricsConfig;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -65,7 +65,13 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError 
 }
 
 /// The whole server configuration.
-#[derive(Debug, Clone, Deserialize)]
+///
+/// `Serialize` (here and on every table) is for `raptor config default`, which prints the
+/// defaults from these types so that the printed file cannot drift from them
+/// (`cli::config_default`). `Secret` has no `Serialize`, so tokens, passwords and cluster
+/// secrets are skipped; an app's `secret` is a plain string, so never serialize a loaded
+/// configuration for output.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Address of the HTTP/WebSocket listener. Default `127.0.0.1:6001`.
@@ -134,7 +140,7 @@ impl std::fmt::Debug for Secret {
 
 /// The `[tls]` table: a certificate and key in PEM files, read at start and again by every
 /// reload (a renewed certificate needs no restart; docs/operations.md, "Reloading").
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM file with the certificate chain, leaf first.
@@ -148,7 +154,7 @@ pub struct TlsConfig {
 }
 
 /// `[webhooks]`: settings shared by every app's webhooks.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSettings {
     /// PEM file of the CA certificates trusted for `https://` webhook URLs, instead of the
@@ -158,7 +164,7 @@ pub struct WebhookSettings {
 }
 
 /// Switches for test tooling. **Never enable these in production.**
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Testing {
     /// Serve `GET /echo` as a WebSocket echo endpoint, for the Autobahn conformance suite
@@ -169,7 +175,7 @@ pub struct Testing {
 }
 
 /// One application (tenant): its credentials and options.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppConfig {
     /// App id as used in `/apps/{id}/...`. The PyPI `pusher` SDK requires it numeric, so the
@@ -230,7 +236,7 @@ pub struct AppConfig {
 }
 
 /// One webhook endpoint of an app.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// `http://` or `https://` URL receiving `POST {"time_ms":..,"events":[..]}` (https is
@@ -287,7 +293,7 @@ impl AppConfig {
 }
 
 /// Every bound the server enforces. Each has a default; docs/limits.md says what happens at it.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Largest WebSocket message a client may send, in bytes; beyond it the socket is closed
