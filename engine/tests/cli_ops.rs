@@ -711,3 +711,78 @@ async fn a_config_with_tls_is_reached_over_verified_https() {
     let want = format!("raptor: cannot reach https://127.0.0.1:{}: ", s.port);
     assert!(r.err.starts_with(&want), "{r:?}");
 }
+
+#[tokio::test]
+async fn token_create_inspect_and_revoke() {
+    let s = Server::start();
+    let u = url(&s);
+    let made = raptor(&[
+        "token",
+        "create",
+        "--url",
+        &u,
+        "--user",
+        "ann",
+        "--read",
+        "news, chat-*",
+        "--uses",
+        "1",
+        "--jti",
+        "tok-1",
+        "--json",
+    ])
+    .await;
+    assert_eq!((made.code, made.err.as_str()), (Some(0), ""), "{made:?}");
+    let made = made.json();
+    assert_eq!(made["jti"], "tok-1");
+    let now = raptor_engine::token::now_secs();
+    let exp = made["exp"].as_u64().unwrap();
+    assert!((now + 3598..=now + 3601).contains(&exp), "{exp}");
+    let t = made["token"].as_str().unwrap().to_string();
+    // Without --json: the token alone.
+    let plain = raptor(&["token", "create", "--url", &u, "--user", "bob"]).await;
+    assert_eq!(plain.code, Some(0));
+    assert!(
+        plain.out.starts_with("eyJ") && plain.out.ends_with('\n') && plain.out.lines().count() == 1
+    );
+
+    let seen = raptor(&["token", "inspect", "--url", &u, &t]).await;
+    assert_eq!(
+        seen,
+        Run::ok(&format!(
+            "valid\nCLAIM  VALUE\nsub    ann\nread   news,chat-*\nwrite  -\nexp    {exp}\njti    tok-1\nuses   1\n"
+        ))
+    );
+    let seen = raptor(&["token", "inspect", "--url", &u, "--json", &t]).await;
+    assert_eq!(
+        seen.json(),
+        json!({"sub": "ann", "read": ["news", "chat-*"], "exp": exp, "iat": made["exp"].as_u64().unwrap() - 3600, "jti": "tok-1", "uses": 1})
+    );
+    let forged = raptor(&[
+        "token",
+        "inspect",
+        "--url",
+        &u,
+        "--secret",
+        "other-secret",
+        &t,
+    ])
+    .await;
+    assert_eq!(
+        forged,
+        Run::failed(1, "token refused: invalid token signature")
+    );
+
+    // The token signs a client in; revoking it closes the session with 4009.
+    let mut c = Client::connect(&s).await;
+    c.send(json!({"event": "pusher:signin", "data": {"auth": t, "user_data": "{\"id\":\"ann\"}"}}))
+        .await;
+    assert_eq!(c.recv().await["event"], "pusher:signin_success");
+    let r = raptor(&["token", "revoke", "--url", &u, "--jti", "tok-1"]).await;
+    assert_eq!(r, Run::ok("revoked token tok-1\n"));
+    assert_eq!(c.expect_close().await, 4009);
+    let r = raptor(&["token", "revoke", "--url", &u, "--user", "ann", "--json"]).await;
+    assert_eq!(r, Run::ok("{}\n"));
+    let r = raptor(&["token", "revoke", "--url", &u]).await;
+    assert_eq!(r, Run::failed(2, "give --jti or --user (one of them)"));
+}

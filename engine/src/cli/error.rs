@@ -28,6 +28,9 @@ pub enum CliError {
         path: String,
         reason: String,
     },
+    /// A token a server of this app would refuse (`raptor token inspect`). Exit 1.
+    #[error("token refused: {0}")]
+    TokenRefused(String),
 }
 
 impl CliError {
@@ -38,7 +41,8 @@ impl CliError {
             CliError::Usage(_) => 2,
             CliError::Unreachable { .. }
             | CliError::Refused { .. }
-            | CliError::BadAnswer { .. } => 1,
+            | CliError::BadAnswer { .. }
+            | CliError::TokenRefused(_) => 1,
         }
     }
 }

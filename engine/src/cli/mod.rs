@@ -34,6 +34,7 @@ pub mod serve;
 pub mod stats;
 pub mod target;
 pub mod terminate;
+pub mod token;
 
 pub use error::CliError;
 
@@ -66,6 +67,7 @@ pub enum Command {
     History(history::History),
     Terminate(terminate::Terminate),
     Stats(stats::Stats),
+    Token(token::TokenCmd),
 }
 
 /// Runs the command line of this process; returns the exit code (the server's own exit
@@ -87,6 +89,7 @@ pub fn main() -> i32 {
         Some(Command::History(c)) => c.run(),
         Some(Command::Terminate(c)) => c.run(),
         Some(Command::Stats(c)) => c.run(),
+        Some(Command::Token(c)) => c.run(),
     };
     match done {
         Ok(()) => 0,
