@@ -203,16 +203,18 @@ pub enum NodeMsg {
 /// Access tokens between nodes.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub enum TokenMsg {
-    /// Any node → every peer: refuse the token `jti` (or every token of `user`) until
+    /// Any node → every peer (and to a peer whose link comes up, every revocation in force):
+    /// refuse the token `jti` (or every token of `user` issued no later than `at`) until
     /// `until`, and close the sessions using it.
     Revoke {
         app: String,
         jti: Option<String>,
         user: Option<String>,
         until: u64,
+        at: u64,
     },
-    /// A session's node → the node owning the token id: count `session`'s use. Only a
-    /// refusal is answered (`Refused { id }`).
+    /// A session's node → the node owning the token id: count `session`'s use; answered
+    /// with `Accepted { id }` or `Refused { id }`.
     Use {
         id: u64,
         app: String,
@@ -222,6 +224,9 @@ pub enum TokenMsg {
         until: u64,
     },
     Refused {
+        id: u64,
+    },
+    Accepted {
         id: u64,
     },
 }

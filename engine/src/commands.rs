@@ -160,15 +160,13 @@ fn subscribe(
                     401,
                 );
             };
-            let signed = || {
-                verify_client_auth(
-                    &app.key,
-                    &app.secret,
-                    &auth,
-                    &format!("{socket_id}:{channel}:{data}"),
-                )
-            };
-            if !granted.read && !signed() {
+            let signed = verify_client_auth(
+                &app.key,
+                &app.secret,
+                &auth,
+                &format!("{socket_id}:{channel}:{data}"),
+            );
+            if !granted.read && !signed {
                 return refuse(
                     conn,
                     &channel,
@@ -178,22 +176,34 @@ fn subscribe(
                 );
             }
             match presence_data(&data, app.max_presence_user_info_bytes) {
-                // Authorized by a token: the member is the token's user.
-                Ok(p) if granted.sub.as_deref().is_some_and(|s| s != p.user_id) => {
-                    return refuse(
-                        conn,
-                        &channel,
-                        "TokenError",
-                        "channel_data user_id is not the token's sub",
-                        401,
-                    );
-                }
-                Ok(p) => Some(Join {
+                Err(e) => return refuse(conn, &channel, "InvalidChannelData", &e.to_string(), 400),
+                // Signed by the app's backend: channel_data as signed.
+                Ok(p) if signed => Some(Join {
                     user_id: Arc::from(p.user_id),
                     user_info: p.user_info.map(Box::from),
                     privileged: p.privileged,
                 }),
-                Err(e) => return refuse(conn, &channel, "InvalidChannelData", &e.to_string(), 400),
+                // Authorized by a token only: nobody signed channel_data, so the member is the
+                // token's user with the token's info, never privileged.
+                Ok(p) => match &granted.sub {
+                    Some(sub) if *sub == p.user_id => {
+                        let info = granted.info.as_deref();
+                        if info.is_some_and(|i| i.len() > app.max_presence_user_info_bytes) {
+                            let why =
+                                "the token's info is larger than max_presence_user_info_bytes";
+                            return refuse(conn, &channel, "InvalidChannelData", why, 400);
+                        }
+                        Some(Join {
+                            user_id: Arc::from(p.user_id),
+                            user_info: info.map(Box::from),
+                            privileged: false,
+                        })
+                    }
+                    _ => {
+                        let why = "channel_data user_id is not the token's sub";
+                        return refuse(conn, &channel, "TokenError", why, 401);
+                    }
+                },
             }
         }
         Access::User => {
@@ -212,6 +222,9 @@ fn subscribe(
             None
         }
     };
+    if let Some(t) = granted.token {
+        keep_auth_token(shard, conn, t);
+    }
     shard.subscribe(conn, Arc::from(channel), join, recover);
 }
 
@@ -358,8 +371,41 @@ fn client_event(
 struct Granted {
     /// A token (in `auth`, or the session's) has a read grant for the channel.
     read: bool,
-    /// That token's user, if it names one.
+    /// That token's user and info (`info` as JSON), if it names them.
     sub: Option<String>,
+    info: Option<String>,
+    /// The token in `auth` that granted it (kept by the connection, for revocation and
+    /// expiry).
+    token: Option<Rc<crate::token::Token>>,
+}
+
+impl Granted {
+    fn of(t: &crate::token::Token, channel: &str) -> Granted {
+        let read = t.may_read(channel);
+        Granted {
+            read,
+            sub: t.claims.sub.clone().filter(|_| read),
+            info: t
+                .claims
+                .info
+                .as_ref()
+                .filter(|_| read)
+                .map(|i| simd_json::to_string(i).unwrap_or_default()),
+            token: None,
+        }
+    }
+}
+
+/// Keeps a token that authorized a subscription, once per distinct token, bounded.
+fn keep_auth_token(shard: &Shard, conn: &Connection, t: Rc<crate::token::Token>) {
+    let mut kept = conn.auth_tokens.borrow_mut();
+    if kept.iter().any(|k| k.claims == t.claims) {
+        return;
+    }
+    if kept.len() >= shard.limits().max_subscriptions_per_connection {
+        kept.remove(0);
+    }
+    kept.push(t);
 }
 
 /// The read grant for `channel` of the token in `auth` (verified here) or else of the
@@ -372,20 +418,22 @@ fn grant(
 ) -> Result<Granted, crate::token::TokenError> {
     if crate::token::looks_like_token(auth) {
         let t = tokens::verify(shard, conn, auth)?;
-        return Ok(Granted {
-            read: t.may_read(channel),
-            sub: t.claims.sub.clone(),
-        });
+        // A session is what a use counts; a subscription's `auth` has none.
+        if t.claims.uses.is_some() {
+            return Err(crate::token::TokenError::UsesAtSignin);
+        }
+        let mut g = Granted::of(&t, channel);
+        g.token = g.read.then(|| Rc::new(t));
+        return Ok(g);
     }
     let session = conn.token.borrow();
-    Ok(match session.as_ref().filter(|t| t.may_read(channel)) {
-        Some(t) => Granted {
-            read: true,
-            sub: t.claims.sub.clone(),
-        },
+    Ok(match session.as_ref() {
+        Some(t) => Granted::of(t, channel),
         None => Granted {
             read: false,
             sub: None,
+            info: None,
+            token: None,
         },
     })
 }

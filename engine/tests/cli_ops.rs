@@ -786,3 +786,13 @@ async fn token_create_inspect_and_revoke() {
     let r = raptor(&["token", "revoke", "--url", &u]).await;
     assert_eq!(r, Run::failed(2, "give --jti or --user (one of them)"));
 }
+
+#[tokio::test]
+async fn a_secret_given_with_an_equals_sign_is_not_echoed() {
+    // argh takes `--secret VALUE` only; the refused `--secret=VALUE` is quoted masked.
+    let r = raptor(&["channels", "--secret=s3cret-of-app-7"]).await;
+    assert_eq!(
+        r,
+        Run::failed(2, "unrecognized argument: --secret=(hidden) (see --help)")
+    );
+}

@@ -199,10 +199,10 @@ async fn bad_tokens_are_refused_with_their_reason() {
             "token larger than 8192 bytes",
         ),
         (none, "malformed token"),
-        // Well formed but unsigned: its empty signature does not match.
+        // HS256 without the app key as kid: refused before its (empty) signature.
         (
             "eyJhbGciOiJIUzI1NiJ9.e30".to_string() + ".",
-            "invalid token signature",
+            "token without kid",
         ),
         ("eyJ!!!.e30.x".to_string(), "malformed token"),
     ];
@@ -351,4 +351,76 @@ async fn revocation_and_expiry_close_sessions() {
         assert_eq!(r.status, 400, "{path} {body}: {}", r.body);
         assert!(r.json()["error"].is_string());
     }
+}
+
+#[tokio::test]
+async fn tokens_name_their_user_and_cannot_be_stretched() {
+    let s = Server::start_with(CONFIG);
+    // A token without sub grants, but signs no one in.
+    let mut anon = claims("x", &["news"], &[]);
+    anon.sub = None;
+    let mut c = Client::connect(&s).await;
+    let r = signin_token(&mut c, &token(&anon), r#"{"id":"admin"}"#).await;
+    assert_eq!(
+        (r["data"]["code"].as_u64(), r["data"]["message"].as_str()),
+        (Some(4314), Some("a token without sub signs no one in"))
+    );
+    succeeded(
+        &subscribe_with(&mut c, "news", &token(&anon), None).await,
+        "news",
+    );
+    // Presence through a token: the member is the token's user with the token's info,
+    // whatever channel_data claims, and never privileged.
+    let mut p = claims("ann", &["presence-privileged-desk"], &[]);
+    p.info = Some(simd_json::json!({"name": "Ann"}));
+    let data = r#"{"user_id":"ann","user_info":{"name":"Support staff"},"privileged":true}"#;
+    let v = subscribe_with(&mut c, "presence-privileged-desk", &token(&p), Some(data)).await;
+    succeeded(&v, "presence-privileged-desk");
+    let d: Value = serde_json::from_str(v["data"].as_str().unwrap()).unwrap();
+    assert_eq!(d["presence"]["hash"], json!({"ann": {"name": "Ann"}}));
+    // A token with uses is for a sign-in only (a subscription's auth has no session).
+    let mut once = claims("ann", &["news"], &[]);
+    once.uses = Some(1);
+    let v = subscribe_with(&mut c, "private-x", &token(&once), None).await;
+    refused(&v, "private-x", "TokenError", 401);
+    // The API refuses unknown claims (a misspelt "sub" would mint a token without a user).
+    let mut h = Http::connect(&s).await;
+    let r = h
+        .signed("POST", "/apps/1/tokens", &[], r#"{"user_id":"ann"}"#)
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+}
+
+#[tokio::test]
+async fn a_token_in_auth_is_revoked_with_its_session_and_a_user_revocation_spares_later_tokens() {
+    let s = Server::start_with(CONFIG);
+    let mut h = Http::connect(&s).await;
+    let t = claims("u20", &["private-a"], &[]);
+    let mut c = Client::connect(&s).await;
+    succeeded(
+        &subscribe_with(&mut c, "private-a", &token(&t), None).await,
+        "private-a",
+    );
+    let body = json!({"jti": t.jti}).to_string();
+    assert_eq!(
+        h.signed("POST", "/apps/1/tokens/revoke", &[], &body)
+            .await
+            .status,
+        200
+    );
+    assert_eq!(c.expect_close().await, 4009);
+    // "Log out everywhere", then a fresh token (issued after it): signs in.
+    let mut old = claims("u21", &["news"], &[]);
+    old.iat = Some(now_secs() - 10);
+    let r = h
+        .signed("POST", "/apps/1/tokens/revoke", &[], r#"{"user_id":"u21"}"#)
+        .await;
+    assert_eq!(r.status, 200);
+    let mut d = Client::connect(&s).await;
+    let r = signin_token(&mut d, &token(&old), r#"{"id":"u21"}"#).await;
+    assert_eq!(r["data"]["message"], "token revoked");
+    let mut fresh = claims("u21", &["news"], &[]);
+    fresh.iat = Some(now_secs() + 1);
+    let r = signin_token(&mut d, &token(&fresh), r#"{"id":"u21"}"#).await;
+    assert_eq!(r["event"], "pusher:signin_success", "{r}");
 }

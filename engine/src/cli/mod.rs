@@ -97,6 +97,17 @@ pub fn main() -> i32 {
     }
 }
 
+/// `--secret=…` and `--metrics-token=…` (a form argh refuses, quoting it) with the value
+/// masked.
+fn redact(arg: &str) -> String {
+    for flag in ["--secret=", "--metrics-token="] {
+        if arg.starts_with(flag) {
+            return format!("{flag}(hidden)");
+        }
+    }
+    arg.to_string()
+}
+
 /// Prints `raptor: <reason>` as one line on stderr (a reason with line breaks, such as
 /// toml's or argh's, is folded onto it) and returns `code`.
 pub fn fail(reason: &str, code: i32) -> i32 {
@@ -121,7 +132,9 @@ fn one_line(text: &str) -> String {
 /// usage error. raptor-loadtest has the same function
 /// (`raptor_loadtest::cli::args_from_env`); the server does not depend on the load tester.
 fn args_from_env<T: argh::TopLevelCommand>() -> T {
-    let args: Vec<String> = std::env::args().collect();
+    // argh has no `--opt=value`: such an argument comes back in its error as given, so a
+    // secret passed that way is masked before argh sees it.
+    let args: Vec<String> = std::env::args().map(|a| redact(&a)).collect();
     let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
     T::from_args(&["raptor"], &rest).unwrap_or_else(|exit| match exit.status {
         Ok(()) => {

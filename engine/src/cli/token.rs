@@ -97,6 +97,11 @@ impl Create {
     fn run(&self) -> Result<(), CliError> {
         let target = self.target()?;
         let now = token::now_secs();
+        if self.ttl == 0 || self.ttl > 365 * 86_400 {
+            return Err(CliError::Usage(
+                "--ttl must be 1..=31536000 (a year)".into(),
+            ));
+        }
         let claims = Claims {
             sub: self.user.clone(),
             read: list(&self.read),

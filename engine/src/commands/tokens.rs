@@ -44,12 +44,20 @@ pub(super) fn signin(shard: &Rc<Shard>, conn: &Rc<Connection>, presented: &str, 
             return;
         }
     };
-    if t.claims.sub.as_deref().is_some_and(|sub| sub != user.id) {
-        conn.out.push(frames::error(
-            codes::SIGNIN_FAILED,
-            "user_data id is not the token's sub",
-        ));
-        return;
+    match t.claims.sub.as_deref() {
+        None => {
+            let why = TokenError::NoSub.to_string();
+            conn.out.push(frames::error(codes::SIGNIN_FAILED, &why));
+            return;
+        }
+        Some(sub) if sub != user.id => {
+            conn.out.push(frames::error(
+                codes::SIGNIN_FAILED,
+                "user_data id is not the token's sub",
+            ));
+            return;
+        }
+        Some(_) => {}
     }
     if let Some(current) = conn.user_id() {
         if *current != *user.id {
@@ -87,7 +95,14 @@ pub fn at_connect(shard: &Rc<Shard>, conn: &Rc<Connection>, presented: &str) {
             return;
         }
     };
-    let sub = t.claims.sub.clone();
+    // Signed in as its `sub` only where a `pusher:signin` could (user authentication on,
+    // a user id as `user_data` allows); otherwise the token only grants.
+    let signs_in = shard.app(conn.app).enable_user_authentication;
+    let sub = t
+        .claims
+        .sub
+        .clone()
+        .filter(|s| signs_in && !s.is_empty() && s.len() <= identity::MAX_USER_ID);
     adopt(shard, conn, t, &conn.socket_id.to_string());
     if let Some(id) = sub {
         shard.sign_in(

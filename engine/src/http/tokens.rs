@@ -8,7 +8,7 @@
 use super::request::Request;
 use super::response::Response;
 use crate::app::App;
-use crate::shard::tokens::{until, Revoke};
+use crate::shard::tokens::{Revoke, Revoked};
 use crate::shard::Shard;
 use crate::token::{self, Claims};
 use serde::Deserialize;
@@ -19,22 +19,45 @@ const DEFAULT_TTL_SECS: u64 = 3600;
 /// Longest lifetime the API mints (a year).
 const MAX_TTL_SECS: u64 = 365 * 86_400;
 
+/// The claims to mint; an unknown field is refused (a misspelt `sub` must not mint a
+/// token without a user).
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct MintBody {
-    #[serde(flatten)]
-    claims: Claims,
+    sub: Option<String>,
+    info: Option<simd_json::OwnedValue>,
+    #[serde(default)]
+    read: Vec<String>,
+    #[serde(default)]
+    write: Vec<String>,
+    exp: Option<u64>,
+    nbf: Option<u64>,
+    jti: Option<String>,
+    uses: Option<u32>,
     ttl_secs: Option<u64>,
 }
 
 /// `POST /apps/{id}/tokens`.
 pub fn mint(app: &App, req: &Request) -> Response {
     let mut body = req.body.clone();
-    let Ok(MintBody {
-        mut claims,
-        ttl_secs,
-    }) = simd_json::serde::from_slice(&mut body)
-    else {
-        return Response::error(400, "body must be a JSON object of token claims");
+    let b: MintBody = match simd_json::serde::from_slice(&mut body) {
+        Ok(b) => b,
+        Err(e) => {
+            let why = format!("body must be a JSON object of token claims: {e}");
+            return Response::error(400, &why);
+        }
+    };
+    let ttl_secs = b.ttl_secs;
+    let mut claims = Claims {
+        sub: b.sub,
+        info: b.info,
+        read: b.read,
+        write: b.write,
+        exp: b.exp,
+        nbf: b.nbf,
+        jti: b.jti,
+        uses: b.uses,
+        ..Claims::default()
     };
     let now = token::now_secs();
     let ttl = ttl_secs.unwrap_or(DEFAULT_TTL_SECS);
@@ -76,8 +99,8 @@ pub fn mint(app: &App, req: &Request) -> Response {
 struct RevokeBody {
     jti: Option<String>,
     user_id: Option<String>,
-    /// Until when (seconds since the epoch); default: 30 days from now, which covers any
-    /// token the API mints with the default lifetime.
+    /// Until when (seconds since the epoch); default and at most: the longest lifetime a
+    /// token may have (a year) from now, plus the clock leeway.
     until: Option<u64>,
 }
 
@@ -92,7 +115,12 @@ pub fn revoke(shard: &Shard, app: &App, req: &Request) -> Response {
         (None, Some(u)) if !u.is_empty() && u.len() <= 256 => Revoke::User(Arc::from(u)),
         _ => return Response::error(400, "body must be {\"jti\": ..} or {\"user_id\": ..}"),
     };
-    let until = b.until.unwrap_or_else(|| until(None, token::now_secs()));
-    shard.revoke(app.idx, what, until);
+    let now = token::now_secs();
+    let longest = now + MAX_TTL_SECS + token::LEEWAY_SECS;
+    let until = b.until.unwrap_or(longest).min(longest);
+    if shard.revocations_full() {
+        return Response::error(503, "too many revocations in force; retry later");
+    }
+    shard.revoke(app.idx, what, Revoked { until, at: now });
     Response::json(200, "{}")
 }

@@ -85,6 +85,10 @@ pub struct Connection {
     /// The access token the session signed in with (`pusher:signin` or `?token=`), whose
     /// grants its subscriptions and client events may use (docs/tokens.md).
     pub token: RefCell<Option<Rc<crate::token::Token>>>,
+    /// Tokens that authorized subscriptions in their `auth` (distinct, at most
+    /// `max_subscriptions_per_connection`): a revocation or the expiry of any of them ends
+    /// the session, as for its own token.
+    pub auth_tokens: RefCell<Vec<Rc<crate::token::Token>>>,
 }
 
 impl Connection {
@@ -105,6 +109,7 @@ impl Connection {
             rate: Cell::new((now, 0)),
             recover_from: RefCell::new(HashMap::new()),
             token: RefCell::new(None),
+            auth_tokens: RefCell::new(Vec::new()),
         }
     }
 

@@ -582,7 +582,7 @@ impl Shard {
                 conn,
             } => self.token_use(app, jti, &session, uses, until, from, conn),
             ShardMsg::TokenUseRefused { conn } => self.token_use_refused(conn),
-            ShardMsg::Revoke { app, what, until } => self.revoke_here(app, what, until),
+            ShardMsg::Revoke { app, what, r } => self.revoke_here(app, what, r),
             ShardMsg::CloseSubscribers { app, channel } => {
                 self.local
                     .borrow()

@@ -155,11 +155,11 @@ pub enum ShardMsg {
     TokenUseRefused {
         conn: ConnId,
     },
-    /// → every shard: a revocation in force until `until` (seconds since the epoch).
+    /// → every shard: a revocation to put in force.
     Revoke {
         app: AppIdx,
         what: super::tokens::Revoke,
-        until: u64,
+        r: super::tokens::Revoked,
     },
     /// Gateway → every shard: close the connections subscribed to `channel` with 4200
     /// (deliveries of this channel with history may have been lost; they reconnect and
@@ -275,7 +275,7 @@ pub enum GatewayMsg {
     Revoke {
         app: AppIdx,
         what: super::tokens::Revoke,
-        until: u64,
+        r: super::tokens::Revoked,
     },
     /// A session's shard → gateway: count a use of token `jti` at the node that owns it.
     TokenUse {

@@ -26,37 +26,60 @@ pub enum Revoke {
     User(Arc<str>),
 }
 
-/// The revocations in force, each until a time (seconds since the epoch).
+/// A revocation: in force until `until`, made at `at` (seconds since the epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revoked {
+    pub until: u64,
+    pub at: u64,
+}
+
+/// The revocations in force.
 #[derive(Debug, Default)]
 pub struct Revocations {
-    until: HashMap<(AppIdx, Revoke), u64>,
+    by: HashMap<(AppIdx, Revoke), Revoked>,
 }
 
 impl Revocations {
-    /// Adds a revocation; false when full (the caller answers 503).
-    pub fn add(&mut self, app: AppIdx, what: Revoke, until: u64) -> bool {
-        if self.until.len() >= MAX_ENTRIES && !self.until.contains_key(&(app, what.clone())) {
+    /// Adds a revocation; false when full (nothing kept; the API refuses before, with 503).
+    pub fn add(&mut self, app: AppIdx, what: Revoke, r: Revoked) -> bool {
+        if self.by.len() >= MAX_ENTRIES && !self.by.contains_key(&(app, what.clone())) {
             return false;
         }
-        self.until.insert((app, what), until);
+        self.by.insert((app, what), r);
         true
     }
 
-    /// `t` is revoked (by its id or its user) at `now`.
+    /// No room for another revocation.
+    pub fn is_full(&self) -> bool {
+        self.by.len() >= MAX_ENTRIES
+    }
+
+    /// `t` is revoked at `now`: by its id, or by its user when it was issued no later than
+    /// that revocation (a fresh token after "log out everywhere" is not revoked).
     pub fn covers(&self, app: AppIdx, t: &Token, now: u64) -> bool {
-        let live = |k: Revoke| self.until.get(&(app, k)).is_some_and(|&u| now <= u);
-        t.claims
+        let live = |k: Revoke| self.by.get(&(app, k)).filter(|r| now <= r.until).copied();
+        let by_id = t
+            .claims
             .jti
             .as_deref()
-            .is_some_and(|j| live(Revoke::Token(Arc::from(j))))
-            || t.claims
-                .sub
-                .as_deref()
-                .is_some_and(|s| live(Revoke::User(Arc::from(s))))
+            .is_some_and(|j| live(Revoke::Token(Arc::from(j))).is_some());
+        let by_user = t.claims.sub.as_deref().is_some_and(|s| {
+            live(Revoke::User(Arc::from(s)))
+                .is_some_and(|r| t.claims.iat.is_none_or(|iat| iat <= r.at))
+        });
+        by_id || by_user
     }
 
     pub fn expire(&mut self, now: u64) {
-        self.until.retain(|_, u| now <= *u);
+        self.by.retain(|_, r| now <= r.until);
+    }
+
+    /// Every revocation in force (for a peer whose link just came up).
+    pub fn all(&self) -> Vec<(AppIdx, Revoke, Revoked)> {
+        self.by
+            .iter()
+            .map(|((a, w), r)| (*a, w.clone(), *r))
+            .collect()
     }
 }
 
@@ -106,7 +129,9 @@ impl Uses {
 
 /// When a token's state may be forgotten: its expiry, else [`FOREVER_SECS`] from now.
 pub fn until(exp: Option<u64>, now: u64) -> u64 {
-    exp.map_or(now + FOREVER_SECS, |e| e + crate::token::LEEWAY_SECS)
+    exp.map_or(now + FOREVER_SECS, |e| {
+        e.saturating_add(crate::token::LEEWAY_SECS)
+    })
 }
 
 impl Shard {
@@ -184,16 +209,22 @@ impl Shard {
 
     /// Puts a revocation in force on this shard: later checks refuse the token, and the
     /// sessions using it now are closed with 4009.
-    pub(super) fn revoke_here(&self, app: AppIdx, what: Revoke, until: u64) {
-        self.revocations.borrow_mut().add(app, what, until);
+    pub(super) fn revoke_here(&self, app: AppIdx, what: Revoke, r: Revoked) {
+        if !self.revocations.borrow_mut().add(app, what, r) {
+            tracing::warn!(
+                shard = self.id,
+                "revocation table full; a revocation was not kept"
+            );
+        }
         let now = crate::token::now_secs();
         let conns: Vec<_> = self.conns.borrow().values().cloned().collect();
         for c in conns {
+            let revocations = self.revocations.borrow();
             let revoked = c.app == app
-                && c.token
-                    .borrow()
-                    .as_ref()
-                    .is_some_and(|t| self.revocations.borrow().covers(app, t, now));
+                && tokens_of(&c)
+                    .iter()
+                    .any(|t| revocations.covers(app, t, now));
+            drop(revocations);
             if revoked {
                 c.close_with_error(codes::UNAUTHORIZED, "token revoked", "token revoked");
             }
@@ -208,7 +239,7 @@ impl Shard {
         self.uses.borrow_mut().expire(now);
         let conns: Vec<_> = self.conns.borrow().values().cloned().collect();
         for c in conns {
-            let expired = c.token.borrow().as_ref().is_some_and(|t| t.expired(now));
+            let expired = tokens_of(&c).iter().any(|t| t.expired(now));
             if expired {
                 c.out.push(frames::error(
                     codes::TOKEN_EXPIRED,
@@ -220,26 +251,43 @@ impl Shard {
     }
 
     /// Revokes on every shard of this node (and, in a cluster, every node).
-    pub fn revoke(&self, app: AppIdx, what: Revoke, until: u64) {
+    pub fn revoke(&self, app: AppIdx, what: Revoke, r: Revoked) {
         if self.clustered {
-            return self.to_gateway(super::msg::GatewayMsg::Revoke { app, what, until });
+            return self.to_gateway(super::msg::GatewayMsg::Revoke { app, what, r });
         }
-        self.revoke_local(app, what, until);
+        self.revoke_local(app, what, r);
+    }
+
+    /// This shard's table is full: a new revocation would not be kept (the API says 503).
+    pub fn revocations_full(&self) -> bool {
+        self.revocations.borrow().is_full()
+    }
+
+    /// Every revocation this shard holds (they are the same on every shard of a node).
+    pub fn revocations(&self) -> Vec<(AppIdx, Revoke, Revoked)> {
+        self.revocations.borrow().all()
     }
 
     /// Revokes on every shard of this node.
-    pub fn revoke_local(&self, app: AppIdx, what: Revoke, until: u64) {
+    pub fn revoke_local(&self, app: AppIdx, what: Revoke, r: Revoked) {
         for s in 0..self.nr_shards {
             self.mesh.send(
                 s,
                 ShardMsg::Revoke {
                     app,
                     what: what.clone(),
-                    until,
+                    r,
                 },
             );
         }
     }
+}
+
+/// Every token a session uses: its own and those that authorized its subscriptions.
+fn tokens_of(c: &Connection) -> Vec<std::rc::Rc<Token>> {
+    let mut all: Vec<_> = c.token.borrow().iter().cloned().collect();
+    all.extend(c.auth_tokens.borrow().iter().cloned());
+    all
 }
 
 #[cfg(test)]
@@ -247,10 +295,11 @@ mod tests {
     use super::*;
     use crate::token::{mint, verify, Claims};
 
-    fn token(jti: &str, sub: &str) -> Token {
+    fn token(jti: &str, sub: &str, iat: Option<u64>) -> Token {
         let c = Claims {
             jti: Some(jti.into()),
             sub: Some(sub.into()),
+            iat,
             ..Claims::default()
         };
         verify("k", "s", &mint("k", "s", &c), 0).unwrap()
@@ -259,15 +308,20 @@ mod tests {
     #[test]
     fn revocations_name_a_token_or_a_user_until_a_time() {
         let mut r = Revocations::default();
-        let t = token("t1", "u1");
+        let t = token("t1", "u1", None);
+        let until = |until| Revoked { until, at: 50 };
         assert!(!r.covers(0, &t, 10));
-        assert!(r.add(0, Revoke::Token(Arc::from("t1")), 100));
+        assert!(r.add(0, Revoke::Token(Arc::from("t1")), until(100)));
         assert!(r.covers(0, &t, 10) && !r.covers(1, &t, 10));
-        assert!(!r.covers(0, &token("t2", "u1"), 10));
-        r.add(0, Revoke::User(Arc::from("u1")), 100);
-        assert!(r.covers(0, &token("t2", "u1"), 100));
+        assert!(!r.covers(0, &token("t2", "u1", None), 10));
+        r.add(0, Revoke::User(Arc::from("u1")), until(100));
+        assert!(r.covers(0, &token("t2", "u1", None), 100));
+        // Issued before the revocation: covered; after it: not.
+        assert!(r.covers(0, &token("t3", "u1", Some(50)), 60));
+        assert!(!r.covers(0, &token("t4", "u1", Some(51)), 60));
         r.expire(101);
         assert!(!r.covers(0, &t, 101));
+        assert_eq!(r.all(), vec![]);
     }
 
     #[test]

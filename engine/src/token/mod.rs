@@ -5,7 +5,7 @@
 //!
 //! Parsing and the signature are `jsonwebtoken`'s (HS256 only: `alg: none` and every other
 //! algorithm are refused); this module adds the bounds, the grants (globs over channel
-//! names, compiled once per token) and the typed errors clients see.
+//! names, compiled when a token is verified) and the typed errors clients see.
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -17,6 +17,8 @@ pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 pub const MAX_GRANTS: usize = 100;
 /// Clock skew tolerated on `exp` and `nbf`, in seconds.
 pub const LEEWAY_SECS: u64 = 30;
+/// Most sessions one token may allow (`uses`).
+pub const MAX_USES: u32 = 1000;
 
 /// What a token says.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -66,6 +68,14 @@ pub enum TokenError {
     Malformed(String),
     #[error("token of another app (kid)")]
     WrongApp,
+    #[error("token without kid (the app key)")]
+    NoKid,
+    #[error("a token with uses needs a jti, and at most {MAX_USES} uses")]
+    BadUses,
+    #[error("a token with uses is presented at sign-in, where its session is counted")]
+    UsesAtSignin,
+    #[error("a token without sub signs no one in")]
+    NoSub,
     #[error("invalid token signature")]
     BadSignature,
     #[error("token expired")]
@@ -118,8 +128,10 @@ pub fn verify(key: &str, secret: &str, token: &str, now: u64) -> Result<Token, T
             "only HS256 tokens are accepted".into(),
         ));
     }
-    if header.kid.as_deref().is_some_and(|kid| kid != key) {
-        return Err(TokenError::WrongApp);
+    match header.kid.as_deref() {
+        None => return Err(TokenError::NoKid),
+        Some(kid) if kid != key => return Err(TokenError::WrongApp),
+        Some(_) => {}
     }
     let mut v = Validation::new(Algorithm::HS256);
     v.required_spec_claims.clear();
@@ -133,11 +145,24 @@ pub fn verify(key: &str, secret: &str, token: &str, now: u64) -> Result<Token, T
                 _ => TokenError::Malformed(e.to_string()),
             })?;
     let claims = data.claims;
-    if claims.exp.is_some_and(|exp| now > exp + LEEWAY_SECS) {
+    if claims
+        .exp
+        .is_some_and(|exp| now > exp.saturating_add(LEEWAY_SECS))
+    {
         return Err(TokenError::Expired);
     }
-    if claims.nbf.is_some_and(|nbf| now + LEEWAY_SECS < nbf) {
+    if claims
+        .nbf
+        .is_some_and(|nbf| now.saturating_add(LEEWAY_SECS) < nbf)
+    {
         return Err(TokenError::NotYetValid);
+    }
+    // Uses are counted by token id: without one, or with absurdly many, they could not be.
+    if claims
+        .uses
+        .is_some_and(|u| claims.jti.is_none() || u == 0 || u > MAX_USES)
+    {
+        return Err(TokenError::BadUses);
     }
     if claims.read.len() + claims.write.len() > MAX_GRANTS {
         return Err(TokenError::TooManyGrants);
@@ -173,7 +198,9 @@ impl Token {
 
     /// Past its expiry (and the leeway) at `now`.
     pub fn expired(&self, now: u64) -> bool {
-        self.claims.exp.is_some_and(|exp| now > exp + LEEWAY_SECS)
+        self.claims
+            .exp
+            .is_some_and(|exp| now > exp.saturating_add(LEEWAY_SECS))
     }
 }
 

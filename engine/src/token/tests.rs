@@ -61,6 +61,24 @@ fn refusals_are_typed() {
         verify("app-key", "secret", &t, NOW),
         Err(TokenError::BadGrant(_))
     ));
+    let mut c = claims();
+    c.jti = None;
+    c.uses = Some(1);
+    let t = mint("app-key", "secret", &c);
+    assert_eq!(
+        verify("app-key", "secret", &t, NOW).unwrap_err(),
+        TokenError::BadUses
+    );
+    let mut c = claims();
+    c.uses = Some(MAX_USES + 1);
+    let t = mint("app-key", "secret", &c);
+    assert_eq!(
+        verify("app-key", "secret", &t, NOW).unwrap_err(),
+        TokenError::BadUses
+    );
+    let mut c = claims();
+    c.exp = Some(u64::MAX);
+    assert!(verify("app-key", "secret", &mint("app-key", "secret", &c), NOW).is_ok());
     let big = format!("{}.{}.{}", "eyJ", "a".repeat(MAX_TOKEN_BYTES), "b");
     assert_eq!(
         verify("app-key", "secret", &big, NOW).unwrap_err(),

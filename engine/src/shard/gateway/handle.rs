@@ -114,7 +114,7 @@ impl Gateway {
                 channel,
                 op,
             } => self.api(shard, from, id, app, channel, op),
-            GatewayMsg::Revoke { app, what, until } => self.revoke(shard, app, what, until),
+            GatewayMsg::Revoke { app, what, r } => self.revoke(shard, app, what, r),
             GatewayMsg::TokenUse {
                 app,
                 jti,

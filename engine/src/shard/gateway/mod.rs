@@ -253,10 +253,14 @@ impl Gateway {
             while let Some(ev) = events.recv().await {
                 let mut gone = None;
                 let mut gap = Vec::new();
+                let mut up = None;
                 let actions = {
                     let mut core = g.core.borrow_mut();
                     match ev {
-                        LinkEvent::Up { peer, .. } => core.link_up(&peer),
+                        LinkEvent::Up { peer, .. } => {
+                            up = Some(peer.id.clone());
+                            core.link_up(&peer)
+                        }
                         LinkEvent::Down { peer, .. } => {
                             // Before the view moves the channels: which ones it owned.
                             gap = core.interest_owned_by(&peer.id);
@@ -273,6 +277,9 @@ impl Gateway {
                 };
                 g.apply(&s, actions);
                 g.close_gapped(&s, gap);
+                if let Some(peer) = up {
+                    g.send_revocations(&s, &peer);
+                }
                 if let Some(peer) = gone {
                     g.peer_gone(&s, &peer);
                 }

@@ -7,7 +7,7 @@ use crate::app::AppIdx;
 use crate::placement::ShardId;
 use crate::session::ConnId;
 use crate::shard::msg::ShardMsg;
-use crate::shard::tokens::{Revoke, Uses};
+use crate::shard::tokens::{Revoke, Revoked, Uses};
 use crate::shard::Shard;
 use raptor_cluster::node::Action;
 use raptor_cluster::wire::{NodeMsg, TokenMsg};
@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long a use asked of another node is remembered (only a refusal is answered).
+/// How long a use asked of another node waits for its answer.
 const ASK_WAIT: Duration = Duration::from_secs(10);
 /// Uses asked of other nodes and not yet forgotten, at most.
 const MAX_ASKS: usize = 65_536;
@@ -38,20 +38,26 @@ fn key(jti: &str) -> String {
 
 impl Gateway {
     /// A revocation from this node: in force on every shard here and on every peer.
-    pub(super) fn revoke(&self, shard: &Shard, app: AppIdx, what: Revoke, until: u64) {
-        shard.revoke_local(app, what.clone(), until);
-        let app_id = shard.apps().get(app).id.clone();
-        let (jti, user) = match what {
-            Revoke::Token(j) => (Some(j.to_string()), None),
-            Revoke::User(u) => (None, Some(u.to_string())),
-        };
-        let msg = TokenMsg::Revoke {
-            app: app_id,
-            jti,
-            user,
-            until,
-        };
-        self.carry_out_plain_broadcast(NodeMsg::Token(Box::new(msg)));
+    pub(super) fn revoke(&self, shard: &Shard, app: AppIdx, what: Revoke, r: Revoked) {
+        shard.revoke_local(app, what.clone(), r);
+        if let Some(msg) = revoke_msg(shard, app, what, r) {
+            self.carry_out_plain_broadcast(msg);
+        }
+    }
+
+    /// A peer's link came up: it gets every revocation in force here (it may have missed
+    /// some while away, or be new), so a revocation reaches nodes that join later too.
+    pub(super) fn send_revocations(&self, shard: &Shard, to: &NodeId) {
+        let actions = shard
+            .revocations()
+            .into_iter()
+            .filter_map(|(app, what, r)| revoke_msg(shard, app, what, r))
+            .map(|msg| Action::Send {
+                to: to.clone(),
+                msg,
+            })
+            .collect();
+        self.carry_out_plain(actions);
     }
 
     /// A session of this node uses token `jti`: counted here if this node owns the token
@@ -84,10 +90,8 @@ impl Gateway {
         let id = self.tokens.next.get() + 1;
         self.tokens.next.set(id);
         let mut asks = self.tokens.asks.borrow_mut();
-        let now = Instant::now();
-        asks.retain(|_, (.., at)| now.saturating_duration_since(*at) < ASK_WAIT);
         if asks.len() < MAX_ASKS {
-            asks.insert(id, (from, conn, now));
+            asks.insert(id, (from, conn, Instant::now()));
         }
         drop(asks);
         let msg = TokenMsg::Use {
@@ -112,6 +116,7 @@ impl Gateway {
                 jti,
                 user,
                 until,
+                at,
             } => {
                 let Some(a) = shard.apps().by_id(&app).cloned() else {
                     return;
@@ -121,7 +126,7 @@ impl Gateway {
                     (None, Some(u)) => Revoke::User(Arc::from(u)),
                     (None, None) => return,
                 };
-                shard.revoke_local(a.idx, what, until);
+                shard.revoke_local(a.idx, what, Revoked { until, at });
             }
             TokenMsg::Use {
                 id,
@@ -135,15 +140,15 @@ impl Gateway {
                     return;
                 };
                 let jti: Arc<str> = Arc::from(jti);
-                if !self
-                    .tokens
-                    .uses
-                    .borrow_mut()
-                    .claim(a.idx, &jti, &session, uses, until)
-                {
-                    let msg = NodeMsg::Token(Box::new(TokenMsg::Refused { id }));
-                    self.carry_out_plain(vec![Action::Send { to: from, msg }]);
-                }
+                let mut counted = self.tokens.uses.borrow_mut();
+                let answer = if counted.claim(a.idx, &jti, &session, uses, until) {
+                    TokenMsg::Accepted { id }
+                } else {
+                    TokenMsg::Refused { id }
+                };
+                drop(counted);
+                let msg = NodeMsg::Token(Box::new(answer));
+                self.carry_out_plain(vec![Action::Send { to: from, msg }]);
             }
             TokenMsg::Refused { id } => {
                 if let Some((shard_id, conn, _)) = self.tokens.asks.borrow_mut().remove(&id) {
@@ -152,14 +157,39 @@ impl Gateway {
                         .send(shard_id, ShardMsg::TokenUseRefused { conn });
                 }
             }
+            TokenMsg::Accepted { id } => {
+                self.tokens.asks.borrow_mut().remove(&id);
+            }
         }
     }
 
-    /// Forgets the uses of expired tokens (the gateway's tick).
+    /// Forgets the uses of expired tokens and unanswered asks (the gateway's tick).
     pub(super) fn tokens_tick(&self) {
         self.tokens
             .uses
             .borrow_mut()
             .expire(crate::token::now_secs());
+        let now = Instant::now();
+        self.tokens
+            .asks
+            .borrow_mut()
+            .retain(|_, (.., at)| now.saturating_duration_since(*at) < ASK_WAIT);
     }
+}
+
+/// A revocation as the peers get it (`None` for an app no longer configured).
+fn revoke_msg(shard: &Shard, app: AppIdx, what: Revoke, r: Revoked) -> Option<NodeMsg> {
+    let app_id = shard.apps().list.get(app as usize)?.id.clone();
+    let (jti, user) = match what {
+        Revoke::Token(j) => (Some(j.to_string()), None),
+        Revoke::User(u) => (None, Some(u.to_string())),
+    };
+    let msg = TokenMsg::Revoke {
+        app: app_id,
+        jti,
+        user,
+        until: r.until,
+        at: r.at,
+    };
+    Some(NodeMsg::Token(Box::new(msg)))
 }
