@@ -6,8 +6,9 @@
 
 import { spawn } from 'node:child_process';
 import { after, afterEach, before } from 'node:test';
-import { existsSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import PusherJS from 'pusher-js';
@@ -299,11 +300,14 @@ export function clientPool() {
  * once the server is up, so the file can keep its own `server`/`sdk` variables.
  * @returns the pool
  */
-export function useServer(onStart) {
+export function useServer(onStart, { config } = {}) {
   const pool = clientPool();
   let server;
+  // `config`: a TOML configuration the server starts with (a temporary file).
+  const configPath = config && join(tmpdir(), `raptor-interop-${process.pid}-${Math.random().toString(36).slice(2)}.toml`);
   before(async () => {
-    server = await startServer();
+    if (configPath) writeFileSync(configPath, config);
+    server = await startServer({ extraArgs: configPath ? ['--config', configPath] : [] });
     onStart({ server, sdk: serverSdk(server.port) });
   });
   afterEach(async () => {
@@ -312,6 +316,7 @@ export function useServer(onStart) {
   after(async () => {
     await pool.closeAll();
     if (server) await server.stop();
+    if (configPath) rmSync(configPath, { force: true });
   });
   return pool;
 }

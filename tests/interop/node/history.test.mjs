@@ -5,12 +5,9 @@
 // with the helper it recovers every event published meanwhile exactly once, in order, before
 // the live ones, or is told "not recovered" with nothing replayed. The history API is reached
 // with sdk.get/sdk.post; edit/delete events reach pusher-js subscribers and are replayed.
-import { test, before, after, afterEach } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { writeFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
 import Echo from 'laravel-echo';
 import PusherJS from 'pusher-js';
@@ -18,14 +15,12 @@ import {
   APP_KEY,
   WAIT_MS,
   clientOptions,
-  clientPool,
   collect,
   jsonBody,
-  serverSdk,
   sleep,
-  startServer,
   subscribe,
   uniqueChannel,
+  useServer,
 } from './helpers.mjs';
 import { enableRecovery } from '../../../clients/pusher-js/raptor-recovery.mjs';
 
@@ -46,20 +41,7 @@ size = 10
 
 let server;
 let sdk;
-const pool = clientPool();
-const configPath = join(tmpdir(), `raptor-history-interop-${process.pid}.toml`);
-
-before(async () => {
-  writeFileSync(configPath, CONFIG);
-  server = await startServer({ extraArgs: ['--config', configPath] });
-  sdk = serverSdk(server.port);
-});
-afterEach(() => pool.closeAll());
-after(async () => {
-  await pool.closeAll();
-  if (server) await server.stop();
-  rmSync(configPath, { force: true });
-});
+const pool = useServer((s) => ({ server, sdk } = s), { config: CONFIG });
 
 /**
  * A TCP proxy in front of the server: `cut()` kills every connection through it (no close

@@ -5,21 +5,16 @@
 // - userAuthentication.customHandler → {auth: token, user_data}: pusher.signin() sends it,
 //   and pusher-js sends it again on every reconnection (before resubscribing);
 // - channelAuthorization.customHandler → {auth: token} for private/presence channels.
-import { test, before, after, afterEach } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 
 import {
-  clientPool,
   collect,
   jsonBody,
-  serverSdk,
   sleep,
-  startServer,
   subscribe,
   uniqueChannel,
+  useServer,
   waitFrame,
   WAIT_MS,
 } from './helpers.mjs';
@@ -34,20 +29,7 @@ require_tokens = true
 
 let server;
 let sdk;
-const pool = clientPool();
-const configPath = join(tmpdir(), `raptor-tokens-interop-${process.pid}.toml`);
-
-before(async () => {
-  writeFileSync(configPath, CONFIG);
-  server = await startServer({ extraArgs: ['--config', configPath] });
-  sdk = serverSdk(server.port);
-});
-afterEach(() => pool.closeAll());
-after(async () => {
-  await pool.closeAll();
-  if (server) await server.stop();
-  rmSync(configPath, { force: true });
-});
+const pool = useServer((s) => ({ server, sdk } = s), { config: CONFIG });
 
 /** A token from the server's API (the SDK's generic post signs the request). */
 async function mintToken(claims) {
