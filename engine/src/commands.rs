@@ -399,7 +399,7 @@ impl Granted {
 /// Keeps a token that authorized a subscription, once per distinct token, bounded.
 fn keep_auth_token(shard: &Shard, conn: &Connection, t: Rc<crate::token::Token>) {
     let mut kept = conn.auth_tokens.borrow_mut();
-    if kept.iter().any(|k| k.claims == t.claims) {
+    if kept.iter().any(|k| k.raw == t.raw) {
         return;
     }
     if kept.len() >= shard.limits().max_subscriptions_per_connection {
@@ -417,6 +417,25 @@ fn grant(
     channel: &str,
 ) -> Result<Granted, crate::token::TokenError> {
     if crate::token::looks_like_token(auth) {
+        // Presented before on this connection (pusher-js authorizes each channel): the
+        // verified token is reused, its revocation and expiry checked again.
+        let cached = conn
+            .auth_tokens
+            .borrow()
+            .iter()
+            .find(|k| &*k.raw == auth)
+            .cloned();
+        if let Some(t) = cached {
+            if shard.is_revoked(conn.app, &t) {
+                return Err(crate::token::TokenError::Revoked);
+            }
+            if t.expired(crate::token::now_secs()) {
+                return Err(crate::token::TokenError::Expired);
+            }
+            let mut g = Granted::of(&t, channel);
+            g.token = g.read.then_some(t);
+            return Ok(g);
+        }
         let t = tokens::verify(shard, conn, auth)?;
         // A session is what a use counts; a subscription's `auth` has none.
         if t.claims.uses.is_some() {

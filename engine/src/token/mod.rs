@@ -57,6 +57,9 @@ pub struct Token {
     pub claims: Claims,
     read: GlobSet,
     write: GlobSet,
+    /// The token as presented, so a connection presenting it again (a subscription's
+    /// `auth` for each channel) is answered without verifying and compiling it again.
+    pub raw: Box<str>,
 }
 
 /// Why a token was refused. The message is what the client is told.
@@ -171,6 +174,7 @@ pub fn verify(key: &str, secret: &str, token: &str, now: u64) -> Result<Token, T
         read: grants(&claims.read)?,
         write: grants(&claims.write)?,
         claims,
+        raw: token.into(),
     })
 }
 
