@@ -108,34 +108,18 @@ impl Create {
             write: list(&self.write),
             iat: Some(now),
             exp: Some(now + self.ttl),
-            jti: Some(self.jti.clone().unwrap_or_else(|| {
-                format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
-            })),
+            jti: self.jti.clone(),
             uses: self.uses,
             ..Claims::default()
         };
-        let t = token::mint(&target.key, target.secret.expose(), &claims);
         // What a server of this app would say of it now.
-        token::verify(&target.key, target.secret.expose(), &t, now)
+        let minted = token::issue(&target.key, target.secret.expose(), claims, now)
             .map_err(|e| CliError::Usage(e.to_string()))?;
         if self.json {
-            #[derive(serde::Serialize)]
-            struct Out<'a> {
-                token: &'a str,
-                jti: &'a str,
-                exp: u64,
-            }
-            let out = Out {
-                token: &t,
-                jti: claims.jti.as_deref().unwrap_or_default(),
-                exp: claims.exp.unwrap_or_default(),
-            };
-            print(&format!(
-                "{}\n",
-                simd_json::to_string(&out).expect("serializable")
-            ));
+            let json = simd_json::to_string(&minted).expect("serializable");
+            print(&format!("{json}\n"));
         } else {
-            print(&format!("{t}\n"));
+            print(&format!("{}\n", minted.token));
         }
         Ok(())
     }

@@ -119,6 +119,30 @@ pub fn mint(key: &str, secret: &str, claims: &Claims) -> String {
     .expect("HS256 signing")
 }
 
+/// A token just made, as the API and `raptor token create` show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Minted {
+    pub token: String,
+    pub jti: String,
+    pub exp: u64,
+}
+
+/// Makes a token of `claims` for the app (a random `jti` unless given) and checks it as a
+/// server of the app would at `now`: a token it would refuse is not made.
+pub fn issue(key: &str, secret: &str, mut claims: Claims, now: u64) -> Result<Minted, TokenError> {
+    let jti = claims
+        .jti
+        .get_or_insert_with(|| format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)))
+        .clone();
+    let token = mint(key, secret, &claims);
+    verify(key, secret, &token, now)?;
+    Ok(Minted {
+        token,
+        jti,
+        exp: claims.exp.unwrap_or_default(),
+    })
+}
+
 /// Verifies `token` for the app (`key`, `secret`) at `now` (seconds since the epoch).
 pub fn verify(key: &str, secret: &str, token: &str, now: u64) -> Result<Token, TokenError> {
     if token.len() > MAX_TOKEN_BYTES {
