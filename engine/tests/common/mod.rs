@@ -4,6 +4,7 @@
 
 pub mod cluster;
 pub mod history;
+pub mod xhr;
 
 use futures_util::{SinkExt, StreamExt};
 use hmac::{Hmac, Mac};
