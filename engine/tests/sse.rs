@@ -41,7 +41,7 @@ async fn events_arrive_in_order_as_pusher_json() {
         (None, Some("pusher:connection_established"))
     );
     // Answered by each channel's owner shard: in either order.
-    let mut answers = vec![
+    let mut answers = [
         s.event(WAIT).await.unwrap().1,
         s.event(WAIT).await.unwrap().1,
     ];
@@ -186,7 +186,7 @@ async fn private_channels_take_a_token() {
     assert_eq!(s.status, 200);
     s.event(WAIT).await.unwrap();
     // The refusal is the subscriber shard's, the success the owner's: either comes first.
-    let mut answers = vec![
+    let mut answers = [
         s.event(WAIT).await.unwrap().1,
         s.event(WAIT).await.unwrap().1,
     ];
