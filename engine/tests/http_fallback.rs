@@ -119,6 +119,19 @@ async fn a_polling_session_is_a_pusher_session() {
         [json!({"event":"client-hi","channel":"private-a","data":"{\"from\":\"ws\"}"})]
     );
 
+    // Counted in /stats and /metrics.
+    let st = Http::metrics(&server)
+        .await
+        .request("GET", "/stats", "")
+        .await;
+    assert_eq!(
+        (
+            st.json()["http_sessions"].as_u64(),
+            st.json()["connections"].as_u64()
+        ),
+        (Some(1), Some(2))
+    );
+
     // A server ping is answered through a send; `[]` (pusher-js's own ping) is liveness.
     assert_eq!(s.send_raw("[]").await.status, 204);
     let r = s.send(&[json!({"event":"pusher:ping","data":{}})]).await;

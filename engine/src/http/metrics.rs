@@ -42,6 +42,14 @@ fn quantiles(h: &Histogram<u64>) -> Quantiles {
     }
 }
 
+/// HTTP transport sessions open on this node (counted where they are admitted).
+fn http_sessions(shard: &Shard) -> u64 {
+    shard
+        .node
+        .http_sessions
+        .load(std::sync::atomic::Ordering::Relaxed) as u64
+}
+
 pub async fn stats(shard: &Rc<Shard>) -> Response {
     let s = match gather(shard).await {
         Ok(s) => s,
@@ -60,6 +68,7 @@ pub async fn stats(shard: &Rc<Shard>) -> Response {
     struct Out {
         shards: usize,
         connections: u64,
+        http_sessions: u64,
         channels: u64,
         messages_in: u64,
         messages_out: u64,
@@ -77,6 +86,7 @@ pub async fn stats(shard: &Rc<Shard>) -> Response {
     let out = Out {
         shards: shard.nr_shards,
         connections: s.connections,
+        http_sessions: http_sessions(shard),
         channels: s.channels,
         messages_in: s.published,
         messages_out: s.delivered,
@@ -118,9 +128,15 @@ pub async fn metrics(shard: &Rc<Shard>) -> Response {
     };
     gauge(
         "connections",
-        "Open WebSocket connections.",
+        "Open sessions: WebSocket connections and HTTP transport sessions.",
         "gauge",
         s.connections,
+    );
+    gauge(
+        "http_sessions",
+        "Open HTTP transport sessions (xhr_streaming, xhr_polling, SSE).",
+        "gauge",
+        http_sessions(shard),
     );
     gauge("channels", "Occupied channels.", "gauge", s.channels);
     gauge(
