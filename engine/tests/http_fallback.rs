@@ -449,3 +449,81 @@ async fn cors_preflights_and_origins() {
         .await;
     assert_eq!(r.status, 403);
 }
+
+/// A poller that stops polling while events keep coming: its queue fills, it is cut with
+/// 4100 (the close waits for its next poll, within the disconnect delay).
+#[tokio::test]
+async fn a_stalled_poller_is_cut_with_4100() {
+    let server = Server::start_with(
+        "[limits]\noutbox_max_frames = 8\n\n[limits.http_fallback]\ndisconnect_delay_secs = 30\n",
+    );
+    let s = Session::new(&server, "stall001");
+    s.poll().await;
+    s.send(&[json!({"event":"pusher:subscribe","data":{"channel":"busy"}})])
+        .await;
+    poll_for(&s, 1).await;
+    let mut api = Http::connect(&server).await;
+    for i in 0..20 {
+        api.publish("busy", "e", &i.to_string()).await;
+    }
+    let r = s.poll().await;
+    assert_eq!(r.body, "c[4100,\"over capacity\"]\n");
+    let r = s.send_raw("[]").await;
+    assert_eq!(r.status, 404, "the session is over");
+}
+
+/// In a cluster an HTTP session is a session like any other: a poller on node 1 receives
+/// what is published on node 3 and meets a WebSocket member of node 2 in presence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn across_a_cluster() {
+    use common::cluster::{owned_by, wait_linked, Cluster};
+    let cl = Cluster::start(3);
+    wait_linked(&cl, 3).await;
+    let ch = owned_by("presence-room-", 2);
+    let s = Session::new(cl.node(0), "clus0001");
+    let sid = socket_id(&messages(&s.poll().await.body)[0]);
+    let cd = r#"{"user_id":"xhr-user"}"#;
+    let auth = presence_auth(&sid, &ch, cd);
+    s.send(&[
+        json!({"event":"pusher:subscribe","data":{"channel":ch,"auth":auth,"channel_data":cd}}),
+    ])
+    .await;
+    assert_eq!(
+        poll_for(&s, 1).await[0]["event"],
+        "pusher_internal:subscription_succeeded"
+    );
+    let mut ws = Client::connect(cl.node(1)).await;
+    let cd2 = r#"{"user_id":"ws-user"}"#;
+    let auth = presence_auth(&ws.socket_id, &ch, cd2);
+    ws.send(
+        json!({"event":"pusher:subscribe","data":{"channel":ch,"auth":auth,"channel_data":cd2}}),
+    )
+    .await;
+    let ok = ws.recv().await;
+    let members: Value = serde_json::from_str(ok["data"].as_str().unwrap()).unwrap();
+    assert_eq!(members["presence"]["count"], 2);
+    assert_eq!(
+        poll_for(&s, 1).await,
+        [
+            json!({"event":"pusher_internal:member_added","channel":ch,"data":"{\"user_id\":\"ws-user\"}"})
+        ]
+    );
+    let mut api = Http::connect(cl.node(2)).await;
+    for i in 0..10 {
+        assert_eq!(api.publish(&ch, "e", &i.to_string()).await.status, 200);
+    }
+    let got = poll_for(&s, 10).await;
+    let data: Vec<&str> = got.iter().map(|m| m["data"].as_str().unwrap()).collect();
+    assert_eq!(data, (0..10).map(|i| i.to_string()).collect::<Vec<_>>());
+    let r = s
+        .send(&[json!({"event":"client-x","channel":ch,"data":{}})])
+        .await;
+    assert_eq!(r.status, 204);
+    for _ in 0..10 {
+        ws.recv().await;
+    }
+    assert_eq!(
+        ws.recv().await,
+        json!({"event":"client-x","channel":ch,"data":"{}","user_id":"xhr-user"})
+    );
+}
