@@ -17,7 +17,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { APP_KEY, uniqueChannel, useServer } from './helpers.mjs';
+import { APP_KEY, jsonBody, uniqueChannel, useServer } from './helpers.mjs';
 import { HTTP_PATH, closedPort } from './http_fallback.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -56,7 +56,7 @@ window.startSse = function (url, into) {
   const es = new EventSource(url);
   es.onopen = () => { list.opened += 1; };
   es.onerror = () => { list.errors += 1; };
-  es.onmessage = (e) => { list.events.push({ id: e.lastEventId, data: JSON.parse(e.data) }); list.lastId = e.lastEventId; };
+  es.onmessage = (e) => { list.events.push({ id: e.lastEventId, data: JSON.parse(e.data), opened: list.opened }); list.lastId = e.lastEventId; };
   window['es_' + into] = es;
 };
 </script>
@@ -196,6 +196,47 @@ test('EventSource in the page: events in order; a second EventSource with last_e
     assert.equal(JSON.parse(rec.data.data).recovered, true);
     assert.equal(JSON.parse(rec.data.data).replayed, 6);
     assert.equal(r2.errors, 0);
+    assert.deepEqual(problems, []);
+  } finally {
+    await context.close();
+  }
+});
+
+test('EventSource reconnects by itself after the server ends its stream and resumes with the Last-Event-ID header', async () => {
+  // The stream is ended by terminate_connections (the token signs the session in as `user`);
+  // the browser reconnects on its own (after its default ~3 s retry) with the same URL and the
+  // last id it saw as the Last-Event-ID header.
+  const { context, page, problems } = await newPage();
+  try {
+    const hist = uniqueChannel('hist-es');
+    const user = `es-${Date.now()}`;
+    const res = await sdk.post({ path: '/tokens', body: { sub: user, read: ['hist-*'] } });
+    const { token } = await jsonBody(res);
+    const url = `http://127.0.0.1:${server.port}${HTTP_PATH}/app/${APP_KEY}/sse?channel=${encodeURIComponent(hist)}&token=${encodeURIComponent(token)}`;
+    await page.evaluate((u) => window.startSse(u, 'auto'), url);
+    await waitPage(page, (h) => window.results.auto && window.results.auto.events.some((e) => e.data.event === 'raptor:recovery' && e.data.channel === h), hist, 10000, 'recovery event');
+    for (let i = 0; i < 4; i++) assert.equal((await sdk.trigger(hist, 'my-event', { i })).status, 200);
+    await waitPage(page, () => window.results.auto.events.filter((e) => e.data.event === 'my-event').length >= 4, null, 10000, '4 events');
+
+    assert.equal((await sdk.terminateUserConnections(user)).status, 200);
+    await waitPage(page, () => window.results.auto.events.some((e) => e.data.event === 'pusher:error'), null, 5000, 'pusher:error 4009');
+    // Published while the browser is away (it waits ~3 s before reconnecting).
+    for (let i = 4; i < 9; i++) assert.equal((await sdk.trigger(hist, 'my-event', { i })).status, 200);
+    await waitPage(page, () => window.results.auto.events.filter((e) => e.data.event === 'my-event').length >= 9, null, 15000, 'the 5 missed events after the automatic reconnection');
+    await page.waitForTimeout(300);
+    const r = await page.evaluate(() => window.results.auto);
+    const appEvents = r.events.filter((e) => e.data.event === 'my-event');
+    assert.deepEqual(appEvents.map((e) => JSON.parse(e.data.data).i), [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    // The last five came on the second connection, after its recovery said so.
+    assert.ok(r.opened >= 2, JSON.stringify(r));
+    assert.ok(appEvents.slice(4).every((e) => e.opened === 2), JSON.stringify(appEvents));
+    const recs = r.events.filter((e) => e.data.event === 'raptor:recovery').map((e) => JSON.parse(e.data.data));
+    assert.equal(recs.length, 2, JSON.stringify(recs));
+    assert.equal(recs[1].was_recovering, true);
+    assert.equal(recs[1].recovered, true);
+    assert.equal(recs[1].replayed, 5);
+    const errs = r.events.filter((e) => e.data.event === 'pusher:error').map((e) => e.data.data.code);
+    assert.ok(errs.length >= 1 && errs.every((c) => c === 4009), JSON.stringify(errs));
     assert.deepEqual(problems, []);
   } finally {
     await context.close();

@@ -293,8 +293,11 @@ for (const transport of ['xhr_streaming', 'xhr_polling']) {
 
         await first.stop(); // SIGTERM, waits for the exit
         await eventuallyErr(c, 4200);
+        // pusher-js retries at once on 4200; a retry that reaches the server while it drains is
+        // closed with 4200 again, so there may be several, all 4200.
         const closeErrs = c.__errors.filter((e) => e.type === 'WebSocketError');
-        assert.deepEqual(closeErrs.map((e) => e.error.data.code), [4200], JSON.stringify(c.__errors));
+        assert.ok(closeErrs.length >= 1, JSON.stringify(c.__errors));
+        assert.deepEqual([...new Set(closeErrs.map((e) => e.error.data.code))], [4200], JSON.stringify(c.__errors));
         assert.notEqual(c.connection.state, 'connected');
 
         second = await startServer({ extraArgs: ['--config', cfg], bind: `127.0.0.1:${port}` });
