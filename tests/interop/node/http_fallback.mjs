@@ -21,10 +21,8 @@ export async function closedPort() {
   return port;
 }
 
-let sessionCounter = 0;
 /** A session id the way pusher-js makes them: 8 characters of [0-9a-v]. */
 export function sessionId() {
-  sessionCounter += 1;
   const alphabet = '0123456789abcdefghijklmnopqrstuv';
   let s = '';
   for (let i = 0; i < 8; i++) s += alphabet[Math.floor(Math.random() * 32)];
