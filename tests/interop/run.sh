@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Raptor interop suite: pusher-js 8.6.0 + npm pusher 5.3.4 (node --test) and PyPI pusher 3.3.4 (pytest).
+# node/browser_fallback.test.mjs runs pusher-js's web build in headless Chromium (playwright-core
+# driving /usr/bin/chromium, or $CHROMIUM; installed with apt-get when missing and run as root).
 # The node half includes node/readme_quickstart.test.mjs, which runs README.md's Quick start
 # blocks as written (its Python block under the venv below, passed as INTEROP_PYTHON).
 #
@@ -35,6 +37,23 @@ if [[ ! -f "$vstamp" || "$(cat "$vstamp")" != "$req_sum" ]]; then
   log "pip install -r tests/interop/requirements.txt"
   "$venv/bin/pip" install --disable-pip-version-check -q -r "$HERE/requirements.txt"
   echo "$req_sum" >"$vstamp"
+fi
+
+# --- The browser for node/browser_fallback.test.mjs: Debian's chromium (as tests/dashboard/run.sh) ---
+export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+if [[ ( -z "${INTEROP_ONLY:-}" || "${INTEROP_ONLY:-}" == node ) && ! -x "$CHROMIUM" ]]; then
+  if [[ "$CHROMIUM" != /usr/bin/chromium ]]; then
+    echo "CHROMIUM=$CHROMIUM is not an executable file" >&2
+    exit 1
+  fi
+  if [[ "$(id -u)" -ne 0 ]]; then
+    echo "/usr/bin/chromium is missing; install it (as root): apt-get install -y --no-install-recommends chromium" >&2
+    exit 1
+  fi
+  log "apt-get install chromium"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
 
 # --- Server binary ---

@@ -30,16 +30,17 @@ export function raptorBin() {
 
 /**
  * Start `raptor serve --bind 127.0.0.1:0 --shards 2 --metrics-bind off` and resolve once it
- * prints `listening on 127.0.0.1:PORT` on stdout. The metrics listener is off: its default
+ * prints `listening on 127.0.0.1:PORT` on stdout (`bind`: another address, e.g. a port a
+ * stopped server had, to restart it where its clients reconnect). The metrics listener is off: its default
  * port (9601) would collide between the servers of test files running in parallel.
  * @returns {Promise<{port:number, proc:import('node:child_process').ChildProcess, stop:()=>Promise<void>, output:()=>string}>}
  */
-export function startServer({ timeoutMs = 20000, extraArgs = [] } = {}) {
+export function startServer({ timeoutMs = 20000, extraArgs = [], bind = '127.0.0.1:0' } = {}) {
   const bin = raptorBin();
   if (!existsSync(bin)) {
     return Promise.reject(new Error(`raptor binary not found at ${bin} (set RAPTOR_BIN or build it)`));
   }
-  const args = ['serve', '--bind', '127.0.0.1:0', '--shards', '2', '--metrics-bind', 'off', ...extraArgs];
+  const args = ['serve', '--bind', bind, '--shards', '2', '--metrics-bind', 'off', ...extraArgs];
   const proc = spawn(bin, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { RUST_LOG: 'warn', ...process.env },
