@@ -68,12 +68,12 @@ pub async fn stats(shard: &Rc<Shard>) -> Response {
     struct Out {
         shards: usize,
         connections: u64,
-        http_sessions: u64,
         channels: u64,
         messages_in: u64,
         messages_out: u64,
         bytes_out: u64,
         slow_consumers_cut: u64,
+        http_sessions: u64,
         mesh_overflow_peak: u64,
         webhooks: Webhooks,
         publish_to_write_us: Quantiles,
@@ -86,12 +86,12 @@ pub async fn stats(shard: &Rc<Shard>) -> Response {
     let out = Out {
         shards: shard.nr_shards,
         connections: s.connections,
-        http_sessions: http_sessions(shard),
         channels: s.channels,
         messages_in: s.published,
         messages_out: s.delivered,
         bytes_out: s.bytes_out,
         slow_consumers_cut: s.slow_consumers,
+        http_sessions: http_sessions(shard),
         mesh_overflow_peak: s.mesh_overflow_peak,
         webhooks: Webhooks {
             queued: w.queued,

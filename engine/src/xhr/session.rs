@@ -219,17 +219,16 @@ fn attach(shard: &Rc<Shard>, s: &Rc<HttpSession>, r: Receiver) {
 
 /// Sends the receiver what is due: the chunk in flight again if its receiver went without
 /// writing it, else the next chunk (queued frames, then the close).
+///
+/// While nothing can be sent (no receiver, a chunk in flight, a stream at its limit) the
+/// writer stays "scheduled", so pushes do not wake it for nothing: what changes that
+/// (a receiver attaching, a chunk written) calls this again.
 fn pump(shard: &Rc<Shard>, s: &Rc<HttpSession>) {
     let out = &s.conn.out;
-    out.idle();
     if out.state() == WriteState::Closed {
         return;
     }
     let Some(mut r) = s.receiver.get() else {
-        // Nobody to tell: a draining server does not wait for a receiver that may never come.
-        if out.close_pending() && shard.node.shutting_down() {
-            out.abort();
-        }
         return;
     };
     if let Some(f) = s.inflight.borrow_mut().as_mut() {
@@ -244,6 +243,8 @@ fn pump(shard: &Rc<Shard>, s: &Rc<HttpSession>) {
         // The client re-opens; what is queued waits for it.
         return;
     }
+    // From here every queued frame is taken: the next push wakes the writer again.
+    out.idle();
     let mut buf = Vec::new();
     if !s.opened.replace(true) {
         buf.extend_from_slice(OPEN);
@@ -395,7 +396,9 @@ pub fn tick(shard: &Rc<Shard>, now: Instant) {
             }
             None => {
                 let since = s.detached_since.get().unwrap_or(now);
-                if now.saturating_duration_since(since) >= delay {
+                // A draining server does not wait for a receiver that may never come.
+                let draining = shard.node.shutting_down() && s.conn.out.close_pending();
+                if draining || now.saturating_duration_since(since) >= delay {
                     s.conn.out.abort();
                 }
             }
