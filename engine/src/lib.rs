@@ -62,6 +62,7 @@ pub mod token;
 pub mod transport;
 pub mod webhook;
 pub mod ws;
+pub mod xhr;
 
 /// `raptor --version`: the crate version and the git revision it was built from.
 pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("RAPTOR_GIT_REV"), ")");

@@ -24,8 +24,10 @@ use std::time::{Duration, Instant};
 
 #[derive(Default)]
 pub struct Node {
-    /// Live WebSocket connections on every shard.
+    /// Live sessions (WebSocket and HTTP) on every shard.
     pub connections: AtomicUsize,
+    /// Live HTTP transport sessions (xhr and SSE) on every shard (`limits.http_fallback`).
+    pub http_sessions: AtomicUsize,
     /// Set once by SIGTERM/SIGINT: stop listening, send 4200 to everyone, drain.
     pub shutdown: AtomicBool,
     /// Shards that finished draining.

@@ -9,8 +9,8 @@
 //! configuration type is in the file, so a new setting cannot be left out either.
 
 use crate::config::{
-    AdminConfig, AppConfig, ClusterSettings, Config, HistoryRule, HistorySettings, Limits,
-    MetricsConfig, Testing, TlsConfig, WebhookConfig, WebhookSettings,
+    AdminConfig, AppConfig, ClusterSettings, Config, HistoryRule, HistorySettings, HttpFallback,
+    Limits, MetricsConfig, Testing, TlsConfig, WebhookConfig, WebhookSettings,
 };
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -74,6 +74,18 @@ const BLOCKS: &[Block] = &[
         skip: &[],
         optional: false,
         settings: settings_of::<Limits>,
+    },
+    Block {
+        header: "[limits.http_fallback]",
+        about: &[
+            "The HTTP transports beside the WebSocket: pusher-js's xhr_streaming and",
+            "xhr_polling, and Server-Sent Events (docs/protocol.md, \"HTTP transports\").",
+        ],
+        required: "",
+        examples: "",
+        skip: &[],
+        optional: false,
+        settings: settings_of::<HttpFallback>,
     },
     Block {
         header: "[tls]",
@@ -233,8 +245,10 @@ fn settings(b: &Block) -> Vec<Setting> {
         .unwrap_or_else(|e| panic!("the {:?} block does not load: {e}", b.header));
     let required = keys(b.required);
     let examples = keys(b.examples);
+    // A nested table (`[http_fallback]` in `[limits]`) is a block of its own.
     let mut out: Vec<Setting> = made
         .lines()
+        .take_while(|l| !l.starts_with('['))
         .filter_map(|l| {
             let key = l.split_once('=')?.0.trim();
             let shown = !b.skip.contains(&key) && !examples.contains(&key);
@@ -333,7 +347,14 @@ mod tests {
         let cfg = Config::from_toml(&text, "default").unwrap();
         cfg.validate().unwrap();
         for (header, fields) in [
-            ("[limits]", fields_of::<Limits>()),
+            (
+                "[limits]",
+                fields_of::<Limits>()
+                    .into_iter()
+                    .filter(|f| *f != "http_fallback")
+                    .collect(),
+            ),
+            ("[limits.http_fallback]", fields_of::<HttpFallback>()),
             ("[tls]", fields_of::<TlsConfig>()),
             ("[metrics]", fields_of::<MetricsConfig>()),
             ("[admin]", fields_of::<AdminConfig>()),

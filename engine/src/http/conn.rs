@@ -131,6 +131,15 @@ pub async fn serve(
                     return;
                 }
             }
+            Routed::Xhr(receive) => {
+                drop(logged);
+                // Boxed: only a receiving request pays for this state, not every idle socket.
+                let keep = Box::pin(crate::xhr::receive::run(&shard, &mut stream, *receive)).await;
+                if !keep {
+                    finish(stream, grace).await;
+                    return;
+                }
+            }
             Routed::Stream(events) => {
                 drop(logged);
                 events.run(&shard, stream).await;

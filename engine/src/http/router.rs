@@ -18,6 +18,8 @@ pub enum Routed {
     Upgrade(Upgrade),
     /// `GET /admin/api/stream`: the connection becomes an event stream.
     Stream(super::dashboard::stream::EventStream),
+    /// A request that receives an HTTP transport's session (`crate::xhr`).
+    Xhr(Box<crate::xhr::Receive>),
 }
 
 /// Answers `req`, which came in on the listener `access` guards.
@@ -32,6 +34,17 @@ pub async fn route(shard: &Rc<Shard>, req: Request, access: &Access) -> Routed {
     }
     if access.surface == Surface::Metrics {
         return Routed::Respond(metrics_listener(shard, &req, &segs, access).await);
+    }
+    let fallback = {
+        let limits = shard.limits();
+        let f = &limits.http_fallback;
+        f.enabled.then(|| f.path.clone())
+    };
+    if let Some(parsed) = fallback
+        .as_deref()
+        .and_then(|p| crate::xhr::parse(&path, p))
+    {
+        return crate::xhr::route(shard, req, parsed).await;
     }
     let resp = match (req.method.as_str(), segs.as_slice()) {
         (_, ["app", ..]) if req.upgrade_websocket => return upgrade(shard, &req),

@@ -45,6 +45,9 @@ pub struct AdminHeaders {
     /// `X-Raptor-CSRF: 1`: sent by the dashboard's own requests, which a cross-site form
     /// cannot send.
     pub csrf_header: bool,
+    /// `Last-Event-ID` (an `EventSource` reconnecting, `crate::xhr::sse`): kept on any path,
+    /// the box made only when the header is there.
+    pub last_event_id: Option<String>,
 }
 
 /// Paths whose requests keep [`AdminHeaders`].
@@ -194,6 +197,8 @@ fn from_httparse(req: &httparse::Request<'_, '_>) -> Result<Request, ReadError> 
             r.content_length = n;
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             r.chunked = true;
+        } else if name.eq_ignore_ascii_case("last-event-id") {
+            r.admin.get_or_insert_with(Box::default).last_event_id = Some(v.to_string());
         } else if let Some(a) = r.admin.as_mut() {
             if name.eq_ignore_ascii_case("cookie") {
                 a.cookie = Some(crate::config::Secret::new(v));

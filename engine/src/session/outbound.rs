@@ -357,6 +357,21 @@ impl Outbound {
             .set(self.written.get().wrapping_add(done as u32));
     }
 
+    /// Takes the head frame whole: for a transport that frames payloads its own way and
+    /// retires them as it takes them (the HTTP transports, `crate::xhr`). `None` with none
+    /// queued, or with the head partially written by a byte-stream writer.
+    pub fn pop(&self) -> Option<Frame> {
+        let mut q = self.queue.borrow_mut();
+        if q.head_written > 0 {
+            return None;
+        }
+        let f = q.frames.pop_front()?;
+        q.bytes -= f.len();
+        drop(q);
+        self.written.set(self.written.get().wrapping_add(1));
+        Some(f)
+    }
+
     /// The place after every frame pushed so far: a writer keeps a mark with bytes of its
     /// own (a WebSocket pong) to send them after those frames and before later ones.
     pub fn mark(&self) -> u32 {

@@ -73,8 +73,10 @@ pub struct Shard {
     pub node: Arc<crate::lifecycle::Node>,
     /// New-connection rate window: (start of the current second, admitted in it).
     conn_rate: Cell<(std::time::Instant, u32)>,
-    /// Live WebSocket connections accepted by this shard.
+    /// Live sessions on this shard: its WebSockets, and the HTTP sessions it is home to.
     pub conns: RefCell<HashMap<ConnId, Rc<Connection>>>,
+    /// The HTTP transports' sessions and receivers on this shard (`crate::xhr`).
+    pub xhr: crate::xhr::Local,
     next_conn: Cell<u64>,
     pub local: RefCell<LocalChannels>,
     pub owned: RefCell<OwnedChannels>,
@@ -136,6 +138,7 @@ impl Shard {
             node,
             conn_rate: Cell::new((std::time::Instant::now(), 0)),
             conns: RefCell::new(HashMap::new()),
+            xhr: crate::xhr::Local::default(),
             next_conn: Cell::new(0),
             local: RefCell::new(LocalChannels::new()),
             owned: RefCell::new(OwnedChannels::new(nr_shards)),
@@ -450,7 +453,7 @@ impl Shard {
     }
 
     /// Sends the message `make(id)` to `dst` and waits for the `Reply` with that id.
-    async fn request(
+    pub(crate) async fn request(
         &self,
         dst: ShardId,
         make: impl FnOnce(u64) -> ShardMsg,
@@ -484,8 +487,9 @@ impl Shard {
     // ---- incoming messages ---------------------------------------------------------------
 
     /// Handles one message from any shard (or this one). Never awaits.
-    pub fn handle(&self, msg: ShardMsg) {
+    pub fn handle(self: &Rc<Self>, msg: ShardMsg) {
         match msg {
+            ShardMsg::Xhr(m) => crate::xhr::handle(self, *m),
             ShardMsg::Subscribe {
                 app,
                 channel,

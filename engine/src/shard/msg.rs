@@ -54,6 +54,8 @@ pub enum ShardMsg {
         /// The position the client asked to recover from (docs/history.md).
         recover: Option<Position>,
     },
+    /// An HTTP transport's session and the requests serving it (`crate::xhr`).
+    Xhr(Box<crate::xhr::XhrMsg>),
     /// Owner → subscriber shard: the answer to `Subscribe`. When `ok`, the subscription is
     /// counted and `frames` (subscription_succeeded, then a cached event or cache_miss) go to
     /// the connection before any later delivery. Otherwise `frames` holds the refusal.
@@ -412,6 +414,8 @@ pub enum Reply {
     UserCounts(Vec<u32>),
     /// A history API answer: HTTP status and JSON body.
     History((u16, Vec<u8>)),
+    /// What became of an HTTP transport's send (`crate::xhr`): its HTTP status.
+    Status(u16),
     /// The question reached a shard that cannot answer it (a gateway query on a shard
     /// without the gateway, or a single-node query in a cluster). Never data: the caller
     /// answers 500.

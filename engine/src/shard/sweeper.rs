@@ -18,6 +18,7 @@ pub async fn run(shard: Weak<Shard>) {
         shard.tick(now);
         shard.after_reload();
         sweep(&shard, now);
+        crate::xhr::tick(&shard, now);
     }
 }
 
