@@ -342,7 +342,10 @@ impl Loop {
                 return self.fail(s, format!("write: {e}").into());
             }
         }
-        while readable {
+        if !readable {
+            return;
+        }
+        loop {
             let Some(ex) = self.ex.get_mut(id) else {
                 return;
             };
