@@ -98,8 +98,8 @@ fn rows(s: Scenario) -> Vec<Row> {
                 " µs",
             ),
         ],
-        // its own tables: crate::history::report
-        Scenario::History => Vec::new(),
+        // their own tables: crate::history::report, crate::transports
+        Scenario::History | Scenario::Transports => Vec::new(),
     }
 }
 
@@ -144,6 +144,7 @@ fn title(s: Scenario, p: &Plan) -> String {
             "History: fanout and publishing with history on vs off, recovering {} events, memory per 1,000 stored events",
             crate::history::RECOVER_EVENTS
         ),
+        Scenario::Transports => crate::transports::title(p),
     }
 }
 
@@ -507,6 +508,11 @@ pub fn render(info: &RunInfo) -> String {
             let _ = writeln!(w, "{}", crate::history::report::section(info));
             continue;
         }
+        if *s == Scenario::Transports {
+            let _ = writeln!(w, "### {}\n", title(*s, p));
+            let _ = writeln!(w, "{}", crate::transports::section(info));
+            continue;
+        }
         let names: Vec<&str> = info
             .contenders
             .iter()
@@ -568,6 +574,25 @@ pub fn render(info: &RunInfo) -> String {
     );
     for smp in &info.samples {
         let (headline, lost, ooo, errs, status) = match (&smp.report, &smp.error, &smp.history) {
+            (_, _, None) if smp.transports.is_some() => {
+                let t = smp.transports.as_ref().expect("checked");
+                let (l, o, e) = crate::transports::tallies(t);
+                let problems = crate::transports::problems(t);
+                (
+                    crate::transports::headline(t),
+                    l.to_string(),
+                    o.to_string(),
+                    e.to_string(),
+                    if problems.is_empty() {
+                        "clean".to_string()
+                    } else {
+                        format!(
+                            "**unclean**: {}",
+                            problems.join("; ").replace('|', "/").replace('\n', " ")
+                        )
+                    },
+                )
+            }
             (_, _, Some(h)) => {
                 let (l, o, e) = crate::history::report::tallies(h);
                 let problems = crate::history::report::problems(h);
@@ -670,8 +695,9 @@ fn headline(s: Scenario, r: &raptor_loadtest::Report) -> String {
             r.connects_per_sec.map_or("–".into(), fmt_num),
             fmt_num(l.p50)
         ),
-        // a history sample has no report; its headline is crate::history::report::headline
-        (Scenario::History, _) => String::new(),
+        // a history or transports sample has no report; their headlines are
+        // crate::history::report::headline and crate::transports::headline
+        (Scenario::History | Scenario::Transports, _) => String::new(),
     }
 }
 

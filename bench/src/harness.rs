@@ -7,6 +7,7 @@ use crate::history::HistoryResult;
 use crate::machine::{loadavg, CoresUsed, CpuShare};
 use crate::raw;
 use crate::server::ServerProc;
+use crate::transports::TransportsResult;
 use anyhow::Context;
 use raptor_loadtest::connect_storm::{self, ConnectStormOpts};
 use raptor_loadtest::fanout::{self, FanoutOpts};
@@ -39,16 +40,20 @@ pub enum Scenario {
     /// Channel history (Raptor only): fanout and flat-out publishing with history on vs
     /// off, time to recover 300 events, memory per 1,000 stored events ([`crate::history`]).
     History,
+    /// The same fanout with its subscribers on each transport (Raptor only): WebSocket,
+    /// xhr_streaming, xhr_polling, SSE ([`crate::transports`]).
+    Transports,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Fanout,
         Scenario::FlatOut,
         Scenario::Latency,
         Scenario::Idle,
         Scenario::Storm,
         Scenario::History,
+        Scenario::Transports,
     ];
 
     pub fn name(self) -> &'static str {
@@ -59,6 +64,7 @@ impl Scenario {
             Scenario::Idle => "idle",
             Scenario::Storm => "connect-storm",
             Scenario::History => "history",
+            Scenario::Transports => "transports",
         }
     }
 
@@ -105,6 +111,15 @@ pub struct Plan {
     /// recoveries of 300 events timed per round of the history scenario
     #[serde(default = "default_history_recoveries")]
     pub history_recoveries: usize,
+    /// subscribers of the one channel in the transports scenario
+    #[serde(default = "default_transport_subscribers")]
+    pub transport_subscribers: u64,
+    /// publishes per second in the transports scenario
+    #[serde(default = "default_transport_rate")]
+    pub transport_rate: f64,
+    /// publishing seconds of each transport's fanout
+    #[serde(default = "default_transport_secs")]
+    pub transport_secs: f64,
 }
 
 // Defaults of the history fields, also for a results.json written before they existed.
@@ -119,6 +134,15 @@ fn default_history_events() -> u64 {
 }
 fn default_history_recoveries() -> usize {
     20
+}
+fn default_transport_subscribers() -> u64 {
+    200
+}
+fn default_transport_rate() -> f64 {
+    50.0
+}
+fn default_transport_secs() -> f64 {
+    4.0
 }
 
 /// A server under test.
@@ -154,7 +178,7 @@ impl Contender {
     pub fn runs(&self, s: Scenario) -> bool {
         match self.kind {
             Kind::Raw { .. } => s == Scenario::Fanout,
-            Kind::Peer { .. } => s != Scenario::History,
+            Kind::Peer { .. } => !matches!(s, Scenario::History | Scenario::Transports),
             Kind::Raptor { .. } => true,
         }
     }
@@ -205,6 +229,9 @@ pub struct Sample {
     /// history: everything the round measured (`report` is `None` there)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<HistoryResult>,
+    /// transports: every transport's run of the round (`report` is `None` there)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transports: Option<TransportsResult>,
 }
 
 impl Sample {
@@ -213,6 +240,10 @@ impl Sample {
     pub fn clean(&self) -> bool {
         self.report.as_ref().is_some_and(Report::is_clean)
             || self.history.as_ref().is_some_and(HistoryResult::clean)
+            || self
+                .transports
+                .as_ref()
+                .is_some_and(TransportsResult::clean)
     }
 
     /// Whether the run goes into medians: clean, or flat out (where loss is the finding).
@@ -268,6 +299,7 @@ pub fn loadtest_command(s: Scenario, plan: &Plan) -> String {
             })
             .collect::<Vec<_>>()
             .join("\n"),
+        Scenario::Transports => crate::transports::command(plan),
     }
 }
 
@@ -284,7 +316,17 @@ pub fn run_one(
     let mut cores = CoresUsed::default();
     let mut search = Search::default();
     let mut history = None;
+    let mut transports = None;
     let result = match (&c.kind, s) {
+        (Kind::Raptor { bin, shards }, Scenario::Transports) => {
+            match crate::transports::run(bin, *shards, plan, round, log, &mut cores) {
+                Ok(t) => {
+                    transports = Some(t);
+                    Ok(None)
+                }
+                Err(e) => Err(e.context("transports against raptor")),
+            }
+        }
         (Kind::Raptor { bin, shards }, Scenario::History) => {
             match crate::history::run(bin, *shards, plan, round, log, &mut cores) {
                 Ok(h) => {
@@ -314,6 +356,7 @@ pub fn run_one(
         rate: search.rate,
         probes: search.probes,
         history,
+        transports,
     }
 }
 
@@ -398,7 +441,9 @@ fn run_inner(
             channels: plan.idle_channels,
             hold: Duration::from_secs_f64(plan.idle_hold),
         }),
-        Scenario::History => Err(anyhow::anyhow!("history runs against raptor only")),
+        Scenario::History | Scenario::Transports => {
+            Err(anyhow::anyhow!("{} runs against raptor only", s.name()))
+        }
         Scenario::Storm => {
             common.connect_concurrency = plan.storm_concurrency;
             connect_storm::run(&ConnectStormOpts {

@@ -17,7 +17,8 @@
 //! and stopping servers under test), [`raw`] (the raw loopback ceiling: server and reader),
 //! [`harness`] (scenarios and rounds), [`history`] (channel history on vs off, recovery and
 //! memory; [`api`] is its HTTP client), [`cluster`] (fanout across 3 cluster nodes against
-//! one), [`summary`] (medians and targets), [`doc`] (the markdown), [`charts`] (SVG).
+//! one), [`transports`] (the same fanout over WebSocket, xhr_streaming, xhr_polling and SSE),
+//! [`summary`] (medians and targets), [`doc`] (the markdown), [`charts`] (SVG).
 
 pub mod api;
 pub mod charts;
@@ -29,6 +30,7 @@ pub mod machine;
 pub mod raw;
 pub mod server;
 pub mod summary;
+pub mod transports;
 
 /// The workspace root (this crate's parent directory), for default paths.
 pub fn workspace() -> std::path::PathBuf {

@@ -54,8 +54,8 @@ struct Run {
     /// rounds; each runs every scenario against every server once (default 3)
     #[argh(option, default = "3")]
     rounds: usize,
-    /// scenario to run: fanout, fanout-flat-out, latency, idle, connect-storm, history;
-    /// repeat (default: all)
+    /// scenario to run: fanout, fanout-flat-out, latency, idle, connect-storm, history,
+    /// transports; repeat (default: all)
     #[argh(option)]
     only: Vec<String>,
     /// measurement seconds of fanout, latency, connect-storm and raw ceiling (default 5)
@@ -130,6 +130,15 @@ struct Run {
     /// recoveries of 300 events timed per round of the history scenario (default 20)
     #[argh(option, default = "20")]
     history_recoveries: usize,
+    /// subscribers of the one channel in the transports scenario (default 200)
+    #[argh(option, default = "200")]
+    transport_subscribers: u64,
+    /// publishes per second in the transports scenario (default 50)
+    #[argh(option, default = "50.0")]
+    transport_rate: f64,
+    /// publishing seconds of each transport's fanout in the transports scenario (default 4)
+    #[argh(option, default = "4.0")]
+    transport_secs: f64,
     /// skip the mesh_fanout in-process benchmark
     #[argh(switch)]
     no_mesh: bool,
@@ -265,6 +274,14 @@ fn run(a: Run) -> anyhow::Result<bool> {
              1..=300000, --history-recoveries in 1..=10000"
         );
     }
+    let transports_ok = a.transport_subscribers > 0
+        && a.transport_rate.is_finite()
+        && a.transport_rate > 0.0
+        && a.transport_secs > 0.0
+        && a.transport_secs <= 60.0;
+    if !transports_ok {
+        bail!("--transport-subscribers and --transport-rate positive, --transport-secs in (0, 60]");
+    }
     let scenarios: Vec<Scenario> = if a.only.is_empty() {
         Scenario::ALL.to_vec()
     } else {
@@ -311,6 +328,9 @@ fn run(a: Run) -> anyhow::Result<bool> {
         history_channels: a.history_channels,
         history_events: a.history_events,
         history_recoveries: a.history_recoveries,
+        transport_subscribers: a.transport_subscribers,
+        transport_rate: a.transport_rate,
+        transport_secs: a.transport_secs,
     };
     let mut contenders = vec![Contender {
         name: "raptor".into(),
@@ -541,6 +561,9 @@ fn render(r: Render) -> anyhow::Result<()> {
 fn progress_line(s: &Sample) -> String {
     if let Some(h) = &s.history {
         return raptor_bench::history::report::headline(h);
+    }
+    if let Some(t) = &s.transports {
+        return raptor_bench::transports::headline(t);
     }
     let rate = s.rate.map_or(String::new(), |r| {
         format!("at {r:.0}/s [{}] ", s.probes.join(", "))

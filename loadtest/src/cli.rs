@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use argh::{FromArgs, TopLevelCommand};
 
+use crate::fallback::{Transport, DEFAULT_HTTP_PATH};
 use crate::options::{Bound, Common};
 use crate::report::Report;
 use crate::target::Target;
@@ -56,6 +57,13 @@ pub struct Cli {
     /// all of them), publishing still goes to --port (e.g. the nodes of a cluster)
     #[argh(option)]
     pub extra_ports: Option<String>,
+    /// fanout and idle: how subscribers connect: ws (default), xhr_streaming, xhr_polling
+    /// (pusher-js's http fallback) or sse; publishing is the http api either way
+    #[argh(option, default = "Transport::Ws")]
+    pub transport: Transport,
+    /// path prefix of the http transports (pusher-js's httpPath, default /pusher)
+    #[argh(option, default = "String::from(DEFAULT_HTTP_PATH)")]
+    pub http_path: String,
     /// print one json object with every figure instead of the table
     #[argh(switch)]
     pub json: bool,
@@ -187,6 +195,8 @@ impl Cli {
             connect_concurrency: self.connect_concurrency.max(1),
             progress: progress && !self.json && !self.quiet,
             extra_ports,
+            transport: self.transport,
+            http_path: self.http_path.clone(),
         })
     }
 
@@ -195,6 +205,10 @@ impl Cli {
         let common = self.common(progress)?;
         if !common.extra_ports.is_empty() && !matches!(self.command, Command::Fanout(_)) {
             bail!("--extra-ports is only used by fanout");
+        }
+        let subscribers_only = matches!(self.command, Command::Fanout(_) | Command::Idle(_));
+        if common.transport != Transport::Ws && !subscribers_only {
+            bail!("--transport is only used by fanout and idle");
         }
         match &self.command {
             Command::Idle(a) => idle::run(&idle::IdleOpts {
@@ -358,6 +372,38 @@ mod tests {
         .unwrap();
         let err = cli.run(false).unwrap_err().to_string();
         assert!(err.contains("only used by fanout"), "{err}");
+    }
+
+    #[test]
+    fn transport_option() {
+        let cli = parse(&["--port", "1", "fanout", "--count", "1"]).unwrap();
+        assert_eq!(cli.common(false).unwrap().transport, Transport::Ws);
+        let cli = parse(&[
+            "--port",
+            "1",
+            "--transport",
+            "xhr_polling",
+            "fanout",
+            "--count",
+            "1",
+        ])
+        .unwrap();
+        let common = cli.common(false).unwrap();
+        assert_eq!(common.transport, Transport::XhrPolling);
+        assert_eq!(common.http_path, "/pusher");
+        assert!(parse(&["--port", "1", "--transport", "wss", "idle"]).is_err());
+        let cli = parse(&[
+            "--port",
+            "1",
+            "--transport",
+            "sse",
+            "connect-storm",
+            "--count",
+            "1",
+        ])
+        .unwrap();
+        let err = cli.run(false).unwrap_err().to_string();
+        assert!(err.contains("only used by fanout and idle"), "{err}");
     }
 
     #[test]

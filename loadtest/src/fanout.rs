@@ -19,11 +19,11 @@ use crate::net::Endpoint;
 use crate::options::{self, split, Bound, Common};
 use crate::payload;
 use crate::progress::Progress;
-use crate::report::{per_sec, us_per, LatencyUs, LossTally, Report};
+use crate::report::{kib_per_conn, per_sec, us_per, LatencyUs, LossTally, Report};
 use crate::run::{self, Shared};
 use crate::subscribers::{self, EVENT_NAME};
 use crate::target::Target;
-use crate::usage::CpuWindow;
+use crate::usage::{self, CpuWindow};
 
 /// Options for [`run()`].
 #[derive(Debug, Clone)]
@@ -73,7 +73,17 @@ pub fn run(opts: &FanoutOpts) -> anyhow::Result<Report> {
     let publishers = opts.publishers.clamp(1, opts.channels as usize);
     limits::ensure_fds(conns + publishers as u64)?;
     let sources = limits::plan_sources(c.target.addr.ip(), conns, c.source_addrs)?;
-    let endpoint = Endpoint::new(&c.target, sources).with_extra_ports(&c.extra_ports);
+    let endpoint = Endpoint::new(&c.target, sources)
+        .with_extra_ports(&c.extra_ports)
+        .with_transport(c.transport, &c.http_path);
+    // what the subscribers cost the server once set up, as `idle` measures it
+    let rss_before = c
+        .server_pid
+        .map(usage::process_rss_kib)
+        .transpose()
+        .context("reading server rss")?;
+    let client_rss_before =
+        usage::process_rss_kib(std::process::id()).context("reading own rss")?;
 
     let tag = fastrand::u32(..);
     let names: Arc<Vec<String>> = Arc::new(
@@ -101,6 +111,12 @@ pub fn run(opts: &FanoutOpts) -> anyhow::Result<Report> {
         let _ = run::join_all(workers);
         return Err(e);
     }
+    let rss_after = c
+        .server_pid
+        .map(usage::process_rss_kib)
+        .transpose()
+        .context("reading server rss")?;
+    let client_rss_after = usage::process_rss_kib(std::process::id()).context("reading own rss")?;
 
     let cpu = CpuWindow::start(c.server_pid).context("reading cpu time")?;
     let started = Instant::now();
@@ -146,8 +162,10 @@ pub fn run(opts: &FanoutOpts) -> anyhow::Result<Report> {
         server_cpu_s,
         client_cpu_us_per_delivery: us_per(client_cpu_s, deliveries),
         server_cpu_us_per_delivery: server_cpu_s.and_then(|s| us_per(s, deliveries)),
-        server_rss_kib_per_conn: None,
-        client_rss_kib_per_conn: None,
+        server_rss_kib_per_conn: rss_before
+            .zip(rss_after)
+            .and_then(|(b, a)| kib_per_conn(b, a, conns)),
+        client_rss_kib_per_conn: kib_per_conn(client_rss_before, client_rss_after, conns),
         connects_per_sec: None,
         duration_s,
     })

@@ -41,7 +41,7 @@ pub fn run(opts: &IdleOpts) -> anyhow::Result<Report> {
     }
     limits::ensure_fds(opts.connections)?;
     let sources = limits::plan_sources(c.target.addr.ip(), opts.connections, c.source_addrs)?;
-    let endpoint = Endpoint::new(&c.target, sources);
+    let endpoint = Endpoint::new(&c.target, sources).with_transport(c.transport, &c.http_path);
     let rss_before = c
         .server_pid
         .map(usage::process_rss_kib)

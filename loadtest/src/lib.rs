@@ -23,6 +23,10 @@
 //! number ([`payload`]); receivers time and check every delivery ([`seq_check`]) into
 //! per-thread HDR histograms merged at the end.
 //!
+//! *Any transport.* Subscribers of `fanout` and `idle` may use pusher-js's HTTP fallback
+//! transports or Server-Sent Events instead of a WebSocket (`--transport`, [`fallback`]),
+//! measured exactly as WebSocket subscribers are.
+//!
 //! *Bounded and local.* Every run has a duration or a count ([`options::Bound`]); targets
 //! are loopback unless explicitly allowed ([`target`]); descriptor and port needs are
 //! checked before the first connect ([`limits`]).
@@ -37,6 +41,7 @@
 pub mod cli;
 pub mod clock;
 pub mod connect_storm;
+pub mod fallback;
 pub mod fanout;
 pub mod http_publisher;
 pub mod idle;

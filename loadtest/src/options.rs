@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::fallback::{Transport, DEFAULT_HTTP_PATH};
 use crate::target::Target;
 
 /// Longest run we accept: long soaks are fine, forgotten ones are not.
@@ -83,6 +84,10 @@ pub struct Common {
     /// a cluster's other nodes. Publishing always goes to `target`. Empty: everything on
     /// `target`.
     pub extra_ports: Vec<u16>,
+    /// how subscribers (`fanout`, `idle`) reach the server; publishing is always the HTTP API
+    pub transport: Transport,
+    /// prefix of the HTTP transports' routes (pusher-js's `httpPath`, default `/pusher`)
+    pub http_path: String,
 }
 
 impl Common {
@@ -97,6 +102,8 @@ impl Common {
             connect_concurrency: 256,
             progress: false,
             extra_ports: Vec::new(),
+            transport: Transport::Ws,
+            http_path: DEFAULT_HTTP_PATH.to_string(),
         }
     }
 

@@ -14,6 +14,7 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 
 use crate::clock::now_ns;
+use crate::fallback::{self, Transport};
 use crate::net::{Closed, ConnCtx, Endpoint, Handler, Net};
 use crate::payload;
 use crate::pusher::{self, Incoming};
@@ -42,7 +43,7 @@ pub struct SubOutcome {
     pub streams: Vec<(u32, SeqCheck)>,
 }
 
-struct SubHandler {
+pub(crate) struct SubHandler {
     shared: Arc<Shared>,
     channels: Arc<Vec<String>>,
     latency: Histogram<u64>,
@@ -54,17 +55,37 @@ struct SubHandler {
     delivered: u64,
 }
 
-impl Handler for SubHandler {
-    type State = SubState;
+impl SubState {
+    /// A connection (or HTTP session) about to subscribe to channel index `channel`.
+    pub(crate) fn new(channel: u32) -> Self {
+        Self {
+            channel,
+            opened_ns: now_ns(),
+            subscribed: false,
+            seq: SeqCheck::default(),
+        }
+    }
+}
 
-    fn on_established(&mut self, conn: &mut ConnCtx<'_, SubState>, _socket_id: &str) {
-        conn.send(&pusher::subscribe_public(
-            &self.channels[conn.state.channel as usize],
-        ));
+impl SubHandler {
+    pub(crate) fn new(shared: Arc<Shared>, channels: Arc<Vec<String>>, conns: usize) -> Self {
+        Self {
+            shared,
+            channels,
+            latency: new_histogram(),
+            setup: new_histogram(),
+            streams: Vec::with_capacity(conns),
+            in_flight: 0,
+            delivered: 0,
+        }
     }
 
-    fn on_message(&mut self, conn: &mut ConnCtx<'_, SubState>, msg: &Incoming<'_>) {
-        let st = &mut *conn.state;
+    pub(crate) fn channel_name(&self, st: &SubState) -> &str {
+        &self.channels[st.channel as usize]
+    }
+
+    /// One Pusher message for a subscriber (whatever transport carried it).
+    pub(crate) fn observe(&mut self, st: &mut SubState, msg: &Incoming<'_>) {
         let channel = &self.channels[st.channel as usize];
         if !msg.is_for(channel) {
             if msg.event == pusher::ERROR {
@@ -104,20 +125,65 @@ impl Handler for SubHandler {
         }
     }
 
-    fn on_closed(&mut self, _id: usize, state: SubState, why: Closed) {
+    /// A subscriber is gone; `failure` says why if it was not us who ended it.
+    pub(crate) fn closed(&mut self, state: SubState, failure: Option<String>) {
         if !state.subscribed {
             self.in_flight -= 1;
         }
-        if let Closed::Failed(e) = why {
+        if let Some(e) = failure {
             self.shared
                 .error(format!("subscriber connection failed: {e}"));
         }
         self.streams.push((state.channel, state.seq));
     }
+
+    /// Deliveries since the last call, for the shared counter.
+    pub(crate) fn take_delivered(&mut self) -> u64 {
+        std::mem::take(&mut self.delivered)
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    pub(crate) fn started(&mut self) {
+        self.in_flight += 1;
+    }
+
+    pub(crate) fn into_outcome(self) -> SubOutcome {
+        SubOutcome {
+            latency: self.latency,
+            setup: self.setup,
+            streams: self.streams,
+        }
+    }
+}
+
+impl Handler for SubHandler {
+    type State = SubState;
+
+    fn on_established(&mut self, conn: &mut ConnCtx<'_, SubState>, _socket_id: &str) {
+        conn.send(&pusher::subscribe_public(
+            &self.channels[conn.state.channel as usize],
+        ));
+    }
+
+    fn on_message(&mut self, conn: &mut ConnCtx<'_, SubState>, msg: &Incoming<'_>) {
+        self.observe(conn.state, msg);
+    }
+
+    fn on_closed(&mut self, _id: usize, state: SubState, why: Closed) {
+        let failure = match why {
+            Closed::Failed(e) => Some(e.to_string()),
+            Closed::ByUs => None,
+        };
+        self.closed(state, failure);
+    }
 }
 
 /// Starts worker threads for `plan` (one entry per connection: its channel index),
-/// dealing connections round-robin so every worker gets a slice of every channel.
+/// dealing connections round-robin so every worker gets a slice of every channel. The
+/// endpoint's transport picks the loop: WebSocket ([`Net`]) or HTTP ([`fallback`]).
 /// `servers` gives each connection's server ([`Endpoint::server_at`]); empty means all
 /// go to the endpoint's main server.
 pub fn spawn(
@@ -140,7 +206,18 @@ pub fn spawn(
             let (endpoint, channels, shared) = (endpoint.clone(), channels.clone(), shared.clone());
             thread::Builder::new()
                 .name(format!("subscribers-{w}"))
-                .spawn(move || run_worker(endpoint, channels, mine, shared, per_thread_concurrency))
+                .spawn(move || match endpoint.transport {
+                    Transport::Ws => {
+                        run_worker(endpoint, channels, mine, shared, per_thread_concurrency)
+                    }
+                    _ => fallback::run_worker(
+                        endpoint,
+                        channels,
+                        mine,
+                        shared,
+                        per_thread_concurrency,
+                    ),
+                })
                 .expect("spawning a thread")
         })
         .collect()
@@ -153,36 +230,23 @@ fn run_worker(
     shared: Arc<Shared>,
     max_in_flight: usize,
 ) -> anyhow::Result<SubOutcome> {
-    let handler = SubHandler {
-        shared: shared.clone(),
-        channels,
-        latency: new_histogram(),
-        setup: new_histogram(),
-        streams: Vec::with_capacity(plan.len()),
-        in_flight: 0,
-        delivered: 0,
-    };
+    let handler = SubHandler::new(shared.clone(), channels, plan.len());
     let mut net = Net::new(handler, endpoint).context("creating the event loop")?;
     let mut next = 0;
     let mut last_ping = Instant::now();
     while !shared.stopped() {
-        while next < plan.len() && net.handler.in_flight < max_in_flight {
+        while next < plan.len() && net.handler.in_flight() < max_in_flight {
             let (channel, server) = plan[next];
-            let state = SubState {
-                channel,
-                opened_ns: now_ns(),
-                subscribed: false,
-                seq: SeqCheck::default(),
-            };
+            let state = SubState::new(channel);
             next += 1;
             match net.open_to(usize::from(server), state) {
-                Ok(_) => net.handler.in_flight += 1,
+                Ok(_) => net.handler.started(),
                 Err(e) => shared.error(format!("connect: {e}")),
             }
         }
         net.poll(Duration::from_millis(5))
             .context("polling sockets")?;
-        let delivered = std::mem::take(&mut net.handler.delivered);
+        let delivered = net.handler.take_delivered();
         if delivered > 0 {
             shared.delivered.fetch_add(delivered, Relaxed);
         }
@@ -192,12 +256,7 @@ fn run_worker(
         }
     }
     net.shutdown();
-    let h = net.handler;
-    Ok(SubOutcome {
-        latency: h.latency,
-        setup: h.setup,
-        streams: h.streams,
-    })
+    Ok(net.handler.into_outcome())
 }
 
 /// Merges worker outcomes into one.

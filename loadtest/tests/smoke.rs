@@ -20,6 +20,7 @@ use std::thread;
 use std::time::Duration;
 
 use raptor_loadtest::connect_storm::{self, ConnectStormOpts};
+use raptor_loadtest::fallback::Transport;
 use raptor_loadtest::fanout::{self, FanoutOpts};
 use raptor_loadtest::idle::{self, IdleOpts};
 use raptor_loadtest::presence::{self, PresenceOpts};
@@ -266,6 +267,36 @@ fn fanout_at_fixed_rate_loses_nothing() {
     assert!(r.latency_us.max < 2e6, "a delivery took over 2 s: {r:#?}");
     assert!(r.deliveries_per_sec > 0.0);
     assert!(r.client_cpu_us_per_delivery.is_some() && r.server_cpu_us_per_delivery.is_some());
+}
+
+#[test]
+fn fanout_over_the_http_transports_loses_nothing() {
+    let _serial = serial();
+    let server = Server::start("fanout-transports");
+    for t in [
+        Transport::XhrStreaming,
+        Transport::XhrPolling,
+        Transport::Sse,
+    ] {
+        let common = Common {
+            transport: t,
+            ..server.common()
+        };
+        // 1 KiB events: 300 of them take a stream past pusher-js's 256 KiB re-open
+        let opts = FanoutOpts {
+            rate: Some(300.0),
+            payload_bytes: 1024,
+            ..FanoutOpts::new(common, 1, 5, count(300))
+        };
+        let r = fanout::run(&opts).unwrap_or_else(|e| panic!("fanout over {t}: {e:#}"));
+        server.check(&r);
+        assert_eq!(
+            r.deliveries,
+            300 * 5,
+            "{t}: every subscriber gets every event"
+        );
+        assert!(r.server_rss_kib_per_conn.is_some(), "{t}: {r:#?}");
+    }
 }
 
 #[test]

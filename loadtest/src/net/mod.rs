@@ -9,7 +9,7 @@
 //! between threads.
 
 mod conn;
-mod dial;
+pub(crate) mod dial;
 
 use std::io::{self, Read};
 use std::net::{IpAddr, SocketAddr};
@@ -21,6 +21,7 @@ use slab::Slab;
 pub use conn::{Closed, ConnCtx, ConnError, MAX_MESSAGE};
 use conn::{Conn, Io, Phase};
 
+use crate::fallback::{Transport, DEFAULT_HTTP_PATH};
 use crate::pusher::Incoming;
 use crate::target::Target;
 
@@ -50,6 +51,12 @@ pub struct Endpoint {
     pub host: String,
     /// further servers that [`Net::open_to`] can reach (same path); empty by default
     pub extra: Vec<SocketAddr>,
+    /// how subscribers reach the server ([`crate::subscribers::spawn`] picks the loop)
+    pub transport: Transport,
+    /// the app key, for the HTTP transports' paths
+    pub key: String,
+    /// prefix of the HTTP transports' routes (pusher-js's `httpPath`)
+    pub http_path: String,
 }
 
 impl Endpoint {
@@ -60,7 +67,17 @@ impl Endpoint {
             path: target.ws_path(),
             host: target.host_header(),
             extra: Vec::new(),
+            transport: Transport::Ws,
+            key: target.key.clone(),
+            http_path: DEFAULT_HTTP_PATH.to_string(),
         }
+    }
+
+    /// The same endpoint reached over `transport`, HTTP transports under `http_path`.
+    pub fn with_transport(mut self, transport: Transport, http_path: &str) -> Self {
+        self.transport = transport;
+        self.http_path = http_path.to_string();
+        self
     }
 
     /// The same endpoint with connections also going to `ports` on the server's host.
