@@ -130,7 +130,15 @@ fn subscribe(
             403,
         );
     }
-    let join = match ChannelKind::of(&channel).access {
+    // A session with a token and no `auth`: the token is what was meant to authorize (an
+    // SSE stream cannot send one), so say that it does not, not that a signature is bad.
+    let access = ChannelKind::of(&channel).access;
+    let by_token = auth.is_empty() && conn.token.borrow().is_some();
+    if by_token && !granted.read && matches!(access, Access::Private | Access::Presence) {
+        let why = "the session's token grants no read of this channel";
+        return refuse(conn, &channel, "TokenError", why, 403);
+    }
+    let join = match access {
         Access::Public => None,
         Access::Private if granted.read => None,
         Access::Private => {

@@ -177,7 +177,7 @@ test('private channel: refused without a token (JSON error), accepted with a min
   const err = (await waitEvents(no, (d) => d.event === 'pusher:subscription_error', 1, 'subscription_error'))
     .map((e) => e.data).find((d) => d.event === 'pusher:subscription_error');
   assert.equal(err.channel, name);
-  assert.equal(JSON.parse(err.data).status, 401);
+  assert.deepEqual(JSON.parse(err.data), { type: 'TokenError', error: "the session's token grants no read of this channel", status: 403 });
   assert.equal((await sdk.trigger(name, 'secret', { s: 2 })).status, 200);
   assert.equal((await sdk.trigger(news, 'open', { n: 1 })).status, 200);
   await waitEvents(no, isApp(news), 1, 'public event');
