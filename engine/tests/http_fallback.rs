@@ -527,3 +527,65 @@ async fn across_a_cluster() {
         json!({"event":"client-x","channel":ch,"data":"{}","user_id":"xhr-user"})
     );
 }
+
+/// pusher-js subscribes to every channel at once, each on a request of its own: a burst
+/// is handled, none refused for waiting.
+#[tokio::test]
+async fn a_burst_of_subscriptions_is_handled() {
+    let server = Server::start();
+    let s = Session::new(&server, "burst001");
+    s.poll().await;
+    let sends = (0..40).map(|i| {
+        let s = Session {
+            port: s.port,
+            base: s.base.clone(),
+        };
+        tokio::spawn(async move {
+            let r = s
+                .send(&[json!({"event":"pusher:subscribe","data":{"channel":format!("c{i}")}})])
+                .await;
+            r.status
+        })
+    });
+    for h in sends.collect::<Vec<_>>() {
+        assert_eq!(h.await.unwrap(), 204);
+    }
+    let got = poll_for(&s, 40).await;
+    assert!(got
+        .iter()
+        .all(|m| m["event"] == "pusher_internal:subscription_succeeded"));
+}
+
+/// A page on another origin reads the refusal of an unknown key (4001: do not retry)
+/// rather than failing its preflight.
+#[tokio::test]
+async fn an_unknown_key_is_refused_readably_cross_origin() {
+    let server = Server::start();
+    let mut http = Http::connect(&server).await;
+    let h = [
+        "Origin: http://page.example",
+        "Access-Control-Request-Method: POST",
+    ];
+    let r = http
+        .request_with("OPTIONS", "/pusher/app/nokey/1/abc/xhr_streaming", &h, "")
+        .await;
+    assert_eq!(
+        (r.status, r.header("Access-Control-Allow-Origin")),
+        (204, Some("*"))
+    );
+    let r = http
+        .request_with(
+            "POST",
+            "/pusher/app/nokey/1/abc/xhr_streaming?protocol=7",
+            &h[..1],
+            "",
+        )
+        .await;
+    assert_eq!(r.header("Access-Control-Allow-Origin"), Some("*"));
+    assert!(
+        r.body
+            .ends_with("c[4001,\"App key not in this cluster\"]\n"),
+        "{}",
+        r.body
+    );
+}

@@ -204,3 +204,26 @@ async fn private_channels_take_a_token() {
         json!({"event":"o","channel":"private-orders","data":"1"})
     );
 }
+
+/// An EventSource cannot answer a server ping: a stream the server can write to is alive,
+/// so it is not closed with 4201 however long it lasts.
+#[tokio::test]
+async fn a_writable_stream_is_not_pinged_out() {
+    let server = Server::start_with(
+        "[limits]\nactivity_timeout_secs = 1\npong_timeout_secs = 1\n\n[limits.http_fallback]\nheartbeat_secs = 1\n",
+    );
+    let mut s = sse(&server, "channel=news", &[]).await;
+    s.event(WAIT).await.unwrap();
+    s.event(WAIT).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut api = Http::connect(&server).await;
+    api.publish("news", "e", "still here").await;
+    loop {
+        let (_, ev) = s.event(WAIT).await.expect("the stream lives");
+        assert_ne!(ev["event"], "pusher:error", "{ev}");
+        if ev["event"] == "e" {
+            assert_eq!(ev["data"], "still here");
+            break;
+        }
+    }
+}

@@ -15,7 +15,7 @@ pub fn allow(app: &App, origin: Option<&str>) -> Result<String, Response> {
         return Ok(String::new());
     };
     if app.allowed_origins.is_empty() {
-        return Ok("Access-Control-Allow-Origin: *\r\n".into());
+        return Ok(ANY.into());
     }
     if app
         .allowed_origins
@@ -29,6 +29,12 @@ pub fn allow(app: &App, origin: Option<&str>) -> Result<String, Response> {
     Err(Response::error(403, "Origin not allowed"))
 }
 
+/// Any origin may read the answer.
+pub const ANY: &str = "Access-Control-Allow-Origin: *\r\n";
+
+/// What a preflight allows, beside the origin.
+const ALLOWED: &str = "Access-Control-Allow-Methods: OPTIONS, GET, POST\r\nAccess-Control-Allow-Headers: Content-Type, Last-Event-ID, X-Requested-With\r\nAccess-Control-Max-Age: 86400\r\n";
+
 /// The answer to a preflight (`OPTIONS`).
 pub fn preflight(app: &App, origin: Option<&str>) -> Response {
     match allow(app, origin) {
@@ -36,12 +42,18 @@ pub fn preflight(app: &App, origin: Option<&str>) -> Response {
         Ok(headers) => {
             let mut r = Response::json(204, "");
             r.extra_headers = headers;
-            r.extra_headers.push_str(
-                "Access-Control-Allow-Methods: OPTIONS, GET, POST\r\nAccess-Control-Allow-Headers: Content-Type, Last-Event-ID, X-Requested-With\r\nAccess-Control-Max-Age: 86400\r\n",
-            );
+            r.extra_headers.push_str(ALLOWED);
             r
         }
     }
+}
+
+/// The answer to a preflight for an unknown app key: allowed, so that the page reads the
+/// refusal that follows (the origin header is added by the caller).
+pub fn preflight_any() -> Response {
+    let mut r = Response::json(204, "");
+    r.extra_headers.push_str(ALLOWED);
+    r
 }
 
 /// `resp` with the CORS headers of `origin` (unless refused, which it then is).

@@ -26,13 +26,19 @@ pub async fn route(shard: &Rc<Shard>, req: Request, parsed: Result<Route<'_>, &s
         Err(why) => return respond(Response::error(404, why)),
     };
     let Some(app) = shard.apps().by_key(r.app_key).cloned() else {
-        return respond(match r.kind {
+        // Readable from any page: a browser must see the refusal, not a CORS failure.
+        let mut resp = match r.kind {
+            _ if req.method == "OPTIONS" => cors::preflight_any(),
             // pusher-js acts on a Pusher refusal (4001: do not retry), not on a 404.
             Kind::Streaming | Kind::Polling if req.method == "POST" => {
                 refusal(codes::APP_NOT_FOUND, "App key not in this cluster")
             }
             _ => Response::error(404, "unknown app key"),
-        });
+        };
+        if req.origin.is_some() {
+            resp.extra_headers.push_str(cors::ANY);
+        }
+        return respond(resp);
     };
     let origin = req.origin.as_deref();
     if req.method == "OPTIONS" {
@@ -111,9 +117,8 @@ pub async fn route(shard: &Rc<Shard>, req: Request, parsed: Result<Route<'_>, &s
             return respond(cors::with(&app, origin, Response::error(401, &why)));
         }
         // Nothing else finds an event stream's session, so it lives here.
-        let n = shard.xhr.next_rid.get() + 1;
-        shard.xhr.next_rid.set(n);
-        let key = Arc::from(format!("{}/sse/{}/{n}", r.app_key, shard.id));
+        let n = shard.xhr.next_id(shard.id);
+        let key = Arc::from(format!("{}/sse/{n}", r.app_key));
         (key, shard.id, Some(Box::new(follow)))
     } else {
         let key: Arc<str> = Arc::from(format!("{}/{}", r.app_key, r.session.unwrap_or_default()));

@@ -139,8 +139,10 @@ pub enum XhrMsg {
         bytes: Bytes,
         end: bool,
     },
-    /// Home → request shard: receiver `rid` was replaced or its session ended; finish it.
-    End { rid: u64 },
+    /// Home → request shard: receiver `rid` was replaced (`over: false`: it just ends), or
+    /// its session ended without its close reaching the client (`over`: it says so with
+    /// `c[4200,"session ended"]`, and pusher-js reconnects).
+    End { rid: u64, over: bool },
     /// Request shard → home: receiver `rid` wrote its chunk.
     Written { key: Arc<str>, rid: u64 },
     /// Request shard → home: receiver `rid` is gone (its client left, or a write failed)
@@ -164,6 +166,14 @@ pub struct Local {
 }
 
 impl Local {
+    /// A number no other shard of the node hands out (receiver ids, event-stream keys): the
+    /// home matches `Written`/`Gone` by it, and they come from any shard.
+    pub fn next_id(&self, shard: ShardId) -> u64 {
+        let n = self.next_rid.get() + 1;
+        self.next_rid.set(n);
+        ((shard as u64) << 48) | n
+    }
+
     /// Sessions this shard is home to (for stats).
     pub fn sessions(&self) -> usize {
         self.sessions.borrow().len()
@@ -181,7 +191,7 @@ pub fn handle(shard: &Rc<Shard>, msg: XhrMsg) {
             bytes,
             end,
         } => receive::chunk(shard, key, from, rid, bytes, end),
-        XhrMsg::End { rid } => receive::end(shard, rid),
+        XhrMsg::End { rid, over } => receive::end(shard, rid, over),
         XhrMsg::Written { key, rid } => session::written(shard, &key, rid),
         XhrMsg::Gone { key, rid } => session::gone(shard, &key, rid),
         XhrMsg::Send {

@@ -5,6 +5,7 @@
 
 use super::{Mode, Open, XhrMsg};
 use crate::placement::ShardId;
+use crate::protocol::codes;
 use crate::shard::msg::ShardMsg;
 use crate::shard::Shard;
 use crate::transport::Transport;
@@ -19,10 +20,14 @@ use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
+/// Why a receiver's session ended without its close reaching it.
+const ENDED: &str = "session ended";
+
 /// What the home sent a receiver.
 enum Piece {
     Chunk(Bytes, bool),
-    End,
+    /// Finish; `true`: the session is over.
+    End(bool),
 }
 
 /// A receiver's mailbox on its request's shard.
@@ -64,17 +69,16 @@ pub(super) fn chunk(shard: &Shard, key: Arc<str>, home: ShardId, rid: u64, b: By
 }
 
 /// Receiver `rid` is to finish (replaced, or its session ended).
-pub(super) fn end(shard: &Shard, rid: u64) {
+pub(super) fn end(shard: &Shard, rid: u64, over: bool) {
     if let Some(s) = shard.xhr.receivers.borrow().get(&rid) {
-        s.put(Piece::End);
+        s.put(Piece::End(over));
     }
 }
 
 /// Runs the receiver until its response ends; whether the connection may serve another
 /// request.
 pub async fn run(shard: &Rc<Shard>, stream: &mut Transport, r: Receive) -> bool {
-    let rid = shard.xhr.next_rid.get() + 1;
-    shard.xhr.next_rid.set(rid);
+    let rid = shard.xhr.next_id(shard.id);
     let slot = Rc::new(Slot::default());
     shard.xhr.receivers.borrow_mut().insert(rid, slot.clone());
     let Receive {
@@ -149,15 +153,27 @@ async fn serve(shard: &Rc<Shard>, stream: &mut Transport, r: &Receiver, slot: &S
                 });
                 return false;
             }
-            Some(Piece::End) => {
-                // Replaced or over: a stream just ends; a poll gets a heartbeat, its client
-                // polls again.
-                if mode == Mode::Polling {
-                    let resp = [head(mode, &r.cors, Some(2)), b"h\n".to_vec()].concat();
-                    return write(stream, resp, write_timeout).await && r.keep_alive;
-                }
+            Some(Piece::End(false)) if mode == Mode::Polling => {
+                // Replaced: its client polls again.
+                let resp = [head(mode, &r.cors, Some(2)), b"h\n".to_vec()].concat();
+                return write(stream, resp, write_timeout).await && r.keep_alive;
+            }
+            Some(Piece::End(false)) => {
                 write(stream, b"0\r\n\r\n".to_vec(), write_timeout).await;
                 return false;
+            }
+            Some(Piece::End(true)) => {
+                // The session is gone: a poll that came back for it would open a new one
+                // under the same id, which pusher-js takes as a lost session anyway.
+                let mut frame = Vec::new();
+                match mode {
+                    Mode::Sse => {
+                        let error = crate::protocol::server::error(codes::RECONNECT, ENDED);
+                        super::framing::sse_event(&mut frame, None, error.payload());
+                    }
+                    _ => super::framing::close(&mut frame, codes::RECONNECT, ENDED),
+                }
+                (Bytes::from(frame), true)
             }
             Some(Piece::Chunk(bytes, end)) => (bytes, end),
         };

@@ -14,9 +14,11 @@ use crate::shard::Shard;
 use bytes::Bytes;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::future::Future;
 use std::rc::{Rc, Weak};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// Bytes of frames one chunk carries at most (more wait for the next chunk): keeps a mesh
@@ -212,7 +214,8 @@ fn attach(shard: &Rc<Shard>, s: &Rc<HttpSession>, r: Receiver) {
     s.conn.pinged.set(false);
     s.detached_since.set(None);
     if let Some(old) = s.receiver.replace(Some(r)) {
-        to(shard, old.shard, XhrMsg::End { rid: old.rid });
+        let (shard_of, rid) = (old.shard, old.rid);
+        to(shard, shard_of, XhrMsg::End { rid, over: false });
     }
     pump(shard, s);
 }
@@ -318,6 +321,12 @@ pub(super) fn written(shard: &Rc<Shard>, key: &str, rid: u64) {
         }
     };
     let Some(done) = done else { return };
+    if s.sse.is_some() {
+        // An event stream's client cannot answer a server ping: a write that went through
+        // (a heartbeat at least every `heartbeat_secs`) is its sign of life instead.
+        s.conn.last_seen.set(Instant::now());
+        s.conn.pinged.set(false);
+    }
     if done.closes {
         s.conn.out.close_sent();
         s.conn.out.abort();
@@ -335,9 +344,13 @@ pub(super) fn written(shard: &Rc<Shard>, key: &str, rid: u64) {
 /// Receiver `rid` is gone, without writing its chunk if it had one.
 pub(super) fn gone(shard: &Rc<Shard>, key: &str, rid: u64) {
     let Some(s) = lookup(shard, key) else { return };
-    if let Some(f) = s.inflight.borrow_mut().as_mut().filter(|f| f.rid == rid) {
-        f.rid = 0;
-    }
+    let unsent = match s.inflight.borrow_mut().as_mut().filter(|f| f.rid == rid) {
+        Some(f) => {
+            f.rid = 0;
+            true
+        }
+        None => false,
+    };
     if s.receiver.get().is_some_and(|r| r.rid == rid) {
         s.receiver.set(None);
         s.detached_since.set(Some(Instant::now()));
@@ -345,6 +358,10 @@ pub(super) fn gone(shard: &Rc<Shard>, key: &str, rid: u64) {
             // An event stream is its one request: its end is the session's.
             s.conn.out.abort();
         }
+    }
+    if unsent {
+        // To the receiver that replaced it, if one did.
+        pump(shard, &s);
     }
 }
 
@@ -356,7 +373,8 @@ fn forget(shard: &Rc<Shard>, key: &str) {
     shard.node.http_sessions.fetch_sub(1, Relaxed);
     shard.remove_connection(&s.conn);
     if let Some(r) = s.receiver.take() {
-        to(shard, r.shard, XhrMsg::End { rid: r.rid });
+        let (shard_of, rid) = (r.shard, r.rid);
+        to(shard, shard_of, XhrMsg::End { rid, over: true });
     }
     tracing::debug!(shard = shard.id, socket_id = %s.conn.socket_id, "http session closed");
 }
@@ -427,15 +445,37 @@ pub(super) fn send(shard: &Rc<Shard>, key: &str, from: ShardId, id: u64, body: V
     if s.conn.out.state() != WriteState::Open {
         return reply(404);
     }
-    if s.sends.borrow().len() >= shard.limits().http_fallback.max_pending_sends {
-        return reply(429);
+    if s.sending.get() {
+        // One is waiting for room towards a client event's order point: the rest wait for
+        // it, in order, up to the bound.
+        if s.sends.borrow().len() >= shard.limits().http_fallback.max_pending_sends {
+            return reply(429);
+        }
+        s.sends
+            .borrow_mut()
+            .push_back(PendingSend { from, id, body });
+        return;
     }
-    s.sends
-        .borrow_mut()
-        .push_back(PendingSend { from, id, body });
-    if !s.sending.replace(true) {
-        glommio::spawn_local(handle_sends(shard.clone(), s)).detach();
+    // Handled now unless a client event has to wait for room (a subscribe never does), so
+    // a burst of subscriptions is never refused for waiting.
+    let mut work = Box::pin(handle_send(shard.clone(), s.conn.clone(), body));
+    if let Poll::Ready(status) = work.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        return reply(status);
     }
+    s.sending.set(true);
+    let shard = shard.clone();
+    glommio::spawn_local(async move {
+        let status = work.await;
+        shard.mesh.send(
+            from,
+            ShardMsg::Reply {
+                id,
+                reply: Reply::Status(status),
+            },
+        );
+        handle_sends(shard, s).await;
+    })
+    .detach();
 }
 
 /// Handles the session's sends one after the other (a client event waits for room on its
@@ -444,7 +484,7 @@ async fn handle_sends(shard: Rc<Shard>, s: Rc<HttpSession>) {
     loop {
         let next = s.sends.borrow_mut().pop_front();
         let Some(p) = next else { break };
-        let status = handle_send(&shard, &s.conn, &p.body).await;
+        let status = handle_send(shard.clone(), s.conn.clone(), p.body).await;
         shard.mesh.send(
             p.from,
             ShardMsg::Reply {
@@ -456,10 +496,11 @@ async fn handle_sends(shard: Rc<Shard>, s: Rc<HttpSession>) {
     s.sending.set(false);
 }
 
-async fn handle_send(shard: &Rc<Shard>, conn: &Rc<Connection>, body: &[u8]) -> u16 {
+async fn handle_send(shard: Rc<Shard>, conn: Rc<Connection>, body: Vec<u8>) -> u16 {
+    let (shard, conn) = (&shard, &conn);
     conn.last_seen.set(Instant::now());
     conn.pinged.set(false);
-    let Ok(messages) = framing::parse_send(body) else {
+    let Ok(messages) = framing::parse_send(&body) else {
         return 400;
     };
     let max = shard.limits().max_ws_message_bytes;
