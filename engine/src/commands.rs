@@ -11,6 +11,7 @@ pub mod tokens;
 use crate::channel::event::{Event, Source};
 use crate::channel::history::Position;
 use crate::channel::name::{self, Access, ChannelKind};
+use crate::channel::pattern::{self, Pattern};
 use crate::protocol::client::{decode, ClientMsg};
 use crate::protocol::identity::{self, presence_data};
 use crate::protocol::{codes, server as frames};
@@ -84,6 +85,38 @@ pub fn on_message(
     None
 }
 
+/// A wildcard subscription (docs/protocol.md "Wildcard subscriptions"): a public pattern as
+/// a public channel; a private one only with an access token whose read grant covers the
+/// pattern (an app's signature is over one channel name, not the channels a pattern
+/// stands for); presence, encrypted, cache and user patterns never.
+fn subscribe_pattern(shard: &Rc<Shard>, conn: &Rc<Connection>, channel: String, auth: String) {
+    let p = match Pattern::parse(&channel, shard.limits().max_channel_name_bytes) {
+        Ok(p) => p,
+        Err(e) => return refuse(conn, &channel, "PatternError", &e.to_string(), 400),
+    };
+    let limit = shard.limits().max_subscriptions_per_connection;
+    if !conn.subs.borrow().contains_key(channel.as_str()) && conn.live_subscriptions() >= limit {
+        conn.out.push(frames::error(
+            codes::TOO_MANY_SUBSCRIPTIONS,
+            &format!("at most {limit} subscriptions per connection"),
+        ));
+        return;
+    }
+    let granted = match grant(shard, conn, &auth, &channel) {
+        Ok(g) => g,
+        Err(e) => return refuse(conn, &channel, "TokenError", &e.to_string(), 401),
+    };
+    let private = ChannelKind::of(&channel).access == Access::Private;
+    if (private || shard.app(conn.app).require_tokens) && !granted.read {
+        let why = "a private pattern (or any, where the app requires tokens) needs an access token whose read grant covers it";
+        return refuse(conn, &channel, "TokenRequired", why, 403);
+    }
+    if let Some(t) = granted.token {
+        keep_auth_token(shard, conn, t);
+    }
+    shard.subscribe(conn, p.text, None, None);
+}
+
 fn refuse(conn: &Connection, channel: &str, kind: &str, error: &str, status: u16) {
     conn.out
         .push(frames::subscription_error(channel, kind, error, status));
@@ -97,6 +130,9 @@ fn subscribe(
     channel_data: Option<String>,
     recover: Option<Position>,
 ) {
+    if pattern::is_pattern(&channel) {
+        return subscribe_pattern(shard, conn, channel, auth.unwrap_or_default());
+    }
     if let Err(e) = name::validate(&channel, shard.limits().max_channel_name_bytes) {
         conn.out
             .push(frames::error(codes::INVALID_CHANNEL, &e.to_string()));

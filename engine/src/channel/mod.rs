@@ -9,4 +9,5 @@ pub mod journal;
 pub mod local;
 pub mod name;
 pub mod owned;
+pub mod pattern;
 pub mod stream;

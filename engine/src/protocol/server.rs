@@ -52,6 +52,37 @@ pub fn history_event(
     )
 }
 
+/// An event of `channel` for the subscribers of a wildcard subscription `pattern`
+/// (docs/protocol.md "Wildcard subscriptions"): `channel` is the pattern, so pusher-js hands
+/// it to `pusher.subscribe(pattern)`'s bindings; `source_channel` names the channel it was
+/// published on (pusher-js drops unknown top-level fields; a Raptor-aware client reads it).
+pub fn pattern_event(
+    event: &str,
+    pattern: &str,
+    channel: &str,
+    data: &str,
+    user_id: Option<&str>,
+) -> Frame {
+    #[derive(Serialize)]
+    struct PatternEvent<'a> {
+        event: &'a str,
+        channel: &'a str,
+        data: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user_id: Option<&'a str>,
+        source_channel: &'a str,
+    }
+    let size = 80 + event.len() + pattern.len() + channel.len() + data.len() + data.len() / 8;
+    let ev = PatternEvent {
+        event,
+        channel: pattern,
+        data,
+        user_id,
+        source_channel: channel,
+    };
+    encode(&ev, size)
+}
+
 /// What a subscription to a channel with history learns of its position, right after
 /// `subscription_succeeded` (docs/history.md, "Recovery"): `raptor:recovery`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

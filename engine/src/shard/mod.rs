@@ -19,6 +19,7 @@ mod history;
 pub mod mesh;
 pub mod msg;
 mod owner;
+mod patterns;
 pub mod persist;
 mod publish;
 pub mod sweeper;
@@ -80,6 +81,11 @@ pub struct Shard {
     next_conn: Cell<u64>,
     pub local: RefCell<LocalChannels>,
     pub owned: RefCell<OwnedChannels>,
+    /// Single node: the wildcard subscriptions with subscribers, which this shard's
+    /// channels' events go on to (`patterns`).
+    patterns: RefCell<crate::channel::pattern::Index>,
+    /// Single node: registrations of the patterns this shard owns, until every shard has them.
+    pattern_regs: RefCell<HashMap<(AppIdx, Arc<str>), patterns::Registration>>,
     /// The streams of the channels this shard owns (`owner::order` appends to them).
     pub streams: RefCell<ChannelStreams>,
     /// Where the histories of `streams` are written (`[history] data_dir`), if anywhere.
@@ -142,6 +148,8 @@ impl Shard {
             next_conn: Cell::new(0),
             local: RefCell::new(LocalChannels::new()),
             owned: RefCell::new(OwnedChannels::new(nr_shards)),
+            patterns: RefCell::default(),
+            pattern_regs: RefCell::default(),
             streams: RefCell::new(ChannelStreams::new(Default::default())),
             history_log: RefCell::new(None),
             revocations: RefCell::new(tokens::Revocations::default()),
@@ -523,9 +531,27 @@ impl Shard {
                 ack,
             } => {
                 // A single node: this owner shard is the channel's order point.
+                let to_patterns = self.pattern_frames(app, &channel, &event);
                 self.order_event(app, channel, event, exclude, t0);
                 self.ack_published(ack);
+                if !to_patterns.is_empty() {
+                    self.to_patterns(app, to_patterns, exclude, t0);
+                }
             }
+            ShardMsg::Pattern {
+                app,
+                pattern,
+                on,
+                owner,
+            } => self.on_pattern(app, pattern, on, owner),
+            ShardMsg::PatternAck { app, pattern } => self.on_pattern_ack(app, pattern),
+            ShardMsg::PatternEvent {
+                app,
+                pattern,
+                frame,
+                exclude,
+                t0,
+            } => self.order(app, pattern, frame, exclude, false, None, t0),
             ShardMsg::Deliver {
                 app,
                 channel,

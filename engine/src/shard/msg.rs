@@ -54,6 +54,28 @@ pub enum ShardMsg {
         /// The position the client asked to recover from (docs/history.md).
         recover: Option<Position>,
     },
+    /// Owner of a pattern → every shard (single node): register (`on`) or withdraw the
+    /// wildcard subscription `pattern`; a registration is confirmed with `PatternAck`.
+    Pattern {
+        app: AppIdx,
+        pattern: Arc<str>,
+        on: bool,
+        owner: ShardId,
+    },
+    /// Shard → a pattern's owner: the registration is in place here.
+    PatternAck {
+        app: AppIdx,
+        pattern: Arc<str>,
+    },
+    /// A channel's order point → a pattern's owner: the event of a matching channel,
+    /// encoded for the pattern's subscribers, to fan out.
+    PatternEvent {
+        app: AppIdx,
+        pattern: Arc<str>,
+        frame: Frame,
+        exclude: Option<SocketId>,
+        t0: Instant,
+    },
     /// An HTTP transport's session and the requests serving it (`crate::xhr`).
     Xhr(Box<crate::xhr::XhrMsg>),
     /// Owner → subscriber shard: the answer to `Subscribe`. When `ok`, the subscription is

@@ -9,7 +9,7 @@
 mod rules;
 
 use super::msg::{GatewayMsg, Join, Query, Reply, ShardMsg, SubReq};
-use super::Shard;
+use super::{patterns, Shard};
 use crate::app::AppIdx;
 use crate::channel::event::Event;
 use crate::channel::history::{Kind, Position};
@@ -93,6 +93,8 @@ impl Shard {
                     };
                     self.hold_or_answer(app, &channel, first, sub);
                 }
+                // A pattern is not a channel to the app: no occupied/vacated webhooks.
+                OnSubscribe::Occupied if patterns::is_pattern(&channel) => {}
                 OnSubscribe::Occupied => self.webhooks.emit(
                     app,
                     WebhookEvent::ChannelOccupied {
@@ -119,6 +121,18 @@ impl Shard {
                         },
                     );
                 }
+                OnSubscribe::Answer if !self.clustered && patterns::is_pattern(&channel) => {
+                    let sub = super::held::Held {
+                        from,
+                        req,
+                        socket_id,
+                        join: join.take(),
+                        recover: recover.take(),
+                    };
+                    if let Some(sub) = self.pattern_hold(app, &channel, sub) {
+                        self.answer_subscribe(app, &channel, from, sub.req, None, None);
+                    }
+                }
                 OnSubscribe::Answer => {
                     self.answer_subscribe(app, &channel, from, req, join.as_ref(), recover.as_ref())
                 }
@@ -132,7 +146,7 @@ impl Shard {
     /// channel's position and recovery (`Shard::recovery_frames`). Live events this shard
     /// orders later reach the subscriber's shard after this answer (one FIFO queue), so the
     /// replay and the live events meet with no gap and no duplicate.
-    fn answer_subscribe(
+    pub(super) fn answer_subscribe(
         &self,
         app: AppIdx,
         channel: &Arc<str>,
@@ -271,6 +285,7 @@ impl Shard {
                     );
                 }
                 OnUnsubscribe::CloseChannel => self.apps().get(app).close_channel(),
+                OnUnsubscribe::Vacated if patterns::is_pattern(&channel) => {}
                 OnUnsubscribe::Vacated => self.webhooks.emit(
                     app,
                     WebhookEvent::ChannelVacated {
@@ -279,6 +294,9 @@ impl Shard {
                 ),
                 OnUnsubscribe::CountChanged => self.count_changed(app, &channel, Instant::now()),
             }
+        }
+        if !self.clustered && patterns::is_pattern(&channel) {
+            self.pattern_vacated(app, &channel);
         }
     }
 
