@@ -121,13 +121,16 @@ impl Pattern {
     }
 }
 
+/// One app's patterns by first segment, each with its count of registrations.
+type ByFirst = HashMap<Box<str>, Vec<(Pattern, u32)>>;
+
 /// The patterns with subscribers that an order point checks every event against, by app
 /// and first segment. Each registration is counted (in a cluster every node with local
 /// subscribers registers its patterns): a pattern stays while any registration does.
 #[derive(Debug, Default)]
 pub struct Index {
     /// App → first segment → its patterns (looked up by `&str`, no allocation per event).
-    by_first: HashMap<AppIdx, HashMap<Box<str>, Vec<(Pattern, u32)>>>,
+    by_first: HashMap<AppIdx, ByFirst>,
     len: usize,
 }
 
