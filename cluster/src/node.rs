@@ -652,6 +652,12 @@ impl NodeCore {
                 from: from.id.clone(),
                 msg: *msg,
             }],
+            NodeMsg::Pattern { app, pattern, on } => vec![Action::Pattern {
+                from: from.id.clone(),
+                app,
+                pattern,
+                on,
+            }],
             NodeMsg::Deliver {
                 app,
                 channel,

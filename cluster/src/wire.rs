@@ -198,6 +198,15 @@ pub enum NodeMsg {
     History(Box<HistoryMsg>),
     /// Access tokens between nodes (docs/tokens.md): revocations and counted uses. Boxed.
     Token(Box<TokenMsg>),
+    /// Node → every peer (and to a peer whose link comes up, each of its patterns): this
+    /// node has (`on`) or no longer has subscribers of the wildcard subscription `pattern`,
+    /// so every order point sends it the events of matching channels (docs/protocol.md
+    /// "Wildcard subscriptions", ADR 0012).
+    Pattern {
+        app: String,
+        pattern: String,
+        on: bool,
+    },
 }
 
 /// Access tokens between nodes.
@@ -358,6 +367,7 @@ pub enum Tag {
     PresenceResync = 16,
     History = 17,
     Token = 18,
+    Pattern = 19,
 }
 
 impl Tag {
@@ -381,6 +391,7 @@ impl Tag {
             16 => Tag::PresenceResync,
             17 => Tag::History,
             18 => Tag::Token,
+            19 => Tag::Pattern,
             _ => return None,
         })
     }
@@ -407,6 +418,7 @@ impl NodeMsg {
             NodeMsg::PresenceResync => Tag::PresenceResync,
             NodeMsg::History(_) => Tag::History,
             NodeMsg::Token(_) => Tag::Token,
+            NodeMsg::Pattern { .. } => Tag::Pattern,
         }
     }
 }
@@ -432,6 +444,7 @@ impl ArchivedNodeMsg {
             ArchivedNodeMsg::PresenceResync => Tag::PresenceResync,
             ArchivedNodeMsg::History(_) => Tag::History,
             ArchivedNodeMsg::Token(_) => Tag::Token,
+            ArchivedNodeMsg::Pattern { .. } => Tag::Pattern,
         }
     }
 }

@@ -183,3 +183,55 @@ async fn many_patterns_and_many_subscribers() {
         s.expect_silence(Duration::from_millis(100)).await;
     }
 }
+
+/// Across three nodes: the subscriber on node 1, the channels owned all over the cluster,
+/// the publishes entering on nodes 2 and 3; each channel's events in order, none of a
+/// channel the pattern does not match.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn across_a_cluster() {
+    use common::cluster::{wait_linked, Cluster};
+    let cl = Cluster::start(3);
+    wait_linked(&cl, 3).await;
+    let mut c = Client::connect(cl.node(0)).await;
+    assert_eq!(
+        subscribe_raw(&mut c, "gallery/*/comments", None).await["event"],
+        "pusher_internal:subscription_succeeded"
+    );
+    let mut api = [
+        Http::connect(cl.node(1)).await,
+        Http::connect(cl.node(2)).await,
+    ];
+    let channels: Vec<String> = (0..9).map(|i| format!("gallery/{i}/comments")).collect();
+    for n in 0..90 {
+        let ch = &channels[n % 9];
+        assert_eq!(
+            api[n % 2].publish(ch, "c", &n.to_string()).await.status,
+            200
+        );
+        api[(n + 1) % 2]
+            .publish(&format!("gallery/{}/likes", n % 9), "l", "x")
+            .await;
+    }
+    let mut per_channel: std::collections::BTreeMap<String, Vec<usize>> = Default::default();
+    for _ in 0..90 {
+        let m = c.recv().await;
+        assert_eq!(
+            (m["event"].as_str(), m["channel"].as_str()),
+            (Some("c"), Some("gallery/*/comments")),
+            "{m}"
+        );
+        let src = m["source_channel"].as_str().unwrap().to_string();
+        per_channel
+            .entry(src)
+            .or_default()
+            .push(m["data"].as_str().unwrap().parse().unwrap());
+    }
+    for (i, ch) in channels.iter().enumerate() {
+        assert_eq!(
+            per_channel[ch],
+            (i..90).step_by(9).collect::<Vec<_>>(),
+            "{ch}"
+        );
+    }
+    c.expect_silence(Duration::from_millis(300)).await;
+}

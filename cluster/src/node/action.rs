@@ -106,6 +106,13 @@ pub enum Action {
         from: NodeId,
         msg: crate::wire::TokenMsg,
     },
+    /// A wildcard-subscription registration from `from`: the engine keeps patterns.
+    Pattern {
+        from: NodeId,
+        app: String,
+        pattern: String,
+        on: bool,
+    },
     /// A history message from `from` (docs/history.md): the engine keeps histories.
     History {
         from: NodeId,

@@ -128,6 +128,11 @@ pub(crate) fn any_msg() -> impl Strategy<Value = NodeMsg> {
             ack
         }),
         Just(NodeMsg::PresenceResync),
+        (s(), s(), any::<bool>()).prop_map(|(app, pattern, on)| NodeMsg::Pattern {
+            app,
+            pattern,
+            on
+        }),
     ]
 }
 
@@ -528,6 +533,21 @@ fn history_messages_round_trip_with_tag_17() {
         let (back, used) = decode(&frame).unwrap().unwrap();
         assert_eq!((back, used), (msg, frame.len()));
     }
+    let ping = encode(&NodeMsg::Ping(1)).unwrap();
+    assert_eq!(u64::from_le_bytes(ping[8..16].try_into().unwrap()), 80);
+}
+
+#[test]
+fn pattern_registrations_round_trip_with_tag_19_in_the_80_byte_union() {
+    let msg = NodeMsg::Pattern {
+        app: "1".into(),
+        pattern: "my-photo-gallery/*/comments".into(),
+        on: true,
+    };
+    let frame = encode(&msg).unwrap();
+    assert_eq!(frame[5], 19);
+    let (back, used) = decode(&frame).unwrap().unwrap();
+    assert_eq!((back, used), (msg, frame.len()));
     let ping = encode(&NodeMsg::Ping(1)).unwrap();
     assert_eq!(u64::from_le_bytes(ping[8..16].try_into().unwrap()), 80);
 }

@@ -282,7 +282,8 @@ impl Sim {
                 | Action::PeerAnswer { .. }
                 | Action::AwaitPublished { .. }
                 | Action::History { .. }
-                | Action::Token { .. } => {}
+                | Action::Token { .. }
+                | Action::Pattern { .. } => {}
                 Action::Occupancy {
                     channel, occupied, ..
                 } => self.occupancy.push((at.to_owned(), channel, occupied)),

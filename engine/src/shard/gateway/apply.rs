@@ -5,6 +5,7 @@
 use super::Gateway;
 use crate::app::AppIdx;
 use crate::channel::name::{self, ChannelKind};
+use crate::channel::pattern;
 use crate::frame::Frame;
 use crate::protocol::server as frames;
 use crate::shard::msg::ShardMsg;
@@ -103,6 +104,27 @@ impl Gateway {
         }
     }
 
+    /// This node is the order point of `order`'s channel: ordered with its history (appended,
+    /// copied to the successor, delivered once copied) or plainly (encoded here, once; the
+    /// payload goes to the other nodes, the frame to this node's owner shard).
+    fn order_plain_or_history(
+        self: &Rc<Self>,
+        shard: &Shard,
+        order: raptor_cluster::node::Order,
+        joiner: Option<SocketId>,
+        t0: Instant,
+    ) {
+        if self.has_history(shard, &order) {
+            let kind = crate::channel::history::Kind::Message;
+            return self.order_with_history(shard, order, kind, None, t0);
+        }
+        let e = &order.event;
+        let frame = frames::channel_event(&e.name, &order.channel, &e.data, e.user_id.as_deref());
+        let payload = frame.payload().to_vec();
+        let actions = self.core.borrow_mut().ordered(order, payload);
+        self.carry_out(shard, actions, joiner, t0, Some(&frame));
+    }
+
     /// The ordered event's channel keeps history (an `[[apps.history]]` rule matches).
     fn has_history(&self, shard: &Shard, order: &raptor_cluster::node::Order) -> bool {
         let apps = shard.apps();
@@ -138,25 +160,19 @@ impl Gateway {
                 Action::Gossip(keys) => {
                     gw.commands.send_or_drop(Command::SetKeys(keys));
                 }
-                Action::Order(order) if gw.has_history(shard, &order) => {
-                    // Appended, copied to the successor, delivered once copied.
-                    let kind = crate::channel::history::Kind::Message;
-                    self.order_with_history(shard, order, kind, None, t0);
-                }
                 Action::Order(order) => {
-                    // This node is the channel's order point: the event is encoded here,
-                    // once; the payload goes to the other nodes, the frame to this node's
-                    // owner shard.
-                    let e = &order.event;
-                    let frame = frames::channel_event(
-                        &e.name,
-                        &order.channel,
-                        &e.data,
-                        e.user_id.as_deref(),
-                    );
-                    let payload = frame.payload().to_vec();
-                    let actions = gw.core.borrow_mut().ordered(order, payload);
-                    self.carry_out(shard, actions, joiner, t0, Some(&frame));
+                    if !pattern::is_pattern(&order.channel) {
+                        let exclude = order.exclude.map(|(hi, lo)| SocketId { hi, lo });
+                        gw.to_patterns(
+                            shard,
+                            &order.app,
+                            &order.channel,
+                            &order.event,
+                            exclude,
+                            t0,
+                        );
+                    }
+                    gw.order_plain_or_history(shard, order, joiner, t0);
                 }
                 Action::DeliverLocal {
                     app,
@@ -265,6 +281,12 @@ impl Gateway {
                 Action::AwaitPublished { origin_seq } => self.await_published(origin_seq),
                 Action::History { from, msg } => self.on_history(shard, from, msg),
                 Action::Token { from, msg } => self.on_token(shard, from, msg),
+                Action::Pattern {
+                    from,
+                    app,
+                    pattern,
+                    on,
+                } => self.on_pattern(shard, &from, &app, &pattern, on),
                 Action::InterestReady {
                     app,
                     channel,
@@ -288,15 +310,15 @@ impl Gateway {
 
 /// An event for this node's owner shard of its channel (`ShardMsg::LocalFanout`): a
 /// delivery the owning node ordered, or a member event of the cluster-wide view.
-struct LocalFanout {
-    frame: Frame,
-    exclude: Option<SocketId>,
-    privileged_only: bool,
-    retain: Option<Arc<str>>,
+pub(super) struct LocalFanout {
+    pub(super) frame: Frame,
+    pub(super) exclude: Option<SocketId>,
+    pub(super) privileged_only: bool,
+    pub(super) retain: Option<Arc<str>>,
 }
 
 impl LocalFanout {
-    fn send(self, shard: &Shard, app: AppIdx, channel: &str, t0: Instant) {
+    pub(super) fn send(self, shard: &Shard, app: AppIdx, channel: &str, t0: Instant) {
         let channel: Arc<str> = Arc::from(channel);
         let owner = shard.owner_of(app, &channel);
         let msg = ShardMsg::LocalFanout {

@@ -19,6 +19,7 @@
 mod apply;
 mod handle;
 mod history;
+mod patterns;
 mod queries;
 mod tokens;
 
@@ -162,6 +163,8 @@ pub struct Gateway {
     history: history::ClusterHistory,
     /// Token uses this node counts or asked about ([`tokens`]).
     tokens: tokens::ClusterTokens,
+    /// The wildcard subscriptions of the cluster, by registering node ([`patterns`]).
+    patterns: patterns::ClusterPatterns,
 }
 
 /// One node as the dashboard lists it (docs/dashboard.md, `nodes`).
@@ -245,6 +248,7 @@ impl Gateway {
             summaries: parts.summaries,
             history: history::ClusterHistory::new(shard.streams.borrow().settings().clone()),
             tokens: tokens::ClusterTokens::default(),
+            patterns: patterns::ClusterPatterns::default(),
         });
         *shard.gateway.borrow_mut() = Some(gw.clone());
         let mut events = parts.events;
@@ -262,6 +266,7 @@ impl Gateway {
                             core.link_up(&peer)
                         }
                         LinkEvent::Down { peer, .. } => {
+                            g.patterns_link_down(&peer.id);
                             // Before the view moves the channels: which ones it owned.
                             gap = core.interest_owned_by(&peer.id);
                             let actions = core.link_down(&peer);
@@ -279,6 +284,7 @@ impl Gateway {
                 g.close_gapped(&s, gap);
                 if let Some(peer) = up {
                     g.send_revocations(&s, &peer);
+                    g.send_patterns(&s, &peer);
                 }
                 if let Some(peer) = gone {
                     g.peer_gone(&s, &peer);

@@ -1,0 +1,196 @@
+//! Wildcard subscriptions in a cluster (docs/protocol.md "Wildcard subscriptions", ADR
+//! 0012). A node with local subscribers of a pattern registers it at every node
+//! (`NodeMsg::Pattern`, before it asks the pattern's owner for its interest, so the
+//! registration is in place before the subscription is answered), and again at a node whose
+//! link comes up; a node whose link goes down loses its registrations. Every order point
+//! (this gateway, for the channels this node owns) then encodes each event of a matching
+//! channel once more for each matching pattern and sends its payload to every node that
+//! registered the pattern, over the same links as the channel's own deliveries: each
+//! channel's order holds for the pattern's subscribers.
+
+use super::apply::LocalFanout;
+use super::Gateway;
+use crate::app::AppIdx;
+use crate::channel::pattern::{self, Index, Pattern};
+use crate::protocol::server as frames;
+use crate::shard::Shard;
+use crate::socket_id::SocketId;
+use raptor_cluster::node::Action;
+use raptor_cluster::wire::{NodeMsg, WireEvent};
+use raptor_cluster::NodeId;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The patterns of the cluster: who registered each, and the index an order point matches.
+#[derive(Default)]
+pub(super) struct ClusterPatterns {
+    inner: RefCell<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// One registration per node that registered the pattern.
+    index: Index,
+    nodes: HashMap<(AppIdx, Arc<str>), HashSet<NodeId>>,
+}
+
+impl Inner {
+    fn register(&mut self, app: AppIdx, p: &str, node: &NodeId, on: bool) {
+        let key = (app, Arc::<str>::from(p));
+        if on {
+            let Ok(parsed) = Pattern::parse(p, usize::MAX) else {
+                return;
+            };
+            if self.nodes.entry(key).or_default().insert(node.clone()) {
+                self.index.add(app, parsed);
+            }
+        } else if let Some(set) = self.nodes.get_mut(&key) {
+            if set.remove(node) {
+                self.index.remove(app, p);
+            }
+            if set.is_empty() {
+                self.nodes.remove(&key);
+            }
+        }
+    }
+}
+
+impl Gateway {
+    fn me(&self) -> NodeId {
+        self.core.borrow().me().id.clone()
+    }
+
+    /// This node's interest in `channel` changes: for a pattern, its registration at every
+    /// node (this one included) changes with it. Called before the interest goes to the
+    /// pattern's owner.
+    pub(super) fn pattern_interest(&self, shard: &Shard, app: AppIdx, channel: &str, on: bool) {
+        if !pattern::is_pattern(channel) {
+            return;
+        }
+        let me = self.me();
+        self.patterns
+            .inner
+            .borrow_mut()
+            .register(app, channel, &me, on);
+        let app_id = shard.apps().get(app).id.clone();
+        self.carry_out_plain_broadcast(NodeMsg::Pattern {
+            app: app_id.to_string(),
+            pattern: channel.to_string(),
+            on,
+        });
+    }
+
+    /// A peer's registration.
+    pub(super) fn on_pattern(&self, shard: &Shard, from: &NodeId, app: &str, p: &str, on: bool) {
+        let Some(a) = shard.apps().by_id(app).map(|a| a.idx) else {
+            return;
+        };
+        let max = shard.limits().max_channel_name_bytes;
+        if on && Pattern::parse(p, max).is_err() {
+            return;
+        }
+        self.patterns.inner.borrow_mut().register(a, p, from, on);
+    }
+
+    /// A peer's link came up: it gets every pattern this node has subscribers of.
+    pub(super) fn send_patterns(&self, shard: &Shard, to: &NodeId) {
+        let me = self.me();
+        let apps = shard.apps();
+        let actions = self
+            .patterns
+            .inner
+            .borrow()
+            .nodes
+            .iter()
+            .filter(|(_, nodes)| nodes.contains(&me))
+            .map(|((app, p), _)| Action::Send {
+                to: to.clone(),
+                msg: NodeMsg::Pattern {
+                    app: apps.get(*app).id.to_string(),
+                    pattern: p.to_string(),
+                    on: true,
+                },
+            })
+            .collect();
+        self.carry_out_plain(actions);
+    }
+
+    /// A peer's link went down: its registrations go (it sends them again when it is back).
+    pub(super) fn patterns_link_down(&self, peer: &NodeId) {
+        let mut inner = self.patterns.inner.borrow_mut();
+        let theirs: Vec<(AppIdx, Arc<str>)> = inner
+            .nodes
+            .iter()
+            .filter(|(_, nodes)| nodes.contains(peer))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (app, p) in theirs {
+            inner.register(app, &p, peer, false);
+        }
+    }
+
+    /// This node ordered an event of `channel`: each matching pattern gets it, encoded
+    /// once, at every node that registered the pattern.
+    pub(super) fn to_patterns(
+        &self,
+        shard: &Shard,
+        app_id: &str,
+        channel: &str,
+        event: &WireEvent,
+        exclude: Option<SocketId>,
+        t0: Instant,
+    ) {
+        // The common case costs a check: no pattern anywhere, or a name no pattern can match.
+        if self.patterns.inner.borrow().index.is_empty() || !channel.contains('/') {
+            return;
+        }
+        let Some(app) = shard.apps().by_id(app_id).map(|a| a.idx) else {
+            return;
+        };
+        let inner = self.patterns.inner.borrow();
+        if inner.index.matching(app, channel).next().is_none() {
+            return;
+        }
+        let me = self.me();
+        let mut actions = Vec::new();
+        for p in inner.index.matching(app, channel) {
+            let frame = frames::pattern_event(
+                &event.name,
+                p,
+                channel,
+                &event.data,
+                event.user_id.as_deref(),
+            );
+            let Some(nodes) = inner.nodes.get(&(app, p.clone())) else {
+                continue;
+            };
+            for node in nodes {
+                if *node == me {
+                    let local = LocalFanout {
+                        frame: frame.clone(),
+                        exclude,
+                        privileged_only: false,
+                        retain: None,
+                    };
+                    local.send(shard, app, p, t0);
+                } else {
+                    actions.push(Action::Send {
+                        to: node.clone(),
+                        msg: NodeMsg::Deliver {
+                            app: app_id.to_owned(),
+                            channel: p.to_string(),
+                            payload: frame.payload().to_vec(),
+                            exclude: exclude.map(|s| (s.hi, s.lo)),
+                            privileged_only: false,
+                            cache_data: None,
+                        },
+                    });
+                }
+            }
+        }
+        drop(inner);
+        self.carry_out_plain(actions);
+    }
+}
