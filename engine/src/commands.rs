@@ -364,6 +364,9 @@ fn client_event(
     if kind.encrypted {
         return refused("client events are not allowed on encrypted channels");
     }
+    if pattern::is_pattern(channel) {
+        return refused("client events go to a channel, not to a wildcard subscription");
+    }
     let Some(sub) = conn.active_sub(channel) else {
         return refused("subscribe to the channel before sending client events");
     };

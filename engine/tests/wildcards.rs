@@ -148,6 +148,14 @@ async fn only_channels_the_client_may_read() {
         (m["channel"].as_str(), m["source_channel"].as_str()),
         (Some("private-team/*"), Some("private-team/x"))
     );
+    // Client events go to channels, not patterns; the API refuses a pattern as a channel.
+    c.send(json!({"event":"client-x","channel":"private-team/*","data":{}}))
+        .await;
+    assert_eq!(
+        c.recv().await,
+        json!({"event":"pusher:error","data":{"code":4315,"message":"client events go to a channel, not to a wildcard subscription"}})
+    );
+    assert_eq!(api.publish("private-team/*", "e", "x").await.status, 400);
 }
 
 /// Many patterns registered under other first segments cost a publish nothing, and two
