@@ -198,6 +198,20 @@ pub enum NodeMsg {
     History(Box<HistoryMsg>),
     /// Access tokens between nodes (docs/tokens.md): revocations and counted uses. Boxed.
     Token(Box<TokenMsg>),
+    /// The app updated a presence member's `user_info` (docs/cluster.md, "Presence
+    /// updates"). Without `ordered`: the node the API call entered → the channel's owning
+    /// node, which orders it like an event of the channel. With `ordered`: the owning node →
+    /// every peer, which writes the info into its view and sends `raptor:member_updated` to
+    /// its own subscribers, in the channel's order (the link is FIFO).
+    PresenceUpdate {
+        /// First: it fits in the padding after the discriminant.
+        ordered: bool,
+        app: String,
+        channel: String,
+        user_id: String,
+        /// The new info as compact JSON (an object).
+        user_info: String,
+    },
 }
 
 /// Access tokens between nodes.
@@ -358,6 +372,7 @@ pub enum Tag {
     PresenceResync = 16,
     History = 17,
     Token = 18,
+    PresenceUpdate = 19,
 }
 
 impl Tag {
@@ -381,6 +396,7 @@ impl Tag {
             16 => Tag::PresenceResync,
             17 => Tag::History,
             18 => Tag::Token,
+            19 => Tag::PresenceUpdate,
             _ => return None,
         })
     }
@@ -407,6 +423,7 @@ impl NodeMsg {
             NodeMsg::PresenceResync => Tag::PresenceResync,
             NodeMsg::History(_) => Tag::History,
             NodeMsg::Token(_) => Tag::Token,
+            NodeMsg::PresenceUpdate { .. } => Tag::PresenceUpdate,
         }
     }
 }
@@ -432,6 +449,7 @@ impl ArchivedNodeMsg {
             ArchivedNodeMsg::PresenceResync => Tag::PresenceResync,
             ArchivedNodeMsg::History(_) => Tag::History,
             ArchivedNodeMsg::Token(_) => Tag::Token,
+            ArchivedNodeMsg::PresenceUpdate { .. } => Tag::PresenceUpdate,
         }
     }
 }
