@@ -20,6 +20,7 @@ pub mod mesh;
 pub mod msg;
 mod owner;
 pub mod persist;
+pub mod presence_update;
 mod publish;
 pub mod sweeper;
 #[cfg(test)]
@@ -570,6 +571,7 @@ impl Shard {
                     }
                 }
             }
+            ShardMsg::PresenceUpdate(update) => self.owner_presence_update(update),
             ShardMsg::Gateway(msg) => self.on_gateway_msg(msg),
             ShardMsg::ClusterInterestReady {
                 app,
