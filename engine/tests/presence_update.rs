@@ -109,8 +109,13 @@ async fn an_update_reaches_every_member_and_later_joiners() {
 async fn without_a_channel_every_channel_of_the_user_is_updated() {
     let (url, hooks) = webhook_events();
     let s = Server::start_with(&config(&url));
-    // Names chosen to land on both shards of the server: each owner updates its own.
+    // On both shards of the server: each owner shard updates its own channels.
     let channels = ["presence-a", "presence-b", "presence-c", "presence-d"];
+    let shards: std::collections::BTreeSet<usize> = channels
+        .iter()
+        .map(|ch| raptor_engine::placement::shard_for("1", ch, 2))
+        .collect();
+    assert_eq!(shards.len(), 2, "the channels should span both shards");
     let mut u = Client::connect(&s).await;
     for ch in channels {
         u.join(ch, r#"{"user_id":"u1","user_info":{"v":1}}"#).await;
