@@ -112,7 +112,7 @@ async fn an_update_reaches_every_node_once_and_later_joiners_see_it() {
         } else {
             assert_eq!(
                 updates_before(c, "marker").await,
-                [want.clone()],
+                std::slice::from_ref(&want),
                 "node {i}"
             );
         }

@@ -401,7 +401,7 @@ mod tests {
         t.subscribe(0, &x, 0, Some((&v, None)));
         let info = |t: &OwnedChannels, c: &str| t.get(0, c).unwrap().members["u1"].info.clone();
         let one = t.update_info(0, "u1", "{\"v\":2}", Some("presence-r"));
-        assert_eq!(one, [r.clone()]);
+        assert_eq!(one, std::slice::from_ref(&r));
         assert_eq!(info(&t, "presence-r").as_deref(), Some("{\"v\":2}"));
         assert_eq!(info(&t, "presence-s"), None);
         let mut all = t.update_info(0, "u1", "{\"v\":3}", None);
