@@ -34,6 +34,8 @@
 //!   gets exactly the members it lost back, once. Only the owning node fires the webhook.
 //!   (Member events from the owner to everyone would break at a heal: the two sides
 //!   followed different owners, so one side would see duplicates and miss members.)
+//!   An app's update of a member's info is the exception: it is ordered by the channel's
+//!   owning node, which tells every peer (`presence_update`).
 //! * **Leaving.** A peer that says `Leaving` (or gossips `leaving`) is no longer live at once,
 //!   until the live view stops listing it: its channels move now. Its presence members are
 //!   held for [`LEAVE_HOLD`] ([`Action::ReleaseLater`], then [`NodeCore::release`]): its
@@ -765,6 +767,13 @@ impl NodeCore {
                 let total = self.counts.report(from, &app, &channel, count);
                 total.map(Self::count_action).into_iter().collect()
             }
+            NodeMsg::PresenceUpdate {
+                ordered,
+                app,
+                channel,
+                user_id,
+                user_info,
+            } => self.on_presence_update(ordered, app, channel, user_id, user_info),
             // Handled by the link layer.
             NodeMsg::Hello { .. } | NodeMsg::Ping(_) | NodeMsg::Pong(_) => Vec::new(),
         }
@@ -776,6 +785,7 @@ mod counts;
 mod interest_wait;
 mod occupancy;
 mod presence_check;
+mod presence_update;
 mod roles;
 #[cfg(test)]
 mod tests;

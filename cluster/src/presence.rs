@@ -27,7 +27,12 @@
 //!    verdict while its link is still up (the link is FIFO, so it stayed current). It is
 //!    forgotten when the node is neither live nor linked.
 //! 5. The user info shown is the one held by the lowest live [`NodeKey`] that has the user;
-//!    a change of holder emits nothing (Pusher has no `member_updated`).
+//!    a change of holder emits nothing (Pusher has no `member_updated`). An app's update of
+//!    the info ([`ClusterPresence::update_info`], Raptor's `raptor:member_updated`) is the one
+//!    exception to rule 1: the channel's owning node orders it and every node writes it into
+//!    what it holds about every holder of the user, so the shown info is the new one whichever
+//!    node shows it; each holder also keeps it in its [`LocalPresence`], so its next sync
+//!    carries it too.
 //! 6. A node that left on purpose ([`ClusterPresence::depart`]) stops being live at once
 //!    (its channels move), but its members keep counting, frozen, until
 //!    [`ClusterPresence::release`]. Its clients were told to reconnect (4200); those who
@@ -184,6 +189,19 @@ impl LocalPresence {
             channel: channel.to_owned(),
             user_id: user_id.to_owned(),
         })
+    }
+
+    /// Replaces the info of a local member (every connection of the user in the channel):
+    /// the app updated it. `false`: not a local member.
+    pub fn update_info(&mut self, app: &str, channel: &str, user_id: &str, info: &str) -> bool {
+        let key = (app.to_owned(), channel.to_owned());
+        match self.channels.get_mut(&key).and_then(|u| u.get_mut(user_id)) {
+            Some(entry) => {
+                entry.1 = Some(info.to_owned());
+                true
+            }
+            None => false,
+        }
     }
 
     /// Whether `user_id` has a connection in the channel on this node.
@@ -576,6 +594,46 @@ impl ClusterPresence {
             }
         }
         true
+    }
+
+    /// Whether `user_id` is a member of the channel in this view (held by a counted node).
+    pub fn is_member(&self, app: &str, channel: &str, user_id: &str) -> bool {
+        self.present(&(app.to_owned(), channel.to_owned()), user_id)
+            .is_some()
+    }
+
+    /// The app updated the member's info: every held entry of the user in the channel takes
+    /// it (whichever node holds it; see rule 5), so the shown info is the new one. The digest
+    /// does not change (it covers who is a member, not the info). `false`: the user is not a
+    /// member in this view, and nothing changed.
+    pub fn update_info(&mut self, app: &str, channel: &str, user_id: &str, info: &str) -> bool {
+        if !self.is_member(app, channel, user_id) {
+            return false;
+        }
+        let key = (app.to_owned(), channel.to_owned());
+        for held in self.held.values_mut() {
+            if let Some(entry) = held.channels.get_mut(&key).and_then(|u| u.get_mut(user_id)) {
+                *entry = Some(info.to_owned());
+            }
+        }
+        true
+    }
+
+    /// The presence channels of `app` in which `user_id` is a member in this view, sorted
+    /// (an update without a channel goes to each). Scans what is held: a rare API call.
+    pub fn channels_of(&self, app: &str, user_id: &str) -> Vec<String> {
+        let mut out: BTreeSet<&str> = BTreeSet::new();
+        for node in self.counted() {
+            let Some(held) = self.held.get(node) else {
+                continue;
+            };
+            for ((a, channel), users) in &held.channels {
+                if a == app && users.contains_key(user_id) {
+                    out.insert(channel);
+                }
+            }
+        }
+        out.into_iter().map(str::to_owned).collect()
     }
 
     /// Digest of what is held about `node`, to compare with the one it gossips.

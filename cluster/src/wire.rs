@@ -207,6 +207,20 @@ pub enum NodeMsg {
         pattern: String,
         on: bool,
     },
+    /// The app updated a presence member's `user_info` (docs/cluster.md, "Presence
+    /// updates"). Without `ordered`: the node the API call entered → the channel's owning
+    /// node, which orders it like an event of the channel. With `ordered`: the owning node →
+    /// every peer, which writes the info into its view and sends `raptor:member_updated` to
+    /// its own subscribers, in the channel's order (the link is FIFO).
+    PresenceUpdate {
+        /// First: it fits in the padding after the discriminant.
+        ordered: bool,
+        app: String,
+        channel: String,
+        user_id: String,
+        /// The new info as compact JSON (an object).
+        user_info: String,
+    },
 }
 
 /// Access tokens between nodes.
@@ -368,6 +382,7 @@ pub enum Tag {
     History = 17,
     Token = 18,
     Pattern = 19,
+    PresenceUpdate = 20,
 }
 
 impl Tag {
@@ -392,6 +407,7 @@ impl Tag {
             17 => Tag::History,
             18 => Tag::Token,
             19 => Tag::Pattern,
+            20 => Tag::PresenceUpdate,
             _ => return None,
         })
     }
@@ -419,6 +435,7 @@ impl NodeMsg {
             NodeMsg::History(_) => Tag::History,
             NodeMsg::Token(_) => Tag::Token,
             NodeMsg::Pattern { .. } => Tag::Pattern,
+            NodeMsg::PresenceUpdate { .. } => Tag::PresenceUpdate,
         }
     }
 }
@@ -445,6 +462,7 @@ impl ArchivedNodeMsg {
             ArchivedNodeMsg::History(_) => Tag::History,
             ArchivedNodeMsg::Token(_) => Tag::Token,
             ArchivedNodeMsg::Pattern { .. } => Tag::Pattern,
+            ArchivedNodeMsg::PresenceUpdate { .. } => Tag::PresenceUpdate,
         }
     }
 }

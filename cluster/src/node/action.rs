@@ -58,6 +58,18 @@ pub enum Action {
     /// `webhook` is set this node owns the channel and also fires the webhook (once in the
     /// cluster while views agree).
     Presence { event: PresenceEvent, webhook: bool },
+    /// The app updated a member's info, and this node's view took it: send
+    /// `raptor:member_updated` to this node's own subscribers of the channel. `webhook`: this
+    /// node ordered the update (it owns the channel) and fires the webhook, once in the
+    /// cluster.
+    MemberUpdated {
+        app: String,
+        channel: String,
+        user_id: String,
+        /// Compact JSON (an object).
+        user_info: String,
+        webhook: bool,
+    },
     /// Close the local signed-in connections of `user`.
     Terminate { app: String, user: String },
     /// Write these own gossip keys (`None` deletes).

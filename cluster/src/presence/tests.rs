@@ -391,3 +391,53 @@ fn an_incomplete_sync_is_dropped_and_the_next_starts_clean() {
     );
     assert_eq!(ids(&p), ["u", "w"]);
 }
+
+#[test]
+fn an_info_update_reaches_every_holder_and_lists_only_members() {
+    let mut p = ClusterPresence::new();
+    let (a, b) = (key("a", 1), key("b", 1));
+    p.set_live([a.clone(), b.clone()]);
+    p.link_up(&b);
+    p.join(&a, m("presence-r", "u1"));
+    // The same user on b joined with another info: after the update both show the new one.
+    p.join(&b, m("presence-r", "u9"));
+    let mut other = m("presence-r", "u1");
+    other.user_info = Some("{\"name\":\"other\"}".into());
+    p.join(&b, other);
+    p.join(&b, m("presence-s", "u1"));
+    let digest = p.digest_of(&a);
+    assert!(p.update_info("1", "presence-r", "u1", "{\"v\":2}"));
+    assert_eq!(
+        p.digest_of(&a),
+        digest,
+        "the digest covers members, not infos"
+    );
+    let info = |p: &ClusterPresence, ch: &str| {
+        p.members("1", ch)
+            .into_iter()
+            .find(|(u, _)| u == "u1")
+            .and_then(|(_, i)| i)
+    };
+    assert_eq!(info(&p, "presence-r").as_deref(), Some("{\"v\":2}"));
+    assert_eq!(
+        info(&p, "presence-s").as_deref(),
+        Some("{\"name\":\"u1\"}"),
+        "another channel keeps its info"
+    );
+    // a leaves: b's entry shows, and it was updated too.
+    p.leave(&a, "1", "presence-r", "u1");
+    assert_eq!(info(&p, "presence-r").as_deref(), Some("{\"v\":2}"));
+    assert!(!p.update_info("1", "presence-r", "nobody", "{}"));
+    assert_eq!(p.channels_of("1", "u1"), ["presence-r", "presence-s"]);
+    assert_eq!(p.channels_of("2", "u1"), Vec::<String>::new());
+}
+
+#[test]
+fn a_local_info_update_is_carried_by_the_next_snapshot() {
+    let mut l = LocalPresence::new();
+    l.join("1", "presence-r", "u1", Some("{}".into()));
+    l.join("1", "presence-r", "u1", Some("{\"tab\":2}".into()));
+    assert!(l.update_info("1", "presence-r", "u1", "{\"v\":2}"));
+    assert!(!l.update_info("1", "presence-r", "u2", "{}"));
+    assert_eq!(l.snapshot()[0].user_info.as_deref(), Some("{\"v\":2}"));
+}

@@ -551,3 +551,39 @@ fn pattern_registrations_round_trip_with_tag_19_in_the_80_byte_union() {
     let ping = encode(&NodeMsg::Ping(1)).unwrap();
     assert_eq!(u64::from_le_bytes(ping[8..16].try_into().unwrap()), 80);
 }
+
+/// `PresenceUpdate` (tag 20), byte for byte as docs/cluster-protocol.md shows it; the union
+/// stays 80 bytes.
+#[test]
+fn presence_update_is_as_documented() {
+    let msg = NodeMsg::PresenceUpdate {
+        ordered: true,
+        app: "1".into(),
+        channel: "presence".into(),
+        user_id: "u1".into(),
+        user_info: "{}".into(),
+    };
+    let frame = encode(&msg).unwrap();
+    let mut want = vec![b'R', b'P', b'T', b'R', 2, 20, 0, 0, 80, 0, 0, 0, 0, 0, 0, 0];
+    want.extend([19, 1, 0, 0]);
+    want.extend(b"1\xff\xff\xff\xff\xff\xff\xff");
+    want.extend(b"presence");
+    want.extend(b"u1\xff\xff\xff\xff\xff\xff");
+    want.extend(b"{}\xff\xff\xff\xff\xff\xff");
+    want.resize(96, 0);
+    assert_eq!(frame, want);
+    let (back, used) = decode(&frame).unwrap().unwrap();
+    assert_eq!((back, used), (msg, frame.len()));
+    let long = NodeMsg::PresenceUpdate {
+        ordered: false,
+        app: "app-with-a-long-id".into(),
+        channel: "presence-a-much-longer-channel-name".into(),
+        user_id: "a-user-id-of-some-length".into(),
+        user_info: r#"{"name":"Ada","status":"away"}"#.into(),
+    };
+    let frame = encode(&long).unwrap();
+    assert_eq!(frame[5], 20);
+    assert_eq!(decode(&frame).unwrap().unwrap().0, long);
+    let ping = encode(&NodeMsg::Ping(1)).unwrap();
+    assert_eq!(u64::from_le_bytes(ping[8..16].try_into().unwrap()), 80);
+}

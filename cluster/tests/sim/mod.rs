@@ -276,8 +276,10 @@ impl Sim {
                 }
                 Action::ReleaseLater { node, .. } => self.holds.push((at.to_owned(), node)),
                 // Queries are scatter-gather over real links: engine/tests/cluster_queries.rs.
-                // History is the engine's (engine/tests/cluster_history.rs).
+                // History is the engine's (engine/tests/cluster_history.rs). Presence updates:
+                // node/presence_update.rs's tests, engine/tests/cluster_presence_update.rs.
                 Action::Terminate { .. }
+                | Action::MemberUpdated { .. }
                 | Action::PeerQuery { .. }
                 | Action::PeerAnswer { .. }
                 | Action::AwaitPublished { .. }

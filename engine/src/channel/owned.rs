@@ -233,6 +233,31 @@ impl OwnedChannels {
         self.apps.get_mut(app)?.get_mut(channel)
     }
 
+    /// The app replaced `user`'s info: in `channel`, or (`None`) in every presence channel of
+    /// `app` owned here. Returns the channels where the user is a member, whose info changed
+    /// (for all its connections). Without a channel this scans the app's channels on this
+    /// shard: a rare API call, not an event path.
+    pub fn update_info(
+        &mut self,
+        app: AppIdx,
+        user: &str,
+        info: &str,
+        channel: Option<&str>,
+    ) -> Vec<Arc<str>> {
+        let Some(table) = self.apps.get_mut(app) else {
+            return Vec::new();
+        };
+        let set = |o: &mut Owned| {
+            let m = o.members.get_mut(user)?;
+            m.info = Some(Box::from(info));
+            Some(o.name.clone())
+        };
+        match channel {
+            Some(c) => table.get_mut(c).and_then(set).into_iter().collect(),
+            None => table.values_mut().filter_map(set).collect(),
+        }
+    }
+
     /// Would a new member fit into `channel`?
     pub fn has_room_for(&self, app: AppIdx, channel: &str, user: &str, max: usize) -> bool {
         self.get(app, channel)
@@ -359,6 +384,32 @@ mod tests {
                 member: true
             }
         );
+    }
+
+    #[test]
+    fn an_info_update_replaces_the_info_of_every_connection() {
+        let mut t = OwnedChannels::new(2);
+        let (r, s, x): (Arc<str>, Arc<str>, Arc<str>) = (
+            "presence-r".into(),
+            "presence-s".into(),
+            "presence-x".into(),
+        );
+        let (u, v): (Arc<str>, Arc<str>) = ("u1".into(), "u2".into());
+        t.subscribe(0, &r, 0, Some((&u, Some("{\"tab\":1}"))));
+        t.subscribe(0, &r, 1, Some((&u, Some("{\"tab\":2}"))));
+        t.subscribe(0, &s, 0, Some((&u, None)));
+        t.subscribe(0, &x, 0, Some((&v, None)));
+        let info = |t: &OwnedChannels, c: &str| t.get(0, c).unwrap().members["u1"].info.clone();
+        let one = t.update_info(0, "u1", "{\"v\":2}", Some("presence-r"));
+        assert_eq!(one, std::slice::from_ref(&r));
+        assert_eq!(info(&t, "presence-r").as_deref(), Some("{\"v\":2}"));
+        assert_eq!(info(&t, "presence-s"), None);
+        let mut all = t.update_info(0, "u1", "{\"v\":3}", None);
+        all.sort();
+        assert_eq!(all, [r, s]);
+        assert!(t.update_info(0, "u1", "{}", Some("presence-x")).is_empty());
+        assert!(t.update_info(1, "u1", "{}", None).is_empty());
+        assert_eq!(t.get(0, "presence-r").unwrap().members["u1"].conns, 2);
     }
 
     #[test]

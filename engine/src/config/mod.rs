@@ -505,7 +505,7 @@ impl Config {
                     "must be greater than 0",
                 ));
             }
-            const EVENTS: [&str; 7] = [
+            const EVENTS: [&str; 8] = [
                 "channel_occupied",
                 "channel_vacated",
                 "member_added",
@@ -513,6 +513,7 @@ impl Config {
                 "client_event",
                 "cache_miss",
                 "subscription_count",
+                "member_updated",
             ];
             for (j, w) in app.webhooks.iter().enumerate() {
                 if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {

@@ -9,6 +9,7 @@ pub mod dashboard;
 pub mod events;
 pub mod history;
 pub mod metrics;
+pub mod presence;
 pub mod reload;
 pub mod router;
 pub mod tokens;

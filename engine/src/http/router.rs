@@ -4,7 +4,7 @@ use super::admin::{Access, Surface};
 use super::auth;
 use super::request::{decode, Request};
 use super::response::Response;
-use super::{channels, events, history, tokens};
+use super::{channels, events, history, presence, tokens};
 use crate::app::App;
 use crate::protocol::codes;
 use crate::shard::Shard;
@@ -91,6 +91,8 @@ pub async fn route(shard: &Rc<Shard>, req: Request, access: &Access) -> Routed {
                     | ["channels", _, "history", _, "edit" | "delete"],
                 ) => Response::error(405, "method not allowed"),
                 ("POST", ["users", user, "terminate_connections"]) => terminate(shard, &app, &decode(user)),
+                ("POST", ["users", user, "presence"]) => presence::update(shard, &app, &req, &decode(user)),
+                (_, ["users", _, "presence"]) => Response::error(405, "method not allowed"),
                 ("POST", ["tokens"]) => tokens::mint(&app, &req),
                 ("POST", ["tokens", "revoke"]) => tokens::revoke(shard, &app, &req),
                 (_, ["tokens"] | ["tokens", "revoke"]) => Response::error(405, "method not allowed"),

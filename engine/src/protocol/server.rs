@@ -213,6 +213,20 @@ pub fn member_added(channel: &str, user_id: &str, user_info: Option<&str>) -> Fr
     channel_event("pusher_internal:member_added", channel, &data, None)
 }
 
+/// Raptor's `raptor:member_updated`: the app replaced a member's `user_info` (data
+/// double-encoded like `member_added`'s). Not `pusher_internal:*`: pusher-js drops internal
+/// events it does not know, and passes this one to `channel.bind`.
+pub fn member_updated(channel: &str, user_id: &str, user_info: &str) -> Frame {
+    let data = format!(
+        r#"{{"user_id":{},"user_info":{user_info}}}"#,
+        json_str(user_id)
+    );
+    channel_event(MEMBER_UPDATED, channel, &data, None)
+}
+
+/// The name of the member-updated event (docs/protocol.md).
+pub const MEMBER_UPDATED: &str = "raptor:member_updated";
+
 pub fn member_removed(channel: &str, user_id: &str) -> Frame {
     let data = format!(r#"{{"user_id":{}}}"#, json_str(user_id));
     channel_event("pusher_internal:member_removed", channel, &data, None)

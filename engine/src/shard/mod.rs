@@ -21,6 +21,7 @@ pub mod msg;
 mod owner;
 mod patterns;
 pub mod persist;
+pub mod presence_update;
 mod publish;
 pub mod sweeper;
 #[cfg(test)]
@@ -596,6 +597,7 @@ impl Shard {
                     }
                 }
             }
+            ShardMsg::PresenceUpdate(update) => self.owner_presence_update(update),
             ShardMsg::Gateway(msg) => self.on_gateway_msg(msg),
             ShardMsg::ClusterInterestReady {
                 app,

@@ -148,6 +148,9 @@ pub enum ShardMsg {
         user: Arc<str>,
         online: bool,
     },
+    /// HTTP edge → the owner shard of the channel (every shard, when no channel is named):
+    /// the app replaced a member's info (single node; `shard::presence_update`).
+    PresenceUpdate(super::presence_update::PresenceUpdate),
     /// Any shard → every shard: close the signed-in connections of `user`.
     Terminate {
         app: AppIdx,
@@ -326,6 +329,8 @@ pub enum GatewayMsg {
         channel: Arc<str>,
         user: Arc<str>,
     },
+    /// HTTP → gateway: the app replaced a member's info, for the owning node of each channel.
+    PresenceUpdate(super::presence_update::PresenceUpdate),
     /// HTTP → gateway: terminate the user's connections on every node.
     Terminate { app: AppIdx, user: Arc<str> },
     /// HTTP → gateway: ask every other node about `app`; answered with [`Reply::Cluster`]

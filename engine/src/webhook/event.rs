@@ -14,10 +14,11 @@ pub(crate) enum Kind {
     ClientEvent,
     CacheMiss,
     SubscriptionCount,
+    MemberUpdated,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::ChannelOccupied,
         Kind::ChannelVacated,
         Kind::MemberAdded,
@@ -25,6 +26,7 @@ impl Kind {
         Kind::ClientEvent,
         Kind::CacheMiss,
         Kind::SubscriptionCount,
+        Kind::MemberUpdated,
     ];
 
     /// The `name` on the wire and in `event_types`.
@@ -37,6 +39,7 @@ impl Kind {
             Kind::ClientEvent => "client_event",
             Kind::CacheMiss => "cache_miss",
             Kind::SubscriptionCount => "subscription_count",
+            Kind::MemberUpdated => "member_updated",
         }
     }
 
@@ -47,7 +50,7 @@ impl Kind {
 
 /// A set of [`Kind`]s.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct KindSet(u8);
+pub(crate) struct KindSet(u16);
 
 impl KindSet {
     pub fn all() -> KindSet {
@@ -77,6 +80,7 @@ impl WebhookEvent {
             WebhookEvent::ClientEvent { .. } => Kind::ClientEvent,
             WebhookEvent::CacheMiss { .. } => Kind::CacheMiss,
             WebhookEvent::SubscriptionCount { .. } => Kind::SubscriptionCount,
+            WebhookEvent::MemberUpdated { .. } => Kind::MemberUpdated,
         }
     }
 
@@ -92,6 +96,7 @@ impl WebhookEvent {
             | WebhookEvent::ChannelVacated { channel }
             | WebhookEvent::MemberAdded { channel, .. }
             | WebhookEvent::MemberRemoved { channel, .. }
+            | WebhookEvent::MemberUpdated { channel, .. }
             | WebhookEvent::ClientEvent { channel, .. }
             | WebhookEvent::CacheMiss { channel }
             | WebhookEvent::SubscriptionCount { channel, .. } => channel,
@@ -224,6 +229,11 @@ mod tests {
                 channel: "c".into(),
                 subscription_count: 12,
             },
+            WebhookEvent::MemberUpdated {
+                channel: "presence-c".into(),
+                user_id: "u".into(),
+                user_info: crate::webhook::UserInfo(r#"{"name":"Ada","n":[1,2]}"#.into()),
+            },
         ];
         let body = String::from_utf8(encode_body(1327078148132, &events)).unwrap();
         let expected = concat!(
@@ -235,7 +245,8 @@ mod tests {
             r#"{"name":"client_event","channel":"c","event":"client-x","data":"..","socket_id":"1.2","user_id":"u"},"#,
             r#"{"name":"client_event","channel":"private-c","event":"client-x","data":"{\"a\":\"b\\n\"}","socket_id":"1.2"},"#,
             r#"{"name":"cache_miss","channel":"cache-c"},"#,
-            r#"{"name":"subscription_count","channel":"c","subscription_count":12}"#,
+            r#"{"name":"subscription_count","channel":"c","subscription_count":12},"#,
+            r#"{"name":"member_updated","channel":"presence-c","user_id":"u","user_info":{"name":"Ada","n":[1,2]}}"#,
             "]}"
         );
         assert_eq!(body, expected);

@@ -115,6 +115,12 @@ pub enum WebhookEvent {
         channel: String,
         user_id: String,
     },
+    /// Raptor's: the app replaced the member's info (`POST .../users/{id}/presence`).
+    MemberUpdated {
+        channel: String,
+        user_id: String,
+        user_info: UserInfo,
+    },
     ClientEvent {
         channel: String,
         event: String,
@@ -131,6 +137,22 @@ pub enum WebhookEvent {
         channel: String,
         subscription_count: u32,
     },
+}
+
+/// A member's `user_info`, compact JSON text (an object) that serializes as the JSON value
+/// itself, not as a string: `"user_info":{"name":"Ada"}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserInfo(pub String);
+
+impl Serialize for UserInfo {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // Checked to be a JSON object at the edge; parsed again only when a webhook is sent.
+        let mut bytes = self.0.as_bytes().to_vec();
+        match simd_json::to_owned_value(&mut bytes) {
+            Ok(v) => v.serialize(s),
+            Err(e) => Err(serde::ser::Error::custom(e)),
+        }
+    }
 }
 
 /// Handle to the webhook dispatcher; cheap to clone and `Send`, one per shard.

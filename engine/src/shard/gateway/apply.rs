@@ -232,6 +232,42 @@ impl Gateway {
                         shard.webhooks.emit(a.idx, hook);
                     }
                 }
+                Action::MemberUpdated {
+                    app,
+                    channel,
+                    user_id,
+                    user_info,
+                    webhook,
+                } => {
+                    // A peer's word puts no other name or info on this node's sockets: only
+                    // a valid presence channel and a JSON object of the app's bounded size.
+                    let Some(a) = shard.apps().by_id(&app).cloned() else {
+                        continue;
+                    };
+                    let kind = ChannelKind::of(&channel);
+                    let plausible = kind.is_presence()
+                        && name::validate(&channel, shard.limits().max_channel_name_bytes).is_ok()
+                        && user_info.len() <= a.max_presence_user_info_bytes
+                        && user_info.starts_with('{');
+                    if !plausible {
+                        continue;
+                    }
+                    let to_owner = LocalFanout {
+                        frame: frames::member_updated(&channel, &user_id, &user_info),
+                        exclude: None,
+                        privileged_only: kind.privileged,
+                        retain: None,
+                    };
+                    to_owner.send(shard, a.idx, &channel, t0);
+                    if webhook {
+                        let hook = WebhookEvent::MemberUpdated {
+                            channel,
+                            user_id,
+                            user_info: crate::webhook::UserInfo(user_info),
+                        };
+                        shard.webhooks.emit(a.idx, hook);
+                    }
+                }
                 Action::Occupancy {
                     app,
                     channel,

@@ -140,6 +140,16 @@ impl Gateway {
                     .presence_leave(&app_id, &channel, &user);
                 self.apply(shard, actions);
             }
+            GatewayMsg::PresenceUpdate(u) => {
+                let app_id = shard.apps().get(u.app).id.clone();
+                let actions = self.core.borrow_mut().presence_update(
+                    &app_id,
+                    &u.user_id,
+                    &u.user_info,
+                    u.channel.as_deref(),
+                );
+                self.apply(shard, actions);
+            }
             GatewayMsg::Terminate { app, user } => {
                 let app_id = shard.apps().get(app).id.clone();
                 let actions = self.core.borrow_mut().terminate(&app_id, &user);
