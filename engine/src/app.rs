@@ -68,6 +68,10 @@ impl HistoryRules {
 
     /// The rule `channel`'s history follows, if any. No rules (the default): no cost.
     pub fn rule_for(&self, channel: &str) -> Option<&HistoryRule> {
+        // A wildcard subscription has no history, whatever glob its name would match.
+        if crate::channel::pattern::is_pattern(channel) {
+            return None;
+        }
         self.0
             .iter()
             .find(|(g, _)| g.is_match(channel))

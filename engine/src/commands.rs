@@ -107,7 +107,15 @@ fn subscribe_pattern(shard: &Rc<Shard>, conn: &Rc<Connection>, channel: String, 
         Err(e) => return refuse(conn, &channel, "TokenError", &e.to_string(), 401),
     };
     let private = ChannelKind::of(&channel).access == Access::Private;
-    if (private || shard.app(conn.app).require_tokens) && !granted.read {
+    // The token in `auth`, or the session's: one of its grants must cover every channel
+    // the pattern stands for (not merely match the pattern's text).
+    let session = conn.token.borrow().clone();
+    let covered = granted
+        .token
+        .iter()
+        .chain(session.iter())
+        .any(|t| t.claims.read.iter().any(|g| p.covered_by_grant(g)));
+    if (private || shard.app(conn.app).require_tokens) && !covered {
         let why = "a private pattern (or any, where the app requires tokens) needs an access token whose read grant covers it";
         return refuse(conn, &channel, "TokenRequired", why, 403);
     }

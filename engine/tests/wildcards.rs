@@ -128,6 +128,22 @@ async fn only_channels_the_client_may_read() {
     api.publish("private-team/x", "secret", "s").await;
     c.expect_silence(Duration::from_millis(300)).await;
 
+    // A grant whose glob happens to match the pattern's text does not cover its channels.
+    let narrow = api
+        .signed(
+            "POST",
+            "/apps/1/tokens",
+            &[],
+            r#"{"read":["private-team/?"],"ttl_secs":600}"#,
+        )
+        .await;
+    let narrow = narrow.json()["token"].as_str().unwrap().to_string();
+    let r = subscribe_raw(&mut c, "private-team/*", Some(&narrow)).await;
+    assert_eq!(
+        (r["event"].as_str(), r["channel"].as_str()),
+        (Some("pusher:subscription_error"), Some("private-team/*"))
+    );
+    assert!(r["data"].as_str().unwrap().contains("TokenRequired"), "{r}");
     // With a token granting the pattern.
     let minted = api
         .signed(

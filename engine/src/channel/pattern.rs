@@ -97,6 +97,37 @@ impl Pattern {
         }
     }
 
+    /// The text every channel of this pattern starts with: up to the last `/` before its
+    /// first wildcard segment (`private-team/` for `private-team/*/chat`).
+    pub fn literal_prefix(&self) -> &str {
+        let mut end = 0;
+        for seg in &self.segs {
+            match seg {
+                Seg::Literal(l) => end += l.len() + 1,
+                _ => break,
+            }
+        }
+        &self.text[..end.min(self.text.len())]
+    }
+
+    /// Whether a token's read grant (a glob over channel names, docs/tokens.md) covers
+    /// every channel of this pattern. Not a glob match of the pattern's text, which a grant
+    /// like `team/?` would pass (`?` matches the `*`) while granting one-letter names only:
+    /// the grant must be the pattern itself, or a literal prefix of the pattern's literal
+    /// prefix followed by `*` (a glob `*` spans `/`, so `private-team/*` also covers
+    /// deeper names).
+    pub fn covered_by_grant(&self, grant: &str) -> bool {
+        if grant == &*self.text {
+            return true;
+        }
+        match grant.strip_suffix('*') {
+            Some(lit) if !lit.contains(['*', '?', '[', ']', '{', '}', '\\']) => {
+                self.literal_prefix().starts_with(lit)
+            }
+            _ => false,
+        }
+    }
+
     /// Whether `channel` (a channel name, never a pattern) is one of this pattern's.
     pub fn matches(&self, channel: &str) -> bool {
         let mut parts = channel.split('/');
@@ -104,8 +135,14 @@ impl Pattern {
             match seg {
                 Seg::Rest => {
                     // One or more segments left, none empty.
-                    let rest: Vec<&str> = parts.collect();
-                    return !rest.is_empty() && rest.iter().all(|s| !s.is_empty());
+                    let mut any = false;
+                    for p in parts {
+                        if p.is_empty() {
+                            return false;
+                        }
+                        any = true;
+                    }
+                    return any;
                 }
                 Seg::One => match parts.next() {
                     Some(p) if !p.is_empty() => {}
@@ -228,6 +265,27 @@ mod tests {
         assert!(!r.matches("ordersx/1"));
         let pr = p("private-team/*");
         assert!(pr.matches("private-team/a") && !pr.matches("team/a"));
+    }
+
+    #[test]
+    fn grants_cover_a_pattern_only_when_they_cover_all_its_channels() {
+        let pt = p("private-team/*");
+        assert_eq!(pt.literal_prefix(), "private-team/");
+        assert_eq!(p("a/b/*/c").literal_prefix(), "a/b/");
+        for ok in ["private-team/*", "private-*", "private-team*", "*"] {
+            assert!(pt.covered_by_grant(ok), "{ok}");
+        }
+        for no in [
+            "private-team/?",
+            "private-team/??",
+            "private-team/[!s]*",
+            "private-team/a*",
+            "private-t?am/*",
+            "private-team/x",
+        ] {
+            assert!(!pt.covered_by_grant(no), "{no}");
+        }
+        assert!(!p("private-team/**").covered_by_grant("private-team/*/x"));
     }
 
     #[test]

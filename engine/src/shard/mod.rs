@@ -544,8 +544,13 @@ impl Shard {
                 pattern,
                 on,
                 owner,
-            } => self.on_pattern(app, pattern, on, owner),
-            ShardMsg::PatternAck { app, pattern } => self.on_pattern_ack(app, pattern),
+                generation,
+            } => self.on_pattern(app, pattern, on, owner, generation),
+            ShardMsg::PatternAck {
+                app,
+                pattern,
+                generation,
+            } => self.on_pattern_ack(app, pattern, generation),
             ShardMsg::PatternEvent {
                 app,
                 pattern,

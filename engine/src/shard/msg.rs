@@ -61,11 +61,14 @@ pub enum ShardMsg {
         pattern: Arc<str>,
         on: bool,
         owner: ShardId,
+        /// Which registration (echoed in the ack).
+        generation: u64,
     },
-    /// Shard → a pattern's owner: the registration is in place here.
+    /// Shard → a pattern's owner: the registration `generation` is in place here.
     PatternAck {
         app: AppIdx,
         pattern: Arc<str>,
+        generation: u64,
     },
     /// A channel's order point → a pattern's owner: the event of a matching channel,
     /// encoded for the pattern's subscribers, to fan out.

@@ -27,6 +27,9 @@ use std::time::Instant;
 /// the subscriptions waiting for them.
 #[derive(Default)]
 pub(super) struct Registration {
+    /// Which registration of the pattern this is: an ack of an earlier one (the pattern
+    /// was withdrawn and registered again meanwhile) does not count for it.
+    generation: u64,
     pending: usize,
     held: Vec<Held>,
 }
@@ -44,15 +47,18 @@ impl Shard {
                 None
             }
             None => {
+                let generation = self.next_ticket.get() + 1;
+                self.next_ticket.set(generation);
                 regs.insert(
                     key,
                     Registration {
+                        generation,
                         pending: self.nr_shards,
                         held: vec![sub],
                     },
                 );
                 drop(regs);
-                self.tell_shards(app, channel, true);
+                self.tell_shards(app, channel, true, generation);
                 None
             }
         }
@@ -68,24 +74,32 @@ impl Shard {
                 .remove(&(app, channel.clone()))
                 .is_some()
         {
-            self.tell_shards(app, channel, false);
+            self.tell_shards(app, channel, false, 0);
         }
     }
 
-    fn tell_shards(&self, app: AppIdx, pattern: &Arc<str>, on: bool) {
+    fn tell_shards(&self, app: AppIdx, pattern: &Arc<str>, on: bool, generation: u64) {
         for s in 0..self.nr_shards {
             let msg = ShardMsg::Pattern {
                 app,
                 pattern: pattern.clone(),
                 on,
                 owner: self.id,
+                generation,
             };
             self.mesh.send(s, msg);
         }
     }
 
     /// Every shard: a pattern's owner registers (`on`) or withdraws it.
-    pub(super) fn on_pattern(&self, app: AppIdx, pattern: Arc<str>, on: bool, owner: ShardId) {
+    pub(super) fn on_pattern(
+        &self,
+        app: AppIdx,
+        pattern: Arc<str>,
+        on: bool,
+        owner: ShardId,
+        generation: u64,
+    ) {
         if !on {
             return self.patterns.borrow_mut().remove(app, &pattern);
         }
@@ -93,16 +107,24 @@ impl Shard {
         if let Ok(p) = Pattern::parse(&pattern, usize::MAX) {
             self.patterns.borrow_mut().add(app, p);
         }
-        self.mesh.send(owner, ShardMsg::PatternAck { app, pattern });
+        let ack = ShardMsg::PatternAck {
+            app,
+            pattern,
+            generation,
+        };
+        self.mesh.send(owner, ack);
     }
 
     /// Owner: one shard has the pattern; once all have, the held subscriptions are answered.
-    pub(super) fn on_pattern_ack(&self, app: AppIdx, pattern: Arc<str>) {
+    pub(super) fn on_pattern_ack(&self, app: AppIdx, pattern: Arc<str>, generation: u64) {
         let ready = {
             let mut regs = self.pattern_regs.borrow_mut();
             let Some(r) = regs.get_mut(&(app, pattern.clone())) else {
                 return;
             };
+            if r.generation != generation {
+                return;
+            }
             r.pending = r.pending.saturating_sub(1);
             if r.pending > 0 {
                 return;

@@ -263,10 +263,12 @@ impl Gateway {
                     match ev {
                         LinkEvent::Up { peer, .. } => {
                             up = Some(peer.id.clone());
+                            // A new session (maybe a new incarnation) sends its patterns
+                            // again, after this: what an older session said goes.
+                            g.forget_patterns_of(&peer.id);
                             core.link_up(&peer)
                         }
                         LinkEvent::Down { peer, .. } => {
-                            g.patterns_link_down(&peer.id);
                             // Before the view moves the channels: which ones it owned.
                             gap = core.interest_owned_by(&peer.id);
                             let actions = core.link_down(&peer);
@@ -288,6 +290,9 @@ impl Gateway {
                 }
                 if let Some(peer) = gone {
                     g.peer_gone(&s, &peer);
+                    // Only when gone: a late `Down` of an old session must not drop what a
+                    // newer session of the node registered.
+                    g.forget_patterns_of(&peer);
                 }
                 glommio::yield_if_needed().await;
             }
@@ -302,6 +307,7 @@ impl Gateway {
                 g.apply(&s, actions);
                 g.history_tick(&s);
                 g.tokens_tick();
+                g.patterns_tick(&s);
             }
         })
         .detach();

@@ -18,7 +18,7 @@ use crate::socket_id::SocketId;
 use raptor_cluster::node::Action;
 use raptor_cluster::wire::{NodeMsg, WireEvent};
 use raptor_cluster::NodeId;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,7 +27,13 @@ use std::time::Instant;
 #[derive(Default)]
 pub(super) struct ClusterPatterns {
     inner: RefCell<Inner>,
+    /// Gateway ticks since this node last sent its patterns to every peer again.
+    ticks: Cell<u32>,
 }
+
+/// Ticks (of `raptor_cluster::node::TICK`, 250 ms) between two re-announcements of this
+/// node's patterns: a registration lost on a full queue is repaired within 5 s.
+const REANNOUNCE_TICKS: u32 = 20;
 
 #[derive(Default)]
 struct Inner {
@@ -117,8 +123,36 @@ impl Gateway {
         self.carry_out_plain(actions);
     }
 
-    /// A peer's link went down: its registrations go (it sends them again when it is back).
-    pub(super) fn patterns_link_down(&self, peer: &NodeId) {
+    /// Every `REANNOUNCE_TICKS`: this node's patterns to every peer again (registrations are
+    /// sets, so a repeat changes nothing; a lost one is repaired).
+    pub(super) fn patterns_tick(&self, shard: &Shard) {
+        let t = self.patterns.ticks.get() + 1;
+        if t < REANNOUNCE_TICKS {
+            return self.patterns.ticks.set(t);
+        }
+        self.patterns.ticks.set(0);
+        let me = self.me();
+        let apps = shard.apps();
+        let mine: Vec<NodeMsg> = self
+            .patterns
+            .inner
+            .borrow()
+            .nodes
+            .iter()
+            .filter(|(_, nodes)| nodes.contains(&me))
+            .map(|((app, p), _)| NodeMsg::Pattern {
+                app: apps.get(*app).id.to_string(),
+                pattern: p.to_string(),
+                on: true,
+            })
+            .collect();
+        for msg in mine {
+            self.carry_out_plain_broadcast(msg);
+        }
+    }
+
+    /// A peer's registrations go: its link came up again (it sends them anew) or it is gone.
+    pub(super) fn forget_patterns_of(&self, peer: &NodeId) {
         let mut inner = self.patterns.inner.borrow_mut();
         let theirs: Vec<(AppIdx, Arc<str>)> = inner
             .nodes
