@@ -198,6 +198,18 @@ pub enum NodeMsg {
     History(Box<HistoryMsg>),
     /// Access tokens between nodes (docs/tokens.md): revocations and counted uses. Boxed.
     Token(Box<TokenMsg>),
+    /// Any node → the channel's owning node: the chunks of one large event (engine
+    /// docs/protocol.md, "Large events in chunks"), each an event of its own, ordered there
+    /// one after another with no other event of the channel between them. `confirm` and
+    /// `origin_seq` as for `Publish` (one `Published` once the last chunk is delivered).
+    PublishChunks {
+        confirm: bool,
+        app: String,
+        channel: String,
+        chunks: Vec<WireEvent>,
+        exclude: Exclude,
+        origin_seq: u64,
+    },
 }
 
 /// Access tokens between nodes.
@@ -358,6 +370,7 @@ pub enum Tag {
     PresenceResync = 16,
     History = 17,
     Token = 18,
+    PublishChunks = 19,
 }
 
 impl Tag {
@@ -381,6 +394,7 @@ impl Tag {
             16 => Tag::PresenceResync,
             17 => Tag::History,
             18 => Tag::Token,
+            19 => Tag::PublishChunks,
             _ => return None,
         })
     }
@@ -407,6 +421,7 @@ impl NodeMsg {
             NodeMsg::PresenceResync => Tag::PresenceResync,
             NodeMsg::History(_) => Tag::History,
             NodeMsg::Token(_) => Tag::Token,
+            NodeMsg::PublishChunks { .. } => Tag::PublishChunks,
         }
     }
 }
@@ -432,6 +447,7 @@ impl ArchivedNodeMsg {
             ArchivedNodeMsg::PresenceResync => Tag::PresenceResync,
             ArchivedNodeMsg::History(_) => Tag::History,
             ArchivedNodeMsg::Token(_) => Tag::Token,
+            ArchivedNodeMsg::PublishChunks { .. } => Tag::PublishChunks,
         }
     }
 }

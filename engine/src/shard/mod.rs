@@ -526,6 +526,17 @@ impl Shard {
                 self.order_event(app, channel, event, exclude, t0);
                 self.ack_published(ack);
             }
+            ShardMsg::PublishChunks {
+                app,
+                channel,
+                chunks,
+                exclude,
+                t0,
+                ack,
+            } => {
+                self.order_chunks(app, channel, chunks, exclude, t0);
+                self.ack_published(ack);
+            }
             ShardMsg::Deliver {
                 app,
                 channel,
