@@ -782,4 +782,3 @@ mod presence_check;
 mod roles;
 #[cfg(test)]
 mod tests;
-

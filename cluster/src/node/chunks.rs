@@ -23,7 +23,13 @@ impl NodeCore {
     ) -> Vec<Action> {
         let owner = self.owner_of(app, channel);
         if owner == self.me.id {
-            return order_chunks(app, channel, chunks, exclude, confirm.then_some(Confirm::Here));
+            return order_chunks(
+                app,
+                channel,
+                chunks,
+                exclude,
+                confirm.then_some(Confirm::Here),
+            );
         }
         self.origin_seq += 1;
         let origin_seq = self.origin_seq;

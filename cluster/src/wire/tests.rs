@@ -568,7 +568,10 @@ fn publish_chunks_round_trips_with_tag_19_in_the_80_byte_union() {
         chunks: (0..3)
             .map(|i| WireEvent {
                 name: "chunked-big".into(),
-                data: format!(r#"{{"id":"a","index":{i},"chunk":"x","final":{},"count":3}}"#, i == 2),
+                data: format!(
+                    r#"{{"id":"a","index":{i},"chunk":"x","final":{},"count":3}}"#,
+                    i == 2
+                ),
                 user_id: None,
             })
             .collect(),

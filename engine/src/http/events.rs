@@ -182,7 +182,9 @@ async fn send_chunked(shard: &Rc<Shard>, app: &App, ev: &Checked) -> Result<(), 
         if bytes > max {
             return Err(Response::error(
                 413,
-                &format!("in a cluster the chunks of one event must fit {max} bytes; these take {bytes}"),
+                &format!(
+                    "in a cluster the chunks of one event must fit {max} bytes; these take {bytes}"
+                ),
             ));
         }
     }

@@ -138,7 +138,9 @@ fn escaped_len(c: char) -> usize {
 }
 
 fn serde_json_len<T: Serialize>(v: &T) -> usize {
-    simd_json::to_string(v).expect("in-memory serialization").len()
+    simd_json::to_string(v)
+        .expect("in-memory serialization")
+        .len()
 }
 
 #[cfg(test)]
@@ -165,7 +167,10 @@ mod tests {
             .collect();
         let pieces = split(&data, "abc", 300);
         assert!(pieces.len() > 1);
-        assert!(pieces.iter().all(|p| p.len() <= 300), "a piece over the limit");
+        assert!(
+            pieces.iter().all(|p| p.len() <= 300),
+            "a piece over the limit"
+        );
         assert_eq!(join(&pieces), data);
     }
 
@@ -195,7 +200,10 @@ mod tests {
             Err(ParseError::Shape)
         );
         assert_eq!(parse(r#""text""#), Err(ParseError::Shape));
-        let long = format!(r#"{{"id":"{}","index":0,"chunk":"","final":false}}"#, "x".repeat(65));
+        let long = format!(
+            r#"{{"id":"{}","index":0,"chunk":"","final":false}}"#,
+            "x".repeat(65)
+        );
         assert_eq!(parse(&long), Err(ParseError::Id));
     }
 }
