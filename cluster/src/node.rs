@@ -646,6 +646,14 @@ impl NodeCore {
                     confirm,
                 })]
             }
+            NodeMsg::PublishChunks {
+                confirm,
+                app,
+                channel,
+                chunks,
+                exclude,
+                origin_seq,
+            } => self.on_publish_chunks(from, confirm, app, channel, chunks, exclude, origin_seq),
             NodeMsg::History(msg) => vec![Action::History {
                 from: from.id.clone(),
                 msg: *msg,
@@ -781,6 +789,7 @@ impl NodeCore {
 }
 
 mod action;
+mod chunks;
 mod counts;
 mod interest_wait;
 mod occupancy;

@@ -221,6 +221,18 @@ pub enum NodeMsg {
         /// The new info as compact JSON (an object).
         user_info: String,
     },
+    /// Any node → the channel's owning node: the chunks of one large event (engine
+    /// docs/protocol.md, "Large events in chunks"), each an event of its own, ordered there
+    /// one after another with no other event of the channel between them. `confirm` and
+    /// `origin_seq` as for `Publish` (one `Published` once the last chunk is delivered).
+    PublishChunks {
+        confirm: bool,
+        app: String,
+        channel: String,
+        chunks: Vec<WireEvent>,
+        exclude: Exclude,
+        origin_seq: u64,
+    },
 }
 
 /// Access tokens between nodes.
@@ -383,6 +395,7 @@ pub enum Tag {
     Token = 18,
     Pattern = 19,
     PresenceUpdate = 20,
+    PublishChunks = 21,
 }
 
 impl Tag {
@@ -408,6 +421,7 @@ impl Tag {
             18 => Tag::Token,
             19 => Tag::Pattern,
             20 => Tag::PresenceUpdate,
+            21 => Tag::PublishChunks,
             _ => return None,
         })
     }
@@ -436,6 +450,7 @@ impl NodeMsg {
             NodeMsg::Token(_) => Tag::Token,
             NodeMsg::Pattern { .. } => Tag::Pattern,
             NodeMsg::PresenceUpdate { .. } => Tag::PresenceUpdate,
+            NodeMsg::PublishChunks { .. } => Tag::PublishChunks,
         }
     }
 }
@@ -463,6 +478,7 @@ impl ArchivedNodeMsg {
             ArchivedNodeMsg::Token(_) => Tag::Token,
             ArchivedNodeMsg::Pattern { .. } => Tag::Pattern,
             ArchivedNodeMsg::PresenceUpdate { .. } => Tag::PresenceUpdate,
+            ArchivedNodeMsg::PublishChunks { .. } => Tag::PublishChunks,
         }
     }
 }

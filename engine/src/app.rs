@@ -38,6 +38,10 @@ pub struct App {
     pub history: HistoryRules,
     /// Subscriptions and client events need access-token grants (docs/tokens.md).
     pub require_tokens: bool,
+    /// Events up to this many bytes of `data` travel in chunks (0: off). docs/protocol.md.
+    pub max_chunked_event_bytes: usize,
+    /// Chunks of chunked client events one connection may send per second.
+    pub client_chunks_per_second: u32,
     /// A reload removed the app: it is found by neither key nor id, and its connections are
     /// closed with 4001. Kept in [`Apps::list`] so its index stays taken.
     pub removed: bool,
@@ -160,6 +164,8 @@ impl App {
             webhooks: c.webhooks.clone(),
             history: HistoryRules::new(&c.history),
             require_tokens: c.require_tokens,
+            max_chunked_event_bytes: c.max_chunked_event_bytes,
+            client_chunks_per_second: c.client_chunks_per_second,
             removed: false,
             counters,
             config: c.clone(),

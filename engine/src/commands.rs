@@ -6,6 +6,7 @@
 //! **Layer:** between the transports and the shard: it imports the shard and the session's
 //! state ([`crate::session`]), and nothing above it.
 
+mod chunks;
 pub mod tokens;
 
 use crate::channel::event::{Event, Source};
@@ -394,7 +395,11 @@ fn client_event(
         ));
         return None;
     }
-    if !conn.take_client_event(app.client_events_per_second, Instant::now()) {
+    if chunks::is_checked_chunk(&app, event) {
+        if !chunks::take_chunk(shard, conn, &app, channel, event, data) {
+            return None;
+        }
+    } else if !conn.take_client_event(app.client_events_per_second, Instant::now()) {
         conn.out.push(frames::error(
             codes::CLIENT_EVENT_RATE_LIMIT,
             "Client event rejected due to rate limit",

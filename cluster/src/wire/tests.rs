@@ -133,6 +133,31 @@ pub(crate) fn any_msg() -> impl Strategy<Value = NodeMsg> {
             pattern,
             on
         }),
+        (
+            s(),
+            s(),
+            proptest::collection::vec((s(), s()), 0..4),
+            exclude(),
+            any::<bool>(),
+            any::<u64>()
+        )
+            .prop_map(|(app, channel, chunks, exclude, confirm, origin_seq)| {
+                NodeMsg::PublishChunks {
+                    confirm,
+                    app,
+                    channel,
+                    chunks: chunks
+                        .into_iter()
+                        .map(|(name, data)| WireEvent {
+                            name,
+                            data,
+                            user_id: None,
+                        })
+                        .collect(),
+                    exclude,
+                    origin_seq,
+                }
+            }),
     ]
 }
 
@@ -584,6 +609,35 @@ fn presence_update_is_as_documented() {
     let frame = encode(&long).unwrap();
     assert_eq!(frame[5], 20);
     assert_eq!(decode(&frame).unwrap().unwrap().0, long);
+    let ping = encode(&NodeMsg::Ping(1)).unwrap();
+    assert_eq!(u64::from_le_bytes(ping[8..16].try_into().unwrap()), 80);
+}
+
+/// Tag 21 carries the chunks of one large event; it does not grow the 80-byte union, so
+/// every existing message keeps its bytes.
+#[test]
+fn publish_chunks_round_trips_with_tag_21_in_the_80_byte_union() {
+    let msg = NodeMsg::PublishChunks {
+        confirm: true,
+        app: "1".into(),
+        channel: "room".into(),
+        chunks: (0..3)
+            .map(|i| WireEvent {
+                name: "chunked-big".into(),
+                data: format!(
+                    r#"{{"id":"a","index":{i},"chunk":"x","final":{},"count":3}}"#,
+                    i == 2
+                ),
+                user_id: None,
+            })
+            .collect(),
+        exclude: Some((1, 2)),
+        origin_seq: 9,
+    };
+    let frame = encode(&msg).unwrap();
+    assert_eq!(frame[5], 21);
+    let (back, used) = decode(&frame).unwrap().unwrap();
+    assert_eq!((back, used), (msg, frame.len()));
     let ping = encode(&NodeMsg::Ping(1)).unwrap();
     assert_eq!(u64::from_le_bytes(ping[8..16].try_into().unwrap()), 80);
 }

@@ -51,6 +51,14 @@ pub struct Limits {
     pub max_new_connections_per_second: u32,
     /// Seconds a shutdown (SIGTERM/SIGINT) waits for clients and webhooks before exiting.
     pub shutdown_grace_secs: u64,
+    /// `client-chunked-*` sequences one connection may have open (started, not final) at
+    /// once; a further index-0 chunk gets `pusher:error` 4316. Only for apps with
+    /// `max_chunked_event_bytes`.
+    pub max_open_chunked_events_per_connection: usize,
+    /// Bytes (of `chunk` strings) one connection's open chunk sequences may hold together;
+    /// a chunk beyond it gets 4316. The server keeps none of them (it relays each chunk), so
+    /// this bounds what receivers hold while they reassemble.
+    pub max_chunked_bytes_per_connection: usize,
     /// The HTTP transports (xhr_streaming, xhr_polling, SSE): `[limits.http_fallback]`.
     pub http_fallback: HttpFallback,
 }
@@ -78,6 +86,8 @@ impl Default for Limits {
             max_connections: 100_000,
             max_new_connections_per_second: 50_000,
             shutdown_grace_secs: 10,
+            max_open_chunked_events_per_connection: 4,
+            max_chunked_bytes_per_connection: 4 * 1024 * 1024,
             http_fallback: HttpFallback::default(),
         }
     }

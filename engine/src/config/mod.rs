@@ -4,6 +4,7 @@
 //! A bad configuration is refused at start with a message that names the field.
 
 mod admin;
+mod chunks;
 mod cluster;
 mod fallback;
 mod history;
@@ -237,6 +238,19 @@ pub struct AppConfig {
     /// and client events a write grant (docs/tokens.md). Default false.
     #[serde(default)]
     pub require_tokens: bool,
+    /// Largest event, in bytes of `data`, that travels in chunks (docs/protocol.md, "Large
+    /// events in chunks"): an HTTP publish over `limits.max_event_data_bytes` up to this is
+    /// split into `chunked-{event}` events, and `client-chunked-*` client events are checked
+    /// as sequences up to this whole. Default 0: off (today's 413; client chunks relayed
+    /// unchecked like any client event). A whole event is queued to each subscriber at once,
+    /// so `limits.outbox_max_bytes` must exceed it (about 2x, for the escaping).
+    #[serde(default)]
+    pub max_chunked_event_bytes: usize,
+    /// Chunks of `client-chunked-*` events one connection may send per second, an allowance
+    /// apart from `client_events_per_second` (which each sequence's first chunk counts
+    /// against once); beyond it `pusher:error` 4316. Default 200 (~2 MB/s of 10 KB chunks).
+    #[serde(default = "default_chunk_rate")]
+    pub client_chunks_per_second: u32,
 }
 
 /// One webhook endpoint of an app.
@@ -260,6 +274,9 @@ fn yes() -> bool {
 }
 fn default_client_event_rate() -> u32 {
     10
+}
+fn default_chunk_rate() -> u32 {
+    200
 }
 fn default_presence_members() -> usize {
     100
@@ -292,6 +309,8 @@ impl AppConfig {
             webhooks: Vec::new(),
             history: Vec::new(),
             require_tokens: false,
+            max_chunked_event_bytes: 0,
+            client_chunks_per_second: default_chunk_rate(),
         }
     }
 }
@@ -499,6 +518,7 @@ impl Config {
                     "must be greater than 0",
                 ));
             }
+            self.validate_chunks(i, app)?;
             if app.authorized_connections_timeout_secs == Some(0) {
                 return Err(invalid(
                     format!("apps[{i}].authorized_connections_timeout_secs"),

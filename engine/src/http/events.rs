@@ -6,6 +6,7 @@ use crate::app::App;
 use crate::channel::event::{Event, Source};
 use crate::channel::name;
 use crate::http::request::Request;
+use crate::protocol::chunks;
 use crate::shard::Shard;
 use crate::socket_id::SocketId;
 use serde::{Deserialize, Serialize};
@@ -38,6 +39,9 @@ struct Checked {
     channels: Vec<Arc<str>>,
     exclude: Option<SocketId>,
     info: Vec<String>,
+    /// Over `max_event_data_bytes` but within the app's `max_chunked_event_bytes`: sent as
+    /// `chunked-{name}` events (docs/protocol.md, "Large events in chunks").
+    chunked: bool,
 }
 
 pub async fn publish(shard: &Rc<Shard>, app: &App, req: &Request) -> Response {
@@ -51,7 +55,7 @@ pub async fn publish(shard: &Rc<Shard>, app: &App, req: &Request) -> Response {
             )
         }
     };
-    let ev = match check(shard, ev, true) {
+    let ev = match check(shard, app, ev, true) {
         Ok(ev) => ev,
         Err(resp) => return resp,
     };
@@ -101,7 +105,7 @@ pub async fn batch(shard: &Rc<Shard>, app: &App, req: &Request) -> Response {
     }
     let mut checked = Vec::with_capacity(b.batch.len());
     for ev in b.batch {
-        match check(shard, ev, false) {
+        match check(shard, app, ev, false) {
             Ok(ev) => checked.push(ev),
             Err(resp) => return resp,
         }
@@ -140,6 +144,9 @@ pub async fn batch(shard: &Rc<Shard>, app: &App, req: &Request) -> Response {
 
 /// Publishes to every channel of `ev`; returns once each owner has ordered its event.
 async fn send(shard: &Rc<Shard>, app: &App, ev: &Checked) -> Result<(), Response> {
+    if ev.chunked {
+        return send_chunked(shard, app, ev).await;
+    }
     for c in &ev.channels {
         // Encoded once per channel by its order point (the channel name is part of the
         // message); every recipient on every shard gets those same bytes.
@@ -154,7 +161,42 @@ async fn send(shard: &Rc<Shard>, app: &App, ev: &Checked) -> Result<(), Response
     Ok(())
 }
 
-fn check(shard: &Shard, ev: EventBody, multi: bool) -> Result<Checked, Response> {
+/// Splits a large event into its chunks once (one `id` for the event, whatever its
+/// channels) and sends them to each channel as one unit, never interleaved with the
+/// channel's other events.
+async fn send_chunked(shard: &Rc<Shard>, app: &App, ev: &Checked) -> Result<(), Response> {
+    let id = format!("{:016x}{:08x}", fastrand::u64(..), fastrand::u32(..));
+    let max = shard.limits().max_event_data_bytes;
+    let name: Box<str> = format!("{}{}", chunks::API_PREFIX, ev.name).into();
+    let chunks: Vec<Event> = chunks::split(&ev.data, &id, max)
+        .into_iter()
+        .map(|data| Event {
+            name: name.clone(),
+            data: data.into(),
+            user_id: None,
+            source: Source::Api,
+        })
+        .collect();
+    if let Some(max) = shard.max_chunks_bytes() {
+        let bytes: usize = chunks.iter().map(|c| c.name.len() + c.data.len()).sum();
+        if bytes > max {
+            return Err(Response::error(
+                413,
+                &format!(
+                    "in a cluster the chunks of one event must fit {max} bytes; these take {bytes}"
+                ),
+            ));
+        }
+    }
+    for c in &ev.channels {
+        shard
+            .publish_chunks(app.idx, c.clone(), chunks.clone(), ev.exclude)
+            .await?;
+    }
+    Ok(())
+}
+
+fn check(shard: &Shard, app: &App, ev: EventBody, multi: bool) -> Result<Checked, Response> {
     let l = &shard.limits();
     let name = ev
         .name
@@ -172,10 +214,27 @@ fn check(shard: &Shard, ev: EventBody, multi: bool) -> Result<Checked, Response>
         Some(v) if !v.is_null() => v.encode(),
         _ => return Err(Response::error(400, "missing data")),
     };
-    if data.len() > l.max_event_data_bytes {
+    let chunked = data.len() > l.max_event_data_bytes;
+    let cap = app.max_chunked_event_bytes;
+    if chunked && cap <= l.max_event_data_bytes {
         return Err(Response::error(
             413,
             &format!("event data larger than {} bytes", l.max_event_data_bytes),
+        ));
+    }
+    if chunked && data.len() > cap {
+        return Err(Response::error(
+            413,
+            &format!("event data larger than {cap} bytes (max_chunked_event_bytes)"),
+        ));
+    }
+    if chunked && chunks::API_PREFIX.len() + name.len() > l.max_event_name_bytes {
+        return Err(Response::error(
+            400,
+            &format!(
+                "event name longer than {} bytes with the chunked- prefix",
+                l.max_event_name_bytes
+            ),
         ));
     }
     let channels: Vec<String> = match (ev.channel, ev.channels) {
@@ -217,5 +276,6 @@ fn check(shard: &Shard, ev: EventBody, multi: bool) -> Result<Checked, Response>
         channels: channels.into_iter().map(Arc::from).collect(),
         exclude,
         info,
+        chunked,
     })
 }

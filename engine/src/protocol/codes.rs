@@ -54,3 +54,7 @@ pub const SIGNIN_FAILED: u16 = 4314;
 /// Error event: a client event that is not allowed (wrong channel type, not subscribed, not
 /// privileged, disabled for the app).
 pub const CLIENT_EVENT_REFUSED: u16 = 4315;
+/// Error event: a chunk of a `client-chunked-*` event is refused (malformed, a gap, a
+/// repeat, an id not open, the whole over the app's cap, too many open or too many bytes in
+/// flight, the chunk rate). Raptor's; the connection stays open (docs/protocol.md).
+pub const CHUNK_REFUSED: u16 = 4316;

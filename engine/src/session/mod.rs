@@ -9,6 +9,7 @@
 //! Closing a session is [`Outbound::close`] with a code and a reason; how that looks on the
 //! wire (a WebSocket close frame) is the transport writer's business.
 
+pub mod chunks;
 pub mod outbound;
 
 pub use outbound::{Outbound, Push, WriteState};
@@ -89,6 +90,12 @@ pub struct Connection {
     /// `max_subscriptions_per_connection`): a revocation or the expiry of any of them ends
     /// the session, as for its own token.
     pub auth_tokens: RefCell<Vec<Rc<crate::token::Token>>>,
+    /// The `client-chunked-*` sequences under way (bounded by `[limits]`), freed with the
+    /// session.
+    pub chunks: RefCell<chunks::OpenChunks>,
+    /// Chunk rate window (`client_chunks_per_second`): a separate allowance, so a large
+    /// event is not held to the client-event rate chunk by chunk.
+    chunk_rate: Cell<(Instant, u32)>,
 }
 
 impl Connection {
@@ -110,6 +117,8 @@ impl Connection {
             recover_from: RefCell::new(HashMap::new()),
             token: RefCell::new(None),
             auth_tokens: RefCell::new(Vec::new()),
+            chunks: RefCell::new(chunks::OpenChunks::default()),
+            chunk_rate: Cell::new((now, 0)),
         }
     }
 
@@ -144,15 +153,25 @@ impl Connection {
 
     /// Counts one client event against `per_second`; false when over the limit.
     pub fn take_client_event(&self, per_second: u32, now: Instant) -> bool {
-        let (start, n) = self.rate.get();
-        if now.saturating_duration_since(start) >= Duration::from_secs(1) {
-            self.rate.set((now, 1));
-            return true;
-        }
-        if n >= per_second {
-            return false;
-        }
-        self.rate.set((start, n + 1));
-        true
+        take(&self.rate, per_second, now)
     }
+
+    /// Counts one chunk of a chunked client event against `per_second`; false when over.
+    pub fn take_chunk(&self, per_second: u32, now: Instant) -> bool {
+        take(&self.chunk_rate, per_second, now)
+    }
+}
+
+/// One more in a one-second window `(start, count)` holding at most `per_second`.
+fn take(window: &Cell<(Instant, u32)>, per_second: u32, now: Instant) -> bool {
+    let (start, n) = window.get();
+    if now.saturating_duration_since(start) >= Duration::from_secs(1) {
+        window.set((now, 1));
+        return true;
+    }
+    if n >= per_second {
+        return false;
+    }
+    window.set((start, n + 1));
+    true
 }

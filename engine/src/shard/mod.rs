@@ -558,6 +558,17 @@ impl Shard {
                 exclude,
                 t0,
             } => self.order(app, pattern, frame, exclude, false, None, t0),
+            ShardMsg::PublishChunks {
+                app,
+                channel,
+                chunks,
+                exclude,
+                t0,
+                ack,
+            } => {
+                self.order_chunks(app, channel, chunks, exclude, t0);
+                self.ack_published(ack);
+            }
             ShardMsg::Deliver {
                 app,
                 channel,

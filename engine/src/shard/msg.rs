@@ -114,6 +114,18 @@ pub enum ShardMsg {
         /// another one's 200 is always delivered after it, whichever shards they entered on.
         ack: Option<(ShardId, u64)>,
     },
+    /// Edge shard → owner (a single node's order point): the chunks of one large event
+    /// (docs/protocol.md, "Large events in chunks"), in one message so that the owner
+    /// orders them one after another, with no other event of the channel between them.
+    /// `ack` as for `Publish`, once the last chunk is ordered.
+    PublishChunks {
+        app: AppIdx,
+        channel: Arc<str>,
+        chunks: Vec<Event>,
+        exclude: Option<SocketId>,
+        t0: Instant,
+        ack: Option<(ShardId, u64)>,
+    },
     /// Owner → each shard with subscribers: write `frame` to the local subscribers.
     Deliver {
         app: AppIdx,
@@ -253,6 +265,16 @@ pub enum GatewayMsg {
         event: Event,
         exclude: Option<SocketId>,
         /// When the event entered this node (as for `Publish`).
+        t0: Instant,
+        ack: Option<(ShardId, u64)>,
+    },
+    /// Edge → gateway: the chunks of one large event, to be ordered together by the
+    /// owning node (as `ShardMsg::PublishChunks`); `ack` as for `Publish`.
+    PublishChunks {
+        app: AppIdx,
+        channel: Arc<str>,
+        chunks: Vec<Event>,
+        exclude: Option<SocketId>,
         t0: Instant,
         ack: Option<(ShardId, u64)>,
     },

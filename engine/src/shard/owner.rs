@@ -316,6 +316,24 @@ impl Shard {
         self.order(app, channel, frame, exclude, false, retain, t0);
     }
 
+    /// A single node's order point for the chunks of one large event: each is ordered as
+    /// an event of its own (its own history offset), all in this one handler, so no other
+    /// event of the channel comes between them. A cache channel keeps none of them: its
+    /// last event stays the last whole one (a replayed chunk could not be reassembled).
+    pub(super) fn order_chunks(
+        &self,
+        app: AppIdx,
+        channel: Arc<str>,
+        chunks: Vec<Event>,
+        exclude: Option<SocketId>,
+        t0: Instant,
+    ) {
+        for chunk in chunks {
+            let frame = self.encode_ordered(app, &channel, chunk, Kind::Message);
+            self.order(app, channel.clone(), frame, exclude, false, None, t0);
+        }
+    }
+
     /// The one path of an ordered event at the owner shard, in both modes: a single node's
     /// `Publish` (this shard is the order point, [`Shard::order_event`]) and a cluster's
     /// `LocalFanout` (the owning node ordered and encoded it). The channel's stream keeps

@@ -68,7 +68,7 @@ impl Shard {
         let dst = self.publish_target(ev.app, &ev.channel);
         self.mesh.wait_for_room(dst).await;
         stats::add(&self.stats.published, 1);
-        self.count_published(ev.app, true);
+        self.count_published(ev.app, 1, true);
         let exclude = Some(ev.exclude);
         let msg = self.publish_msg(dst, ev.app, ev.channel, ev.event, exclude, t0, None);
         self.mesh.send_admitted(dst, msg);
@@ -90,10 +90,63 @@ impl Shard {
         let dst = self.publish_target(app, &channel);
         self.mesh.wait_for_room(dst).await;
         stats::add(&self.stats.published, 1);
-        self.count_published(app, false);
+        self.count_published(app, 1, false);
         let (id, reply) = self.expect_reply();
         let ack = Some((self.id, id));
         let msg = self.publish_msg(dst, app, channel, event, exclude, t0, ack);
+        self.mesh.send_admitted(dst, msg);
+        match self.await_reply(id, reply).await? {
+            super::msg::Reply::Published => Ok(()),
+            _ => Err(AskError::Misrouted),
+        }
+    }
+
+    /// Bytes the chunks of one event may take together (names and data), if bounded: on one
+    /// node the mesh carries them by reference; in a cluster they cross one link frame.
+    pub fn max_chunks_bytes(&self) -> Option<usize> {
+        self.clustered.then_some(super::gateway::MAX_CHUNKS_BYTES)
+    }
+
+    /// Sends the chunks of one large event (docs/protocol.md, "Large events in chunks")
+    /// towards the channel's order point as one message, so they are ordered one after
+    /// another, and returns once the order point has ordered the last. Each chunk counts as
+    /// a published event (each is one on the wire).
+    pub async fn publish_chunks(
+        &self,
+        app: AppIdx,
+        channel: Arc<str>,
+        chunks: Vec<Event>,
+        exclude: Option<SocketId>,
+    ) -> Result<(), AskError> {
+        let t0 = Instant::now();
+        let dst = self.publish_target(app, &channel);
+        self.mesh.wait_for_room(dst).await;
+        let n = chunks.len() as u64;
+        stats::add(&self.stats.published, n);
+        self.count_published(app, n, false);
+        let (id, reply) = self.expect_reply();
+        let ack = Some((self.id, id));
+        let msg = if self.clustered {
+            let (gateway, msg) = ToGateway::addressed(GatewayMsg::PublishChunks {
+                app,
+                channel,
+                chunks,
+                exclude,
+                t0,
+                ack,
+            });
+            debug_assert_eq!(gateway, dst);
+            msg
+        } else {
+            ShardMsg::PublishChunks {
+                app,
+                channel,
+                chunks,
+                exclude,
+                t0,
+                ack,
+            }
+        };
         self.mesh.send_admitted(dst, msg);
         match self.await_reply(id, reply).await? {
             super::msg::Reply::Published => Ok(()),
@@ -110,14 +163,14 @@ impl Shard {
         }
     }
 
-    /// Counts an event entering this node in its app's figures (`client`: a client event).
-    fn count_published(&self, app: AppIdx, client: bool) {
+    /// Counts `n` events entering this node in its app's figures (`client`: client events).
+    fn count_published(&self, app: AppIdx, n: u64, client: bool) {
         use std::sync::atomic::Ordering::Relaxed;
         let apps = self.apps();
         let counters = &apps.get(app).counters;
-        counters.published.fetch_add(1, Relaxed);
+        counters.published.fetch_add(n, Relaxed);
         if client {
-            counters.client_events.fetch_add(1, Relaxed);
+            counters.client_events.fetch_add(n, Relaxed);
         }
     }
 }

@@ -48,6 +48,34 @@ impl Gateway {
                     shard.ack_published(ack);
                 }
             }
+            GatewayMsg::PublishChunks {
+                app,
+                channel,
+                chunks,
+                exclude,
+                t0,
+                ack,
+            } => {
+                // As a `Publish`, for the whole: one unit to the owning node, ordered there
+                // in a row; confirmed (history) once its last chunk is.
+                let a = shard.apps().get(app).clone();
+                let confirm = ack.is_some() && a.history.rule_for(&channel).is_some();
+                let chunks = chunks.into_iter().map(wire_event).collect();
+                let actions = self.core.borrow_mut().publish_chunks(
+                    &a.id,
+                    &channel,
+                    chunks,
+                    exclude_of(exclude),
+                    confirm,
+                );
+                if confirm {
+                    self.publish_here(ack);
+                }
+                self.apply_with(shard, actions, None, Some(t0));
+                if !confirm {
+                    shard.ack_published(ack);
+                }
+            }
             GatewayMsg::Interest {
                 app,
                 channel,

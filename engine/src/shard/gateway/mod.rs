@@ -41,6 +41,12 @@ use std::sync::Arc;
 /// The shard that hosts the gateway.
 pub const GATEWAY: ShardId = 0;
 
+/// Bytes (names and data) the chunks of one large event may take in a cluster: they cross
+/// to the owning node in one link frame, whose body is at most
+/// `raptor_cluster::wire::DEFAULT_MAX_BODY` (1 MiB); 64 KiB are left for the frame's own
+/// fields. A larger event is refused at the edge with 413 rather than dropped on the link.
+pub const MAX_CHUNKS_BYTES: usize = raptor_cluster::wire::DEFAULT_MAX_BODY - 64 * 1024;
+
 /// What shard 0 needs to run the gateway, handed over once at start.
 pub struct GatewayParts {
     pub me: NodeKey,
@@ -433,6 +439,10 @@ impl Shard {
                 | GatewayMsg::Members { from, id, .. }
                 | GatewayMsg::UserCounts { from, id, .. }
                 | GatewayMsg::Publish {
+                    ack: Some((from, id)),
+                    ..
+                }
+                | GatewayMsg::PublishChunks {
                     ack: Some((from, id)),
                     ..
                 } = msg.0
