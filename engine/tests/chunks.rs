@@ -255,3 +255,44 @@ async fn lying_chunk_sequences_are_refused_with_4316() {
     a.send_raw(&chunk("p", 1, "end", true)).await;
     assert_eq!(b.recv_text().await, relayed("p", 1, "end", true));
 }
+
+/// In a cluster the chunks travel to the channel's owning node as one message and come back
+/// to every node in order: subscribers on two nodes reassemble the event, the publish
+/// entering on a third. (A link frame carries at most 1 MiB, so a cluster's chunked events
+/// stay under 960 KiB: docs/limits.md.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunks_cross_a_cluster_as_one_unit() {
+    use common::cluster::{owned_by, wait_linked, Cluster};
+    let cl = Cluster::start_with(3, CHUNKED);
+    wait_linked(&cl, 3).await;
+    let ch = owned_by("big-", 1);
+    let mut subs = [
+        Client::connect(cl.node(0)).await,
+        Client::connect(cl.node(2)).await,
+    ];
+    for s in subs.iter_mut() {
+        s.subscribe(&ch).await;
+    }
+    // 600 KiB of JSON with escapes and multi-byte characters.
+    let data = format!(
+        "{{\"blob\":\"{}\"}}",
+        "é\\\"q\\\"😀x".repeat(600 * 1024 / 14)
+    );
+    serde_json::from_str::<Value>(&data).expect("valid JSON");
+    let mut h = Http::connect(cl.node(2)).await;
+    let r = h.publish(&ch, "my-event", &data).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "{}"));
+    for s in subs.iter_mut() {
+        let mut joined = String::new();
+        loop {
+            let m = s.recv().await;
+            assert_eq!(m["event"], "chunked-my-event");
+            let (_, _, _, last, chunk) = chunk_of(&m);
+            joined.push_str(&chunk);
+            if last {
+                break;
+            }
+        }
+        assert_eq!(joined, data);
+    }
+}
