@@ -27,21 +27,8 @@ if [[ ! -d "$HERE/node_modules" || ! -f "$stamp" || "$(cat "$stamp")" != "$lock_
 fi
 
 # --- The browser: Debian's chromium (playwright's own download does not work here) ---
-export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
-if [[ ! -x "$CHROMIUM" ]]; then
-  if [[ "$CHROMIUM" != /usr/bin/chromium ]]; then
-    echo "CHROMIUM=$CHROMIUM is not an executable file" >&2
-    exit 1
-  fi
-  if [[ "$(id -u)" -ne 0 ]]; then
-    echo "/usr/bin/chromium is missing; install it (as root): apt-get install -y --no-install-recommends chromium" >&2
-    exit 1
-  fi
-  log "apt-get install chromium"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends chromium >/dev/null
-fi
+source "$REPO/tests/lib/chromium.sh"
+ensure_chromium
 "$CHROMIUM" --version
 
 # --- Server binary ---

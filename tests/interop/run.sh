@@ -39,21 +39,10 @@ if [[ ! -f "$vstamp" || "$(cat "$vstamp")" != "$req_sum" ]]; then
   echo "$req_sum" >"$vstamp"
 fi
 
-# --- The browser for node/browser_fallback.test.mjs: Debian's chromium (as tests/dashboard/run.sh) ---
-export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
-if [[ ( -z "${INTEROP_ONLY:-}" || "${INTEROP_ONLY:-}" == node ) && ! -x "$CHROMIUM" ]]; then
-  if [[ "$CHROMIUM" != /usr/bin/chromium ]]; then
-    echo "CHROMIUM=$CHROMIUM is not an executable file" >&2
-    exit 1
-  fi
-  if [[ "$(id -u)" -ne 0 ]]; then
-    echo "/usr/bin/chromium is missing; install it (as root): apt-get install -y --no-install-recommends chromium" >&2
-    exit 1
-  fi
-  log "apt-get install chromium"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends chromium >/dev/null
+# --- The browser for node/browser_fallback.test.mjs (as tests/dashboard/run.sh) ---
+source "$REPO/tests/lib/chromium.sh"
+if [[ -z "${INTEROP_ONLY:-}" || "${INTEROP_ONLY:-}" == node ]]; then
+  ensure_chromium
 fi
 
 # --- Server binary ---

@@ -162,8 +162,9 @@ impl Connection {
     }
 }
 
-/// One more in a one-second window `(start, count)` holding at most `per_second`.
-fn take(window: &Cell<(Instant, u32)>, per_second: u32, now: Instant) -> bool {
+/// One more in a one-second window `(start, count)` holding at most `per_second` (the
+/// client-event and chunk rates here, the shard's new-connection rate).
+pub fn take(window: &Cell<(Instant, u32)>, per_second: u32, now: Instant) -> bool {
     let (start, n) = window.get();
     if now.saturating_duration_since(start) >= Duration::from_secs(1) {
         window.set((now, 1));

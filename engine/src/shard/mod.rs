@@ -756,15 +756,5 @@ pub const HISTORY_GAP: &str = "events may have been missed: reconnect and recove
 
 /// A one-second window counter: true if another event fits in `per_second`.
 fn take_token(window: &Cell<(std::time::Instant, u32)>, per_second: u32) -> bool {
-    let now = std::time::Instant::now();
-    let (start, n) = window.get();
-    if now.saturating_duration_since(start) >= Duration::from_secs(1) {
-        window.set((now, 1));
-        return true;
-    }
-    if n >= per_second {
-        return false;
-    }
-    window.set((start, n + 1));
-    true
+    crate::session::take(window, per_second, std::time::Instant::now())
 }
