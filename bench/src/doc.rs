@@ -98,8 +98,8 @@ fn rows(s: Scenario) -> Vec<Row> {
                 " µs",
             ),
         ],
-        // their own tables: crate::history::report, crate::transports
-        Scenario::History | Scenario::Transports => Vec::new(),
+        // their own tables: crate::history::report, crate::transports, crate::patterns
+        Scenario::History | Scenario::Transports | Scenario::Patterns => Vec::new(),
     }
 }
 
@@ -145,6 +145,7 @@ fn title(s: Scenario, p: &Plan) -> String {
             crate::history::RECOVER_EVENTS
         ),
         Scenario::Transports => crate::transports::title(p),
+        Scenario::Patterns => crate::patterns::title(p),
     }
 }
 
@@ -513,6 +514,11 @@ pub fn render(info: &RunInfo) -> String {
             let _ = writeln!(w, "{}", crate::transports::section(info));
             continue;
         }
+        if *s == Scenario::Patterns {
+            let _ = writeln!(w, "### {}\n", title(*s, p));
+            let _ = writeln!(w, "{}", crate::patterns::section(info));
+            continue;
+        }
         let names: Vec<&str> = info
             .contenders
             .iter()
@@ -574,6 +580,25 @@ pub fn render(info: &RunInfo) -> String {
     );
     for smp in &info.samples {
         let (headline, lost, ooo, errs, status) = match (&smp.report, &smp.error, &smp.history) {
+            (_, _, None) if smp.patterns.is_some() => {
+                let t = smp.patterns.as_ref().expect("checked");
+                let (l, o, e) = crate::patterns::tallies(t);
+                let problems = crate::patterns::problems(t);
+                (
+                    crate::patterns::headline(t),
+                    l.to_string(),
+                    o.to_string(),
+                    e.to_string(),
+                    if problems.is_empty() {
+                        "clean".to_string()
+                    } else {
+                        format!(
+                            "**unclean**: {}",
+                            problems.join("; ").replace('|', "/").replace('\n', " ")
+                        )
+                    },
+                )
+            }
             (_, _, None) if smp.transports.is_some() => {
                 let t = smp.transports.as_ref().expect("checked");
                 let (l, o, e) = crate::transports::tallies(t);
@@ -697,7 +722,7 @@ fn headline(s: Scenario, r: &raptor_loadtest::Report) -> String {
         ),
         // a history or transports sample has no report; their headlines are
         // crate::history::report::headline and crate::transports::headline
-        (Scenario::History | Scenario::Transports, _) => String::new(),
+        (Scenario::History | Scenario::Transports | Scenario::Patterns, _) => String::new(),
     }
 }
 

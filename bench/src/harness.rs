@@ -5,6 +5,7 @@
 
 use crate::history::HistoryResult;
 use crate::machine::{loadavg, CoresUsed, CpuShare};
+use crate::patterns::PatternsResult;
 use crate::raw;
 use crate::server::ServerProc;
 use crate::transports::TransportsResult;
@@ -43,10 +44,13 @@ pub enum Scenario {
     /// The same fanout with its subscribers on each transport (Raptor only): WebSocket,
     /// xhr_streaming, xhr_polling, SSE ([`crate::transports`]).
     Transports,
+    /// The same publishing with and without 1,000 wildcard patterns registered that match
+    /// nothing (Raptor only; [`crate::patterns`]).
+    Patterns,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::Fanout,
         Scenario::FlatOut,
         Scenario::Latency,
@@ -54,6 +58,7 @@ impl Scenario {
         Scenario::Storm,
         Scenario::History,
         Scenario::Transports,
+        Scenario::Patterns,
     ];
 
     pub fn name(self) -> &'static str {
@@ -65,6 +70,7 @@ impl Scenario {
             Scenario::Storm => "connect-storm",
             Scenario::History => "history",
             Scenario::Transports => "transports",
+            Scenario::Patterns => "patterns",
         }
     }
 
@@ -120,6 +126,18 @@ pub struct Plan {
     /// publishing seconds of each transport's fanout
     #[serde(default = "default_transport_secs")]
     pub transport_secs: f64,
+    /// wildcard patterns registered in side B of the patterns scenario
+    #[serde(default = "default_patterns")]
+    pub patterns: u64,
+    /// subscribers of the fixed-rate fanout of the patterns scenario
+    #[serde(default = "default_pattern_subscribers")]
+    pub pattern_subscribers: u64,
+    /// publishes per second of that fanout
+    #[serde(default = "default_pattern_rate")]
+    pub pattern_rate: f64,
+    /// publishing seconds of each load of the patterns scenario
+    #[serde(default = "default_pattern_secs")]
+    pub pattern_secs: f64,
 }
 
 // Defaults of the history fields, also for a results.json written before they existed.
@@ -142,6 +160,18 @@ fn default_transport_rate() -> f64 {
     50.0
 }
 fn default_transport_secs() -> f64 {
+    4.0
+}
+fn default_patterns() -> u64 {
+    1000
+}
+fn default_pattern_subscribers() -> u64 {
+    500
+}
+fn default_pattern_rate() -> f64 {
+    100.0
+}
+fn default_pattern_secs() -> f64 {
     4.0
 }
 
@@ -178,7 +208,10 @@ impl Contender {
     pub fn runs(&self, s: Scenario) -> bool {
         match self.kind {
             Kind::Raw { .. } => s == Scenario::Fanout,
-            Kind::Peer { .. } => !matches!(s, Scenario::History | Scenario::Transports),
+            Kind::Peer { .. } => !matches!(
+                s,
+                Scenario::History | Scenario::Transports | Scenario::Patterns
+            ),
             Kind::Raptor { .. } => true,
         }
     }
@@ -232,6 +265,9 @@ pub struct Sample {
     /// transports: every transport's run of the round (`report` is `None` there)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transports: Option<TransportsResult>,
+    /// patterns: both sides of the round (`report` is `None` there)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patterns: Option<PatternsResult>,
 }
 
 impl Sample {
@@ -244,6 +280,7 @@ impl Sample {
                 .transports
                 .as_ref()
                 .is_some_and(TransportsResult::clean)
+            || self.patterns.as_ref().is_some_and(PatternsResult::clean)
     }
 
     /// Whether the run goes into medians: clean, or flat out (where loss is the finding).
@@ -300,6 +337,7 @@ pub fn loadtest_command(s: Scenario, plan: &Plan) -> String {
             .collect::<Vec<_>>()
             .join("\n"),
         Scenario::Transports => crate::transports::command(plan),
+        Scenario::Patterns => crate::patterns::command(plan),
     }
 }
 
@@ -317,7 +355,17 @@ pub fn run_one(
     let mut search = Search::default();
     let mut history = None;
     let mut transports = None;
+    let mut patterns = None;
     let result = match (&c.kind, s) {
+        (Kind::Raptor { bin, shards }, Scenario::Patterns) => {
+            match crate::patterns::run(bin, *shards, plan, round, log, &mut cores) {
+                Ok(p) => {
+                    patterns = Some(p);
+                    Ok(None)
+                }
+                Err(e) => Err(e.context("patterns against raptor")),
+            }
+        }
         (Kind::Raptor { bin, shards }, Scenario::Transports) => {
             match crate::transports::run(bin, *shards, plan, round, log, &mut cores) {
                 Ok(t) => {
@@ -357,6 +405,7 @@ pub fn run_one(
         probes: search.probes,
         history,
         transports,
+        patterns,
     }
 }
 
@@ -441,7 +490,7 @@ fn run_inner(
             channels: plan.idle_channels,
             hold: Duration::from_secs_f64(plan.idle_hold),
         }),
-        Scenario::History | Scenario::Transports => {
+        Scenario::History | Scenario::Transports | Scenario::Patterns => {
             Err(anyhow::anyhow!("{} runs against raptor only", s.name()))
         }
         Scenario::Storm => {

@@ -18,6 +18,7 @@
 //! [`harness`] (scenarios and rounds), [`history`] (channel history on vs off, recovery and
 //! memory; [`api`] is its HTTP client), [`cluster`] (fanout across 3 cluster nodes against
 //! one), [`transports`] (the same fanout over WebSocket, xhr_streaming, xhr_polling and SSE),
+//! [`patterns`] (the same publishing with and without 1,000 wildcard patterns registered),
 //! [`summary`] (medians and targets), [`doc`] (the markdown), [`charts`] (SVG).
 
 pub mod api;
@@ -27,6 +28,7 @@ pub mod doc;
 pub mod harness;
 pub mod history;
 pub mod machine;
+pub mod patterns;
 pub mod raw;
 pub mod server;
 pub mod summary;

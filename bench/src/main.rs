@@ -55,7 +55,7 @@ struct Run {
     #[argh(option, default = "3")]
     rounds: usize,
     /// scenario to run: fanout, fanout-flat-out, latency, idle, connect-storm, history,
-    /// transports; repeat (default: all)
+    /// transports, patterns; repeat (default: all)
     #[argh(option)]
     only: Vec<String>,
     /// measurement seconds of fanout, latency, connect-storm and raw ceiling (default 5)
@@ -139,6 +139,18 @@ struct Run {
     /// publishing seconds of each transport's fanout in the transports scenario (default 4)
     #[argh(option, default = "4.0")]
     transport_secs: f64,
+    /// wildcard patterns registered in side B of the patterns scenario (default 1000)
+    #[argh(option, default = "1000")]
+    patterns: u64,
+    /// subscribers of the fixed-rate fanout of the patterns scenario (default 500)
+    #[argh(option, default = "500")]
+    pattern_subscribers: u64,
+    /// publishes per second of that fanout (default 100)
+    #[argh(option, default = "100.0")]
+    pattern_rate: f64,
+    /// publishing seconds of each load of the patterns scenario (default 4)
+    #[argh(option, default = "4.0")]
+    pattern_secs: f64,
     /// skip the mesh_fanout in-process benchmark
     #[argh(switch)]
     no_mesh: bool,
@@ -282,6 +294,18 @@ fn run(a: Run) -> anyhow::Result<bool> {
     if !transports_ok {
         bail!("--transport-subscribers and --transport-rate positive, --transport-secs in (0, 60]");
     }
+    let patterns_ok = (10..=10_000).contains(&a.patterns)
+        && a.pattern_subscribers > 0
+        && a.pattern_rate.is_finite()
+        && a.pattern_rate > 0.0
+        && a.pattern_secs > 0.0
+        && a.pattern_secs <= 60.0;
+    if !patterns_ok {
+        bail!(
+            "--patterns in 10..=10000, --pattern-subscribers and --pattern-rate positive, \
+             --pattern-secs in (0, 60]"
+        );
+    }
     let scenarios: Vec<Scenario> = if a.only.is_empty() {
         Scenario::ALL.to_vec()
     } else {
@@ -331,6 +355,10 @@ fn run(a: Run) -> anyhow::Result<bool> {
         transport_subscribers: a.transport_subscribers,
         transport_rate: a.transport_rate,
         transport_secs: a.transport_secs,
+        patterns: a.patterns,
+        pattern_subscribers: a.pattern_subscribers,
+        pattern_rate: a.pattern_rate,
+        pattern_secs: a.pattern_secs,
     };
     let mut contenders = vec![Contender {
         name: "raptor".into(),
@@ -564,6 +592,9 @@ fn progress_line(s: &Sample) -> String {
     }
     if let Some(t) = &s.transports {
         return raptor_bench::transports::headline(t);
+    }
+    if let Some(p) = &s.patterns {
+        return raptor_bench::patterns::headline(p);
     }
     let rate = s.rate.map_or(String::new(), |r| {
         format!("at {r:.0}/s [{}] ", s.probes.join(", "))

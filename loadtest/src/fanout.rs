@@ -43,6 +43,9 @@ pub struct FanoutOpts {
     pub publishers: usize,
     /// how long to wait for stragglers after the last publish
     pub drain_timeout: Duration,
+    /// channel names are `{channel_prefix}{random tag}-{i}` (default `lt-fanout-`; e.g.
+    /// `bench/` for URL-shaped names)
+    pub channel_prefix: String,
 }
 
 impl FanoutOpts {
@@ -56,6 +59,7 @@ impl FanoutOpts {
             payload_bytes: 64,
             publishers: 1,
             drain_timeout: Duration::from_secs(5),
+            channel_prefix: "lt-fanout-".into(),
         }
     }
 }
@@ -88,7 +92,7 @@ pub fn run(opts: &FanoutOpts) -> anyhow::Result<Report> {
     let tag = fastrand::u32(..);
     let names: Arc<Vec<String>> = Arc::new(
         (0..opts.channels)
-            .map(|i| format!("lt-fanout-{tag:08x}-{i}"))
+            .map(|i| format!("{}{tag:08x}-{i}", opts.channel_prefix))
             .collect(),
     );
     let plan: Vec<u32> = (0..conns).map(|i| (i % opts.channels) as u32).collect();

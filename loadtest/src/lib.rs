@@ -35,7 +35,8 @@
 //!
 //! Each scenario is a module with an options struct and
 //! `run(&Opts) -> anyhow::Result<Report>`: [`idle::run`], [`fanout::run`],
-//! [`presence::run`], [`connect_storm::run`]. A [`Report`] serialises to the JSON the
+//! [`presence::run`], [`connect_storm::run`]. [`hold::hold`] keeps subscriptions open (one
+//! name each: a channel or a Raptor wildcard pattern) while another scenario runs. A [`Report`] serialises to the JSON the
 //! binary prints with `--json`; [`Report::is_clean`] says whether it may be trusted.
 
 pub mod cli;
@@ -43,6 +44,7 @@ pub mod clock;
 pub mod connect_storm;
 pub mod fallback;
 pub mod fanout;
+pub mod hold;
 pub mod http_publisher;
 pub mod idle;
 pub mod limits;

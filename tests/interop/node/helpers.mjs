@@ -31,19 +31,23 @@ export function raptorBin() {
 /**
  * Start `raptor serve --bind 127.0.0.1:0 --shards 2 --metrics-bind off` and resolve once it
  * prints `listening on 127.0.0.1:PORT` on stdout (`bind`: another address, e.g. a port a
- * stopped server had, to restart it where its clients reconnect). The metrics listener is off: its default
- * port (9601) would collide between the servers of test files running in parallel.
- * @returns {Promise<{port:number, proc:import('node:child_process').ChildProcess, stop:()=>Promise<void>, output:()=>string}>}
+ * stopped server had, to restart it where its clients reconnect). The metrics listener is off
+ * by default: its default port (9601) would collide between the servers of test files running
+ * in parallel; `metricsBind: '127.0.0.1:0'` turns it on at a free port (`metricsPort`).
+ * `env` is added to the server's environment.
+ * @returns {Promise<{port:number, metricsPort?:number, proc:import('node:child_process').ChildProcess, stop:()=>Promise<void>, output:()=>string}>}
  */
-export function startServer({ timeoutMs = 20000, extraArgs = [], bind = '127.0.0.1:0' } = {}) {
+export function startServer({
+  timeoutMs = 20000, extraArgs = [], bind = '127.0.0.1:0', metricsBind = 'off', env = {},
+} = {}) {
   const bin = raptorBin();
   if (!existsSync(bin)) {
     return Promise.reject(new Error(`raptor binary not found at ${bin} (set RAPTOR_BIN or build it)`));
   }
-  const args = ['serve', '--bind', bind, '--shards', '2', '--metrics-bind', 'off', ...extraArgs];
+  const args = ['serve', '--bind', bind, '--shards', '2', '--metrics-bind', metricsBind, ...extraArgs];
   const proc = spawn(bin, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { RUST_LOG: 'warn', ...process.env },
+    env: { RUST_LOG: 'warn', ...process.env, ...env },
   });
   let out = '';
   let exited = null;
@@ -95,8 +99,11 @@ export function startServer({ timeoutMs = 20000, extraArgs = [], bind = '127.0.0
     const onData = (chunk) => {
       out += chunk.toString();
       const m = out.match(/listening on 127\.0\.0\.1:(\d+)/);
-      if (m) {
-        finish(null, { port: Number(m[1]), proc, stop, output: () => out });
+      // With a metrics listener, its line follows the first one.
+      const metrics = out.match(/metrics on 127\.0\.0\.1:(\d+)/);
+      if (m && (metricsBind === 'off' || metrics)) {
+        const metricsPort = metrics ? Number(metrics[1]) : undefined;
+        finish(null, { port: Number(m[1]), metricsPort, proc, stop, output: () => out });
       }
     };
     proc.stdout.on('data', onData);
