@@ -91,7 +91,8 @@ pub fn pattern_names(n: u64) -> Vec<String> {
         .collect()
 }
 
-/// Runs one round: A and B each against a fresh server (B first in even rounds).
+/// Runs one round: A and B each against a fresh server (B first in even rounds), started with
+/// `--config patterns.toml` (next to the log).
 pub fn run(
     bin: &Path,
     shards: usize,
@@ -107,9 +108,13 @@ pub fn run(
     if round % 2 == 0 {
         counts.reverse();
     }
+    // Both sides: the one app, its API rate limit lifted so flat-out publishing is not refused
+    // with 429 (the history scenario's history-off configuration).
+    let cfg = log.parent().unwrap_or(Path::new(".")).join("patterns.toml");
+    std::fs::write(&cfg, crate::history::config(false))?;
     let mut runs = Vec::new();
     for patterns in counts {
-        let srv = ServerProc::raptor(bin, shards, log)?;
+        let srv = ServerProc::raptor_config(bin, shards, &cfg, log)?;
         let side = side(&srv, plan, patterns);
         server_cpu += process_cpu(srv.pid()).map_or(0.0, |d| d.as_secs_f64());
         srv.stop();
@@ -172,7 +177,7 @@ fn side_inner(srv: &ServerProc, plan: &Plan, s: &mut Side) -> anyhow::Result<()>
 /// The equivalent `raptor-loadtest` command lines.
 pub fn command(plan: &Plan) -> String {
     format!(
-        "raptor-loadtest --port $PORT --server-pid $SERVER_PID --threads {t} fanout --channels 1 --subscribers {} --rate {} --payload-bytes {p} --duration {d}   # channels bench/…; against a fresh server with no patterns (A) and one holding {} (B)\n\
+        "raptor-loadtest --port $PORT --server-pid $SERVER_PID --threads {t} fanout --channels 1 --subscribers {} --rate {} --payload-bytes {p} --duration {d}   # channels bench/…; against a fresh `raptor serve --config patterns.toml` (max_api_requests_per_second lifted) with no patterns (A) and one holding {} (B)\n\
          raptor-loadtest --port $PORT --server-pid $SERVER_PID --threads {t} fanout --channels {FLAT_CHANNELS} --subscribers 1 --publishers {FLAT_PUBLISHERS} --payload-bytes {p} --duration {d}   # the same servers, flat out",
         plan.pattern_subscribers,
         plan.pattern_rate,
@@ -265,7 +270,8 @@ pub fn section(info: &RunInfo) -> String {
          first alternates with the round. Against each server the same two loads, {} s of \
          publishing each ({}-byte payloads): a **fanout** of 1 channel × {} subscribers at \
          {} publishes/s, then **flat out**: {} channels × 1 subscriber, {} publishers sending \
-         as fast as the HTTP API answers. Server CPU per delivery is the server's CPU time \
+         as fast as the HTTP API answers (the app's API rate limit lifted, on both sides). \
+         Server CPU per delivery is the server's CPU time \
          over the publishing window ÷ deliveries. B's patterns must receive nothing (none \
          did in a clean run). Only clean runs count.\n",
         fmt_int(p.patterns),
