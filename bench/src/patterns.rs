@@ -105,7 +105,7 @@ pub fn run(
     let started = Instant::now();
     let mut server_cpu = 0.0;
     let mut counts = [0, plan.patterns];
-    if round % 2 == 0 {
+    if round.is_multiple_of(2) {
         counts.reverse();
     }
     // Both sides: the one app, its API rate limit lifted so flat-out publishing is not refused
@@ -278,7 +278,9 @@ pub fn section(info: &RunInfo) -> String {
         fmt_int(p.patterns),
         p.patterns / 10,
         names.first().map_or("", String::as_str),
-        names.get((p.patterns / 20) as usize).map_or("", String::as_str),
+        names
+            .get((p.patterns / 20) as usize)
+            .map_or("", String::as_str),
         p.patterns - p.patterns / 10,
         names.last().map_or("", String::as_str),
         p.pattern_secs,
