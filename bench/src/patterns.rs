@@ -246,6 +246,41 @@ fn stat(
     Stat::of(&v)
 }
 
+/// f(B) ÷ f(A) of each round where both sides were clean: the pair ran back to back, so
+/// drift between rounds cancels.
+fn paired(
+    info: &RunInfo,
+    load: fn(&Side) -> Option<&Report>,
+    f: fn(&Report) -> Option<f64>,
+) -> Option<Stat> {
+    let v: Vec<f64> = info
+        .samples
+        .iter()
+        .filter(|s| s.scenario == Scenario::Patterns && s.contender == info.raptor)
+        .filter_map(|s| s.patterns.as_ref())
+        .filter_map(|r| {
+            let side = |with: bool| {
+                r.runs
+                    .iter()
+                    .find(|x| (x.patterns > 0) == with && x.clean())
+                    .and_then(load)
+                    .and_then(f)
+            };
+            let (a, b) = (side(false)?, side(true)?);
+            (a != 0.0).then(|| b / a)
+        })
+        .collect();
+    Stat::of(&v)
+}
+
+fn paired_cell(st: Option<Stat>) -> String {
+    match st {
+        Some(s) if s.n > 1 => format!("{:.3}× ({:.3}–{:.3}, n={})", s.median, s.min, s.max, s.n),
+        Some(s) => format!("{:.3}× (n=1)", s.median),
+        None => "–".into(),
+    }
+}
+
 fn ratio(a: Option<Stat>, b: Option<Stat>) -> String {
     match (a, b) {
         (Some(a), Some(b)) if b.median != 0.0 => format!("{:.3}×", a.median / b.median),
@@ -273,7 +308,9 @@ pub fn section(info: &RunInfo) -> String {
          as fast as the HTTP API answers (the app's API rate limit lifted, on both sides). \
          Server CPU per delivery is the server's CPU time \
          over the publishing window ÷ deliveries. B's patterns must receive nothing (none \
-         did in a clean run). Only clean runs count.\n",
+         did in a clean run). Only clean runs count. The last column divides B by A within \
+         each round (the two ran back to back) and gives the median of those ratios \
+         (min–max).\n",
         fmt_int(p.patterns),
         fmt_int(p.patterns),
         p.patterns / 10,
@@ -299,7 +336,7 @@ pub fn section(info: &RunInfo) -> String {
         let _ = writeln!(w, "**{name}**\n");
         let _ = writeln!(
             w,
-            "| figure | A: no patterns | B: {} patterns | B ÷ A |\n|---|---:|---:|---:|",
+            "| figure | A: no patterns | B: {} patterns | B ÷ A (medians) | B ÷ A per round |\n|---|---:|---:|---:|---:|",
             fmt_int(p.patterns)
         );
         for (label, f, unit) in FIGURES {
@@ -307,10 +344,11 @@ pub fn section(info: &RunInfo) -> String {
             let b = stat(info, true, load, f);
             let _ = writeln!(
                 w,
-                "| {label} | {} | {} | {} |",
+                "| {label} | {} | {} | {} | {} |",
                 cell(a, unit),
                 cell(b, unit),
-                ratio(b, a)
+                ratio(b, a),
+                paired_cell(paired(info, load, f))
             );
         }
         let _ = writeln!(w);

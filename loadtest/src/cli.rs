@@ -126,6 +126,10 @@ pub struct FanoutArgs {
     /// seconds to wait for outstanding deliveries after the last publish (default 5)
     #[argh(option, default = "5.0")]
     pub drain_timeout: f64,
+    /// channel names are PREFIX<random tag>-<i> (default lt-fanout-; e.g. bench/ for
+    /// URL-shaped names)
+    #[argh(option, default = "String::from(\"lt-fanout-\")")]
+    pub channel_prefix: String,
 }
 
 /// join/leave churn on presence channels; time member_added delivery
@@ -224,6 +228,7 @@ impl Cli {
                     payload_bytes: a.payload_bytes,
                     publishers: a.publishers,
                     drain_timeout: secs(a.drain_timeout).context("--drain-timeout")?,
+                    channel_prefix: a.channel_prefix.clone(),
                     ..fanout::FanoutOpts::new(common, a.channels, a.subscribers, bound)
                 })
             }
