@@ -2,16 +2,18 @@
 //! nothing cost a publish (issue 16: "publishing to a channel that no pattern matches must
 //! cost nothing measurable extra"; ADR 0012).
 //!
-//! Each round starts a fresh server twice from the same binary: (A) with no patterns, (B)
-//! with the plan's patterns held by one WebSocket connection each ([`hold`]) — a tenth under
+//! Each round starts a fresh server three times from the same binary: (A) with no patterns,
+//! (C, the control) with as many plain channels held one connection each, (B) with the plan's
+//! patterns held by one WebSocket connection each ([`hold`]) — a tenth under
 //! `bench`, the first segment of every published channel (`bench/*/never{i}`, `bench/n{i}/*`:
 //! three segments, the channels have two, so the order point finds the list and checks each),
 //! the rest under first segments of their own (`ns{i}/*/x`). Then the same two loads against
 //! each: a fanout at a fixed rate (1 channel × the plan's subscribers) and flat-out publishing
 //! (a few channels × 1 subscriber, two publishers), all on `bench/…` channels. Figures:
 //! deliveries/s, publish→receive p50 and p99, server CPU per delivery, side by side, and B ÷
-//! A. Which side runs first alternates with the round, so drift hits both alike. B's held
-//! patterns must receive nothing (a pattern that matched would be a bug, and the run unclean).
+//! A and B ÷ C (per round, so drift between rounds cancels). The order of the sides rotates
+//! with the round. B's held patterns must receive nothing (a pattern that matched would be a
+//! bug, and the run unclean).
 
 use crate::doc::{cell, fmt_int, RunInfo};
 use crate::harness::{Plan, Scenario};
@@ -37,8 +39,12 @@ pub const PREFIX: &str = "bench/";
 /// One side (with or without patterns) of one round.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Side {
-    /// patterns registered (0: side A)
+    /// patterns registered (0: side A or C)
     pub patterns: u64,
+    /// side C, the control: plain channels (no `/`) held the way B holds its patterns, one
+    /// connection each, so B ÷ C is the patterns' own cost without the extra connections'
+    #[serde(default)]
+    pub plain_channels: u64,
     /// the fanout at a fixed rate
     pub fixed: Option<Report>,
     /// flat-out publishing
@@ -58,15 +64,34 @@ impl Side {
     }
 
     fn label(&self) -> String {
-        if self.patterns == 0 {
-            "A (no patterns)".into()
-        } else {
-            format!("B ({} patterns)", fmt_int(self.patterns))
+        match self.which() {
+            Which::A => "A (no patterns)".into(),
+            Which::B => format!("B ({} patterns)", fmt_int(self.patterns)),
+            Which::C => format!("C ({} plain channels)", fmt_int(self.plain_channels)),
+        }
+    }
+
+    fn which(&self) -> Which {
+        match (self.patterns, self.plain_channels) {
+            (0, 0) => Which::A,
+            (0, _) => Which::C,
+            _ => Which::B,
         }
     }
 }
 
-/// Both sides of one round, in the order they ran.
+/// The three sides of a round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Which {
+    /// nothing held
+    A,
+    /// the patterns held
+    B,
+    /// as many plain channels held (the control)
+    C,
+}
+
+/// The sides of one round, in the order they ran.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PatternsResult {
     pub runs: Vec<Side>,
@@ -91,7 +116,7 @@ pub fn pattern_names(n: u64) -> Vec<String> {
         .collect()
 }
 
-/// Runs one round: A and B each against a fresh server (B first in even rounds), started with
+/// Runs one round: A, B and C each against a fresh server (the order rotating), started with
 /// `--config patterns.toml` (next to the log).
 pub fn run(
     bin: &Path,
@@ -104,18 +129,17 @@ pub fn run(
     let share = CpuShare::start(None);
     let started = Instant::now();
     let mut server_cpu = 0.0;
-    let mut counts = [0, plan.patterns];
-    if round.is_multiple_of(2) {
-        counts.reverse();
-    }
+    // The order rotates with the round, so drift hits every side alike.
+    let mut order = [Which::A, Which::B, Which::C];
+    order.rotate_left((round.saturating_sub(1)) % 3);
     // Both sides: the one app, its API rate limit lifted so flat-out publishing is not refused
     // with 429 (the history scenario's history-off configuration).
     let cfg = log.parent().unwrap_or(Path::new(".")).join("patterns.toml");
     std::fs::write(&cfg, crate::history::config(false))?;
     let mut runs = Vec::new();
-    for patterns in counts {
+    for which in order {
         let srv = ServerProc::raptor_config(bin, shards, &cfg, log)?;
-        let side = side(&srv, plan, patterns);
+        let side = side(&srv, plan, which);
         server_cpu += process_cpu(srv.pid()).map_or(0.0, |d| d.as_secs_f64());
         srv.stop();
         runs.push(side);
@@ -128,9 +152,10 @@ pub fn run(
     Ok(PatternsResult { runs })
 }
 
-fn side(srv: &ServerProc, plan: &Plan, patterns: u64) -> Side {
+fn side(srv: &ServerProc, plan: &Plan, which: Which) -> Side {
     let mut s = Side {
-        patterns,
+        patterns: if which == Which::B { plan.patterns } else { 0 },
+        plain_channels: if which == Which::C { plan.patterns } else { 0 },
         fixed: None,
         flat: None,
         held_received: 0,
@@ -147,9 +172,13 @@ fn side_inner(srv: &ServerProc, plan: &Plan, s: &mut Side) -> anyhow::Result<()>
     let mut common = Common::new(target);
     common.server_pid = Some(srv.pid());
     common.threads = plan.client_threads;
-    let held = match s.patterns {
-        0 => None,
-        n => Some(hold(&common, pattern_names(n)).context("holding the patterns")?),
+    let held = match s.which() {
+        Which::A => None,
+        Which::B => Some(hold(&common, pattern_names(s.patterns)).context("holding the patterns")?),
+        Which::C => {
+            let names = (0..s.plain_channels).map(|i| format!("idle-{i}")).collect();
+            Some(hold(&common, names).context("holding the plain channels")?)
+        }
     };
     let bound = Bound::new(Some(Duration::from_secs_f64(plan.pattern_secs)), None)?;
     let mut o = FanoutOpts::new(common.clone(), 1, plan.pattern_subscribers, bound);
@@ -221,24 +250,24 @@ const FIGURES: [Figure; 5] = [
     ),
 ];
 
-/// Clean sides with (`with`) or without patterns over the rounds.
-fn sides(info: &RunInfo, with: bool) -> Vec<&Side> {
+/// Clean sides `which` over the rounds.
+fn sides(info: &RunInfo, which: Which) -> Vec<&Side> {
     info.samples
         .iter()
         .filter(|s| s.scenario == Scenario::Patterns && s.contender == info.raptor)
         .filter_map(|s| s.patterns.as_ref())
         .flat_map(|r| r.runs.iter())
-        .filter(|x| (x.patterns > 0) == with && x.clean())
+        .filter(|x| x.which() == which && x.clean())
         .collect()
 }
 
 fn stat(
     info: &RunInfo,
-    with: bool,
+    which: Which,
     load: fn(&Side) -> Option<&Report>,
     f: fn(&Report) -> Option<f64>,
 ) -> Option<Stat> {
-    let v: Vec<f64> = sides(info, with)
+    let v: Vec<f64> = sides(info, which)
         .into_iter()
         .filter_map(load)
         .filter_map(f)
@@ -246,10 +275,11 @@ fn stat(
     Stat::of(&v)
 }
 
-/// f(B) ÷ f(A) of each round where both sides were clean: the pair ran back to back, so
+/// f(`num`) ÷ f(`den`) of each round where both sides were clean: they ran back to back, so
 /// drift between rounds cancels.
 fn paired(
     info: &RunInfo,
+    (num, den): (Which, Which),
     load: fn(&Side) -> Option<&Report>,
     f: fn(&Report) -> Option<f64>,
 ) -> Option<Stat> {
@@ -259,14 +289,14 @@ fn paired(
         .filter(|s| s.scenario == Scenario::Patterns && s.contender == info.raptor)
         .filter_map(|s| s.patterns.as_ref())
         .filter_map(|r| {
-            let side = |with: bool| {
+            let side = |which: Which| {
                 r.runs
                     .iter()
-                    .find(|x| (x.patterns > 0) == with && x.clean())
+                    .find(|x| x.which() == which && x.clean())
                     .and_then(load)
                     .and_then(f)
             };
-            let (a, b) = (side(false)?, side(true)?);
+            let (a, b) = (side(den)?, side(num)?);
             (a != 0.0).then(|| b / a)
         })
         .collect();
@@ -296,20 +326,22 @@ pub fn section(info: &RunInfo) -> String {
     let names = pattern_names(p.patterns);
     let _ = writeln!(
         w,
-        "Each round starts a fresh server twice from the same binary: **A** with no patterns, \
-         **B** with {} patterns registered, each held by its own WebSocket connection (so B's \
-         server also has {} more idle connections): {} under `bench`, the first segment of \
+        "Each round starts a fresh server three times from the same binary: **A** with no \
+         patterns, **B** with {} patterns registered, each held by its own WebSocket connection, \
+         and **C**, the control, with {} plain channels (`idle-<i>`, no `/`) held the same way: \
+         B ÷ C is what the patterns cost without what B's extra idle connections cost. B's \
+         patterns: {} under `bench`, the first segment of \
          every published channel (`{}`, `{}`, …: three segments, the published channels \
          `bench/<tag>-<i>` have two, so the order point finds them by the first segment and \
-         checks each), and {} under first segments of their own (`{}`, …). Which side runs \
-         first alternates with the round. Against each server the same two loads, {} s of \
+         checks each), and {} under first segments of their own (`{}`, …). The order of the \
+         sides rotates with the round. Against each server the same two loads, {} s of \
          publishing each ({}-byte payloads): a **fanout** of 1 channel × {} subscribers at \
          {} publishes/s, then **flat out**: {} channels × 1 subscriber, {} publishers sending \
          as fast as the HTTP API answers (the app's API rate limit lifted, on both sides). \
          Server CPU per delivery is the server's CPU time \
          over the publishing window ÷ deliveries. B's patterns must receive nothing (none \
-         did in a clean run). Only clean runs count. The last column divides B by A within \
-         each round (the two ran back to back) and gives the median of those ratios \
+         did in a clean run). Only clean runs count. The \"per round\" columns divide B by A \
+         (or C) within each round (they ran back to back) and give the median of those ratios \
          (min–max).\n",
         fmt_int(p.patterns),
         fmt_int(p.patterns),
@@ -336,19 +368,22 @@ pub fn section(info: &RunInfo) -> String {
         let _ = writeln!(w, "**{name}**\n");
         let _ = writeln!(
             w,
-            "| figure | A: no patterns | B: {} patterns | B ÷ A (medians) | B ÷ A per round |\n|---|---:|---:|---:|---:|",
-            fmt_int(p.patterns)
+            "| figure | A: no patterns | B: {n} patterns | C: {n} plain channels | B ÷ A (medians) | B ÷ A per round | B ÷ C per round |\n|---|---:|---:|---:|---:|---:|---:|",
+            n = fmt_int(p.patterns)
         );
         for (label, f, unit) in FIGURES {
-            let a = stat(info, false, load, f);
-            let b = stat(info, true, load, f);
+            let a = stat(info, Which::A, load, f);
+            let b = stat(info, Which::B, load, f);
+            let c = stat(info, Which::C, load, f);
             let _ = writeln!(
                 w,
-                "| {label} | {} | {} | {} | {} |",
+                "| {label} | {} | {} | {} | {} | {} | {} |",
                 cell(a, unit),
                 cell(b, unit),
+                cell(c, unit),
                 ratio(b, a),
-                paired_cell(paired(info, load, f))
+                paired_cell(paired(info, (Which::B, Which::A), load, f)),
+                paired_cell(paired(info, (Which::B, Which::C), load, f))
             );
         }
         let _ = writeln!(w);
