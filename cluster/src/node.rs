@@ -662,11 +662,21 @@ impl NodeCore {
                 from: from.id.clone(),
                 msg: *msg,
             }],
-            NodeMsg::Pattern { app, pattern, on } => vec![Action::Pattern {
+            NodeMsg::Pattern {
+                app,
+                pattern,
+                on,
+                ack,
+            } => vec![Action::Pattern {
                 from: from.id.clone(),
                 app,
                 pattern,
                 on,
+                ack,
+            }],
+            NodeMsg::PatternAck { ack } => vec![Action::PatternAck {
+                from: from.id.clone(),
+                ack,
             }],
             NodeMsg::Deliver {
                 app,

@@ -206,6 +206,9 @@ pub enum NodeMsg {
         app: String,
         pattern: String,
         on: bool,
+        /// Not 0: answer with `PatternAck { ack }` once registered (the sender holds the
+        /// pattern's first subscription until every peer did).
+        ack: u64,
     },
     /// The app updated a presence member's `user_info` (docs/cluster.md, "Presence
     /// updates"). Without `ordered`: the node the API call entered → the channel's owning
@@ -232,6 +235,10 @@ pub enum NodeMsg {
         chunks: Vec<WireEvent>,
         exclude: Exclude,
         origin_seq: u64,
+    },
+    /// Peer → the sender of a `Pattern { ack }` with `ack` not 0: registered.
+    PatternAck {
+        ack: u64,
     },
 }
 
@@ -396,6 +403,7 @@ pub enum Tag {
     Pattern = 19,
     PresenceUpdate = 20,
     PublishChunks = 21,
+    PatternAck = 22,
 }
 
 impl Tag {
@@ -422,6 +430,7 @@ impl Tag {
             19 => Tag::Pattern,
             20 => Tag::PresenceUpdate,
             21 => Tag::PublishChunks,
+            22 => Tag::PatternAck,
             _ => return None,
         })
     }
@@ -451,6 +460,7 @@ impl NodeMsg {
             NodeMsg::Pattern { .. } => Tag::Pattern,
             NodeMsg::PresenceUpdate { .. } => Tag::PresenceUpdate,
             NodeMsg::PublishChunks { .. } => Tag::PublishChunks,
+            NodeMsg::PatternAck { .. } => Tag::PatternAck,
         }
     }
 }
@@ -479,6 +489,7 @@ impl ArchivedNodeMsg {
             ArchivedNodeMsg::Pattern { .. } => Tag::Pattern,
             ArchivedNodeMsg::PresenceUpdate { .. } => Tag::PresenceUpdate,
             ArchivedNodeMsg::PublishChunks { .. } => Tag::PublishChunks,
+            ArchivedNodeMsg::PatternAck { .. } => Tag::PatternAck,
         }
     }
 }

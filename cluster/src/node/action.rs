@@ -124,7 +124,11 @@ pub enum Action {
         app: String,
         pattern: String,
         on: bool,
+        /// Not 0: answer `NodeMsg::PatternAck { ack }` to `from` once registered.
+        ack: u64,
     },
+    /// `from` registered the pattern sent with `ack`.
+    PatternAck { from: NodeId, ack: u64 },
     /// A history message from `from` (docs/history.md): the engine keeps histories.
     History {
         from: NodeId,

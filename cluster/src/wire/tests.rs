@@ -128,11 +128,15 @@ pub(crate) fn any_msg() -> impl Strategy<Value = NodeMsg> {
             ack
         }),
         Just(NodeMsg::PresenceResync),
-        (s(), s(), any::<bool>()).prop_map(|(app, pattern, on)| NodeMsg::Pattern {
-            app,
-            pattern,
-            on
+        (s(), s(), any::<bool>(), any::<u64>()).prop_map(|(app, pattern, on, ack)| {
+            NodeMsg::Pattern {
+                app,
+                pattern,
+                on,
+                ack,
+            }
         }),
+        any::<u64>().prop_map(|ack| NodeMsg::PatternAck { ack }),
         (
             s(),
             s(),
@@ -568,11 +572,16 @@ fn pattern_registrations_round_trip_with_tag_19_in_the_80_byte_union() {
         app: "1".into(),
         pattern: "my-photo-gallery/*/comments".into(),
         on: true,
+        ack: 7,
     };
     let frame = encode(&msg).unwrap();
     assert_eq!(frame[5], 19);
     let (back, used) = decode(&frame).unwrap().unwrap();
     assert_eq!((back, used), (msg, frame.len()));
+    let ack = NodeMsg::PatternAck { ack: 7 };
+    let frame = encode(&ack).unwrap();
+    assert_eq!(frame[5], 22);
+    assert_eq!(decode(&frame).unwrap().unwrap().0, ack);
     let ping = encode(&NodeMsg::Ping(1)).unwrap();
     assert_eq!(u64::from_le_bytes(ping[8..16].try_into().unwrap()), 80);
 }

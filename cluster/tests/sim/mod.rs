@@ -285,7 +285,8 @@ impl Sim {
                 | Action::AwaitPublished { .. }
                 | Action::History { .. }
                 | Action::Token { .. }
-                | Action::Pattern { .. } => {}
+                | Action::Pattern { .. }
+                | Action::PatternAck { .. } => {}
                 Action::Occupancy {
                     channel, occupied, ..
                 } => self.occupancy.push((at.to_owned(), channel, occupied)),

@@ -322,25 +322,40 @@ impl Gateway {
                     app,
                     pattern,
                     on,
-                } => self.on_pattern(shard, &from, &app, &pattern, on),
+                    ack,
+                } => self.on_pattern(shard, &from, &app, &pattern, on, ack),
+                Action::PatternAck { from, ack } => self.on_pattern_ack(shard, &from, ack),
+                Action::InterestReady {
+                    app,
+                    channel,
+                    ticket,
+                } if pattern::is_pattern(&channel) => {
+                    self.pattern_interest_ready(shard, &app, &channel, ticket)
+                }
                 Action::InterestReady {
                     app,
                     channel,
                     ticket,
                 } => {
-                    if let Some(a) = shard.apps().by_id(&app).cloned() {
-                        let channel: Arc<str> = Arc::from(channel);
-                        let owner = shard.owner_of(a.idx, &channel);
-                        let msg = ShardMsg::ClusterInterestReady {
-                            app: a.idx,
-                            channel,
-                            ticket,
-                        };
-                        shard.mesh.send(owner, msg);
-                    }
+                    interest_ready(shard, &app, &channel, ticket);
                 }
             }
         }
+    }
+}
+
+/// The interest of this node in `channel` is in place: its owner shard answers the
+/// subscriptions it held for `ticket`.
+pub(super) fn interest_ready(shard: &Shard, app: &str, channel: &str, ticket: u64) {
+    if let Some(a) = shard.apps().by_id(app).cloned() {
+        let channel: Arc<str> = Arc::from(channel);
+        let owner = shard.owner_of(a.idx, &channel);
+        let msg = ShardMsg::ClusterInterestReady {
+            app: a.idx,
+            channel,
+            ticket,
+        };
+        shard.mesh.send(owner, msg);
     }
 }
 

@@ -84,7 +84,7 @@ impl Gateway {
             } => {
                 // A pattern's registration reaches every node before the interest reaches
                 // the pattern's owner (whose ack answers the subscription).
-                self.pattern_interest(shard, app, &channel, on);
+                self.pattern_interest(shard, app, &channel, on, ticket);
                 let app_id = shard.apps().get(app).id.clone();
                 let gw = self;
                 let mut core = gw.core.borrow_mut();

@@ -271,7 +271,7 @@ impl Gateway {
                             up = Some(peer.id.clone());
                             // A new session (maybe a new incarnation) sends its patterns
                             // again, after this: what an older session said goes.
-                            g.forget_patterns_of(&peer.id);
+                            g.forget_patterns_of(&s, &peer.id);
                             core.link_up(&peer)
                         }
                         LinkEvent::Down { peer, .. } => {
@@ -298,7 +298,7 @@ impl Gateway {
                     g.peer_gone(&s, &peer);
                     // Only when gone: a late `Down` of an old session must not drop what a
                     // newer session of the node registered.
-                    g.forget_patterns_of(&peer);
+                    g.forget_patterns_of(&s, &peer);
                 }
                 glommio::yield_if_needed().await;
             }

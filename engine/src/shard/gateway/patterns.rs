@@ -29,7 +29,28 @@ pub(super) struct ClusterPatterns {
     inner: RefCell<Inner>,
     /// Gateway ticks since this node last sent its patterns to every peer again.
     ticks: Cell<u32>,
+    /// First subscriptions of patterns waiting for the peers' `PatternAck`s, by ack id.
+    waits: RefCell<HashMap<u64, Wait>>,
+    next_ack: Cell<u64>,
 }
+
+/// A pattern's first subscriptions on this node, held (under `ticket`) until every peer has
+/// the registration and the pattern's owner has the interest: then no event ordered after
+/// `subscription_succeeded`, anywhere, misses the pattern (ADR 0005).
+struct Wait {
+    app: String,
+    pattern: String,
+    ticket: u64,
+    /// Peers that have not acknowledged yet.
+    peers: HashSet<NodeId>,
+    /// The owner's interest is in place (`InterestReady` came).
+    interest: bool,
+    since: Instant,
+}
+
+/// How long a registration waits for a peer that does not acknowledge (as an interest waits
+/// for an owner that does not answer).
+const ACK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Ticks (of `raptor_cluster::node::TICK`, 250 ms) between two re-announcements of this
 /// node's patterns: a registration lost on a full queue is repaired within 5 s.
@@ -70,8 +91,16 @@ impl Gateway {
 
     /// This node's interest in `channel` changes: for a pattern, its registration at every
     /// node (this one included) changes with it. Called before the interest goes to the
-    /// pattern's owner.
-    pub(super) fn pattern_interest(&self, shard: &Shard, app: AppIdx, channel: &str, on: bool) {
+    /// pattern's owner; a first subscription (`ticket` not 0) is answered only once every
+    /// peer acknowledged the registration too ([`Gateway::pattern_interest_ready`]).
+    pub(super) fn pattern_interest(
+        &self,
+        shard: &Shard,
+        app: AppIdx,
+        channel: &str,
+        on: bool,
+        ticket: u64,
+    ) {
         if !pattern::is_pattern(channel) {
             return;
         }
@@ -80,24 +109,122 @@ impl Gateway {
             .inner
             .borrow_mut()
             .register(app, channel, &me, on);
-        let app_id = shard.apps().get(app).id.clone();
+        let app_id = shard.apps().get(app).id.to_string();
+        let mut ack = 0;
+        if on && ticket != 0 {
+            ack = self.patterns.next_ack.get() + 1;
+            self.patterns.next_ack.set(ack);
+            let wait = Wait {
+                app: app_id.clone(),
+                pattern: channel.to_string(),
+                ticket,
+                peers: self.core_query_peers().into_iter().collect(),
+                interest: false,
+                since: Instant::now(),
+            };
+            self.patterns.waits.borrow_mut().insert(ack, wait);
+        }
         self.carry_out_plain_broadcast(NodeMsg::Pattern {
-            app: app_id.to_string(),
+            app: app_id,
             pattern: channel.to_string(),
             on,
+            ack,
         });
     }
 
-    /// A peer's registration.
-    pub(super) fn on_pattern(&self, shard: &Shard, from: &NodeId, app: &str, p: &str, on: bool) {
-        let Some(a) = shard.apps().by_id(app).map(|a| a.idx) else {
-            return;
+    /// The owner took this node's interest in `pattern` (`ticket`): answered once every peer
+    /// has the registration too.
+    pub(super) fn pattern_interest_ready(
+        &self,
+        shard: &Shard,
+        app: &str,
+        pattern: &str,
+        ticket: u64,
+    ) {
+        let found = {
+            let mut waits = self.patterns.waits.borrow_mut();
+            let id = waits
+                .iter()
+                .find(|(_, w)| w.ticket == ticket && w.pattern == pattern && w.app == app)
+                .map(|(id, _)| *id);
+            id.map(|id| {
+                let w = waits.get_mut(&id).expect("found above");
+                w.interest = true;
+                (id, w.peers.is_empty())
+            })
         };
-        let max = shard.limits().max_channel_name_bytes;
-        if on && Pattern::parse(p, max).is_err() {
-            return;
+        match found {
+            // No wait (given up on, or none was needed): answered now.
+            None => super::apply::interest_ready(shard, app, pattern, ticket),
+            Some((id, true)) => self.release_wait(shard, id),
+            Some((_, false)) => {}
         }
-        self.patterns.inner.borrow_mut().register(a, p, from, on);
+    }
+
+    /// `from` registered the pattern of wait `ack`.
+    pub(super) fn on_pattern_ack(&self, shard: &Shard, from: &NodeId, ack: u64) {
+        let done = match self.patterns.waits.borrow_mut().get_mut(&ack) {
+            Some(w) => {
+                w.peers.remove(from);
+                w.peers.is_empty() && w.interest
+            }
+            None => false,
+        };
+        if done {
+            self.release_wait(shard, ack);
+        }
+    }
+
+    fn release_wait(&self, shard: &Shard, id: u64) {
+        let w = self.patterns.waits.borrow_mut().remove(&id);
+        if let Some(w) = w {
+            super::apply::interest_ready(shard, &w.app, &w.pattern, w.ticket);
+        }
+    }
+
+    /// Waits past `ACK_WAIT` stop waiting for peers (one that does not answer is gone or
+    /// about to be); those whose interest is in place are answered.
+    fn expire_waits(&self, shard: &Shard) {
+        let now = Instant::now();
+        let ready: Vec<u64> = {
+            let mut waits = self.patterns.waits.borrow_mut();
+            for w in waits.values_mut() {
+                if now.saturating_duration_since(w.since) >= ACK_WAIT {
+                    w.peers.clear();
+                }
+            }
+            waits
+                .iter()
+                .filter(|(_, w)| w.peers.is_empty() && w.interest)
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        for id in ready {
+            self.release_wait(shard, id);
+        }
+    }
+
+    /// A peer's registration; acknowledged when it asks (`ack` not 0).
+    pub(super) fn on_pattern(
+        &self,
+        shard: &Shard,
+        from: &NodeId,
+        app: &str,
+        p: &str,
+        on: bool,
+        ack: u64,
+    ) {
+        if let Some(a) = shard.apps().by_id(app).map(|a| a.idx) {
+            let max = shard.limits().max_channel_name_bytes;
+            if !on || Pattern::parse(p, max).is_ok() {
+                self.patterns.inner.borrow_mut().register(a, p, from, on);
+            }
+        }
+        if ack != 0 {
+            let to = from.clone();
+            let msg = NodeMsg::PatternAck { ack };
+            self.carry_out_plain(vec![Action::Send { to, msg }]);
+        }
     }
 
     /// A peer's link came up: it gets every pattern this node has subscribers of.
@@ -117,6 +244,7 @@ impl Gateway {
                     app: apps.get(*app).id.to_string(),
                     pattern: p.to_string(),
                     on: true,
+                    ack: 0,
                 },
             })
             .collect();
@@ -126,6 +254,7 @@ impl Gateway {
     /// Every `REANNOUNCE_TICKS`: this node's patterns to every peer again (registrations are
     /// sets, so a repeat changes nothing; a lost one is repaired).
     pub(super) fn patterns_tick(&self, shard: &Shard) {
+        self.expire_waits(shard);
         let t = self.patterns.ticks.get() + 1;
         if t < REANNOUNCE_TICKS {
             return self.patterns.ticks.set(t);
@@ -144,6 +273,7 @@ impl Gateway {
                 app: apps.get(*app).id.to_string(),
                 pattern: p.to_string(),
                 on: true,
+                ack: 0,
             })
             .collect();
         for msg in mine {
@@ -151,17 +281,32 @@ impl Gateway {
         }
     }
 
-    /// A peer's registrations go: its link came up again (it sends them anew) or it is gone.
-    pub(super) fn forget_patterns_of(&self, peer: &NodeId) {
-        let mut inner = self.patterns.inner.borrow_mut();
-        let theirs: Vec<(AppIdx, Arc<str>)> = inner
-            .nodes
-            .iter()
-            .filter(|(_, nodes)| nodes.contains(peer))
-            .map(|(k, _)| k.clone())
+    /// A peer's registrations go: its link came up again (it sends them anew) or it is gone;
+    /// waits stop waiting for it.
+    pub(super) fn forget_patterns_of(&self, shard: &Shard, peer: &NodeId) {
+        {
+            let mut inner = self.patterns.inner.borrow_mut();
+            let theirs: Vec<(AppIdx, Arc<str>)> = inner
+                .nodes
+                .iter()
+                .filter(|(_, nodes)| nodes.contains(peer))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for (app, p) in theirs {
+                inner.register(app, &p, peer, false);
+            }
+        }
+        let ready: Vec<u64> = self
+            .patterns
+            .waits
+            .borrow_mut()
+            .iter_mut()
+            .filter_map(|(id, w)| {
+                (w.peers.remove(peer) && w.peers.is_empty() && w.interest).then_some(*id)
+            })
             .collect();
-        for (app, p) in theirs {
-            inner.register(app, &p, peer, false);
+        for id in ready {
+            self.release_wait(shard, id);
         }
     }
 
