@@ -276,7 +276,7 @@ fn default_client_event_rate() -> u32 {
     10
 }
 fn default_chunk_rate() -> u32 {
-    200
+    1000
 }
 fn default_presence_members() -> usize {
     100
