@@ -30,15 +30,36 @@ pub struct Node {
     pub http_sessions: AtomicUsize,
     /// Set once by SIGTERM/SIGINT: stop listening, send 4200 to everyone, drain.
     pub shutdown: AtomicBool,
+    /// A cluster node with seeds that has not met its cluster yet (no peer linked, and less
+    /// than `JOIN_WAIT` since start): it would order events for channels other nodes own and
+    /// deliver them to no one, so it refuses publishes (503) meanwhile.
+    pub joining: AtomicBool,
     /// Shards that finished draining.
     pub drained: AtomicUsize,
     /// Re-reads the configuration (SIGHUP, `POST /admin/reload`); set once at start.
     pub reloader: OnceLock<Arc<Reloader>>,
 }
 
+/// How long a cluster node with seeds waits for a first peer before it takes publishes
+/// anyway (it may be the first node of its cluster).
+pub const JOIN_WAIT: Duration = Duration::from_secs(3);
+
 impl Node {
     pub fn shutting_down(&self) -> bool {
         self.shutdown.load(Ordering::Relaxed)
+    }
+
+    /// Why this node must not accept a publish now, if it must not: one it acknowledged
+    /// would be delivered to no one (docs/cluster.md, "Publishing while a node starts or
+    /// drains"). Answered 503 with `Retry-After`.
+    pub fn refuses_publishes(&self) -> Option<&'static str> {
+        if self.shutting_down() {
+            Some("this node is draining; publish to another node")
+        } else if self.joining.load(Ordering::Relaxed) {
+            Some("this node is joining its cluster; retry shortly")
+        } else {
+            None
+        }
     }
 }
 

@@ -154,6 +154,9 @@ pub fn run(
     let node = Arc::new(crate::lifecycle::Node::default());
     let (mut cluster, parts) = match &cfg.cluster {
         Some(c) => {
+            // Until the gateway meets a peer (or `JOIN_WAIT` passes): no publishes.
+            node.joining
+                .store(!c.seeds.is_empty(), std::sync::atomic::Ordering::Relaxed);
             let (node, parts) = ClusterNode::start(c).map_err(StartError::Cluster)?;
             (Some(node), Some(parts))
         }

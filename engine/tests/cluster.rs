@@ -319,3 +319,57 @@ async fn occupancy_webhooks_fire_once_across_nodes() {
         ]
     );
 }
+
+/// A node with seeds that has not met its cluster refuses publishes (503, `Retry-After`)
+/// rather than ordering events for channels other nodes own and delivering them to no one;
+/// a node whose seeds never answer (the first of a cluster) takes them after 3 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_starting_node_takes_publishes_once_it_knows_its_cluster() {
+    let (g, p) = free_ports(1)[0];
+    // A seed nobody answers at.
+    let (seed, _) = free_ports(1)[0];
+    let (gossip, peer, seeds) = (
+        format!("127.0.0.1:{g}"),
+        format!("127.0.0.1:{p}"),
+        format!("127.0.0.1:{seed}"),
+    );
+    let node = Server::try_start_opts(
+        "",
+        &[
+            "--node-id",
+            "node-1",
+            "--gossip",
+            &gossip,
+            "--peer",
+            &peer,
+            "--seeds",
+            &seeds,
+        ],
+        &StartOpts {
+            env: vec![("RAPTOR_CLUSTER_SECRET".into(), random_secret())],
+            stderr: None,
+        },
+    )
+    .expect("a node starts without its seeds");
+    let started = Instant::now();
+    let mut h = Http::connect(&node).await;
+    let r = h.publish("c", "e", "early").await;
+    assert_eq!(
+        (r.status, r.json()),
+        (
+            503,
+            serde_json::json!({"error": "this node is joining its cluster; retry shortly"})
+        )
+    );
+    assert_eq!(r.header("Retry-After"), Some("1"));
+    loop {
+        let r = h.publish("c", "e", "later").await;
+        if r.status == 200 {
+            break;
+        }
+        assert_eq!(r.status, 503);
+        assert!(started.elapsed() < Duration::from_secs(6), "still refusing");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(started.elapsed() >= Duration::from_millis(2500));
+}

@@ -135,3 +135,22 @@ async fn health_answers_503_while_draining_on_an_open_connection() {
     d.assert_still_draining();
     d.exits_0().await;
 }
+
+/// A draining node acknowledges no publish it would deliver to no one: 503 with
+/// `Retry-After` on a connection still open (issue 18: "never acknowledge what will not be
+/// delivered").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_are_refused_while_draining() {
+    let mut d = draining().await;
+    let r = d.http.publish("feed", "e", "late").await;
+    assert_eq!(
+        (r.status, r.json()),
+        (
+            503,
+            json!({"error": "this node is draining; publish to another node"})
+        )
+    );
+    assert_eq!(r.header("Retry-After"), Some("1"));
+    d.assert_still_draining();
+    d.exits_0().await;
+}

@@ -71,6 +71,9 @@ pub async fn route(shard: &Rc<Shard>, req: Request, access: &Access) -> Routed {
         (m, ["apps", id, rest @ ..]) => match authed(shard, id, &req) {
             Err(resp) => resp,
             Ok(app) => match (m, rest) {
+                ("POST", ["events"] | ["batch_events"]) if shard.node.refuses_publishes().is_some() => {
+                    unavailable(shard.node.refuses_publishes().unwrap_or_default())
+                }
                 ("POST", ["events"]) => events::publish(shard, &app, &req).await,
                 ("POST", ["batch_events"]) => events::batch(shard, &app, &req).await,
                 ("GET", ["channels"]) => channels::list(shard, &app, &req).await,
@@ -154,6 +157,14 @@ fn health(shard: &Shard) -> Response {
     } else {
         Response::json(200, r#"{"ok":true}"#)
     }
+}
+
+/// 503 with `Retry-After: 1`: a publish this node would acknowledge and deliver to no one
+/// (it drains, or has not met its cluster yet); another node, or this one shortly, takes it.
+fn unavailable(why: &str) -> Response {
+    let mut r = Response::error(503, why);
+    r.extra_headers.push_str("Retry-After: 1\r\n");
+    r
 }
 
 /// A WebSocket upgrade request: completed by the session, or refused in HTTP.

@@ -269,6 +269,9 @@ impl Gateway {
                     match ev {
                         LinkEvent::Up { peer, .. } => {
                             up = Some(peer.id.clone());
+                            s.node
+                                .joining
+                                .store(false, std::sync::atomic::Ordering::Relaxed);
                             // A new session (maybe a new incarnation) sends its patterns
                             // again, after this: what an older session said goes.
                             g.forget_patterns_of(&s, &peer.id);
@@ -302,6 +305,16 @@ impl Gateway {
                 }
                 glommio::yield_if_needed().await;
             }
+        })
+        .detach();
+        // A node whose seeds do not answer may be the first of its cluster: it takes
+        // publishes after `JOIN_WAIT` whatever happens.
+        let s = shard.clone();
+        glommio::spawn_local(async move {
+            glommio::timer::sleep(crate::lifecycle::JOIN_WAIT).await;
+            s.node
+                .joining
+                .store(false, std::sync::atomic::Ordering::Relaxed);
         })
         .detach();
         // Awaited interests whose owner does not answer are released on a tick.
