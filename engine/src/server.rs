@@ -154,9 +154,15 @@ pub fn run(
     let node = Arc::new(crate::lifecycle::Node::default());
     let (mut cluster, parts) = match &cfg.cluster {
         Some(c) => {
-            // Until the gateway meets a peer (or `JOIN_WAIT` passes): no publishes.
+            // Until the gateway meets a peer (or `JOIN_WAIT` passes): no publishes. A seed
+            // list naming only this node itself is a cluster of one.
+            let me = [Some(c.gossip), c.advertise_gossip];
+            let others = c.seeds.iter().any(|s| {
+                let at = s.parse::<std::net::SocketAddr>().ok();
+                at.is_none() || !me.contains(&at)
+            });
             node.joining
-                .store(!c.seeds.is_empty(), std::sync::atomic::Ordering::Relaxed);
+                .store(others, std::sync::atomic::Ordering::Relaxed);
             let (node, parts) = ClusterNode::start(c).map_err(StartError::Cluster)?;
             (Some(node), Some(parts))
         }
