@@ -57,7 +57,7 @@
 use crate::counts::CountTable;
 use crate::interest::{InterestTable, LocalInterest};
 use crate::ownership::owner;
-use crate::presence::{ClusterPresence, Digest, LocalChange, LocalPresence, Member, PresenceEvent};
+use crate::presence::{ClusterPresence, Digest, LocalPresence, Member, PresenceEvent};
 use crate::wire::{Exclude, NodeMsg, WireEvent};
 use crate::{NodeId, NodeKey};
 use std::collections::{BTreeMap, BTreeSet};
@@ -516,56 +516,6 @@ impl NodeCore {
         out
     }
 
-    fn presence_gossip(&self) -> Action {
-        Action::Gossip(vec![(
-            crate::membership::KEY_PRESENCE.to_owned(),
-            Some(self.local_presence.digest().encode()),
-        )])
-    }
-
-    /// A local connection joined a presence channel as `user_id`.
-    pub fn presence_join(
-        &mut self,
-        app: &str,
-        channel: &str,
-        user_id: &str,
-        user_info: Option<String>,
-    ) -> Vec<Action> {
-        let Some(LocalChange::Joined(m)) =
-            self.local_presence.join(app, channel, user_id, user_info)
-        else {
-            return Vec::new();
-        };
-        let mut out = vec![Action::Broadcast(NodeMsg::PresenceJoin {
-            app: m.app.clone(),
-            channel: m.channel.clone(),
-            user_id: m.user_id.clone(),
-            user_info: m.user_info.clone(),
-        })];
-        let me = self.me.clone();
-        let events = self.presence.join(&me, m);
-        out.extend(self.presence_actions(events));
-        out.push(self.presence_gossip());
-        out
-    }
-
-    /// A local connection of `user_id` left a presence channel.
-    pub fn presence_leave(&mut self, app: &str, channel: &str, user_id: &str) -> Vec<Action> {
-        if self.local_presence.leave(app, channel, user_id).is_none() {
-            return Vec::new();
-        }
-        let mut out = vec![Action::Broadcast(NodeMsg::PresenceLeave {
-            app: app.to_owned(),
-            channel: channel.to_owned(),
-            user_id: user_id.to_owned(),
-        })];
-        let me = self.me.clone();
-        let events = self.presence.leave(&me, app, channel, user_id);
-        out.extend(self.presence_actions(events));
-        out.push(self.presence_gossip());
-        out
-    }
-
     /// Close `user`'s signed-in connections everywhere.
     pub fn terminate(&mut self, app: &str, user: &str) -> Vec<Action> {
         vec![
@@ -804,6 +754,7 @@ mod counts;
 mod interest_wait;
 mod occupancy;
 mod presence_check;
+mod presence_local;
 mod presence_update;
 mod roles;
 #[cfg(test)]

@@ -229,23 +229,12 @@ impl Gateway {
 
     /// A peer's link came up: it gets every pattern this node has subscribers of.
     pub(super) fn send_patterns(&self, shard: &Shard, to: &NodeId) {
-        let me = self.me();
-        let apps = shard.apps();
         let actions = self
-            .patterns
-            .inner
-            .borrow()
-            .nodes
-            .iter()
-            .filter(|(_, nodes)| nodes.contains(&me))
-            .map(|((app, p), _)| Action::Send {
+            .my_patterns(shard)
+            .into_iter()
+            .map(|msg| Action::Send {
                 to: to.clone(),
-                msg: NodeMsg::Pattern {
-                    app: apps.get(*app).id.to_string(),
-                    pattern: p.to_string(),
-                    on: true,
-                    ack: 0,
-                },
+                msg,
             })
             .collect();
         self.carry_out_plain(actions);
@@ -260,10 +249,16 @@ impl Gateway {
             return self.patterns.ticks.set(t);
         }
         self.patterns.ticks.set(0);
+        for msg in self.my_patterns(shard) {
+            self.carry_out_plain_broadcast(msg);
+        }
+    }
+
+    /// The registrations of the patterns this node has subscribers of (no ack asked).
+    fn my_patterns(&self, shard: &Shard) -> Vec<NodeMsg> {
         let me = self.me();
         let apps = shard.apps();
-        let mine: Vec<NodeMsg> = self
-            .patterns
+        self.patterns
             .inner
             .borrow()
             .nodes
@@ -275,10 +270,7 @@ impl Gateway {
                 on: true,
                 ack: 0,
             })
-            .collect();
-        for msg in mine {
-            self.carry_out_plain_broadcast(msg);
-        }
+            .collect()
     }
 
     /// A peer's registrations go: its link came up again (it sends them anew) or it is gone;
