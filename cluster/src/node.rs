@@ -58,7 +58,7 @@ use crate::counts::CountTable;
 use crate::interest::{InterestTable, LocalInterest};
 use crate::ownership::owner;
 use crate::presence::{ClusterPresence, Digest, LocalPresence, Member, PresenceEvent};
-use crate::wire::{Exclude, NodeMsg, WireEvent};
+use crate::wire::NodeMsg;
 use crate::{NodeId, NodeKey};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -102,9 +102,22 @@ pub struct NodeCounters {
     pub interest_ack_timeouts: u64,
     /// Awaited interests now waiting for an ack.
     pub interest_awaiting: u64,
+    /// `Publish`es held because another node owns the channel in this view (the sender
+    /// may know of a change this node has not heard of yet), and of those, the ones
+    /// ordered here anyway after [`handoff::STRAY_TICKS`].
+    pub publish_held_stray: u64,
     /// `PresenceResync` requests sent: a peer's gossiped digest disagreed with what this
     /// node held about it for [`PRESENCE_RESYNC_TICKS`] (a lost presence message).
     pub presence_resyncs: u64,
+    /// Handoffs of channels on a planned change completed (`handoff` module).
+    pub handoffs: u64,
+    /// Handoffs that went on without a node's answer (released or opened after their
+    /// bound): order across them is not guaranteed.
+    pub handoff_timeouts: u64,
+    /// Events held right now behind a handoff's fence.
+    pub handoff_held: u64,
+    /// Events ordered at once because the fences held [`handoff::MAX_HELD`] already.
+    pub handoff_overflow: u64,
 }
 
 /// Longest channel name a peer's `Count` may carry (Pusher's names are at most 200 bytes;
@@ -164,6 +177,8 @@ pub struct NodeCore {
     local_counts: BTreeMap<(String, String), u32>,
     /// Owner side: every live node's last count of the channels this node owns.
     counts: CountTable,
+    /// Handoffs of channel ownership on planned changes this node takes part in.
+    handoff: handoff::Handoffs,
 }
 
 impl NodeCore {
@@ -187,6 +202,7 @@ impl NodeCore {
             adopted: BTreeSet::new(),
             local_counts: BTreeMap::new(),
             counts: CountTable::new(),
+            handoff: handoff::Handoffs::default(),
         };
         let _ = n.apply_live(BTreeSet::from([me]));
         n
@@ -204,6 +220,10 @@ impl NodeCore {
         NodeCounters {
             counts_over_limit: self.counts.over_limit,
             interest_awaiting: self.awaiting.len() as u64,
+            handoffs: self.handoff.completed,
+            handoff_timeouts: self.handoff.timeouts,
+            handoff_held: self.handoff.held() as u64,
+            handoff_overflow: self.handoff.overflow,
             ..self.counters
         }
     }
@@ -335,7 +355,11 @@ impl NodeCore {
         let mut ids: Vec<NodeId> = self.live.iter().map(|k| k.id.clone()).collect();
         ids.dedup();
         self.live_ids = ids;
-        self.table.retain_live(&self.live);
+        // A linked node's interest stays even while this view does not list it yet (a node
+        // that just started learns its cluster one node at a time): it announced that
+        // interest for channels it routes here, and will not announce it again.
+        self.table
+            .retain_live(&self.live.union(&self.linked).cloned().collect());
         let mut out = Vec::new();
         let mut moved: Vec<(String, String)> = old_owner
             .into_iter()
@@ -353,7 +377,9 @@ impl NodeCore {
         out.extend(self.presence_actions(events));
         if changed {
             self.occupancy_after_live_change(&old_live, &old_ids, &mut out);
+            self.handoff_after_live_change(&old_live, &mut out);
         }
+        self.recheck_strays(false, &mut out);
         out
     }
 
@@ -387,14 +413,22 @@ impl NodeCore {
                 });
             }
         }
+        // Handoff steps that waited for this link.
+        self.handoff_link_up(peer, &mut out);
         out
     }
 
     /// The link to `peer` went down.
     pub fn link_down(&mut self, peer: &NodeKey) -> Vec<Action> {
         self.linked.remove(peer);
+        if !self.live.contains(peer) {
+            self.table
+                .retain_live(&self.live.union(&self.linked).cloned().collect());
+        }
         let events = self.presence.link_down(peer);
-        self.presence_actions(events).collect()
+        let mut out: Vec<Action> = self.presence_actions(events).collect();
+        self.check_handoffs(&mut out);
+        out
     }
 
     /// Called every [`TICK`]: releases the awaited interests whose owner did not answer
@@ -406,113 +440,7 @@ impl NodeCore {
         let mut out = Vec::new();
         self.tick_interest(&mut out);
         self.check_presence(&mut out);
-        out
-    }
-
-    /// An event entered at this node: ordered here if this node owns the channel
-    /// ([`Action::Order`]), sent to its owning node otherwise.
-    pub fn publish(
-        &mut self,
-        app: &str,
-        channel: &str,
-        event: WireEvent,
-        exclude: Exclude,
-        retain: bool,
-        confirm: bool,
-    ) -> Vec<Action> {
-        let owner = self.owner_of(app, channel);
-        if owner == self.me.id {
-            return vec![Action::Order(Order {
-                app: app.to_owned(),
-                channel: channel.to_owned(),
-                event,
-                exclude,
-                retain,
-                confirm: confirm.then_some(Confirm::Here),
-            })];
-        }
-        self.origin_seq += 1;
-        let origin_seq = self.origin_seq;
-        let mut out = vec![Action::Send {
-            to: owner.clone(),
-            msg: NodeMsg::Publish {
-                app: app.to_owned(),
-                channel: channel.to_owned(),
-                event,
-                exclude,
-                retain,
-                confirm,
-                origin_seq,
-            },
-        }];
-        if confirm {
-            out.push(Action::AwaitPublished { origin_seq });
-        }
-        out
-    }
-
-    /// Owner side, for an event this node ordered ([`Action::Order`]) and the engine
-    /// encoded as `payload`: [`NodeCore::fanout`], keeping the event's data when the channel
-    /// retains it.
-    pub fn ordered(&mut self, order: Order, payload: Vec<u8>) -> Vec<Action> {
-        let retained = order.retain.then_some(order.event.data);
-        let (app, channel) = (&order.app, &order.channel);
-        self.fanout(app, channel, payload, order.exclude, false, retained)
-    }
-
-    /// Owner side: one `Deliver` per interested peer, and local delivery if we have
-    /// subscribers. The order of calls is the channel's order.
-    ///
-    /// A cache channel's event (`cache_data`) goes to every live node and to the local
-    /// owner whether or not they have subscribers: each node keeps its own copy of the last
-    /// event, so a later subscriber on any node gets the replay without asking the owner
-    /// (and the copies outlive the owner).
-    pub fn fanout(
-        &mut self,
-        app: &str,
-        channel: &str,
-        payload: Vec<u8>,
-        exclude: Exclude,
-        privileged_only: bool,
-        cache_data: Option<String>,
-    ) -> Vec<Action> {
-        let targets: Vec<NodeId> = if cache_data.is_some() {
-            self.live_ids.clone()
-        } else {
-            self.table
-                .interested(app, channel)
-                .into_iter()
-                .filter(|n| self.live.contains(n))
-                .map(|n| n.id)
-                .collect()
-        };
-        let mut out = Vec::new();
-        for to in targets {
-            if to == self.me.id {
-                continue;
-            }
-            out.push(Action::Send {
-                to,
-                msg: NodeMsg::Deliver {
-                    app: app.to_owned(),
-                    channel: channel.to_owned(),
-                    payload: payload.clone(),
-                    exclude,
-                    privileged_only,
-                    cache_data: cache_data.clone(),
-                },
-            });
-        }
-        if cache_data.is_some() || self.local_interest.contains(app, channel) {
-            out.push(Action::DeliverLocal {
-                app: app.to_owned(),
-                channel: channel.to_owned(),
-                payload,
-                exclude,
-                privileged_only,
-                cache_data,
-            });
-        }
+        self.tick_handoffs(&mut out);
         out
     }
 
@@ -530,9 +458,12 @@ impl NodeCore {
         ]
     }
 
-    /// Graceful shutdown: tell every peer before the links close.
+    /// Graceful shutdown: tell every peer before the links close, and hand this node's
+    /// channels over ([`NodeCore::handoff_pending`] says when that is done).
     pub fn leave(&mut self) -> Vec<Action> {
-        vec![Action::Broadcast(NodeMsg::Leaving)]
+        let mut out = vec![Action::Broadcast(NodeMsg::Leaving)];
+        self.handoff_start_leaving(&mut out);
+        out
     }
 
     /// `peer` is shutting down on purpose (it said `Leaving`, or gossips `leaving`): it stops
@@ -548,6 +479,9 @@ impl NodeCore {
         // Hold its members first, so that dropping it from the live set removes nobody.
         let events = self.presence.depart(peer);
         let mut out: Vec<Action> = self.presence_actions(events).collect();
+        // Its channels are fenced before they move here (a publish held as a stray goes
+        // behind the fence, not ahead of what the leaver still delivers).
+        self.handoff_leave(peer, &mut out);
         let live: BTreeSet<NodeKey> = self.live.iter().filter(|k| *k != peer).cloned().collect();
         out.extend(self.apply_live(live));
         if self.presence.is_departing(peer) {
@@ -578,23 +512,20 @@ impl NodeCore {
                 confirm,
                 origin_seq,
             } => {
-                // Ordered here even when views disagree on the owner (counted): the sender
-                // had it as the owner, and an event is never dropped for that.
-                if !self.owns(&app, &channel) {
-                    self.counters.publish_not_owner += 1;
-                }
                 let confirm = confirm.then(|| Confirm::To {
                     node: from.id.clone(),
                     origin_seq,
                 });
-                vec![Action::Order(Order {
+                let (a, c) = (app.clone(), channel.clone());
+                let order = vec![Action::Order(Order {
                     app,
                     channel,
                     event,
                     exclude,
                     retain,
                     confirm,
-                })]
+                })];
+                self.received_order(from, &a, &c, order)
             }
             NodeMsg::PublishChunks {
                 confirm,
@@ -742,6 +673,12 @@ impl NodeCore {
                 user_id,
                 user_info,
             } => self.on_presence_update(ordered, app, channel, user_id, user_info),
+            NodeMsg::Handoff {
+                step,
+                old,
+                new,
+                peers,
+            } => self.on_handoff(from, step, old, new, peers),
             // Handled by the link layer.
             NodeMsg::Hello { .. } | NodeMsg::Ping(_) | NodeMsg::Pong(_) => Vec::new(),
         }
@@ -751,11 +688,13 @@ impl NodeCore {
 mod action;
 mod chunks;
 mod counts;
+mod handoff;
 mod interest_wait;
 mod occupancy;
 mod presence_check;
 mod presence_local;
 mod presence_update;
+mod publish;
 mod roles;
 #[cfg(test)]
 mod tests;

@@ -240,6 +240,33 @@ pub enum NodeMsg {
     PatternAck {
         ack: u64,
     },
+    /// A handoff of channel ownership on a planned change (a node joining, rejoining or
+    /// leaving on purpose; docs/cluster.md "Handoff"). `old`: the node that owned the
+    /// channels; `new`: the node they move to, or empty for "every other node" (`old` is
+    /// leaving). See [`HandoffStep`] for who sends which step to whom.
+    Handoff {
+        step: HandoffStep,
+        old: String,
+        new: String,
+        /// `Released` only: the nodes `old` holds live (itself excepted). `new` waits for
+        /// a `Seen` from each of them, so a new node whose view is still partial does not
+        /// take the channels before every node has passed them on.
+        peers: Vec<String>,
+    },
+}
+
+/// The steps of a handoff from `old` to `new` (docs/cluster-protocol.md).
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandoffStep {
+    /// Any other node → `old`: I route the moving channels to `new` now; every publish I
+    /// sent you for them is before this on this link.
+    Rerouted,
+    /// `old` → every peer, once every live node said `Rerouted` (or it waited long enough):
+    /// every event I ordered of the moving channels is before this on this link.
+    Released,
+    /// Any other node → `new`, on `old`'s `Released`: every event `old` ordered of the
+    /// moving channels reached me (and my interest in them is before this on this link).
+    Seen,
 }
 
 /// Access tokens between nodes.
@@ -404,6 +431,7 @@ pub enum Tag {
     PresenceUpdate = 20,
     PublishChunks = 21,
     PatternAck = 22,
+    Handoff = 23,
 }
 
 impl Tag {
@@ -431,6 +459,7 @@ impl Tag {
             20 => Tag::PresenceUpdate,
             21 => Tag::PublishChunks,
             22 => Tag::PatternAck,
+            23 => Tag::Handoff,
             _ => return None,
         })
     }
@@ -461,6 +490,7 @@ impl NodeMsg {
             NodeMsg::PresenceUpdate { .. } => Tag::PresenceUpdate,
             NodeMsg::PublishChunks { .. } => Tag::PublishChunks,
             NodeMsg::PatternAck { .. } => Tag::PatternAck,
+            NodeMsg::Handoff { .. } => Tag::Handoff,
         }
     }
 }
@@ -490,6 +520,7 @@ impl ArchivedNodeMsg {
             ArchivedNodeMsg::PresenceUpdate { .. } => Tag::PresenceUpdate,
             ArchivedNodeMsg::PublishChunks { .. } => Tag::PublishChunks,
             ArchivedNodeMsg::PatternAck { .. } => Tag::PatternAck,
+            ArchivedNodeMsg::Handoff { .. } => Tag::Handoff,
         }
     }
 }

@@ -34,11 +34,18 @@ pub struct Node {
     /// than `JOIN_WAIT` since start): it would order events for channels other nodes own and
     /// deliver them to no one, so it refuses publishes (503) meanwhile.
     pub joining: AtomicBool,
+    /// A cluster node that drains has handed its channels over (the gateway sets it; the
+    /// main thread closes the links only then, or after `HANDOFF_WAIT`).
+    pub handed_off: AtomicBool,
     /// Shards that finished draining.
     pub drained: AtomicUsize,
     /// Re-reads the configuration (SIGHUP, `POST /admin/reload`); set once at start.
     pub reloader: OnceLock<Arc<Reloader>>,
 }
+
+/// How long a draining cluster node waits for its handoff before it closes its links
+/// anyway: the release's own bound (2.5 s) plus a history copy's (1 s), with room.
+pub const HANDOFF_WAIT: Duration = Duration::from_secs(4);
 
 /// How long a cluster node with seeds waits for a first peer before it takes publishes
 /// anyway (it may be the first node of its cluster).

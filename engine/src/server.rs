@@ -289,8 +289,17 @@ pub fn run(
         std::thread::sleep(Duration::from_millis(50));
     }
     if let Some(c) = cluster.take() {
-        // Tell the other nodes first, so they move this node's members without waiting for
-        // failure detection.
+        // The gateway tells the other nodes and hands this node's channels over (they stop
+        // sending it events, it releases what it ordered); then the links close. Before the
+        // shards' drain: the other nodes move this node's members without failure detection.
+        let until = std::time::Instant::now() + crate::lifecycle::HANDOFF_WAIT;
+        while !main_node
+            .handed_off
+            .load(std::sync::atomic::Ordering::Relaxed)
+            && std::time::Instant::now() < until
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         c.leave();
     }
     let drained =

@@ -225,6 +225,21 @@ pub struct ClusterFigures {
     /// Peers asked for their full member list again: their gossiped presence digest kept
     /// disagreeing with what this node held about them (a presence message was lost).
     pub presence_resyncs: u64,
+    /// Handoffs of channels on a planned membership change completed here as the new
+    /// owner; those that went on without a node's answer (order across them not
+    /// guaranteed); events held behind a handoff now; events not held (the bound was full).
+    pub handoffs: u64,
+    pub handoff_timeouts: u64,
+    /// 1 while this node refuses publishes because it has not met its cluster yet (it just
+    /// started; docs/cluster.md "Publishing while a node starts or drains").
+    pub joining: u64,
+    /// Peer publishes held until this node's view caught up with their sender's.
+    pub publish_held_stray: u64,
+    pub handoff_held: u64,
+    pub handoff_overflow: u64,
+    /// HTTP publishes answered 503 because their event was never confirmed ordered (its
+    /// owning node died, or its link was down): the losses this node can see.
+    pub publishes_unconfirmed: u64,
 }
 
 impl ClusterFigures {
@@ -245,6 +260,13 @@ impl ClusterFigures {
         self.interest_awaiting += o.interest_awaiting;
         self.interest_ack_timeouts += o.interest_ack_timeouts;
         self.presence_resyncs += o.presence_resyncs;
+        self.handoffs += o.handoffs;
+        self.joining += o.joining;
+        self.publish_held_stray += o.publish_held_stray;
+        self.handoff_timeouts += o.handoff_timeouts;
+        self.handoff_held += o.handoff_held;
+        self.handoff_overflow += o.handoff_overflow;
+        self.publishes_unconfirmed += o.publishes_unconfirmed;
     }
 }
 

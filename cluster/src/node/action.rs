@@ -23,8 +23,9 @@ pub struct Order {
 /// Who waits for an ordered event of a channel with history.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Confirm {
-    /// A publish that entered this node.
-    Here,
+    /// A publish that entered this node, registered with
+    /// [`Action::AwaitPublished`]`{ origin_seq }` just before.
+    Here { origin_seq: u64 },
     /// A publish `node` forwarded with `origin_seq`: answer `History(Published)`.
     To { node: NodeId, origin_seq: u64 },
 }
@@ -110,8 +111,9 @@ pub enum Action {
         channel: String,
         count: u32,
     },
-    /// This node forwarded a `Publish { confirm: true }` with `origin_seq`: the publish is
-    /// acknowledged when `History(Published { origin_seq })` comes back.
+    /// A publish with `confirm` entered this node: it is acknowledged when its order is
+    /// carried out here (`Confirm::Here { origin_seq }`), or, forwarded to the owning node
+    /// as `Publish { origin_seq }`, when `History(Published { origin_seq })` comes back.
     AwaitPublished { origin_seq: u64 },
     /// An access-token message from `from` (docs/tokens.md): the engine keeps tokens.
     Token {

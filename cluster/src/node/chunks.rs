@@ -21,18 +21,19 @@ impl NodeCore {
         exclude: Exclude,
         confirm: bool,
     ) -> Vec<Action> {
-        let owner = self.owner_of(app, channel);
-        if owner == self.me.id {
-            return order_chunks(
-                app,
-                channel,
-                chunks,
-                exclude,
-                confirm.then_some(Confirm::Here),
-            );
-        }
+        let owner = self.route_of(app, channel);
         self.origin_seq += 1;
         let origin_seq = self.origin_seq;
+        if owner == self.me.id {
+            let here = confirm.then_some(Confirm::Here { origin_seq });
+            let order = order_chunks(app, channel, chunks, exclude, here);
+            let mut out: Vec<Action> = confirm
+                .then_some(Action::AwaitPublished { origin_seq })
+                .into_iter()
+                .collect();
+            out.extend(self.fenced(app, channel, order));
+            return out;
+        }
         let mut out = vec![Action::Send {
             to: owner.clone(),
             msg: NodeMsg::PublishChunks {
@@ -63,14 +64,12 @@ impl NodeCore {
         exclude: Exclude,
         origin_seq: u64,
     ) -> Vec<Action> {
-        if !self.owns(&app, &channel) {
-            self.counters.publish_not_owner += 1;
-        }
         let confirm = confirm.then(|| Confirm::To {
             node: from.id.clone(),
             origin_seq,
         });
-        order_chunks(&app, &channel, chunks, exclude, confirm)
+        let order = order_chunks(&app, &channel, chunks, exclude, confirm);
+        self.received_order(from, &app, &channel, order)
     }
 }
 

@@ -2,6 +2,7 @@
 use super::*;
 use crate::interest::InterestFilter;
 use crate::ownership::channel_key;
+use crate::wire::WireEvent;
 use crate::wire::{AnswerBody, QueryKind};
 
 fn key(id: &str) -> NodeKey {
@@ -716,7 +717,12 @@ fn a_confirmed_publish_is_awaited_and_its_order_names_whom_to_confirm() {
     }
     // Published here: confirmed here; the successor is the next owner without `a`.
     match &a.publish("1", &ch, wire_event("e"), None, false, true)[..] {
-        [Action::Order(o)] => assert_eq!(o.confirm, Some(Confirm::Here)),
+        [Action::AwaitPublished { origin_seq }, Action::Order(o)] => assert_eq!(
+            o.confirm,
+            Some(Confirm::Here {
+                origin_seq: *origin_seq
+            })
+        ),
         other => panic!("unexpected {other:?}"),
     }
     let without_a = owner("1", &ch, &ids(&["b", "c"])).unwrap().clone();

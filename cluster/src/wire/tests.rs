@@ -138,6 +138,22 @@ pub(crate) fn any_msg() -> impl Strategy<Value = NodeMsg> {
         }),
         any::<u64>().prop_map(|ack| NodeMsg::PatternAck { ack }),
         (
+            prop_oneof![
+                Just(HandoffStep::Rerouted),
+                Just(HandoffStep::Released),
+                Just(HandoffStep::Seen)
+            ],
+            s(),
+            s(),
+            proptest::collection::vec(s(), 0..4)
+        )
+            .prop_map(|(step, old, new, peers)| NodeMsg::Handoff {
+                step,
+                old,
+                new,
+                peers
+            }),
+        (
             s(),
             s(),
             proptest::collection::vec((s(), s()), 0..4),
@@ -505,6 +521,8 @@ fn interest_and_its_ack_are_as_documented() {
         let (back, used) = decode(&frame).unwrap().unwrap();
         assert_eq!((back, used), (msg, frame.len()));
     }
+    let ping = encode(&NodeMsg::Ping(1)).unwrap();
+    assert_eq!(u64::from_le_bytes(ping[8..16].try_into().unwrap()), 80);
 }
 
 /// Tag 17 carries every history message boxed: the union stays 80 bytes.
@@ -647,6 +665,29 @@ fn publish_chunks_round_trips_with_tag_21_in_the_80_byte_union() {
     assert_eq!(frame[5], 21);
     let (back, used) = decode(&frame).unwrap().unwrap();
     assert_eq!((back, used), (msg, frame.len()));
+    let ping = encode(&NodeMsg::Ping(1)).unwrap();
+    assert_eq!(u64::from_le_bytes(ping[8..16].try_into().unwrap()), 80);
+}
+
+/// `Handoff` (tag 23) round-trips in the 80-byte union.
+#[test]
+fn handoff_round_trips_with_tag_23_in_the_80_byte_union() {
+    for step in [
+        HandoffStep::Rerouted,
+        HandoffStep::Released,
+        HandoffStep::Seen,
+    ] {
+        let msg = NodeMsg::Handoff {
+            step,
+            old: "ws-1".into(),
+            new: String::new(),
+            peers: vec!["ws-2".into(), "ws-3".into()],
+        };
+        let frame = encode(&msg).unwrap();
+        assert_eq!(frame[5], 23);
+        let (back, used) = decode(&frame).unwrap().unwrap();
+        assert_eq!((back, used), (msg, frame.len()));
+    }
     let ping = encode(&NodeMsg::Ping(1)).unwrap();
     assert_eq!(u64::from_le_bytes(ping[8..16].try_into().unwrap()), 80);
 }

@@ -80,6 +80,9 @@ pub struct Sim {
     /// Messages this returns true for, given (from, to, message), are lost when sent (a
     /// full send queue on a link that stays up).
     pub lose: Option<fn(&str, &str, &NodeMsg) -> bool>,
+    /// Every event ordered anywhere, by its data, in the order it was ordered (what an
+    /// HTTP publish's 200 means).
+    pub ordered: BTreeSet<String>,
 }
 
 impl Sim {
@@ -97,6 +100,7 @@ impl Sim {
             counts: Vec::new(),
             ready: Vec::new(),
             lose: None,
+            ordered: BTreeSet::new(),
         };
         for id in ids {
             let key = NodeKey::new(NodeId::new(id).unwrap(), 1);
@@ -236,6 +240,7 @@ impl Sim {
                 Action::Order(order) => {
                     // What the engine does: encode once (here, the payload is the event's
                     // data), then fan out in this order.
+                    self.ordered.insert(order.event.data.clone());
                     let payload = order.event.data.clone().into_bytes();
                     let actions = self.nodes.get_mut(at).unwrap().core.ordered(order, payload);
                     self.apply(at, actions);

@@ -237,6 +237,30 @@ pub async fn metrics(shard: &Rc<Shard>) -> Response {
         "counter",
         c.gossip_rejected,
     );
+    gauge(
+        "cluster_handoffs_total",
+        "Handoffs of channels on a planned membership change completed as the new owner.",
+        "counter",
+        c.handoffs,
+    );
+    gauge(
+        "cluster_handoff_timeouts_total",
+        "Handoffs that went on without a node's answer (order across them not guaranteed).",
+        "counter",
+        c.handoff_timeouts,
+    );
+    gauge(
+        "cluster_handoff_held",
+        "Events held right now until a handoff completes.",
+        "gauge",
+        c.handoff_held,
+    );
+    gauge(
+        "cluster_publishes_unconfirmed_total",
+        "HTTP publishes answered 503: their event was never confirmed by its owning node.",
+        "counter",
+        c.publishes_unconfirmed,
+    );
     let q = s.cluster_queries;
     gauge(
         "cluster_queries_total",

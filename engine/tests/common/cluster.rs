@@ -170,7 +170,11 @@ pub async fn wait_linked(cl: &Cluster, n: usize) {
         loop {
             let r = h.request("GET", "/stats", "").await;
             let c = &r.json()["cluster"];
-            if c["live_nodes"] == n && c["sessions_up"].as_u64() >= Some(n as u64 - 1) {
+            // `joining` 0: the node takes publishes (it met its cluster).
+            if c["live_nodes"] == n
+                && c["sessions_up"].as_u64() >= Some(n as u64 - 1)
+                && c["joining"] == 0
+            {
                 break;
             }
             assert!(Instant::now() < deadline, "node {i}: {}", r.body);

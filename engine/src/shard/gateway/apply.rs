@@ -121,8 +121,12 @@ impl Gateway {
         let e = &order.event;
         let frame = frames::channel_event(&e.name, &order.channel, &e.data, e.user_id.as_deref());
         let payload = frame.payload().to_vec();
+        let mut order = order;
+        let confirm = order.confirm.take();
         let actions = self.core.borrow_mut().ordered(order, payload);
         self.carry_out(shard, actions, joiner, t0, Some(&frame));
+        // Passed on in order (to the links and the local owner shard): answered now.
+        self.confirm(shard, confirm);
     }
 
     /// The ordered event's channel keeps history (an `[[apps.history]]` rule matches).
@@ -151,6 +155,9 @@ impl Gateway {
                     }
                     Err(e) => tracing::error!(error = %e, "cannot encode a node message"),
                 },
+                Action::Broadcast(msg) if super::handoff::is_release(&msg) => {
+                    gw.release_or_defer(msg)
+                }
                 Action::Broadcast(msg) => match raptor_cluster::runtime::encode(&msg) {
                     Ok(frame) => {
                         gw.commands.send_or_drop(Command::Broadcast { frame });

@@ -27,9 +27,11 @@ impl Gateway {
             } => {
                 let a = shard.apps().get(app).clone();
                 let retain = event.retained_by(&channel).is_some();
-                // A channel with history: acknowledged once ordered, copied to the
-                // successor and delivered (gateway/history.rs), wherever that happens.
-                let confirm = ack.is_some() && a.history.rule_for(&channel).is_some();
+                // An HTTP publish is answered once its event is ordered, wherever that
+                // happens (and, with history, copied to the successor: gateway/history.rs):
+                // a 200 never stands for an event that reached no order point, and a
+                // publisher that waits for it keeps its order across nodes.
+                let confirm = ack.is_some();
                 let actions = self.core.borrow_mut().publish(
                     &a.id,
                     &channel,
@@ -44,9 +46,6 @@ impl Gateway {
                 // Ordered here when this node owns the channel: its local delivery is timed
                 // from the publish.
                 self.apply_with(shard, actions, None, Some(t0));
-                if !confirm {
-                    shard.ack_published(ack);
-                }
             }
             GatewayMsg::PublishChunks {
                 app,
@@ -59,7 +58,7 @@ impl Gateway {
                 // As a `Publish`, for the whole: one unit to the owning node, ordered there
                 // in a row; confirmed (history) once its last chunk is.
                 let a = shard.apps().get(app).clone();
-                let confirm = ack.is_some() && a.history.rule_for(&channel).is_some();
+                let confirm = ack.is_some();
                 let chunks = chunks.into_iter().map(wire_event).collect();
                 let actions = self.core.borrow_mut().publish_chunks(
                     &a.id,
@@ -72,9 +71,6 @@ impl Gateway {
                     self.publish_here(ack);
                 }
                 self.apply_with(shard, actions, None, Some(t0));
-                if !confirm {
-                    shard.ack_published(ack);
-                }
             }
             GatewayMsg::Interest {
                 app,

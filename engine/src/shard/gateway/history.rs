@@ -59,7 +59,6 @@ enum Waiting {
         order: Order,
         frame: Frame,
         t0: Instant,
-        here: Option<(ShardId, u64)>,
     },
     Answer(Target, Vec<Frame>),
 }
@@ -77,12 +76,16 @@ pub(super) struct ClusterHistory {
     next_ack: Cell<u64>,
     /// The HTTP publish whose actions are being applied right now.
     here: Cell<Option<(ShardId, u64)>>,
-    /// Publishes forwarded with `confirm`, by `origin_seq`.
+    /// HTTP publishes waiting for their event to be ordered (and, with history, copied),
+    /// here or at the owning node, by `origin_seq` (`Action::AwaitPublished`).
     awaiting: RefCell<HashMap<u64, (Ack, Instant)>>,
     asks: RefCell<HashMap<u64, (Asked, Instant)>>,
     next_ask: Cell<u64>,
     /// When the store last expired old events.
     expired_at: Cell<Option<Instant>>,
+    /// Publishes whose event was never confirmed (the owning node died or did not
+    /// answer): their HTTP request got 503.
+    unconfirmed: Cell<u64>,
 }
 
 impl ClusterHistory {
@@ -95,6 +98,10 @@ impl ClusterHistory {
 
     pub(super) fn figures(&self) -> crate::channel::stream::HistoryFigures {
         self.store.borrow().figures()
+    }
+
+    pub(super) fn unconfirmed(&self) -> u64 {
+        self.unconfirmed.get()
     }
 }
 
@@ -124,7 +131,8 @@ impl Gateway {
         self.history.here.set(ack);
     }
 
-    /// `Action::AwaitPublished`: the publish applied now was forwarded with `confirm`.
+    /// `Action::AwaitPublished`: the publish applied now is answered once its event is
+    /// ordered, here (`Confirm::Here`) or at the owning node (`Published`).
     pub(super) fn await_published(&self, origin_seq: u64) {
         if let Some(ack) = self.history.here.take() {
             let mut awaiting = self.history.awaiting.borrow_mut();
@@ -158,10 +166,6 @@ impl Gateway {
             source: Source::Api,
         };
         let frame = shard_history::append(&self.history.store, a.idx, &channel, &rule, event, kind);
-        let here = match order.confirm {
-            Some(Confirm::Here) => self.history.here.take(),
-            _ => None,
-        };
         let successor = self.core.borrow().successor_of(&order.app, &order.channel);
         let key = (order.app.clone(), order.channel.clone());
         let ack = self.history.next_ack.get() + 1;
@@ -176,7 +180,7 @@ impl Gateway {
                 .get(&key)
                 .is_some_and(|q| !q.is_empty());
             if !queued {
-                return self.release(shard, order, frame, t0, here);
+                return self.release(shard, order, frame, t0);
             }
             let copied = Waiting::Order {
                 ack,
@@ -185,7 +189,6 @@ impl Gateway {
                 order,
                 frame,
                 t0,
-                here,
             };
             self.history
                 .queues
@@ -204,7 +207,7 @@ impl Gateway {
         };
         let Some(entry) = entry else {
             // Not kept (cannot happen: the newest event always stays); deliver it.
-            return self.release(shard, order, frame, t0, here);
+            return self.release(shard, order, frame, t0);
         };
         let msg = HistoryMsg::Replicate {
             ack,
@@ -228,29 +231,34 @@ impl Gateway {
                 order,
                 frame,
                 t0,
-                here,
             });
     }
 
     /// Delivers an ordered event (its frame here, its payload elsewhere) and confirms it.
-    fn release(
-        self: &Rc<Self>,
-        shard: &Shard,
-        mut order: Order,
-        frame: Frame,
-        t0: Instant,
-        here: Option<(ShardId, u64)>,
-    ) {
+    fn release(self: &Rc<Self>, shard: &Shard, mut order: Order, frame: Frame, t0: Instant) {
         let confirm = order.confirm.take();
         let payload = frame.payload().to_vec();
         let actions = self.core.borrow_mut().ordered(order, payload);
         self.carry_out_encoded(shard, actions, t0, &frame);
+        self.confirm(shard, confirm);
+    }
+
+    /// An event was ordered and passed on: its publish is answered (200 here, `Published`
+    /// to the node it entered).
+    pub(super) fn confirm(&self, shard: &Shard, confirm: Option<Confirm>) {
         match confirm {
-            Some(Confirm::Here) => shard.ack_published(here),
+            Some(Confirm::Here { origin_seq }) => self.published(shard, origin_seq),
             Some(Confirm::To { node, origin_seq }) => {
                 self.send_history(node, HistoryMsg::Published { origin_seq })
             }
             None => {}
+        }
+    }
+
+    fn published(&self, shard: &Shard, origin_seq: u64) {
+        let waiting = self.history.awaiting.borrow_mut().remove(&origin_seq);
+        if let Some((ack, _)) = waiting {
+            shard.ack_published(Some(ack));
         }
     }
 
@@ -284,12 +292,11 @@ impl Gateway {
                     order,
                     frame,
                     t0,
-                    here,
                     ..
                 } => {
                     self.history.by_ack.borrow_mut().remove(&ack);
                     if copied {
-                        self.release(shard, order, frame, t0, here);
+                        self.release(shard, order, frame, t0);
                     } else {
                         // The successor did not copy it in time: delivered, not confirmed,
                         // and the successor's copy is told to go (it may lack this event,
@@ -309,7 +316,7 @@ impl Gateway {
                         }
                         let mut order = order;
                         order.confirm = None;
-                        self.release(shard, order, frame, t0, None);
+                        self.release(shard, order, frame, t0);
                     }
                 }
                 Waiting::Answer(target, frames) => self.send_recovery(shard, target, frames),
@@ -339,10 +346,13 @@ impl Gateway {
                 self.send_recovery(shard, target, Vec::new());
             }
         }
-        self.history
-            .awaiting
-            .borrow_mut()
-            .retain(|_, (_, at)| now.saturating_duration_since(*at) < ASK_WAIT * 2);
+        let mut awaiting = self.history.awaiting.borrow_mut();
+        let before = awaiting.len();
+        awaiting.retain(|_, (_, at)| now.saturating_duration_since(*at) < ASK_WAIT * 2);
+        let expired = (before - awaiting.len()) as u64;
+        drop(awaiting);
+        let h = &self.history;
+        h.unconfirmed.set(h.unconfirmed.get() + expired);
         // Expiry walks every stream: once a second, as the shards' sweeper does.
         let due = self
             .history
@@ -353,6 +363,15 @@ impl Gateway {
             self.history.expired_at.set(Some(now));
             self.history.store.borrow_mut().expire(now);
         }
+    }
+
+    /// Whether an ordered event of a channel with history still waits for its copy.
+    pub(super) fn history_waits(&self) -> bool {
+        self.history
+            .queues
+            .borrow()
+            .values()
+            .any(|q| q.iter().any(|w| matches!(w, Waiting::Order { .. })))
     }
 
     fn send_history(&self, to: NodeId, msg: HistoryMsg) {
@@ -391,12 +410,7 @@ impl Gateway {
                 }
                 self.drain(shard, &key, None);
             }
-            HistoryMsg::Published { origin_seq } => {
-                let waiting = self.history.awaiting.borrow_mut().remove(&origin_seq);
-                if let Some((ack, _)) = waiting {
-                    shard.ack_published(Some(ack));
-                }
-            }
+            HistoryMsg::Published { origin_seq } => self.published(shard, origin_seq),
             HistoryMsg::Ask {
                 id,
                 app,

@@ -18,6 +18,7 @@
 
 mod apply;
 mod handle;
+mod handoff;
 mod history;
 mod patterns;
 mod queries;
@@ -171,6 +172,8 @@ pub struct Gateway {
     tokens: tokens::ClusterTokens,
     /// The wildcard subscriptions of the cluster, by registering node ([`patterns`]).
     patterns: patterns::ClusterPatterns,
+    /// This node's graceful leave and held-back releases ([`handoff`]).
+    leave: handoff::Leave,
 }
 
 /// One node as the dashboard lists it (docs/dashboard.md, `nodes`).
@@ -238,6 +241,17 @@ impl Gateway {
             interest_awaiting: n.interest_awaiting,
             interest_ack_timeouts: n.interest_ack_timeouts,
             presence_resyncs: n.presence_resyncs,
+            handoffs: n.handoffs,
+            joining: u64::from(
+                self.home
+                    .upgrade()
+                    .is_some_and(|s| s.node.joining.load(std::sync::atomic::Ordering::Relaxed)),
+            ),
+            publish_held_stray: n.publish_held_stray,
+            handoff_timeouts: n.handoff_timeouts,
+            handoff_held: n.handoff_held,
+            handoff_overflow: n.handoff_overflow,
+            publishes_unconfirmed: self.history.unconfirmed(),
         }
     }
 
@@ -255,6 +269,7 @@ impl Gateway {
             history: history::ClusterHistory::new(shard.streams.borrow().settings().clone()),
             tokens: tokens::ClusterTokens::default(),
             patterns: patterns::ClusterPatterns::default(),
+            leave: handoff::Leave::default(),
         });
         *shard.gateway.borrow_mut() = Some(gw.clone());
         let mut events = parts.events;
@@ -269,9 +284,6 @@ impl Gateway {
                     match ev {
                         LinkEvent::Up { peer, .. } => {
                             up = Some(peer.id.clone());
-                            s.node
-                                .joining
-                                .store(false, std::sync::atomic::Ordering::Relaxed);
                             // A new session (maybe a new incarnation) sends its patterns
                             // again, after this: what an older session said goes.
                             g.forget_patterns_of(&s, &peer.id);
@@ -292,6 +304,8 @@ impl Gateway {
                     }
                 };
                 g.apply(&s, actions);
+                g.leave_progress(&s);
+                g.join_progress(&s);
                 g.close_gapped(&s, gap);
                 if let Some(peer) = up {
                     g.send_revocations(&s, &peer);
@@ -325,6 +339,9 @@ impl Gateway {
                 let actions = g.core.borrow_mut().tick();
                 g.apply(&s, actions);
                 g.history_tick(&s);
+                g.leave_progress(&s);
+                g.join_progress(&s);
+                g.flush_deferred_releases();
                 g.tokens_tick();
                 g.patterns_tick(&s);
             }
