@@ -196,7 +196,10 @@ impl NodeCore {
             local_presence: LocalPresence::new(),
             presence: ClusterPresence::new(),
             presence_checks: BTreeMap::new(),
-            origin_seq: 0,
+            // Numbers a restarted node uses are above any its previous run used (the
+            // generation is its start time in ms), so a late `Published` for the previous run
+            // never answers a publish of this one.
+            origin_seq: me.generation.saturating_mul(1 << 20),
             counters: NodeCounters::default(),
             occupied: BTreeMap::new(),
             adopted: BTreeSet::new(),

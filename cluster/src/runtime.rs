@@ -252,6 +252,20 @@ impl ClusterHandle {
                             None => break,
                         }
                     }
+                    // What the engine queued before it asked to stop goes out first (its
+                    // handoff's `Released` among it): `select!` may have taken the stop
+                    // signal while commands were still waiting.
+                    while let Some(cmd) = commands_rx.try_recv() {
+                        match cmd {
+                            Command::Send { to, frame } => {
+                                let _ = links.send(&to, frame);
+                            }
+                            Command::Broadcast { frame } => {
+                                links.broadcast(frame);
+                            }
+                            Command::SetKeys(keys) => membership.set_keys(keys).await,
+                        }
+                    }
                     // Graceful leave: tell linked peers, mark ourselves leaving in gossip,
                     // then close the links (queued frames are flushed first).
                     info!(node = %me2, "leaving the cluster");

@@ -402,6 +402,18 @@ pub enum HistoryMsg {
         id: u64,
         reply: HistoryReply,
     },
+    /// Old owning node → the node a channel moves to on a join (docs/cluster.md "Handoff"):
+    /// the channel's whole history in chunks, oldest first, sent just before the handoff's
+    /// `Released` on the same link. `first`: drop what is kept for the channel (a copy of
+    /// the events ordered during the handoff) and start from these. The new owner then
+    /// continues the same epoch with the next offset.
+    Handover {
+        app: String,
+        channel: String,
+        epoch: String,
+        entries: Vec<WireEntry>,
+        first: bool,
+    },
 }
 
 /// Message kind in byte 5 of the header: quick dispatch and compatibility checks without

@@ -26,9 +26,29 @@ use std::time::Duration;
 type Received = HashMap<String, Vec<u64>>;
 
 struct Sessions {
-    /// Every connection a subscriber had: (node index, received, lasted to the end).
+    /// Every connection a subscriber had: (node index, received, lasted to the end). With
+    /// history, one entry per subscriber: what all its connections received, recovery
+    /// included.
     all: Mutex<Vec<(usize, Received, bool)>>,
+    /// Subscriptions that asked to recover and got `"recovered":false`.
+    not_recovered: std::sync::atomic::AtomicU64,
 }
+
+/// Where a subscriber is in each history channel: (offset, epoch).
+type Positions = Mutex<HashMap<String, (u64, String)>>;
+
+const HISTORY: &str = r#"
+[[apps]]
+id = "1"
+key = "app-key"
+secret = "app-secret"
+
+[[apps.history]]
+channels = "room-*"
+size = 5000
+ttl_secs = 600
+recover_max = 10000
+"#;
 
 /// A subscriber that stays on `node` while it can, and moves to the next live node when
 /// closed (4200 or a crash), subscribing to every channel again.
@@ -38,9 +58,12 @@ fn subscriber(
     channels: Arc<Vec<String>>,
     sessions: Arc<Sessions>,
     stop: Arc<AtomicBool>,
+    history: bool,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut node = first;
+        let all = Arc::new(Mutex::new(Received::new()));
+        let positions = Arc::new(Positions::default());
         while !stop.load(Ordering::Relaxed) {
             let port = ports.lock().unwrap()[node];
             let Some(port) = port else {
@@ -48,22 +71,46 @@ fn subscriber(
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             };
-            let got = Arc::new(Mutex::new(Received::new()));
-            let (g, chs, st) = (got.clone(), channels.clone(), stop.clone());
-            let session = tokio::spawn(async move { listen(port, &chs, &g, &st).await });
+            let got = match history {
+                true => all.clone(),
+                false => Arc::new(Mutex::new(Received::new())),
+            };
+            let (g, chs, st, ss) = (
+                got.clone(),
+                channels.clone(),
+                stop.clone(),
+                sessions.clone(),
+            );
+            let pos = history.then(|| positions.clone());
+            let session =
+                tokio::spawn(async move { listen(port, &chs, &g, &st, pos.as_deref(), &ss).await });
             let lasted = session.await.unwrap_or(false);
-            let got = std::mem::take(&mut *got.lock().unwrap());
-            sessions.all.lock().unwrap().push((node, got, lasted));
+            if !history {
+                let got = std::mem::take(&mut *got.lock().unwrap());
+                sessions.all.lock().unwrap().push((node, got, lasted));
+            }
             if !lasted {
                 node = (node + 1) % 3;
             }
+        }
+        if history {
+            let got = std::mem::take(&mut *all.lock().unwrap());
+            sessions.all.lock().unwrap().push((first, got, true));
         }
     })
 }
 
 /// One connection: subscribe to every channel, then record events until closed (false) or
 /// told to stop (true).
-async fn listen(port: u16, channels: &[String], got: &Mutex<Received>, stop: &AtomicBool) -> bool {
+/// With `positions` (history channels), subscribes recovering from where it was.
+async fn listen(
+    port: u16,
+    channels: &[String],
+    got: &Mutex<Received>,
+    stop: &AtomicBool,
+    positions: Option<&Positions>,
+    sessions: &Sessions,
+) -> bool {
     let Ok((ws, _)) =
         tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/app/app-key?protocol=7"))
             .await
@@ -72,7 +119,13 @@ async fn listen(port: u16, channels: &[String], got: &Mutex<Received>, stop: &At
     };
     let mut c = Client::established(ws).await;
     for ch in channels {
-        c.send(json!({"event": "pusher:subscribe", "data": {"channel": ch}}))
+        let mut data = json!({ "channel": ch });
+        if let Some((offset, epoch)) = positions.and_then(|p| p.lock().unwrap().get(ch).cloned()) {
+            data["recover"] = json!(true);
+            data["offset"] = json!(offset);
+            data["epoch"] = json!(epoch);
+        }
+        c.send(json!({"event": "pusher:subscribe", "data": data}))
             .await;
     }
     loop {
@@ -83,10 +136,32 @@ async fn listen(port: u16, channels: &[String], got: &Mutex<Received>, stop: &At
             continue;
         };
         let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let ch = v["channel"].as_str().unwrap_or_default().to_string();
         if v["event"] == "e" {
-            let ch = v["channel"].as_str().unwrap().to_string();
             let n: u64 = v["data"].as_str().unwrap().parse().unwrap();
-            got.lock().unwrap().entry(ch).or_default().push(n);
+            got.lock().unwrap().entry(ch.clone()).or_default().push(n);
+            if let (Some(p), Some(offset)) = (positions, v["offset"].as_u64()) {
+                if let Some(at) = p.lock().unwrap().get_mut(&ch) {
+                    at.0 = at.0.max(offset);
+                }
+            }
+        } else if let (Some(p), "raptor:recovery") = (positions, v["event"].as_str().unwrap_or(""))
+        {
+            let r: serde_json::Value = serde_json::from_str(v["data"].as_str().unwrap()).unwrap();
+            if r["was_recovering"] == true && r["recovered"] != true {
+                sessions.not_recovered.fetch_add(1, Ordering::Relaxed);
+                eprintln!(
+                    "NOTREC port {port} {ch}: asked {:?} got {r}",
+                    p.lock().unwrap().get(&ch)
+                );
+            }
+            let epoch = r["epoch"].as_str().unwrap_or_default().to_string();
+            let offset = r["offset"].as_u64().unwrap_or(0);
+            let mut p = p.lock().unwrap();
+            let at = p.entry(ch).or_insert((offset, epoch.clone()));
+            if at.1 != epoch {
+                *at = (offset, epoch);
+            }
         }
     }
 }
@@ -172,7 +247,12 @@ async fn cluster_stats(node: &Server) -> serde_json::Value {
 
 impl Run {
     async fn start(channels: usize) -> Run {
-        let cl = Cluster::start(3);
+        Run::start_with(channels, false).await
+    }
+
+    /// `history`: the channels keep history, and subscribers recover when they reconnect.
+    async fn start_with(channels: usize, history: bool) -> Run {
+        let cl = Cluster::start_with(3, if history { HISTORY } else { "" });
         wait_linked(&cl, 3).await;
         let ports = Arc::new(Mutex::new((0..3).map(|i| Some(cl.node(i).port)).collect()));
         let channels: Arc<Vec<String>> =
@@ -180,6 +260,7 @@ impl Run {
         let stop = Arc::new(AtomicBool::new(false));
         let sessions = Arc::new(Sessions {
             all: Mutex::new(Vec::new()),
+            not_recovered: Default::default(),
         });
         let mut tasks = Vec::new();
         for node in 0..3 {
@@ -190,6 +271,7 @@ impl Run {
                     channels.clone(),
                     sessions.clone(),
                     stop.clone(),
+                    history,
                 ));
             }
         }
@@ -281,6 +363,8 @@ impl Run {
         let total: usize = acked.values().map(Vec::len).sum();
         assert!(total > 200, "only {total} publishes acknowledged");
         let sessions = std::mem::take(&mut *self.sessions.all.lock().unwrap());
+        let not_recovered = self.sessions.not_recovered.load(Ordering::Relaxed);
+        assert_eq!(not_recovered, 0, "recoveries that did not recover");
         let mut whole = [0; 3];
         for (node, got, lasted) in sessions.iter() {
             for ch in self.channels.iter() {
@@ -378,4 +462,18 @@ async fn a_thousand_channels_move_at_once_without_loss() {
     run.restart(2).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     run.check(&[0, 1]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_loses_no_history_event_for_subscribers_that_recover() {
+    let mut run = Run::start_with(30, true).await;
+    for i in 0..3 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        run.stop_gracefully(i).await;
+        run.restart(i).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Every subscriber (each one moved at least once) has every acknowledged event since its
+    // first, once and in order, across its connections.
+    run.check(&[0, 1, 2]).await;
 }

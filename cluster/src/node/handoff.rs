@@ -242,11 +242,13 @@ impl NodeCore {
     }
 
     /// Whether this node knows its cluster and holds no channels it takes over from an
-    /// older node: another node is live, and every join handoff it is the new owner of is
+    /// older node: an older node is live, and every join handoff it is the new owner of is
     /// done. A node that just started answers publishes only then (or after a bound), as
     /// its partial view would route them to the wrong owner.
     pub fn settled(&self) -> bool {
-        self.live.len() > 1
+        // An older node live: a view of newcomers only (several started at once) may still
+        // lack the cluster they join. (The first nodes of a new cluster wait out JOIN_WAIT.)
+        self.live.iter().any(|k| newer(&self.me, k))
             && !self
                 .handoff
                 .fences
@@ -353,8 +355,10 @@ impl NodeCore {
         }
     }
 
-    /// Completes what can complete: releases whose `Rerouted`s are in, fences whose release
-    /// and `Seen`s are (their held events are ordered now, in arrival order).
+    /// Completes what can complete: fences whose release and `Seen`s are in (their held
+    /// events go on, each through the fence that applies now, if any), then releases whose
+    /// `Rerouted`s are in, once this node holds nothing behind a fence of its own (what it
+    /// still holds would otherwise be ordered after its `Released`).
     pub(super) fn check_handoffs(&mut self, out: &mut Vec<Action>) {
         let peers: Vec<NodeId> = self
             .live
@@ -362,6 +366,48 @@ impl NodeCore {
             .filter(|k| **k != self.me)
             .map(|k| k.id.clone())
             .collect();
+        let linked = |n: &NodeId| self.linked.iter().any(|k| k.id == *n);
+        let mut open = Vec::new();
+        for (old, f) in &self.handoff.fences {
+            if !f.armed {
+                continue;
+            }
+            let seen_all = peers
+                .iter()
+                .chain(&f.expect)
+                .filter(|p| *p != old)
+                .all(|p| f.seen.contains(p) && peers.contains(p));
+            let done = f.released && seen_all;
+            // A joined node that died has nothing more to send. A leaver whose link went down
+            // before its release may still have `Deliver`s on their way elsewhere: counted.
+            let (old_gone, cut) = match f.kind {
+                Kind::Join => (!peers.contains(old), false),
+                Kind::Leave => (!f.released && !linked(old), true),
+            };
+            if done || old_gone || f.ticks >= FENCE_TICKS {
+                let late = !done && (!old_gone || cut);
+                open.push((old.clone(), late));
+            }
+        }
+        for (old, late) in open {
+            if let Some(f) = self.handoff.fences.remove(&old) {
+                self.handoff.held -= f.held.len();
+                self.handoff.completed += 1;
+                if late {
+                    self.handoff.timeouts += 1;
+                }
+                for a in f.held {
+                    match &a {
+                        Action::Order(o) => {
+                            let (app, ch) = (o.app.clone(), o.channel.clone());
+                            out.extend(self.fenced(&app, &ch, vec![a]));
+                        }
+                        _ => out.push(a),
+                    }
+                }
+            }
+        }
+        let fenced_here = self.handoff.fences.values().any(|f| f.armed);
         let linked = |n: &NodeId| self.linked.iter().any(|k| k.id == *n);
         let mut released = Vec::new();
         for (new, r) in &self.handoff.releasing {
@@ -374,9 +420,9 @@ impl NodeCore {
                 .all(|p| r.rerouted.contains(p));
             let reachable = new.as_ref().is_none_or(&linked);
             let gone = new.as_ref().is_some_and(|n| !peers.contains(n));
-            if gone || (all_in && reachable) || r.ticks >= RELEASE_TICKS {
-                let late = !(gone || all_in && reachable);
-                released.push((new.clone(), !gone, late));
+            let ready = all_in && reachable && !fenced_here;
+            if gone || ready || r.ticks >= RELEASE_TICKS {
+                released.push((new.clone(), !gone, !(gone || ready)));
             }
         }
         for (new, send, late) in released {
@@ -389,36 +435,6 @@ impl NodeCore {
                 let m = self.released_msg(new.as_ref(), named.clone());
                 self.handoff.released.insert(new, (named, 0));
                 out.push(Action::Broadcast(m));
-            }
-        }
-        let mut open = Vec::new();
-        for (old, f) in &self.handoff.fences {
-            if !f.armed {
-                continue;
-            }
-            let seen_all = peers
-                .iter()
-                .chain(&f.expect)
-                .filter(|p| *p != old)
-                .all(|p| f.seen.contains(p) && peers.contains(p));
-            let old_gone = match f.kind {
-                Kind::Join => !peers.contains(old),
-                // A leaver is not live; its link going down ends what it can still send.
-                Kind::Leave => !f.released && !linked(old),
-            };
-            let done = f.released && seen_all;
-            if done || old_gone || f.ticks >= FENCE_TICKS {
-                open.push((old.clone(), !done && !old_gone));
-            }
-        }
-        for (old, late) in open {
-            if let Some(f) = self.handoff.fences.remove(&old) {
-                self.handoff.held -= f.held.len();
-                self.handoff.completed += 1;
-                if late {
-                    self.handoff.timeouts += 1;
-                }
-                out.extend(f.held);
             }
         }
     }
@@ -578,6 +594,12 @@ impl NodeCore {
                 self.handoff.strays.push_back(s);
             }
         }
+    }
+
+    /// Whether the channel's events are held behind a handoff's fence here now: its history
+    /// (the old owner's, sent ahead of the release) may not be here yet, so a recovery waits.
+    pub fn is_fenced(&self, app: &str, channel: &str) -> bool {
+        self.fence_for(app, channel).is_some()
     }
 
     /// `Order` actions of `(app, channel)` about to be returned: held behind the channel's

@@ -572,6 +572,20 @@ fn history_messages_round_trip_with_tag_17() {
                 body: b"{\"error\":\"x\"}".to_vec(),
             },
         },
+        HistoryMsg::Handover {
+            app: "1".into(),
+            channel: "chat".into(),
+            epoch: "E".into(),
+            entries: vec![WireEntry {
+                offset: 4,
+                kind: b'm',
+                name: "e".into(),
+                data: "1".into(),
+                user_id: None,
+                time_ms: 1,
+            }],
+            first: true,
+        },
     ];
     for m in msgs {
         let msg = NodeMsg::History(Box::new(m));

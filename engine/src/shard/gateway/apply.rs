@@ -156,7 +156,7 @@ impl Gateway {
                     Err(e) => tracing::error!(error = %e, "cannot encode a node message"),
                 },
                 Action::Broadcast(msg) if super::handoff::is_release(&msg) => {
-                    gw.release_or_defer(msg)
+                    gw.release_or_defer(shard, msg)
                 }
                 Action::Broadcast(msg) => match raptor_cluster::runtime::encode(&msg) {
                     Ok(frame) => {

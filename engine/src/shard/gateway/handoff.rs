@@ -16,6 +16,16 @@ pub(super) struct Leave {
     started: Cell<bool>,
     /// `Released` messages waiting for the history queues to empty.
     deferred: RefCell<Vec<NodeMsg>>,
+    /// The live ids as last seen here: a change sends histories to new successors.
+    live: RefCell<Vec<raptor_cluster::NodeId>>,
+}
+
+/// The node a `Released` hands channels to (`None`: every other node).
+fn moving_to(msg: &NodeMsg) -> Option<raptor_cluster::NodeId> {
+    match msg {
+        NodeMsg::Handoff { new, .. } => raptor_cluster::NodeId::new(new).ok(),
+        _ => None,
+    }
 }
 
 /// Whether `msg` is a handoff's `Released` (it waits for queued history events).
@@ -41,10 +51,21 @@ impl Gateway {
             let actions = self.core.borrow_mut().leave();
             self.apply(shard, actions);
         }
-        self.flush_deferred_releases();
+        self.flush_deferred_releases(shard);
         if !self.core.borrow().handoff_pending() && self.leave.deferred.borrow().is_empty() {
             shard.node.handed_off.store(true, Ordering::Relaxed);
         }
+    }
+
+    /// After a link event or a view change: if the live view changed, the channels this
+    /// node owns hand their histories to their new successors.
+    pub(super) fn successors_progress(&self, shard: &Shard) {
+        let now = self.core.borrow().live_ids().to_vec();
+        if *self.leave.live.borrow() == now {
+            return;
+        }
+        let before = self.leave.live.replace(now);
+        self.hand_over_to_successors(shard, &before);
     }
 
     /// A node that just started takes publishes once it knows its cluster and took over
@@ -59,20 +80,31 @@ impl Gateway {
 
     /// Broadcasts a `Released` now, or once no history event waits for its copy (at most
     /// the history's `COPY_WAIT`: such events are then delivered unconfirmed).
-    pub(super) fn release_or_defer(&self, msg: NodeMsg) {
-        if self.history_waits() {
+    pub(super) fn release_or_defer(&self, shard: &Shard, msg: NodeMsg) {
+        if self.history_waits(moving_to(&msg).as_ref()) {
             self.leave.deferred.borrow_mut().push(msg);
         } else {
-            self.carry_out_plain_broadcast(msg);
+            self.broadcast_release(shard, msg);
         }
     }
 
-    pub(super) fn flush_deferred_releases(&self) {
-        if self.leave.deferred.borrow().is_empty() || self.history_waits() {
-            return;
-        }
+    pub(super) fn flush_deferred_releases(&self, shard: &Shard) {
         for msg in self.leave.deferred.take() {
-            self.carry_out_plain_broadcast(msg);
+            if self.history_waits(moving_to(&msg).as_ref()) {
+                self.leave.deferred.borrow_mut().push(msg);
+            } else {
+                self.broadcast_release(shard, msg);
+            }
         }
+    }
+
+    /// A join's `Released` goes behind the histories of the channels it hands over.
+    fn broadcast_release(&self, shard: &Shard, msg: NodeMsg) {
+        if let NodeMsg::Handoff { new, .. } = &msg {
+            if let Ok(to) = raptor_cluster::NodeId::new(new) {
+                self.hand_over_histories(shard, &to);
+            }
+        }
+        self.carry_out_plain_broadcast(msg);
     }
 }

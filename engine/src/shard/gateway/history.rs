@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 /// How long an ordered event waits for the successor's copy before it is delivered anyway
 /// (unconfirmed).
 mod asks;
+mod handover;
 
 pub(super) use asks::Target;
 
@@ -83,6 +84,8 @@ pub(super) struct ClusterHistory {
     next_ask: Cell<u64>,
     /// When the store last expired old events.
     expired_at: Cell<Option<Instant>>,
+    /// Recoveries of channels held behind a handoff's fence here (`asks::FencedAsk`).
+    fenced_asks: RefCell<Vec<asks::FencedAsk>>,
     /// Publishes whose event was never confirmed (the owning node died or did not
     /// answer): their HTTP request got 503.
     unconfirmed: Cell<u64>,
@@ -366,12 +369,13 @@ impl Gateway {
     }
 
     /// Whether an ordered event of a channel with history still waits for its copy.
-    pub(super) fn history_waits(&self) -> bool {
-        self.history
-            .queues
-            .borrow()
-            .values()
-            .any(|q| q.iter().any(|w| matches!(w, Waiting::Order { .. })))
+    /// Of the channels moving to `to` (every channel when `None`: this node leaves).
+    pub(super) fn history_waits(&self, to: Option<&NodeId>) -> bool {
+        let core = self.core.borrow();
+        self.history.queues.borrow().iter().any(|((app, ch), q)| {
+            q.iter().any(|w| matches!(w, Waiting::Order { .. }))
+                && to.is_none_or(|n| core.owner_of(app, ch) == *n)
+        })
     }
 
     fn send_history(&self, to: NodeId, msg: HistoryMsg) {
@@ -434,6 +438,13 @@ impl Gateway {
                     _ => {}
                 }
             }
+            HistoryMsg::Handover {
+                app,
+                channel,
+                epoch,
+                entries,
+                first,
+            } => self.take_handover(shard, &app, &channel, &epoch, entries, first),
         }
     }
 

@@ -303,13 +303,20 @@ impl Gateway {
                         LinkEvent::Msg { peer, msg, .. } => core.on_msg(&peer, msg),
                     }
                 };
+                // A new link's patterns go ahead of the handoff steps its `link_up` releases
+                // (a new owner must know them before it opens its fence).
+                if let Some(peer) = &up {
+                    g.send_patterns(&s, peer);
+                }
                 g.apply(&s, actions);
+                g.successors_progress(&s);
+                g.retry_fenced_asks(&s);
                 g.leave_progress(&s);
                 g.join_progress(&s);
                 g.close_gapped(&s, gap);
                 if let Some(peer) = up {
+                    g.hand_over_to_linked(&s, &peer);
                     g.send_revocations(&s, &peer);
-                    g.send_patterns(&s, &peer);
                 }
                 if let Some(peer) = gone {
                     g.peer_gone(&s, &peer);
@@ -339,9 +346,10 @@ impl Gateway {
                 let actions = g.core.borrow_mut().tick();
                 g.apply(&s, actions);
                 g.history_tick(&s);
+                g.retry_fenced_asks(&s);
                 g.leave_progress(&s);
                 g.join_progress(&s);
-                g.flush_deferred_releases();
+                g.flush_deferred_releases(&s);
                 g.tokens_tick();
                 g.patterns_tick(&s);
             }
@@ -366,6 +374,7 @@ impl Gateway {
                 let actions = gw.core.borrow_mut().set_view(nodes);
                 gw.apply(&s, actions);
                 gw.review_histories(&s, &before);
+                gw.successors_progress(&s);
                 if view.changed().await.is_err() {
                     return;
                 }

@@ -49,7 +49,29 @@ pub(in crate::shard::gateway) enum Target {
     Peer { node: NodeId, id: u64 },
 }
 
+/// A recovery waiting for a handoff's fence: (app, channel, from, target, since).
+pub(in crate::shard::gateway) type FencedAsk =
+    (AppIdx, Arc<str>, Option<Position>, Target, Instant);
+
 impl Gateway {
+    /// Recoveries that waited for a fence: answered once it opened (or after the fence's own
+    /// bound, from whatever is here then).
+    pub(in crate::shard::gateway) fn retry_fenced_asks(self: &Rc<Self>, shard: &Shard) {
+        if self.history.fenced_asks.borrow().is_empty() {
+            return;
+        }
+        for (app, channel, from, target, since) in self.history.fenced_asks.take() {
+            let app_id = shard.apps().get(app).id.clone();
+            let fenced = self.core.borrow().is_fenced(&app_id, &channel);
+            if fenced && since.elapsed() < std::time::Duration::from_secs(4) {
+                let wait = (app, channel, from, target, since);
+                self.history.fenced_asks.borrow_mut().push(wait);
+            } else {
+                self.recover_now(shard, app, &channel, from.as_ref(), target);
+            }
+        }
+    }
+
     /// The recovery frames of a subscription to `channel` on this node or another.
     pub(in crate::shard::gateway) fn recover(
         self: &Rc<Self>,
@@ -98,6 +120,23 @@ impl Gateway {
         let apps = shard.apps();
         let a = apps.get(app).clone();
         drop(apps);
+        if self.core.borrow().is_fenced(&a.id, channel) {
+            // Taken over right now: the old owner's history comes ahead of its release.
+            let wait = (app, channel.clone(), from.cloned(), target, Instant::now());
+            return self.history.fenced_asks.borrow_mut().push(wait);
+        }
+        self.recover_now(shard, app, channel, from, target)
+    }
+
+    fn recover_now(
+        self: &Rc<Self>,
+        shard: &Shard,
+        app: AppIdx,
+        channel: &Arc<str>,
+        from: Option<&Position>,
+        target: Target,
+    ) {
+        let a = shard.apps().get(app).clone();
         let frames = match a.history.rule_for(channel) {
             Some(rule) => shard_history::recovery(
                 &self.history.store,
