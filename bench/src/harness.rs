@@ -499,6 +499,7 @@ fn run_inner(
                 common,
                 channels: 10,
                 bound,
+                until_upgrade: false,
             })
         }
     };
