@@ -163,7 +163,7 @@ struct Run {
     /// publishing seconds of each growth point (default 2)
     #[argh(option, default = "2.0")]
     growth_secs: f64,
-    /// deliveries/s every fanout growth point asks for (default 20000)
+    /// deliveries/s every growth point asks for (presence: member events/s) (default 20000)
     #[argh(option, default = "20_000.0")]
     growth_deliveries: f64,
     /// subscriber sweep of growth, one channel (default 100,1000,10000)
@@ -178,9 +178,6 @@ struct Run {
     /// presence members sweep of growth, one channel (default 100,1000; setup is quadratic)
     #[argh(option, default = "String::from(\"100,1000\")")]
     presence_members: String,
-    /// joins (each with its leave) per second in the presence sweep (default 20)
-    #[argh(option, default = "20.0")]
-    presence_rate: f64,
     /// skip the mesh_fanout in-process benchmark
     #[argh(switch)]
     no_mesh: bool,
@@ -346,7 +343,6 @@ fn run(a: Run) -> anyhow::Result<bool> {
         growth_channels: parse_sizes(&a.growth_channels).map_err(anyhow::Error::msg)?,
         growth_total: a.growth_total,
         presence_members: parse_sizes(&a.presence_members).map_err(anyhow::Error::msg)?,
-        presence_rate: a.presence_rate,
     };
     if let Some(p) = floors.problem() {
         bail!("{p}");

@@ -4,7 +4,9 @@
 //! * **subscribers**: 1 channel × S subscribers for each S of the plan;
 //! * **channels**: C channels × (total ÷ C) subscribers, the subscriptions fixed;
 //! * **presence**: one presence channel of M members (watchers) and one churner that joins
-//!   and leaves at a fixed rate; each join and leave reaches every member.
+//!   and leaves; each join and leave reaches every member, so it joins
+//!   `growth_deliveries ÷ 2M` times a second (at most [`MAX_JOIN_RATE`]): the same member
+//!   events per second at every point.
 //!
 //! Fanout points publish at `growth_deliveries ÷ subscribers per channel` events/s (at least
 //! one publisher per 100 publishes/s, up to the channel count), so every point asks for the
@@ -22,6 +24,15 @@ use raptor_loadtest::{Bound, Report};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Duration;
+
+/// Joins per second one churner is asked for at most (each waits for its success and
+/// leaves before the next).
+pub const MAX_JOIN_RATE: f64 = 500.0;
+
+/// Joins per second of a presence point of `members` members.
+pub fn join_rate(deliveries: f64, members: u64) -> f64 {
+    (deliveries / (2.0 * members as f64)).clamp(1.0, MAX_JOIN_RATE)
+}
 
 /// Which sweep a point belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,7 +115,7 @@ pub fn points(plan: &Plan) -> Vec<Point> {
     v.extend(
         f.presence_members
             .iter()
-            .map(|m| point(Sweep::Presence, 1, *m, f.presence_rate)),
+            .map(|m| point(Sweep::Presence, 1, *m, join_rate(f.growth_deliveries, *m))),
     );
     v
 }
@@ -201,5 +212,13 @@ mod tests {
         assert_eq!(publishers_for(2000.0, 1), 1, "one channel, one publisher");
         assert_eq!(publishers_for(2000.0, 1000), 16);
         assert_eq!(publishers_for(250.0, 100), 3);
+    }
+
+    #[test]
+    fn presence_points_ask_for_the_same_member_events() {
+        assert_eq!(join_rate(20_000.0, 100), 100.0);
+        assert_eq!(join_rate(20_000.0, 1_000), 10.0);
+        assert_eq!(join_rate(20_000.0, 10), MAX_JOIN_RATE);
+        assert_eq!(join_rate(20_000.0, 100_000), 1.0);
     }
 }

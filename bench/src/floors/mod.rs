@@ -46,8 +46,6 @@ pub struct FloorPlan {
     pub growth_total: u64,
     /// members of the one presence channel, per point of the presence sweep
     pub presence_members: Vec<u64>,
-    /// joins (each followed by its leave) per second in the presence sweep
-    pub presence_rate: f64,
 }
 
 impl Default for FloorPlan {
@@ -61,7 +59,6 @@ impl Default for FloorPlan {
             growth_channels: vec![1, 10, 100, 1_000],
             growth_total: 10_000,
             presence_members: vec![100, 1_000],
-            presence_rate: 20.0,
         }
     }
 }
@@ -76,10 +73,8 @@ impl FloorPlan {
         if !(1..=raptor_loadtest::fanout::MAX_PUBLISHERS).contains(&self.publishers) {
             return Some("--publishers in 1..=256".into());
         }
-        if !(self.growth_deliveries.is_finite() && self.growth_deliveries > 0.0)
-            || !(self.presence_rate.is_finite() && self.presence_rate > 0.0)
-        {
-            return Some("--growth-deliveries and --presence-rate positive".into());
+        if !(self.growth_deliveries.is_finite() && self.growth_deliveries > 0.0) {
+            return Some("--growth-deliveries positive".into());
         }
         // One process holds every subscriber; the open-file cap is 20,000 per process.
         let too_big = |v: &[u64]| v.is_empty() || v.iter().any(|n| !(1..=15_000).contains(n));

@@ -48,6 +48,20 @@ pub fn paired(runs: &[&FloorRun], m: Metric) -> Option<Stat> {
     Stat::of(&v)
 }
 
+fn pct_cell(st: Option<Stat>) -> String {
+    match st {
+        Some(s) if s.n > 1 => format!(
+            "{:.0} % ({:.0}–{:.0} %, n={})",
+            s.median * 100.0,
+            s.min * 100.0,
+            s.max * 100.0,
+            s.n
+        ),
+        Some(s) => format!("{:.0} % (n=1)", s.median * 100.0),
+        None => "–".into(),
+    }
+}
+
 fn ratio_cell(st: Option<Stat>) -> String {
     match st {
         Some(s) if s.n > 1 => format!("{:.2}× ({:.2}–{:.2}, n={})", s.median, s.min, s.max, s.n),
@@ -170,16 +184,14 @@ pub fn section(s: Scenario, info: &RunInfo) -> String {
             );
             let _ = writeln!(w, "|---|---:|---:|---:|---|");
             let frac = paired(&r, per_sec);
-            row(
+            let _ = writeln!(
                 w,
-                "deliveries/s",
-                per_sec,
-                "",
-                format!(
-                    "≥ {:.0} %: {}",
-                    PUBLISHERS_MIN_FRACTION * 100.0,
-                    verdict(frac, |v| v >= PUBLISHERS_MIN_FRACTION)
-                ),
+                "| deliveries/s | {} | {} | {} | ≥ {:.0} %: {} |",
+                cell(side(&r, false, per_sec), ""),
+                cell(side(&r, true, per_sec), ""),
+                pct_cell(frac),
+                PUBLISHERS_MIN_FRACTION * 100.0,
+                verdict(frac, |v| v >= PUBLISHERS_MIN_FRACTION)
             );
             let p99s = side(&r, false, p99);
             let _ = writeln!(
@@ -279,11 +291,14 @@ fn growth_section(w: &mut String, info: &RunInfo, r: &[&FloorRun]) {
          publishing each. Fanout points publish at {} deliveries/s ÷ subscribers per channel \
          (the same deliveries per second at every point, so CPU per delivery compares like with \
          like; one publisher per 100 publishes/s up to the channel count and 16). Presence \
-         points: one channel of M members and one churner joining and leaving {} times/s; CPU \
-         per join+leave is the server's CPU over the run ÷ joins, p99 is join→member_added.\n",
+         points: one channel of M members and one churner joining and leaving {} ÷ 2M times/s \
+         (every join and leave reaches every member; at most {} joins/s); CPU per join+leave \
+         is the server's CPU over the run ÷ joins, p99 is join→member_added. Server CPU is \
+         read from /proc in 10 ms ticks, so short runs with little CPU are coarse.\n",
         f.growth_secs,
         fmt_int(f.growth_deliveries as u64),
-        f.presence_rate
+        fmt_int(f.growth_deliveries as u64),
+        super::growth::MAX_JOIN_RATE
     );
     for sweep in Sweep::ALL {
         let (what, cpu) = match sweep {
@@ -411,6 +426,10 @@ pub fn headline(r: &FloorRun) -> String {
             fmt_num(r.connects_per_sec.unwrap_or(0.0)),
             cpu_us_per_cycle(r).map_or("–".into(), fmt_num)
         ),
+        // the raw ceiling times nothing
+        Some(r) if r.latency_of == "none" => {
+            format!("{} deliveries/s", fmt_num(r.deliveries_per_sec))
+        }
         Some(r) => format!(
             "{} deliveries/s, p50 {} p99 {} p99.9 {} µs",
             fmt_num(r.deliveries_per_sec),
@@ -420,9 +439,10 @@ pub fn headline(r: &FloorRun) -> String {
         ),
         None => "–".into(),
     };
-    let mut s = format!("raptor {} | floor {}", one(&r.raptor), one(&r.floor));
+    // no `|`: the headline goes into a markdown table
+    let mut s = format!("raptor {}; floor {}", one(&r.raptor), one(&r.floor));
     if let Some(e) = &r.error {
-        let _ = write!(s, " | FAILED {e}");
+        let _ = write!(s, "; FAILED {e}");
     }
     s
 }

@@ -132,25 +132,23 @@ fn one_side(
         (_, Side::Raptor) => raptor(bin, shards, plan, log)?,
         (Scenario::LatencyFloor, Side::Floor) => {
             let events = (plan.rate * f.secs).round().max(1.0) as u64;
-            let args = [
-                "raw-floor".to_string(),
-                "--mode=latency".into(),
-                format!("--expect={}", plan.subscribers),
-                format!("--threads={shards}"),
-                format!("--rate={}", plan.rate),
-                format!("--events={events}"),
-                format!("--payload-bytes={}", plan.payload_bytes),
-                format!("--secs={}", (f.secs + 60.0).ceil()),
-            ];
+            let args = raw_floor_args(&[
+                ("mode", "latency".into()),
+                ("expect", plan.subscribers.to_string()),
+                ("threads", shards.to_string()),
+                ("rate", plan.rate.to_string()),
+                ("events", events.to_string()),
+                ("payload-bytes", plan.payload_bytes.to_string()),
+                ("secs", (f.secs + 60.0).ceil().to_string()),
+            ]);
             ServerProc::bench(&args, log)?
         }
         (Scenario::ConnectFloor, Side::Floor) => {
-            let args = [
-                "raw-floor".to_string(),
-                "--mode=connect".into(),
-                format!("--threads={shards}"),
-                format!("--secs={}", (f.secs + 60.0).ceil()),
-            ];
+            let args = raw_floor_args(&[
+                ("mode", "connect".into()),
+                ("threads", shards.to_string()),
+                ("secs", (f.secs + 60.0).ceil().to_string()),
+            ]);
             ServerProc::bench(&args, log)?
         }
         (Scenario::Publishers, Side::Floor) => {
@@ -199,6 +197,16 @@ fn one_side(
     *server_cpu += process_cpu(srv.pid()).map_or(0.0, |d| d.as_secs_f64());
     srv.stop();
     r
+}
+
+/// `raw-floor --NAME VALUE …` (argh takes no `--name=value`).
+fn raw_floor_args(opts: &[(&str, String)]) -> Vec<String> {
+    let mut v = vec!["raw-floor".to_string()];
+    for (k, val) in opts {
+        v.push(format!("--{k}"));
+        v.push(val.clone());
+    }
+    v
 }
 
 /// The latency floor's client: the loadtest's own subscriber workers (the code that times
