@@ -331,7 +331,13 @@ impl Sample {
 
     /// Whether the run goes into medians: clean, or flat out (where loss is the finding).
     pub fn counts(&self) -> bool {
-        self.clean() || (self.scenario == Scenario::FlatOut && self.report.is_some())
+        self.clean()
+            || (self.scenario == Scenario::FlatOut && self.report.is_some())
+            || (self.scenario == Scenario::Publishers
+                && self
+                    .floors
+                    .as_ref()
+                    .is_some_and(crate::floors::FloorRun::ran))
     }
 }
 

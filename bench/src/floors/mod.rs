@@ -86,7 +86,7 @@ impl FloorPlan {
             || self
                 .growth_channels
                 .iter()
-                .any(|c| *c == 0 || self.growth_total % c != 0)
+                .any(|c| *c == 0 || !self.growth_total.is_multiple_of(*c))
         {
             return Some(
                 "--growth-total in 1..=15000, and every --growth-channels size divides it".into(),
@@ -124,6 +124,11 @@ pub struct FloorRun {
 }
 
 impl FloorRun {
+    /// Both sides ran to the end (clean or not) and nothing failed.
+    pub fn ran(&self) -> bool {
+        self.error.is_none() && self.raptor.is_some() && self.floor.is_some()
+    }
+
     /// Both sides (or every growth point) ran cleanly.
     pub fn clean(&self) -> bool {
         self.error.is_none()
