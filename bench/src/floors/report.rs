@@ -496,7 +496,8 @@ mod tests {
             "scenario": "fanout", "connections": 1, "channels": 1, "published": 1,
             "deliveries": 1, "deliveries_per_sec": 1000.0, "lost": 0, "out_of_order": 0,
             "errors": 0, "first_error": null, "lossy_channels": [], "latency_of": "x",
-            "latency_us": {}, "client_cpu_s": 0.0, "server_cpu_s": null,
+            "latency_us": serde_json::to_value(raptor_loadtest::LatencyUs::default()).unwrap(),
+            "client_cpu_s": 0.0, "server_cpu_s": null,
             "client_cpu_us_per_delivery": null, "server_cpu_us_per_delivery": null,
             "server_rss_kib_per_conn": null, "client_rss_kib_per_conn": null,
             "connects_per_sec": null, "duration_s": 1.0
