@@ -313,18 +313,25 @@ fn growth_section(w: &mut String, info: &RunInfo, r: &[&FloorRun]) {
         super::growth::MAX_JOIN_RATE
     );
     for sweep in Sweep::ALL {
-        let (what, cpu) = match sweep {
+        let (what, cpu, rate) = match sweep {
             Sweep::Subscribers => (
                 "channels × subscribers (one channel)",
                 "server CPU per delivery",
+                "deliveries/s",
             ),
             Sweep::Channels => (
                 "channels × subscribers (fixed total)",
                 "server CPU per delivery",
+                "deliveries/s",
             ),
-            Sweep::Presence => ("presence members", "server CPU per join+leave"),
+            // the loadtest times member_added only; each leave's member_removed is not counted
+            Sweep::Presence => (
+                "presence members",
+                "server CPU per join+leave",
+                "member_added/s",
+            ),
         };
-        let _ = writeln!(w, "| {what} | {cpu} | p99 | deliveries/s |");
+        let _ = writeln!(w, "| {what} | {cpu} | p99 | {rate} |");
         let _ = writeln!(w, "|---|---:|---:|---:|");
         for l in labels(info, sweep) {
             let _ = writeln!(
