@@ -178,3 +178,63 @@ pub fn percentiles(
     root.present()?;
     Ok(true)
 }
+
+/// One line per series over the categories `x_names` (each series one value per category;
+/// NaN leaves a point out): the floors' percentiles and the growth sweeps.
+pub fn lines(
+    path: &Path,
+    caption: &str,
+    y_desc: &str,
+    x_names: &[String],
+    lines: &[(String, Vec<f64>)],
+) -> anyhow::Result<bool> {
+    let finite = |v: &f64| v.is_finite();
+    if x_names.is_empty() || !lines.iter().any(|l| l.1.iter().any(finite)) {
+        return Ok(false);
+    }
+    let ymax = lines
+        .iter()
+        .flat_map(|l| l.1.iter().copied().filter(finite))
+        .fold(0.0, f64::max)
+        * 1.15;
+    let root = SVGBackend::new(path, (760, 420)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(caption, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(80)
+        .build_cartesian_2d(categories(x_names.len()), 0.0..ymax.max(1e-3))?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(x_names.len())
+        .x_label_formatter(&|v| label(x_names, v))
+        .y_desc(y_desc)
+        .y_label_formatter(&|v| summary::fmt_num(*v))
+        .draw()?;
+    for (i, (name, ys)) in lines.iter().enumerate() {
+        let color = PALETTE[i % PALETTE.len()];
+        let pts: Vec<(SegmentValue<usize>, f64)> = ys
+            .iter()
+            .enumerate()
+            .filter(|(_, y)| y.is_finite())
+            .map(|(x, y)| (at(x), *y))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?
+            .label(name.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+        chart.draw_series(pts.into_iter().map(|p| Circle::new(p, 4, color.filled())))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(true)
+}

@@ -100,6 +100,10 @@ fn rows(s: Scenario) -> Vec<Row> {
         ],
         // their own tables: crate::history::report, crate::transports, crate::patterns
         Scenario::History | Scenario::Transports | Scenario::Patterns => Vec::new(),
+        Scenario::LatencyFloor
+        | Scenario::Publishers
+        | Scenario::ConnectFloor
+        | Scenario::Growth => Vec::new(),
     }
 }
 
@@ -146,6 +150,7 @@ fn title(s: Scenario, p: &Plan) -> String {
         ),
         Scenario::Transports => crate::transports::title(p),
         Scenario::Patterns => crate::patterns::title(p),
+        s => crate::floors::report::title(s, p),
     }
 }
 
@@ -271,6 +276,9 @@ pub fn write_all(info: &mut RunInfo, out: &Path, chart_dir: &Path) -> anyhow::Re
         "Connect-storm rate",
         "connect-storm.svg",
     );
+    for (t, file) in crate::floors::report::charts(info, chart_dir)? {
+        add(true, &t, &file);
+    }
     info.charts = links;
     std::fs::write(
         chart_dir.join("results.json"),
@@ -514,6 +522,11 @@ pub fn render(info: &RunInfo) -> String {
             let _ = writeln!(w, "{}", crate::transports::section(info));
             continue;
         }
+        if s.is_floor() {
+            let _ = writeln!(w, "### {}\n", title(*s, p));
+            let _ = writeln!(w, "{}", crate::floors::report::section(*s, info));
+            continue;
+        }
         if *s == Scenario::Patterns {
             let _ = writeln!(w, "### {}\n", title(*s, p));
             let _ = writeln!(w, "{}", crate::patterns::section(info));
@@ -580,6 +593,25 @@ pub fn render(info: &RunInfo) -> String {
     );
     for smp in &info.samples {
         let (headline, lost, ooo, errs, status) = match (&smp.report, &smp.error, &smp.history) {
+            (_, _, None) if smp.floors.is_some() => {
+                let t = smp.floors.as_ref().expect("checked");
+                let (l, o, e) = crate::floors::report::tallies(t);
+                let problems = crate::floors::report::problems(t);
+                (
+                    crate::floors::report::headline(t),
+                    l.to_string(),
+                    o.to_string(),
+                    e.to_string(),
+                    if problems.is_empty() {
+                        "clean".to_string()
+                    } else {
+                        format!(
+                            "**unclean**: {}",
+                            problems.join("; ").replace('|', "/").replace('\n', " ")
+                        )
+                    },
+                )
+            }
             (_, _, None) if smp.patterns.is_some() => {
                 let t = smp.patterns.as_ref().expect("checked");
                 let (l, o, e) = crate::patterns::tallies(t);
@@ -723,6 +755,13 @@ fn headline(s: Scenario, r: &raptor_loadtest::Report) -> String {
         // a history or transports sample has no report; their headlines are
         // crate::history::report::headline and crate::transports::headline
         (Scenario::History | Scenario::Transports | Scenario::Patterns, _) => String::new(),
+        (
+            Scenario::LatencyFloor
+            | Scenario::Publishers
+            | Scenario::ConnectFloor
+            | Scenario::Growth,
+            _,
+        ) => String::new(),
     }
 }
 

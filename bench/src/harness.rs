@@ -47,10 +47,23 @@ pub enum Scenario {
     /// The same publishing with and without 1,000 wildcard patterns registered that match
     /// nothing (Raptor only; [`crate::patterns`]).
     Patterns,
+    /// The `latency` load against Raptor and a raw server sending the same stamped frames
+    /// one per send(): Raptor's percentiles as multiples of the floor's ([`crate::floors`]).
+    #[serde(rename = "latency-floor")]
+    LatencyFloor,
+    /// 1 channel × S subscribers, N publishers flat out: deliveries/s as a fraction of the
+    /// batched raw ceiling in the same round, and p99.
+    #[serde(rename = "fanout-publishers")]
+    Publishers,
+    /// connect-storm against Raptor and against accept + 101 + close: CPU per cycle.
+    #[serde(rename = "connect-floor")]
+    ConnectFloor,
+    /// CPU per delivery and p99 as subscribers, channels and presence members grow.
+    Growth,
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 12] = [
         Scenario::Fanout,
         Scenario::FlatOut,
         Scenario::Latency,
@@ -59,7 +72,22 @@ impl Scenario {
         Scenario::History,
         Scenario::Transports,
         Scenario::Patterns,
+        Scenario::LatencyFloor,
+        Scenario::Publishers,
+        Scenario::ConnectFloor,
+        Scenario::Growth,
     ];
+
+    /// The scenarios of [`crate::floors`] (Raptor only, each round paired with its floor).
+    pub fn is_floor(self) -> bool {
+        matches!(
+            self,
+            Scenario::LatencyFloor
+                | Scenario::Publishers
+                | Scenario::ConnectFloor
+                | Scenario::Growth
+        )
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -71,6 +99,10 @@ impl Scenario {
             Scenario::History => "history",
             Scenario::Transports => "transports",
             Scenario::Patterns => "patterns",
+            Scenario::LatencyFloor => "latency-floor",
+            Scenario::Publishers => "fanout-publishers",
+            Scenario::ConnectFloor => "connect-floor",
+            Scenario::Growth => "growth",
         }
     }
 
@@ -138,6 +170,9 @@ pub struct Plan {
     /// publishing seconds of each load of the patterns scenario
     #[serde(default = "default_pattern_secs")]
     pub pattern_secs: f64,
+    /// sizes of the floor and growth scenarios
+    #[serde(default)]
+    pub floors: crate::floors::FloorPlan,
 }
 
 // Defaults of the history fields, also for a results.json written before they existed.
@@ -208,10 +243,13 @@ impl Contender {
     pub fn runs(&self, s: Scenario) -> bool {
         match self.kind {
             Kind::Raw { .. } => s == Scenario::Fanout,
-            Kind::Peer { .. } => !matches!(
-                s,
-                Scenario::History | Scenario::Transports | Scenario::Patterns
-            ),
+            Kind::Peer { .. } => {
+                !s.is_floor()
+                    && !matches!(
+                        s,
+                        Scenario::History | Scenario::Transports | Scenario::Patterns
+                    )
+            }
             Kind::Raptor { .. } => true,
         }
     }
@@ -268,6 +306,10 @@ pub struct Sample {
     /// patterns: both sides of the round (`report` is `None` there)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patterns: Option<PatternsResult>,
+    /// latency-floor, fanout-publishers, connect-floor, growth: Raptor and its floor, or
+    /// the growth points (`report` is `None` there)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub floors: Option<crate::floors::FloorRun>,
 }
 
 impl Sample {
@@ -281,11 +323,21 @@ impl Sample {
                 .as_ref()
                 .is_some_and(TransportsResult::clean)
             || self.patterns.as_ref().is_some_and(PatternsResult::clean)
+            || self
+                .floors
+                .as_ref()
+                .is_some_and(crate::floors::FloorRun::clean)
     }
 
     /// Whether the run goes into medians: clean, or flat out (where loss is the finding).
     pub fn counts(&self) -> bool {
-        self.clean() || (self.scenario == Scenario::FlatOut && self.report.is_some())
+        self.clean()
+            || (self.scenario == Scenario::FlatOut && self.report.is_some())
+            || (self.scenario == Scenario::Publishers
+                && self
+                    .floors
+                    .as_ref()
+                    .is_some_and(crate::floors::FloorRun::ran))
     }
 }
 
@@ -338,6 +390,19 @@ pub fn loadtest_command(s: Scenario, plan: &Plan) -> String {
             .join("\n"),
         Scenario::Transports => crate::transports::command(plan),
         Scenario::Patterns => crate::patterns::command(plan),
+        Scenario::LatencyFloor => format!(
+            "{common} fanout --channels 1 --subscribers {} --rate {} --payload-bytes {} --duration {}   # then the same receivers against: raptor-bench raw-floor --mode latency --expect {} --rate {} --events {}",
+            plan.subscribers, plan.rate, plan.payload_bytes, plan.floors.secs, plan.subscribers, plan.rate, (plan.rate * plan.floors.secs).round()
+        ),
+        Scenario::Publishers => format!(
+            "{common} fanout --channels 1 --subscribers {} --publishers {} --payload-bytes {} --duration {}   # and raptor-bench raw-server --batch {} against as many sockets",
+            plan.subscribers, plan.floors.publishers, plan.payload_bytes, plan.floors.secs, plan.raw_batch
+        ),
+        Scenario::ConnectFloor => format!(
+            "raptor-loadtest --port $PORT --server-pid $SERVER_PID --threads {} --connect-concurrency {} connect-storm --duration {}   # floor: raptor-bench raw-floor --mode connect, with connect-storm --until-upgrade",
+            plan.client_threads, plan.storm_concurrency, plan.floors.secs
+        ),
+        Scenario::Growth => crate::floors::growth::command(plan),
     }
 }
 
@@ -356,7 +421,17 @@ pub fn run_one(
     let mut history = None;
     let mut transports = None;
     let mut patterns = None;
+    let mut floors = None;
     let result = match (&c.kind, s) {
+        (Kind::Raptor { bin, shards }, s) if s.is_floor() => {
+            match crate::floors::run(s, bin, *shards, plan, round, log, &mut cores) {
+                Ok(f) => {
+                    floors = Some(f);
+                    Ok(None)
+                }
+                Err(e) => Err(e.context(format!("{} against raptor", s.name()))),
+            }
+        }
         (Kind::Raptor { bin, shards }, Scenario::Patterns) => {
             match crate::patterns::run(bin, *shards, plan, round, log, &mut cores) {
                 Ok(p) => {
@@ -406,6 +481,7 @@ pub fn run_one(
         history,
         transports,
         patterns,
+        floors,
     }
 }
 
@@ -490,15 +566,20 @@ fn run_inner(
             channels: plan.idle_channels,
             hold: Duration::from_secs_f64(plan.idle_hold),
         }),
-        Scenario::History | Scenario::Transports | Scenario::Patterns => {
-            Err(anyhow::anyhow!("{} runs against raptor only", s.name()))
-        }
+        Scenario::History
+        | Scenario::Transports
+        | Scenario::Patterns
+        | Scenario::LatencyFloor
+        | Scenario::Publishers
+        | Scenario::ConnectFloor
+        | Scenario::Growth => Err(anyhow::anyhow!("{} runs against raptor only", s.name())),
         Scenario::Storm => {
             common.connect_concurrency = plan.storm_concurrency;
             connect_storm::run(&ConnectStormOpts {
                 common,
                 channels: 10,
                 bound,
+                until_upgrade: false,
             })
         }
     };
@@ -580,7 +661,7 @@ fn search_rate(
 }
 
 /// The raw ceiling's figures in the load generator's report shape (bad frames count as errors).
-fn raw_report(r: &raw::RawResult, conns: u64) -> Report {
+pub(crate) fn raw_report(r: &raw::RawResult, conns: u64) -> Report {
     Report {
         scenario: "raw-ceiling".into(),
         connections: conns,

@@ -19,12 +19,14 @@
 //! memory; [`api`] is its HTTP client), [`cluster`] (fanout across 3 cluster nodes against
 //! one), [`transports`] (the same fanout over WebSocket, xhr_streaming, xhr_polling and SSE),
 //! [`patterns`] (the same publishing with and without 1,000 wildcard patterns registered),
+//! [`floors`] (Raptor against raw floors measured in the same round, and growth sweeps),
 //! [`summary`] (medians and targets), [`doc`] (the markdown), [`charts`] (SVG).
 
 pub mod api;
 pub mod charts;
 pub mod cluster;
 pub mod doc;
+pub mod floors;
 pub mod harness;
 pub mod history;
 pub mod machine;

@@ -4,6 +4,7 @@
 use anyhow::{bail, Context};
 use argh::FromArgs;
 use raptor_bench::doc::{self, RunInfo};
+use raptor_bench::floors::{parse_sizes, FloorPlan};
 use raptor_bench::harness::{self, Contender, Kind, Plan, Sample, Scenario};
 use raptor_bench::machine::{loadavg, wait_quiet, Machine};
 use raptor_bench::{cluster, raw, server, workspace};
@@ -25,6 +26,7 @@ enum Cmd {
     ClusterFanout(ClusterFanout),
     Render(Render),
     RawServer(RawServer),
+    RawFloor(raptor_bench::floors::raw::RawFloorCmd),
 }
 
 /// Render docs/benchmarks.md and the charts again from a saved results.json (for instance
@@ -55,7 +57,8 @@ struct Run {
     #[argh(option, default = "3")]
     rounds: usize,
     /// scenario to run: fanout, fanout-flat-out, latency, idle, connect-storm, history,
-    /// transports, patterns; repeat (default: all)
+    /// transports, patterns, latency-floor, fanout-publishers, connect-floor, growth; repeat
+    /// (default: all)
     #[argh(option)]
     only: Vec<String>,
     /// measurement seconds of fanout, latency, connect-storm and raw ceiling (default 5)
@@ -151,6 +154,30 @@ struct Run {
     /// publishing seconds of each load of the patterns scenario (default 4)
     #[argh(option, default = "4.0")]
     pattern_secs: f64,
+    /// seconds of each side of latency-floor, fanout-publishers and connect-floor (default 4)
+    #[argh(option, default = "4.0")]
+    floor_secs: f64,
+    /// publishers of fanout-publishers, all on its one channel (default 16)
+    #[argh(option, default = "16")]
+    publishers: usize,
+    /// publishing seconds of each growth point (default 2)
+    #[argh(option, default = "2.0")]
+    growth_secs: f64,
+    /// deliveries/s every growth point asks for (presence: member events/s) (default 20000)
+    #[argh(option, default = "20_000.0")]
+    growth_deliveries: f64,
+    /// subscriber sweep of growth, one channel (default 100,1000,10000)
+    #[argh(option, default = "String::from(\"100,1000,10000\")")]
+    growth_subscribers: String,
+    /// channel sweep of growth at --growth-total subscriptions (default 1,10,100,1000)
+    #[argh(option, default = "String::from(\"1,10,100,1000\")")]
+    growth_channels: String,
+    /// subscriptions of the channel sweep (default 10000)
+    #[argh(option, default = "10_000")]
+    growth_total: u64,
+    /// presence members sweep of growth, one channel (default 100,1000; setup is quadratic)
+    #[argh(option, default = "String::from(\"100,1000\")")]
+    presence_members: String,
     /// skip the mesh_fanout in-process benchmark
     #[argh(switch)]
     no_mesh: bool,
@@ -247,6 +274,7 @@ fn main() -> ExitCode {
     let cli: Cli = raptor_loadtest::cli::args_from_env();
     let res = match cli.cmd {
         Cmd::RawServer(r) => raw::serve(r.expect, r.threads, r.batch, r.secs).map(|()| true),
+        Cmd::RawFloor(r) => raptor_bench::floors::raw::serve(&r).map(|()| true),
         Cmd::Run(r) => run(*r),
         Cmd::ClusterFanout(c) => cluster_fanout(c),
         Cmd::Render(r) => render(r).map(|()| true),
@@ -306,6 +334,19 @@ fn run(a: Run) -> anyhow::Result<bool> {
              --pattern-secs in (0, 60]"
         );
     }
+    let floors = FloorPlan {
+        secs: a.floor_secs,
+        publishers: a.publishers,
+        growth_secs: a.growth_secs,
+        growth_deliveries: a.growth_deliveries,
+        growth_subscribers: parse_sizes(&a.growth_subscribers).map_err(anyhow::Error::msg)?,
+        growth_channels: parse_sizes(&a.growth_channels).map_err(anyhow::Error::msg)?,
+        growth_total: a.growth_total,
+        presence_members: parse_sizes(&a.presence_members).map_err(anyhow::Error::msg)?,
+    };
+    if let Some(p) = floors.problem() {
+        bail!("{p}");
+    }
     let scenarios: Vec<Scenario> = if a.only.is_empty() {
         Scenario::ALL.to_vec()
     } else {
@@ -359,6 +400,7 @@ fn run(a: Run) -> anyhow::Result<bool> {
         pattern_subscribers: a.pattern_subscribers,
         pattern_rate: a.pattern_rate,
         pattern_secs: a.pattern_secs,
+        floors,
     };
     let mut contenders = vec![Contender {
         name: "raptor".into(),
@@ -477,7 +519,9 @@ fn run(a: Run) -> anyhow::Result<bool> {
     let ok = info
         .samples
         .iter()
-        .filter(|s| s.contender == info.raptor && s.scenario != Scenario::FlatOut)
+        .filter(|s| s.contender == info.raptor)
+        // flat out, loss is the finding, not a failure of the run
+        .filter(|s| !matches!(s.scenario, Scenario::FlatOut | Scenario::Publishers))
         .all(Sample::clean);
     if !ok {
         eprintln!("raptor-bench: some Raptor runs were unclean or failed (see the report)");
@@ -595,6 +639,9 @@ fn progress_line(s: &Sample) -> String {
     }
     if let Some(p) = &s.patterns {
         return raptor_bench::patterns::headline(p);
+    }
+    if let Some(f) = &s.floors {
+        return raptor_bench::floors::report::headline(f);
     }
     let rate = s.rate.map_or(String::new(), |r| {
         format!("at {r:.0}/s [{}] ", s.probes.join(", "))

@@ -83,6 +83,15 @@ impl ServerProc {
         Self::spawn_and_read_port(cmd, log, false)
     }
 
+    /// `raptor-bench ARGS…` (this very executable), ready at its `listening on` line: the
+    /// raw floors (`raw-floor`).
+    pub fn bench(args: &[String], log: &Path) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("locating raptor-bench itself")?;
+        let mut cmd = Command::new(exe);
+        cmd.args(args);
+        Self::spawn_and_read_port(cmd, log, false)
+    }
+
     /// A peer server: `sh -c "exec CMD"` (so the pid is the server's own, for CPU and RSS),
     /// ready once 127.0.0.1:`port` accepts a connection.
     pub fn peer(cmd_line: &str, port: u16, log: &Path) -> anyhow::Result<Self> {

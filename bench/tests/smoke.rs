@@ -71,6 +71,7 @@ fn tiny_run_writes_a_sane_report() {
         .args(["--storm-concurrency", "16", "--no-mesh"])
         .args(["--probe-secs", "0.5", "--fanout-start-rate", "200"])
         .args(HISTORY_TINY)
+        .args(FLOORS_TINY)
         .arg("--raptor-bin")
         .arg(&raptor)
         .arg("--out")
@@ -85,13 +86,58 @@ fn tiny_run_writes_a_sane_report() {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start raptor-bench");
-    let status = wait_bounded(child, Duration::from_secs(90));
+    let status = wait_bounded(child, Duration::from_secs(180));
     assert!(status.success(), "raptor-bench exited with {status}");
 
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(charts.join("results.json")).unwrap())
             .unwrap();
     let samples = json["samples"].as_array().unwrap();
+    let floors = |scenario: &str| {
+        samples
+            .iter()
+            .find(|s| s["scenario"] == scenario && s["contender"] == "raptor")
+            .unwrap_or_else(|| panic!("no {scenario} run"))["floors"]
+            .clone()
+    };
+    let lat = floors("latency-floor");
+    for side in ["raptor", "floor"] {
+        let r = &lat[side];
+        assert_eq!(r["lost"], 0, "latency-floor {side}: {lat}");
+        assert_eq!(r["errors"], 0, "latency-floor {side}: {lat}");
+        assert!(r["latency_us"]["p50"].as_f64().unwrap() > 0.0, "{lat}");
+    }
+    // flat out, loss may happen on a busy machine: it is a finding, not a failure
+    let pubs = floors("fanout-publishers");
+    assert!(pubs["raptor"]["deliveries"].as_u64().unwrap() > 0, "{pubs}");
+    assert!(pubs["floor"]["deliveries"].as_u64().unwrap() > 0, "{pubs}");
+    let conn = floors("connect-floor");
+    for side in ["raptor", "floor"] {
+        assert!(conn[side]["connections"].as_u64().unwrap() > 0, "{conn}");
+        assert_eq!(conn[side]["errors"], 0, "connect-floor {side}: {conn}");
+    }
+    assert_eq!(conn["floor"]["latency_of"], "connect_to_upgraded");
+    let points = floors("growth")["points"].as_array().unwrap().clone();
+    assert_eq!(points.len(), 2 + 2 + 2, "every size of every sweep");
+    for p in &points {
+        assert!(p["error"].is_null(), "{p}");
+        assert_eq!(p["report"]["lost"], 0, "{p}");
+        assert!(p["report"]["server_cpu_s"].as_f64().is_some(), "{p}");
+    }
+    let floors_md = std::fs::read_to_string(&out).unwrap();
+    for needle in [
+        "### Latency floor:",
+        "| publish→receive p99 |",
+        "### Publishers in parallel:",
+        "### Connection cost floor:",
+        "| server CPU per cycle |",
+        "### Growth:",
+        "| presence members |",
+    ] {
+        assert!(floors_md.contains(needle), "report lacks {needle:?}");
+    }
+    assert!(charts.join("growth-channels.svg").is_file());
+    assert!(charts.join("latency-floor.svg").is_file());
     let find = |scenario: &str, who: &str| {
         samples
             .iter()
@@ -159,6 +205,27 @@ const HISTORY_TINY: [&str; 8] = [
     "3",
     "--history-events",
     "2000",
+];
+
+/// The floor and growth scenarios at their smallest (with `--subscribers 50`): in the
+/// default set, each round pairs Raptor with its floor, both sides timed by the loadtest (the
+/// latency floor's receivers parse its stamped frames, the connection floor's storm counts
+/// cycles at the 101), and every growth point runs.
+const FLOORS_TINY: [&str; 14] = [
+    "--floor-secs",
+    "0.5",
+    "--publishers",
+    "4",
+    "--growth-secs",
+    "0.5",
+    "--growth-subscribers",
+    "20,50",
+    "--growth-channels",
+    "1,10",
+    "--growth-total",
+    "50",
+    "--presence-members",
+    "5,10",
 ];
 
 /// `raptor-bench run --only history` in a tiny configuration: both workloads ran clean with

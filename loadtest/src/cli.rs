@@ -120,7 +120,8 @@ pub struct FanoutArgs {
     /// bytes of event data (default 64)
     #[argh(option, default = "64")]
     pub payload_bytes: usize,
-    /// parallel keep-alive publisher connections (default 1)
+    /// parallel keep-alive publisher connections (default 1, at most 256); more than
+    /// --channels share channels, each publisher a sequence stream of its own there
     #[argh(option, default = "1")]
     pub publishers: usize,
     /// seconds to wait for outstanding deliveries after the last publish (default 5)
@@ -157,6 +158,9 @@ pub struct PresenceArgs {
     /// seconds to wait for outstanding member_added after the last join (default 5)
     #[argh(option, default = "5.0")]
     pub drain_timeout: f64,
+    /// the server's member limit per presence channel (default 100, pusher's)
+    #[argh(option, default = "presence::MAX_MEMBERS")]
+    pub max_members: u64,
 }
 
 /// open, handshake, subscribe and close connections as fast as the server allows
@@ -172,6 +176,9 @@ pub struct ConnectStormArgs {
     /// public channels to subscribe to, round-robin (default 100)
     #[argh(option, default = "100")]
     pub channels: u64,
+    /// end each cycle at the server's 101 answer: connect, upgrade, close (no pusher frames)
+    #[argh(switch)]
+    pub until_upgrade: bool,
 }
 
 impl Cli {
@@ -238,6 +245,7 @@ impl Cli {
                     churners: a.churners,
                     rate: a.rate,
                     drain_timeout: secs(a.drain_timeout).context("--drain-timeout")?,
+                    max_members: a.max_members,
                     ..presence::PresenceOpts::new(common, a.channels, a.watchers, bound)
                 })
             }
@@ -247,6 +255,7 @@ impl Cli {
                     common,
                     channels: a.channels,
                     bound,
+                    until_upgrade: a.until_upgrade,
                 })
             }
         }

@@ -30,6 +30,10 @@ pub struct ConnectStormOpts {
     pub channels: u64,
     /// stops opening connections after this long or this many
     pub bound: Bound,
+    /// a cycle ends at the server's 101 (connect, upgrade, close: no Pusher frames at all),
+    /// for servers that speak only the handshake, such as `raptor-bench`'s connection cost
+    /// floor; `channels` is then unused
+    pub until_upgrade: bool,
 }
 
 /// Runs the connect-storm scenario to completion.
@@ -66,6 +70,7 @@ pub fn run(opts: &ConnectStormOpts) -> anyhow::Result<Report> {
                 deadline,
                 max_in_flight: per_thread,
                 first_channel: w,
+                until_upgrade: opts.until_upgrade,
                 // a cycle that has not completed this long after the end is a failure
                 give_up: deadline.unwrap_or(started) + c.setup_timeout,
             };
@@ -110,7 +115,12 @@ pub fn run(opts: &ConnectStormOpts) -> anyhow::Result<Report> {
         errors: shared.errors.load(Relaxed),
         first_error: shared.first_error(),
         lossy_channels: Vec::new(),
-        latency_of: "connect_to_subscribed".into(),
+        latency_of: if opts.until_upgrade {
+            "connect_to_upgraded"
+        } else {
+            "connect_to_subscribed"
+        }
+        .into(),
         latency_us: LatencyUs::from_histogram(&setup),
         client_cpu_s,
         server_cpu_s,
@@ -136,6 +146,7 @@ struct StormJob {
     deadline: Option<Instant>,
     max_in_flight: usize,
     first_channel: usize,
+    until_upgrade: bool,
     give_up: Instant,
 }
 
@@ -150,10 +161,27 @@ struct StormHandler {
     names: Arc<Vec<String>>,
     setup: Histogram<u64>,
     in_flight: usize,
+    until_upgrade: bool,
+}
+
+impl StormHandler {
+    /// One cycle completed: time it and close (with RST).
+    fn completed(&mut self, conn: &mut ConnCtx<'_, StormState>) {
+        self.setup
+            .saturating_record(now_ns().saturating_sub(conn.state.opened_ns));
+        self.shared.published.fetch_add(1, Relaxed);
+        conn.close();
+    }
 }
 
 impl Handler for StormHandler {
     type State = StormState;
+
+    fn on_upgraded(&mut self, conn: &mut ConnCtx<'_, StormState>) {
+        if self.until_upgrade {
+            self.completed(conn);
+        }
+    }
 
     fn on_established(&mut self, conn: &mut ConnCtx<'_, StormState>, _socket_id: &str) {
         conn.send(&pusher::subscribe_public(
@@ -164,12 +192,7 @@ impl Handler for StormHandler {
     fn on_message(&mut self, conn: &mut ConnCtx<'_, StormState>, msg: &Incoming<'_>) {
         let channel = &self.names[conn.state.channel as usize];
         match &*msg.event {
-            pusher::SUBSCRIPTION_SUCCEEDED if msg.is_for(channel) => {
-                self.setup
-                    .saturating_record(now_ns().saturating_sub(conn.state.opened_ns));
-                self.shared.published.fetch_add(1, Relaxed);
-                conn.close();
-            }
+            pusher::SUBSCRIPTION_SUCCEEDED if msg.is_for(channel) => self.completed(conn),
             pusher::SUBSCRIPTION_ERROR | pusher::ERROR => {
                 self.shared.error(format!(
                     "{}: {}",
@@ -198,6 +221,7 @@ impl StormJob {
             names: self.names.clone(),
             setup: new_histogram(),
             in_flight: 0,
+            until_upgrade: self.until_upgrade,
         };
         let mut net =
             Net::new(handler, self.endpoint.clone()).context("creating the event loop")?;

@@ -38,8 +38,10 @@ pub struct FanoutOpts {
     pub bound: Bound,
     /// size of each event's `data` string
     pub payload_bytes: usize,
-    /// HTTP keep-alive connections publishing in parallel, each owning a share of the
-    /// channels (capped at the channel count so each channel has one ordered stream)
+    /// HTTP keep-alive connections publishing in parallel. Up to the channel count each owns
+    /// a share of the channels; beyond it, publisher `p` publishes to channel `p % C` as
+    /// stream `p / C` there, each stream numbered and checked on its own (order holds within
+    /// a stream, not between the publishers of one channel). At most [`MAX_PUBLISHERS`].
     pub publishers: usize,
     /// how long to wait for stragglers after the last publish
     pub drain_timeout: Duration,
@@ -64,6 +66,9 @@ impl FanoutOpts {
     }
 }
 
+/// Publisher threads one run may start.
+pub const MAX_PUBLISHERS: usize = 256;
+
 /// Runs the fanout scenario to completion.
 pub fn run(opts: &FanoutOpts) -> anyhow::Result<Report> {
     let c = &opts.common;
@@ -74,7 +79,10 @@ pub fn run(opts: &FanoutOpts) -> anyhow::Result<Report> {
         bail!("--rate must be a positive number of publishes per second");
     }
     let conns = opts.channels * opts.subscribers;
-    let publishers = opts.publishers.clamp(1, opts.channels as usize);
+    if opts.publishers > MAX_PUBLISHERS {
+        bail!("--publishers is at most {MAX_PUBLISHERS}");
+    }
+    let publishers = opts.publishers.max(1);
     limits::ensure_fds(conns + publishers as u64)?;
     let sources = limits::plan_sources(c.target.addr.ip(), conns, c.source_addrs)?;
     let endpoint = Endpoint::new(&c.target, sources)
@@ -134,7 +142,7 @@ pub fn run(opts: &FanoutOpts) -> anyhow::Result<Report> {
             return Err(e);
         }
     };
-    let published: u64 = published_per_channel.iter().sum();
+    let published: u64 = published_per_channel.iter().flatten().sum();
     let ended = run::wait_drained(&shared, published * opts.subscribers, opts.drain_timeout);
     let (client_cpu_s, server_cpu_s) = cpu.stop().context("reading cpu time")?;
     shared.stop.store(true, Relaxed);
@@ -143,7 +151,26 @@ pub fn run(opts: &FanoutOpts) -> anyhow::Result<Report> {
     let mut tally = LossTally::new(names.len());
     for (ch, seq) in &all.streams {
         let ch = *ch as usize;
-        tally.add(ch, seq.lost(published_per_channel[ch]), seq.out_of_order());
+        let sent = published_per_channel[ch].first().copied().unwrap_or(0);
+        tally.add(ch, seq.lost(sent), seq.out_of_order());
+    }
+    // Streams ≥ 1 (publishers sharing a channel): a subscriber that received nothing of a
+    // stream has no check for it, so their loss is counted per stream against every
+    // subscriber of the channel.
+    let mut received = vec![Vec::<u64>::new(); names.len()];
+    for (ch, k, seq) in &all.extra {
+        let (ch, k) = (*ch as usize, *k as usize);
+        if received[ch].len() <= k {
+            received[ch].resize(k + 1, 0);
+        }
+        received[ch][k] += seq.received();
+        tally.add(ch, 0, seq.out_of_order());
+    }
+    for (ch, sent) in published_per_channel.iter().enumerate() {
+        for (k, n) in sent.iter().enumerate().skip(1) {
+            let got = received[ch].get(k).copied().unwrap_or(0);
+            tally.add(ch, (n * opts.subscribers).saturating_sub(got), 0);
+        }
     }
     let (lost, out_of_order, lossy_channels) = tally.finish(&names);
     let deliveries = all.latency.len();
@@ -177,7 +204,18 @@ pub fn run(opts: &FanoutOpts) -> anyhow::Result<Report> {
 
 type PublisherHandle = thread::JoinHandle<anyhow::Result<Vec<(usize, u64)>>>;
 
-/// Publisher `p` owns channels `p, p + P, p + 2P, …` and sends to them round-robin.
+/// What publisher `p` of `publishers` sends to: its channels and its stream on them. With no
+/// more publishers than channels, `p` owns channels `p, p + P, p + 2P, …` (stream 0);
+/// with more, channel `p % C` as stream `p / C`.
+pub fn assignment(p: usize, publishers: usize, channels: usize) -> (Vec<usize>, u32) {
+    if publishers <= channels {
+        ((p..channels).step_by(publishers).collect(), 0)
+    } else {
+        (vec![p % channels], (p / channels) as u32)
+    }
+}
+
+/// Publisher `p` sends to its [`assignment`] round-robin.
 fn spawn_publishers(
     opts: &FanoutOpts,
     publishers: usize,
@@ -188,9 +226,11 @@ fn spawn_publishers(
     let counts = opts.bound.count().map(|n| split(n, publishers));
     (0..publishers)
         .map(|p| {
+            let (channels, stream) = assignment(p, publishers, names.len());
             let job = PublishJob {
                 target: opts.common.target.clone(),
-                channels: (p..names.len()).step_by(publishers).collect(),
+                channels,
+                stream,
                 names: names.clone(),
                 shared: shared.clone(),
                 rate: opts.rate.map(|r| r / publishers as f64),
@@ -206,13 +246,14 @@ fn spawn_publishers(
         .collect()
 }
 
-/// Shows progress until every publisher finished; returns events published per channel.
+/// Shows progress until every publisher finished; returns events published per channel and
+/// stream (`[channel][stream]`).
 fn watch_publishing(
     opts: &FanoutOpts,
     shared: &Shared,
     started: Instant,
     pubs: Vec<PublisherHandle>,
-) -> anyhow::Result<Vec<u64>> {
+) -> anyhow::Result<Vec<Vec<u64>>> {
     let (len, what) = match (opts.bound.count(), opts.bound.duration()) {
         (Some(n), _) => (n, "publishing"),
         (None, Some(d)) => (d.as_secs().max(1), "publish (s)"),
@@ -228,10 +269,16 @@ fn watch_publishing(
         thread::sleep(Duration::from_millis(20));
     }
     bar.finish();
-    let mut per_channel = vec![0u64; opts.channels as usize];
-    for owned in run::join_all(pubs)? {
+    let channels = opts.channels as usize;
+    let mut per_channel = vec![Vec::new(); channels];
+    for (p, owned) in run::join_all(pubs)?.into_iter().enumerate() {
+        let (_, stream) = assignment(p, opts.publishers.max(1), channels);
         for (ch, n) in owned {
-            per_channel[ch] = n;
+            let row: &mut Vec<u64> = &mut per_channel[ch];
+            if row.len() <= stream as usize {
+                row.resize(stream as usize + 1, 0);
+            }
+            row[stream as usize] = n;
         }
     }
     Ok(per_channel)
@@ -241,6 +288,8 @@ fn watch_publishing(
 struct PublishJob {
     target: Target,
     channels: Vec<usize>,
+    /// this publisher's stream number on its channels
+    stream: u32,
     names: Arc<Vec<String>>,
     shared: Arc<Shared>,
     /// publishes per second for this thread
@@ -275,7 +324,8 @@ impl PublishJob {
             }
             let slot = (i % self.channels.len() as u64) as usize;
             let channel = &self.names[self.channels[slot]];
-            let data = payload::encode(sent[slot], now_ns(), self.payload_bytes);
+            let data =
+                payload::encode_stream(self.stream, sent[slot], now_ns(), self.payload_bytes);
             if let Err(e) = publisher.publish(channel, EVENT_NAME, &data) {
                 // end the whole run: the other publishers and the receivers stop too
                 self.shared.stop.store(true, Relaxed);
@@ -286,5 +336,34 @@ impl PublishJob {
             self.shared.published.fetch_add(1, Relaxed);
         }
         Ok(self.channels.iter().copied().zip(sent).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::assignment;
+
+    #[test]
+    fn publishers_up_to_the_channel_count_share_the_channels() {
+        assert_eq!(assignment(0, 2, 5), (vec![0, 2, 4], 0));
+        assert_eq!(assignment(1, 2, 5), (vec![1, 3], 0));
+        assert_eq!(assignment(0, 1, 1), (vec![0], 0));
+    }
+
+    #[test]
+    fn more_publishers_than_channels_get_streams_of_their_own() {
+        let got: Vec<_> = (0..5).map(|p| assignment(p, 5, 2)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (vec![0], 0),
+                (vec![1], 0),
+                (vec![0], 1),
+                (vec![1], 1),
+                (vec![0], 2)
+            ]
+        );
+        // 16 publishers on one channel: streams 0..16, all on channel 0
+        assert!((0..16).all(|p| assignment(p, 16, 1) == (vec![0], p as u32)));
     }
 }

@@ -19,7 +19,7 @@
 //! thread leaves the other core to the server.
 //!
 //! *One clock.* Publisher and receivers are in the same process, so payloads carry a
-//! send time on a process-local monotonic clock ([`clock`]) and a per-channel sequence
+//! send time on the machine's monotonic clock ([`clock`]) and a per-channel sequence
 //! number ([`payload`]); receivers time and check every delivery ([`seq_check`]) into
 //! per-thread HDR histograms merged at the end.
 //!

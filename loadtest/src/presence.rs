@@ -29,7 +29,8 @@ use crate::signing;
 use crate::target::Target;
 use crate::usage::CpuWindow;
 
-/// Pusher caps a presence channel at 100 members; servers copy that default.
+/// Pusher caps a presence channel at 100 members; servers copy that default
+/// ([`PresenceOpts::max_members`] for a server configured higher).
 pub const MAX_MEMBERS: u64 = 100;
 
 /// Options for [`run()`].
@@ -47,6 +48,9 @@ pub struct PresenceOpts {
     /// stops churning after this long or this many joins
     pub bound: Bound,
     pub drain_timeout: Duration,
+    /// the server's member limit per presence channel (default [`MAX_MEMBERS`]); watchers +
+    /// churners must fit in it, or the server refuses the last ones
+    pub max_members: u64,
 }
 
 impl PresenceOpts {
@@ -59,6 +63,7 @@ impl PresenceOpts {
             rate: None,
             bound,
             drain_timeout: Duration::from_secs(5),
+            max_members: MAX_MEMBERS,
         }
     }
 }
@@ -69,8 +74,12 @@ pub fn run(opts: &PresenceOpts) -> anyhow::Result<Report> {
     if opts.channels == 0 || opts.watchers == 0 || opts.churners == 0 {
         bail!("need at least one channel, one watcher and one churner");
     }
-    if opts.watchers + opts.churners > MAX_MEMBERS {
-        bail!("watchers + churners per channel must stay within the {MAX_MEMBERS}-member presence limit");
+    if opts.watchers + opts.churners > opts.max_members {
+        bail!(
+            "watchers + churners per channel must stay within the {}-member presence limit \
+             (--max-members, if the server allows more)",
+            opts.max_members
+        );
     }
     if opts.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
         bail!("--rate must be a positive number of joins per second");

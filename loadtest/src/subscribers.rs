@@ -25,12 +25,19 @@ use crate::seq_check::SeqCheck;
 /// Event name the fanout publisher uses; anything else on the channel is not ours.
 pub const EVENT_NAME: &str = "raptor-loadtest";
 
-/// Per-connection state: ~48 bytes.
+/// Streams per channel a receiver accepts (publishers sharing one channel); a stamp naming
+/// a higher stream is an error, not an allocation.
+pub const MAX_STREAMS: u32 = 1024;
+
+/// Per-connection state: ~72 bytes.
 pub struct SubState {
     channel: u32,
     opened_ns: u64,
     subscribed: bool,
+    /// stream 0: the only one unless several publishers share the channel
     seq: SeqCheck,
+    /// streams 1, 2, …: empty (no allocation) with one publisher per channel
+    more: Vec<SeqCheck>,
 }
 
 /// What one worker measured.
@@ -39,8 +46,10 @@ pub struct SubOutcome {
     pub latency: Histogram<u64>,
     /// connect → subscription_succeeded, ns
     pub setup: Histogram<u64>,
-    /// (channel, receiver's sequence check) for every subscriber this worker had
+    /// (channel, receiver's sequence check of stream 0) for every subscriber this worker had
     pub streams: Vec<(u32, SeqCheck)>,
+    /// (channel, stream ≥ 1, check) for every further stream a subscriber received
+    pub extra: Vec<(u32, u32, SeqCheck)>,
 }
 
 pub(crate) struct SubHandler {
@@ -49,6 +58,7 @@ pub(crate) struct SubHandler {
     latency: Histogram<u64>,
     setup: Histogram<u64>,
     streams: Vec<(u32, SeqCheck)>,
+    extra: Vec<(u32, u32, SeqCheck)>,
     /// connections opened but not yet subscribed (or failed)
     in_flight: usize,
     /// deliveries not yet added to `shared.delivered`
@@ -63,6 +73,7 @@ impl SubState {
             opened_ns: now_ns(),
             subscribed: false,
             seq: SeqCheck::default(),
+            more: Vec::new(),
         }
     }
 }
@@ -75,6 +86,7 @@ impl SubHandler {
             latency: new_histogram(),
             setup: new_histogram(),
             streams: Vec::with_capacity(conns),
+            extra: Vec::new(),
             in_flight: 0,
             delivered: 0,
         }
@@ -104,7 +116,19 @@ impl SubHandler {
                     return;
                 };
                 self.latency.saturating_record(now.saturating_sub(stamp.t));
-                st.seq.observe(stamp.seq);
+                match stamp.s {
+                    0 => st.seq.observe(stamp.seq),
+                    k if k < MAX_STREAMS => {
+                        let k = k as usize;
+                        if st.more.len() < k {
+                            st.more.resize(k, SeqCheck::default());
+                        }
+                        st.more[k - 1].observe(stamp.seq);
+                    }
+                    k => self
+                        .shared
+                        .error(format!("stamp of stream {k}, above {MAX_STREAMS}")),
+                }
                 self.delivered += 1;
             }
             pusher::SUBSCRIPTION_SUCCEEDED if !st.subscribed => {
@@ -135,6 +159,9 @@ impl SubHandler {
                 .error(format!("subscriber connection failed: {e}"));
         }
         self.streams.push((state.channel, state.seq));
+        for (k, seq) in state.more.into_iter().enumerate() {
+            self.extra.push((state.channel, k as u32 + 1, seq));
+        }
     }
 
     /// Deliveries since the last call, for the shared counter.
@@ -155,6 +182,7 @@ impl SubHandler {
             latency: self.latency,
             setup: self.setup,
             streams: self.streams,
+            extra: self.extra,
         }
     }
 }
@@ -265,12 +293,14 @@ pub fn merge(outcomes: Vec<SubOutcome>) -> SubOutcome {
         latency: new_histogram(),
         setup: new_histogram(),
         streams: Vec::new(),
+        extra: Vec::new(),
     };
     for o in outcomes {
         // same bounds everywhere, so adding cannot fail
         let _ = all.latency.add(&o.latency);
         let _ = all.setup.add(&o.setup);
         all.streams.extend(o.streams);
+        all.extra.extend(o.extra);
     }
     all
 }

@@ -315,6 +315,23 @@ fn fanout_by_count_with_two_publishers() {
     assert!(r.duration_s < 3.0, "{r:#?}");
 }
 
+/// More publishers than channels: each publisher is a stream of its own on its channel, and
+/// every stream is checked for loss and order.
+#[test]
+fn fanout_with_publishers_sharing_a_channel() {
+    let _serial = serial();
+    let server = Server::start("fanout-shared");
+    let opts = FanoutOpts {
+        publishers: 5,
+        ..FanoutOpts::new(server.common(), 1, 10, count(100))
+    };
+    let r = fanout::run(&opts).expect("fanout run");
+    server.check(&r);
+    assert_eq!(r.published, 100);
+    assert_eq!(r.deliveries, 100 * 10);
+    assert_eq!((r.lost, r.out_of_order), (0, 0), "{r:#?}");
+}
+
 #[test]
 fn presence_churn_delivers_member_added() {
     let _serial = serial();
@@ -343,6 +360,7 @@ fn connect_storm_by_count() {
         common: server.common(),
         channels: 10,
         bound: count(300),
+        until_upgrade: false,
     };
     let r = connect_storm::run(&opts).expect("connect-storm run");
     server.check(&r);
@@ -362,6 +380,7 @@ fn connect_storm_by_duration() {
         },
         channels: 10,
         bound: secs(1.0),
+        until_upgrade: false,
     };
     let r = connect_storm::run(&opts).expect("connect-storm run");
     server.check(&r);

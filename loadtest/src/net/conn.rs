@@ -179,6 +179,12 @@ impl<S> Conn<S> {
                 Some(n) => {
                     start = n;
                     self.io.phase = Phase::Open;
+                    let mut ctx = ConnCtx {
+                        id,
+                        state: &mut self.state,
+                        io: &mut self.io,
+                    };
+                    handler.on_upgraded(&mut ctx);
                 }
             }
         }

@@ -32,6 +32,9 @@ const SCRATCH_BYTES: usize = 64 * 1024;
 pub trait Handler {
     /// What the scenario keeps per connection; keep it small, there are thousands.
     type State;
+    /// The server answered the upgrade with 101 (before any frame). Most scenarios wait for
+    /// `connection_established`; `connect-storm --until-upgrade` counts its cycle here.
+    fn on_upgraded(&mut self, _conn: &mut ConnCtx<'_, Self::State>) {}
     /// The server sent `pusher:connection_established`.
     fn on_established(&mut self, conn: &mut ConnCtx<'_, Self::State>, socket_id: &str);
     /// Any other server message (`pusher:ping` is answered by the loop).
