@@ -79,8 +79,13 @@ pub async fn run<H: Handler>(writer: &WsWriter, leftover: Vec<u8>, max_message: 
     // Once we start closing, input is read and discarded until the peer goes away or the
     // grace period ends.
     let mut closing = false;
+    // Messages may be waiting to be handled before the socket is read again: in `pending`,
+    // and after a wait also in tungstenite's buffer (it reads ahead), so then it is asked
+    // even with no bytes pending.
+    let mut resume = !pending.is_empty();
     loop {
-        if !closing && !pending.is_empty() {
+        if !closing && resume {
+            resume = false;
             let (step, used) = feed(writer, &mut ctx, &pending, h);
             pending.drain(..used);
             if pending.is_empty() {
@@ -93,6 +98,7 @@ pub async fn run<H: Handler>(writer: &WsWriter, leftover: Vec<u8>, max_message: 
                 Step::Wait(work) => {
                     // Then on with the rest of what was read.
                     h.wait(work).await;
+                    resume = true;
                     continue;
                 }
             }
@@ -137,7 +143,10 @@ pub async fn run<H: Handler>(writer: &WsWriter, leftover: Vec<u8>, max_message: 
             None => break,
             Some(Step::Read) => {}
             Some(Step::Closing) => closing = true,
-            Some(Step::Wait(work)) => h.wait(work).await,
+            Some(Step::Wait(work)) => {
+                h.wait(work).await;
+                resume = true;
+            }
         }
     }
 }
