@@ -7,6 +7,8 @@
 //! module turns its frames and closes into WebSocket bytes (through the writer) and
 //! WebSocket input into Pusher commands.
 
+mod boundary;
+pub mod context;
 pub mod echo;
 pub mod handshake;
 mod reader;

@@ -8,16 +8,19 @@
 //! Everything sent goes through the connection's [`WsWriter`]: messages into the session's
 //! queue, tungstenite's control replies into the writer's own.
 
+use super::context::Context;
 use super::sansio::SansIo;
 use crate::outbox::WsWriter;
 use crate::protocol::codes;
 use crate::session::WriteState;
 use bytes::Bytes;
+use std::cell::Cell;
 use std::future::poll_fn;
 use std::io;
+use std::task::Poll;
 use std::time::Duration;
 use tungstenite::error::{CapacityError, Error as WsError};
-use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
+use tungstenite::protocol::WebSocketContext;
 use tungstenite::Message;
 
 /// What the loop does after a complete message.
@@ -60,57 +63,119 @@ pub trait Handler {
 
 /// Reads the connection until it ends: the peer went away, or the connection closed and
 /// its grace period (if any) ran out. The caller aborts the writer afterwards.
-/// `max_message` bounds messages and frames.
+/// `max_message` bounds messages and frames; `leftover`: bytes that followed the HTTP head.
+///
+/// An idle connection keeps no read buffer: the socket is read into the shard's scratch
+/// buffer and the bytes are handed to tungstenite in the same poll, before any other task
+/// can use it; tungstenite's context is dropped between messages ([`Context`]). Bytes are
+/// owned (`pending`) only when a message asked to wait before the rest of a read is handled.
 pub async fn run<H: Handler>(writer: &WsWriter, leftover: Vec<u8>, max_message: usize, h: &mut H) {
-    let config = WebSocketConfig::default()
-        .read_buffer_size(H::READ_CHUNK)
-        .max_message_size(Some(max_message))
-        .max_frame_size(Some(max_message));
-    let mut ctx = WebSocketContext::new(Role::Server, Some(config));
-    let mut io = SansIo::new(leftover);
+    let mut ctx = Context::new(H::READ_CHUNK, max_message);
+    let mut pending = leftover;
+    if pending.is_empty() {
+        // The HTTP read's buffer, empty but with capacity: freed (replaced), not kept.
+        pending = Vec::new();
+    }
     // Once we start closing, input is read and discarded until the peer goes away or the
     // grace period ends.
     let mut closing = false;
+    // Messages may be waiting to be handled before the socket is read again: in `pending`,
+    // and after a wait also in tungstenite's buffer (it reads ahead), so then it is asked
+    // even with no bytes pending.
+    let mut resume = !pending.is_empty();
     loop {
-        if !closing {
-            match process(writer, &mut ctx, &mut io, h) {
+        if !closing && resume {
+            resume = false;
+            let (step, used) = feed(writer, &mut ctx, &pending, h);
+            pending.drain(..used);
+            if pending.is_empty() {
+                // Not `clear`: the capacity (the HTTP head's buffer, at first) goes too.
+                pending = Vec::new();
+            }
+            match step {
                 Step::Read => {}
                 Step::Closing => closing = true,
                 Step::Wait(work) => {
-                    // Then on with what was read.
-                    io.inb.drain(..io.pos);
-                    io.pos = 0;
+                    // Then on with the rest of what was read.
                     h.wait(work).await;
+                    resume = true;
                     continue;
                 }
             }
         }
-        io.inb.drain(..io.pos);
-        io.pos = 0;
+        if closing {
+            pending = Vec::new();
+            ctx.release();
+        }
         if writer.out().state() == WriteState::Closed {
             break;
         }
-        let old = io.inb.len();
-        io.inb.resize(old + H::READ_CHUNK, 0);
-        let read = poll_fn(|cx| writer.poll_read(cx, &mut io.inb[old..]));
-        let n = match h.grace() {
+        let step = match h.grace() {
             // Boxed: only a closing connection pays for the timer, not every idle one.
             Some(grace) if closing => {
-                match Box::pin(glommio::timer::timeout(grace, async { Ok(read.await) })).await {
-                    Ok(r) => r,
-                    Err(_) => break,
+                let discard =
+                    poll_fn(|cx| with_scratch(H::READ_CHUNK, |b| writer.poll_read(cx, b)));
+                match Box::pin(glommio::timer::timeout(grace, async { Ok(discard.await) })).await {
+                    Ok(Ok(n)) if n > 0 => continue,
+                    _ => break,
                 }
             }
-            _ => read.await,
+            _ => {
+                poll_fn(|cx| {
+                    with_scratch(H::READ_CHUNK, |buf| match writer.poll_read(cx, buf) {
+                        Poll::Ready(Ok(n)) if n > 0 && !closing => {
+                            let (step, used) = feed(writer, &mut ctx, &buf[..n], h);
+                            if used < n {
+                                pending.extend_from_slice(&buf[used..n]);
+                            }
+                            Poll::Ready(Some(step))
+                        }
+                        // Closing: read and dropped.
+                        Poll::Ready(Ok(n)) if n > 0 => Poll::Ready(Some(Step::Read)),
+                        Poll::Ready(_) => Poll::Ready(None),
+                        Poll::Pending => Poll::Pending,
+                    })
+                })
+                .await
+            }
         };
-        match n {
-            Ok(n) if n > 0 => io.inb.truncate(old + n),
-            _ => break,
-        }
-        if closing {
-            io.inb.clear();
+        match step {
+            None => break,
+            Some(Step::Read) => {}
+            Some(Step::Closing) => closing = true,
+            Some(Step::Wait(work)) => {
+                h.wait(work).await;
+                resume = true;
+            }
         }
     }
+}
+
+/// Hands `input` to tungstenite and handles the messages it completes, up to the first
+/// that asks to wait. Returns what to do next and how many bytes of `input` were used.
+fn feed<H: Handler>(
+    writer: &WsWriter,
+    ctx: &mut Context,
+    input: &[u8],
+    h: &mut H,
+) -> (Step<H::Wait>, usize) {
+    let mut io = SansIo::new(input);
+    let step = process(writer, ctx.get(), &mut io, h);
+    ctx.consumed(&io, matches!(step, Step::Read));
+    (step, io.pos)
+}
+
+/// Calls `f` with this thread's (this shard's) read buffer of `len` bytes. Taken out while
+/// in use, so a nested call would get a buffer of its own rather than share one.
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+    thread_local!(static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) });
+    let mut buf = SCRATCH.take();
+    if buf.len() < len {
+        buf.resize(len, 0);
+    }
+    let r = f(&mut buf[..len]);
+    SCRATCH.set(buf);
+    r
 }
 
 /// What the read loop does after [`process`].
@@ -127,7 +192,7 @@ enum Step<W> {
 fn process<H: Handler>(
     writer: &WsWriter,
     ctx: &mut WebSocketContext,
-    io: &mut SansIo,
+    io: &mut SansIo<'_>,
     h: &mut H,
 ) -> Step<H::Wait> {
     loop {
@@ -175,7 +240,7 @@ fn process<H: Handler>(
 }
 
 /// Queues whatever control replies tungstenite wrote into `io.out`.
-fn push_control(writer: &WsWriter, io: &mut SansIo) {
+fn push_control(writer: &WsWriter, io: &mut SansIo<'_>) {
     if !io.out.is_empty() {
         // Taken, not cleared: an idle connection keeps no reply buffer.
         writer.push_control(std::mem::take(&mut io.out));

@@ -16,11 +16,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tungstenite::Message;
 
-/// Bytes read from the socket per read call. Small on purpose: idle connections keep this
-/// buffer, and Pusher messages are small.
+/// Bytes read from the socket per read call, and tungstenite's read buffer while a message
+/// is being received (neither is kept by an idle connection: `reader::run`). Pusher messages
+/// are small.
 const READ_CHUNK: usize = 1024;
 
-/// Completes the upgrade and runs the connection until it closes.
+/// Completes the upgrade; an admitted session then runs in a task of its own, so the HTTP
+/// connection's task (`http::serve`, as large as its largest state: reading a request,
+/// routing, the TLS accept) ends here instead of living as long as the socket.
 pub async fn start(shard: Rc<Shard>, mut stream: Transport, up: Upgrade, leftover: Vec<u8>) {
     if stream
         .send_all(switching_protocols(&up.accept).as_bytes())
@@ -55,25 +58,25 @@ pub async fn start(shard: Rc<Shard>, mut stream: Transport, up: Upgrade, leftove
             })
             .await;
         }
-        Outcome::Open(app) => run(shard, stream, app, up.token, leftover).await,
+        Outcome::Open(app) => {
+            // Opened before the task starts, as the admission just counted it: a drain or a
+            // reload from now on finds the session in the shard's table.
+            let opened = open(&shard, stream, app, up.token);
+            glommio::spawn_local(run(shard, opened, leftover)).detach();
+        }
         Outcome::Echo => super::echo::run(shard, stream, leftover).await,
     }
 }
 
-// `Box<String>`: a thin pointer, see `Upgrade::token`.
-#[allow(clippy::box_collection)]
-async fn run(
-    shard: Rc<Shard>,
-    stream: Transport,
-    app: Arc<crate::app::App>,
-    token: Option<Box<String>>,
-    leftover: Vec<u8>,
-) {
-    let (conn, writer, max_message) = open(&shard, stream, app);
-    if let Some(t) = token {
-        crate::commands::tokens::at_connect(&shard, &conn, &t);
-    }
-    let opened = Instant::now();
+/// Runs an opened session until it closes: its own task, whose future an idle connection
+/// keeps (`a_session_task_stays_small`).
+async fn run(shard: Rc<Shard>, opened: Opened, leftover: Vec<u8>) {
+    let Opened {
+        conn,
+        writer,
+        max_message,
+    } = opened;
+    let opened_at = Instant::now();
     let mut pusher = Pusher { shard, conn };
     reader::run(&writer, leftover, max_message, &mut pusher).await;
     let Pusher { shard, conn } = pusher;
@@ -83,20 +86,30 @@ async fn run(
         app = %shard.app(conn.app).id,
         socket_id = %conn.socket_id,
         user = conn.user_id().as_deref(),
-        secs = opened.elapsed().as_secs(),
+        secs = opened_at.elapsed().as_secs(),
         "websocket closed"
     );
     conn.out.abort();
 }
 
+/// A session opened, with what its read loop needs.
+struct Opened {
+    conn: Rc<Connection>,
+    writer: Rc<WsWriter>,
+    max_message: usize,
+}
+
 /// Opens the session: its queue with the WebSocket writer attached, in the shard's table,
-/// `pusher:connection_established` queued. Not async, so none of this stays in the future
-/// of an idle connection.
+/// `pusher:connection_established` queued, the `?token=` applied. Not async, so none of this
+/// stays in the future of an idle connection.
+// `Box<String>`: a thin pointer, see `Upgrade::token`.
+#[allow(clippy::box_collection)]
 fn open(
     shard: &Rc<Shard>,
     stream: Transport,
     app: Arc<crate::app::App>,
-) -> (Rc<Connection>, Rc<WsWriter>, usize) {
+    token: Option<Box<String>>,
+) -> Opened {
     let limits = shard.limits();
     let (id, socket_id) = shard.next_ids();
     let out = Outbound::new(
@@ -112,7 +125,14 @@ fn open(
         &socket_id.to_string(),
         limits.activity_timeout_secs,
     ));
-    (conn, writer, limits.max_ws_message_bytes)
+    if let Some(t) = token {
+        crate::commands::tokens::at_connect(shard, &conn, &t);
+    }
+    Opened {
+        conn,
+        writer,
+        max_message: limits.max_ws_message_bytes,
+    }
 }
 
 /// The Pusher side of the read loop.
@@ -153,5 +173,51 @@ impl Handler for Pusher {
         // Boxed: this task lives as long as the socket, and an unboxed await would keep the
         // event's space in every idle connection's future.
         Box::pin(self.shard.publish_client_event(*ev)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::Apps;
+    use crate::config::{AppConfig, Limits};
+
+    /// The session's task lives as long as its socket, idle ones included, and keeps the
+    /// size of its largest state: what is awaited in `run` and in `reader::run` must stay
+    /// small or be boxed. Measured at 336 bytes when the session got its own task; glommio's
+    /// task header comes on top (docs/bench/notes.md, "Idle connections").
+    #[test]
+    fn a_session_task_stays_small() {
+        glommio::LocalExecutorBuilder::default()
+            .spawn(|| async {
+                let apps = Apps::new(&[AppConfig::new("1", "k", "s")]);
+                let live = Arc::new(crate::live::Live::new(apps, Limits::default(), None));
+                let mesh = Rc::new(crate::shard::mesh::MeshOut::new(0, 1, None, 16));
+                let shard = Shard::new(
+                    0,
+                    1,
+                    live,
+                    mesh,
+                    crate::webhook::Webhooks::disabled(),
+                    Arc::default(),
+                    false,
+                );
+                let listener = glommio::net::TcpListener::bind("127.0.0.1:0").unwrap();
+                let addr = listener.local_addr().unwrap();
+                let client = glommio::spawn_local(async move {
+                    glommio::net::TcpStream::connect(addr).await.unwrap()
+                });
+                let stream = listener.accept().await.unwrap();
+                let _client = client.await;
+                let app = shard.apps().by_key("k").unwrap().clone();
+                let opened = open(&shard, Transport::Plain(stream), app, None);
+                let task = run(shard, opened, Vec::new());
+                let size = std::mem::size_of_val(&task);
+                eprintln!("ws::session::run future: {size} bytes");
+                assert!(size <= 352, "ws::session::run future is {size} bytes");
+            })
+            .unwrap()
+            .join()
+            .unwrap();
     }
 }
