@@ -151,7 +151,7 @@ async fn listen(
             if r["was_recovering"] == true && r["recovered"] != true {
                 sessions.not_recovered.fetch_add(1, Ordering::Relaxed);
                 eprintln!(
-                    "NOTREC port {port} {ch}: asked {:?} got {r}",
+                    "not recovered on port {port}: {ch} from {:?}: {r}",
                     p.lock().unwrap().get(&ch)
                 );
             }

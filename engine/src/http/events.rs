@@ -110,10 +110,20 @@ pub async fn batch(shard: &Rc<Shard>, app: &App, req: &Request) -> Response {
             Err(resp) => return resp,
         }
     }
+    // Every event sent in order first, then every answer awaited: in a cluster each waits
+    // for its owning node, and they wait together (order per channel is the send order).
+    let mut sent = Vec::new();
     for ev in &checked {
-        if let Err(resp) = send(shard, app, ev).await {
-            return resp;
+        if ev.chunked {
+            if let Err(resp) = send_chunked(shard, app, ev).await {
+                return resp;
+            }
+        } else {
+            sent.extend(send_all(shard, app, ev).await);
         }
+    }
+    if let Err(resp) = wait_all(shard, sent).await {
+        return resp;
     }
     if checked.iter().all(|e| e.info.is_empty()) {
         return Response::json(200, "{}");
@@ -147,6 +157,13 @@ async fn send(shard: &Rc<Shard>, app: &App, ev: &Checked) -> Result<(), Response
     if ev.chunked {
         return send_chunked(shard, app, ev).await;
     }
+    let sent = send_all(shard, app, ev).await;
+    wait_all(shard, sent).await
+}
+
+/// Sends `ev` to each of its channels, in order, without waiting for the order points.
+async fn send_all(shard: &Rc<Shard>, app: &App, ev: &Checked) -> Vec<crate::shard::Sent> {
+    let mut sent = Vec::with_capacity(ev.channels.len());
     for c in &ev.channels {
         // Encoded once per channel by its order point (the channel name is part of the
         // message); every recipient on every shard gets those same bytes.
@@ -156,9 +173,27 @@ async fn send(shard: &Rc<Shard>, app: &App, ev: &Checked) -> Result<(), Response
             user_id: None,
             source: Source::Api,
         };
-        shard.publish(app.idx, c.clone(), event, ev.exclude).await?;
+        sent.push(
+            shard
+                .publish_send(app.idx, c.clone(), event, ev.exclude)
+                .await,
+        );
     }
-    Ok(())
+    sent
+}
+
+/// Waits for every sent event to be ordered; the first failure is the answer (every wait
+/// still ends, so no reply slot is left behind).
+async fn wait_all(shard: &Rc<Shard>, sent: Vec<crate::shard::Sent>) -> Result<(), Response> {
+    let mut out = Ok(());
+    for s in sent {
+        if let Err(e) = shard.publish_wait(s).await {
+            if out.is_ok() {
+                out = Err(Response::from(e));
+            }
+        }
+    }
+    out
 }
 
 /// Splits a large event into its chunks once (one `id` for the event, whatever its

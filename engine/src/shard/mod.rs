@@ -48,6 +48,7 @@ pub use history::{HistoryAnswer, HistoryError, HistoryEvent, HistoryOp};
 use mesh::MeshOut;
 pub use msg::ClientEvent;
 use msg::{Join, Query, Reply, ShardMsg, SubReq};
+pub use publish::Sent;
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;

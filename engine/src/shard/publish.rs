@@ -14,6 +14,12 @@ use crate::stats;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// A publish on its way to its order point ([`Shard::publish_send`]).
+pub struct Sent {
+    id: u64,
+    reply: glommio::channels::local_channel::LocalReceiver<super::msg::Reply>,
+}
+
 impl Shard {
     /// The shard an event for `channel` goes to first: its owner shard, or the gateway,
     /// which asks the owning node, in a cluster. Backpressure waits on this queue.
@@ -86,6 +92,21 @@ impl Shard {
         event: Event,
         exclude: Option<SocketId>,
     ) -> Result<(), AskError> {
+        let sent = self.publish_send(app, channel, event, exclude).await;
+        self.publish_wait(sent).await
+    }
+
+    /// [`Shard::publish`]'s first half: the event is on its way (in order behind what this
+    /// shard sent before); [`Shard::publish_wait`] waits for it to be ordered. Several
+    /// publishes sent first and waited for afterwards keep their order and wait for their
+    /// order points together (in a cluster, one round trip instead of one per event).
+    pub async fn publish_send(
+        &self,
+        app: AppIdx,
+        channel: Arc<str>,
+        event: Event,
+        exclude: Option<SocketId>,
+    ) -> Sent {
         let t0 = Instant::now();
         let dst = self.publish_target(app, &channel);
         self.mesh.wait_for_room(dst).await;
@@ -95,7 +116,12 @@ impl Shard {
         let ack = Some((self.id, id));
         let msg = self.publish_msg(dst, app, channel, event, exclude, t0, ack);
         self.mesh.send_admitted(dst, msg);
-        match self.await_reply(id, reply).await? {
+        Sent { id, reply }
+    }
+
+    /// Waits until the event of [`Shard::publish_send`] is ordered.
+    pub async fn publish_wait(&self, sent: Sent) -> Result<(), AskError> {
+        match self.await_reply(sent.id, sent.reply).await? {
             super::msg::Reply::Published => Ok(()),
             _ => Err(AskError::Misrouted),
         }

@@ -527,6 +527,12 @@ impl Gateway {
     /// channel meanwhile): forgotten, so it never continues an epoch with a hole.
     pub(super) fn review_histories(&self, shard: &Shard, before: &[NodeId]) {
         let core = self.core.borrow();
+        // A node that is still meeting its cluster has nothing stale: every history it holds
+        // came to it since it started (handovers, copies), while its partial views would
+        // wrongly say it followed none of them.
+        if !core.settled() {
+            return;
+        }
         let me = core.me().id.clone();
         let after = core.live_ids().to_vec();
         drop(core);
