@@ -25,6 +25,11 @@ use std::time::Duration;
 /// What one subscriber connection received: per channel, the event numbers in order.
 type Received = HashMap<String, Vec<u64>>;
 
+/// One of these tests at a time: each runs three nodes and seven clients, and a handoff
+/// slowed past its bound by another test's CPU would be counted (and fail the test) for
+/// reasons that are not the handoff's.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 struct Sessions {
     /// Every connection a subscriber had: (node index, received, lasted to the end). With
     /// history, one entry per subscriber: what all its connections received, recovery
@@ -421,6 +426,7 @@ fn check_session(node: usize, ch: &str, acked: &[u64], got: &[u64], lasted: bool
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_leave_and_a_rejoin_lose_nothing() {
+    let _serial = SERIAL.lock().await;
     let mut run = Run::start(30).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     run.stop_gracefully(2).await;
@@ -432,6 +438,7 @@ async fn a_graceful_leave_and_a_rejoin_lose_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rejoin_after_sigkill_loses_nothing_acknowledged() {
+    let _serial = SERIAL.lock().await;
     let mut run = Run::start(30).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     run.kill(2).await;
@@ -443,6 +450,7 @@ async fn a_rejoin_after_sigkill_loses_nothing_acknowledged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_loses_nothing() {
+    let _serial = SERIAL.lock().await;
     let mut run = Run::start(30).await;
     for i in 0..3 {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -455,6 +463,7 @@ async fn a_rolling_restart_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_channels_move_at_once_without_loss() {
+    let _serial = SERIAL.lock().await;
     let mut run = Run::start(1000).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     run.stop_gracefully(2).await;
@@ -466,6 +475,7 @@ async fn a_thousand_channels_move_at_once_without_loss() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_restart_loses_no_history_event_for_subscribers_that_recover() {
+    let _serial = SERIAL.lock().await;
     let mut run = Run::start_with(30, true).await;
     for i in 0..3 {
         tokio::time::sleep(Duration::from_secs(1)).await;
