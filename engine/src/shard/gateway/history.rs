@@ -301,21 +301,14 @@ impl Gateway {
                     if copied {
                         self.release(shard, order, frame, t0);
                     } else {
-                        // The successor did not copy it in time: delivered, not confirmed,
-                        // and the successor's copy is told to go (it may lack this event,
-                        // so it must not continue the epoch after a failover).
+                        // The successor did not copy it in time (a link that was not up yet,
+                        // a slow peer): delivered, not confirmed, and the successor's copy,
+                        // which may lack this event, is replaced by the whole history (it
+                        // must not continue the epoch with a hole after a failover).
                         tracing::warn!(channel = %order.channel, "history copy not confirmed by the successor in time; delivered without a 200");
                         let successor = self.core.borrow().successor_of(&order.app, &order.channel);
                         if let Some(to) = successor {
-                            let msg = HistoryMsg::Replicate {
-                                ack: 0,
-                                app: order.app.clone(),
-                                channel: order.channel.clone(),
-                                epoch: String::new(),
-                                entry: None,
-                                change: Some(WireChange::Forget),
-                            };
-                            self.send_history(to, msg);
+                            self.hand_over_channel(shard, &to, &order.app, &order.channel);
                         }
                         let mut order = order;
                         order.confirm = None;

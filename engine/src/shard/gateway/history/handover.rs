@@ -103,6 +103,26 @@ impl Gateway {
         }
     }
 
+    /// One channel's whole history to `to` (its successor, whose copy may have a hole).
+    pub(in crate::shard::gateway) fn hand_over_channel(
+        &self,
+        shard: &Shard,
+        to: &NodeId,
+        app: &str,
+        channel: &str,
+    ) {
+        let Some(a) = shard.apps().by_id(app).cloned() else {
+            return;
+        };
+        let msgs = match self.history.store.borrow().history(a.idx, channel) {
+            Some(h) => chunks(app, channel, h),
+            None => return,
+        };
+        for msg in msgs {
+            self.send_history(to.clone(), msg);
+        }
+    }
+
     /// A `Handover` from the channel's old owner: kept as this node's history of it.
     pub(super) fn take_handover(
         &self,
