@@ -101,7 +101,8 @@ export async function waitLinked(nodes, timeoutMs = 15000) {
   for (const [i, node] of nodes.entries()) {
     for (;;) {
       const c = (await nodeStats(node)).cluster ?? {};
-      if (c.live_nodes === n && c.sessions_up >= n - 1) break;
+      // `joining` 0: the node takes publishes (it met its cluster; docs/cluster.md).
+      if (c.live_nodes === n && c.sessions_up >= n - 1 && (c.joining ?? 0) === 0) break;
       if (Date.now() > deadline) {
         throw new Error(`node-${i} not linked within ${timeoutMs} ms: ${JSON.stringify(c)}`);
       }

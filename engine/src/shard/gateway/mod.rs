@@ -181,7 +181,7 @@ pub struct Gateway {
 pub struct NodeEntry {
     pub id: String,
     pub is_self: bool,
-    /// `ready` or `leaving`.
+    /// `ready`, `joining` (this node, until it takes publishes) or `leaving`.
     pub state: &'static str,
     pub address: String,
     /// The node's own figures as it gossips them (compact JSON), if any arrived yet.
@@ -401,13 +401,22 @@ impl Gateway {
         let view = self.view.borrow().clone();
         let summaries = self.summaries.borrow().clone();
         let summary = |id: &str| summaries.get(id).cloned();
+        // This node refuses publishes until it met its cluster (docs/cluster.md).
+        let joining = self
+            .home
+            .upgrade()
+            .is_some_and(|s| s.node.joining.load(std::sync::atomic::Ordering::Relaxed));
         let mut out: Vec<NodeEntry> = view
             .nodes
             .iter()
             .map(|n| NodeEntry {
                 id: n.id.to_string(),
                 is_self: n.id == me.id,
-                state: "ready",
+                state: if joining && n.id == me.id {
+                    "joining"
+                } else {
+                    "ready"
+                },
                 address: n.peer_addr.to_string(),
                 summary: summary(n.id.as_str()),
             })
