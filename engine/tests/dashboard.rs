@@ -2,7 +2,7 @@
 //! call it (password, session cookie, CSRF), what it answers, and its operations.
 
 mod common;
-use common::cluster::Cluster;
+use common::cluster::{wait_linked, Cluster};
 use common::*;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -463,6 +463,8 @@ async fn drain_leaves_gracefully() {
 #[tokio::test]
 async fn a_cluster_node_lists_every_node_with_its_figures() {
     let cl = Cluster::start_with(3, &admin_toml());
+    // Every node met its cluster (a node shows as `joining` until then).
+    wait_linked(&cl, 3).await;
     let mut c = Client::connect(cl.node(2)).await;
     c.subscribe("news").await;
     let v = overview_until(cl.node(0), "3 nodes, node-2 with its connection", |v| {
