@@ -27,12 +27,7 @@ impl NodeCore {
         if owner == self.me.id {
             let here = confirm.then_some(Confirm::Here { origin_seq });
             let order = order_chunks(app, channel, chunks, exclude, here);
-            let mut out: Vec<Action> = confirm
-                .then_some(Action::AwaitPublished { origin_seq })
-                .into_iter()
-                .collect();
-            out.extend(self.fenced(app, channel, order));
-            return out;
+            return self.order_here(app, channel, order, confirm.then_some(origin_seq));
         }
         let mut out = vec![Action::Send {
             to: owner.clone(),

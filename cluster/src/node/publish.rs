@@ -47,13 +47,7 @@ impl NodeCore {
                 retain,
                 confirm: confirm.then_some(Confirm::Here { origin_seq }),
             })];
-            // The wait is registered before the order is carried out (it may confirm at once).
-            let mut out: Vec<Action> = confirm
-                .then_some(Action::AwaitPublished { origin_seq })
-                .into_iter()
-                .collect();
-            out.extend(self.fenced(app, channel, order));
-            return out;
+            return self.order_here(app, channel, order, confirm.then_some(origin_seq));
         }
         let mut out = vec![Action::Send {
             to: owner.clone(),
@@ -70,6 +64,24 @@ impl NodeCore {
         if confirm {
             out.push(Action::AwaitPublished { origin_seq });
         }
+        out
+    }
+
+    /// Orders that entered this node and are ordered here (behind a fence, if one applies);
+    /// with `awaited`, the publish's wait is registered first, as the order may confirm at
+    /// once when carried out.
+    pub(super) fn order_here(
+        &mut self,
+        app: &str,
+        channel: &str,
+        order: Vec<Action>,
+        awaited: Option<u64>,
+    ) -> Vec<Action> {
+        let mut out: Vec<Action> = awaited
+            .map(|origin_seq| Action::AwaitPublished { origin_seq })
+            .into_iter()
+            .collect();
+        out.extend(self.fenced(app, channel, order));
         out
     }
 
