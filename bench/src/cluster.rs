@@ -9,6 +9,15 @@
 //! processes. Each round therefore also runs a *light* pair (`hop_subscribers`, default 30:
 //! same rate, 30× fewer deliveries), where the difference is the hop itself.
 //!
+//! The channel of every run is one that node 0 owns (`--owner` picks another) (its name's tag is chosen with the
+//! cluster's own ownership function), so every event is ordered where it enters and each
+//! remote delivery crosses exactly one link; a random name would add a second hop (entry →
+//! owner → subscriber's node) in two runs out of three and make rounds incomparable.
+//!
+//! With `--baseline-bin`, every round also runs the same pairs against another build (same
+//! channel names, the two builds' order alternating per round), so "is the hop slower than
+//! before" is answered by one invocation.
+//!
 //! The results go into `docs/benchmarks.md` as a marked "Cluster" section ([`BEGIN`] …
 //! [`END`]) that replaces an earlier one and survives `raptor-bench run`/`render`
 //! (see [`kept_section`]).
@@ -51,6 +60,10 @@ pub struct ClusterPlan {
     /// servers run with `--no-pin` (several server processes share the cores)
     #[serde(default)]
     pub unpinned: bool,
+    /// the node that owns the measured channel (0: the node publishes enter, so each remote
+    /// delivery crosses one link; another: publishes are forwarded to it first)
+    #[serde(default)]
+    pub owner: usize,
 }
 
 impl ClusterPlan {
@@ -67,11 +80,14 @@ impl ClusterPlan {
 /// Layout names of the light pair.
 const LIGHT: &str = "-light";
 
+/// Layout-name prefix of the baseline build's runs.
+pub const BASELINE: &str = "baseline-";
+
 /// One run of one layout.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClusterSample {
     pub round: usize,
-    /// "cluster" or "single"
+    /// "cluster", "single", each maybe with [`LIGHT`] after it and [`BASELINE`] before it
     pub layout: String,
     pub report: Option<Report>,
     pub error: Option<String>,
@@ -100,6 +116,9 @@ pub struct ClusterRun {
     pub loadavg_before: [f64; 3],
     pub node_command: String,
     pub single_command: String,
+    /// the build compared against (`--baseline-bin`), if any
+    #[serde(default)]
+    pub baseline: Option<String>,
     pub samples: Vec<ClusterSample>,
 }
 
@@ -221,11 +240,31 @@ fn wait_converged(common: &Common, nodes: usize) -> anyhow::Result<Duration> {
     bail!("a probe published on node 0 did not reach every node within {CONVERGE_TIMEOUT:?} (last: {last})")
 }
 
-fn measured(common: Common, plan: &ClusterPlan) -> anyhow::Result<Report> {
+/// The channel-name prefix of the measured runs.
+const PREFIX: &str = "lt-fanout-";
+
+/// A channel tag whose channel (`{PREFIX}{tag}-0` of app "1") node `owner` owns among
+/// `nodes` nodes named as [`node_args`] names them.
+fn owned_tag(nodes: usize, owner_idx: usize) -> u32 {
+    use raptor_cluster::{ownership::owner, NodeId};
+    let ids: Vec<NodeId> = (0..nodes)
+        .filter_map(|i| NodeId::new(&format!("node-{i}")).ok())
+        .collect();
+    loop {
+        let tag = random_u64() as u32;
+        if owner("1", &format!("{PREFIX}{tag:08x}-0"), &ids) == ids.get(owner_idx) {
+            return tag;
+        }
+    }
+}
+
+fn measured(common: Common, plan: &ClusterPlan, tag: u32) -> anyhow::Result<Report> {
     let bound = Bound::new(Some(Duration::from_secs_f64(plan.secs)), None)?;
     let mut o = FanoutOpts::new(common, 1, plan.subscribers, bound);
     o.rate = Some(plan.rate);
     o.payload_bytes = plan.payload_bytes;
+    o.channel_prefix = PREFIX.into();
+    o.channel_tag = Some(tag);
     fanout::run(&o)
 }
 
@@ -243,6 +282,7 @@ fn run_cluster(
     plan: &ClusterPlan,
     log_dir: &Path,
     round: usize,
+    tag: u32,
 ) -> (anyhow::Result<Report>, Option<f64>, f64) {
     let t = Instant::now();
     let nodes = match start_nodes(bin, plan, log_dir, round) {
@@ -255,7 +295,7 @@ fn run_cluster(
         wait_converged(&common, plan.nodes).context("waiting for the cluster")?;
         let converged = t.elapsed().as_secs_f64();
         let share = CpuShare::start(None);
-        let r = measured(common, plan).context("cluster fanout")?;
+        let r = measured(common, plan, tag).context("cluster fanout")?;
         Ok((r, converged, share.stop().machine))
     };
     let out = inner();
@@ -273,6 +313,7 @@ fn run_single(
     plan: &ClusterPlan,
     log_dir: &Path,
     round: usize,
+    tag: u32,
 ) -> (anyhow::Result<Report>, f64) {
     let log = log_dir.join(format!("single-{round}.log"));
     let srv = match ServerProc::raptor_with(bin, plan.shards, &plan.server_args(), &log) {
@@ -281,35 +322,55 @@ fn run_single(
     };
     let share = CpuShare::start(None);
     let r = common_for(srv.port, srv.pid(), plan)
-        .and_then(|c| measured(c, plan))
+        .and_then(|c| measured(c, plan, tag))
         .context("single-node fanout");
     let m = share.stop().machine;
     srv.stop();
     (r, m)
 }
 
-/// Runs `rounds` rounds, each the cluster layout then the single node.
-pub fn run(bin: &Path, plan: &ClusterPlan, rounds: usize, log_dir: &Path) -> Vec<ClusterSample> {
+/// Runs `rounds` rounds, each the cluster layout then the single node, for `bin` and (if
+/// given) `baseline`, whose layouts are named with [`BASELINE`] before them.
+pub fn run(
+    bin: &Path,
+    baseline: Option<&Path>,
+    plan: &ClusterPlan,
+    rounds: usize,
+    log_dir: &Path,
+) -> Vec<ClusterSample> {
     let mut samples = Vec::new();
     let light = ClusterPlan {
         subscribers: plan.hop_subscribers,
         ..plan.clone()
     };
+    let mut builds = vec![(bin, "")];
+    builds.extend(baseline.map(|b| (b, BASELINE)));
     for round in 1..=rounds {
         for (p, suffix) in [(plan, ""), (&light, LIGHT)] {
             if p.subscribers == 0 {
                 continue;
             }
-            // The light pair's logs go to their own directory (same file names).
-            let log_dir = &log_dir.join(format!("pair{suffix}"));
-            let _ = std::fs::create_dir_all(log_dir);
-            let (r, converged, cores) = run_cluster(bin, p, log_dir, round);
-            let layout = format!("cluster{suffix}");
-            samples.push(sample(round, &layout, r, converged, cores));
-            std::thread::sleep(Duration::from_millis(500));
-            let (r, cores) = run_single(bin, p, log_dir, round);
-            samples.push(sample(round, &format!("single{suffix}"), r, None, cores));
-            std::thread::sleep(Duration::from_millis(500));
+            let tag = owned_tag(p.nodes, p.owner);
+            // alternate which build goes first, so that a drifting machine favours neither
+            builds.reverse();
+            for &(b, prefix) in &builds {
+                // Each pair's logs go to their own directory (same file names).
+                let log_dir = &log_dir.join(format!("{prefix}pair{suffix}"));
+                let _ = std::fs::create_dir_all(log_dir);
+                let (r, converged, cores) = run_cluster(b, p, log_dir, round, tag);
+                let layout = format!("{prefix}cluster{suffix}");
+                samples.push(sample(round, &layout, r, converged, cores));
+                std::thread::sleep(Duration::from_millis(500));
+                let (r, cores) = run_single(b, p, log_dir, round, tag);
+                samples.push(sample(
+                    round,
+                    &format!("{prefix}single{suffix}"),
+                    r,
+                    None,
+                    cores,
+                ));
+                std::thread::sleep(Duration::from_millis(500));
+            }
         }
     }
     samples
@@ -331,7 +392,7 @@ fn sample(
         cores_machine,
         loadavg_1m: loadavg()[0],
     };
-    eprintln!("  round {round} {layout:<13} {}", line(&s));
+    eprintln!("  round {round} {layout:<22} {}", line(&s));
     s
 }
 
@@ -378,11 +439,16 @@ fn cell(st: Option<Stat>, unit: &str) -> String {
 }
 
 /// What the extra hop adds to `f` (cluster median − single median) in the pair named by
-/// `suffix` ("" or [`LIGHT`]).
-fn hop(run: &ClusterRun, suffix: &str, f: fn(&Report) -> f64) -> Option<f64> {
-    let c = stat(run, &format!("cluster{suffix}"), f)?;
-    let s = stat(run, &format!("single{suffix}"), f)?;
+/// `suffix` ("" or [`LIGHT`]) of the build named by `prefix` ("" or [`BASELINE`]).
+fn hop_of(run: &ClusterRun, prefix: &str, suffix: &str, f: fn(&Report) -> f64) -> Option<f64> {
+    let c = stat(run, &format!("{prefix}cluster{suffix}"), f)?;
+    let s = stat(run, &format!("{prefix}single{suffix}"), f)?;
     Some(c.median - s.median)
+}
+
+/// [`hop_of`] this build.
+fn hop(run: &ClusterRun, suffix: &str, f: fn(&Report) -> f64) -> Option<f64> {
+    hop_of(run, "", suffix, f)
 }
 
 /// The p99 the extra hop adds (cluster median − single median), in µs, at full size.
@@ -393,6 +459,50 @@ pub fn hop_p99_us(run: &ClusterRun) -> Option<f64> {
 /// The same for the light pair.
 pub fn hop_p99_light_us(run: &ClusterRun) -> Option<f64> {
     hop(run, LIGHT, |r| r.latency_us.p99)
+}
+
+/// This build against the baseline, per row: (what, this build, baseline), in µs.
+pub fn against_baseline(run: &ClusterRun) -> Vec<(String, Option<f64>, Option<f64>)> {
+    let p50: fn(&Report) -> f64 = |r| r.latency_us.p50;
+    let p99: fn(&Report) -> f64 = |r| r.latency_us.p99;
+    let median = |layout: &str, f| stat(run, layout, f).map(|s| s.median);
+    let mut rows = Vec::new();
+    for (suffix, size) in [("", "full size"), (LIGHT, "light")] {
+        for (q, f) in [("p50", p50), ("p99", p99)] {
+            rows.push((
+                format!("{size}: hop at {q} (cluster − single)"),
+                hop_of(run, "", suffix, f),
+                hop_of(run, BASELINE, suffix, f),
+            ));
+            rows.push((
+                format!("{size}: cluster {q}"),
+                median(&format!("cluster{suffix}"), f),
+                median(&format!("{BASELINE}cluster{suffix}"), f),
+            ));
+        }
+    }
+    rows.retain(|(_, a, b)| a.is_some() || b.is_some());
+    rows
+}
+
+/// The table of [`against_baseline`], if the run had a baseline.
+fn baseline_table(w: &mut String, run: &ClusterRun) {
+    let Some(b) = &run.baseline else { return };
+    let _ = writeln!(
+        w,
+        "Against the baseline build `{b}`, run in the same invocation (same channel names, \
+         the builds' order alternating per round); medians over clean rounds, in µs:\n\n\
+         | | this build | baseline | change |\n|---|---:|---:|---:|"
+    );
+    let fmt = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.0}"));
+    for (what, a, base) in against_baseline(run) {
+        let change = match (a, base) {
+            (Some(a), Some(b)) => format!("{:+.0}", a - b),
+            _ => "–".into(),
+        };
+        let _ = writeln!(w, "| {what} | {} | {} | {change} |", fmt(a), fmt(base));
+    }
+    let _ = writeln!(w);
 }
 
 /// (name, value of a report, unit)
@@ -429,6 +539,25 @@ fn medians(w: &mut String, run: &ClusterRun, suffix: &str) {
     let _ = writeln!(w);
 }
 
+/// Which node orders the measured channel's events, and what that means for the path.
+fn owner_sentence(owner: usize) -> String {
+    if owner == 0 {
+        "The channel's name is chosen so that node 0 owns it: every event is ordered where it \
+         enters and each remote delivery crosses exactly one link."
+            .into()
+    } else {
+        format!(
+            "The channel's name is chosen so that node {owner} owns it: every event goes from \
+             node 0 to node {owner} to be ordered, so deliveries on the other nodes cross two links."
+        )
+    }
+}
+
+/// Target of the p99 the hop adds at full size, µs (issue 17).
+const HOP_P99_TARGET_US: f64 = 2000.0;
+/// Target of the p99 the hop adds lightly loaded, µs (issue 17).
+const HOP_P99_LIGHT_TARGET_US: f64 = 500.0;
+
 /// The markdown section, markers included.
 pub fn render(run: &ClusterRun) -> String {
     let mut o = String::new();
@@ -443,7 +572,7 @@ pub fn render(run: &ClusterRun) -> String {
          round-robin over the nodes ({} per node) and {} publishes/s go to node 0's HTTP API for {} s, so {} of \
          {} deliveries cross a node-to-node link. The same fanout (1 channel × {} subscribers, same rate, \
          same payload) runs against one plain node right after, in every round. Before measuring, the harness \
-         waits until a probe published on node 0 reaches a subscriber on every other node.\n",
+         waits until a probe published on node 0 reaches a subscriber on every other node. {}\n",
         crate::doc::utc(run.started_unix),
         run.finished_unix.saturating_sub(run.started_unix),
         p.nodes,
@@ -455,6 +584,7 @@ pub fn render(run: &ClusterRun) -> String {
         p.nodes - 1,
         p.nodes,
         fmt_num(p.subscribers as f64),
+        owner_sentence(p.owner),
     );
     let loads: Vec<f64> = run.samples.iter().map(|s| s.loadavg_1m).collect();
     let cores: Vec<f64> = run.samples.iter().map(|s| s.cores_machine).collect();
@@ -511,10 +641,14 @@ pub fn render(run: &ClusterRun) -> String {
     medians(w, run, "");
     match hop_p99_us(run) {
         Some(d) => {
-            let verdict = if d <= 1000.0 { "met" } else { "**missed**" };
+            let verdict = if d <= HOP_P99_TARGET_US {
+                "met"
+            } else {
+                "**missed**"
+            };
             let _ = writeln!(
                 w,
-                "**At full size the extra hop adds {d:+.0} µs at p99** (target: ≤ +1 ms): {verdict}.\n"
+                "**At full size the extra hop adds {d:+.0} µs at p99** (target: ≤ +2 ms): {verdict}.\n"
             );
         }
         None => {
@@ -533,11 +667,15 @@ pub fn render(run: &ClusterRun) -> String {
         medians(w, run, LIGHT);
         match (hop_p99_light_us(run), hop(run, LIGHT, |r| r.latency_us.p50)) {
             (Some(d), Some(d50)) => {
-                let verdict = if d <= 1000.0 { "met" } else { "**missed**" };
+                let verdict = if d <= HOP_P99_LIGHT_TARGET_US {
+                    "met"
+                } else {
+                    "**missed**"
+                };
                 let _ = writeln!(
                     w,
                     "**Lightly loaded, the extra hop adds {d50:+.0} µs at p50 and {d:+.0} µs at p99** \
-                     (target: ≤ +1 ms at p99): {verdict}.\n"
+                     (target: ≤ +0.5 ms at p99): {verdict}.\n"
                 );
             }
             _ => {
@@ -548,6 +686,7 @@ pub fn render(run: &ClusterRun) -> String {
             }
         }
     }
+    baseline_table(w, run);
     let _ = writeln!(
         w,
         "Every run:\n\n| round | layout | deliveries/s | p50 µs | p99 µs | p99.9 µs | lost | errors | converged after | machine cores | load 1 min |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -617,6 +756,19 @@ pub fn write(run: &ClusterRun, out: &Path, chart_dir: &Path) -> anyhow::Result<P
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn measured_channel_is_owned_by_the_node_asked_for() {
+        use raptor_cluster::{ownership::owner, NodeId};
+        let ids: Vec<NodeId> = (0..3)
+            .map(|i| NodeId::new(&format!("node-{i}")).unwrap())
+            .collect();
+        for k in 0..3 {
+            let tag = owned_tag(3, k);
+            let ch = format!("{PREFIX}{tag:08x}-0");
+            assert_eq!(owner("1", &ch, &ids), Some(&ids[k]), "{ch}");
+        }
+    }
 
     #[test]
     fn section_is_replaced_or_appended() {

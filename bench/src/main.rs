@@ -240,6 +240,14 @@ struct ClusterFanout {
     /// raptor binary (default: target/release/raptor, built from the workspace first)
     #[argh(option)]
     raptor_bin: Option<PathBuf>,
+    /// the node owning the measured channel (default 0, where publishes enter; another
+    /// measures the forwarded path: entry → owner → subscribers)
+    #[argh(option, default = "0")]
+    owner: usize,
+    /// another raptor build to run the same rounds against, in this invocation (e.g. the
+    /// commit before a change on the hop's path)
+    #[argh(option)]
+    baseline_bin: Option<PathBuf>,
     /// markdown to put the Cluster section in (default docs/benchmarks.md)
     #[argh(option)]
     out: Option<PathBuf>,
@@ -534,6 +542,13 @@ fn cluster_fanout(a: ClusterFanout) -> anyhow::Result<bool> {
     if a.rounds == 0 || a.nodes < 2 || a.subscribers == 0 || !(a.secs > 0.0 && a.secs <= 60.0) {
         bail!("--rounds and --subscribers must be positive, --nodes at least 2, --secs in (0, 60]");
     }
+    if a.owner >= a.nodes {
+        bail!(
+            "--owner must name one of the {} nodes (0..{})",
+            a.nodes,
+            a.nodes
+        );
+    }
     if !(a.rate.is_finite() && a.rate > 0.0) {
         bail!("--rate must be a positive number of publishes per second");
     }
@@ -559,6 +574,7 @@ fn cluster_fanout(a: ClusterFanout) -> anyhow::Result<bool> {
         client_threads: a.client_threads,
         hop_subscribers: a.hop_subscribers,
         unpinned: !a.pin,
+        owner: a.owner,
     };
     let machine = Machine::probe();
     let loadavg_before = loadavg();
@@ -571,7 +587,7 @@ fn cluster_fanout(a: ClusterFanout) -> anyhow::Result<bool> {
         loadavg_before[2],
         log_dir.display()
     );
-    let samples = cluster::run(&bin, &plan, a.rounds, &log_dir);
+    let samples = cluster::run(&bin, a.baseline_bin.as_deref(), &plan, a.rounds, &log_dir);
     let serve = format!(
         "RAPTOR_LOG=warn {} serve --bind 127.0.0.1:0 --shards {}{}",
         bin.display(),
@@ -583,6 +599,7 @@ fn cluster_fanout(a: ClusterFanout) -> anyhow::Result<bool> {
             "{serve} --node-id node-$I --gossip 127.0.0.1:$G --peer 127.0.0.1:$P --seeds $G0,$G1,$G2 --cluster-id bench-$RANDOM --cluster-secret-file $SECRET_FILE"
         ),
         single_command: serve,
+        baseline: a.baseline_bin.as_ref().map(|b| b.display().to_string()),
         plan,
         command: command_line(),
         started_unix,
@@ -599,6 +616,12 @@ fn cluster_fanout(a: ClusterFanout) -> anyhow::Result<bool> {
     }
     if let Some(d) = cluster::hop_p99_light_us(&run) {
         eprintln!("raptor-bench: lightly loaded, the extra hop adds {d:+.0} µs at p99");
+    }
+    if run.baseline.is_some() {
+        for (what, this, base) in cluster::against_baseline(&run) {
+            let v = |x: Option<f64>| x.map_or("–".into(), |x| format!("{x:.0} µs"));
+            eprintln!("raptor-bench: {what}: {} (baseline {})", v(this), v(base));
+        }
     }
     eprintln!(
         "raptor-bench: wrote {} and {}",

@@ -48,6 +48,9 @@ pub struct FanoutOpts {
     /// channel names are `{channel_prefix}{random tag}-{i}` (default `lt-fanout-`; e.g.
     /// `bench/` for URL-shaped names)
     pub channel_prefix: String,
+    /// the tag in the channel names (default: random per run); a harness fixes it to
+    /// choose which cluster node owns the channels
+    pub channel_tag: Option<u32>,
 }
 
 impl FanoutOpts {
@@ -62,6 +65,7 @@ impl FanoutOpts {
             publishers: 1,
             drain_timeout: Duration::from_secs(5),
             channel_prefix: "lt-fanout-".into(),
+            channel_tag: None,
         }
     }
 }
@@ -97,7 +101,7 @@ pub fn run(opts: &FanoutOpts) -> anyhow::Result<Report> {
     let client_rss_before =
         usage::process_rss_kib(std::process::id()).context("reading own rss")?;
 
-    let tag = fastrand::u32(..);
+    let tag = opts.channel_tag.unwrap_or_else(|| fastrand::u32(..));
     let names: Arc<Vec<String>> = Arc::new(
         (0..opts.channels)
             .map(|i| format!("{}{tag:08x}-{i}", opts.channel_prefix))
