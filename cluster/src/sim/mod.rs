@@ -54,6 +54,8 @@ use std::time::{Duration, Instant};
 pub const APP: &str = "1";
 /// Round trips a link takes to come up: TCP, TLS 1.3, the two secret proofs, `Hello`.
 const HANDSHAKE_RTTS: u64 = 4;
+/// The dial loop's first reconnect delay (`LinkConfig::backoff_min`).
+const DIAL_RETRY_US: u64 = 100_000;
 /// The link's idle timeout (`LinkConfig::idle_timeout`): a session across a partition ends.
 const IDLE_TIMEOUT_US: u64 = 3_000_000;
 
@@ -379,6 +381,13 @@ impl Sim {
         }
         l.session = 0;
         l.dialing = false;
+        // The dialer (lower id) reconnects while it still holds the peer live.
+        let (d, p) = (a.min(b), a.max(b));
+        if self.nodes[d].running && self.sees(d, p) {
+            self.link_mut(d, p).dialing = true;
+            let up = at + DIAL_RETRY_US + HANDSHAKE_RTTS * 2 * self.latency_us;
+            self.push(up, Ev::LinkUp { a: d, b: p });
+        }
         for (me, peer) in [(a, b), (b, a)] {
             if self.nodes[me].running {
                 let key = self.keys[peer].clone();
@@ -445,15 +454,16 @@ impl Sim {
                 self.schedule_wake(i);
             }
             Ev::LinkUp { a, b } => {
-                self.link_mut(a, b).dialing = false;
-                let want = self.nodes[a].running
-                    && self.nodes[b].running
-                    && self.reach(a, b)
-                    && self.sees(a, b)
-                    && !self.linked(a, b);
-                if !want {
+                if !self.nodes[a].running || !self.sees(a, b) || self.linked(a, b) {
+                    self.link_mut(a, b).dialing = false;
                     return;
                 }
+                if !self.nodes[b].running || !self.reach(a, b) {
+                    // The dial loop tries again while the peer is wanted (backoff from 100 ms).
+                    self.push(at + DIAL_RETRY_US, Ev::LinkUp { a, b });
+                    return;
+                }
+                self.link_mut(a, b).dialing = false;
                 let session = self.next_session;
                 self.next_session += 1;
                 let l = self.link_mut(a, b);
@@ -551,6 +561,7 @@ impl Sim {
         if short == self.nodes[i].view {
             return;
         }
+        let before: Vec<usize> = self.nodes[i].view.iter().map(|(j, _)| *j).collect();
         self.nodes[i].view = short;
         let keys = &self.keys;
         let nodes: Vec<ViewNode> = alloc::with_tag(i + 1, || {
@@ -570,7 +581,9 @@ impl Sim {
                 continue;
             }
             let sees = self.sees(i, p);
-            if !sees && self.linked(i, p) {
+            // A session ends when its peer left the view; one with a peer not seen yet
+            // (it dialed first) stays (`Links::set_peers`).
+            if !sees && before.contains(&p) && self.linked(i, p) {
                 let at = self.nodes[i].busy_until;
                 self.link_down(i, p, at);
             } else if sees && i < p && !self.linked(i, p) && !self.link(i, p).dialing {
