@@ -6,6 +6,9 @@
 //!   client frame decoding (simd-json against serde_json), placement, signatures.
 //! * **What does the in-process fanout path cost across cores?** `mesh_fanout`, a plain
 //!   `main()` over glommio executors joined in a full mesh, no sockets.
+//! * **How does the cluster behave past this machine?** `raptor-bench cluster-sim` runs the
+//!   scale simulator (`raptor_cluster::sim`) at 3, 10, 25 and 50 nodes and writes the Scaling
+//!   section of `docs/cluster.md`; `raptor-bench run` runs it too (`--no-cluster-sim` skips it).
 //! * **What does a real server do end to end?** `raptor-bench run` starts Raptor (and
 //!   optionally a peer server and the raw loopback ceiling) as processes, drives them with the
 //!   `raptor-loadtest` library in alternating rounds, and writes `docs/benchmarks.md` with the
@@ -17,7 +20,7 @@
 //! and stopping servers under test), [`raw`] (the raw loopback ceiling: server and reader),
 //! [`harness`] (scenarios and rounds), [`history`] (channel history on vs off, recovery and
 //! memory; [`api`] is its HTTP client), [`cluster`] (fanout across 3 cluster nodes against
-//! one), [`transports`] (the same fanout over WebSocket, xhr_streaming, xhr_polling and SSE),
+//! one), [`cluster_sim`] (the cluster at 3 to 50 nodes, simulated), [`transports`] (the same fanout over WebSocket, xhr_streaming, xhr_polling and SSE),
 //! [`patterns`] (the same publishing with and without 1,000 wildcard patterns registered),
 //! [`floors`] (Raptor against raw floors measured in the same round, and growth sweeps),
 //! [`summary`] (medians and targets), [`doc`] (the markdown), [`charts`] (SVG).
@@ -25,6 +28,7 @@
 pub mod api;
 pub mod charts;
 pub mod cluster;
+pub mod cluster_sim;
 pub mod doc;
 pub mod floors;
 pub mod harness;

@@ -27,6 +27,7 @@ enum Cmd {
     Render(Render),
     RawServer(RawServer),
     RawFloor(raptor_bench::floors::raw::RawFloorCmd),
+    ClusterSim(raptor_bench::cluster_sim::ClusterSimCmd),
 }
 
 /// Render docs/benchmarks.md and the charts again from a saved results.json (for instance
@@ -181,6 +182,10 @@ struct Run {
     /// skip the mesh_fanout in-process benchmark
     #[argh(switch)]
     no_mesh: bool,
+    /// skip the cluster scaling simulation (`cluster-sim` with its defaults, which writes
+    /// docs/cluster.md's Scaling section)
+    #[argh(switch)]
+    no_cluster_sim: bool,
     /// markdown output (default docs/benchmarks.md)
     #[argh(option)]
     out: Option<PathBuf>,
@@ -286,6 +291,7 @@ fn main() -> ExitCode {
         Cmd::Run(r) => run(*r),
         Cmd::ClusterFanout(c) => cluster_fanout(c),
         Cmd::Render(r) => render(r).map(|()| true),
+        Cmd::ClusterSim(c) => raptor_bench::cluster_sim::spawn(&c),
     };
     match res {
         Ok(true) => ExitCode::SUCCESS,
@@ -534,7 +540,12 @@ fn run(a: Run) -> anyhow::Result<bool> {
     if !ok {
         eprintln!("raptor-bench: some Raptor runs were unclean or failed (see the report)");
     }
-    Ok(ok)
+    let sim_ok = a.no_cluster_sim || {
+        let mut sim = raptor_bench::cluster_sim::ClusterSimCmd::defaults();
+        sim.chart_dir = Some(chart_dir.clone());
+        raptor_bench::cluster_sim::spawn(&sim)?
+    };
+    Ok(ok && sim_ok)
 }
 
 /// Runs `cluster-fanout`; `Ok(false)` when some run was unclean or failed.

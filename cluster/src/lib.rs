@@ -67,6 +67,8 @@ pub mod presence;
 pub mod query;
 pub mod runtime;
 pub mod secret;
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod wire;
 
 mod id;

@@ -692,6 +692,7 @@ mod action;
 mod chunks;
 mod counts;
 mod handoff;
+mod inspect;
 mod interest_wait;
 mod occupancy;
 mod presence_check;
