@@ -183,7 +183,7 @@ struct Run {
     #[argh(switch)]
     no_mesh: bool,
     /// skip the cluster scaling simulation (`cluster-sim` with its defaults, which writes
-    /// docs/cluster.md's Scaling section)
+    /// the Scaling section of the cluster.md next to --out; it runs only without --only)
     #[argh(switch)]
     no_cluster_sim: bool,
     /// markdown output (default docs/benchmarks.md)
@@ -540,9 +540,13 @@ fn run(a: Run) -> anyhow::Result<bool> {
     if !ok {
         eprintln!("raptor-bench: some Raptor runs were unclean or failed (see the report)");
     }
-    let sim_ok = a.no_cluster_sim || {
+    // The simulation belongs to the whole set (no `--only`); its section goes into the
+    // cluster.md next to `--out` (docs/cluster.md by default), so a run writing elsewhere
+    // never touches the repository's docs.
+    let sim_ok = a.no_cluster_sim || !a.only.is_empty() || {
         let mut sim = raptor_bench::cluster_sim::ClusterSimCmd::defaults();
         sim.chart_dir = Some(chart_dir.clone());
+        sim.out = Some(out.with_file_name("cluster.md"));
         raptor_bench::cluster_sim::spawn(&sim)?
     };
     Ok(ok && sim_ok)

@@ -68,7 +68,7 @@ fn tiny_run_writes_a_sane_report() {
             "--idle-hold",
             "1",
         ])
-        .args(["--storm-concurrency", "16", "--no-mesh"])
+        .args(["--storm-concurrency", "16", "--no-mesh", "--no-cluster-sim"])
         .args(["--probe-secs", "0.5", "--fanout-start-rate", "200"])
         .args(HISTORY_TINY)
         .args(FLOORS_TINY)
