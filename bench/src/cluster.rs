@@ -728,18 +728,12 @@ pub fn render(run: &ClusterRun) -> String {
 
 /// The Cluster section of an existing document, markers included, if it has one.
 pub fn kept_section(doc: &str) -> Option<&str> {
-    let start = doc.find(BEGIN)?;
-    let end = doc[start..].find(END)? + start + END.len();
-    Some(&doc[start..end])
+    crate::section::kept(doc, BEGIN, END)
 }
 
 /// `doc` with its Cluster section replaced by `section` (or `section` appended).
 pub fn with_section(doc: &str, section: &str) -> String {
-    let section = section.trim_end();
-    match kept_section(doc) {
-        Some(old) => doc.replacen(old, section, 1),
-        None => format!("{}\n\n{section}\n", doc.trim_end()),
-    }
+    crate::section::replaced(doc, BEGIN, END, section)
 }
 
 /// Writes `cluster-results.json` into `chart_dir` and the section into `out`.
@@ -768,24 +762,6 @@ mod tests {
             let ch = format!("{PREFIX}{tag:08x}-0");
             assert_eq!(owner("1", &ch, &ids), Some(&ids[k]), "{ch}");
         }
-    }
-
-    #[test]
-    fn section_is_replaced_or_appended() {
-        let sec = format!("{BEGIN}\nnew\n{END}\n");
-        let appended = with_section("# Doc\n\ntext\n", &sec);
-        assert_eq!(appended, format!("# Doc\n\ntext\n\n{BEGIN}\nnew\n{END}\n"));
-        let old = format!("# Doc\n\n{BEGIN}\nold\n{END}\n\n## After\n");
-        let replaced = with_section(&old, &sec);
-        assert_eq!(
-            replaced,
-            format!("# Doc\n\n{BEGIN}\nnew\n{END}\n\n## After\n")
-        );
-        assert_eq!(
-            kept_section(&replaced),
-            Some(&*format!("{BEGIN}\nnew\n{END}"))
-        );
-        assert_eq!(kept_section("# Doc"), None);
     }
 
     #[test]

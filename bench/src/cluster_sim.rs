@@ -630,13 +630,7 @@ pub fn render(run: &SimRun, charts: &[(String, String)], chart_rel: &str) -> Str
 
 /// `doc` with its section replaced by `section` (or `section` appended).
 pub fn with_section(doc: &str, section: &str) -> String {
-    let section = section.trim_end();
-    let start = doc.find(BEGIN);
-    let end = start.and_then(|s| doc[s..].find(END).map(|e| s + e + END.len()));
-    match (start, end) {
-        (Some(s), Some(e)) => format!("{}{section}{}", &doc[..s], &doc[e..]),
-        _ => format!("{}\n\n{section}\n", doc.trim_end()),
-    }
+    crate::section::replaced(doc, BEGIN, END, section)
 }
 
 /// Writes the JSON and the charts into `chart_dir` and the section into `doc`.
@@ -664,18 +658,6 @@ fn relative(doc: &Path, chart_dir: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn section_is_replaced_or_appended() {
-        let sec = format!("{BEGIN}\nnew\n{END}\n");
-        let appended = with_section("# Doc\n\ntext\n", &sec);
-        assert_eq!(appended, format!("# Doc\n\ntext\n\n{BEGIN}\nnew\n{END}\n"));
-        let old = format!("# Doc\n\n{BEGIN}\nold\n{END}\n\n## After\n");
-        assert_eq!(
-            with_section(&old, &sec),
-            format!("# Doc\n\n{BEGIN}\nnew\n{END}\n\n## After\n")
-        );
-    }
 
     #[test]
     fn the_load_is_scaled_to_the_replica_budget() {

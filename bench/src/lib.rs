@@ -36,6 +36,7 @@ pub mod history;
 pub mod machine;
 pub mod patterns;
 pub mod raw;
+pub mod section;
 pub mod server;
 pub mod summary;
 pub mod transports;
