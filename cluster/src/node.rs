@@ -336,27 +336,33 @@ impl NodeCore {
     fn apply_live(&mut self, live: BTreeSet<NodeKey>) -> Vec<Action> {
         let old_live = std::mem::take(&mut self.live);
         let old_ids = std::mem::take(&mut self.live_ids);
-        let old_owner: Vec<((String, String), NodeId)> = self
-            .local_interest
-            .channels()
-            .map(|c| {
-                let was = owner(&c.0, &c.1, &old_ids).unwrap_or(&self.me.id);
-                (c.clone(), was.clone())
-            })
-            .collect();
-        let old_count_owner: Vec<((String, String), NodeId)> = self
-            .local_counts
-            .keys()
-            .map(|c| {
-                let was = owner(&c.0, &c.1, &old_ids).unwrap_or(&self.me.id);
-                (c.clone(), was.clone())
-            })
-            .collect();
         let changed = live != old_live;
-        self.live = live;
         // Only the newest generation per id can own channels.
-        let mut ids: Vec<NodeId> = self.live.iter().map(|k| k.id.clone()).collect();
+        let mut ids: Vec<NodeId> = live.iter().map(|k| k.id.clone()).collect();
         ids.dedup();
+        // Owners are a function of the live ids alone: most views change only a gossiped
+        // digest or summary, and then no channel can have moved. Computing every channel's
+        // old owner anyway cost a rendezvous hash per channel and node on every view.
+        let ids_changed = ids != old_ids;
+        let was_owned_by = |chans: &mut dyn Iterator<Item = &(String, String)>| {
+            chans
+                .map(|c| {
+                    let was = owner(&c.0, &c.1, &old_ids).unwrap_or(&self.me.id);
+                    (c.clone(), was.clone())
+                })
+                .collect::<Vec<((String, String), NodeId)>>()
+        };
+        let old_owner = if ids_changed {
+            was_owned_by(&mut self.local_interest.channels())
+        } else {
+            Vec::new()
+        };
+        let old_count_owner = if changed {
+            was_owned_by(&mut self.local_counts.keys())
+        } else {
+            Vec::new()
+        };
+        self.live = live;
         self.live_ids = ids;
         // A linked node's interest stays even while this view does not list it yet (a node
         // that just started learns its cluster one node at a time): it announced that

@@ -40,7 +40,10 @@
 //!    `member_added`), the others get one `member_removed` at the release. A restart of the
 //!    same id during the hold does not cut it short.
 
+mod held;
+
 use crate::NodeKey;
+use held::{Held, Keys};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -234,57 +237,12 @@ impl LocalPresence {
     }
 }
 
-/// What one node holds about one other node (or itself).
-#[derive(Default, Debug)]
-struct Held {
-    channels: HashMap<ChannelKey, BTreeMap<String, Option<String>>>,
-    digest: Digest,
-}
-
-impl Held {
-    fn has(&self, key: &ChannelKey, user: &str) -> Option<&Option<String>> {
-        self.channels.get(key)?.get(user)
-    }
-
-    fn insert(&mut self, m: Member) -> bool {
-        let users = self
-            .channels
-            .entry((m.app.clone(), m.channel.clone()))
-            .or_default();
-        match users.insert(m.user_id.clone(), m.user_info) {
-            Some(_) => false,
-            None => {
-                self.digest.toggle(&m.app, &m.channel, &m.user_id, true);
-                true
-            }
-        }
-    }
-
-    fn remove(&mut self, key: &ChannelKey, user: &str) -> bool {
-        let Some(users) = self.channels.get_mut(key) else {
-            return false;
-        };
-        if users.remove(user).is_none() {
-            return false;
-        }
-        if users.is_empty() {
-            self.channels.remove(key);
-        }
-        self.digest.toggle(&key.0, &key.1, user, false);
-        true
-    }
-
-    fn all(&self) -> impl Iterator<Item = (&ChannelKey, &String)> {
-        self.channels
-            .iter()
-            .flat_map(|(k, users)| users.keys().map(move |u| (k, u)))
-    }
-}
-
 /// The cluster-wide presence view one node keeps (see the module doc for the rules).
 #[derive(Default, Debug)]
 pub struct ClusterPresence {
     held: BTreeMap<NodeKey, Held>,
+    /// The channel names the `held` maps share.
+    keys: Keys,
     /// Live nodes, newest generation per id only.
     live: BTreeSet<NodeKey>,
     /// Nodes with a data link up (what we hold about them stays current).
@@ -311,7 +269,7 @@ impl ClusterPresence {
             .chain(self.departing.iter().filter(|k| !self.live.contains(*k)))
     }
 
-    fn present(&self, key: &ChannelKey, user: &str) -> Option<&Option<String>> {
+    fn present(&self, key: &ChannelKey, user: &str) -> Option<Option<&str>> {
         self.counted()
             .find_map(|node| self.held.get(node)?.has(key, user))
     }
@@ -329,7 +287,9 @@ impl ClusterPresence {
         change(self);
         let mut out = Vec::new();
         for ((key, user), was) in affected.into_iter().zip(before) {
-            let now = self.present(&key, &user).cloned();
+            let now = self
+                .present(&key, &user)
+                .map(|info| info.map(str::to_owned));
             let change = match (was, now) {
                 (false, Some(user_info)) => Change::Added { user_info },
                 (true, None) => Change::Removed,
@@ -348,7 +308,7 @@ impl ClusterPresence {
     fn users_of(&self, node: &NodeKey) -> Affected {
         self.held
             .get(node)
-            .map(|h| h.all().map(|(k, u)| (k.clone(), u.clone())).collect())
+            .map(|h| h.all().map(|(k, u)| (k.clone(), u.to_owned())).collect())
             .unwrap_or_default()
     }
 
@@ -368,10 +328,14 @@ impl ClusterPresence {
             .filter(|k| (!self.live.contains(k) && !self.linked.contains(k)) || self.superseded(k))
             .cloned()
             .collect();
+        if drop.is_empty() {
+            return;
+        }
         for k in drop {
             self.held.remove(&k);
             self.syncing.remove(&k);
         }
+        self.keys.sweep();
     }
 
     /// The live set changed (from the membership view; include this node itself). Only the
@@ -430,7 +394,10 @@ impl ClusterPresence {
         }
         let affected = Affected::from([((m.app.clone(), m.channel.clone()), m.user_id.clone())]);
         self.diff(affected, |s| {
-            s.held.entry(node.clone()).or_default().insert(m);
+            s.held
+                .entry(node.clone())
+                .or_default()
+                .insert(&mut s.keys, m);
         })
     }
 
@@ -450,7 +417,7 @@ impl ClusterPresence {
         let affected = Affected::from([(key.clone(), user_id.to_owned())]);
         self.diff(affected, |s| {
             if let Some(h) = s.held.get_mut(node) {
-                h.remove(&key, user_id);
+                h.remove(&mut s.keys, &key, user_id);
             }
         })
     }
@@ -499,9 +466,11 @@ impl ClusterPresence {
         self.diff(affected, |s| {
             let mut h = Held::default();
             for m in all {
-                h.insert(m);
+                h.insert(&mut s.keys, m);
             }
-            s.held.insert(node.clone(), h);
+            if s.held.insert(node.clone(), h).is_some() {
+                s.keys.sweep();
+            }
         })
     }
 
@@ -540,7 +509,9 @@ impl ClusterPresence {
             s.departing.remove(node);
             s.live.remove(node);
             s.linked.remove(node);
-            s.held.remove(node);
+            if s.held.remove(node).is_some() {
+                s.keys.sweep();
+            }
             s.syncing.remove(node);
         })
     }
@@ -550,22 +521,23 @@ impl ClusterPresence {
     fn entries<'a>(
         &'a self,
         key: &'a ChannelKey,
-    ) -> impl Iterator<Item = (&'a String, &'a Option<String>)> + 'a {
+    ) -> impl Iterator<Item = (&'a str, Option<&'a str>)> + 'a {
         self.counted()
-            .filter_map(move |node| self.held.get(node)?.channels.get(key))
+            .filter_map(move |node| self.held.get(node)?.users(key))
             .flatten()
+            .map(|(u, info)| (&**u, info.as_deref()))
     }
 
     /// The effective members of a channel, sorted by user id: `(user_id, user_info)`.
     pub fn members(&self, app: &str, channel: &str) -> Vec<(String, Option<String>)> {
         let key = (app.to_owned(), channel.to_owned());
-        let mut users: BTreeMap<&str, &Option<String>> = BTreeMap::new();
+        let mut users: BTreeMap<&str, Option<&str>> = BTreeMap::new();
         for (u, info) in self.entries(&key) {
             users.entry(u).or_insert(info);
         }
         users
             .into_iter()
-            .map(|(u, i)| (u.to_owned(), i.clone()))
+            .map(|(u, i)| (u.to_owned(), i.map(str::to_owned)))
             .collect()
     }
 
@@ -573,7 +545,7 @@ impl ClusterPresence {
     /// (user counts in channel queries).
     pub fn member_count(&self, app: &str, channel: &str) -> usize {
         let key = (app.to_owned(), channel.to_owned());
-        let users: BTreeSet<&str> = self.entries(&key).map(|(u, _)| u.as_str()).collect();
+        let users: BTreeSet<&str> = self.entries(&key).map(|(u, _)| u).collect();
         users.len()
     }
 
@@ -612,9 +584,7 @@ impl ClusterPresence {
         }
         let key = (app.to_owned(), channel.to_owned());
         for held in self.held.values_mut() {
-            if let Some(entry) = held.channels.get_mut(&key).and_then(|u| u.get_mut(user_id)) {
-                *entry = Some(info.to_owned());
-            }
+            held.set_info(&key, user_id, info);
         }
         true
     }
@@ -627,8 +597,8 @@ impl ClusterPresence {
             let Some(held) = self.held.get(node) else {
                 continue;
             };
-            for ((a, channel), users) in &held.channels {
-                if a == app && users.contains_key(user_id) {
+            for (a, channel) in held.channels_with(user_id) {
+                if a == app {
                     out.insert(channel);
                 }
             }

@@ -83,6 +83,9 @@ struct Store {
     heartbeat: u64,
     snapshots: VecDeque<Rc<Snapshot>>,
     dirty: bool,
+    /// An `interest.*` key changed since the last snapshot (else its filter is reused: a
+    /// presence digest changes far more often than a 256-bucket summary).
+    interest_dirty: bool,
 }
 
 impl Store {
@@ -97,6 +100,16 @@ impl Store {
             return;
         }
         self.dirty = false;
+        let interest = match self.snapshots.back() {
+            Some(last) if !self.interest_dirty => last.interest.clone(),
+            _ => InterestFilter::from_gossip(
+                self.kvs
+                    .iter()
+                    .filter(|(_, (_, _, deleted))| !deleted)
+                    .map(|(k, (v, _, _))| (k.as_str(), v.as_str())),
+            ),
+        };
+        self.interest_dirty = false;
         let live = |k: &str| {
             self.kvs
                 .get(k)
@@ -105,12 +118,7 @@ impl Store {
         };
         let snap = Snapshot {
             version: self.max_version,
-            interest: InterestFilter::from_gossip(
-                self.kvs
-                    .iter()
-                    .filter(|(_, (_, _, deleted))| !deleted)
-                    .map(|(k, (v, _, _))| (k.as_str(), v.as_str())),
-            ),
+            interest,
             presence: live(KEY_PRESENCE).and_then(Digest::decode),
             ready: live(KEY_PEER_ADDR).is_some() && live(KEY_STATUS) != Some(STATUS_LEAVING),
         };
@@ -252,6 +260,7 @@ impl Gossip {
             .insert(key.to_owned(), (value.to_owned(), ver, deleted));
         s.by_version.insert(ver, key.to_owned());
         s.dirty = true;
+        s.interest_dirty |= key.starts_with(crate::interest::KEY_PREFIX);
     }
 
     /// Bytes of node `i`'s own key/values as chitchat serializes them (what every other node
