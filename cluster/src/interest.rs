@@ -26,6 +26,7 @@
 use crate::ownership::channel_key;
 use crate::NodeKey;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt::Write as _;
 
 /// Prefix of the interest keys in a node's gossip state.
 pub const KEY_PREFIX: &str = "interest.";
@@ -113,16 +114,18 @@ impl LocalInterest {
     fn bucket_value(&self, b: u8) -> Option<String> {
         let lo = u64::from(b) << 56;
         let hi = lo | ((1u64 << 56) - 1);
-        let keys: Vec<u64> = self.keys.range(lo..=hi).map(|(k, _)| *k).collect();
-        if keys.is_empty() {
+        let keys = || self.keys.range(lo..=hi).map(|(k, _)| *k);
+        let n = keys().take(HASHES_PER_BUCKET + 1).count();
+        if n == 0 {
             return None;
         }
-        if keys.len() > HASHES_PER_BUCKET {
+        if n > HASHES_PER_BUCKET {
             return Some("*".to_owned());
         }
-        let mut v = String::with_capacity(keys.len() * 16);
-        for k in keys {
-            v.push_str(&format!("{k:016x}"));
+        // Written in place: this runs on every first or last subscriber of a channel.
+        let mut v = String::with_capacity(n * 16);
+        for k in keys() {
+            let _ = write!(v, "{k:016x}");
         }
         Some(v)
     }

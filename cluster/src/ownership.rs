@@ -40,11 +40,12 @@ pub fn owner<'a>(app: &str, channel: &str, live: &'a [NodeId]) -> Option<&'a Nod
 
 /// [`owner`] for a precomputed [`channel_key`], for callers that test many live sets.
 pub fn owner_of_key(key: u64, live: &[NodeId]) -> Option<&NodeId> {
-    live.iter().max_by(|a, b| {
-        score(key, a)
-            .cmp(&score(key, b))
-            .then_with(|| a.as_str().cmp(b.as_str()))
-    })
+    // Each node's score once (`max_by` on scores computed in the comparison hashed every
+    // node twice).
+    live.iter()
+        .map(|n| (score(key, n), n))
+        .max_by(|(sa, a), (sb, b)| sa.cmp(sb).then_with(|| a.as_str().cmp(b.as_str())))
+        .map(|(_, n)| n)
 }
 
 #[cfg(test)]

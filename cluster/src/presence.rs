@@ -254,7 +254,10 @@ pub struct ClusterPresence {
     departing: BTreeSet<NodeKey>,
 }
 
-type Affected = BTreeSet<(ChannelKey, String)>;
+/// The `(channel, user)` pairs a change may affect; [`ClusterPresence::diff`] sorts them and
+/// drops duplicates (a sorted vector: a sync affects every member of a node at once, and a
+/// tree of 100k cloned pairs cost more than the change itself).
+type Affected = Vec<(ChannelKey, String)>;
 
 impl ClusterPresence {
     pub fn new() -> ClusterPresence {
@@ -277,19 +280,19 @@ impl ClusterPresence {
     /// Runs `change`, then emits the difference in presence for the `affected` users.
     fn diff(
         &mut self,
-        affected: Affected,
+        mut affected: Affected,
         change: impl FnOnce(&mut ClusterPresence),
     ) -> Vec<PresenceEvent> {
-        let before: Vec<bool> = affected
-            .iter()
-            .map(|(k, u)| self.present(k, u).is_some())
-            .collect();
+        affected.sort_unstable();
+        affected.dedup();
+        let before: Vec<bool> = self.shown(&affected).map(|s| s.is_some()).collect();
         change(self);
+        let now: Vec<Option<Option<String>>> = self
+            .shown(&affected)
+            .map(|s| s.map(|info| info.map(str::to_owned)))
+            .collect();
         let mut out = Vec::new();
-        for ((key, user), was) in affected.into_iter().zip(before) {
-            let now = self
-                .present(&key, &user)
-                .map(|info| info.map(str::to_owned));
+        for (((key, user), was), now) in affected.into_iter().zip(before).zip(now) {
             let change = match (was, now) {
                 (false, Some(user_info)) => Change::Added { user_info },
                 (true, None) => Change::Removed,
@@ -303,6 +306,24 @@ impl ClusterPresence {
             });
         }
         out
+    }
+
+    /// [`ClusterPresence::present`] for each of the sorted `affected` pairs. Each counted
+    /// node's map is looked up once per channel rather than once per user.
+    fn shown<'a>(
+        &'a self,
+        affected: &'a [(ChannelKey, String)],
+    ) -> impl Iterator<Item = Option<Option<&'a str>>> + 'a {
+        let holders: Vec<&Held> = self.counted().filter_map(|n| self.held.get(n)).collect();
+        let mut users: Vec<&held::Users> = Vec::new();
+        let mut channel: Option<&ChannelKey> = None;
+        affected.iter().map(move |(key, user)| {
+            if channel != Some(key) {
+                channel = Some(key);
+                users = holders.iter().filter_map(|h| h.users(key)).collect();
+            }
+            users.iter().find_map(|u| held::info_of(u, user))
+        })
     }
 
     fn users_of(&self, node: &NodeKey) -> Affected {
@@ -392,7 +413,7 @@ impl ClusterPresence {
         if self.superseded(node) || self.departing.contains(node) {
             return Vec::new();
         }
-        let affected = Affected::from([((m.app.clone(), m.channel.clone()), m.user_id.clone())]);
+        let affected = vec![((m.app.clone(), m.channel.clone()), m.user_id.clone())];
         self.diff(affected, |s| {
             s.held
                 .entry(node.clone())
@@ -414,7 +435,7 @@ impl ClusterPresence {
             return Vec::new();
         }
         let key = (app.to_owned(), channel.to_owned());
-        let affected = Affected::from([(key.clone(), user_id.to_owned())]);
+        let affected = vec![(key.clone(), user_id.to_owned())];
         self.diff(affected, |s| {
             if let Some(h) = s.held.get_mut(node) {
                 h.remove(&mut s.keys, &key, user_id);

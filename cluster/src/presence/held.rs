@@ -45,6 +45,12 @@ fn find(users: &Users, user: &str) -> Result<usize, usize> {
     users.binary_search_by(|(u, _)| (**u).cmp(user))
 }
 
+/// The user's info if `users` holds the user.
+pub(super) fn info_of<'a>(users: &'a Users, user: &str) -> Option<Option<&'a str>> {
+    let i = find(users, user).ok()?;
+    Some(users[i].1.as_deref())
+}
+
 /// What one node holds about one other node (or itself).
 #[derive(Default, Debug)]
 pub(super) struct Held {
@@ -55,9 +61,7 @@ pub(super) struct Held {
 impl Held {
     /// The user's info if the node holds the user in the channel.
     pub(super) fn has(&self, key: &ChannelKey, user: &str) -> Option<Option<&str>> {
-        let users = self.channels.get(key)?;
-        let i = find(users, user).ok()?;
-        Some(users[i].1.as_deref())
+        info_of(self.channels.get(key)?, user)
     }
 
     pub(super) fn users(&self, key: &ChannelKey) -> Option<&Users> {
