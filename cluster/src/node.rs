@@ -366,9 +366,13 @@ impl NodeCore {
         self.live_ids = ids;
         // A linked node's interest stays even while this view does not list it yet (a node
         // that just started learns its cluster one node at a time): it announced that
-        // interest for channels it routes here, and will not announce it again.
-        self.table
-            .retain_live(&self.live.union(&self.linked).cloned().collect());
+        // interest for channels it routes here, and will not announce it again. Only a
+        // change of the live set can make entries go (a link going down does its own), and
+        // the pass is O(every named channel): not on every view.
+        if changed {
+            self.table
+                .retain_live(&self.live.union(&self.linked).cloned().collect());
+        }
         let mut out = Vec::new();
         let mut moved: Vec<(String, String)> = old_owner
             .into_iter()

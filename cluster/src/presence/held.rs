@@ -7,6 +7,7 @@
 //! [`super::ClusterPresence`] through [`Keys`].
 
 use super::{ChannelKey, Digest, Member};
+use foldhash::fast::RandomState;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ pub(super) type Users = Vec<(Box<str>, Option<Box<str>>)>;
 /// The channel names in use, shared by every [`Held`] of one view. Hand-written because
 /// it is five lines over `HashSet<Arc<_>>`: a name is dropped once no map refers to it.
 #[derive(Default, Debug)]
-pub(super) struct Keys(HashSet<Arc<ChannelKey>>);
+pub(super) struct Keys(HashSet<Arc<ChannelKey>, RandomState>);
 
 impl Keys {
     fn intern(&mut self, key: ChannelKey) -> Arc<ChannelKey> {
@@ -54,7 +55,7 @@ pub(super) fn info_of<'a>(users: &'a Users, user: &str) -> Option<Option<&'a str
 /// What one node holds about one other node (or itself).
 #[derive(Default, Debug)]
 pub(super) struct Held {
-    channels: HashMap<Arc<ChannelKey>, Users>,
+    channels: HashMap<Arc<ChannelKey>, Users, RandomState>,
     pub(super) digest: Digest,
 }
 
