@@ -249,7 +249,7 @@ pub struct ClusterPresence {
     linked: BTreeSet<NodeKey>,
     /// Sync chunks received so far (the next part expected, and the members), applied on
     /// the `done` chunk.
-    syncing: BTreeMap<NodeKey, (u32, Vec<Member>)>,
+    syncing: BTreeMap<NodeKey, (u32, Held)>,
     /// Nodes that left on purpose whose members still count until released (rule 6).
     departing: BTreeSet<NodeKey>,
 }
@@ -384,7 +384,7 @@ impl ClusterPresence {
 
     /// A data link to `node` came up: a sync from it follows.
     pub fn link_up(&mut self, node: &NodeKey) -> Vec<PresenceEvent> {
-        self.syncing.insert(node.clone(), (0, Vec::new()));
+        self.syncing.insert(node.clone(), (0, Held::default()));
         let mut affected = Affected::new();
         // A newer generation linking supersedes older ones we may still show.
         for old in self.held.keys().filter(|k| {
@@ -459,12 +459,14 @@ impl ClusterPresence {
             return Vec::new();
         }
         if part == 0 {
-            self.syncing.insert(node.clone(), (0, Vec::new()));
+            self.syncing.insert(node.clone(), (0, Held::default()));
         }
         match self.syncing.get_mut(node) {
             Some((next, acc)) if *next == part => {
                 *next += 1;
-                acc.extend(members);
+                for m in members {
+                    acc.insert(&mut self.keys, m);
+                }
             }
             _ => {
                 self.syncing.remove(node);
@@ -474,25 +476,43 @@ impl ClusterPresence {
         if !done {
             return Vec::new();
         }
-        let all = self
+        let new = self
             .syncing
             .remove(node)
-            .map(|(_, m)| m)
+            .map(|(_, h)| h)
             .unwrap_or_default();
-        let mut affected = self.users_of(node);
-        affected.extend(
-            all.iter()
-                .map(|m| ((m.app.clone(), m.channel.clone()), m.user_id.clone())),
-        );
-        self.diff(affected, |s| {
-            let mut h = Held::default();
-            for m in all {
-                h.insert(&mut s.keys, m);
+        let old = self.held.remove(node).unwrap_or_default();
+        // Only the pairs the sync changes can change presence, and only where no other
+        // counted node holds the user: one check per changed pair (a sync usually repeats
+        // most of what is held; a check looks in every node's map).
+        let mut out = Vec::new();
+        if self.live.contains(node) {
+            let others: Vec<&Held> = self.counted().filter_map(|k| self.held.get(k)).collect();
+            let alone =
+                |key: &ChannelKey, user: &str| others.iter().all(|h| h.has(key, user).is_none());
+            let event = |key: &ChannelKey, user: &str, change| PresenceEvent {
+                app: key.0.clone(),
+                channel: key.1.clone(),
+                user_id: user.to_owned(),
+                change,
+            };
+            for (key, user) in old.missing_from(&new) {
+                if alone(key, user) {
+                    out.push(event(key, user, Change::Removed));
+                }
             }
-            if s.held.insert(node.clone(), h).is_some() {
-                s.keys.sweep();
+            for (key, user) in new.missing_from(&old) {
+                if alone(key, user) {
+                    let user_info = new.has(key, user).flatten().map(str::to_owned);
+                    out.push(event(key, user, Change::Added { user_info }));
+                }
             }
-        })
+            out.sort();
+        }
+        self.held.insert(node.clone(), new);
+        drop(old);
+        self.keys.sweep();
+        out
     }
 
     /// The node left on purpose (`Leaving`): it is no longer live or linked, but what is

@@ -127,6 +127,20 @@ impl Held {
             .flat_map(|(k, users)| users.iter().map(move |(u, _)| (&**k, &**u)))
     }
 
+    /// The `(channel, user)` pairs held here and not in `other`.
+    pub(super) fn missing_from<'a>(
+        &'a self,
+        other: &'a Held,
+    ) -> impl Iterator<Item = (&'a ChannelKey, &'a str)> + 'a {
+        self.channels.iter().flat_map(move |(k, users)| {
+            let theirs = other.channels.get(&**k);
+            users
+                .iter()
+                .filter(move |(u, _)| theirs.is_none_or(|t| find(t, u).is_err()))
+                .map(move |(u, _)| (&**k, &**u))
+        })
+    }
+
     /// The channels (of any app) that hold the user: `(app, channel)`.
     pub(super) fn channels_with<'a>(
         &'a self,
