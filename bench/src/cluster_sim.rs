@@ -213,6 +213,9 @@ pub struct PhaseResult {
     pub gossip_bytes_per_node_s: f64,
     pub link_bytes_per_node_s: f64,
     pub max_cpu_ms: f64,
+    /// Absent in results written before it was counted.
+    #[serde(default)]
+    pub presence_resyncs: u64,
     pub wall_ms: f64,
 }
 
@@ -301,12 +304,13 @@ fn one(plan: &SimPlan, nodes: usize, fraction: f64) -> SizeResult {
             gossip_bytes_per_node_s: p.gossip_bytes_per_node_s,
             link_bytes_per_node_s: p.link_bytes_per_node_s,
             max_cpu_ms: p.max_cpu_ms,
+            presence_resyncs: p.presence_resyncs,
             wall_ms: p.wall_ms,
         })
         .collect::<Vec<_>>();
     for p in &phases {
         eprintln!(
-            "  {:<15} converged {:>9} ms (membership {:>8}, presence {:>8}, interest {:>8}), gossip {} B/s/node, links {} B/s/node, cpu max {:.0} ms, wall {:.1} s",
+            "  {:<15} converged {:>9} ms (membership {:>8}, presence {:>8}, interest {:>8}), gossip {} B/s/node, links {} B/s/node, cpu max {:.0} ms, resyncs {}, wall {:.1} s",
             p.phase,
             opt_ms(p.converged_ms),
             opt_ms(p.membership_ms),
@@ -315,6 +319,7 @@ fn one(plan: &SimPlan, nodes: usize, fraction: f64) -> SizeResult {
             fmt_num(p.gossip_bytes_per_node_s),
             fmt_num(p.link_bytes_per_node_s),
             p.max_cpu_ms,
+            p.presence_resyncs,
             p.wall_ms / 1000.0
         );
     }

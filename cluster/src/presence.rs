@@ -647,6 +647,11 @@ impl ClusterPresence {
         out.into_iter().map(str::to_owned).collect()
     }
 
+    /// The next chunk expected of `node`'s sync in progress, if one is.
+    pub fn sync_progress(&self, node: &NodeKey) -> Option<u32> {
+        self.syncing.get(node).map(|(next, _)| *next)
+    }
+
     /// Digest of what is held about `node`, to compare with the one it gossips.
     pub fn digest_of(&self, node: &NodeKey) -> Option<Digest> {
         self.held.get(node).map(|h| h.digest)

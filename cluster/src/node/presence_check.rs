@@ -19,6 +19,8 @@ pub(super) struct PresenceCheck {
     /// after each request that did not end the disagreement (a slow link, an answer still
     /// on its way), up to 16 times that.
     wait: u32,
+    /// The peer's sync in progress, as the next chunk expected, when last looked at.
+    progress: Option<u32>,
 }
 
 impl NodeCore {
@@ -37,6 +39,7 @@ impl NodeCore {
                 digest,
                 mismatched_ticks: 0,
                 wait: PRESENCE_RESYNC_TICKS,
+                progress: None,
             });
         }
     }
@@ -94,6 +97,16 @@ impl NodeCore {
                 check.wait = PRESENCE_RESYNC_TICKS;
                 continue;
             }
+            // A sync from the peer that received a chunk since the last tick is the repair
+            // on its way: asking again would restart it from its first chunk. Under load
+            // (a heal at 25 nodes, each core busy with a dozen full lists) requests made
+            // while syncs were still arriving restarted them over and over.
+            let progress = self.presence.sync_progress(peer);
+            if progress.is_some() && progress != check.progress {
+                check.progress = progress;
+                check.mismatched_ticks = 0;
+                continue;
+            }
             check.mismatched_ticks += 1;
             if check.mismatched_ticks >= check.wait {
                 check.mismatched_ticks = 0;
@@ -115,5 +128,78 @@ impl NodeCore {
         // queue): write it again, or the asker would ask for ever.
         out.push(self.presence_gossip());
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interest::InterestFilter;
+    use crate::node::ViewNode;
+
+    fn key(id: &str) -> NodeKey {
+        NodeKey::new(NodeId::new(id).unwrap(), 1)
+    }
+
+    fn resyncs(actions: &[Action]) -> usize {
+        actions
+            .iter()
+            .filter(|a| {
+                matches!(
+                    a,
+                    Action::Send {
+                        msg: NodeMsg::PresenceResync,
+                        ..
+                    }
+                )
+            })
+            .count()
+    }
+
+    /// While a peer's sync keeps arriving, its digest disagreeing is the repair on its way:
+    /// no `PresenceResync` (it would restart the sync). Once the chunks stop, one is sent.
+    #[test]
+    fn a_sync_in_progress_is_not_asked_for_again_until_it_stalls() {
+        let mut a = NodeCore::new(key("a"));
+        let gossiped = Digest {
+            members: 40,
+            xor: 0x1234,
+        };
+        a.set_view(
+            ["a", "b"]
+                .iter()
+                .map(|id| ViewNode {
+                    key: key(id),
+                    interest: InterestFilter::default(),
+                    answers_queries: true,
+                    presence: (*id == "b").then_some(gossiped),
+                })
+                .collect(),
+        );
+        a.link_up(&key("b"));
+        let mut sent = 0;
+        for part in 0..10 {
+            a.on_msg(
+                &key("b"),
+                NodeMsg::PresenceSync {
+                    members: vec![SyncMember {
+                        app: "1".into(),
+                        channel: "presence-x".into(),
+                        user_id: format!("u{part}"),
+                        user_info: None,
+                    }],
+                    done: false,
+                    part,
+                },
+            );
+            for _ in 0..PRESENCE_RESYNC_TICKS / 2 + 1 {
+                sent += resyncs(&a.tick());
+            }
+        }
+        assert_eq!(sent, 0, "asked again while the sync was arriving");
+        for _ in 0..PRESENCE_RESYNC_TICKS + 1 {
+            sent += resyncs(&a.tick());
+        }
+        assert_eq!(sent, 1, "a stalled sync is asked for again");
     }
 }

@@ -100,6 +100,9 @@ pub struct PhaseReport {
     pub link_bytes_per_node_s: f64,
     /// The busiest node's CPU time in its core during the transition, ms.
     pub max_cpu_ms: f64,
+    /// `PresenceResync` requests sent over all nodes during the transition (a full member
+    /// list each; a heal or a join should need none beyond the syncs of new links).
+    pub presence_resyncs: u64,
     /// Real time the simulator took for it, ms.
     pub wall_ms: f64,
 }
@@ -271,6 +274,7 @@ fn settle(
     let wall = Instant::now();
     let start = sim.now;
     let (before, cpu_before) = totals(sim);
+    let resyncs_before = resyncs(sim);
     change(sim, load);
     let mut marks = Marks::default();
     let mut pending = channels.to_vec();
@@ -326,8 +330,16 @@ fn settle(
             / secs,
         link_bytes_per_node_s: (after.link - before.link) as f64 / running / secs,
         max_cpu_ms: max_cpu as f64 / 1000.0,
+        presence_resyncs: resyncs(sim) - resyncs_before,
         wall_ms: wall.elapsed().as_secs_f64() * 1000.0,
     }
+}
+
+fn resyncs(sim: &Sim) -> u64 {
+    sim.nodes
+        .iter()
+        .map(|n| n.core.counters().presence_resyncs)
+        .sum()
 }
 
 fn heap(n: usize) -> Vec<i64> {
