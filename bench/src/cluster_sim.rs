@@ -549,9 +549,9 @@ pub fn render(run: &SimRun, charts: &[(String, String)], chart_rel: &str) -> Str
     for (f, title) in charts {
         let _ = writeln!(w, "![{title}]({chart_rel}/{f})\n");
     }
-    let _ = writeln!(w, "**Convergence** (simulated ms from the change until membership, links, presence, interest and gossip all agree; in brackets: membership / presence / interest):\n");
-    let _ = writeln!(w, "| nodes | channels | members in presence | scale | formation | crash | join | partition heal | wall |");
-    let _ = writeln!(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(w, "**Convergence** (simulated ms from the change until membership, links, presence, interest and gossip all agree; in brackets: membership / presence / interest; *resyncs*: `PresenceResync` requests over all the transitions, each a full member list):\n");
+    let _ = writeln!(w, "| nodes | channels | members in presence | scale | formation | crash | join | partition heal | resyncs | wall |");
+    let _ = writeln!(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in run.sizes.iter().chain(&run.linearity) {
         let cell = |ph: Phase| {
             phase(r, ph).map_or("—".to_owned(), |x| {
@@ -566,7 +566,7 @@ pub fn render(run: &SimRun, charts: &[(String, String)], chart_rel: &str) -> Str
         };
         let _ = writeln!(
             w,
-            "| {} | {} | {} | {:.2} | {} | {} | {} | {} | {:.0} s |",
+            "| {} | {} | {} | {:.2} | {} | {} | {} | {} | {} | {:.0} s |",
             r.nodes,
             r.channels,
             r.members,
@@ -575,6 +575,7 @@ pub fn render(run: &SimRun, charts: &[(String, String)], chart_rel: &str) -> Str
             cell(Phase::Crash),
             cell(Phase::Join),
             cell(Phase::Heal),
+            r.phases.iter().map(|p| p.presence_resyncs).sum::<u64>(),
             r.wall_s
         );
     }
