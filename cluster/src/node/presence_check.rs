@@ -108,7 +108,12 @@ impl NodeCore {
                 continue;
             }
             check.mismatched_ticks += 1;
-            if check.mismatched_ticks >= check.wait {
+            // The sync every new link starts with, not begun yet: its first chunk waits
+            // behind the peer's own backlog (after a heal, a dozen full lists each way), and
+            // it is lost only with a frame dropped on a full queue. Four times the wait.
+            let first = progress == Some(0) && check.wait == PRESENCE_RESYNC_TICKS;
+            let wait = if first { check.wait * 4 } else { check.wait };
+            if check.mismatched_ticks >= wait {
                 check.mismatched_ticks = 0;
                 check.wait = (check.wait * 2).min(PRESENCE_RESYNC_TICKS * 16);
                 self.counters.presence_resyncs += 1;
