@@ -60,9 +60,12 @@ fn a_small_cluster_converges_and_its_costs_grow_with_load() {
     let m = &small.memory;
     assert!(m.measured, "the counting allocator is installed");
     assert!(m.own_presence > 0.0 && m.others_presence > 0.0 && m.interest > 0.0);
-    // With three nodes, a node holds about twice as many other nodes' members as its own.
+    // With three nodes, a node holds about twice as many other nodes' members as its own;
+    // an own member costs more than a copy (its connection count in `LocalPresence` besides
+    // its copy in the view: ~350 against ~100 bytes since copies are compact), so the
+    // others' share lands near 2 × 100 / 350.
     let ratio = m.others_presence / m.own_presence;
-    assert!((0.8..4.0).contains(&ratio), "others/own = {ratio}");
+    assert!((0.4..4.0).contains(&ratio), "others/own = {ratio}");
 
     let big = run(config(8_000));
     let grow = big.memory.others_presence / m.others_presence;
