@@ -247,8 +247,9 @@ pub struct ClusterPresence {
     live: BTreeSet<NodeKey>,
     /// Nodes with a data link up (what we hold about them stays current).
     linked: BTreeSet<NodeKey>,
-    /// Sync chunks received so far (the next part expected, and the members), applied on
-    /// the `done` chunk.
+    /// Sync chunks received so far (the next part expected, and the members, already laid
+    /// out as a held map), which replaces what is held on the `done` chunk. Names an
+    /// abandoned sync interned stay in `keys` until the next sweep.
     syncing: BTreeMap<NodeKey, (u32, Held)>,
     /// Nodes that left on purpose whose members still count until released (rule 6).
     departing: BTreeSet<NodeKey>,
