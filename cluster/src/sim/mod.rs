@@ -497,6 +497,10 @@ impl Sim {
         }
         if self.nodes[i].inbox.is_empty() && self.nodes[i].busy_until <= at {
             self.work(i, at, w);
+        } else if matches!(w, Work::View) {
+            // The engine's gateway takes views in a task of their own (a watch channel): a
+            // view is applied after the call in progress, not behind every frame waiting.
+            self.nodes[i].inbox.push_front(w);
         } else {
             self.nodes[i].inbox.push_back(w);
         }
