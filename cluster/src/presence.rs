@@ -40,11 +40,14 @@
 //!    `member_added`), the others get one `member_removed` at the release. A restart of the
 //!    same id during the hold does not cut it short.
 
-mod held;
+mod incoming;
+mod store;
 
 use crate::NodeKey;
-use held::{Held, Keys};
+use incoming::Incoming;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use store::{Entry, Slot, Store};
 use xxhash_rust::xxh3::xxh3_64;
 
 /// `(app, channel)` of a presence channel.
@@ -240,17 +243,15 @@ impl LocalPresence {
 /// The cluster-wide presence view one node keeps (see the module doc for the rules).
 #[derive(Default, Debug)]
 pub struct ClusterPresence {
-    held: BTreeMap<NodeKey, Held>,
-    /// The channel names the `held` maps share.
-    keys: Keys,
+    /// What is held about every node, channel-major.
+    store: Store,
     /// Live nodes, newest generation per id only.
     live: BTreeSet<NodeKey>,
     /// Nodes with a data link up (what we hold about them stays current).
     linked: BTreeSet<NodeKey>,
-    /// Sync chunks received so far (the next part expected, and the members, already laid
-    /// out as a held map), which replaces what is held on the `done` chunk. Names an
-    /// abandoned sync interned stay in `keys` until the next sweep.
-    syncing: BTreeMap<NodeKey, (u32, Held)>,
+    /// Sync chunks received so far (the next part expected, and the members), which
+    /// replace what is held on the `done` chunk.
+    syncing: BTreeMap<NodeKey, (u32, Incoming)>,
     /// Nodes that left on purpose whose members still count until released (rule 6).
     departing: BTreeSet<NodeKey>,
 }
@@ -259,6 +260,15 @@ pub struct ClusterPresence {
 /// drops duplicates (a sorted vector: a sync affects every member of a node at once, and a
 /// tree of 100k cloned pairs cost more than the change itself).
 type Affected = Vec<(ChannelKey, String)>;
+
+fn event(key: &ChannelKey, user: &str, change: Change) -> PresenceEvent {
+    PresenceEvent {
+        app: key.0.clone(),
+        channel: key.1.clone(),
+        user_id: user.to_owned(),
+        change,
+    }
+}
 
 impl ClusterPresence {
     pub fn new() -> ClusterPresence {
@@ -273,9 +283,19 @@ impl ClusterPresence {
             .chain(self.departing.iter().filter(|k| !self.live.contains(*k)))
     }
 
-    fn present(&self, key: &ChannelKey, user: &str) -> Option<Option<&str>> {
-        self.counted()
-            .find_map(|node| self.held.get(node)?.has(key, user))
+    /// The counted set or the held nodes changed: the store's ranks follow.
+    fn rerank(&mut self) {
+        let counted: Vec<NodeKey> = self.counted().cloned().collect();
+        self.store.rank(counted.iter());
+    }
+
+    /// The node's slot in the store, made (and ranked) if it has none.
+    fn slot(&mut self, node: &NodeKey) -> Slot {
+        let (slot, new) = self.store.slot_for(node);
+        if new {
+            self.rerank();
+        }
+        slot
     }
 
     /// Runs `change`, then emits the difference in presence for the `affected` users.
@@ -309,55 +329,55 @@ impl ClusterPresence {
         out
     }
 
-    /// [`ClusterPresence::present`] for each of the sorted `affected` pairs. Each counted
-    /// node's map is looked up once per channel rather than once per user.
+    /// What is shown for each of the sorted `affected` pairs: a channel is looked up once.
     fn shown<'a>(
         &'a self,
         affected: &'a [(ChannelKey, String)],
     ) -> impl Iterator<Item = Option<Option<&'a str>>> + 'a {
-        let holders: Vec<&Held> = self.counted().filter_map(|n| self.held.get(n)).collect();
-        let mut users: Vec<&held::Users> = Vec::new();
+        let mut entries: &[Entry] = &[];
         let mut channel: Option<&ChannelKey> = None;
         affected.iter().map(move |(key, user)| {
             if channel != Some(key) {
                 channel = Some(key);
-                users = holders.iter().filter_map(|h| h.users(key)).collect();
+                entries = self.store.entries(key);
             }
-            users.iter().find_map(|u| held::info_of(u, user))
+            self.store.shown_in(entries, user)
         })
     }
 
     fn users_of(&self, node: &NodeKey) -> Affected {
-        self.held
-            .get(node)
-            .map(|h| h.all().map(|(k, u)| (k.clone(), u.to_owned())).collect())
-            .unwrap_or_default()
+        let Some(slot) = self.store.slot_of(node) else {
+            return Affected::new();
+        };
+        self.store
+            .pairs_of(slot)
+            .map(|(k, u)| ((**k).clone(), u.to_owned()))
+            .collect()
     }
 
     /// True when a newer generation of `node`'s id is known (live, linked or held).
     fn superseded(&self, node: &NodeKey) -> bool {
         let newer = |k: &NodeKey| k.id == node.id && k.generation > node.generation;
-        self.live.iter().any(newer) || self.linked.iter().any(newer) || self.held.keys().any(newer)
+        self.live.iter().any(newer)
+            || self.linked.iter().any(newer)
+            || self.store.nodes().any(newer)
     }
 
     /// Forgets what is held about nodes that are neither live nor linked, or superseded,
-    /// unless they are departing (rule 6).
+    /// unless they are departing (rule 6). Ranks the nodes again.
     fn collect_garbage(&mut self) {
         let drop: Vec<NodeKey> = self
-            .held
-            .keys()
+            .store
+            .nodes()
             .filter(|k| !self.departing.contains(*k))
             .filter(|k| (!self.live.contains(k) && !self.linked.contains(k)) || self.superseded(k))
             .cloned()
             .collect();
-        if drop.is_empty() {
-            return;
+        for k in &drop {
+            self.syncing.remove(k);
         }
-        for k in drop {
-            self.held.remove(&k);
-            self.syncing.remove(&k);
-        }
-        self.keys.sweep();
+        self.store.drop_nodes(&drop);
+        self.rerank();
     }
 
     /// The live set changed (from the membership view; include this node itself). Only the
@@ -385,10 +405,10 @@ impl ClusterPresence {
 
     /// A data link to `node` came up: a sync from it follows.
     pub fn link_up(&mut self, node: &NodeKey) -> Vec<PresenceEvent> {
-        self.syncing.insert(node.clone(), (0, Held::default()));
+        self.syncing.insert(node.clone(), (0, Incoming::default()));
         let mut affected = Affected::new();
         // A newer generation linking supersedes older ones we may still show.
-        for old in self.held.keys().filter(|k| {
+        for old in self.store.nodes().filter(|k| {
             k.id == node.id && k.generation < node.generation && !self.departing.contains(*k)
         }) {
             affected.extend(self.users_of(old));
@@ -416,10 +436,10 @@ impl ClusterPresence {
         }
         let affected = vec![((m.app.clone(), m.channel.clone()), m.user_id.clone())];
         self.diff(affected, |s| {
-            s.held
-                .entry(node.clone())
-                .or_default()
-                .insert(&mut s.keys, m);
+            let slot = s.slot(node);
+            let key = s.store.intern((m.app, m.channel));
+            let info = m.user_info.map(String::into_boxed_str);
+            s.store.insert(slot, key, m.user_id.into_boxed_str(), info);
         })
     }
 
@@ -435,12 +455,13 @@ impl ClusterPresence {
             // Frozen until released (rule 6): its clients closing must not flap.
             return Vec::new();
         }
+        let Some(slot) = self.store.slot_of(node) else {
+            return Vec::new();
+        };
         let key = (app.to_owned(), channel.to_owned());
         let affected = vec![(key.clone(), user_id.to_owned())];
         self.diff(affected, |s| {
-            if let Some(h) = s.held.get_mut(node) {
-                h.remove(&mut s.keys, &key, user_id);
-            }
+            s.store.remove(slot, &key, user_id);
         })
     }
 
@@ -460,13 +481,13 @@ impl ClusterPresence {
             return Vec::new();
         }
         if part == 0 {
-            self.syncing.insert(node.clone(), (0, Held::default()));
+            self.syncing.insert(node.clone(), (0, Incoming::default()));
         }
         match self.syncing.get_mut(node) {
             Some((next, acc)) if *next == part => {
                 *next += 1;
                 for m in members {
-                    acc.insert(&mut self.keys, m);
+                    acc.push(&self.store, m);
                 }
             }
             _ => {
@@ -477,42 +498,39 @@ impl ClusterPresence {
         if !done {
             return Vec::new();
         }
-        let new = self
-            .syncing
-            .remove(node)
-            .map(|(_, h)| h)
-            .unwrap_or_default();
-        let old = self.held.remove(node).unwrap_or_default();
+        let new = match self.syncing.remove(node) {
+            Some((_, acc)) => acc.finish(),
+            None => Incoming::default().finish(),
+        };
+        let slot = self.slot(node);
+        let counted = self.live.contains(node);
         // Only the pairs the sync changes can change presence, and only where no other
-        // counted node holds the user: one check per changed pair (a sync usually repeats
-        // most of what is held; a check looks in every node's map).
+        // counted node holds the user: one lookup per changed pair.
         let mut out = Vec::new();
-        if self.live.contains(node) {
-            let others: Vec<&Held> = self.counted().filter_map(|k| self.held.get(k)).collect();
-            let alone =
-                |key: &ChannelKey, user: &str| others.iter().all(|h| h.has(key, user).is_none());
-            let event = |key: &ChannelKey, user: &str, change| PresenceEvent {
-                app: key.0.clone(),
-                channel: key.1.clone(),
-                user_id: user.to_owned(),
-                change,
-            };
-            for (key, user) in old.missing_from(&new) {
-                if alone(key, user) {
-                    out.push(event(key, user, Change::Removed));
-                }
+        let gone: Vec<(Arc<ChannelKey>, Box<str>)> = self
+            .store
+            .pairs_of(slot)
+            .filter(|(k, u)| !new.has(k, u))
+            .map(|(k, u)| (k.clone(), u.into()))
+            .collect();
+        for (key, user) in gone {
+            self.store.remove(slot, &key, &user);
+            if counted && self.store.shown(&key, &user).is_none() {
+                out.push(event(&key, &user, Change::Removed));
             }
-            for (key, user) in new.missing_from(&old) {
-                if alone(key, user) {
-                    let user_info = new.has(key, user).flatten().map(str::to_owned);
-                    out.push(event(key, user, Change::Added { user_info }));
-                }
-            }
-            out.sort();
         }
-        self.held.insert(node.clone(), new);
-        drop(old);
-        self.keys.sweep();
+        for (key, user, info) in new.into_members() {
+            let k = key.clone();
+            let Some((alone, i)) = self.store.insert(slot, key, user, info) else {
+                continue;
+            };
+            if counted && alone {
+                let e = &self.store.entries(&k)[i];
+                let user_info = self.store.shown_of(e).flatten().map(str::to_owned);
+                out.push(event(&k, e.user(), Change::Added { user_info }));
+            }
+        }
+        out.sort();
         out
     }
 
@@ -523,7 +541,7 @@ impl ClusterPresence {
         if self.departing.contains(node) {
             return Vec::new();
         }
-        if !self.held.contains_key(node) || !self.live.contains(node) {
+        if self.store.slot_of(node).is_none() || !self.live.contains(node) {
             // Nothing counted to hold (no members, or a node already out of the live set,
             // e.g. declared dead while its link stayed up): just forget it. Holding it would
             // add members nobody saw, then remove them.
@@ -535,6 +553,7 @@ impl ClusterPresence {
             s.live.remove(node);
             s.linked.remove(node);
             s.syncing.remove(node);
+            s.rerank();
         })
     }
 
@@ -551,34 +570,27 @@ impl ClusterPresence {
             s.departing.remove(node);
             s.live.remove(node);
             s.linked.remove(node);
-            if s.held.remove(node).is_some() {
-                s.keys.sweep();
-            }
+            s.store.drop_nodes(std::slice::from_ref(node));
             s.syncing.remove(node);
+            s.rerank();
         })
     }
 
-    /// Every counted node's members of a channel, `(user_id, user_info)`, in
-    /// [`ClusterPresence::counted`] order; a user on several nodes comes once per node.
-    fn entries<'a>(
+    /// A channel's users held by a counted node, sorted, with the info shown.
+    fn counted_entries<'a>(
         &'a self,
-        key: &'a ChannelKey,
+        key: &ChannelKey,
     ) -> impl Iterator<Item = (&'a str, Option<&'a str>)> + 'a {
-        self.counted()
-            .filter_map(move |node| self.held.get(node)?.users(key))
-            .flatten()
-            .map(|(u, info)| (&**u, info.as_deref()))
+        self.store
+            .entries(key)
+            .iter()
+            .filter_map(|e| Some((e.user(), self.store.shown_of(e)?)))
     }
 
     /// The effective members of a channel, sorted by user id: `(user_id, user_info)`.
     pub fn members(&self, app: &str, channel: &str) -> Vec<(String, Option<String>)> {
         let key = (app.to_owned(), channel.to_owned());
-        let mut users: BTreeMap<&str, Option<&str>> = BTreeMap::new();
-        for (u, info) in self.entries(&key) {
-            users.entry(u).or_insert(info);
-        }
-        users
-            .into_iter()
+        self.counted_entries(&key)
             .map(|(u, i)| (u.to_owned(), i.map(str::to_owned)))
             .collect()
     }
@@ -586,33 +598,26 @@ impl ClusterPresence {
     /// How many users [`ClusterPresence::members`] would list, without building the list
     /// (user counts in channel queries).
     pub fn member_count(&self, app: &str, channel: &str) -> usize {
-        let key = (app.to_owned(), channel.to_owned());
-        let users: BTreeSet<&str> = self.entries(&key).map(|(u, _)| u).collect();
-        users.len()
+        self.counted_entries(&(app.to_owned(), channel.to_owned()))
+            .count()
     }
 
     /// Whether `user_id` may join the channel under a limit of `max` members: it already is
     /// a member (on any counted node, live or held after a leave: the multi-tab rule), or the
     /// union over those nodes has fewer than `max`.
-    /// Counting stops at `max`, so a check costs at most `max` set insertions.
+    /// Counting stops at `max`, so a check looks at most at `max` counted users.
     pub fn has_room_for(&self, app: &str, channel: &str, user_id: &str, max: usize) -> bool {
         let key = (app.to_owned(), channel.to_owned());
-        if self.present(&key, user_id).is_some() {
+        if self.store.shown(&key, user_id).is_some() {
             return true;
         }
-        let mut seen: BTreeSet<&str> = BTreeSet::new();
-        for (u, _) in self.entries(&key) {
-            seen.insert(u);
-            if seen.len() >= max {
-                return false;
-            }
-        }
-        true
+        self.counted_entries(&key).take(max).count() < max
     }
 
     /// Whether `user_id` is a member of the channel in this view (held by a counted node).
     pub fn is_member(&self, app: &str, channel: &str, user_id: &str) -> bool {
-        self.present(&(app.to_owned(), channel.to_owned()), user_id)
+        self.store
+            .shown(&(app.to_owned(), channel.to_owned()), user_id)
             .is_some()
     }
 
@@ -625,27 +630,22 @@ impl ClusterPresence {
             return false;
         }
         let key = (app.to_owned(), channel.to_owned());
-        for held in self.held.values_mut() {
-            held.set_info(&key, user_id, info);
-        }
+        self.store.set_info(&key, user_id, info);
         true
     }
 
     /// The presence channels of `app` in which `user_id` is a member in this view, sorted
     /// (an update without a channel goes to each). Scans what is held: a rare API call.
     pub fn channels_of(&self, app: &str, user_id: &str) -> Vec<String> {
-        let mut out: BTreeSet<&str> = BTreeSet::new();
-        for node in self.counted() {
-            let Some(held) = self.held.get(node) else {
-                continue;
-            };
-            for (a, channel) in held.channels_with(user_id) {
-                if a == app {
-                    out.insert(channel);
-                }
-            }
-        }
-        out.into_iter().map(str::to_owned).collect()
+        let mut out: Vec<String> = self
+            .store
+            .channels()
+            .filter(|(k, _)| k.0 == app)
+            .filter(|(_, entries)| self.store.shown_in(entries, user_id).is_some())
+            .map(|(k, _)| k.1.clone())
+            .collect();
+        out.sort();
+        out
     }
 
     /// The next chunk expected of `node`'s sync in progress, if one is.
@@ -655,12 +655,12 @@ impl ClusterPresence {
 
     /// Digest of what is held about `node`, to compare with the one it gossips.
     pub fn digest_of(&self, node: &NodeKey) -> Option<Digest> {
-        self.held.get(node).map(|h| h.digest)
+        self.store.digest(node)
     }
 
     /// Nodes something is held about (for tests and stats).
     pub fn held_nodes(&self) -> Vec<NodeKey> {
-        self.held.keys().cloned().collect()
+        self.store.nodes().cloned().collect()
     }
 }
 

@@ -441,3 +441,48 @@ fn a_local_info_update_is_carried_by_the_next_snapshot() {
     assert!(!l.update_info("1", "presence-r", "u2", "{}"));
     assert_eq!(l.snapshot()[0].user_info.as_deref(), Some("{\"v\":2}"));
 }
+
+/// Rule 5: the info shown is the lowest counted node's, whichever node held the user first,
+/// and a change of holder emits nothing. A forgotten node's slot is reused by the next node
+/// without its rank or members leaking into the new one.
+#[test]
+fn the_lowest_live_holder_shows_its_info_and_slots_are_reused_cleanly() {
+    let (a, b, c) = (key("a", 1), key("b", 1), key("c", 1));
+    let mut p = ClusterPresence::new();
+    p.set_live([a.clone(), b.clone(), c.clone()]);
+    for n in [&a, &b, &c] {
+        p.link_up(n);
+    }
+    let with = |info: &str| Member {
+        user_info: Some(info.into()),
+        ..m("p", "u1")
+    };
+    assert_eq!(
+        p.join(&b, with("from b")),
+        vec![PresenceEvent {
+            change: Change::Added {
+                user_info: Some("from b".into())
+            },
+            ..added("p", "u1")
+        }]
+    );
+    assert!(p.join(&a, with("from a")).is_empty());
+    let shown = |p: &ClusterPresence| p.members("1", "p")[0].1.clone();
+    assert_eq!(shown(&p), Some("from a".into()), "a < b shows a's");
+    // a dies and is forgotten: b's info, no event; its slot is free.
+    assert!(p.link_down(&a).is_empty());
+    assert!(p.set_live([b.clone(), c.clone()]).is_empty());
+    assert_eq!(shown(&p), Some("from b".into()));
+    assert_eq!(p.held_nodes(), vec![b.clone()], "c holds nothing");
+    // d takes a's slot: it holds nothing of a's, and ranks after b.
+    let d = key("d", 1);
+    p.set_live([b.clone(), c.clone(), d.clone()]);
+    p.link_up(&d);
+    assert!(p.sync(&d, 0, vec![with("from d")], true).is_empty());
+    assert_eq!(p.members("1", "p").len(), 1);
+    assert_eq!(shown(&p), Some("from b".into()), "b < d");
+    assert_eq!(p.leave(&b, "1", "p", "u1"), vec![]);
+    assert_eq!(shown(&p), Some("from d".into()));
+    assert_eq!(p.leave(&d, "1", "p", "u1"), vec![removed("p", "u1")]);
+    assert_eq!(p.digest_of(&d), Some(Digest::default()));
+}
