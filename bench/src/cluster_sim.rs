@@ -41,8 +41,8 @@ pub struct ClusterSimCmd {
     #[argh(option, default = "1_000_000")]
     pub members: usize,
     /// largest nodes × members simulated; beyond it the load is scaled down (default
-    /// 10000000: the target load at 3 and 10 nodes)
-    #[argh(option, default = "10_000_000")]
+    /// 50000000: the target load at every size up to 50 nodes)
+    #[argh(option, default = "50_000_000")]
     pub replica_budget: usize,
     /// one-way link latency in ms (default 0.2)
     #[argh(option, default = "0.2")]

@@ -439,7 +439,7 @@ impl ClusterPresence {
             let slot = s.slot(node);
             let key = s.store.intern((m.app, m.channel));
             let info = m.user_info.map(String::into_boxed_str);
-            s.store.insert(slot, key, m.user_id.into_boxed_str(), info);
+            s.store.insert(slot, key, m.user_id.into(), info);
         })
     }
 
@@ -507,7 +507,7 @@ impl ClusterPresence {
         // Only the pairs the sync changes can change presence, and only where no other
         // counted node holds the user: one lookup per changed pair.
         let mut out = Vec::new();
-        let gone: Vec<(Arc<ChannelKey>, Box<str>)> = self
+        let gone: Vec<(Arc<ChannelKey>, String)> = self
             .store
             .pairs_of(slot)
             .filter(|(k, u)| !new.has(k, u))

@@ -3,11 +3,12 @@
 
 use super::store::Store;
 use super::{ChannelKey, Member};
+use compact_str::CompactString;
 use std::cmp::Ordering;
 use std::sync::Arc;
 
 /// `(channel, user, info)`: one member of the list.
-pub(super) type Listed = (Arc<ChannelKey>, Box<str>, Option<Box<str>>);
+pub(super) type Listed = (Arc<ChannelKey>, CompactString, Option<Box<str>>);
 
 /// The members received so far, in arrival order until [`Incoming::finish`].
 #[derive(Debug, Default)]
@@ -22,7 +23,7 @@ impl Incoming {
     pub(super) fn push(&mut self, store: &Store, m: Member) {
         let key = store.intern((m.app, m.channel));
         let info = m.user_info.map(String::into_boxed_str);
-        self.0.push((key, m.user_id.into_boxed_str(), info));
+        self.0.push((key, m.user_id.into(), info));
     }
 
     /// The complete list, sorted by channel and user, one entry per pair (the last one
@@ -42,7 +43,7 @@ pub(super) struct Complete(Vec<Listed>);
 impl Complete {
     pub(super) fn has(&self, key: &ChannelKey, user: &str) -> bool {
         self.0
-            .binary_search_by(|(k, u, _)| (&**k, &**u).cmp(&(key, user)))
+            .binary_search_by(|(k, u, _)| (&**k, u.as_str()).cmp(&(key, user)))
             .is_ok()
     }
 

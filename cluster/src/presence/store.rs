@@ -13,6 +13,7 @@
 
 use super::{ChannelKey, Digest};
 use crate::NodeKey;
+use compact_str::CompactString;
 use foldhash::fast::RandomState;
 use smallvec::SmallVec;
 use std::collections::{BTreeMap, HashMap};
@@ -34,7 +35,7 @@ pub(super) struct Holder {
 /// One user of one channel and the nodes that hold it (never empty).
 #[derive(Debug)]
 pub(super) struct Entry {
-    user: Box<str>,
+    user: CompactString,
     holders: SmallVec<[Holder; 1]>,
 }
 
@@ -57,7 +58,7 @@ struct NodeState {
 }
 
 fn find(entries: &[Entry], user: &str) -> Result<usize, usize> {
-    entries.binary_search_by(|e| (*e.user).cmp(user))
+    entries.binary_search_by(|e| e.user.as_str().cmp(user))
 }
 
 /// Every node's members, as this node holds them.
@@ -176,7 +177,7 @@ impl Store {
         &mut self,
         slot: Slot,
         key: Arc<ChannelKey>,
-        user: Box<str>,
+        user: CompactString,
         info: Option<Box<str>>,
     ) -> Option<(bool, usize)> {
         let hash = super::member_hash(&key.0, &key.1, &user);
