@@ -90,7 +90,12 @@ pub struct Digest {
 
 impl Digest {
     fn toggle(&mut self, app: &str, channel: &str, user: &str, add: bool) {
-        self.xor ^= member_hash(app, channel, user);
+        self.flip(member_hash(app, channel, user), add);
+    }
+
+    /// [`Digest::toggle`] with the member's hash already computed.
+    fn flip(&mut self, hash: u64, add: bool) {
+        self.xor ^= hash;
         if add {
             self.members += 1;
         } else {

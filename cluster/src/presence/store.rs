@@ -180,6 +180,7 @@ impl Store {
         user: CompactString,
         info: Option<Box<str>>,
     ) -> Option<(bool, usize)> {
+        // Before `user` moves into the entry; applied only if the node did not hold it.
         let hash = super::member_hash(&key.0, &key.1, &user);
         let entries = self.channels.entry(key).or_default();
         let holder = Holder { node: slot, info };
@@ -210,9 +211,7 @@ impl Store {
                 (true, i)
             }
         };
-        let d = &mut self.state_mut(slot).digest;
-        d.xor ^= hash;
-        d.members += 1;
+        self.state_mut(slot).digest.flip(hash, true);
         Some((alone, i))
     }
 
@@ -237,9 +236,9 @@ impl Store {
                 entries.shrink_to_fit();
             }
         }
-        let d = &mut self.state_mut(slot).digest;
-        d.xor ^= super::member_hash(&key.0, &key.1, user);
-        d.members -= 1;
+        self.state_mut(slot)
+            .digest
+            .toggle(&key.0, &key.1, user, false);
         true
     }
 
