@@ -266,6 +266,16 @@ pub struct ClusterPresence {
 /// tree of 100k cloned pairs cost more than the change itself).
 type Affected = Vec<(ChannelKey, String)>;
 
+/// Nodes whose members count: the live ones, then the departing ones (so a live holder's
+/// info wins).
+fn counted_in<'a>(
+    live: &'a BTreeSet<NodeKey>,
+    departing: &'a BTreeSet<NodeKey>,
+) -> impl Iterator<Item = &'a NodeKey> {
+    live.iter()
+        .chain(departing.iter().filter(|k| !live.contains(*k)))
+}
+
 fn event(key: &ChannelKey, user: &str, change: Change) -> PresenceEvent {
     PresenceEvent {
         app: key.0.clone(),
@@ -280,18 +290,11 @@ impl ClusterPresence {
         ClusterPresence::default()
     }
 
-    /// Nodes whose members count: the live ones, then the departing ones (so a live
-    /// holder's info wins).
-    fn counted(&self) -> impl Iterator<Item = &NodeKey> {
-        self.live
-            .iter()
-            .chain(self.departing.iter().filter(|k| !self.live.contains(*k)))
-    }
-
-    /// The counted set or the held nodes changed: the store's ranks follow.
+    /// The counted set or the held nodes changed: the store's ranks follow. Runs on every
+    /// view (through `set_live`), so the fields are borrowed apart rather than the keys
+    /// copied out.
     fn rerank(&mut self) {
-        let counted: Vec<NodeKey> = self.counted().cloned().collect();
-        self.store.rank(counted.iter());
+        self.store.rank(counted_in(&self.live, &self.departing));
     }
 
     /// The node's slot in the store, made (and ranked) if it has none.

@@ -52,7 +52,7 @@ impl Entry {
 #[derive(Debug)]
 struct NodeState {
     digest: Digest,
-    /// Position in the order of counted nodes ([`super::ClusterPresence::counted`]), or
+    /// Position in the order of counted nodes ([`super::counted_in`]), or
     /// [`UNCOUNTED`]: the holder with the lowest rank shows its info (rule 5).
     rank: u32,
 }
