@@ -44,6 +44,7 @@ mod incoming;
 mod store;
 
 use crate::NodeKey;
+use compact_str::CompactString;
 use incoming::Incoming;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -353,14 +354,47 @@ impl ClusterPresence {
         })
     }
 
-    fn users_of(&self, node: &NodeKey) -> Affected {
-        let Some(slot) = self.store.slot_of(node) else {
-            return Affected::new();
-        };
-        self.store
-            .pairs_of(slot)
-            .map(|(k, u)| ((**k).clone(), u.to_owned()))
-            .collect()
+    /// Runs `change`, then emits the difference in presence for every user `nodes` held
+    /// before it: what [`ClusterPresence::diff`] does for a node-wide change, without
+    /// cloning and sorting every pair. One scan finds the pairs (each once, grouped by
+    /// channel) with whether each was shown; after the change each is looked up again.
+    /// A heal makes nodes holding hundreds of thousands of members live at once, and the
+    /// node's core applies no other view until this returns.
+    fn diff_held<'n>(
+        &mut self,
+        nodes: impl IntoIterator<Item = &'n NodeKey>,
+        change: impl FnOnce(&mut ClusterPresence),
+    ) -> Vec<PresenceEvent> {
+        let slots: Vec<Slot> = nodes
+            .into_iter()
+            .filter_map(|n| self.store.slot_of(n))
+            .collect();
+        let before: Vec<(Arc<ChannelKey>, CompactString, bool)> = self
+            .store
+            .held_by(&slots)
+            .into_iter()
+            .map(|(k, e)| (k.clone(), e.user().into(), self.store.shown_of(e).is_some()))
+            .collect();
+        change(self);
+        let mut out = Vec::new();
+        let mut channel: Option<(&Arc<ChannelKey>, &[Entry])> = None;
+        for (key, user, was) in &before {
+            let entries = match channel {
+                Some((k, entries)) if Arc::ptr_eq(k, key) => entries,
+                _ => self.store.entries(key),
+            };
+            channel = Some((key, entries));
+            let change = match (*was, self.store.shown_in(entries, user)) {
+                (false, Some(info)) => Change::Added {
+                    user_info: info.map(str::to_owned),
+                },
+                (true, None) => Change::Removed,
+                _ => continue,
+            };
+            out.push(event(key, user, change));
+        }
+        out.sort();
+        out
     }
 
     /// True when a newer generation of `node`'s id is known (live, linked or held).
@@ -401,11 +435,8 @@ impl ClusterPresence {
             }
         }
         let new_live: BTreeSet<NodeKey> = newest.into_values().collect();
-        let mut affected = Affected::new();
-        for k in self.live.symmetric_difference(&new_live) {
-            affected.extend(self.users_of(k));
-        }
-        self.diff(affected, |s| {
+        let changed: Vec<NodeKey> = self.live.symmetric_difference(&new_live).cloned().collect();
+        self.diff_held(&changed, |s| {
             s.live = new_live;
             s.collect_garbage();
         })
@@ -414,14 +445,16 @@ impl ClusterPresence {
     /// A data link to `node` came up: a sync from it follows.
     pub fn link_up(&mut self, node: &NodeKey) -> Vec<PresenceEvent> {
         self.syncing.insert(node.clone(), (0, Incoming::default()));
-        let mut affected = Affected::new();
         // A newer generation linking supersedes older ones we may still show.
-        for old in self.store.nodes().filter(|k| {
-            k.id == node.id && k.generation < node.generation && !self.departing.contains(*k)
-        }) {
-            affected.extend(self.users_of(old));
-        }
-        self.diff(affected, |s| {
+        let old: Vec<NodeKey> = self
+            .store
+            .nodes()
+            .filter(|k| {
+                k.id == node.id && k.generation < node.generation && !self.departing.contains(*k)
+            })
+            .cloned()
+            .collect();
+        self.diff_held(&old, |s| {
             s.linked.insert(node.clone());
             s.collect_garbage();
         })
@@ -429,8 +462,7 @@ impl ClusterPresence {
 
     /// The data link to `node` went down.
     pub fn link_down(&mut self, node: &NodeKey) -> Vec<PresenceEvent> {
-        let affected = self.users_of(node);
-        self.diff(affected, |s| {
+        self.diff_held([node], |s| {
             s.linked.remove(node);
             s.syncing.remove(node);
             s.collect_garbage();
@@ -517,9 +549,10 @@ impl ClusterPresence {
         let mut out = Vec::new();
         let gone: Vec<(Arc<ChannelKey>, String)> = self
             .store
-            .pairs_of(slot)
-            .filter(|(k, u)| !new.has(k, u))
-            .map(|(k, u)| (k.clone(), u.into()))
+            .held_by(&[slot])
+            .into_iter()
+            .filter(|(k, e)| !new.has(k, e.user()))
+            .map(|(k, e)| (k.clone(), e.user().into()))
             .collect();
         for (key, user) in gone {
             self.store.remove(slot, &key, &user);
@@ -556,8 +589,7 @@ impl ClusterPresence {
             return self.release(node);
         }
         self.departing.insert(node.clone());
-        let affected = self.users_of(node);
-        self.diff(affected, |s| {
+        self.diff_held([node], |s| {
             s.live.remove(node);
             s.linked.remove(node);
             s.syncing.remove(node);
@@ -573,8 +605,7 @@ impl ClusterPresence {
     /// The hold of a departed node is over: its members stop counting. Users not connected
     /// to any other node get their `member_removed` now.
     pub fn release(&mut self, node: &NodeKey) -> Vec<PresenceEvent> {
-        let affected = self.users_of(node);
-        self.diff(affected, |s| {
+        self.diff_held([node], |s| {
             s.departing.remove(node);
             s.live.remove(node);
             s.linked.remove(node);

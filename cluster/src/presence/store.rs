@@ -254,19 +254,27 @@ impl Store {
         }
     }
 
-    /// The `(channel, user)` pairs `slot` holds: a scan of everything held, skipped when
-    /// the node holds nothing.
-    pub(super) fn pairs_of(&self, slot: Slot) -> impl Iterator<Item = (&Arc<ChannelKey>, &str)> {
-        let any = self.state(slot).digest.members > 0;
-        self.channels
+    /// The entries any of `slots` holds, each once, grouped by channel: one scan for all
+    /// of them (a heal can make a dozen nodes live in one view), skipped when none of them
+    /// holds anything.
+    pub(super) fn held_by(&self, slots: &[Slot]) -> Vec<(&Arc<ChannelKey>, &Entry)> {
+        let slots: SmallVec<[Slot; 4]> = slots
             .iter()
-            .filter(move |_| any)
-            .flat_map(move |(k, entries)| {
-                entries
-                    .iter()
-                    .filter(move |e| e.holds(slot))
-                    .map(move |e| (k, &*e.user))
-            })
+            .copied()
+            .filter(|&s| self.state(s).digest.members > 0)
+            .collect();
+        if slots.is_empty() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for (k, entries) in &self.channels {
+            for e in entries {
+                if slots.iter().any(|&s| e.holds(s)) {
+                    out.push((k, e));
+                }
+            }
+        }
+        out
     }
 
     /// Every channel with its users (of any holder): for scans by user.
