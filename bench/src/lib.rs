@@ -9,6 +9,9 @@
 //! * **How does the cluster behave past this machine?** `raptor-bench cluster-sim` runs the
 //!   scale simulator (`raptor_cluster::sim`) at 3, 10, 25 and 50 nodes and writes the Scaling
 //!   section of `docs/cluster.md`; `raptor-bench run` runs it too (`--no-cluster-sim` skips it).
+//! * **What does the hop between real nodes cost?** `raptor-bench cluster-fanout` runs 3 real
+//!   nodes against one plain node and writes the Cluster section of `docs/benchmarks.md`;
+//!   `raptor-bench run` runs it too (`--no-cluster-fanout` skips it).
 //! * **What does a real server do end to end?** `raptor-bench run` starts Raptor (and
 //!   optionally a peer server and the raw loopback ceiling) as processes, drives them with the
 //!   `raptor-loadtest` library in alternating rounds, and writes `docs/benchmarks.md` with the

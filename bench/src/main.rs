@@ -182,6 +182,10 @@ struct Run {
     /// skip the mesh_fanout in-process benchmark
     #[argh(switch)]
     no_mesh: bool,
+    /// skip the 3-node cluster fanout (`cluster-fanout` with its defaults and --rounds, which
+    /// replaces the Cluster section of --out; it runs only without --only)
+    #[argh(switch)]
+    no_cluster_fanout: bool,
     /// skip the cluster scaling simulation (`cluster-sim` with its defaults, which writes
     /// the Scaling section of the cluster.md next to --out; it runs only without --only)
     #[argh(switch)]
@@ -419,7 +423,7 @@ fn run(a: Run) -> anyhow::Result<bool> {
     let mut contenders = vec![Contender {
         name: "raptor".into(),
         kind: Kind::Raptor {
-            bin,
+            bin: bin.clone(),
             shards: a.shards,
         },
     }];
@@ -540,6 +544,28 @@ fn run(a: Run) -> anyhow::Result<bool> {
     if !ok {
         eprintln!("raptor-bench: some Raptor runs were unclean or failed (see the report)");
     }
+    // The cluster hop, like the simulation below, belongs to the whole set (no `--only`):
+    // the same binary, rounds and log directory, into the Cluster section of `--out`.
+    let hop_ok = a.no_cluster_fanout || !a.only.is_empty() || {
+        let rounds = a.rounds.to_string();
+        let mut args = vec!["--rounds", rounds.as_str()];
+        let paths = [
+            ("--raptor-bin", bin.clone()),
+            ("--out", out.clone()),
+            ("--chart-dir", chart_dir.clone()),
+            ("--log-dir", log_dir.join("cluster-fanout")),
+        ];
+        let paths: Vec<(&str, String)> = paths
+            .iter()
+            .map(|(k, p)| (*k, p.display().to_string()))
+            .collect();
+        for (k, p) in &paths {
+            args.extend([*k, p.as_str()]);
+        }
+        let cmd = ClusterFanout::from_args(&["cluster-fanout"], &args)
+            .map_err(|e| anyhow::anyhow!("cluster-fanout arguments: {}", e.output))?;
+        cluster_fanout(cmd)?
+    };
     // The simulation belongs to the whole set (no `--only`); its section goes into the
     // cluster.md next to `--out` (docs/cluster.md by default), so a run writing elsewhere
     // never touches the repository's docs.
@@ -549,7 +575,7 @@ fn run(a: Run) -> anyhow::Result<bool> {
         sim.out = Some(out.with_file_name("cluster.md"));
         raptor_bench::cluster_sim::spawn(&sim)?
     };
-    Ok(ok && sim_ok)
+    Ok(ok && hop_ok && sim_ok)
 }
 
 /// Runs `cluster-fanout`; `Ok(false)` when some run was unclean or failed.

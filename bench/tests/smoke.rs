@@ -69,6 +69,7 @@ fn tiny_run_writes_a_sane_report() {
             "1",
         ])
         .args(["--storm-concurrency", "16", "--no-mesh", "--no-cluster-sim"])
+        .arg("--no-cluster-fanout")
         .args(["--probe-secs", "0.5", "--fanout-start-rate", "200"])
         .args(HISTORY_TINY)
         .args(FLOORS_TINY)
