@@ -21,8 +21,7 @@
 //! * **Encode once, send bytes.** A published event becomes one immutable frame
 //!   ([`frame::Frame`], shared bytes) at its order point; every recipient session's queue
 //!   ([`session::Outbound`]) holds a clone of the same bytes, and the per-shard flusher of
-//!   the WebSocket writer writes all pending frames of a socket with one vectored `sendmsg`
-//!   ([`outbox`]).
+//!   the WebSocket writer writes all pending frames of a socket with one syscall ([`outbox`]).
 //! * **Everything is bounded** ([`config::Limits`]): outbound queues per socket (a slow reader
 //!   is cut with close code 4100), message and body sizes, header sizes and timeouts.
 //!

@@ -3,7 +3,7 @@
 //!
 //! Everything above (HTTP requests, the WebSocket session, the outbox) reads and writes a
 //! [`Transport`] through the futures-io traits and does not care which kind it is, with one
-//! exception: the outbox writes plain sockets with its own vectored `sendmsg` on the raw fd
+//! exception: the outbox writes plain sockets with its own `send`/`sendmsg` on the raw fd
 //! and TLS ones through rustls ([`crate::outbox`]).
 //!
 //! **Boundary:** a bottom layer, like the outbox: it imports nothing above it (only the loaded

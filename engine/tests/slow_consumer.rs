@@ -16,21 +16,8 @@ async fn slow_reader_is_cut_with_4100_and_others_get_everything() {
     let s = Server::start_with("[limits]\nclose_grace_secs = 60\n");
     // The slow client: a raw socket with a small receive buffer that subscribes, then stops
     // reading.
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.set_recv_buffer_size(4096).unwrap();
-    let mut slow = sock.connect(([127, 0, 0, 1], s.port).into()).await.unwrap();
-    slow.write_all(b"GET /app/app-key?protocol=7 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").await.unwrap();
-    let sub = json!({"event":"pusher:subscribe","data":{"channel":"feed"}}).to_string();
-    let mut frame = vec![0x81u8, 0x80 | sub.len() as u8, 0, 0, 0, 0];
-    frame.extend_from_slice(sub.as_bytes());
-    slow.write_all(&frame).await.unwrap();
+    let (mut slow, seen) = raw_subscriber(s.port, "feed").await;
     let mut buf = vec![0u8; 4096];
-    let mut seen = Vec::new();
-    while !String::from_utf8_lossy(&seen).contains("subscription_succeeded") {
-        let n = slow.read(&mut buf).await.unwrap();
-        assert!(n > 0);
-        seen.extend_from_slice(&buf[..n]);
-    }
 
     let mut fast = Client::connect(&s).await;
     fast.subscribe("feed").await;
@@ -159,18 +146,87 @@ close_grace_secs = 60
     assert!(all.len() < PINGS * 127 / 2, "{} bytes read", all.len());
 }
 
-/// Walks server frames (unmasked) and returns the close code of the close frame.
-fn find_close(mut b: &[u8]) -> Option<u16> {
-    // Skip the HTTP response head.
-    let head = b.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-    b = &b[head..];
+/// A client that pauses while a backlog builds up (under the outbox bound) and then reads
+/// gets every frame whole and in order: the writer coalesces queued frames into one buffer
+/// per `send`, and the kernel takes any part of it, so frames are split across writes
+/// (and at the coalescing limit) and must be resumed exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_pauses_gets_every_frame_intact() {
+    const EVENTS: usize = 400;
+    let s = Server::start();
+    let (mut paused, mut all) = raw_subscriber(s.port, "feed").await;
+    let mut h = Http::connect(&s).await;
+    // ~1.3 KB frames of varying size: 520 KB in all, past the socket buffers, under the
+    // 1 MiB outbox bound; no two frames line up with the 16 KiB coalescing limit alike.
+    for i in 0..EVENTS / 10 {
+        h.batch_of_ten("feed", i * 10, &"y".repeat(1200 + i * 7))
+            .await;
+    }
+    let mut buf = vec![0u8; 65536];
+    let mut texts = Vec::new();
+    while texts.len() < EVENTS + 2 {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), paused.read(&mut buf))
+            .await
+            .expect("the backlog stopped short")
+            .unwrap();
+        assert!(n > 0, "closed after {} frames", texts.len());
+        all.extend_from_slice(&buf[..n]);
+        texts = frames(&all)
+            .into_iter()
+            .filter(|(op, _)| *op == 0x81)
+            .map(|(_, p)| String::from_utf8(p.to_vec()).unwrap())
+            .collect();
+    }
+    // connection_established and subscription_succeeded, then the events in order.
+    for (n, t) in texts[2..].iter().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(t).unwrap();
+        let pad = "y".repeat(1200 + n / 10 * 7);
+        assert_eq!(
+            v,
+            json!({"event":"e","channel":"feed","data":format!("{n}:{pad}")}),
+            "frame {n}"
+        );
+    }
+    assert_eq!(texts.len(), EVENTS + 2);
+}
+
+/// A raw WebSocket client with a 4 KiB receive buffer subscribed to `channel`, and the bytes
+/// it read up to `subscription_succeeded` (the HTTP response head included).
+async fn raw_subscriber(port: u16, channel: &str) -> (tokio::net::TcpStream, Vec<u8>) {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let mut c = sock.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+    c.write_all(b"GET /app/app-key?protocol=7 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").await.unwrap();
+    let sub = json!({"event":"pusher:subscribe","data":{"channel":channel}}).to_string();
+    let mut frame = vec![0x81u8, 0x80 | sub.len() as u8, 0, 0, 0, 0];
+    frame.extend_from_slice(sub.as_bytes());
+    c.write_all(&frame).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("subscription_succeeded") {
+        let n = c.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        seen.extend_from_slice(&buf[..n]);
+    }
+    (c, seen)
+}
+
+/// Walks server frames (unmasked) after the HTTP response head: (first byte, payload) of
+/// each whole frame; a partial frame at the end is left out.
+fn frames(b: &[u8]) -> Vec<(u8, &[u8])> {
+    let Some(head) = b.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Vec::new();
+    };
+    let mut b = &b[head + 4..];
+    let mut out = Vec::new();
     while b.len() >= 2 {
         let (len, hl) = match b[1] & 0x7f {
-            126 => (u16::from_be_bytes([b[2], b[3]]) as usize, 4),
-            127 => (
+            126 if b.len() >= 4 => (u16::from_be_bytes([b[2], b[3]]) as usize, 4),
+            127 if b.len() >= 10 => (
                 u64::from_be_bytes(b[2..10].try_into().unwrap()) as usize,
                 10,
             ),
+            126 | 127 => break,
             n => (n as usize, 2),
         };
         assert!(
@@ -179,10 +235,19 @@ fn find_close(mut b: &[u8]) -> Option<u16> {
             b.len(),
             &b[..b.len().min(16)]
         );
-        if b[0] == 0x88 {
-            return Some(u16::from_be_bytes([b[hl], b[hl + 1]]));
+        if b.len() < hl + len {
+            break;
         }
-        b = &b[(hl + len).min(b.len())..];
+        out.push((b[0], &b[hl..hl + len]));
+        b = &b[hl + len..];
     }
-    None
+    out
+}
+
+/// The close code of the first close frame in the server's bytes.
+fn find_close(b: &[u8]) -> Option<u16> {
+    frames(b)
+        .into_iter()
+        .find(|(op, _)| *op == 0x88)
+        .map(|(_, p)| u16::from_be_bytes([p[0], p[1]]))
 }
