@@ -277,6 +277,18 @@ fn counted_in<'a>(
         .chain(departing.iter().filter(|k| !live.contains(*k)))
 }
 
+/// What a pair's change of shown state is worth telling: shown before (`was`), and what is
+/// shown now (its info). Only the info of a pair that appeared is copied.
+fn change_of(was: bool, now: Option<Option<&str>>) -> Option<Change> {
+    match (was, now) {
+        (false, Some(info)) => Some(Change::Added {
+            user_info: info.map(str::to_owned),
+        }),
+        (true, None) => Some(Change::Removed),
+        _ => None,
+    }
+}
+
 fn event(key: &ChannelKey, user: &str, change: Change) -> PresenceEvent {
     PresenceEvent {
         app: key.0.clone(),
@@ -317,23 +329,21 @@ impl ClusterPresence {
         affected.dedup();
         let before: Vec<bool> = self.shown(&affected).map(|s| s.is_some()).collect();
         change(self);
-        let now: Vec<Option<Option<String>>> = self
+        let changes: Vec<Option<Change>> = self
             .shown(&affected)
-            .map(|s| s.map(|info| info.map(str::to_owned)))
+            .zip(before)
+            .map(|(now, was)| change_of(was, now))
             .collect();
         let mut out = Vec::new();
-        for (((key, user), was), now) in affected.into_iter().zip(before).zip(now) {
-            let change = match (was, now) {
-                (false, Some(user_info)) => Change::Added { user_info },
-                (true, None) => Change::Removed,
-                _ => continue,
-            };
-            out.push(PresenceEvent {
-                app: key.0,
-                channel: key.1,
-                user_id: user,
-                change,
-            });
+        for ((key, user), change) in affected.into_iter().zip(changes) {
+            if let Some(change) = change {
+                out.push(PresenceEvent {
+                    app: key.0,
+                    channel: key.1,
+                    user_id: user,
+                    change,
+                });
+            }
         }
         out
     }
@@ -384,14 +394,9 @@ impl ClusterPresence {
                 _ => self.store.entries(key),
             };
             channel = Some((key, entries));
-            let change = match (*was, self.store.shown_in(entries, user)) {
-                (false, Some(info)) => Change::Added {
-                    user_info: info.map(str::to_owned),
-                },
-                (true, None) => Change::Removed,
-                _ => continue,
-            };
-            out.push(event(key, user, change));
+            if let Some(change) = change_of(*was, self.store.shown_in(entries, user)) {
+                out.push(event(key, user, change));
+            }
         }
         out.sort();
         out
