@@ -50,6 +50,11 @@ async fn slow_reader_is_cut_with_4100_and_others_get_everything() {
     for i in 0..EVENTS / 10 {
         // The fast client keeps up by definition: publish at most ~100 events ahead of it.
         while progress.load(std::sync::atomic::Ordering::Relaxed) + 100 < i * 10 {
+            // A reader that panicked makes no more progress: fail instead of waiting forever.
+            assert!(
+                !reader.is_finished(),
+                "the fast reader stopped at {i}0 published"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
         h.batch_of_ten("feed", i * 10, &pad).await;
@@ -96,18 +101,9 @@ outbox_max_bytes = 65536
 close_grace_secs = 60
 ",
     );
-    let sock = tokio::net::TcpSocket::new_v4().unwrap();
-    sock.set_recv_buffer_size(4096).unwrap();
-    let slow = sock.connect(([127, 0, 0, 1], s.port).into()).await.unwrap();
+    let (slow, seen) = raw_connect(s.port).await;
     let (mut rd, mut wr) = slow.into_split();
-    wr.write_all(b"GET /app/app-key?protocol=7 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").await.unwrap();
     let mut buf = vec![0u8; 4096];
-    let mut seen = Vec::new();
-    while !String::from_utf8_lossy(&seen).contains("connection_established") {
-        let n = rd.read(&mut buf).await.unwrap();
-        assert!(n > 0);
-        seen.extend_from_slice(&buf[..n]);
-    }
     // 100,000 masked pings with the largest control payload (125 bytes): 12.7 MB of pongs
     // to queue, far past the kernel's buffers and the 64 KiB bound.
     let mut ping = vec![0x89u8, 0x80 | 125, 0, 0, 0, 0];
@@ -190,19 +186,32 @@ async fn a_reader_that_pauses_gets_every_frame_intact() {
     assert_eq!(texts.len(), EVENTS + 2);
 }
 
-/// A raw WebSocket client with a 4 KiB receive buffer subscribed to `channel`, and the bytes
-/// it read up to `subscription_succeeded` (the HTTP response head included).
-async fn raw_subscriber(port: u16, channel: &str) -> (tokio::net::TcpStream, Vec<u8>) {
+/// A raw WebSocket client with a 4 KiB receive buffer, and the bytes it read up to
+/// `connection_established` (the HTTP response head included).
+async fn raw_connect(port: u16) -> (tokio::net::TcpStream, Vec<u8>) {
     let sock = tokio::net::TcpSocket::new_v4().unwrap();
     sock.set_recv_buffer_size(4096).unwrap();
     let mut c = sock.connect(([127, 0, 0, 1], port).into()).await.unwrap();
     c.write_all(b"GET /app/app-key?protocol=7 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("connection_established") {
+        let n = c.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        seen.extend_from_slice(&buf[..n]);
+    }
+    (c, seen)
+}
+
+/// [`raw_connect`], then subscribed to `channel`: the bytes read up to
+/// `subscription_succeeded`.
+async fn raw_subscriber(port: u16, channel: &str) -> (tokio::net::TcpStream, Vec<u8>) {
+    let (mut c, mut seen) = raw_connect(port).await;
     let sub = json!({"event":"pusher:subscribe","data":{"channel":channel}}).to_string();
     let mut frame = vec![0x81u8, 0x80 | sub.len() as u8, 0, 0, 0, 0];
     frame.extend_from_slice(sub.as_bytes());
     c.write_all(&frame).await.unwrap();
     let mut buf = vec![0u8; 4096];
-    let mut seen = Vec::new();
     while !String::from_utf8_lossy(&seen).contains("subscription_succeeded") {
         let n = c.read(&mut buf).await.unwrap();
         assert!(n > 0);
