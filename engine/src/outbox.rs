@@ -50,8 +50,8 @@ pub const IOV_BATCH: usize = 64;
 const SENDS_PER_VISIT: usize = 4;
 /// Bytes of small frames copied into one buffer per write. On a TLS socket that buffer is one
 /// record (this is the largest), so a burst of small frames is encrypted and framed once; on
-/// a plain socket it is one segment for `send`, since the kernel's cost per iovec is far above
-/// copying a small frame. A head frame this big or bigger is written in place instead.
+/// a plain socket it is one segment for `send` (level with gathering on server CPU, fewer and
+/// larger segments; ADR 0016). A head frame this big or bigger is written in place instead.
 const COALESCE_BYTES: usize = 16 * 1024;
 
 /// A WebSocket's own bytes: tungstenite's control replies (pongs, the close reply that echoes
@@ -326,9 +326,9 @@ impl WsWriter {
                 let mut rest = pending.peekable();
                 if rest.peek().is_some() && head.len() < COALESCE_BYTES {
                     // Several small frames: copied into one buffer and sent as one segment.
-                    // The kernel's per-iovec cost dwarfs a user-space copy of ~150 bytes
-                    // (profile of 16 publishers × 1,000 subscribers: `_copy_from_iter` took
-                    // 52 % of the server's samples with one iovec per frame).
+                    // Measured level with one iovec each on server CPU and better at keeping
+                    // up under backlog; not a cure for the kernel's copy cost under a full
+                    // socket buffer, which stays either way (ADR 0016).
                     let mut buf = self.flush.scratch.borrow_mut();
                     coalesce(&mut buf, head, rest, COALESCE_BYTES);
                     return self.with_sock(|s| s.send_with_flags(&buf, flags));
